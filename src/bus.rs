@@ -1,0 +1,446 @@
+//! [`EventBus`]: subscribe, publish, query history.
+//!
+//! # Behaviour
+//!
+//! - **Fan-out.** Every subscriber of the event's type whose filter passes is
+//!   called exactly once per publish; subscribers of other types never are.
+//!   Filters run first, on the publishing thread. Sync handlers run inline, in
+//!   subscription order; async handlers of one publish run concurrently and
+//!   `publish` resolves when all have finished.
+//! - **No executor needed.** With only sync subscribers a publish spawns
+//!   nothing, needs no runtime and allocates nothing beyond the `Arc` that
+//!   history keeps. [`EventBus::publish_blocking`] works from plain threads
+//!   and polls any async handlers on the calling thread.
+//! - **Slow handlers.** A sync handler runs on the publisher's thread, so a
+//!   slow one delays that publish (and only that publisher); an async one
+//!   delays only the `publish` future that awaits it. Offload long work with
+//!   your runtime's `spawn`.
+//! - **Failures.** A handler that returns `Err` or panics, or a filter that
+//!   panics, is counted in [`PublishOutcome::failed`] and
+//!   [`BusStats::handler_errors`] and logged with `tracing`; every other
+//!   handler still runs and `publish` itself never panics.
+//! - **Re-entrancy.** No lock is held while user code runs: handlers may
+//!   publish, subscribe and unsubscribe (themselves included).
+//! - **Unsubscribe during dispatch.** Once [`EventBus::unsubscribe`] returns,
+//!   no publish that starts afterwards calls the handler, nor does the rest of
+//!   a dispatch on the thread that unsubscribed. A publish already running on
+//!   another thread may still call it once.
+//! - **Ordering.** Sequential publishes reach each handler in publish order.
+//! - **History.** Recorded at publish, before handlers run; see
+//!   [`EventBus::history`].
+//!
+//! ```
+//! use agentbus::{Event, EventBus, EventType, HistoryQuery};
+//! use serde_json::json;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//!
+//! let bus = EventBus::new();
+//! let seen = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&seen);
+//! let id = bus.subscribe(EventType::TaskCompleted, move |e: &Event| {
+//!     assert_eq!(e.data["task_id"], 123);
+//!     counter.fetch_add(1, Ordering::Relaxed);
+//! });
+//!
+//! let outcome = bus.publish_blocking(
+//!     Event::new(EventType::TaskCompleted).with_data(json!({"task_id": 123})),
+//! );
+//! assert_eq!(outcome.delivered, 1);
+//! assert_eq!(seen.load(Ordering::Relaxed), 1);
+//! assert_eq!(bus.history(&HistoryQuery::new()).len(), 1);
+//!
+//! assert!(bus.unsubscribe(id));
+//! assert!(!bus.unsubscribe(id));
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc as StdArc, OnceLock};
+
+use crate::dispatch::{fan_out, PublishOutcome};
+use crate::error::BuildError;
+use crate::event::Event;
+use crate::event_type::EventTypeSet;
+use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
+use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
+use crate::id::SubscriptionId;
+use crate::stats::{BusStats, Counters};
+use crate::stream::EventStream;
+use crate::subscription::{SubscriptionBuilder, SubscriptionGuard};
+use crate::sync::{lock, Arc, Mutex};
+use crate::table::Tables;
+
+/// A lock-free, in-process event bus.
+///
+/// `EventBus` is a cheap handle: clones share one bus. See the
+/// [module docs](self) for what publishing guarantees.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: StdArc<Inner>,
+}
+
+pub(crate) struct Inner {
+    tables: Tables,
+    history: History,
+    counters: Counters,
+    registry: Mutex<Registry>,
+}
+
+/// The writers' side: who is subscribed to what. Guarded by a mutex that
+/// publishers never take.
+#[derive(Default)]
+struct Registry {
+    last_id: u64,
+    subscriptions: HashMap<SubscriptionId, (EventTypeSet, Arc<Subscriber>)>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("history_capacity", &self.history_capacity())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// The process-wide bus, created on first use with the default history
+/// capacity (1000).
+///
+/// ```
+/// use agentbus::{event_bus, Event, EventType};
+///
+/// let id = event_bus().subscribe(EventType::AgentStarted, |_e: &Event| {});
+/// event_bus().publish_blocking(Event::new(EventType::AgentStarted));
+/// assert!(event_bus().unsubscribe(id));
+/// ```
+pub fn event_bus() -> &'static EventBus {
+    static BUS: OnceLock<EventBus> = OnceLock::new();
+    BUS.get_or_init(EventBus::new)
+}
+
+impl EventBus {
+    /// A bus keeping the 1000 newest events in history.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_HISTORY_CAPACITY)
+    }
+
+    /// Configures a bus.
+    ///
+    /// ```
+    /// use agentbus::EventBus;
+    ///
+    /// let bus = EventBus::builder().history_capacity(10).build();
+    /// assert_eq!(bus.history_capacity(), 10);
+    /// ```
+    pub fn builder() -> EventBusBuilder {
+        EventBusBuilder {
+            history_capacity: DEFAULT_HISTORY_CAPACITY,
+        }
+    }
+
+    fn with_capacity(history_capacity: usize) -> Self {
+        Self {
+            inner: StdArc::new(Inner {
+                tables: Tables::new(),
+                history: History::new(history_capacity),
+                counters: Counters::new(),
+                registry: Mutex::new(Registry::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn from_inner(inner: StdArc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        StdArc::downgrade(&self.inner)
+    }
+
+    /// Calls `handler` for every event of `types` (one [`EventType`](crate::EventType)
+    /// or an [`EventTypeSet`]), inline on the publishing thread.
+    ///
+    /// The handler returns `()` or `Result<(), E: Display>`; `Err` and panics
+    /// count as failures.
+    pub fn subscribe<F, R>(&self, types: impl Into<EventTypeSet>, handler: F) -> SubscriptionId
+    where
+        F: Fn(&Event) -> R + Send + Sync + 'static,
+        R: HandlerResult,
+    {
+        self.register(types.into(), None, None, Handler::sync(handler))
+    }
+
+    /// Calls `handler` for every event of `types` and awaits the future it
+    /// returns; the async handlers of one publish run concurrently.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use std::sync::Arc;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let bus = EventBus::new();
+    /// bus.subscribe_async(EventType::MemoryShared, |e: Arc<Event>| async move {
+    ///     println!("new knowledge: {}", e.data["content"]);
+    /// });
+    /// let outcome = bus.publish(Event::new(EventType::MemoryShared)).await;
+    /// assert_eq!(outcome.delivered, 1);
+    /// # });
+    /// ```
+    pub fn subscribe_async<F, Fut>(
+        &self,
+        types: impl Into<EventTypeSet>,
+        handler: F,
+    ) -> SubscriptionId
+    where
+        F: Fn(StdArc<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
+    {
+        self.register(types.into(), None, None, Handler::from_async(handler))
+    }
+
+    /// Calls `handler` for every event of every type (one subscription).
+    pub fn subscribe_all<F, R>(&self, handler: F) -> SubscriptionId
+    where
+        F: Fn(&Event) -> R + Send + Sync + 'static,
+        R: HandlerResult,
+    {
+        self.subscribe(EventTypeSet::all(), handler)
+    }
+
+    /// Starts a subscription with a filter, a name, or a stream as its end.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    ///
+    /// let bus = EventBus::new();
+    /// bus.subscription(EventType::TaskCompleted)
+    ///     .filter(|e: &Event| e.circle_id == Some(5))
+    ///     .name("circle-5-watcher")
+    ///     .handler(|e: &Event| println!("circle 5 finished {}", e.data["task_id"]));
+    ///
+    /// let hit = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(5));
+    /// let miss = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(6));
+    /// assert_eq!((hit.delivered, miss.delivered), (1, 0));
+    /// ```
+    pub fn subscription(&self, types: impl Into<EventTypeSet>) -> SubscriptionBuilder<'_> {
+        SubscriptionBuilder::new(self, types.into())
+    }
+
+    /// A bounded stream of the events of `types`, buffering at most
+    /// `capacity` of them (see [`EventStream`]).
+    pub fn stream(&self, types: impl Into<EventTypeSet>, capacity: usize) -> EventStream {
+        self.subscription(types).stream(capacity)
+    }
+
+    pub(crate) fn register(
+        &self,
+        types: EventTypeSet,
+        name: Option<Cow<'static, str>>,
+        filter: Option<Filter>,
+        handler: Handler,
+    ) -> SubscriptionId {
+        let inner = &*self.inner;
+        let mut registry = lock(&inner.registry);
+        registry.last_id += 1;
+        let id = SubscriptionId(registry.last_id);
+        let subscriber = Arc::new(Subscriber::new(id, name, filter, handler));
+        let retired = inner.tables.insert(types, &subscriber);
+        registry.subscriptions.insert(id, (types, subscriber));
+        inner
+            .counters
+            .set_active_subscribers(registry.subscriptions.len());
+        drop(registry);
+        // Old tables hold no subscriber that is not still registered, so
+        // dropping them runs no user code; drop outside the lock anyway.
+        drop(retired);
+        id
+    }
+
+    /// Removes a subscription. `true` the first time for a live id, then
+    /// `false`; ids are never reused, so a stale id removes nothing.
+    ///
+    /// Once this returns, no publish that starts afterwards calls the handler;
+    /// a publish already running on another thread may still call it once.
+    /// The handler (and what it captured) is dropped when the last such
+    /// publish is done, never while a bus lock is held.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        let inner = &*self.inner;
+        let mut registry = lock(&inner.registry);
+        let Some((types, subscriber)) = registry.subscriptions.remove(&id) else {
+            return false;
+        };
+        subscriber.deactivate();
+        let retired = inner.tables.remove(types, id);
+        inner
+            .counters
+            .set_active_subscribers(registry.subscriptions.len());
+        drop(registry);
+        // The last reference may go here: the handler's captures are user
+        // code, whose Drop must not unwind into the caller.
+        quietly(|| drop((retired, subscriber)));
+        true
+    }
+
+    /// A guard that unsubscribes `id` from this bus when dropped.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    ///
+    /// let bus = EventBus::new();
+    /// {
+    ///     let _guard = bus.guard(bus.subscribe(EventType::TaskStarted, |_e: &Event| {}));
+    ///     assert_eq!(bus.stats().active_subscribers, 1);
+    /// }
+    /// assert_eq!(bus.stats().active_subscribers, 0);
+    /// ```
+    pub fn guard(&self, id: SubscriptionId) -> SubscriptionGuard {
+        SubscriptionGuard::new(self, id)
+    }
+
+    /// Publishes `event` (an [`Event`] or an `Arc<Event>`) and resolves when
+    /// every handler has run.
+    ///
+    /// Nothing happens until the future is polled. It is `Send`, so it can be
+    /// awaited on any runtime. Dropping it after the first poll cancels the
+    /// async handlers still running.
+    pub fn publish(
+        &self,
+        event: impl Into<StdArc<Event>>,
+    ) -> impl Future<Output = PublishOutcome> + Send + '_ {
+        let event = event.into();
+        async move { self.dispatch(event).await }
+    }
+
+    /// Publishes from synchronous code: runs the handlers on this thread and
+    /// returns when all have finished. Needs no runtime.
+    ///
+    /// Async handlers are polled here with a minimal executor; one that needs
+    /// a specific runtime (Tokio timers or I/O, say) must be reached through
+    /// [`publish`](Self::publish) on that runtime instead.
+    pub fn publish_blocking(&self, event: impl Into<StdArc<Event>>) -> PublishOutcome {
+        let event = event.into();
+        let delivery = self.dispatch(event);
+        if delivery.is_done() {
+            delivery.outcome()
+        } else {
+            futures::executor::block_on(delivery)
+        }
+    }
+
+    #[inline]
+    fn dispatch(&self, event: StdArc<Event>) -> crate::dispatch::Delivery<'_> {
+        let inner = &*self.inner;
+        inner.history.push(&event);
+        let table = inner.tables.load(event.event_type);
+        fan_out(&table, event, &inner.counters)
+    }
+
+    /// The newest events matching `query`, newest first (at most
+    /// `query.limit`, 100 by default).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
+    ///
+    /// let bus = EventBus::new();
+    /// for circle in [1, 2, 1] {
+    ///     bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(circle));
+    /// }
+    /// let circle_1 = bus.history(&HistoryQuery::new().circle_id(1));
+    /// assert_eq!(circle_1.len(), 2);
+    /// assert!(circle_1[0].id > circle_1[1].id);
+    /// ```
+    pub fn history(&self, query: &HistoryQuery) -> Vec<StdArc<Event>> {
+        self.inner.history.read(query)
+    }
+
+    /// How many events history keeps.
+    pub fn history_capacity(&self) -> usize {
+        self.inner.history.capacity()
+    }
+
+    /// Forgets the history and releases its events.
+    pub fn clear_history(&self) {
+        self.inner.history.clear();
+    }
+
+    /// Removes every subscription, clears history and zeroes the stats; for
+    /// tests. Subscription ids keep counting, so old ids stay stale.
+    ///
+    /// A publish racing with `reset` may still reach old handlers once and
+    /// may or may not be counted.
+    pub fn reset(&self) {
+        let inner = &*self.inner;
+        let mut registry = lock(&inner.registry);
+        let removed = std::mem::take(&mut registry.subscriptions);
+        for (_, subscriber) in removed.values() {
+            subscriber.deactivate();
+        }
+        let retired = inner.tables.clear();
+        inner.counters.set_active_subscribers(0);
+        drop(registry);
+        quietly(|| drop((retired, removed)));
+        inner.history.clear();
+        inner.counters.reset();
+    }
+
+    /// A snapshot of the bus's counters.
+    pub fn stats(&self) -> BusStats {
+        let inner = &*self.inner;
+        inner.counters.snapshot(inner.history.len())
+    }
+}
+
+/// Configures an [`EventBus`]; from [`EventBus::builder`].
+#[derive(Clone, Debug)]
+pub struct EventBusBuilder {
+    history_capacity: usize,
+}
+
+impl EventBusBuilder {
+    /// How many of the newest events history keeps: exactly this many, any
+    /// number up to [`MAX_HISTORY_CAPACITY`]; `0` turns history off.
+    #[must_use]
+    pub fn history_capacity(mut self, capacity: usize) -> Self {
+        self.history_capacity = capacity;
+        self
+    }
+
+    /// Builds the bus, or says why the settings cannot be built.
+    ///
+    /// ```
+    /// use agentbus::{BuildError, EventBus, MAX_HISTORY_CAPACITY};
+    ///
+    /// let too_big = EventBus::builder().history_capacity(usize::MAX).try_build();
+    /// assert!(matches!(too_big, Err(BuildError::HistoryCapacityTooLarge { .. })));
+    /// assert!(EventBus::builder().history_capacity(MAX_HISTORY_CAPACITY).try_build().is_ok());
+    /// ```
+    pub fn try_build(self) -> Result<EventBus, BuildError> {
+        if self.history_capacity > MAX_HISTORY_CAPACITY {
+            return Err(BuildError::HistoryCapacityTooLarge {
+                requested: self.history_capacity,
+                max: MAX_HISTORY_CAPACITY,
+            });
+        }
+        Ok(EventBus::with_capacity(self.history_capacity))
+    }
+
+    /// Builds the bus. A history capacity above [`MAX_HISTORY_CAPACITY`] is
+    /// lowered to it, with a `tracing` warning; use
+    /// [`try_build`](Self::try_build) to get an error instead.
+    pub fn build(self) -> EventBus {
+        let requested = self.history_capacity;
+        self.try_build().unwrap_or_else(|err| {
+            tracing::warn!(requested, error = %err, "history capacity lowered to the maximum");
+            EventBus::with_capacity(MAX_HISTORY_CAPACITY)
+        })
+    }
+}

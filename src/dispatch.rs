@@ -1,0 +1,184 @@
+//! One publish: the synchronous fan-out and the future that awaits async
+//! handlers.
+//!
+//! Sync handlers run inline, in subscription order, on the publishing thread.
+//! Each async handler's future is created during the fan-out (so it sees the
+//! same table snapshot) and all of them are then polled concurrently by the
+//! returned [`Delivery`]; a panic while polling one is caught and counted as a
+//! failure like an `Err`. Dropping the publish future before it completes
+//! cancels (drops) the async handlers still running; they are counted neither
+//! as delivered nor as failed.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+
+use smallvec::SmallVec;
+
+use crate::event::Event;
+use crate::handler::{drop_payload, panic_message, quietly, BoxFuture, Handler, Skip, Subscriber};
+use crate::stats::Counters;
+use crate::sync::Arc;
+use crate::table::Table;
+
+/// What one publish reached.
+///
+/// ```
+/// use agentbus::{Event, EventBus, EventType, PublishOutcome};
+///
+/// let bus = EventBus::new();
+/// bus.subscribe(EventType::SystemError, |_e: &Event| {});
+/// bus.subscribe(EventType::SystemError, |_e: &Event| -> Result<(), String> {
+///     Err("disk full".into())
+/// });
+/// let outcome = bus.publish_blocking(Event::new(EventType::SystemError));
+/// assert_eq!(outcome, PublishOutcome { delivered: 1, failed: 1 });
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PublishOutcome {
+    /// Handlers that completed successfully.
+    pub delivered: usize,
+    /// Handlers that returned `Err` or panicked, plus filters that panicked.
+    pub failed: usize,
+}
+
+/// An async handler started by a publish and not finished yet.
+struct Running {
+    future: BoxFuture,
+    subscriber: Arc<Subscriber>,
+}
+
+/// Async handlers most publishes start without spilling to the heap.
+const INLINE_RUNNING: usize = 2;
+
+/// Runs the synchronous part of a publish over `table` and returns what is
+/// left to await.
+#[inline]
+pub(crate) fn fan_out<'a>(
+    table: &Table,
+    event: StdArc<Event>,
+    counters: &'a Counters,
+) -> Delivery<'a> {
+    let mut outcome = PublishOutcome::default();
+    let mut running = SmallVec::new();
+    let event_ref = &event;
+    for subscriber in table.iter() {
+        let event = event_ref;
+        match subscriber.wants(event) {
+            Ok(()) => {}
+            Err(Skip::NotWanted) => continue,
+            Err(Skip::FilterPanicked) => {
+                outcome.failed += 1;
+                continue;
+            }
+        }
+        let ok = match &subscriber.handler {
+            Handler::Sync(handler) => subscriber.call_sync(event, || handler(event)),
+            Handler::Shared(handler) => subscriber.call_sync(event, || {
+                handler(event);
+                Ok(())
+            }),
+            Handler::Async(handler) => match subscriber.start_async(handler, event) {
+                Some(future) => {
+                    running.push(Running {
+                        future,
+                        subscriber: Arc::clone(subscriber),
+                    });
+                    continue;
+                }
+                None => false,
+            },
+        };
+        if ok {
+            outcome.delivered += 1;
+        } else {
+            outcome.failed += 1;
+        }
+    }
+    counters.record(outcome.delivered as u64, outcome.failed as u64);
+    Delivery {
+        outcome,
+        running,
+        event,
+        counters,
+    }
+}
+
+/// The async remainder of a publish: resolves to the full
+/// [`PublishOutcome`] once every async handler has finished.
+pub(crate) struct Delivery<'a> {
+    outcome: PublishOutcome,
+    running: SmallVec<[Running; INLINE_RUNNING]>,
+    event: StdArc<Event>,
+    counters: &'a Counters,
+}
+
+impl Delivery<'_> {
+    /// The outcome so far; final when [`is_done`](Self::is_done).
+    pub(crate) fn outcome(&self) -> PublishOutcome {
+        self.outcome
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.running.is_empty()
+    }
+}
+
+impl Future for Delivery<'_> {
+    type Output = PublishOutcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+        let this = &mut *self;
+        let (mut delivered, mut failed) = (0, 0);
+        let event = &this.event;
+        this.running.retain(|running| {
+            let polled = catch_unwind(AssertUnwindSafe(|| running.future.as_mut().poll(cx)));
+            let succeeded = match polled {
+                Ok(Poll::Pending) => return true,
+                Ok(Poll::Ready(Ok(()))) => true,
+                Ok(Poll::Ready(Err(message))) => {
+                    running.subscriber.report(event, &message);
+                    false
+                }
+                Err(payload) => {
+                    let message = format!("panicked: {}", panic_message(&payload));
+                    running.subscriber.report(event, &message);
+                    drop_payload(payload);
+                    false
+                }
+            };
+            // The finished future is user code; its Drop may panic. Swapping
+            // in a zero-sized future does not allocate.
+            let finished =
+                std::mem::replace(&mut running.future, Box::pin(std::future::ready(Ok(()))));
+            quietly(|| drop(finished));
+            if succeeded {
+                delivered += 1;
+            } else {
+                failed += 1;
+            }
+            false
+        });
+        if delivered + failed > 0 {
+            this.outcome.delivered += delivered;
+            this.outcome.failed += failed;
+            this.counters.record_async(delivered as u64, failed as u64);
+        }
+        if this.running.is_empty() {
+            Poll::Ready(this.outcome)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Delivery<'_> {
+    fn drop(&mut self) {
+        // Cancelled handlers' futures are user code: their Drop may panic.
+        for running in self.running.drain(..) {
+            quietly(|| drop(running.future));
+        }
+    }
+}

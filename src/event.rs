@@ -1,0 +1,198 @@
+//! [`Event`]: what is published, recorded in history and handed to handlers.
+//!
+//! # JSON form
+//!
+//! ```json
+//! {"id": "019ab3c2-…", "type": "task.completed", "data": {"task_id": 123},
+//!  "source_agent_id": 1, "circle_id": 5, "project_id": null,
+//!  "timestamp": "2026-11-23T23:54:30.123456789Z"}
+//! ```
+//!
+//! The timestamp is RFC 3339 in UTC with nanoseconds, so a round trip is exact.
+//! On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
+//! fresh id, the current time and `{}`. Unknown fields are ignored, so newer
+//! producers can add fields. Malformed JSON, unknown type names and fields of
+//! the wrong type are a [`DecodeEventError`], never a panic.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::{DecodeEventError, EncodeEventError};
+use crate::event_type::EventType;
+use crate::id::EventId;
+
+/// One thing that happened, published once and shared by every subscriber.
+///
+/// ```
+/// use agentbus::{Event, EventType};
+/// use serde_json::json;
+///
+/// let event = Event::new(EventType::TaskCompleted)
+///     .with_data(json!({"task_id": 123, "result": "success"}))
+///     .with_source_agent(1)
+///     .with_circle(5);
+/// assert_eq!(event.data["task_id"], 123);
+/// assert_eq!(event.project_id, None);
+///
+/// let json = event.to_json().unwrap();
+/// assert_eq!(Event::from_json(&json).unwrap(), event);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// Unique, time-ordered id, set by [`Event::new`].
+    pub id: EventId,
+    /// What happened; the JSON field is `"type"`.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The payload. An object by convention (`{}` from [`Event::new`]).
+    pub data: Value,
+    /// The agent that triggered the event.
+    pub source_agent_id: Option<i64>,
+    /// The circle the event belongs to.
+    pub circle_id: Option<i64>,
+    /// The project the event belongs to.
+    pub project_id: Option<i64>,
+    /// When the event was created.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub timestamp: SystemTime,
+}
+
+impl Event {
+    /// A new event of `event_type` with empty data, a fresh id and the
+    /// current time. Makes no system call beyond reading the clock.
+    pub fn new(event_type: EventType) -> Self {
+        let timestamp = SystemTime::now();
+        Self {
+            id: EventId::generate(timestamp),
+            event_type,
+            data: Value::Object(Map::new()),
+            source_agent_id: None,
+            circle_id: None,
+            project_id: None,
+            timestamp,
+        }
+    }
+
+    /// Sets the payload.
+    #[must_use]
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Sets the agent that triggered the event.
+    #[must_use]
+    pub fn with_source_agent(mut self, agent_id: i64) -> Self {
+        self.source_agent_id = Some(agent_id);
+        self
+    }
+
+    /// Sets the circle the event belongs to.
+    #[must_use]
+    pub fn with_circle(mut self, circle_id: i64) -> Self {
+        self.circle_id = Some(circle_id);
+        self
+    }
+
+    /// Sets the project the event belongs to.
+    #[must_use]
+    pub fn with_project(mut self, project_id: i64) -> Self {
+        self.project_id = Some(project_id);
+        self
+    }
+
+    /// Encodes the event as JSON (see the [module docs](self)).
+    ///
+    /// Fails only for a timestamp before 1970 or after 9999.
+    pub fn to_json(&self) -> Result<String, EncodeEventError> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Decodes an event from JSON (see the [module docs](self)).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    ///
+    /// let event = Event::from_json(r#"{"type": "memory.shared", "circle_id": 5}"#).unwrap();
+    /// assert_eq!(event.event_type, EventType::MemoryShared);
+    /// assert!(event.data.as_object().unwrap().is_empty());
+    ///
+    /// assert!(Event::from_json(r#"{"type": "memory.forgotten"}"#).is_err());
+    /// assert!(Event::from_json(r#"{"type": "memory.shared", "circle_id": "five"}"#).is_err());
+    /// ```
+    pub fn from_json(json: &str) -> Result<Self, DecodeEventError> {
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+/// The seconds since the epoch past which RFC 3339 needs a five-digit year.
+const RFC3339_MAX_SECS: u64 = 253_402_300_800;
+
+fn serialize_timestamp<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(since) if since.as_secs() < RFC3339_MAX_SECS => {
+            serializer.collect_str(&humantime::format_rfc3339_nanos(*at))
+        }
+        _ => Err(S::Error::custom(
+            "timestamp outside 1970-01-01..=9999-12-31 cannot be written as rfc 3339",
+        )),
+    }
+}
+
+struct Timestamp(SystemTime);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 UTC timestamp such as \"2026-11-23T23:54:30.123456789Z\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                humantime::parse_rfc3339(text)
+                    .map(Timestamp)
+                    .map_err(|err| E::custom(format_args!("invalid timestamp: {err}")))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// The wire shape, with the optional fields the decoder fills in.
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "type")]
+    event_type: EventType,
+    id: Option<EventId>,
+    #[serde(default = "empty_object")]
+    data: Value,
+    source_agent_id: Option<i64>,
+    circle_id: Option<i64>,
+    project_id: Option<i64>,
+    timestamp: Option<Timestamp>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireEvent::deserialize(deserializer)?;
+        let timestamp = wire.timestamp.map_or_else(SystemTime::now, |t| t.0);
+        Ok(Event {
+            id: wire.id.unwrap_or_else(|| EventId::generate(timestamp)),
+            event_type: wire.event_type,
+            data: wire.data,
+            source_agent_id: wire.source_agent_id,
+            circle_id: wire.circle_id,
+            project_id: wire.project_id,
+            timestamp,
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! Handlers and filters as the bus stores them, and how their failures are
+//! caught and reported.
+//!
+//! A handler fails when it returns `Err` or panics (with any payload, even one
+//! whose own `Drop` panics); a filter fails when it panics. Every failure is
+//! counted, logged with `tracing` at `WARN` (handler name, event id, error)
+//! and isolated: the other handlers still run and the bus stays usable.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+
+use crate::event::Event;
+use crate::id::SubscriptionId;
+use crate::sync::{AtomicBool, Ordering};
+
+/// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
+///
+/// `Err` counts as a failed delivery and is logged; it never reaches the
+/// publisher as an error.
+pub trait HandlerResult {
+    /// `Ok(())` for success, otherwise the error's message.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl HandlerResult for () {
+    #[inline]
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> HandlerResult for Result<(), E> {
+    #[inline]
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|err| err.to_string())
+    }
+}
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+pub(crate) type SyncHandler = Box<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+pub(crate) type AsyncHandler = Box<dyn Fn(StdArc<Event>) -> BoxFuture + Send + Sync>;
+pub(crate) type SharedHandler = Box<dyn Fn(&StdArc<Event>) + Send + Sync>;
+pub(crate) type Filter = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
+pub(crate) enum Handler {
+    /// A user's sync handler: runs inline on the publishing thread.
+    Sync(SyncHandler),
+    /// An internal sync handler that keeps the event (streams).
+    Shared(SharedHandler),
+    /// A user's async handler: makes a future the publish awaits.
+    Async(AsyncHandler),
+}
+
+impl Handler {
+    pub(crate) fn sync<F, R>(handler: F) -> Self
+    where
+        F: Fn(&Event) -> R + Send + Sync + 'static,
+        R: HandlerResult,
+    {
+        Handler::Sync(Box::new(move |event| handler(event).into_outcome()))
+    }
+
+    pub(crate) fn from_async<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(StdArc<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
+    {
+        Handler::Async(Box::new(move |event| {
+            let future = handler(event);
+            Box::pin(async move { future.await.into_outcome() })
+        }))
+    }
+}
+
+/// One registration: what to call, for which events, under which name.
+pub(crate) struct Subscriber {
+    pub(crate) id: SubscriptionId,
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) handler: Handler,
+    /// Cleared by unsubscribe before the tables are swapped, so a dispatch
+    /// that already loaded an old table skips a handler that was removed
+    /// earlier on the same thread (e.g. by a handler before it).
+    active: AtomicBool,
+}
+
+/// Why a subscriber was not delivered to.
+pub(crate) enum Skip {
+    /// Unsubscribed, or the filter said no: neither delivered nor failed.
+    NotWanted,
+    /// The filter panicked: a failure.
+    FilterPanicked,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        id: SubscriptionId,
+        name: Option<Cow<'static, str>>,
+        filter: Option<Filter>,
+        handler: Handler,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            filter,
+            handler,
+            active: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn deactivate(&self) {
+        // Release pairs with the Acquire in `wants`.
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Whether `event` should go to this subscriber: still active and its
+    /// filter (run here, on the publishing thread) passes.
+    #[inline]
+    pub(crate) fn wants(&self, event: &Event) -> Result<(), Skip> {
+        // Acquire pairs with the Release in `deactivate`.
+        if !self.active.load(Ordering::Acquire) {
+            return Err(Skip::NotWanted);
+        }
+        let Some(filter) = &self.filter else {
+            return Ok(());
+        };
+        match catch_unwind(AssertUnwindSafe(|| filter(event))) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Skip::NotWanted),
+            Err(payload) => {
+                self.report(
+                    event,
+                    &format!("filter panicked: {}", panic_message(&payload)),
+                );
+                drop_payload(payload);
+                Err(Skip::FilterPanicked)
+            }
+        }
+    }
+
+    /// Runs a sync handler call; `true` if it succeeded.
+    #[inline]
+    pub(crate) fn call_sync(
+        &self,
+        event: &Event,
+        call: impl FnOnce() -> Result<(), String>,
+    ) -> bool {
+        match catch_unwind(AssertUnwindSafe(call)) {
+            Ok(Ok(())) => true,
+            Ok(Err(message)) => {
+                self.report(event, &message);
+                false
+            }
+            Err(payload) => {
+                self.report(event, &format!("panicked: {}", panic_message(&payload)));
+                drop_payload(payload);
+                false
+            }
+        }
+    }
+
+    /// Starts an async handler; `None` if making the future panicked.
+    pub(crate) fn start_async(
+        &self,
+        handler: &AsyncHandler,
+        event: &StdArc<Event>,
+    ) -> Option<BoxFuture> {
+        match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+            Ok(future) => Some(future),
+            Err(payload) => {
+                self.report(event, &format!("panicked: {}", panic_message(&payload)));
+                drop_payload(payload);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn report(&self, event: &Event, error: &str) {
+        tracing::warn!(
+            handler = self.display_name().as_ref(),
+            subscription = self.id.get(),
+            event_id = %event.id,
+            event_type = event.event_type.as_str(),
+            error,
+            "event handler failed"
+        );
+    }
+
+    pub(crate) fn display_name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(self.id.to_string()),
+        }
+    }
+}
+
+/// The message of a panic payload, whatever its type.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "non-string panic payload"
+    }
+}
+
+/// Drops a panic payload without letting a panicking `Drop` escape.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        // A payload whose Drop panicked again: leaking it is the only way
+        // out that cannot unwind into the publisher.
+        std::mem::forget(second);
+    }
+}
+
+/// Runs `f` and drops whatever it panics with; `true` if it did not panic.
+pub(crate) fn quietly(f: impl FnOnce()) -> bool {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(payload) => {
+            drop_payload(payload);
+            false
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! [`EventStream`]: a bounded, pull-based subscription.
+//!
+//! # Behaviour
+//!
+//! - The publisher pushes into a fixed-size buffer and never waits. When the
+//!   buffer is full the *oldest* buffered event is dropped to make room, and
+//!   the stream counts it: the consumer's next read reports
+//!   [`Lagged`]`(n)` (or [`TryRecvError::Lagged`]) before resuming with the
+//!   oldest event that survived.
+//! - The stream ends (`None` / [`TryRecvError::Closed`]) after the
+//!   subscription is removed by [`EventBus::reset`](crate::EventBus::reset)
+//!   or by dropping the bus, once buffered events are drained.
+//! - Dropping the stream unsubscribes it.
+//!
+//! ```
+//! use agentbus::{Event, EventBus, EventType, TryRecvError};
+//!
+//! let bus = EventBus::new();
+//! let mut stream = bus.stream(EventType::TaskCreated, 2);
+//! for _ in 0..3 {
+//!     bus.publish_blocking(Event::new(EventType::TaskCreated));
+//! }
+//! assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(1)));
+//! assert!(stream.try_recv().is_ok());
+//! assert!(stream.try_recv().is_ok());
+//! assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+//! ```
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crossbeam_queue::ArrayQueue;
+use futures::task::AtomicWaker;
+use futures::Stream;
+
+use crate::error::{Lagged, TryRecvError};
+use crate::event::Event;
+use crate::handler::Handler;
+use crate::id::SubscriptionId;
+use crate::subscription::SubscriptionGuard;
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+struct Shared {
+    buffer: ArrayQueue<Arc<Event>>,
+    missed: AtomicU64,
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The publishing side, owned by the subscriber's handler: when the bus drops
+/// the handler, the stream closes.
+struct Feeder(Arc<Shared>);
+
+impl Feeder {
+    fn feed(&self, event: &Arc<Event>) {
+        if self.0.buffer.force_push(Arc::clone(event)).is_some() {
+            // Relaxed: the count is read with a swap by the one consumer and
+            // orders nothing else.
+            self.0.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.0.waker.wake();
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire in `try_recv`: a consumer that sees
+        // the stream closed also sees every event pushed before.
+        self.0.closed.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+}
+
+/// A bounded stream of events; from [`EventBus::stream`](crate::EventBus::stream)
+/// or [`SubscriptionBuilder::stream`](crate::SubscriptionBuilder::stream).
+///
+/// As a [`futures::Stream`] it yields `Ok(event)`, or `Err(Lagged(n))` when
+/// `n` events were dropped because the consumer fell behind.
+pub struct EventStream {
+    shared: Arc<Shared>,
+    guard: SubscriptionGuard,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("id", &self.guard.id())
+            .field("buffered", &self.shared.buffer.len())
+            .field("capacity", &self.shared.buffer.capacity())
+            .finish()
+    }
+}
+
+impl EventStream {
+    pub(crate) fn subscribe(
+        capacity: usize,
+        register: impl FnOnce(Handler) -> SubscriptionGuard,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            buffer: ArrayQueue::new(capacity.max(1)),
+            missed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        let feeder = Feeder(Arc::clone(&shared));
+        let guard = register(Handler::Shared(Box::new(move |event| feeder.feed(event))));
+        Self { shared, guard }
+    }
+
+    /// The subscription feeding this stream.
+    pub fn id(&self) -> SubscriptionId {
+        self.guard.id()
+    }
+
+    /// How many events the buffer holds at most.
+    pub fn capacity(&self) -> usize {
+        self.shared.buffer.capacity()
+    }
+
+    /// The next buffered event, without waiting.
+    pub fn try_recv(&mut self) -> Result<Arc<Event>, TryRecvError> {
+        let missed = self.shared.missed.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            return Err(TryRecvError::Lagged(missed));
+        }
+        if let Some(event) = self.shared.buffer.pop() {
+            return Ok(event);
+        }
+        // Acquire pairs with the Release in `Feeder::drop`; pop again so an
+        // event pushed just before closing is not lost.
+        if self.shared.closed.load(Ordering::Acquire) {
+            return self.shared.buffer.pop().ok_or(TryRecvError::Closed);
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    /// Waits for the next event; `None` once the stream is closed and drained.
+    pub async fn recv(&mut self) -> Option<Result<Arc<Event>, Lagged>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Arc<Event>, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let attempt = |stream: &mut Self| match stream.try_recv() {
+            Ok(event) => Poll::Ready(Some(Ok(event))),
+            Err(TryRecvError::Lagged(missed)) => Poll::Ready(Some(Err(Lagged(missed)))),
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        };
+        if let Poll::Ready(item) = attempt(&mut self) {
+            return Poll::Ready(item);
+        }
+        // Register, then look again: an event pushed between the first look
+        // and the registration would otherwise wake nobody.
+        self.shared.waker.register(cx.waker());
+        attempt(&mut self)
+    }
+}

@@ -1,0 +1,137 @@
+//! Building a subscription ([`SubscriptionBuilder`]) and scoping one to a
+//! value's lifetime ([`SubscriptionGuard`]).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc as StdArc, Weak};
+
+use crate::bus::{EventBus, Inner};
+use crate::event::Event;
+use crate::event_type::EventTypeSet;
+use crate::handler::{Filter, Handler, HandlerResult};
+use crate::id::SubscriptionId;
+use crate::stream::EventStream;
+
+/// A subscription being set up; from [`EventBus::subscription`].
+///
+/// Finish it with [`handler`](Self::handler), [`async_handler`](Self::async_handler)
+/// or [`stream`](Self::stream).
+#[must_use = "a subscription is registered only by handler, async_handler or stream"]
+pub struct SubscriptionBuilder<'bus> {
+    bus: &'bus EventBus,
+    types: EventTypeSet,
+    name: Option<Cow<'static, str>>,
+    filter: Option<Filter>,
+}
+
+impl<'bus> SubscriptionBuilder<'bus> {
+    pub(crate) fn new(bus: &'bus EventBus, types: EventTypeSet) -> Self {
+        Self {
+            bus,
+            types,
+            name: None,
+            filter: None,
+        }
+    }
+
+    /// Only events for which `filter` returns `true` reach the handler. The
+    /// filter runs on the publishing thread before the handler; if it panics
+    /// the delivery counts as failed.
+    pub fn filter<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(&Event) -> bool + Send + Sync + 'static,
+    {
+        self.filter = Some(Box::new(filter));
+        self
+    }
+
+    /// A name for logs (defaults to the subscription id, `sub-N`).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Registers a sync handler (see [`EventBus::subscribe`]).
+    pub fn handler<F, R>(self, handler: F) -> SubscriptionId
+    where
+        F: Fn(&Event) -> R + Send + Sync + 'static,
+        R: HandlerResult,
+    {
+        self.register(Handler::sync(handler))
+    }
+
+    /// Registers an async handler (see [`EventBus::subscribe_async`]).
+    pub fn async_handler<F, Fut>(self, handler: F) -> SubscriptionId
+    where
+        F: Fn(StdArc<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
+    {
+        self.register(Handler::from_async(handler))
+    }
+
+    /// Registers a bounded stream buffering at most `capacity` events (`0` is
+    /// taken as 1). See [`EventStream`].
+    pub fn stream(self, capacity: usize) -> EventStream {
+        let bus = self.bus;
+        EventStream::subscribe(capacity, |handler| bus.guard(self.register(handler)))
+    }
+
+    fn register(self, handler: Handler) -> SubscriptionId {
+        self.bus
+            .register(self.types, self.name, self.filter, handler)
+    }
+}
+
+/// Unsubscribes when dropped; from [`EventBus::guard`].
+///
+/// The guard does not keep the bus alive: if the bus is gone, dropping the
+/// guard does nothing.
+#[must_use = "dropping the guard unsubscribes at once"]
+#[derive(Debug)]
+pub struct SubscriptionGuard {
+    bus: Weak<Inner>,
+    id: SubscriptionId,
+    armed: bool,
+}
+
+impl SubscriptionGuard {
+    pub(crate) fn new(bus: &EventBus, id: SubscriptionId) -> Self {
+        Self {
+            bus: bus.downgrade(),
+            id,
+            armed: true,
+        }
+    }
+
+    /// The guarded subscription.
+    pub fn id(&self) -> SubscriptionId {
+        self.id
+    }
+
+    /// Unsubscribes now; `true` if the subscription was still registered.
+    pub fn unsubscribe(mut self) -> bool {
+        self.release()
+    }
+
+    /// Keeps the subscription for the life of the bus and returns its id.
+    pub fn detach(mut self) -> SubscriptionId {
+        self.armed = false;
+        self.id
+    }
+
+    fn release(&mut self) -> bool {
+        if !std::mem::replace(&mut self.armed, false) {
+            return false;
+        }
+        self.bus
+            .upgrade()
+            .is_some_and(|inner| EventBus::from_inner(inner).unsubscribe(self.id))
+    }
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
