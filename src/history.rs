@@ -9,33 +9,38 @@
 //!   as nobody else holds it.
 //! - Reads are newest first and consistent while publishers race them: every
 //!   entry returned was in the ring during the read, none twice, none torn.
-//!   An entry still being written when the read passes it is skipped.
+//!   Reads serialise among themselves (they are for debugging); publishers
+//!   never wait for a read.
 //! - [`clear`](History::clear) forgets everything published before it and
 //!   releases those events.
 //!
 //! # How
 //!
 //! Each publish takes a ticket (one `fetch_add`, the only write to a line all
-//! publishers share) and writes slot `ticket % capacity`. A slot's `state`
-//! word holds the ticket it carries, the event's type and a busy bit, so a
-//! reader can tell an entry of the ticket it wants from an overwritten one,
-//! and can skip entries of the wrong type without touching the event.
+//! publishers share) and installs its event in slot `ticket % capacity` with
+//! one 128-bit compare-and-swap of the slot's *word*: the ticket and event
+//! type in the high half, the event's `Arc` pointer in the low half. A writer
+//! only replaces an older ticket, so a writer lapped by a newer one gives up
+//! (its event is already out of the window), and because tickets never
+//! repeat the CAS cannot suffer ABA. A reader checks each slot's ticket, so an
+//! overwritten slot is never mistaken for the one it wants, and filters on
+//! the type without touching the event.
 //!
-//! Writing a slot is a claim / store / commit sequence: claim the slot with a
-//! CAS on `state` (only if it carries an older ticket), compare-and-swap the
-//! event in, then CAS the state from "busy with my ticket" to "holds my
-//! ticket". A writer that was lapped (a newer ticket claimed its slot) gives
-//! up: its event is already older than the window. Stores are
-//! compare-and-swaps against an `Arc` the writer holds, so a stalled writer
-//! whose claim was taken over can never overwrite the newer event.
+//! Reclamation: the writer that swaps an event out owns the ring's reference
+//! to it. It drops it at once unless a read is in progress, in which case it
+//! parks it in a retired list that the reader drains when done. A Dekker-style
+//! handshake (writer: swap, `SeqCst` fence, check `reading`; reader: set
+//! `reading`, `SeqCst` fence, load slots) guarantees that either the writer
+//! sees the reader and defers, or the reader never sees the old pointer.
+#![allow(unsafe_code)]
+
+use std::sync::Arc as StdArc;
 
 use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::event_type::EventType;
-use crate::sync::{ArcSlot, AtomicU64, Ordering};
-
-type EventArc = std::sync::Arc<Event>;
+use crate::sync::{fence, lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering, RetiredList};
 
 /// The largest history capacity a bus accepts (4 Mi events, 256 MiB of slots).
 pub const MAX_HISTORY_CAPACITY: usize = 1 << 22;
@@ -43,40 +48,48 @@ pub const MAX_HISTORY_CAPACITY: usize = 1 << 22;
 /// The default history capacity, as in the specification.
 pub const DEFAULT_HISTORY_CAPACITY: usize = 1000;
 
-/// `state` layout: `ticket + 1` above bit 6, the event type in bits 1..=5,
-/// busy in bit 0. Zero is a slot never written.
-const BUSY: u64 = 1;
-const TYPE_SHIFT: u32 = 1;
-const TYPE_MASK: u64 = 0b11111 << TYPE_SHIFT;
-const TICKET_SHIFT: u32 = 6;
+/// A slot word's high half: `ticket + 1` above 5 bits of event type.
+/// Zero means never written; a zero low half means no event (cleared).
+const TYPE_BITS: u32 = 5;
+const TYPE_MASK: u64 = (1 << TYPE_BITS) - 1;
 
-const _: () = assert!(
-    EventType::COUNT <= 32,
-    "event type must fit the state's 5 type bits"
-);
+const _: () = assert!(EventType::COUNT <= 1 << TYPE_BITS, "event type must fit the slot tag");
 
 #[inline]
-fn state_of(ticket: u64, event_type: EventType) -> u64 {
-    ((ticket + 1) << TICKET_SHIFT) | ((event_type.index() as u64) << TYPE_SHIFT)
-}
-
-/// The ticket a state carries, plus one (0: never written).
-#[inline]
-fn ticket_plus_one(state: u64) -> u64 {
-    state >> TICKET_SHIFT
+fn tag_of(ticket: u64, event_type: EventType) -> u64 {
+    ((ticket + 1) << TYPE_BITS) | event_type.index() as u64
 }
 
 #[inline]
-fn type_index(state: u64) -> usize {
-    ((state & TYPE_MASK) >> TYPE_SHIFT) as usize
+fn word(tag: u64, event: *const Event) -> u128 {
+    (u128::from(tag) << 64) | event as usize as u128
+}
+
+#[inline]
+fn tag(word: u128) -> u64 {
+    (word >> 64) as u64
+}
+
+#[inline]
+fn ticket_plus_one(word: u128) -> u64 {
+    tag(word) >> TYPE_BITS
+}
+
+#[inline]
+fn type_index(word: u128) -> usize {
+    (tag(word) & TYPE_MASK) as usize
+}
+
+#[inline]
+fn pointer(word: u128) -> *const Event {
+    word as u64 as usize as *const Event
 }
 
 /// One entry, alone on its cache line so two publishers writing neighbouring
 /// tickets do not contend.
 #[repr(align(64))]
 struct Slot {
-    state: AtomicU64,
-    event: ArcSlot<Event>,
+    word: AtomicWord,
 }
 
 /// The ring; `None` inside [`History`] when the capacity is zero.
@@ -87,6 +100,16 @@ struct Ring {
     head: CachePadded<AtomicU64>,
     /// Tickets below this were cleared.
     floor: AtomicU64,
+    /// Serialises readers, so one flag tells writers a read is running.
+    readers: Mutex<()>,
+    reading: CachePadded<AtomicBool>,
+    /// Events swapped out while a read was running; dropped by the reader.
+    retired: RetiredList<StdArc<Event>>,
+    /// Loom builds keep released events alive here and remember their
+    /// addresses, so a read of a released event fails the model instead of
+    /// being undefined behaviour.
+    #[cfg(agentbus_loom)]
+    graveyard: Mutex<Vec<StdArc<Event>>>,
 }
 
 pub(crate) struct History {
@@ -100,13 +123,17 @@ impl History {
         let ring = (capacity > 0).then(|| Ring {
             slots: (0..capacity)
                 .map(|_| Slot {
-                    state: AtomicU64::new(0),
-                    event: ArcSlot::empty(),
+                    word: AtomicWord::new(0),
                 })
                 .collect(),
             capacity: capacity as u64,
             head: CachePadded::new(AtomicU64::new(0)),
             floor: AtomicU64::new(0),
+            readers: Mutex::new(()),
+            reading: CachePadded::new(AtomicBool::new(false)),
+            retired: RetiredList::new(),
+            #[cfg(agentbus_loom)]
+            graveyard: Mutex::new(Vec::new()),
         });
         Self { ring }
     }
@@ -127,14 +154,14 @@ impl History {
     }
 
     #[inline]
-    pub(crate) fn push(&self, event: &EventArc) {
+    pub(crate) fn push(&self, event: &StdArc<Event>) {
         if let Some(ring) = &self.ring {
             ring.push(event);
         }
     }
 
     /// Up to `query.limit` matching events, newest first.
-    pub(crate) fn read(&self, query: &HistoryQuery) -> Vec<EventArc> {
+    pub(crate) fn read(&self, query: &HistoryQuery) -> Vec<StdArc<Event>> {
         match &self.ring {
             Some(ring) if query.limit > 0 => ring.read(query),
             _ => Vec::new(),
@@ -154,19 +181,84 @@ impl Ring {
         &self.slots[(ticket % self.capacity) as usize]
     }
 
-    fn push(&self, event: &EventArc) {
-        // Relaxed: the ticket only has to be unique. What readers see is
-        // published by the slot's state (Release in `Slot::write`).
+    #[inline]
+    fn push(&self, event: &StdArc<Event>) {
+        // Relaxed: the ticket only has to be unique; the slot word's CAS
+        // publishes the entry.
         let ticket = self.head.fetch_add(1, Ordering::Relaxed);
-        let committed = state_of(ticket, event.event_type);
-        self.slot(ticket).write(
-            |current| ticket_plus_one(current) < ticket + 1,
-            committed,
-            Some(EventArc::clone(event)),
-        );
+        let slot = self.slot(ticket);
+        let new = word(tag_of(ticket, event.event_type), StdArc::into_raw(StdArc::clone(event)));
+        // Acquire pairs with the SeqCst CAS of whoever wrote the slot last.
+        let mut current = slot.word.load(Ordering::Acquire);
+        loop {
+            if ticket_plus_one(current) > ticket {
+                // Lapped: a newer ticket owns the slot, and ours is already
+                // older than the window. Give back the reference we made.
+                // SAFETY: `new`'s pointer came from `Arc::into_raw` above and
+                // was never published.
+                drop(unsafe { StdArc::from_raw(pointer(new)) });
+                return;
+            }
+            // SeqCst: half of the Dekker handshake with `read` (see module docs).
+            match slot
+                .word
+                .compare_exchange(current, new, Ordering::SeqCst, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        self.release(pointer(current));
     }
 
-    fn read(&self, query: &HistoryQuery) -> Vec<EventArc> {
+    /// Drops the ring's reference to an event just swapped out of a slot,
+    /// or parks it if a read might be about to clone it.
+    fn release(&self, event: *const Event) {
+        if event.is_null() {
+            return;
+        }
+        // SAFETY: every non-null slot pointer came from `Arc::into_raw` and
+        // the slot owned that reference; the CAS that removed it from the
+        // slot transferred it to us, exactly once.
+        let event = unsafe { StdArc::from_raw(event) };
+        // Pairs with the fence in `read`: either we see `reading` set, or
+        // the reader's slot loads see the swap that retired this event.
+        fence(Ordering::SeqCst);
+        // Acquire pairs with the Release that ends a read: seeing it finished
+        // means its reference-count increments come before our drop.
+        if self.reading.load(Ordering::Acquire) {
+            self.retired.push(event);
+        } else {
+            self.bury(event);
+        }
+    }
+
+    #[cfg(not(agentbus_loom))]
+    #[inline]
+    fn bury(&self, event: StdArc<Event>) {
+        drop(event);
+    }
+
+    #[cfg(agentbus_loom)]
+    fn bury(&self, event: StdArc<Event>) {
+        lock(&self.graveyard).push(event);
+    }
+
+    #[cfg(agentbus_loom)]
+    fn assert_alive(&self, event: *const Event) {
+        let released = lock(&self.graveyard)
+            .iter()
+            .any(|buried| std::ptr::eq(StdArc::as_ptr(buried), event));
+        assert!(!released, "history read an event after releasing it");
+    }
+
+    fn read(&self, query: &HistoryQuery) -> Vec<StdArc<Event>> {
+        let _exclusive = lock(&self.readers);
+        // Relaxed store + SeqCst fence: the reader's half of the handshake
+        // with `release`.
+        self.reading.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+
         // Acquire pairs with the AcqRel fetch_max in `clear`.
         let floor = self.floor.load(Ordering::Acquire);
         let head = self.head.load(Ordering::Relaxed);
@@ -176,31 +268,32 @@ impl Ring {
             if found.len() == query.limit {
                 break;
             }
-            let slot = self.slot(ticket);
-            // Acquire pairs with the Release commit in `Slot::write`: seeing
-            // the committed state means seeing the event stored before it.
-            let state = slot.state.load(Ordering::Acquire);
-            if state & BUSY != 0 || ticket_plus_one(state) != ticket + 1 {
-                continue; // still being written, or already overwritten
+            // Acquire pairs with the SeqCst CAS that installed the entry.
+            let current = self.slot(ticket).word.load(Ordering::Acquire);
+            if ticket_plus_one(current) != ticket + 1 || pointer(current).is_null() {
+                continue; // not written yet, overwritten, or cleared
             }
-            if let Some(wanted) = query.event_type {
-                if type_index(state) != wanted.index() {
-                    continue;
-                }
-            }
-            let Some(event) = slot.event.load_full() else {
-                continue; // cleared
-            };
-            // The load above synchronises with the store of whatever event it
-            // saw, and every store follows a claim, so if the slot changed
-            // hands in between this load sees the new state.
-            if slot.state.load(Ordering::Acquire) != state {
+            if query.event_type.is_some_and(|t| t.index() != type_index(current)) {
                 continue;
             }
+            #[cfg(agentbus_loom)]
+            self.assert_alive(pointer(current));
+            // SAFETY: the pointer came from `Arc::into_raw` and its reference
+            // is still counted: whoever swaps it out sees `reading` (set
+            // before this load, ordered by the fences) and parks it in
+            // `retired`, which is drained only after this loop.
+            let event = unsafe {
+                StdArc::increment_strong_count(pointer(current));
+                StdArc::from_raw(pointer(current))
+            };
             if query.matches(&event) {
                 found.push(event);
             }
         }
+
+        // Release: the loads above happen before any parked event is dropped.
+        self.reading.store(false, Ordering::Release);
+        self.retired.drain();
         found
     }
 
@@ -209,70 +302,35 @@ impl Ring {
         // AcqRel pairs with the Acquire loads of `floor` in `read` and `len`.
         self.floor.fetch_max(head, Ordering::AcqRel);
         for slot in self.slots.iter() {
-            let state = slot.state.load(Ordering::Acquire);
-            let ticket_plus_one = ticket_plus_one(state);
-            if state & BUSY != 0 || ticket_plus_one == 0 || ticket_plus_one > head {
-                // In flight or newer than the clear: the writer owns it. An
-                // in-flight entry older than the floor is never read again and
-                // is released when the slot is next overwritten.
-                continue;
+            let current = slot.word.load(Ordering::Acquire);
+            if pointer(current).is_null() || ticket_plus_one(current) > head {
+                continue; // empty, or written after the clear began
             }
-            // Claim the slot with its own ticket so any newer writer can
-            // still take it over, and empty it.
-            slot.write(|current| current == state, state, None);
+            // Keep the tag, drop the pointer: a newer writer still wins, and
+            // a failed CAS means one already did.
+            let emptied = word(tag(current), std::ptr::null());
+            if slot
+                .word
+                .compare_exchange(current, emptied, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.release(pointer(current));
+            }
         }
     }
 }
 
-impl Slot {
-    /// Claims the slot if `may_claim(state)`, stores `event`, commits `committed`.
-    fn write(&self, may_claim: impl Fn(u64) -> bool, committed: u64, event: Option<EventArc>) {
-        let claim = committed | BUSY;
-        // Acquire pairs with the Release/AcqRel writes of other writers.
-        let mut current = self.state.load(Ordering::Acquire);
-        loop {
-            if !may_claim(current) {
-                return; // lapped: a newer entry owns the slot
-            }
-            // AcqRel: Acquire so our stores follow the previous owner's,
-            // Release so a reader that sees the claim sees it before our store.
-            match self.state.compare_exchange_weak(
-                current,
-                claim,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
+impl Drop for Ring {
+    fn drop(&mut self) {
+        for slot in self.slots.iter() {
+            let event = pointer(slot.word.load(Ordering::Relaxed));
+            if !event.is_null() {
+                // SAFETY: `&mut self`: no reader or writer is left, and each
+                // slot owns one reference from `Arc::into_raw`.
+                drop(unsafe { StdArc::from_raw(event) });
             }
         }
-        let mut expected = self.event.load_full();
-        loop {
-            let previous = self.event.compare_and_swap(&expected, event.clone());
-            if same_event(&previous, &expected) {
-                break;
-            }
-            // Someone else stored since we looked: a stalled older writer
-            // (we still own the claim, so retry over it) or a newer writer
-            // that took the claim over (it wins; stop).
-            if self.state.load(Ordering::Acquire) != claim {
-                return;
-            }
-            expected = previous;
-        }
-        // Release pairs with readers' Acquire loads of `state`. Fails only if
-        // a newer writer claimed the slot meanwhile, which then owns it.
-        let _ = self
-            .state
-            .compare_exchange(claim, committed, Ordering::Release, Ordering::Relaxed);
-    }
-}
-
-fn same_event(a: &Option<EventArc>, b: &Option<EventArc>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => EventArc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
+        self.retired.drain();
     }
 }
 

@@ -3,21 +3,23 @@
 //! A normal build uses `std` and `arc-swap`. Under `--cfg agentbus_loom` the
 //! same names resolve to [loom] primitives, so the model tests in
 //! `tests/loom.rs` explore every interleaving of the real code. arc-swap has no
-//! loom support, so [`ArcCell`] and [`ArcSlot`] wrap it: in a loom build they
-//! become a loom mutex around an `Arc`, which loom can reason about (the
-//! lock-free claim of arc-swap itself is arc-swap's to prove).
+//! loom support, so [`ArcCell`] wraps it: in a loom build it becomes a loom
+//! mutex around an `Arc`, which loom can reason about (the lock-free claim of
+//! arc-swap itself is arc-swap's to prove). Likewise [`AtomicWord`] (128 bits,
+//! which loom lacks) and [`RetiredList`] (crossbeam's `SegQueue`, whose spin
+//! loops on std atomics would hang a model).
 //!
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(agentbus_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 
 #[cfg(agentbus_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 
@@ -42,14 +44,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-pub(crate) use cell::{ArcCell, ArcSlot, Snapshot};
+pub(crate) use cell::{ArcCell, Snapshot};
 
 #[cfg(not(agentbus_loom))]
 mod cell {
     use std::ops::Deref;
     use std::sync::Arc;
 
-    use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+    use arc_swap::{ArcSwap, Guard};
 
     /// An `Arc<T>` that readers load without locking and writers replace whole.
     pub(crate) struct ArcCell<T>(ArcSwap<T>);
@@ -82,34 +84,120 @@ mod cell {
             self.0.swap(value)
         }
     }
+}
 
-    /// An optional `Arc<T>` with compare-and-swap, one per history slot.
-    pub(crate) struct ArcSlot<T>(ArcSwapOption<T>);
+#[cfg(not(agentbus_loom))]
+mod word {
+    use std::sync::atomic::Ordering;
 
-    impl<T> ArcSlot<T> {
-        pub(crate) fn empty() -> Self {
-            Self(ArcSwapOption::empty())
+    use crossbeam_queue::SegQueue;
+
+    /// A 128-bit atomic word (`cmpxchg16b` on x86_64, detected at run time,
+    /// with portable-atomic's fallback elsewhere): lets a history slot swap
+    /// its ticket and its event pointer in one step.
+    pub(crate) struct AtomicWord(portable_atomic::AtomicU128);
+
+    impl AtomicWord {
+        pub(crate) const fn new(value: u128) -> Self {
+            Self(portable_atomic::AtomicU128::new(value))
         }
 
-        pub(crate) fn load_full(&self) -> Option<Arc<T>> {
-            self.0.load_full()
+        #[inline]
+        pub(crate) fn load(&self, order: Ordering) -> u128 {
+            self.0.load(order)
         }
 
-        /// Stores `new` if the slot still holds `current` (by pointer) and
-        /// returns what the slot held before the attempt.
-        ///
-        /// `current` is an owned `Arc`, which keeps its allocation alive, so
-        /// its address cannot be reused by another value: no ABA.
-        pub(crate) fn compare_and_swap(
+        #[inline]
+        pub(crate) fn compare_exchange(
             &self,
-            current: &Option<Arc<T>>,
-            new: Option<Arc<T>>,
-        ) -> Option<Arc<T>> {
-            let previous = self.0.compare_and_swap(current, new);
-            Guard::into_inner(previous)
+            current: u128,
+            new: u128,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u128, u128> {
+            self.0.compare_exchange(current, new, success, failure)
+        }
+    }
+
+    /// A lock-free bag of values whose drop must wait (see `history.rs`).
+    pub(crate) struct RetiredList<T>(SegQueue<T>);
+
+    impl<T> RetiredList<T> {
+        pub(crate) fn new() -> Self {
+            Self(SegQueue::new())
+        }
+
+        pub(crate) fn push(&self, value: T) {
+            self.0.push(value);
+        }
+
+        /// Drops everything in the list.
+        pub(crate) fn drain(&self) {
+            while let Some(value) = self.0.pop() {
+                drop(value);
+            }
         }
     }
 }
+
+#[cfg(not(agentbus_loom))]
+pub(crate) use word::{AtomicWord, RetiredList};
+
+#[cfg(agentbus_loom)]
+mod word {
+    use super::{lock, Mutex, Ordering};
+
+    /// Loom has no 128-bit atomic; a loom mutex is at least as strong.
+    pub(crate) struct AtomicWord(Mutex<u128>);
+
+    impl AtomicWord {
+        pub(crate) fn new(value: u128) -> Self {
+            Self(Mutex::new(value))
+        }
+
+        pub(crate) fn load(&self, _order: Ordering) -> u128 {
+            *lock(&self.0)
+        }
+
+        pub(crate) fn compare_exchange(
+            &self,
+            current: u128,
+            new: u128,
+            _success: Ordering,
+            _failure: Ordering,
+        ) -> Result<u128, u128> {
+            let mut word = lock(&self.0);
+            if *word == current {
+                *word = new;
+                Ok(current)
+            } else {
+                Err(*word)
+            }
+        }
+    }
+
+    /// crossbeam's `SegQueue` spins on std atomics, which would hang a loom
+    /// model; a loom mutex around a `Vec` keeps the same contract.
+    pub(crate) struct RetiredList<T>(Mutex<Vec<T>>);
+
+    impl<T> RetiredList<T> {
+        pub(crate) fn new() -> Self {
+            Self(Mutex::new(Vec::new()))
+        }
+
+        pub(crate) fn push(&self, value: T) {
+            lock(&self.0).push(value);
+        }
+
+        pub(crate) fn drain(&self) {
+            let values = std::mem::take(&mut *lock(&self.0));
+            drop(values);
+        }
+    }
+}
+
+#[cfg(agentbus_loom)]
+pub(crate) use word::{AtomicWord, RetiredList};
 
 #[cfg(agentbus_loom)]
 mod cell {
@@ -139,38 +227,6 @@ mod cell {
 
         pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {
             std::mem::replace(&mut *lock(&self.0), value)
-        }
-    }
-
-    /// History slots hold `std::sync::Arc<Event>`: events are public values
-    /// and stay `std` even in a loom build.
-    pub(crate) struct ArcSlot<T>(Mutex<Option<std::sync::Arc<T>>>);
-
-    impl<T> ArcSlot<T> {
-        pub(crate) fn empty() -> Self {
-            Self(Mutex::new(None))
-        }
-
-        pub(crate) fn load_full(&self) -> Option<std::sync::Arc<T>> {
-            lock(&self.0).clone()
-        }
-
-        pub(crate) fn compare_and_swap(
-            &self,
-            current: &Option<std::sync::Arc<T>>,
-            new: Option<std::sync::Arc<T>>,
-        ) -> Option<std::sync::Arc<T>> {
-            let mut held = lock(&self.0);
-            let same = match (&*held, current) {
-                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if same {
-                std::mem::replace(&mut *held, new)
-            } else {
-                held.clone()
-            }
         }
     }
 }
