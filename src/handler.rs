@@ -201,7 +201,12 @@ impl Subscriber {
 }
 
 /// The message of a panic payload, whatever its type.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+///
+/// Takes the `Box` itself: given `&(dyn Any + Send)`, a `&Box<dyn Any + Send>`
+/// silently coerces to a `dyn Any` *of the box*, and no downcast ever matches.
+#[allow(clippy::borrowed_box)]
+pub(crate) fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
+    let payload: &(dyn Any + Send) = &**payload;
     if let Some(message) = payload.downcast_ref::<&'static str>() {
         message
     } else if let Some(message) = payload.downcast_ref::<String>() {
