@@ -14,15 +14,15 @@
 //! producers can add fields. Malformed JSON, unknown type names and fields of
 //! the wrong type are a [`DecodeEventError`], never a panic.
 
-use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{DecodeEventError, EncodeEventError};
 use crate::event_type::EventType;
 use crate::id::EventId;
+use crate::wire::Rfc3339;
 
 /// One thing that happened, published once and shared by every subscriber.
 ///
@@ -56,7 +56,7 @@ pub struct Event {
     /// The project the event belongs to.
     pub project_id: Option<i64>,
     /// When the event was created.
-    #[serde(serialize_with = "serialize_timestamp")]
+    #[serde(serialize_with = "crate::wire::serialize_timestamp")]
     pub timestamp: SystemTime,
 }
 
@@ -128,38 +128,15 @@ impl Event {
     }
 }
 
-/// The seconds since the epoch past which RFC 3339 needs a five-digit year.
-const RFC3339_MAX_SECS: u64 = 253_402_300_800;
-
-fn serialize_timestamp<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::Error;
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(since) if since.as_secs() < RFC3339_MAX_SECS => {
-            serializer.collect_str(&humantime::format_rfc3339_nanos(*at))
-        }
-        _ => Err(S::Error::custom(
-            "timestamp outside 1970-01-01..=9999-12-31 cannot be written as rfc 3339",
-        )),
-    }
-}
-
 struct Timestamp(SystemTime);
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Timestamp;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 UTC timestamp such as \"2026-11-23T23:54:30.123456789Z\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
-                humantime::parse_rfc3339(text)
-                    .map(Timestamp)
-                    .map_err(|err| E::custom(format_args!("invalid timestamp: {err}")))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
+        let parsed: Rfc3339 = crate::wire::deserialize_parsed(
+            deserializer,
+            "an RFC 3339 UTC timestamp such as \"2026-11-23T23:54:30.123456789Z\"",
+        )?;
+        Ok(Timestamp(parsed.0))
     }
 }
 

@@ -137,17 +137,10 @@ impl Serialize for EventType {
 
 impl<'de> Deserialize<'de> for EventType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EventType;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a dotted event type name such as \"task.completed\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<EventType, E> {
-                name.parse().map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Visitor)
+        crate::wire::deserialize_parsed(
+            deserializer,
+            "a dotted event type name such as \"task.completed\"",
+        )
     }
 }
 

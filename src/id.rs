@@ -123,17 +123,7 @@ impl Serialize for EventId {
 
 impl<'de> Deserialize<'de> for EventId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = EventId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event id as a UUID string")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EventId, E> {
-                text.parse().map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Visitor)
+        crate::wire::deserialize_parsed(deserializer, "an event id as a UUID string")
     }
 }
 

@@ -69,6 +69,7 @@ mod stream;
 mod subscription;
 mod sync;
 mod table;
+mod wire;
 
 pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder},
