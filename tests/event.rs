@@ -1,0 +1,391 @@
+//! `EventType` and `Event`: names, ids, builders and the JSON form.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agentbus::{Event, EventId, EventType, ParseEventTypeError, SubscriptionId};
+use serde_json::{json, Value};
+
+/// The specification's names, in its order.
+const SPEC_NAMES: [&str; 24] = [
+    "agent.started",
+    "agent.stopped",
+    "agent.task.assigned",
+    "agent.task.completed",
+    "agent.task.failed",
+    "agent.tool.executed",
+    "memory.created",
+    "memory.shared",
+    "memory.recalled",
+    "circle.created",
+    "circle.started",
+    "circle.stopped",
+    "circle.member.added",
+    "circle.member.removed",
+    "task.created",
+    "task.assigned",
+    "task.started",
+    "task.completed",
+    "task.failed",
+    "task.conflict.detected",
+    "conversation.message",
+    "conversation.turn.complete",
+    "system.error",
+    "system.warning",
+];
+
+#[test]
+fn smoke() {
+    let event = Event::new(EventType::TaskCompleted).with_data(json!({"task_id": 123}));
+    let decoded = Event::from_json(&event.to_json().unwrap()).unwrap();
+    assert_eq!(decoded, event);
+}
+
+#[test]
+fn all_holds_every_type_in_spec_order() {
+    assert_eq!(EventType::COUNT, 24);
+    assert_eq!(EventType::ALL.len(), EventType::COUNT);
+    let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(names, SPEC_NAMES);
+    let variants = [
+        EventType::AgentStarted,
+        EventType::AgentStopped,
+        EventType::AgentTaskAssigned,
+        EventType::AgentTaskCompleted,
+        EventType::AgentTaskFailed,
+        EventType::AgentToolExecuted,
+        EventType::MemoryCreated,
+        EventType::MemoryShared,
+        EventType::MemoryRecalled,
+        EventType::CircleCreated,
+        EventType::CircleStarted,
+        EventType::CircleStopped,
+        EventType::CircleMemberAdded,
+        EventType::CircleMemberRemoved,
+        EventType::TaskCreated,
+        EventType::TaskAssigned,
+        EventType::TaskStarted,
+        EventType::TaskCompleted,
+        EventType::TaskFailed,
+        EventType::TaskConflictDetected,
+        EventType::ConversationMessage,
+        EventType::ConversationTurnComplete,
+        EventType::SystemError,
+        EventType::SystemWarning,
+    ];
+    assert_eq!(EventType::ALL, variants);
+}
+
+#[test]
+fn as_str_of_multi_dot_names() {
+    assert_eq!(EventType::AgentToolExecuted.as_str(), "agent.tool.executed");
+    assert_eq!(
+        EventType::ConversationTurnComplete.as_str(),
+        "conversation.turn.complete"
+    );
+    assert_eq!(
+        EventType::TaskConflictDetected.as_str(),
+        "task.conflict.detected"
+    );
+    assert_eq!(
+        EventType::CircleMemberRemoved.as_str(),
+        "circle.member.removed"
+    );
+}
+
+#[test]
+fn index_is_position_in_all() {
+    for (position, t) in EventType::ALL.iter().enumerate() {
+        assert_eq!(t.index(), position, "{t:?}");
+        assert_eq!(EventType::ALL[t.index()], *t);
+    }
+}
+
+#[test]
+fn from_str_display_and_serde_round_trip_for_every_type() {
+    let mut seen = HashSet::new();
+    for t in EventType::ALL {
+        let name = t.as_str();
+        assert!(seen.insert(name), "duplicate name {name}");
+        assert_eq!(name.parse::<EventType>().unwrap(), t);
+        assert_eq!(t.to_string(), name);
+        assert_eq!(format!("{t}"), name);
+        assert_eq!(serde_json::to_value(t).unwrap(), Value::String(name.into()));
+        let back: EventType = serde_json::from_value(json!(name)).unwrap();
+        assert_eq!(back, t);
+    }
+}
+
+#[test]
+fn unknown_type_name_is_a_typed_error() {
+    for bad in [
+        "",
+        "task",
+        "task.finished",
+        "Task.Completed",
+        "TaskCompleted",
+        " task.completed",
+        "task.completed ",
+        "task_completed",
+    ] {
+        let err: ParseEventTypeError = bad.parse::<EventType>().unwrap_err();
+        assert_eq!(err.name(), bad);
+        assert!(err.to_string().contains("unknown event type"), "{err}");
+    }
+    assert!(serde_json::from_value::<EventType>(json!("task.finished")).is_err());
+    assert!(serde_json::from_value::<EventType>(json!(17)).is_err());
+}
+
+#[test]
+fn new_sets_id_timestamp_and_empty_data() {
+    let before = SystemTime::now();
+    let event = Event::new(EventType::AgentStarted);
+    let after = SystemTime::now();
+    assert_eq!(event.event_type, EventType::AgentStarted);
+    assert!(event.timestamp >= before && event.timestamp <= after);
+    assert_eq!(event.data, json!({}));
+    assert_eq!(event.source_agent_id, None);
+    assert_eq!(event.circle_id, None);
+    assert_eq!(event.project_id, None);
+    let millis = event
+        .timestamp
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(event.id.timestamp_millis(), millis);
+    assert_eq!(event.id.as_uuid().get_version_num(), 7);
+}
+
+#[test]
+fn ids_from_one_thread_strictly_increase() {
+    let ids: Vec<EventId> = (0..10_000)
+        .map(|_| Event::new(EventType::TaskCreated).id)
+        .collect();
+    for pair in ids.windows(2) {
+        assert!(pair[0] < pair[1], "{:?} !< {:?}", pair[0], pair[1]);
+    }
+}
+
+#[test]
+fn ids_are_unique_across_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                (0..5_000)
+                    .map(|_| Event::new(EventType::TaskCreated).id)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for thread in threads {
+        for id in thread.join().unwrap() {
+            assert!(all.insert(id), "duplicate id {id}");
+        }
+    }
+    assert_eq!(all.len(), 20_000);
+}
+
+#[test]
+fn event_id_text_round_trip() {
+    let id = Event::new(EventType::TaskCreated).id;
+    let text = id.to_string();
+    assert_eq!(text.len(), 36);
+    assert_eq!(text.parse::<EventId>().unwrap(), id);
+    assert_eq!(format!("{id:?}"), format!("EventId({text})"));
+}
+
+#[test]
+fn builders_set_their_fields() {
+    let event = Event::new(EventType::TaskCompleted)
+        .with_data(json!({"task_id": 123, "result": "success"}))
+        .with_source_agent(1)
+        .with_circle(5)
+        .with_project(7);
+    assert_eq!(event.data, json!({"task_id": 123, "result": "success"}));
+    assert_eq!(event.source_agent_id, Some(1));
+    assert_eq!(event.circle_id, Some(5));
+    assert_eq!(event.project_id, Some(7));
+    let negative = Event::new(EventType::TaskCompleted).with_source_agent(i64::MIN);
+    assert_eq!(negative.source_agent_id, Some(i64::MIN));
+}
+
+#[test]
+fn json_shape_is_exact() {
+    let at = UNIX_EPOCH + Duration::new(1_795_996_470, 123_456_789);
+    let mut event = Event::new(EventType::TaskCompleted)
+        .with_data(json!({"task_id": 123}))
+        .with_source_agent(1)
+        .with_circle(5);
+    event.timestamp = at;
+    let json: Value = serde_json::from_str(&event.to_json().unwrap()).unwrap();
+    let object = json.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "circle_id",
+            "data",
+            "id",
+            "project_id",
+            "source_agent_id",
+            "timestamp",
+            "type"
+        ]
+    );
+    assert_eq!(json["id"], Value::String(event.id.to_string()));
+    assert_eq!(json["type"], "task.completed");
+    assert_eq!(json["data"], json!({"task_id": 123}));
+    assert_eq!(json["source_agent_id"], 1);
+    assert_eq!(json["circle_id"], 5);
+    assert_eq!(json["project_id"], Value::Null);
+    assert_eq!(json["timestamp"], "2026-11-29T23:54:30.123456789Z");
+}
+
+#[test]
+fn timestamp_is_rfc3339_utc_with_nanoseconds() {
+    for at in [
+        UNIX_EPOCH,
+        UNIX_EPOCH + Duration::new(1, 1),
+        UNIX_EPOCH + Duration::new(1_795_996_470, 0),
+        SystemTime::now(),
+    ] {
+        let mut event = Event::new(EventType::SystemWarning);
+        event.timestamp = at;
+        let json: Value = serde_json::from_str(&event.to_json().unwrap()).unwrap();
+        let text = json["timestamp"].as_str().unwrap();
+        // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
+        assert_eq!(text.len(), 30, "{text}");
+        assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(&text[10..11], "T");
+        assert_eq!(&text[19..20], ".");
+        assert_eq!(humantime::parse_rfc3339(text).unwrap(), at);
+    }
+    let mut epoch = Event::new(EventType::SystemWarning);
+    epoch.timestamp = UNIX_EPOCH;
+    assert!(epoch
+        .to_json()
+        .unwrap()
+        .contains("\"1970-01-01T00:00:00.000000000Z\""));
+}
+
+#[test]
+fn round_trip_is_exact_including_nanoseconds() {
+    let mut event = Event::new(EventType::ConversationTurnComplete)
+        .with_data(json!({"nested": {"list": [1, 2.5, "x", null, true]}, "u": "é✓"}))
+        .with_source_agent(-3)
+        .with_project(i64::MAX);
+    event.timestamp = UNIX_EPOCH + Duration::new(1_700_000_000, 987_654_321);
+    let back = Event::from_json(&event.to_json().unwrap()).unwrap();
+    assert_eq!(back, event);
+    assert_eq!(back.timestamp, event.timestamp);
+    assert_eq!(back.id, event.id);
+
+    for t in EventType::ALL {
+        let event = Event::new(t).with_circle(1);
+        assert_eq!(Event::from_json(&event.to_json().unwrap()).unwrap(), event);
+    }
+}
+
+#[test]
+fn serde_value_round_trip() {
+    let event = Event::new(EventType::MemoryShared).with_circle(9);
+    let value = serde_json::to_value(&event).unwrap();
+    let back: Event = serde_json::from_value(value).unwrap();
+    assert_eq!(back, event);
+}
+
+#[test]
+fn decode_fills_missing_id_timestamp_and_data() {
+    let before = SystemTime::now();
+    let a = Event::from_json(r#"{"type": "memory.shared"}"#).unwrap();
+    let b = Event::from_json(r#"{"type": "memory.shared"}"#).unwrap();
+    let after = SystemTime::now();
+    assert_eq!(a.event_type, EventType::MemoryShared);
+    assert_eq!(a.data, json!({}));
+    assert_eq!(
+        (a.source_agent_id, a.circle_id, a.project_id),
+        (None, None, None)
+    );
+    assert!(a.timestamp >= before && a.timestamp <= after);
+    assert_ne!(a.id, b.id, "each decode gets a fresh id");
+}
+
+#[test]
+fn decode_keeps_given_fields_and_accepts_nulls() {
+    let json = r#"{"id": "0190f3a4-1b2c-7d3e-8f40-123456789abc", "type": "task.failed",
+                   "data": {"why": "timeout"}, "source_agent_id": null, "circle_id": 2,
+                   "project_id": null, "timestamp": "2026-11-23T23:54:30.000000001Z",
+                   "extra_field": [1, 2]}"#;
+    let event = Event::from_json(json).unwrap();
+    assert_eq!(event.id.to_string(), "0190f3a4-1b2c-7d3e-8f40-123456789abc");
+    assert_eq!(event.event_type, EventType::TaskFailed);
+    assert_eq!(event.data, json!({"why": "timeout"}));
+    assert_eq!(event.source_agent_id, None);
+    assert_eq!(event.circle_id, Some(2));
+    assert_eq!(
+        event.timestamp,
+        humantime::parse_rfc3339("2026-11-23T23:54:30.000000001Z").unwrap()
+    );
+}
+
+#[test]
+fn decode_requires_type() {
+    let err = Event::from_json(r#"{"data": {}}"#).unwrap_err();
+    assert!(err.to_string().contains("type"), "{err}");
+    assert!(Event::from_json(r#"{"type": null}"#).is_err());
+}
+
+#[test]
+fn decode_rejects_bad_input_without_panicking() {
+    let cases = [
+        r#"{"type": "memory.forgotten"}"#,
+        r#"{"type": 5}"#,
+        r#"{"type": "task.created", "circle_id": "five"}"#,
+        r#"{"type": "task.created", "circle_id": 1.5}"#,
+        r#"{"type": "task.created", "source_agent_id": true}"#,
+        r#"{"type": "task.created", "project_id": 99999999999999999999}"#,
+        r#"{"type": "task.created", "id": "not-a-uuid"}"#,
+        r#"{"type": "task.created", "id": 12}"#,
+        r#"{"type": "task.created", "timestamp": "yesterday"}"#,
+        r#"{"type": "task.created", "timestamp": 1700000000}"#,
+        r#"{"type": "task.created""#,
+        r#"{"type": "task.created",}"#,
+        "",
+        "null",
+        "[]",
+        "\"task.created\"",
+        "{",
+        "}{",
+    ];
+    for json in cases {
+        let result = std::panic::catch_unwind(|| Event::from_json(json));
+        match result {
+            Ok(Err(err)) => assert!(!err.to_string().is_empty()),
+            Ok(Ok(event)) => panic!("{json:?} decoded to {event:?}"),
+            Err(_) => panic!("{json:?} panicked"),
+        }
+    }
+    let err = Event::from_json("{\n  \"type\": \"memory.forgotten\"\n}").unwrap_err();
+    assert_eq!(err.line(), 2);
+    assert!(err.column() > 0);
+}
+
+fn assert_traits<T: Send + Sync + Clone + PartialEq + std::fmt::Debug + 'static>() {}
+fn assert_id_traits<
+    T: Copy + Eq + std::hash::Hash + std::fmt::Debug + std::fmt::Display + Send + Sync,
+>() {
+}
+
+#[test]
+fn event_and_ids_have_the_pinned_traits() {
+    assert_traits::<Event>();
+    assert_id_traits::<EventId>();
+    assert_id_traits::<SubscriptionId>();
+    assert_id_traits::<EventType>();
+    let event = Event::new(EventType::TaskCreated);
+    let copy = event.clone();
+    assert_eq!(copy, event);
+    assert_ne!(Event::new(EventType::TaskCreated), event);
+}

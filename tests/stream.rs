@@ -1,0 +1,303 @@
+//! `EventStream`: bounded pull subscriptions, lag reporting, closing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventType, EventTypeSet, Lagged, TryRecvError};
+use futures::StreamExt;
+use serde_json::json;
+
+fn numbered(n: u64) -> Event {
+    Event::new(EventType::TaskCreated).with_data(json!({"n": n}))
+}
+
+fn n_of(event: &Event) -> u64 {
+    event.data["n"].as_u64().unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn smoke() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 8);
+    for n in 0..3 {
+        assert_eq!(bus.publish_blocking(numbered(n)).delivered, 1);
+    }
+    for n in 0..3 {
+        assert_eq!(n_of(&stream.try_recv().unwrap()), n);
+    }
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn receives_only_its_types_and_the_published_arc() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(
+        EventTypeSet::from([EventType::AgentStarted, EventType::AgentStopped]),
+        16,
+    );
+    let started = Arc::new(Event::new(EventType::AgentStarted));
+    bus.publish_blocking(Arc::clone(&started));
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    bus.publish_blocking(Event::new(EventType::AgentStopped));
+    let first = stream.try_recv().unwrap();
+    assert!(Arc::ptr_eq(&first, &started));
+    assert_eq!(
+        stream.try_recv().unwrap().event_type,
+        EventType::AgentStopped
+    );
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn filtered_stream() {
+    let bus = EventBus::new();
+    let mut stream = bus
+        .subscription(EventType::TaskCreated)
+        .filter(|e: &Event| e.data["n"].as_u64().unwrap() % 2 == 0)
+        .name("even-stream")
+        .stream(16);
+    for n in 0..6 {
+        bus.publish_blocking(numbered(n));
+    }
+    let got: Vec<u64> = std::iter::from_fn(|| stream.try_recv().ok())
+        .map(|e| n_of(&e))
+        .collect();
+    assert_eq!(got, vec![0, 2, 4]);
+}
+
+#[test]
+fn slow_consumer_gets_exact_lag_then_oldest_survivors() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    assert_eq!(stream.capacity(), 4);
+    for n in 0..10 {
+        bus.publish_blocking(numbered(n));
+    }
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(6)));
+    for n in 6..10 {
+        assert_eq!(n_of(&stream.try_recv().unwrap()), n);
+    }
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+
+    // Lag is counted afresh after being reported.
+    for n in 10..15 {
+        bus.publish_blocking(numbered(n));
+    }
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(1)));
+    let rest: Vec<u64> = std::iter::from_fn(|| stream.try_recv().ok())
+        .map(|e| n_of(&e))
+        .collect();
+    assert_eq!(rest, vec![11, 12, 13, 14]);
+}
+
+#[test]
+fn partial_drain_then_overflow() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 3);
+    for n in 0..3 {
+        bus.publish_blocking(numbered(n));
+    }
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
+    for n in 3..6 {
+        bus.publish_blocking(numbered(n));
+    }
+    // Buffer held 1,2; adding 3,4,5 pushed out 1 and 2.
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(2)));
+    let rest: Vec<u64> = std::iter::from_fn(|| stream.try_recv().ok())
+        .map(|e| n_of(&e))
+        .collect();
+    assert_eq!(rest, vec![3, 4, 5]);
+}
+
+#[test]
+fn lag_through_the_stream_trait() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 2);
+    for n in 0..5 {
+        bus.publish_blocking(numbered(n));
+    }
+    futures::executor::block_on(async {
+        assert_eq!(stream.next().await.unwrap().unwrap_err(), Lagged(3));
+        assert_eq!(n_of(&stream.next().await.unwrap().unwrap()), 3);
+        assert_eq!(n_of(&stream.recv().await.unwrap().unwrap()), 4);
+    });
+}
+
+#[test]
+fn publishers_never_block_on_a_full_stream() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let publisher = std::thread::spawn({
+        let bus = bus.clone();
+        move || {
+            for n in 0..10_000 {
+                bus.publish_blocking(numbered(n));
+            }
+            tx.send(()).unwrap();
+        }
+    });
+    // Nobody reads the stream meanwhile: a publisher that waited for room
+    // would never finish.
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("publishing into a full stream blocked");
+    publisher.join().unwrap();
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(9_996)));
+    let rest: Vec<u64> = std::iter::from_fn(|| stream.try_recv().ok())
+        .map(|e| n_of(&e))
+        .collect();
+    assert_eq!(rest, vec![9_996, 9_997, 9_998, 9_999]);
+    assert_eq!(bus.stats().events_delivered, 10_000);
+}
+
+#[test]
+fn capacity_zero_is_treated_as_one() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 0);
+    assert_eq!(stream.capacity(), 1);
+    bus.publish_blocking(numbered(0));
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
+    bus.publish_blocking(numbered(1));
+    bus.publish_blocking(numbered(2));
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(1)));
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 2);
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn dropping_the_stream_unsubscribes() {
+    let bus = EventBus::new();
+    let stream = bus.stream(EventType::TaskCreated, 4);
+    let id = stream.id();
+    assert_eq!(bus.stats().active_subscribers, 1);
+    assert_eq!(bus.publish_blocking(numbered(0)).delivered, 1);
+    drop(stream);
+    assert_eq!(bus.stats().active_subscribers, 0);
+    assert_eq!(bus.publish_blocking(numbered(1)).delivered, 0);
+    assert!(!bus.unsubscribe(id));
+}
+
+#[test]
+fn dropping_the_stream_releases_buffered_events() {
+    let bus = EventBus::builder().history_capacity(0).build();
+    let stream = bus.stream(EventType::TaskCreated, 4);
+    let event = Arc::new(numbered(0));
+    bus.publish_blocking(Arc::clone(&event));
+    assert_eq!(Arc::strong_count(&event), 2);
+    drop(stream);
+    assert_eq!(Arc::strong_count(&event), 1);
+}
+
+#[test]
+fn reset_closes_the_stream_after_drain() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    bus.publish_blocking(numbered(0));
+    bus.publish_blocking(numbered(1));
+    bus.reset();
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 1);
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Closed));
+    assert!(futures::executor::block_on(stream.recv()).is_none());
+    // Publishing after reset does not reopen it.
+    bus.publish_blocking(numbered(2));
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn reset_wakes_a_waiting_receiver() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    let resetter = std::thread::spawn({
+        let bus = bus.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(50));
+            bus.reset();
+        }
+    });
+    let got = runtime()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), stream.recv()).await });
+    resetter.join().unwrap();
+    assert!(got.expect("recv was not woken by reset").is_none());
+}
+
+#[test]
+fn dropping_the_bus_closes_the_stream() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    bus.publish_blocking(numbered(7));
+    drop(bus);
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 7);
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn async_recv_wakes_when_another_thread_publishes() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    let publisher = std::thread::spawn({
+        let bus = bus.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(50));
+            bus.publish_blocking(numbered(42));
+        }
+    });
+    let got = runtime()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), stream.recv()).await });
+    publisher.join().unwrap();
+    let event = got.expect("recv was not woken").unwrap().unwrap();
+    assert_eq!(n_of(&event), 42);
+}
+
+#[test]
+fn async_recv_wakes_when_another_task_publishes() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let received = rt.block_on(async {
+        let publisher = tokio::spawn({
+            let bus = bus.clone();
+            async move {
+                for n in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    bus.publish(numbered(n)).await;
+                }
+            }
+        });
+        let mut received = Vec::new();
+        while received.len() < 20 {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .expect("stream was not woken");
+            received.push(n_of(&next.unwrap().unwrap()));
+        }
+        publisher.await.unwrap();
+        received
+    });
+    assert_eq!(received, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn stream_is_send_and_debug() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let bus = EventBus::new();
+    let stream = bus.stream(EventType::TaskCreated, 3);
+    assert_send(&stream);
+    let text = format!("{stream:?}");
+    assert!(text.contains("EventStream"), "{text}");
+    let moved = std::thread::spawn(move || stream.capacity())
+        .join()
+        .unwrap();
+    assert_eq!(moved, 3);
+}

@@ -1,0 +1,376 @@
+//! Subscribing and unsubscribing: ids, guards, `subscribe_all` and type sets.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use agentbus::{Event, EventBus, EventType, EventTypeSet, SubscriptionId};
+
+fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+fn counting(bus: &EventBus, event_type: EventType) -> (SubscriptionId, Arc<AtomicUsize>) {
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    let id = bus.subscribe(event_type, move |_e: &Event| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    (id, calls)
+}
+
+#[test]
+fn smoke() {
+    let bus = EventBus::new();
+    let (id, calls) = counting(&bus, EventType::TaskCreated);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert!(bus.unsubscribe(id));
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn unsubscribe_is_true_once_then_false() {
+    let bus = EventBus::new();
+    let (id, _) = counting(&bus, EventType::TaskCreated);
+    assert!(bus.unsubscribe(id));
+    assert!(!bus.unsubscribe(id));
+    assert!(!bus.unsubscribe(id));
+}
+
+#[test]
+fn unsubscribe_of_an_id_from_another_bus_removes_nothing_there() {
+    let a = EventBus::new();
+    let b = EventBus::new();
+    let (id_a, _) = counting(&a, EventType::TaskCreated);
+    // Ids count per bus, so b's first id equals a's; b's is the one removed.
+    let (id_b, calls_b) = counting(&b, EventType::TaskCreated);
+    assert_eq!(id_a, id_b);
+    let (_, calls_b2) = counting(&b, EventType::TaskCreated);
+    assert!(a.unsubscribe(id_a));
+    assert_eq!(b.stats().active_subscribers, 2);
+    b.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(calls_b.load(Ordering::SeqCst), 1);
+    assert_eq!(calls_b2.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn only_the_unsubscribed_handler_stops() {
+    let bus = EventBus::new();
+    let (first, first_calls) = counting(&bus, EventType::TaskCreated);
+    let (_, second_calls) = counting(&bus, EventType::TaskCreated);
+    let (_, third_calls) = counting(&bus, EventType::TaskCreated);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert!(bus.unsubscribe(first));
+    for _ in 0..3 {
+        bus.publish_blocking(Event::new(EventType::TaskCreated));
+    }
+    assert_eq!(first_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(second_calls.load(Ordering::SeqCst), 4);
+    assert_eq!(third_calls.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn after_unsubscribe_returns_no_later_publish_calls_it_across_threads() {
+    let bus = EventBus::new();
+    let (id, calls) = counting(&bus, EventType::TaskCreated);
+    let unsubscriber = std::thread::spawn({
+        let bus = bus.clone();
+        move || bus.unsubscribe(id)
+    });
+    assert!(unsubscriber.join().unwrap());
+    let before = calls.load(Ordering::SeqCst);
+    let publisher = std::thread::spawn({
+        let bus = bus.clone();
+        move || {
+            (0..100)
+                .map(|_| {
+                    bus.publish_blocking(Event::new(EventType::TaskCreated))
+                        .delivered
+                })
+                .sum::<usize>()
+        }
+    });
+    assert_eq!(publisher.join().unwrap(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+}
+
+#[test]
+fn ids_are_unique_and_never_reused() {
+    let bus = EventBus::new();
+    let mut ids = HashSet::new();
+    for round in 0..5 {
+        for t in EventType::ALL {
+            let id = bus.subscribe(t, |_e: &Event| {});
+            assert!(ids.insert(id), "id {id} reused in round {round}");
+            if round % 2 == 0 {
+                assert!(bus.unsubscribe(id));
+            }
+        }
+        bus.reset();
+    }
+    assert_eq!(ids.len(), 5 * EventType::COUNT);
+}
+
+#[test]
+fn ids_survive_reset_and_stale_ids_remove_nothing() {
+    let bus = EventBus::new();
+    let (old, old_calls) = counting(&bus, EventType::TaskCreated);
+    bus.reset();
+    let (new, new_calls) = counting(&bus, EventType::TaskCreated);
+    assert_ne!(old, new);
+    assert!(new.get() > old.get());
+    assert!(!bus.unsubscribe(old));
+    assert_eq!(bus.stats().active_subscribers, 1);
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::TaskCreated))
+            .delivered,
+        1
+    );
+    assert_eq!(old_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(new_calls.load(Ordering::SeqCst), 1);
+    assert!(bus.unsubscribe(new));
+}
+
+#[test]
+fn subscription_id_display_and_get() {
+    let bus = EventBus::new();
+    let first = bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    let second = bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    assert_eq!(first.get(), 1);
+    assert_eq!(second.get(), 2);
+    assert_eq!(first.to_string(), "sub-1");
+}
+
+#[test]
+fn unsubscribe_drops_the_handler_and_its_captures() {
+    let bus = EventBus::new();
+    let captured = Arc::new(());
+    let held = Arc::clone(&captured);
+    let id = bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
+        let _ = &held;
+    });
+    assert_eq!(Arc::strong_count(&captured), 2);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert!(bus.unsubscribe(id));
+    assert_eq!(Arc::strong_count(&captured), 1);
+}
+
+#[test]
+fn handler_whose_drop_panics_does_not_break_unsubscribe() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("capture drop panicked");
+        }
+    }
+    let bus = EventBus::new();
+    let bomb = PanicOnDrop;
+    let id = bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
+        let _ = &bomb;
+    });
+    assert!(bus.unsubscribe(id));
+    let (_, calls) = counting(&bus, EventType::TaskCreated);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// ------------------------------------------------------------------ guards
+
+#[test]
+fn guard_unsubscribes_on_drop() {
+    let bus = EventBus::new();
+    let (id, calls) = counting(&bus, EventType::TaskStarted);
+    {
+        let guard = bus.guard(id);
+        assert_eq!(guard.id(), id);
+        bus.publish_blocking(Event::new(EventType::TaskStarted));
+    }
+    assert_eq!(bus.stats().active_subscribers, 0);
+    assert!(!bus.unsubscribe(id));
+    bus.publish_blocking(Event::new(EventType::TaskStarted));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn guard_detach_keeps_the_subscription() {
+    let bus = EventBus::new();
+    let (id, calls) = counting(&bus, EventType::TaskStarted);
+    let detached = bus.guard(id).detach();
+    assert_eq!(detached, id);
+    bus.publish_blocking(Event::new(EventType::TaskStarted));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(bus.stats().active_subscribers, 1);
+    assert!(bus.unsubscribe(id));
+}
+
+#[test]
+fn guard_unsubscribe_reports_whether_it_was_registered() {
+    let bus = EventBus::new();
+    let (id, _) = counting(&bus, EventType::TaskStarted);
+    assert!(bus.guard(id).unsubscribe());
+    let (id, _) = counting(&bus, EventType::TaskStarted);
+    let guard = bus.guard(id);
+    assert!(bus.unsubscribe(id));
+    assert!(!guard.unsubscribe());
+}
+
+#[test]
+fn guard_outliving_the_bus_is_harmless() {
+    let bus = EventBus::new();
+    let (id, _) = counting(&bus, EventType::TaskStarted);
+    let guard = bus.guard(id);
+    drop(bus);
+    assert!(!guard.unsubscribe());
+}
+
+#[test]
+fn guard_after_reset_does_not_remove_a_new_subscription() {
+    let bus = EventBus::new();
+    let (old, _) = counting(&bus, EventType::TaskStarted);
+    let guard = bus.guard(old);
+    bus.reset();
+    let (_, new_calls) = counting(&bus, EventType::TaskStarted);
+    drop(guard);
+    assert_eq!(bus.stats().active_subscribers, 1);
+    bus.publish_blocking(Event::new(EventType::TaskStarted));
+    assert_eq!(new_calls.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------- subscribe_all
+
+#[test]
+fn subscribe_all_receives_every_type_once_per_publish() {
+    let bus = EventBus::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let id = bus.subscribe_all(move |e: &Event| {
+        s.lock().unwrap().push(e.event_type);
+    });
+    assert_eq!(bus.stats().active_subscribers, 1);
+    for t in EventType::ALL {
+        assert_eq!(bus.publish_blocking(Event::new(t)).delivered, 1);
+    }
+    assert_eq!(*seen.lock().unwrap(), EventType::ALL.to_vec());
+    assert!(bus.unsubscribe(id));
+    assert_eq!(bus.stats().active_subscribers, 0);
+    for t in EventType::ALL {
+        assert_eq!(bus.publish_blocking(Event::new(t)).delivered, 0);
+    }
+    assert_eq!(seen.lock().unwrap().len(), EventType::COUNT);
+}
+
+#[test]
+fn subscribe_to_a_type_set() {
+    let bus = EventBus::new();
+    let set = EventTypeSet::from([EventType::TaskCreated, EventType::TaskCompleted]);
+    assert_eq!(set.len(), 2);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let id = bus.subscribe(set, move |e: &Event| {
+        s.lock().unwrap().push(e.event_type);
+    });
+    assert_eq!(bus.stats().active_subscribers, 1);
+    for t in EventType::ALL {
+        bus.publish_blocking(Event::new(t));
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![EventType::TaskCreated, EventType::TaskCompleted]
+    );
+    assert!(bus.unsubscribe(id));
+    bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn async_subscription_to_a_type_set() {
+    let bus = EventBus::new();
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    bus.subscribe_async(
+        [EventType::AgentStarted, EventType::AgentStopped],
+        move |_e: Arc<Event>| {
+            let c = Arc::clone(&c);
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    );
+    bus.publish_blocking(Event::new(EventType::AgentStarted));
+    bus.publish_blocking(Event::new(EventType::AgentStopped));
+    bus.publish_blocking(Event::new(EventType::AgentTaskFailed));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn empty_type_set_subscription_receives_nothing() {
+    let bus = EventBus::new();
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    let id = bus.subscribe(EventTypeSet::empty(), move |_e: &Event| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    for t in EventType::ALL {
+        bus.publish_blocking(Event::new(t));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(bus.unsubscribe(id));
+    assert!(!bus.unsubscribe(id));
+}
+
+#[test]
+fn event_type_set_operations() {
+    let set: EventTypeSet = [EventType::SystemError, EventType::SystemWarning]
+        .into_iter()
+        .collect();
+    assert!(set.contains(EventType::SystemError));
+    assert!(!set.contains(EventType::TaskCreated));
+    assert_eq!(
+        set.iter().collect::<Vec<_>>(),
+        vec![EventType::SystemError, EventType::SystemWarning]
+    );
+    assert!(EventTypeSet::empty().is_empty());
+    assert_eq!(EventTypeSet::all().len(), EventType::COUNT);
+    assert_eq!(
+        EventTypeSet::all().iter().collect::<Vec<_>>(),
+        EventType::ALL.to_vec()
+    );
+    assert_eq!(
+        EventTypeSet::from(EventType::TaskFailed),
+        EventTypeSet::empty().with(EventType::TaskFailed)
+    );
+}
+
+#[test]
+fn named_builder_subscription_unsubscribes_like_any_other() {
+    let bus = EventBus::new();
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    let id = bus
+        .subscription(EventType::TaskCompleted)
+        .name(String::from("owned-name"))
+        .handler(move |_e: &Event| {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+    bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert!(bus.unsubscribe(id));
+    bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn the_global_bus_is_one_instance() {
+    let a = agentbus::event_bus();
+    let b = agentbus::event_bus();
+    assert!(std::ptr::eq(a, b));
+    assert_eq!(a.history_capacity(), 1000);
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    let id = a.subscribe(EventType::CircleCreated, move |_e: &Event| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    b.publish_blocking(Event::new(EventType::CircleCreated));
+    assert!(b.unsubscribe(id));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
