@@ -977,3 +977,97 @@ fn sequential_publishes_arrive_in_order_async() {
     });
     assert_eq!(*seen.lock().unwrap(), (0..200).collect::<Vec<_>>());
 }
+
+// ------------------------------------------------- hostile handler values
+
+struct DisplayPanics;
+
+impl std::fmt::Display for DisplayPanics {
+    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("Display of the error panicked")
+    }
+}
+
+/// A future that is ready at once and panics when dropped.
+struct DropPanics;
+
+impl Future for DropPanics {
+    type Output = ();
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for DropPanics {
+    fn drop(&mut self) {
+        panic!("future drop panicked");
+    }
+}
+
+#[test]
+fn an_error_whose_display_panics_is_a_failure() {
+    let bus = EventBus::new();
+    bus.subscribe(
+        EventType::SystemError,
+        |_e: &Event| -> Result<(), DisplayPanics> { Err(DisplayPanics) },
+    );
+    bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| async {
+        Err::<(), _>(DisplayPanics)
+    });
+    let ok = counter();
+    let o = Arc::clone(&ok);
+    bus.subscribe(EventType::SystemError, move |_e: &Event| {
+        o.fetch_add(1, Ordering::SeqCst);
+    });
+    let outcome = bus.publish_blocking(Event::new(EventType::SystemError));
+    assert_eq!(
+        outcome,
+        PublishOutcome {
+            delivered: 1,
+            failed: 2
+        }
+    );
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_future_whose_drop_panics_is_contained() {
+    let bus = EventBus::new();
+    bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| DropPanics);
+    let ok = counter();
+    let o = Arc::clone(&ok);
+    bus.subscribe(EventType::SystemError, move |_e: &Event| {
+        o.fetch_add(1, Ordering::SeqCst);
+    });
+    let outcome = bus.publish_blocking(Event::new(EventType::SystemError));
+    // The handler itself completed; only its clean-up panicked.
+    assert_eq!(outcome.delivered + outcome.failed, 2);
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::SystemError))
+            .delivered,
+        outcome.delivered
+    );
+}
+
+#[test]
+fn cancelling_a_publish_whose_future_drop_panics_is_contained() {
+    let bus = EventBus::new();
+    bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| async {
+        let _armed = DropPanics;
+        std::future::pending::<()>().await;
+    });
+    let mut future = Box::pin(bus.publish(Event::new(EventType::SystemError)));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(future)));
+    assert!(dropped.is_ok(), "dropping the publish future panicked");
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::TaskCreated)),
+        PublishOutcome::default()
+    );
+}
