@@ -389,3 +389,28 @@ fn event_and_ids_have_the_pinned_traits() {
     assert_eq!(copy, event);
     assert_ne!(Event::new(EventType::TaskCreated), event);
 }
+
+#[test]
+fn floats_in_data_round_trip_exactly() {
+    let floats = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -123_456.789e-5,
+        2f64.powi(60) + 1.0,
+    ];
+    let event = Event::new(EventType::AgentToolExecuted).with_data(json!({ "floats": floats }));
+    let back = Event::from_json(&event.to_json().unwrap()).unwrap();
+    assert_eq!(back, event);
+    let decoded: Vec<f64> = back.data["floats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    for (a, b) in decoded.iter().zip(floats) {
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+}
