@@ -341,7 +341,11 @@ impl EventBus {
         let inner = &*self.inner;
         inner.history.push(&event);
         let table = inner.tables.load(event.event_type);
-        fan_out(&table, event, &inner.counters)
+        let delivery = fan_out(&table, event, &inner.counters);
+        // A handler may have unsubscribed a subscriber meanwhile, leaving this
+        // snapshot its last owner: its captures' Drop is user code and may panic.
+        quietly(|| drop(table));
+        delivery
     }
 
     /// The newest events matching `query`, newest first (at most

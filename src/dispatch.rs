@@ -133,10 +133,15 @@ impl Future for Delivery<'_> {
         let this = &mut *self;
         let (mut delivered, mut failed) = (0, 0);
         let event = &this.event;
-        this.running.retain(|running| {
+        let mut index = 0;
+        while index < this.running.len() {
+            let running = &mut this.running[index];
             let polled = catch_unwind(AssertUnwindSafe(|| running.future.as_mut().poll(cx)));
             let succeeded = match polled {
-                Ok(Poll::Pending) => return true,
+                Ok(Poll::Pending) => {
+                    index += 1;
+                    continue;
+                }
                 Ok(Poll::Ready(Ok(()))) => true,
                 Ok(Poll::Ready(Err(message))) => {
                     running.subscriber.report(event, &message);
@@ -149,18 +154,17 @@ impl Future for Delivery<'_> {
                     false
                 }
             };
-            // The finished future is user code; its Drop may panic. Swapping
-            // in a zero-sized future does not allocate.
-            let finished =
-                std::mem::replace(&mut running.future, Box::pin(std::future::ready(Ok(()))));
+            // The finished future is user code, and so is the subscriber if
+            // it was unsubscribed meanwhile and this is its last reference
+            // (its captures' Drop): either may panic.
+            let finished = this.running.remove(index);
             quietly(|| drop(finished));
             if succeeded {
                 delivered += 1;
             } else {
                 failed += 1;
             }
-            false
-        });
+        }
         if delivered + failed > 0 {
             this.outcome.delivered += delivered;
             this.outcome.failed += failed;
@@ -176,9 +180,10 @@ impl Future for Delivery<'_> {
 
 impl Drop for Delivery<'_> {
     fn drop(&mut self) {
-        // Cancelled handlers' futures are user code: their Drop may panic.
+        // Cancelled handlers' futures, and subscribers unsubscribed meanwhile,
+        // are user code: their Drop may panic.
         for running in self.running.drain(..) {
-            quietly(|| drop(running.future));
+            quietly(|| drop(running));
         }
     }
 }

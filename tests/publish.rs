@@ -1071,3 +1071,55 @@ fn cancelling_a_publish_whose_future_drop_panics_is_contained() {
         PublishOutcome::default()
     );
 }
+
+/// Panics when dropped: stands for a handler capture with a hostile `Drop`.
+struct CaptureDropPanics;
+
+impl Drop for CaptureDropPanics {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("handler capture drop panicked");
+        }
+    }
+}
+
+#[test]
+fn handler_unsubscribing_itself_with_a_capture_whose_drop_panics() {
+    let bus = EventBus::new();
+    let own_id: Arc<OnceLock<SubscriptionId>> = Arc::new(OnceLock::new());
+    let (inner, me) = (bus.clone(), Arc::clone(&own_id));
+    let capture = CaptureDropPanics;
+    let id = bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
+        let _ = &capture;
+        inner.unsubscribe(*me.get().unwrap());
+    });
+    own_id.set(id).unwrap();
+    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bus.publish_blocking(Event::new(EventType::TaskCreated))
+    }));
+    let outcome = published.expect("publish panicked");
+    assert_eq!(outcome.delivered, 1);
+    assert_eq!(bus.stats().active_subscribers, 0);
+}
+
+#[test]
+fn async_handler_unsubscribing_itself_with_a_capture_whose_drop_panics() {
+    let bus = EventBus::new();
+    let own_id: Arc<OnceLock<SubscriptionId>> = Arc::new(OnceLock::new());
+    let (inner, me) = (bus.clone(), Arc::clone(&own_id));
+    let capture = CaptureDropPanics;
+    let id = bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| {
+        let _ = &capture;
+        let (bus, me) = (inner.clone(), Arc::clone(&me));
+        async move {
+            bus.unsubscribe(*me.get().unwrap());
+        }
+    });
+    own_id.set(id).unwrap();
+    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bus.publish_blocking(Event::new(EventType::TaskCreated))
+    }));
+    let outcome = published.expect("publish panicked");
+    assert_eq!(outcome.delivered, 1);
+    assert_eq!(bus.stats().active_subscribers, 0);
+}
