@@ -9,16 +9,13 @@ use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // Subscribe to events. The returned id is what `unsubscribe` takes.
+    // Subscribe to events; the returned id is what `unsubscribe` takes.
     let subscription =
         event_bus().subscribe_async(EventType::TaskCompleted, |event: Arc<Event>| async move {
-            println!(
-                "handler: task {} completed by agent {}",
-                event.data["task_id"],
-                event
-                    .source_agent_id
-                    .map_or_else(|| "?".to_owned(), |id| id.to_string()),
-            );
+            let agent = event
+                .source_agent_id
+                .map_or_else(|| "?".to_owned(), |id| id.to_string());
+            println!("task {} completed by agent {agent}", event.data["task_id"]);
         });
 
     // Publish an event; the future resolves once every handler has run.
