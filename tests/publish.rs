@@ -1123,3 +1123,60 @@ fn async_handler_unsubscribing_itself_with_a_capture_whose_drop_panics() {
     assert_eq!(outcome.delivered, 1);
     assert_eq!(bus.stats().active_subscribers, 0);
 }
+
+#[test]
+fn async_handler_may_publish_blocking_under_publish_blocking() {
+    let bus = EventBus::new();
+    let inner_calls = counter();
+    let c = Arc::clone(&inner_calls);
+    bus.subscribe_async(EventType::TaskCompleted, move |_e: Arc<Event>| {
+        let c = Arc::clone(&c);
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let inner = bus.clone();
+    bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| {
+        let bus = inner.clone();
+        async move {
+            let outcome = bus.publish_blocking(Event::new(EventType::TaskCompleted));
+            assert_eq!(outcome.delivered, 1);
+        }
+    });
+    let outcome = within(Duration::from_secs(30), {
+        let bus = bus.clone();
+        move || bus.publish_blocking(Event::new(EventType::TaskCreated))
+    });
+    assert_eq!(
+        outcome,
+        PublishOutcome {
+            delivered: 1,
+            failed: 0
+        }
+    );
+    assert_eq!(inner_calls.load(Ordering::SeqCst), 1);
+    bus.reset();
+}
+
+#[test]
+fn publish_blocking_inside_another_executor() {
+    let bus = EventBus::new();
+    bus.subscribe_async(EventType::TaskCreated, |_e: Arc<Event>| async {
+        tokio::task::yield_now().await;
+    });
+    let outcome = within(Duration::from_secs(30), {
+        let bus = bus.clone();
+        move || {
+            futures::executor::block_on(async {
+                bus.publish_blocking(Event::new(EventType::TaskCreated))
+            })
+        }
+    });
+    assert_eq!(
+        outcome,
+        PublishOutcome {
+            delivered: 1,
+            failed: 0
+        }
+    );
+}
