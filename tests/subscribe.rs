@@ -374,3 +374,56 @@ fn the_global_bus_is_one_instance() {
     assert!(b.unsubscribe(id));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_handler_owning_another_subscriptions_guard_removes_it_when_dropped() {
+    let bus = EventBus::new();
+    let (other, other_calls) = counting(&bus, EventType::TaskCreated);
+    let guard = bus.guard(other);
+    let id = bus.subscribe(EventType::TaskFailed, move |_e: &Event| {
+        let _ = &guard;
+    });
+    assert_eq!(bus.stats().active_subscribers, 2);
+    // Unsubscribing drops the handler, whose guard unsubscribes in turn.
+    assert!(bus.unsubscribe(id));
+    assert_eq!(bus.stats().active_subscribers, 0);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(other_calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn reset_with_handlers_owning_guards_and_streams() {
+    let bus = EventBus::new();
+    let (other, _) = counting(&bus, EventType::TaskCreated);
+    let guard = bus.guard(other);
+    let stream = bus.stream(EventType::TaskCreated, 4);
+    bus.subscribe(EventType::TaskFailed, move |_e: &Event| {
+        let _ = (&guard, &stream);
+    });
+    bus.reset();
+    assert_eq!(bus.stats().active_subscribers, 0);
+    let (_, calls) = counting(&bus, EventType::TaskCreated);
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_filter_may_publish_and_subscribe() {
+    let bus = EventBus::new();
+    let inner = bus.clone();
+    let (_, audit_calls) = counting(&bus, EventType::SystemWarning);
+    bus.subscription(EventType::TaskCreated)
+        .filter(move |e: &Event| {
+            if e.circle_id.is_none() {
+                inner.publish_blocking(Event::new(EventType::SystemWarning));
+                inner.subscribe(EventType::SystemError, |_e: &Event| {});
+            }
+            e.circle_id.is_some()
+        })
+        .handler(|_e: &Event| {});
+    let outcome = bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(outcome.delivered, 0);
+    assert_eq!(audit_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(bus.stats().active_subscribers, 3);
+    bus.reset();
+}
