@@ -161,8 +161,27 @@ impl EventBus {
         Self { inner }
     }
 
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
-        StdArc::downgrade(&self.inner)
+    /// A handle that does not keep the bus alive: what a handler that
+    /// publishes follow-up events should capture, so the bus and its
+    /// subscribers are not kept alive by each other.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    ///
+    /// let bus = EventBus::new();
+    /// let weak = bus.downgrade();
+    /// bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
+    ///     if let Some(bus) = weak.upgrade() {
+    ///         bus.publish_blocking(Event::new(EventType::TaskAssigned));
+    ///     }
+    /// });
+    /// bus.publish_blocking(Event::new(EventType::TaskCreated));
+    /// assert_eq!(bus.stats().events_published, 2);
+    /// ```
+    pub fn downgrade(&self) -> WeakEventBus {
+        WeakEventBus {
+            inner: StdArc::downgrade(&self.inner),
+        }
     }
 
     /// Calls `handler` for every event of `types` (one [`EventType`](crate::EventType)
@@ -323,9 +342,13 @@ impl EventBus {
     /// Publishes from synchronous code: runs the handlers on this thread and
     /// returns when all have finished. Needs no runtime.
     ///
-    /// Async handlers are polled here with a minimal executor; one that needs
-    /// a specific runtime (Tokio timers or I/O, say) must be reached through
-    /// [`publish`](Self::publish) on that runtime instead.
+    /// Async handlers are polled here with a minimal executor. One that needs
+    /// a runtime's timers or I/O (Tokio's, say) only works if that runtime
+    /// drives them from other threads: from a plain thread with no runtime it
+    /// panics (counted as failed), and called from inside a current-thread
+    /// runtime it **blocks forever**, since the thread that would drive the
+    /// timer is the one waiting. From async code, use
+    /// [`publish`](Self::publish).
     pub fn publish_blocking(&self, event: impl Into<StdArc<Event>>) -> PublishOutcome {
         let event = event.into();
         let delivery = self.dispatch(event);
@@ -400,6 +423,19 @@ impl EventBus {
     pub fn stats(&self) -> BusStats {
         let inner = &*self.inner;
         inner.counters.snapshot(inner.history.len())
+    }
+}
+
+/// A non-owning handle to an [`EventBus`]; from [`EventBus::downgrade`].
+#[derive(Clone, Debug, Default)]
+pub struct WeakEventBus {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakEventBus {
+    /// The bus, if any owning handle is still alive.
+    pub fn upgrade(&self) -> Option<EventBus> {
+        self.inner.upgrade().map(EventBus::from_inner)
     }
 }
 

@@ -125,7 +125,8 @@ impl EventType {
 
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`, so width and alignment flags work.
+        f.pad(self.as_str())
     }
 }
 

@@ -53,7 +53,10 @@ pub const DEFAULT_HISTORY_CAPACITY: usize = 1000;
 const TYPE_BITS: u32 = 5;
 const TYPE_MASK: u64 = (1 << TYPE_BITS) - 1;
 
-const _: () = assert!(EventType::COUNT <= 1 << TYPE_BITS, "event type must fit the slot tag");
+const _: () = assert!(
+    EventType::COUNT <= 1 << TYPE_BITS,
+    "event type must fit the slot tag"
+);
 
 #[inline]
 fn tag_of(ticket: u64, event_type: EventType) -> u64 {
@@ -187,7 +190,10 @@ impl Ring {
         // publishes the entry.
         let ticket = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(ticket);
-        let new = word(tag_of(ticket, event.event_type), StdArc::into_raw(StdArc::clone(event)));
+        let new = word(
+            tag_of(ticket, event.event_type),
+            StdArc::into_raw(StdArc::clone(event)),
+        );
         // Acquire pairs with the SeqCst CAS of whoever wrote the slot last.
         let mut current = slot.word.load(Ordering::Acquire);
         loop {
@@ -273,7 +279,10 @@ impl Ring {
             if ticket_plus_one(current) != ticket + 1 || pointer(current).is_null() {
                 continue; // not written yet, overwritten, or cleared
             }
-            if query.event_type.is_some_and(|t| t.index() != type_index(current)) {
+            if query
+                .event_type
+                .is_some_and(|t| t.index() != type_index(current))
+            {
                 continue;
             }
             #[cfg(agentbus_loom)]

@@ -144,6 +144,7 @@ impl SubscriptionId {
 
 impl fmt::Display for SubscriptionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sub-{}", self.0)
+        // Padded as a whole, so width and alignment flags work.
+        f.pad(&format!("sub-{}", self.0))
     }
 }

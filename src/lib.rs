@@ -72,7 +72,7 @@ mod table;
 mod wire;
 
 pub use crate::{
-    bus::{event_bus, EventBus, EventBusBuilder},
+    bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, EncodeEventError, Lagged, ParseEventIdError,

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::{Arc as StdArc, Weak};
+use std::sync::Arc as StdArc;
 
-use crate::bus::{EventBus, Inner};
+use crate::bus::{EventBus, WeakEventBus};
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
 use crate::handler::{Filter, Handler, HandlerResult};
@@ -90,7 +90,7 @@ impl<'bus> SubscriptionBuilder<'bus> {
 #[must_use = "dropping the guard unsubscribes at once"]
 #[derive(Debug)]
 pub struct SubscriptionGuard {
-    bus: Weak<Inner>,
+    bus: WeakEventBus,
     id: SubscriptionId,
     armed: bool,
 }
@@ -126,7 +126,7 @@ impl SubscriptionGuard {
         }
         self.bus
             .upgrade()
-            .is_some_and(|inner| EventBus::from_inner(inner).unsubscribe(self.id))
+            .is_some_and(|bus| bus.unsubscribe(self.id))
     }
 }
 
