@@ -40,7 +40,9 @@ use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::event_type::EventType;
-use crate::sync::{fence, lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering, RetiredList};
+use crate::sync::{
+    fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering, RetiredList,
+};
 
 /// The largest history capacity a bus accepts (4 Mi events, 256 MiB of slots).
 pub const MAX_HISTORY_CAPACITY: usize = 1 << 22;
@@ -234,6 +236,8 @@ impl Ring {
         // means its reference-count increments come before our drop.
         if self.reading.load(Ordering::Acquire) {
             self.retired.push(event);
+            // The read may have drained the list just before this push.
+            self.collect_retired();
         } else {
             self.bury(event);
         }
@@ -259,7 +263,7 @@ impl Ring {
     }
 
     fn read(&self, query: &HistoryQuery) -> Vec<StdArc<Event>> {
-        let _exclusive = lock(&self.readers);
+        let exclusive = lock(&self.readers);
         // Relaxed store + SeqCst fence: the reader's half of the handshake
         // with `release`.
         self.reading.store(true, Ordering::Relaxed);
@@ -303,7 +307,33 @@ impl Ring {
         // Release: the loads above happen before any parked event is dropped.
         self.reading.store(false, Ordering::Release);
         self.retired.drain();
+        drop(exclusive);
+        // A writer that saw this read running may have parked an event after
+        // the drain above and found the lock still held: collect for it.
+        self.collect_retired();
         found
+    }
+
+    /// Drops the parked events if no read is running; whoever parks an event
+    /// and every read, once unlocked, calls this.
+    ///
+    /// Holding `readers` means no read is running, and every read that could
+    /// have seen a parked event has finished (its clones come before its
+    /// unlock). The `SeqCst` fences pair up: a caller whose `try_lock` fails
+    /// pushed before the holder's unlock, so the holder's call after that
+    /// unlock sees the push. Without this, an event parked just after a
+    /// read's drain stayed alive until the next read.
+    fn collect_retired(&self) {
+        loop {
+            fence(Ordering::SeqCst);
+            if self.retired.is_empty() {
+                return;
+            }
+            let Some(_exclusive) = try_lock(&self.readers) else {
+                return; // the holder collects after it unlocks
+            };
+            self.retired.drain();
+        }
     }
 
     fn clear(&self) {

@@ -44,6 +44,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// Locks `mutex` if nobody holds it, ignoring poisoning as [`lock`] does.
+pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 pub(crate) use cell::{ArcCell, Snapshot};
 
 #[cfg(not(agentbus_loom))]
@@ -131,6 +140,10 @@ mod word {
             self.0.push(value);
         }
 
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+
         /// Drops everything in the list.
         pub(crate) fn drain(&self) {
             while let Some(value) = self.0.pop() {
@@ -187,6 +200,10 @@ mod word {
 
         pub(crate) fn push(&self, value: T) {
             lock(&self.0).push(value);
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            lock(&self.0).is_empty()
         }
 
         pub(crate) fn drain(&self) {
