@@ -1,0 +1,362 @@
+//! Issue 3, case 8 and the memory target. A plain binary, not criterion:
+//! criterion reports means, and these targets are about percentiles and RSS.
+//!
+//! Latency: the time from just before `publish` to the first handler's entry,
+//! with 2 publisher threads and a third thread subscribing and unsubscribing
+//! on the same event type, recorded in an HDR histogram. Sync handlers run on
+//! the publishing thread, so the start stamp travels in a thread-local and
+//! the clock is the TSC (a few ns to read, where `Instant` costs tens).
+//!
+//! Memory: resident set size before and after 10 M publishes with a full
+//! history of 1000.
+//!
+//! Run: `cargo bench --bench latency` (under a minute on 2 cores).
+//! `cargo bench --bench latency -- --driver <case> <n>` instead runs one case
+//! `n` times for callgrind (see `driver`).
+
+use std::cell::{Cell, RefCell};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use agentbus::{Event, EventBus, EventType};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+#[path = "support/lock_bus.rs"]
+mod lock_bus;
+use lock_bus::{LockBus, LOCK_BUS_HISTORY};
+
+const TYPE: EventType = EventType::TaskCompleted;
+const PUBLISHES_PER_THREAD: u64 = 2_000_000;
+const MEMORY_PUBLISHES: u64 = 10_000_000;
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ticks() -> u64 {
+    // SAFETY: RDTSC has no preconditions; every x86_64 CPU has it.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn ticks() -> u64 {
+    thread_local! { static ORIGIN: Instant = Instant::now(); }
+    ORIGIN.with(|o| o.elapsed().as_nanos() as u64)
+}
+
+/// Nanoseconds per tick, measured against `Instant` over 200 ms.
+fn calibrate() -> f64 {
+    let (t0, c0) = (Instant::now(), ticks());
+    std::thread::sleep(Duration::from_millis(200));
+    let (t1, c1) = (Instant::now(), ticks());
+    (t1 - t0).as_nanos() as f64 / (c1 - c0) as f64
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns to 10 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 10_000_000_000, 3).unwrap()
+}
+
+thread_local! {
+    static STAMP: Cell<u64> = const { Cell::new(0) };
+    static SAMPLES: RefCell<Histogram<u64>> = RefCell::new(new_histogram());
+}
+
+/// The measured handler's first act: stop the clock started by its publisher.
+fn record_entry(ns_per_tick: f64) {
+    let now = ticks();
+    let elapsed = now.wrapping_sub(STAMP.get());
+    let ns = (elapsed as f64 * ns_per_tick) as u64;
+    SAMPLES.with(|h| h.borrow_mut().saturating_record(ns.max(1)));
+}
+
+/// A bus as the latency run drives it.
+trait Bus: Sync {
+    fn subscribe_measuring(&self, ns_per_tick: f64);
+    fn churn_once(&self);
+    fn publish(&self, event: Arc<Event>);
+}
+
+impl Bus for EventBus {
+    fn subscribe_measuring(&self, ns_per_tick: f64) {
+        self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
+    }
+    fn churn_once(&self) {
+        let id = self.subscribe(TYPE, |e: &Event| {
+            black_box(e.circle_id);
+        });
+        self.unsubscribe(id);
+    }
+    fn publish(&self, event: Arc<Event>) {
+        black_box(self.publish_blocking(event));
+    }
+}
+
+impl Bus for LockBus {
+    fn subscribe_measuring(&self, ns_per_tick: f64) {
+        self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
+    }
+    fn churn_once(&self) {
+        let id = self.subscribe(TYPE, |e: &Event| {
+            black_box(e.circle_id);
+        });
+        self.unsubscribe(TYPE, id);
+    }
+    fn publish(&self, event: Arc<Event>) {
+        black_box(LockBus::publish(self, event));
+    }
+}
+
+/// `publishers` threads publish fresh events (built before the clock starts)
+/// while, if `churn`, another thread subscribes and unsubscribes in a loop.
+fn run(
+    bus: &dyn Bus,
+    publishers: usize,
+    churn: bool,
+    ns_per_tick: f64,
+) -> (Histogram<u64>, Duration) {
+    bus.subscribe_measuring(ns_per_tick);
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(publishers);
+    let started = Instant::now();
+    let merged = std::thread::scope(|s| {
+        if churn {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    bus.churn_once();
+                }
+            });
+        }
+        let workers: Vec<_> = (0..publishers)
+            .map(|_| {
+                s.spawn(|| {
+                    SAMPLES.with(|h| h.borrow_mut().reset());
+                    barrier.wait();
+                    for _ in 0..PUBLISHES_PER_THREAD {
+                        let event = Arc::new(Event::new(TYPE).with_circle(7));
+                        STAMP.set(ticks());
+                        bus.publish(event);
+                    }
+                    SAMPLES.with(|h| h.borrow().clone())
+                })
+            })
+            .collect();
+        let mut merged = new_histogram();
+        for worker in workers {
+            merged.add(worker.join().unwrap()).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        merged
+    });
+    (merged, started.elapsed())
+}
+
+/// What reading the clock twice costs: the floor under every sample.
+fn timer_floor(ns_per_tick: f64) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for _ in 0..1_000_000 {
+        STAMP.set(ticks());
+        let elapsed = ticks().wrapping_sub(STAMP.get());
+        h.saturating_record(((elapsed as f64 * ns_per_tick) as u64).max(1));
+    }
+    h
+}
+
+fn row(label: &str, h: &Histogram<u64>, wall: Option<Duration>) {
+    println!(
+        "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.value_at_quantile(0.9999),
+        h.max(),
+        h.len(),
+        wall.map_or_else(|| "-".to_string(), |w| format!("{:.2}", w.as_secs_f64())),
+    );
+}
+
+/// Resident set size in KiB, from `/proc/self/status` (Linux only).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn fmt_kib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "n/a".to_string(), |k| format!("{k} KiB"))
+}
+
+fn memory() {
+    let bus = EventBus::new();
+    bus.subscribe(TYPE, |e: &Event| {
+        black_box(e.circle_id);
+    });
+    let publish = |i: u64| {
+        bus.publish_blocking(
+            Event::new(TYPE)
+                .with_data(json!({"task_id": i, "result": "success"}))
+                .with_circle(7),
+        );
+    };
+    // Fill history first, so what follows is the steady state.
+    for i in 0..LOCK_BUS_HISTORY as u64 {
+        publish(i);
+    }
+    let before = rss_kib();
+    println!("\n## Memory: RSS over {MEMORY_PUBLISHES} publishes, history 1000 full\n");
+    println!("| publishes | RSS |");
+    println!("|---|---|");
+    println!("| 0 (history just filled) | {} |", fmt_kib(before));
+    let started = Instant::now();
+    let step = MEMORY_PUBLISHES / 5;
+    for chunk in 1..=5 {
+        for i in 0..step {
+            publish(i);
+        }
+        println!(
+            "| {} M | {} |",
+            chunk * step / 1_000_000,
+            fmt_kib(rss_kib())
+        );
+    }
+    let after = rss_kib();
+    assert_eq!(bus.stats().history_size, LOCK_BUS_HISTORY);
+    if let (Some(b), Some(a)) = (before, after) {
+        println!(
+            "\nRSS growth: {} KiB ({:+.2}%) over {MEMORY_PUBLISHES} publishes in {:.1} s",
+            a as i64 - b as i64,
+            (a as f64 - b as f64) * 100.0 / b as f64,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// A fixed-work loop for `valgrind --tool=callgrind`: instruction counts per
+/// publish are the difference between two runs of different lengths.
+fn driver(case: &str, n: u64) {
+    let ev = Arc::new(Event::new(TYPE).with_circle(7));
+    let sync_bus = |subscribers: usize, capacity: usize| {
+        let bus = EventBus::builder().history_capacity(capacity).build();
+        for _ in 0..subscribers {
+            bus.subscribe(TYPE, |e: &Event| {
+                black_box(e.circle_id);
+            });
+        }
+        bus
+    };
+    match case {
+        "fanout1" | "fanout16" | "off1" => {
+            let (subscribers, capacity) = match case {
+                "fanout1" => (1, LOCK_BUS_HISTORY),
+                "fanout16" => (16, LOCK_BUS_HISTORY),
+                _ => (1, 0),
+            };
+            let bus = sync_bus(subscribers, capacity);
+            for _ in 0..n {
+                black_box(bus.publish_blocking(Arc::clone(&ev)));
+            }
+        }
+        "filtered16" => {
+            let bus = EventBus::new();
+            for k in 0..16 {
+                bus.subscription(TYPE)
+                    .filter(move |e: &Event| e.circle_id == Some(k))
+                    .handler(|e: &Event| {
+                        black_box(e.circle_id);
+                    });
+            }
+            for _ in 0..n {
+                black_box(bus.publish_blocking(Arc::clone(&ev)));
+            }
+        }
+        "async1" => {
+            let bus = EventBus::new();
+            bus.subscribe_async(TYPE, |e: Arc<Event>| async move {
+                black_box(e.circle_id);
+            });
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(bus.publish(Arc::clone(&ev)).await);
+                }
+            });
+        }
+        "newevent" => {
+            let bus = sync_bus(1, LOCK_BUS_HISTORY);
+            for _ in 0..n {
+                black_box(
+                    bus.publish_blocking(
+                        Event::new(TYPE)
+                            .with_data(json!({"task_id": 123}))
+                            .with_circle(7),
+                    ),
+                );
+            }
+        }
+        "history" => {
+            let bus = EventBus::new();
+            for i in 0..2 * LOCK_BUS_HISTORY {
+                bus.publish_blocking(Event::new(EventType::ALL[i % 4]));
+            }
+            let query = agentbus::HistoryQuery::new()
+                .event_type(EventType::ALL[1])
+                .limit(10);
+            for _ in 0..n {
+                black_box(bus.history(&query));
+            }
+        }
+        other => panic!("unknown driver case {other}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--driver") {
+        let case = args.get(at + 1).expect("--driver <case> <n>");
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        driver(case, n);
+        return;
+    }
+    // `cargo bench` passes `--bench`; anything else (e.g. `cargo test
+    // --benches`) returns at once so it stays fast.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("latency: skipped (run with `cargo bench --bench latency`)");
+        return;
+    }
+    let ns_per_tick = calibrate();
+    println!("# Latency: publish to first handler entry (ns)\n");
+    println!("clock: TSC, {ns_per_tick:.4} ns/tick; {PUBLISHES_PER_THREAD} publishes per publisher thread\n");
+    println!("| run | p50 | p99 | p99.9 | p99.99 | max | samples | wall s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    row(
+        "timer floor (two TSC reads)",
+        &timer_floor(ns_per_tick),
+        None,
+    );
+
+    type MakeBus = fn() -> Box<dyn Bus>;
+    let buses: [(&str, MakeBus); 2] = [
+        ("agentbus", || Box::new(EventBus::new())),
+        ("lock_bus", || Box::new(LockBus::new(LOCK_BUS_HISTORY))),
+    ];
+    for (publishers, churn) in [(1, false), (2, false), (2, true)] {
+        for (name, make) in &buses {
+            let bus = make();
+            let (h, wall) = run(&*bus, publishers, churn, ns_per_tick);
+            let label = format!(
+                "{name}, {publishers} publisher{}{}",
+                if publishers > 1 { "s" } else { "" },
+                if churn { " + churn" } else { "" }
+            );
+            row(&label, &h, Some(wall));
+        }
+    }
+    memory();
+}
