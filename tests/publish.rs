@@ -2,7 +2,6 @@
 //! re-entrancy and ordering.
 
 use std::future::Future;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -10,9 +9,8 @@ use std::time::{Duration, Instant};
 use agentbus::{Event, EventBus, EventType, HistoryQuery, PublishOutcome, SubscriptionId};
 use serde_json::json;
 
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
+mod common;
+use common::{counter, subscribe_failing_handlers, FAILING};
 
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// in time, so a deadlock shows up as a failure instead of a hung run.
@@ -37,39 +35,6 @@ fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 
             }
         }
     }
-}
-
-/// A `tracing` writer into a buffer the test can read.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Runs `body` with a `tracing` subscriber that records into the returned text.
-fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
-    let buffer = LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let value = tracing::subscriber::with_default(subscriber, body);
-    (value, buffer.text())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -504,67 +469,6 @@ fn dropping_the_publish_future_cancels_async_handlers() {
 
 // ------------------------------------------------------- error isolation
 
-#[derive(Debug)]
-struct CustomPayload(#[allow(dead_code)] u64);
-
-fn subscribe_failing_handlers(bus: &EventBus, ok_calls: &Arc<AtomicUsize>) {
-    let ok = Arc::clone(ok_calls);
-    bus.subscribe(EventType::SystemError, move |_e: &Event| {
-        ok.fetch_add(1, Ordering::SeqCst);
-    });
-    bus.subscription(EventType::SystemError)
-        .name("returns-err")
-        .handler(|_e: &Event| -> Result<(), String> { Err("disk full".into()) });
-    bus.subscription(EventType::SystemError)
-        .name("panics-str")
-        .handler::<_, ()>(|_e: &Event| panic!("static str panic"));
-    bus.subscription(EventType::SystemError)
-        .name("panics-string")
-        .handler::<_, ()>(|e: &Event| panic!("formatted panic for {}", e.event_type));
-    bus.subscription(EventType::SystemError)
-        .name("panics-u32")
-        .handler::<_, ()>(|_e: &Event| std::panic::panic_any(42u32));
-    bus.subscription(EventType::SystemError)
-        .name("panics-custom")
-        .handler::<_, ()>(|_e: &Event| std::panic::panic_any(CustomPayload(7)));
-    bus.subscription(EventType::SystemError)
-        .name("filter-panics")
-        .filter(|_e: &Event| panic!("filter exploded"))
-        .handler::<_, ()>(|_e: &Event| unreachable!("the filter never passes"));
-    bus.subscription(EventType::SystemError)
-        .name("async-err")
-        .async_handler(|_e: Arc<Event>| async {
-            futures::future::ready(()).await;
-            Err::<(), _>("async went wrong")
-        });
-    bus.subscription(EventType::SystemError)
-        .name("async-panics")
-        .async_handler(|_e: Arc<Event>| async {
-            futures::future::ready(()).await;
-            if true {
-                panic!("async panic after await");
-            }
-        });
-    bus.subscription(EventType::SystemError)
-        .name("async-panics-before-future")
-        .async_handler(|_e: Arc<Event>| -> futures::future::Ready<()> {
-            panic!("panicked making the future")
-        });
-    let ok = Arc::clone(ok_calls);
-    bus.subscribe_async(EventType::SystemError, move |_e: Arc<Event>| {
-        let ok = Arc::clone(&ok);
-        async move {
-            ok.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    let ok = Arc::clone(ok_calls);
-    bus.subscribe(EventType::SystemError, move |_e: &Event| {
-        ok.fetch_add(1, Ordering::SeqCst);
-    });
-}
-
-const FAILING: usize = 9;
-
 #[test]
 fn every_kind_of_failure_is_isolated_and_counted() {
     let bus = EventBus::new();
@@ -668,61 +572,6 @@ fn a_payload_whose_drop_panics_is_contained() {
         }
     );
     assert_eq!(after.load(Ordering::SeqCst), 1);
-}
-
-#[test]
-fn failures_are_logged_with_name_event_id_and_error() {
-    let bus = EventBus::new();
-    let ok_calls = counter();
-    subscribe_failing_handlers(&bus, &ok_calls);
-    let event = Event::new(EventType::SystemError);
-    let event_id = event.id.to_string();
-    let (outcome, logs) = capture_logs(|| bus.publish_blocking(event));
-    assert_eq!(outcome.failed, FAILING);
-
-    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(warnings.len(), FAILING, "{logs}");
-    for line in &warnings {
-        assert!(line.contains(&event_id), "{line}");
-    }
-    let line_of = |name: &str| -> &str {
-        warnings
-            .iter()
-            .find(|l| {
-                l.contains(&format!("handler=\"{name}\""))
-                    || l.contains(&format!("handler={name} "))
-            })
-            .unwrap_or_else(|| panic!("no warning for {name}:\n{logs}"))
-    };
-    assert!(line_of("returns-err").contains("disk full"));
-    assert!(line_of("panics-str").contains("static str panic"));
-    assert!(line_of("panics-string").contains("formatted panic for system.error"));
-    assert!(line_of("panics-u32").contains("panic"));
-    assert!(line_of("panics-custom").contains("panic"));
-    assert!(line_of("filter-panics").contains("filter exploded"));
-    assert!(line_of("async-err").contains("async went wrong"));
-    assert!(line_of("async-panics").contains("async panic after await"));
-    assert!(line_of("async-panics-before-future").contains("panicked making the future"));
-}
-
-#[test]
-fn unnamed_handler_is_logged_by_subscription_id() {
-    let bus = EventBus::new();
-    let id = bus.subscribe(
-        EventType::SystemWarning,
-        |_e: &Event| -> Result<(), String> { Err("low disk".into()) },
-    );
-    let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
-    assert!(logs.contains(&id.to_string()), "{logs}");
-    assert!(logs.contains("low disk"), "{logs}");
-}
-
-#[test]
-fn successful_publish_logs_no_warning() {
-    let bus = EventBus::new();
-    bus.subscribe(EventType::SystemWarning, |_e: &Event| {});
-    let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
-    assert!(!logs.contains("WARN"), "{logs}");
 }
 
 // ------------------------------------------------------------ re-entrancy

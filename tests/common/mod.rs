@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use agentbus::{Event, EventBus, EventType};
+
+/// A fresh call counter.
+pub fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+#[derive(Debug)]
+struct CustomPayload(#[allow(dead_code)] u64);
+
+/// Subscribes, to `SystemError`, three handlers that succeed (counting in
+/// `ok_calls`) and [`FAILING`] named ones that fail in every way a handler
+/// can: `Err`, panics with `&str`, `String` and non-string payloads, a
+/// panicking filter, async `Err`, async panic, and a panic while making the
+/// future.
+pub fn subscribe_failing_handlers(bus: &EventBus, ok_calls: &Arc<AtomicUsize>) {
+    let ok = Arc::clone(ok_calls);
+    bus.subscribe(EventType::SystemError, move |_e: &Event| {
+        ok.fetch_add(1, Ordering::SeqCst);
+    });
+    bus.subscription(EventType::SystemError)
+        .name("returns-err")
+        .handler(|_e: &Event| -> Result<(), String> { Err("disk full".into()) });
+    bus.subscription(EventType::SystemError)
+        .name("panics-str")
+        .handler::<_, ()>(|_e: &Event| panic!("static str panic"));
+    bus.subscription(EventType::SystemError)
+        .name("panics-string")
+        .handler::<_, ()>(|e: &Event| panic!("formatted panic for {}", e.event_type));
+    bus.subscription(EventType::SystemError)
+        .name("panics-u32")
+        .handler::<_, ()>(|_e: &Event| std::panic::panic_any(42u32));
+    bus.subscription(EventType::SystemError)
+        .name("panics-custom")
+        .handler::<_, ()>(|_e: &Event| std::panic::panic_any(CustomPayload(7)));
+    bus.subscription(EventType::SystemError)
+        .name("filter-panics")
+        .filter(|_e: &Event| panic!("filter exploded"))
+        .handler::<_, ()>(|_e: &Event| unreachable!("the filter never passes"));
+    bus.subscription(EventType::SystemError)
+        .name("async-err")
+        .async_handler(|_e: Arc<Event>| async {
+            futures::future::ready(()).await;
+            Err::<(), _>("async went wrong")
+        });
+    bus.subscription(EventType::SystemError)
+        .name("async-panics")
+        .async_handler(|_e: Arc<Event>| async {
+            futures::future::ready(()).await;
+            if true {
+                panic!("async panic after await");
+            }
+        });
+    bus.subscription(EventType::SystemError)
+        .name("async-panics-before-future")
+        .async_handler(|_e: Arc<Event>| -> futures::future::Ready<()> {
+            panic!("panicked making the future")
+        });
+    let ok = Arc::clone(ok_calls);
+    bus.subscribe_async(EventType::SystemError, move |_e: Arc<Event>| {
+        let ok = Arc::clone(&ok);
+        async move {
+            ok.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let ok = Arc::clone(ok_calls);
+    bus.subscribe(EventType::SystemError, move |_e: &Event| {
+        ok.fetch_add(1, Ordering::SeqCst);
+    });
+}
+
+/// How many of [`subscribe_failing_handlers`]' handlers fail per publish.
+pub const FAILING: usize = 9;

@@ -1,0 +1,121 @@
+//! Logging: every handler or filter failure is a `WARN` event carrying the
+//! handler's name (or subscription id), the event id and the error.
+//!
+//! One global subscriber, installed before anything in this binary logs,
+//! writes into a buffer owned by the emitting thread. A per-test scoped
+//! subscriber (`with_default`) is not enough here: tests running in parallel
+//! race on `tracing`'s per-callsite interest cache and can lose events.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::sync::Once;
+
+use agentbus::{Event, EventBus, EventType};
+
+mod common;
+use common::{counter, subscribe_failing_handlers, FAILING};
+
+thread_local! {
+    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Appends to this thread's capture buffer, if a test opened one.
+struct ThreadBuffer;
+
+impl Write for ThreadBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.with(|captured| {
+            if let Some(buffer) = captured.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `body` and returns what it logged on this thread.
+fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadBuffer)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let value = body();
+    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
+    (value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn smoke() {
+    let bus = EventBus::new();
+    bus.subscription(EventType::SystemWarning)
+        .name("smoke-handler")
+        .handler(|_e: &Event| -> Result<(), &str> { Err("smoke error") });
+    let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("smoke-handler"), "{logs}");
+    assert!(logs.contains("smoke error"), "{logs}");
+}
+
+#[test]
+fn failures_are_logged_with_name_event_id_and_error() {
+    let bus = EventBus::new();
+    let ok_calls = counter();
+    subscribe_failing_handlers(&bus, &ok_calls);
+    let event = Event::new(EventType::SystemError);
+    let event_id = event.id.to_string();
+    let (outcome, logs) = capture_logs(|| bus.publish_blocking(event));
+    assert_eq!(outcome.failed, FAILING);
+
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), FAILING, "{logs}");
+    for line in &warnings {
+        assert!(line.contains(&event_id), "{line}");
+    }
+    let line_of = |name: &str| -> &str {
+        warnings
+            .iter()
+            .find(|l| {
+                l.contains(&format!("handler=\"{name}\""))
+                    || l.contains(&format!("handler={name} "))
+            })
+            .unwrap_or_else(|| panic!("no warning for {name}:\n{logs}"))
+    };
+    assert!(line_of("returns-err").contains("disk full"));
+    assert!(line_of("panics-str").contains("static str panic"));
+    assert!(line_of("panics-string").contains("formatted panic for system.error"));
+    assert!(line_of("panics-u32").contains("panic"));
+    assert!(line_of("panics-custom").contains("panic"));
+    assert!(line_of("filter-panics").contains("filter exploded"));
+    assert!(line_of("async-err").contains("async went wrong"));
+    assert!(line_of("async-panics").contains("async panic after await"));
+    assert!(line_of("async-panics-before-future").contains("panicked making the future"));
+}
+
+#[test]
+fn unnamed_handler_is_logged_by_subscription_id() {
+    let bus = EventBus::new();
+    let id = bus.subscribe(
+        EventType::SystemWarning,
+        |_e: &Event| -> Result<(), String> { Err("low disk".into()) },
+    );
+    let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
+    assert!(logs.contains(&id.to_string()), "{logs}");
+    assert!(logs.contains("low disk"), "{logs}");
+}
+
+#[test]
+fn successful_publish_logs_no_warning() {
+    let bus = EventBus::new();
+    bus.subscribe(EventType::SystemWarning, |_e: &Event| {});
+    let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
+    assert!(!logs.contains("WARN"), "{logs}");
+}
