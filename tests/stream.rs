@@ -301,3 +301,49 @@ fn stream_is_send_and_debug() {
         .unwrap();
     assert_eq!(moved, 3);
 }
+
+#[test]
+fn every_event_is_received_or_counted_as_missed_under_concurrency() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 16);
+    let publishers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for n in 0..10_000u64 {
+                    bus.publish_blocking(
+                        Event::new(EventType::TaskCreated).with_data(json!({"p": p, "n": n})),
+                    );
+                }
+            })
+        })
+        .collect();
+    let (mut received, mut missed) = (0u64, 0u64);
+    let mut last = [None::<u64>; 2];
+    let mut consume = |stream: &mut agentbus::EventStream| loop {
+        match stream.try_recv() {
+            Ok(event) => {
+                received += 1;
+                // Per publisher, events come out in publish order.
+                let p = event.data["p"].as_u64().unwrap() as usize;
+                let n = event.data["n"].as_u64().unwrap();
+                assert!(last[p].is_none_or(|before| before < n), "out of order");
+                last[p] = Some(n);
+            }
+            Err(TryRecvError::Lagged(n)) => missed += n,
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Closed) => panic!("closed while subscribed"),
+        }
+    };
+    while publishers.iter().any(|p| !p.is_finished()) {
+        consume(&mut stream);
+        std::thread::yield_now();
+    }
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    consume(&mut stream);
+    assert_eq!(received + missed, 20_000);
+    // The newest event of all always survives.
+    assert!(last.contains(&Some(9_999)), "{last:?}");
+}
