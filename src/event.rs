@@ -1,18 +1,4 @@
 //! [`Event`]: what is published, recorded in history and handed to handlers.
-//!
-//! # JSON form
-//!
-//! ```json
-//! {"id": "019ab3c2-…", "type": "task.completed", "data": {"task_id": 123},
-//!  "source_agent_id": 1, "circle_id": 5, "project_id": null,
-//!  "timestamp": "2026-11-23T23:54:30.123456789Z"}
-//! ```
-//!
-//! The timestamp is RFC 3339 in UTC with nanoseconds, so a round trip is exact.
-//! On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
-//! fresh id, the current time and `{}`. Unknown fields are ignored, so newer
-//! producers can add fields. Malformed JSON, unknown type names and fields of
-//! the wrong type are a [`DecodeEventError`], never a panic.
 
 use std::time::SystemTime;
 
@@ -25,6 +11,22 @@ use crate::id::EventId;
 use crate::wire::Rfc3339;
 
 /// One thing that happened, published once and shared by every subscriber.
+///
+/// # JSON form
+///
+/// ```json
+/// {"id": "019ab3c2-…", "type": "task.completed", "data": {"task_id": 123},
+///  "source_agent_id": 1, "circle_id": 5, "project_id": null,
+///  "timestamp": "2026-11-23T23:54:30.123456789Z"}
+/// ```
+///
+/// The timestamp is RFC 3339 in UTC with nanoseconds, so a round trip is exact.
+/// On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
+/// fresh id, the current time and `{}`. Unknown fields are ignored, so newer
+/// producers can add fields. Malformed JSON, unknown type names and fields of
+/// the wrong type are a [`DecodeEventError`], never a panic.
+///
+/// # Example
 ///
 /// ```
 /// use agentbus::{Event, EventType};
@@ -104,14 +106,14 @@ impl Event {
         self
     }
 
-    /// Encodes the event as JSON (see the [module docs](self)).
+    /// Encodes the event as JSON (see [`Event`]'s JSON form).
     ///
     /// Fails only for a timestamp before 1970 or after 9999.
     pub fn to_json(&self) -> Result<String, EncodeEventError> {
         Ok(serde_json::to_string(self)?)
     }
 
-    /// Decodes an event from JSON (see the [module docs](self)).
+    /// Decodes an event from JSON (see [`Event`]'s JSON form).
     ///
     /// ```
     /// use agentbus::{Event, EventType};
