@@ -1,0 +1,663 @@
+//! Loom models of the bus's concurrent paths: the copy-on-write subscriber
+//! tables against publishers, and the lock-free history ring against
+//! publishers, readers, `clear_history` and `reset`.
+//!
+//! Run (release, separate target dir so a normal build is not invalidated):
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg agentbus_loom" \
+//!     cargo test --release --test loom -- --nocapture
+//! ```
+//!
+//! Each model uses a preemption bound of [`DEFAULT_PREEMPTIONS`] unless
+//! `LOOM_MAX_PREEMPTIONS` is set, and prints how many interleavings it
+//! explored and how long that took.
+//!
+//! Under `--cfg agentbus_loom` the crate's `ArcCell` (arc-swap) and
+//! `AtomicWord` (a 128-bit atomic) are loom mutexes, which loom can reason
+//! about, so these models check the protocols built on them (tickets and the
+//! ticket-ordered slot CAS, the read / release handshake, the clear floor,
+//! the subscribers' `active` flag, counters), not arc-swap or `cmpxchg16b`.
+//! Use-after-free is checked two ways: the subscriber tables are loom `Arc`s,
+//! which loom requires to be released by the end of every execution, and in
+//! a loom build the history ring keeps every event it releases in a
+//! graveyard and fails the model if a read touches one. Because of that
+//! graveyard, a released event's reference count only drops once the bus is
+//! gone, so the models check that events and handler closures are released
+//! after the last handle is dropped (no leak), and that unsubscribed handler
+//! closures are released as soon as nothing can call them.
+//!
+//! Facts like "a publish that starts after `unsubscribe` returned" are made
+//! observable with a loom atomic the other thread stores (Release) after the
+//! call returns and the publisher loads (Acquire) before it starts, so loom
+//! explores both outcomes and every weak-memory consequence of them.
+
+// After the docs: a normal build compiles this file to an empty crate, which
+// still needs them (missing_docs).
+#![cfg(agentbus_loom)]
+
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+use std::sync::Arc as StdArc;
+use std::time::Instant;
+
+use agentbus::{Event, EventBus, EventType, HistoryQuery};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+/// The races these models target need one or two preemptions; three adds
+/// margin and still keeps the whole file to seconds in release mode.
+const DEFAULT_PREEMPTIONS: usize = 3;
+
+/// Runs `body` under loom and reports how many executions it explored.
+fn model(name: &str, body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
+    }
+    // A std counter: it lives across executions, which loom objects cannot.
+    let executions = StdArc::new(StdAtomicUsize::new(0));
+    let counter = StdArc::clone(&executions);
+    let started = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, StdOrdering::Relaxed);
+        body();
+    });
+    eprintln!(
+        "loom model {name}: {} executions in {:.2?} (preemption bound {:?})",
+        executions.load(StdOrdering::Relaxed),
+        started.elapsed(),
+        builder.preemption_bound,
+    );
+}
+
+/// A sync handler that counts its calls. The count is a std atomic on
+/// purpose: it is the models' observation, not part of the protocol under
+/// test, and loom runs all its threads on one OS thread, so it is exact.
+fn counting(calls: &StdArc<StdAtomicUsize>) -> impl Fn(&Event) + Send + Sync + 'static {
+    let calls = StdArc::clone(calls);
+    move |_event: &Event| {
+        calls.fetch_add(1, StdOrdering::Relaxed);
+    }
+}
+
+fn calls() -> StdArc<StdAtomicUsize> {
+    StdArc::new(StdAtomicUsize::new(0))
+}
+
+fn count(calls: &StdArc<StdAtomicUsize>) -> usize {
+    calls.load(StdOrdering::Relaxed)
+}
+
+fn event(event_type: EventType, tag: i64) -> StdArc<Event> {
+    StdArc::new(Event::new(event_type).with_circle(tag))
+}
+
+fn whole_history(bus: &EventBus) -> Vec<StdArc<Event>> {
+    bus.history(&HistoryQuery::new().limit(usize::MAX))
+}
+
+/// Where `found` was published: `(publisher, index in its sequence)`.
+fn locate(published: &[Vec<StdArc<Event>>], found: &StdArc<Event>) -> (usize, usize) {
+    published
+        .iter()
+        .enumerate()
+        .find_map(|(publisher, events)| {
+            events
+                .iter()
+                .position(|e| StdArc::ptr_eq(e, found))
+                .map(|index| (publisher, index))
+        })
+        .unwrap_or_else(|| panic!("history returned an event nobody published: {found:?}"))
+}
+
+/// Checks a history snapshot taken while publishers may be running: at most
+/// `capacity` entries, every one the very `Arc` some publisher published, none
+/// twice, and each publisher's events newest first. Returns the positions.
+fn check_snapshot(
+    snapshot: &[StdArc<Event>],
+    published: &[Vec<StdArc<Event>>],
+    capacity: usize,
+) -> Vec<(usize, usize)> {
+    assert!(
+        snapshot.len() <= capacity,
+        "history returned {} entries, capacity {capacity}",
+        snapshot.len()
+    );
+    let positions: Vec<_> = snapshot.iter().map(|e| locate(published, e)).collect();
+    for (i, a) in positions.iter().enumerate() {
+        for b in &positions[i + 1..] {
+            assert_ne!(a, b, "history returned the same event twice");
+            if a.0 == b.0 {
+                assert!(
+                    a.1 > b.1,
+                    "publisher {}'s events are not newest first: {positions:?}",
+                    a.0
+                );
+            }
+        }
+    }
+    positions
+}
+
+/// Checks a quiescent bus's history: `history_size` agrees with what a read
+/// returns, and the type recorded in each slot's state agrees with the event
+/// stored in it (a typed query trusts the state, an untyped one the event).
+fn check_quiescent_history(bus: &EventBus, types: &[EventType]) -> Vec<StdArc<Event>> {
+    let all = whole_history(bus);
+    assert_eq!(
+        bus.stats().history_size,
+        all.len(),
+        "history_size disagrees with what history returns"
+    );
+    for &event_type in types {
+        let typed = bus.history(&HistoryQuery::new().event_type(event_type).limit(usize::MAX));
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .cloned()
+            .collect();
+        assert!(
+            typed.len() == expected.len()
+                && typed
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| StdArc::ptr_eq(a, b)),
+            "typed history for {event_type} disagrees with the untyped one: a slot's state \
+             names another event than the one it holds (typed {typed:?}, untyped {all:?})"
+        );
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------
+// Subscriber tables
+// ---------------------------------------------------------------------------
+
+/// One thread subscribes a new handler and then unsubscribes an old one while
+/// another publishes. A publish that starts after `subscribe` returned must
+/// reach the new handler; one that starts after `unsubscribe` returned must
+/// not reach the old one; nobody is called twice; the old handler's closure
+/// is released once nothing can call it.
+#[test]
+fn table_swap_publish_vs_subscribe_and_unsubscribe() {
+    const T: EventType = EventType::TaskCompleted;
+    model("table_swap_publish_vs_subscribe_and_unsubscribe", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let old_calls = calls();
+        let new_calls = calls();
+        let old_id = bus.subscribe(T, counting(&old_calls));
+        // 0: nothing returned yet, 1: subscribe returned, 2: unsubscribe returned.
+        let progress = Arc::new(AtomicUsize::new(0));
+
+        let writer = {
+            let bus = bus.clone();
+            let progress = Arc::clone(&progress);
+            let new_calls = StdArc::clone(&new_calls);
+            thread::spawn(move || {
+                let new_id = bus.subscribe(T, counting(&new_calls));
+                // Release pairs with the publisher's Acquire load below.
+                progress.store(1, Ordering::Release);
+                assert!(bus.unsubscribe(old_id));
+                progress.store(2, Ordering::Release);
+                new_id
+            })
+        };
+
+        let seen = progress.load(Ordering::Acquire);
+        let outcome = bus.publish_blocking(Event::new(T));
+        let new_id = writer.join().unwrap();
+
+        let (old, new) = (count(&old_calls), count(&new_calls));
+        assert!(
+            old <= 1 && new <= 1,
+            "a handler ran twice: old {old}, new {new}"
+        );
+        assert_eq!(outcome.delivered, old + new);
+        assert_eq!(outcome.failed, 0);
+        if seen >= 1 {
+            assert_eq!(
+                new, 1,
+                "publish started after subscribe returned but missed it"
+            );
+        }
+        if seen == 2 {
+            assert_eq!(
+                old, 0,
+                "publish started after unsubscribe returned but called it"
+            );
+        }
+
+        let stats = bus.stats();
+        assert_eq!(stats.events_published, 1);
+        assert_eq!(stats.events_delivered, outcome.delivered as u64);
+        assert_eq!(stats.active_subscribers, 1);
+        assert_eq!(
+            StdArc::strong_count(&old_calls),
+            1,
+            "the unsubscribed handler is still held after every publish finished"
+        );
+
+        let after = bus.publish_blocking(Event::new(T));
+        assert_eq!(after.delivered, 1);
+        assert_eq!((count(&old_calls), count(&new_calls)), (old, new + 1));
+        assert!(!bus.unsubscribe(old_id));
+        assert!(bus.unsubscribe(new_id));
+        assert_eq!(StdArc::strong_count(&new_calls), 1);
+    });
+}
+
+/// `unsubscribe` racing with two publishes on another thread, next to a
+/// subscriber that stays: the permanent one gets every publish exactly once;
+/// the removed one at most once per publish, never from a publish that starts
+/// after `unsubscribe` returned, and never again once a publish missed it; its
+/// closure is dropped by the time both threads are done.
+#[test]
+fn publish_vs_unsubscribe() {
+    const T: EventType = EventType::AgentToolExecuted;
+    model("publish_vs_unsubscribe", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let removed_calls = calls();
+        let kept_calls = calls();
+        let removed = bus.subscribe(T, counting(&removed_calls));
+        let kept = bus.subscribe(T, counting(&kept_calls));
+        let unsubscribed = Arc::new(AtomicUsize::new(0));
+
+        let publisher = {
+            let bus = bus.clone();
+            let unsubscribed = Arc::clone(&unsubscribed);
+            let removed_calls = StdArc::clone(&removed_calls);
+            let kept_calls = StdArc::clone(&kept_calls);
+            thread::spawn(move || {
+                let mut missed = false;
+                for round in 1..=2 {
+                    // Acquire pairs with the Release store after unsubscribe.
+                    let after_unsubscribe = unsubscribed.load(Ordering::Acquire) == 1;
+                    let before = count(&removed_calls);
+                    let outcome = bus.publish_blocking(Event::new(T));
+                    let reached_removed = count(&removed_calls) - before;
+                    assert!(reached_removed <= 1);
+                    assert_eq!(
+                        count(&kept_calls),
+                        round,
+                        "the kept subscriber missed a publish"
+                    );
+                    assert_eq!(outcome.delivered, 1 + reached_removed);
+                    if after_unsubscribe || missed {
+                        assert_eq!(
+                            reached_removed, 0,
+                            "handler called after unsubscribe returned (round {round}, \
+                             after_unsubscribe {after_unsubscribe}, missed before {missed})"
+                        );
+                    }
+                    missed |= reached_removed == 0;
+                }
+            })
+        };
+
+        assert!(bus.unsubscribe(removed));
+        // Release pairs with the publisher's Acquire load.
+        unsubscribed.store(1, Ordering::Release);
+        assert!(!bus.unsubscribe(removed), "unsubscribe returned true twice");
+        publisher.join().unwrap();
+
+        let stats = bus.stats();
+        assert_eq!(stats.events_published, 2);
+        assert_eq!(stats.events_delivered, 2 + count(&removed_calls) as u64);
+        assert_eq!(stats.active_subscribers, 1);
+        assert_eq!(
+            StdArc::strong_count(&removed_calls),
+            1,
+            "the removed handler's closure outlived unsubscribe and every publish"
+        );
+        assert!(bus.unsubscribe(kept));
+        drop(bus);
+        assert_eq!(StdArc::strong_count(&kept_calls), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// History ring
+// ---------------------------------------------------------------------------
+
+/// One writer publishing `events` events into a ring of `capacity` while a
+/// reader reads it twice.
+fn writer_vs_reader(capacity: usize, events: usize) {
+    const T: EventType = EventType::MemoryShared;
+    let bus = EventBus::builder().history_capacity(capacity).build();
+    let published: Vec<_> = (0..events).map(|i| event(T, i as i64)).collect();
+    // How many publishes have started / returned (Release by the writer,
+    // Acquire by the reader).
+    let started = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+
+    let writer = {
+        let bus = bus.clone();
+        let published = published.clone();
+        let (started, done) = (Arc::clone(&started), Arc::clone(&done));
+        thread::spawn(move || {
+            for (i, e) in published.into_iter().enumerate() {
+                started.store(i + 1, Ordering::Release);
+                bus.publish_blocking(e);
+                done.store(i + 1, Ordering::Release);
+            }
+        })
+    };
+
+    let published_by = [published];
+    let mut newest_seen = None;
+    for _ in 0..2 {
+        let done_before = done.load(Ordering::Acquire);
+        let snapshot = whole_history(&bus);
+        let started_after = started.load(Ordering::Acquire);
+        let indices: Vec<usize> = check_snapshot(&snapshot, &published_by, capacity)
+            .into_iter()
+            .map(|(_, index)| index)
+            .collect();
+        for &index in &indices {
+            assert!(
+                index >= done_before.saturating_sub(capacity),
+                "read returned event {index}, pushed out before the read began \
+                 ({done_before} published, capacity {capacity})"
+            );
+            assert!(
+                index < started_after,
+                "read returned event {index} before its publish started"
+            );
+        }
+        if done_before == events {
+            let expected: Vec<usize> = (events.saturating_sub(capacity)..events).rev().collect();
+            assert_eq!(
+                indices, expected,
+                "a read after the last publish is not exact"
+            );
+        }
+        // The ring's window only moves forward, so a later read never has an
+        // older newest entry than an earlier one.
+        if let Some(&newest) = indices.first() {
+            if let Some(previous) = newest_seen {
+                assert!(newest >= previous, "history went back in time");
+            }
+            newest_seen = Some(newest);
+        }
+    }
+    writer.join().unwrap();
+
+    let all = check_quiescent_history(&bus, &[T]);
+    let indices: Vec<_> = check_snapshot(&all, &published_by, capacity)
+        .into_iter()
+        .map(|(_, index)| index)
+        .collect();
+    let expected: Vec<usize> = (events.saturating_sub(capacity)..events).rev().collect();
+    assert_eq!(indices, expected);
+    assert_eq!(bus.stats().events_published, events as u64);
+    drop((all, bus));
+    // Pushed-out events were released by the ring; only our copies remain.
+    for (i, e) in published_by[0].iter().enumerate() {
+        assert_eq!(
+            StdArc::strong_count(e),
+            1,
+            "event {i} still held by the bus"
+        );
+    }
+}
+
+#[test]
+fn history_writer_vs_reader_capacity_1() {
+    model("history_writer_vs_reader_capacity_1", || {
+        writer_vs_reader(1, 2)
+    });
+}
+
+#[test]
+fn history_writer_vs_reader_capacity_2() {
+    model("history_writer_vs_reader_capacity_2", || {
+        writer_vs_reader(2, 3)
+    });
+}
+
+/// Two publishers race on a ring of `capacity` (`per_publisher[p]` events
+/// each, of different types) while a reader reads it.
+fn two_writers_vs_reader(capacity: usize, per_publisher: [usize; 2]) {
+    const TYPES: [EventType; 2] = [EventType::TaskCreated, EventType::TaskCompleted];
+    let bus = EventBus::builder().history_capacity(capacity).build();
+    let published: Vec<Vec<_>> = (0..2)
+        .map(|p| {
+            (0..per_publisher[p])
+                .map(|i| event(TYPES[p], (10 * p + i) as i64))
+                .collect()
+        })
+        .collect();
+
+    let writers: Vec<_> = published
+        .iter()
+        .map(|events| {
+            let bus = bus.clone();
+            let events = events.clone();
+            thread::spawn(move || {
+                for e in events {
+                    bus.publish_blocking(e);
+                }
+            })
+        })
+        .collect();
+
+    check_snapshot(&whole_history(&bus), &published, capacity);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+
+    let total: usize = per_publisher.iter().sum();
+    let all = check_quiescent_history(&bus, &TYPES);
+    assert_eq!(
+        all.len(),
+        total.min(capacity),
+        "a committed event went missing"
+    );
+    let positions = check_snapshot(&all, &published, capacity);
+    // The newest ticket went to some publisher's last event.
+    let (p, index) = positions[0];
+    assert_eq!(
+        index + 1,
+        per_publisher[p],
+        "newest entry is not a last publish"
+    );
+    assert_eq!(bus.stats().events_published, total as u64);
+    drop((all, bus));
+    for e in published.iter().flatten() {
+        assert_eq!(StdArc::strong_count(e), 1, "event still held by the bus");
+    }
+}
+
+#[test]
+fn history_two_writers_vs_reader_capacity_1() {
+    model("history_two_writers_vs_reader_capacity_1", || {
+        two_writers_vs_reader(1, [1, 1]);
+    });
+}
+
+#[test]
+fn history_two_writers_vs_reader_capacity_2() {
+    model("history_two_writers_vs_reader_capacity_2", || {
+        two_writers_vs_reader(2, [2, 1]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// clear_history and reset
+// ---------------------------------------------------------------------------
+
+/// `clear_history` racing with a publish into a ring of `capacity` that
+/// already holds an event. Afterwards the old event is gone, the new one is
+/// there unless the clear may have come after it, and `history_size` agrees.
+fn clear_vs_publish(capacity: usize) {
+    const T: EventType = EventType::ConversationMessage;
+    let bus = EventBus::builder().history_capacity(capacity).build();
+    let old = event(T, 0);
+    let new = event(T, 1);
+    bus.publish_blocking(StdArc::clone(&old));
+    let cleared = Arc::new(AtomicUsize::new(0));
+    let published = Arc::new(AtomicUsize::new(0));
+
+    let clearer = {
+        let bus = bus.clone();
+        let (cleared, published) = (Arc::clone(&cleared), Arc::clone(&published));
+        thread::spawn(move || {
+            // Acquire/Release pair with the publisher's store/load.
+            let publish_returned = published.load(Ordering::Acquire) == 1;
+            bus.clear_history();
+            cleared.store(1, Ordering::Release);
+            publish_returned
+        })
+    };
+
+    let clear_returned = cleared.load(Ordering::Acquire) == 1;
+    bus.publish_blocking(StdArc::clone(&new));
+    published.store(1, Ordering::Release);
+    let publish_returned = clearer.join().unwrap();
+
+    let all = check_quiescent_history(&bus, &[T]);
+    assert!(
+        all.iter().all(|e| !StdArc::ptr_eq(e, &old)),
+        "an event published before clear_history survived it"
+    );
+    match all.as_slice() {
+        [] => assert!(
+            !clear_returned,
+            "an event published after clear_history returned was lost"
+        ),
+        [only] => {
+            assert!(StdArc::ptr_eq(only, &new));
+            assert!(
+                !publish_returned,
+                "an event published before clear_history began survived it"
+            );
+        }
+        more => panic!(
+            "history holds {} events after a clear and one publish",
+            more.len()
+        ),
+    }
+
+    // The ring is still usable: the next publish is the newest entry.
+    let next = event(T, 2);
+    bus.publish_blocking(StdArc::clone(&next));
+    let after = check_quiescent_history(&bus, &[T]);
+    assert!(after.first().is_some_and(|e| StdArc::ptr_eq(e, &next)));
+    assert_eq!(after.len(), (all.len() + 1).min(capacity));
+    drop((all, after, bus));
+    for e in [&old, &new, &next] {
+        assert_eq!(StdArc::strong_count(e), 1, "event leaked by the ring");
+    }
+}
+
+#[test]
+fn clear_history_vs_publish_capacity_1() {
+    model("clear_history_vs_publish_capacity_1", || {
+        clear_vs_publish(1)
+    });
+}
+
+#[test]
+fn clear_history_vs_publish_capacity_2() {
+    model("clear_history_vs_publish_capacity_2", || {
+        clear_vs_publish(2)
+    });
+}
+
+/// `reset` racing with a publish on a bus with a subscriber, an event in
+/// history and non-zero counters. Afterwards: no subscriber is left and its
+/// closure is released, the pre-reset event is gone, and history agrees with
+/// `history_size`. A publish that starts after `reset` returned reaches nobody
+/// and is counted exactly; one that returned before `reset` began is wiped
+/// from stats and history.
+///
+/// Counters of a publish that overlaps `reset` are only checked in those two
+/// ordered cases: the bus documents that such a publish "may be counted or
+/// not", and loom 0.7 cannot be trusted there. It orders a Relaxed
+/// `fetch_add` and a concurrent `store(0)` only partially, so after both it
+/// lets a load return the `fetch_add`'s result even when that read the value
+/// the store was meant to replace, which C++'s RMW atomicity forbids (seen
+/// with a three-line model: `x = 1; spawn(x.store(0)); x.fetch_add(1); join;
+/// x.load()` yields 2).
+#[test]
+fn reset_vs_publish() {
+    const T: EventType = EventType::SystemWarning;
+    model("reset_vs_publish", || {
+        let bus = EventBus::builder().history_capacity(1).build();
+        let handler_calls = calls();
+        let id = bus.subscribe(T, counting(&handler_calls));
+        let old = event(T, 0);
+        let new = event(T, 1);
+        assert_eq!(bus.publish_blocking(StdArc::clone(&old)).delivered, 1);
+        let reset_done = Arc::new(AtomicUsize::new(0));
+        let publish_done = Arc::new(AtomicUsize::new(0));
+
+        let resetter = {
+            let bus = bus.clone();
+            let (reset_done, publish_done) = (Arc::clone(&reset_done), Arc::clone(&publish_done));
+            thread::spawn(move || {
+                // Acquire/Release pair with the publisher's store/load.
+                let publish_returned = publish_done.load(Ordering::Acquire) == 1;
+                bus.reset();
+                reset_done.store(1, Ordering::Release);
+                publish_returned
+            })
+        };
+
+        let after_reset = reset_done.load(Ordering::Acquire) == 1;
+        let outcome = bus.publish_blocking(StdArc::clone(&new));
+        publish_done.store(1, Ordering::Release);
+        let before_reset = resetter.join().unwrap();
+
+        assert!(outcome.delivered <= 1);
+        assert_eq!(outcome.failed, 0);
+        assert_eq!(count(&handler_calls), 1 + outcome.delivered);
+        let stats = bus.stats();
+        assert_eq!(stats.active_subscribers, 0);
+        assert_eq!(stats.handler_errors, 0);
+        let all = check_quiescent_history(&bus, &[T]);
+        assert!(
+            all.len() <= 1 && all.iter().all(|e| StdArc::ptr_eq(e, &new)),
+            "history after reset holds an event published before it"
+        );
+        if after_reset {
+            assert_eq!(
+                outcome.delivered, 0,
+                "publish after reset reached a handler"
+            );
+            assert_eq!(
+                (stats.events_published, stats.events_delivered),
+                (1, 0),
+                "publish after reset miscounted"
+            );
+            assert_eq!(all.len(), 1, "publish after reset missing from history");
+        }
+        if before_reset {
+            assert_eq!(
+                outcome.delivered, 1,
+                "publish before reset missed the handler"
+            );
+            assert_eq!(
+                (stats.events_published, stats.events_delivered),
+                (0, 0),
+                "reset left counts of a publish that finished before it"
+            );
+            assert!(all.is_empty(), "reset left an event published before it");
+        }
+        assert_eq!(
+            StdArc::strong_count(&handler_calls),
+            1,
+            "reset left the handler's closure alive"
+        );
+        assert!(!bus.unsubscribe(id), "a subscription survived reset");
+
+        let later = bus.publish_blocking(event(T, 2));
+        assert_eq!(later.delivered, 0);
+        assert_eq!(bus.stats().events_published, stats.events_published + 1);
+        drop((all, bus));
+        for e in [&old, &new] {
+            assert_eq!(StdArc::strong_count(e), 1, "event leaked by the ring");
+        }
+    });
+}
