@@ -5,9 +5,10 @@
 //! `tests/loom.rs` explore every interleaving of the real code. arc-swap has no
 //! loom support, so [`ArcCell`] wraps it: in a loom build it becomes a loom
 //! mutex around an `Arc`, which loom can reason about (the lock-free claim of
-//! arc-swap itself is arc-swap's to prove). Likewise [`AtomicWord`] (128 bits,
-//! which loom lacks) and [`RetiredList`] (crossbeam's `SegQueue`, whose spin
-//! loops on std atomics would hang a model).
+//! arc-swap itself is arc-swap's to prove). Likewise [`RetiredList`]
+//! (crossbeam's `SegQueue`, whose spin loops on std atomics would hang a
+//! model). [`AtomicWord`] (128 bits, which loom lacks) is instead a loom
+//! atomic index into the values stored, so its orderings stay real.
 //!
 //! [loom]: https://docs.rs/loom
 
@@ -158,33 +159,70 @@ pub(crate) use word::{AtomicWord, RetiredList};
 
 #[cfg(agentbus_loom)]
 mod word {
-    use super::{lock, Mutex, Ordering};
+    use super::{lock, AtomicUsize, Mutex, Ordering};
 
-    /// Loom has no 128-bit atomic; a loom mutex is at least as strong.
-    pub(crate) struct AtomicWord(Mutex<u128>);
+    /// Loom has no 128-bit atomic. Every value stored gets a place in an
+    /// append-only list and a loom atomic holds its index, so loads and
+    /// compare-and-swaps keep their own orderings. (A loom mutex would add
+    /// happens-before edges that a real load does not have, and hide a
+    /// missing fence.) The list sits behind a `std` mutex, invisible to loom
+    /// so it adds no edges; loom runs one thread at a time, so it never
+    /// contends.
+    pub(crate) struct AtomicWord {
+        index: AtomicUsize,
+        values: std::sync::Mutex<Vec<u128>>,
+    }
 
     impl AtomicWord {
         pub(crate) fn new(value: u128) -> Self {
-            Self(Mutex::new(value))
+            Self {
+                index: AtomicUsize::new(0),
+                values: std::sync::Mutex::new(vec![value]),
+            }
         }
 
-        pub(crate) fn load(&self, _order: Ordering) -> u128 {
-            *lock(&self.0)
+        fn values(&self) -> std::sync::MutexGuard<'_, Vec<u128>> {
+            self.values
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(crate) fn load(&self, order: Ordering) -> u128 {
+            let index = self.index.load(order);
+            self.values()[index]
         }
 
         pub(crate) fn compare_exchange(
             &self,
             current: u128,
             new: u128,
-            _success: Ordering,
-            _failure: Ordering,
+            success: Ordering,
+            failure: Ordering,
         ) -> Result<u128, u128> {
-            let mut word = lock(&self.0);
-            if *word == current {
-                *word = new;
-                Ok(current)
-            } else {
-                Err(*word)
+            let (mut expected, new_index) = {
+                let mut values = self.values();
+                // usize::MAX: `current` was never stored, so the CAS fails
+                // and reads what is there, as a real one would.
+                let expected = values.iter().rposition(|&v| v == current);
+                values.push(new);
+                (expected.unwrap_or(usize::MAX), values.len() - 1)
+            };
+            loop {
+                match self
+                    .index
+                    .compare_exchange(expected, new_index, success, failure)
+                {
+                    Ok(_) => return Ok(current),
+                    Err(actual) => {
+                        let value = self.values()[actual];
+                        if value != current {
+                            return Err(value);
+                        }
+                        // The same value stored twice: a real CAS compares
+                        // values, so try again against this copy.
+                        expected = actual;
+                    }
+                }
             }
         }
     }

@@ -13,11 +13,13 @@
 //! `LOOM_MAX_PREEMPTIONS` is set, and prints how many interleavings it
 //! explored and how long that took.
 //!
-//! Under `--cfg agentbus_loom` the crate's `ArcCell` (arc-swap) and
-//! `AtomicWord` (a 128-bit atomic) are loom mutexes, which loom can reason
-//! about, so these models check the protocols built on them (tickets and the
-//! ticket-ordered slot CAS, the read / release handshake, the clear floor,
-//! the subscribers' `active` flag, counters), not arc-swap or `cmpxchg16b`.
+//! Under `--cfg agentbus_loom` the crate's `ArcCell` (arc-swap) is a loom
+//! mutex, so the table models check the protocol around it (copy-on-write
+//! swaps under the registry lock, the subscribers' `active` flag), not
+//! arc-swap itself. The history slots' `AtomicWord` (a 128-bit atomic, which
+//! loom lacks) is a loom atomic index into the values stored, so its loads
+//! and compare-and-swaps keep their real orderings: deleting either `SeqCst`
+//! fence of the read / release handshake makes the ring models fail.
 //! Use-after-free is checked two ways: the subscriber tables are loom `Arc`s,
 //! which loom requires to be released by the end of every execution, and in
 //! a loom build the history ring keeps every event it releases in a
