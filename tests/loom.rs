@@ -485,6 +485,14 @@ fn history_two_writers_vs_reader_capacity_2() {
     });
 }
 
+#[test]
+fn history_two_writers_vs_reader_capacity_3() {
+    // Four events into three slots: a non-power-of-two ring that wraps.
+    model("history_two_writers_vs_reader_capacity_3", || {
+        two_writers_vs_reader(3, [2, 2]);
+    });
+}
+
 // ---------------------------------------------------------------------------
 // clear_history and reset
 // ---------------------------------------------------------------------------
@@ -564,6 +572,51 @@ fn clear_history_vs_publish_capacity_1() {
 fn clear_history_vs_publish_capacity_2() {
     model("clear_history_vs_publish_capacity_2", || {
         clear_vs_publish(2)
+    });
+}
+
+/// `clear_history` racing with a reader of a full ring: the clear releases
+/// events through the same handshake as an overwrite, so the reader must
+/// never touch a released one (the loom graveyard check), must see a
+/// newest-first subset of what was there, and sees nothing once the clear
+/// has returned.
+#[test]
+fn clear_history_vs_reader() {
+    const T: EventType = EventType::MemoryRecalled;
+    model("clear_history_vs_reader", || {
+        let bus = EventBus::builder().history_capacity(2).build();
+        let published = [vec![event(T, 0), event(T, 1)]];
+        for e in &published[0] {
+            bus.publish_blocking(StdArc::clone(e));
+        }
+        let cleared = Arc::new(AtomicUsize::new(0));
+
+        let clearer = {
+            let bus = bus.clone();
+            let cleared = Arc::clone(&cleared);
+            thread::spawn(move || {
+                bus.clear_history();
+                // Release pairs with the reader's Acquire load.
+                cleared.store(1, Ordering::Release);
+            })
+        };
+
+        let after_clear = cleared.load(Ordering::Acquire) == 1;
+        let snapshot = whole_history(&bus);
+        check_snapshot(&snapshot, &published, 2);
+        if after_clear {
+            assert!(
+                snapshot.is_empty(),
+                "read after clear_history returned saw {snapshot:?}"
+            );
+        }
+        clearer.join().unwrap();
+
+        assert!(check_quiescent_history(&bus, &[T]).is_empty());
+        drop((snapshot, bus));
+        for e in &published[0] {
+            assert_eq!(StdArc::strong_count(e), 1, "event leaked by the ring");
+        }
     });
 }
 
