@@ -399,11 +399,13 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-/// Case 7: the cost of history: capacity 1000 (default) against 0.
+/// Case 7: the cost of history: capacity 1000 (default) against 0, on one
+/// thread and on two.
 fn history_on_off(c: &mut Criterion) {
     let mut group = c.benchmark_group("7_history_on_off");
     group.throughput(Throughput::Elements(1));
     let ev = event();
+    let per_thread: Vec<Arc<Event>> = (0..2).map(|_| event()).collect();
     for (label, capacity) in [("on_1000", LOCK_BUS_HISTORY), ("off", 0)] {
         let bus = EventBus::builder().history_capacity(capacity).build();
         bus.subscribe(TYPE, |e: &Event| work(e));
@@ -413,6 +415,22 @@ fn history_on_off(c: &mut Criterion) {
         let lock = lock_bus_with(1, capacity);
         group.bench_function(BenchmarkId::new("lock_bus", label), |b| {
             b.iter(|| lock.publish(Arc::clone(&ev)))
+        });
+
+        // Case 6's prebuilt 2-thread run without history isolates what the
+        // ring costs once two publishers share it.
+        let id = format!("{label}/2_pub");
+        let publish = |t: usize| {
+            black_box(bus.publish_blocking(Arc::clone(&per_thread[t])));
+        };
+        group.bench_function(BenchmarkId::new("agentbus", &id), |b| {
+            b.iter_custom(|iters| parallel(2, iters, &publish, None))
+        });
+        let publish = |t: usize| {
+            black_box(lock.publish(Arc::clone(&per_thread[t])));
+        };
+        group.bench_function(BenchmarkId::new("lock_bus", &id), |b| {
+            b.iter_custom(|iters| parallel(2, iters, &publish, None))
         });
     }
     group.finish();

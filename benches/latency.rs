@@ -75,6 +75,7 @@ fn record_entry(ns_per_tick: f64) {
 /// A bus as the latency run drives it.
 trait Bus: Sync {
     fn subscribe_measuring(&self, ns_per_tick: f64);
+    fn subscribe_plain(&self);
     fn churn_once(&self);
     fn publish(&self, event: Arc<Event>);
 }
@@ -82,6 +83,11 @@ trait Bus: Sync {
 impl Bus for EventBus {
     fn subscribe_measuring(&self, ns_per_tick: f64) {
         self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
+    }
+    fn subscribe_plain(&self) {
+        self.subscribe(TYPE, |e: &Event| {
+            black_box(e.circle_id);
+        });
     }
     fn churn_once(&self) {
         let id = self.subscribe(TYPE, |e: &Event| {
@@ -97,6 +103,11 @@ impl Bus for EventBus {
 impl Bus for LockBus {
     fn subscribe_measuring(&self, ns_per_tick: f64) {
         self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
+    }
+    fn subscribe_plain(&self) {
+        self.subscribe(TYPE, |e: &Event| {
+            black_box(e.circle_id);
+        });
     }
     fn churn_once(&self) {
         let id = self.subscribe(TYPE, |e: &Event| {
@@ -175,6 +186,94 @@ fn row(label: &str, h: &Histogram<u64>, wall: Option<Duration>) {
         h.len(),
         wall.map_or_else(|| "-".to_string(), |w| format!("{:.2}", w.as_secs_f64())),
     );
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux only).
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU time per publish on each of `publishers` threads, one subscriber,
+/// while another thread subscribes and unsubscribes if `churn`.
+///
+/// Wall-clock scaling on a shared 2-core machine mostly says whether a
+/// second core was free; CPU time per publish that grows from one thread to
+/// two, or with churn, says the threads slow each other down (shared cache
+/// lines), whatever share of a core each thread got.
+fn cpu_per_publish(bus: &dyn Bus, publishers: usize, prebuilt: bool, churn: bool) -> (f64, f64) {
+    const N: u64 = 3_000_000;
+    bus.subscribe_plain();
+    let barrier = Barrier::new(publishers);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let cpu: Vec<f64> = std::thread::scope(|s| {
+        if churn {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    bus.churn_once();
+                }
+            });
+        }
+        let workers: Vec<_> = (0..publishers)
+            .map(|_| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mine = Arc::new(Event::new(TYPE).with_circle(7));
+                    barrier.wait();
+                    let before = thread_cpu_ns();
+                    for _ in 0..N {
+                        let event = if prebuilt {
+                            Arc::clone(&mine)
+                        } else {
+                            Arc::new(Event::new(TYPE).with_circle(7))
+                        };
+                        bus.publish(event);
+                    }
+                    match (before, thread_cpu_ns()) {
+                        (Some(b), Some(a)) => (a - b) as f64 / N as f64,
+                        _ => f64::NAN,
+                    }
+                })
+            })
+            .collect();
+        let cpu = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        stop.store(true, Ordering::Relaxed);
+        cpu
+    });
+    let wall = started.elapsed().as_nanos() as f64 / (N * publishers as u64) as f64;
+    (cpu.iter().sum::<f64>() / cpu.len() as f64, wall)
+}
+
+fn scaling() {
+    println!("\n## Contention: publisher CPU ns per publish (from /proc/thread-self/schedstat), 1 subscriber\n");
+    // Parallelism is thread CPU time over wall time: near 1.0 means the two
+    // publishers mostly took turns on one core and the 2-thread row measures
+    // nothing about contention.
+    println!("| bus | events | 1 thread | 2 threads | growth | 1 thread + churn | growth | 1 thread wall ns/event | 2 threads wall ns/event | 2-thread parallelism |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    type MakeBus = fn() -> Box<dyn Bus>;
+    let buses: [(&str, MakeBus); 3] = [
+        ("agentbus", || Box::new(EventBus::new())),
+        ("agentbus, history off", || {
+            Box::new(EventBus::builder().history_capacity(0).build())
+        }),
+        ("lock_bus", || Box::new(LockBus::new(LOCK_BUS_HISTORY))),
+    ];
+    for prebuilt in [true, false] {
+        for (name, make) in &buses {
+            let (c1, w1) = cpu_per_publish(&*make(), 1, prebuilt, false);
+            let (c2, w2) = cpu_per_publish(&*make(), 2, prebuilt, false);
+            let (cc, _) = cpu_per_publish(&*make(), 1, prebuilt, true);
+            println!(
+                "| {name} | {} | {c1:.1} | {c2:.1} | {:+.0}% | {cc:.1} | {:+.0}% | {w1:.1} | {w2:.1} | {:.2} |",
+                if prebuilt { "prebuilt" } else { "new" },
+                (c2 / c1 - 1.0) * 100.0,
+                (cc / c1 - 1.0) * 100.0,
+                c2 / w2
+            );
+        }
+    }
 }
 
 /// Resident set size in KiB, from `/proc/self/status` (Linux only).
@@ -358,5 +457,6 @@ fn main() {
             row(&label, &h, Some(wall));
         }
     }
+    scaling();
     memory();
 }
