@@ -46,8 +46,51 @@ pub struct PublishOutcome {
 
 /// An async handler started by a publish and not finished yet.
 struct Running {
-    future: BoxFuture,
-    subscriber: Arc<Subscriber>,
+    /// `Some` until dropped; the `Option` (free, thanks to the niche) lets
+    /// `Drop` move the future out.
+    future: Option<BoxFuture>,
+    subscriber: Option<Arc<Subscriber>>,
+}
+
+impl Running {
+    fn new(future: BoxFuture, subscriber: &Arc<Subscriber>) -> Self {
+        Self {
+            future: Some(future),
+            subscriber: Some(Arc::clone(subscriber)),
+        }
+    }
+
+    /// Polls the handler: `Ready(true)` if it succeeded, `Ready(false)` if it
+    /// returned `Err` or panicked (logged here).
+    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<bool> {
+        let (Some(future), Some(subscriber)) = (&mut self.future, &self.subscriber) else {
+            return Poll::Ready(false); // both are set until drop
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => Poll::Ready(true),
+            Ok(Poll::Ready(Err(message))) => {
+                subscriber.report(event, &message);
+                Poll::Ready(false)
+            }
+            Err(payload) => {
+                subscriber.report(event, &format!("panicked: {}", panic_message(&payload)));
+                drop_payload(payload);
+                Poll::Ready(false)
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // The future is user code, and so is the subscriber if it was
+        // unsubscribed meanwhile and this is its last reference (its
+        // captures' Drop): either may panic, and neither may unwind out of
+        // a publish.
+        let (future, subscriber) = (self.future.take(), self.subscriber.take());
+        quietly(|| drop((future, subscriber)));
+    }
 }
 
 /// Async handlers most publishes start without spilling to the heap.
@@ -82,10 +125,7 @@ pub(crate) fn fan_out<'a>(
             }),
             Handler::Async(handler) => match subscriber.start_async(handler, event) {
                 Some(future) => {
-                    running.push(Running {
-                        future,
-                        subscriber: Arc::clone(subscriber),
-                    });
+                    running.push(Running::new(future, subscriber));
                     continue;
                 }
                 None => false,
@@ -135,30 +175,13 @@ impl Future for Delivery<'_> {
         let event = &this.event;
         let mut index = 0;
         while index < this.running.len() {
-            let running = &mut this.running[index];
-            let polled = catch_unwind(AssertUnwindSafe(|| running.future.as_mut().poll(cx)));
-            let succeeded = match polled {
-                Ok(Poll::Pending) => {
-                    index += 1;
-                    continue;
-                }
-                Ok(Poll::Ready(Ok(()))) => true,
-                Ok(Poll::Ready(Err(message))) => {
-                    running.subscriber.report(event, &message);
-                    false
-                }
-                Err(payload) => {
-                    let message = format!("panicked: {}", panic_message(&payload));
-                    running.subscriber.report(event, &message);
-                    drop_payload(payload);
-                    false
-                }
+            let Poll::Ready(succeeded) = this.running[index].poll_handler(cx, event) else {
+                index += 1;
+                continue;
             };
-            // The finished future is user code, and so is the subscriber if
-            // it was unsubscribed meanwhile and this is its last reference
-            // (its captures' Drop): either may panic.
-            let finished = this.running.remove(index);
-            quietly(|| drop(finished));
+            // `Running`'s Drop shields us from the future's and the
+            // subscriber's Drop.
+            drop(this.running.remove(index));
             if succeeded {
                 delivered += 1;
             } else {
@@ -174,16 +197,6 @@ impl Future for Delivery<'_> {
             Poll::Ready(this.outcome)
         } else {
             Poll::Pending
-        }
-    }
-}
-
-impl Drop for Delivery<'_> {
-    fn drop(&mut self) {
-        // Cancelled handlers' futures, and subscribers unsubscribed meanwhile,
-        // are user code: their Drop may panic.
-        for running in self.running.drain(..) {
-            quietly(|| drop(running));
         }
     }
 }

@@ -29,9 +29,13 @@
 //! Reclamation: the writer that swaps an event out owns the ring's reference
 //! to it. It drops it at once unless a read is in progress, in which case it
 //! parks it in a retired list that the reader drains when done. A Dekker-style
-//! handshake (writer: swap, `SeqCst` fence, check `reading`; reader: set
-//! `reading`, `SeqCst` fence, load slots) guarantees that either the writer
-//! sees the reader and defers, or the reader never sees the old pointer.
+//! handshake (writer: `SeqCst` swap, then `SeqCst` load of `reading`; reader:
+//! `SeqCst` store of `reading`, then `SeqCst` slot loads) guarantees that
+//! either the writer sees the reader and defers, or the reader never sees the
+//! old pointer. On x86 this costs the publisher nothing beyond its locked
+//! CAS: no fence instruction. (Loom does not model `SeqCst` accesses, so loom
+//! builds add `SeqCst` fences, which give the same guarantee; see
+//! [`dekker_fence`].)
 #![allow(unsafe_code)]
 
 use std::sync::Arc as StdArc;
@@ -41,7 +45,8 @@ use crossbeam_utils::CachePadded;
 use crate::event::Event;
 use crate::event_type::EventType;
 use crate::sync::{
-    fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering, RetiredList,
+    dekker_fence, fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering,
+    RetiredList,
 };
 
 /// The largest history capacity a bus accepts (4 Mi events, 256 MiB of slots).
@@ -229,12 +234,14 @@ impl Ring {
         // the slot owned that reference; the CAS that removed it from the
         // slot transferred it to us, exactly once.
         let event = unsafe { StdArc::from_raw(event) };
-        // Pairs with the fence in `read`: either we see `reading` set, or
-        // the reader's slot loads see the swap that retired this event.
-        fence(Ordering::SeqCst);
-        // Acquire pairs with the Release that ends a read: seeing it finished
-        // means its reference-count increments come before our drop.
-        if self.reading.load(Ordering::Acquire) {
+        // The writer's half of the handshake with `read`: our SeqCst CAS,
+        // then this SeqCst load. Either we see `reading` set, or the reader's
+        // SeqCst slot loads come after our CAS in the single SeqCst order and
+        // never see the retired pointer. Also Acquire, pairing with the
+        // Release that ends a read: its reference-count increments come
+        // before our drop.
+        dekker_fence();
+        if self.reading.load(Ordering::SeqCst) {
             self.retired.push(event);
             // The read may have drained the list just before this push.
             self.collect_retired();
@@ -264,10 +271,10 @@ impl Ring {
 
     fn read(&self, query: &HistoryQuery) -> Vec<StdArc<Event>> {
         let exclusive = lock(&self.readers);
-        // Relaxed store + SeqCst fence: the reader's half of the handshake
-        // with `release`.
-        self.reading.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        // The reader's half of the handshake with `release`: this SeqCst
+        // store, then SeqCst slot loads.
+        self.reading.store(true, Ordering::SeqCst);
+        dekker_fence();
 
         // Acquire pairs with the AcqRel fetch_max in `clear`.
         let floor = self.floor.load(Ordering::Acquire);
@@ -278,8 +285,9 @@ impl Ring {
             if found.len() == query.limit {
                 break;
             }
-            // Acquire pairs with the SeqCst CAS that installed the entry.
-            let current = self.slot(ticket).word.load(Ordering::Acquire);
+            // SeqCst: see the handshake above; it also acquires the CAS that
+            // installed the entry.
+            let current = self.slot(ticket).word.load(Ordering::SeqCst);
             if ticket_plus_one(current) != ticket + 1 || pointer(current).is_null() {
                 continue; // not written yet, overwritten, or cleared
             }
@@ -293,7 +301,7 @@ impl Ring {
             self.assert_alive(pointer(current));
             // SAFETY: the pointer came from `Arc::into_raw` and its reference
             // is still counted: whoever swaps it out sees `reading` (set
-            // before this load, ordered by the fences) and parks it in
+            // before this load, in the SeqCst order) and parks it in
             // `retired`, which is drained only after this loop.
             let event = unsafe {
                 StdArc::increment_strong_count(pointer(current));

@@ -1,40 +1,85 @@
 //! Bus counters, striped so publishers on different threads write different
-//! cache lines.
+//! cache lines, without a locked instruction on the publish path.
 //!
-//! Each thread is given a stripe the first time it publishes (round-robin
-//! over a fixed number of stripes); [`BusStats`] sums them. Counts are exact
-//! once publishers are quiescent; a snapshot taken while they run may be a few
-//! events behind in some fields. [`EventBus::reset`](crate::EventBus::reset)
-//! zeroes the stripes, and a publish racing with it may be counted or not.
-
-use std::cell::Cell;
+//! A thread leases a stripe index the first time it publishes (on any bus)
+//! and returns it when it exits. While it holds the lease it is the only
+//! writer of that stripe in every bus, so it bumps counters with a plain load
+//! and store instead of a `lock`-prefixed read-modify-write. Threads beyond
+//! [`EXCLUSIVE_STRIPES`] share one overflow stripe with atomic adds.
+//! [`BusStats`] sums the stripes. Counts are exact once publishers are
+//! quiescent; a snapshot taken while they run may be a few events behind.
+//!
+//! [`EventBus::reset`](crate::EventBus::reset) does not write the stripes (a
+//! lease holder's load/store would resurrect the old count); it records the
+//! current totals as a baseline that later snapshots subtract. A publish
+//! racing with `reset` may be counted in some fields and not others.
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{lock, AtomicU64, AtomicUsize, Mutex, Ordering};
 
-/// Stripes per bus: a power of two so a thread's slot is a mask away.
-const STRIPES: usize = 16;
+/// Stripes a thread can own outright; one more is shared by the rest.
+const EXCLUSIVE_STRIPES: usize = 16;
+const SHARED_STRIPE: usize = EXCLUSIVE_STRIPES;
 
-/// The next stripe to hand a new publishing thread. A `std` atomic even under
-/// loom: loom atomics cannot live in statics, and this one only spreads load.
-static NEXT_STRIPE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Stripe indices never leased yet, then returned ones. `std` types even
+/// under loom: loom primitives cannot live in statics.
+static NEVER_LEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static RETURNED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
-thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+/// A thread's claim on a stripe index, given back when the thread exits.
+struct Lease(usize);
+
+impl Lease {
+    fn acquire() -> Self {
+        let returned = RETURNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        // Relaxed: the counter only hands out distinct indices. A returned
+        // index comes through the mutex, which orders the previous owner's
+        // last stores before our first load.
+        let index = returned
+            .unwrap_or_else(|| NEVER_LEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        Self(index.min(SHARED_STRIPE))
+    }
 }
 
-#[inline]
-fn my_stripe() -> usize {
-    STRIPE.with(|stripe| {
-        let mut index = stripe.get();
-        if index == usize::MAX {
-            // Relaxed: only uniqueness-ish spreading matters, not ordering.
-            index = NEXT_STRIPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
-            stripe.set(index);
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.0 != SHARED_STRIPE {
+            RETURNED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(self.0);
         }
-        index
-    })
+    }
+}
+
+thread_local! {
+    static LEASE: Lease = Lease::acquire();
+}
+
+/// This thread's stripe, and whether it owns it. During thread teardown,
+/// after the lease is gone, a late publish uses the shared stripe.
+#[inline]
+fn my_stripe() -> (usize, bool) {
+    let index = LEASE.try_with(|lease| lease.0).unwrap_or(SHARED_STRIPE);
+    // In a loom model every thread runs on one OS thread and so shares the
+    // lease: count atomically there.
+    (index, index != SHARED_STRIPE && !cfg!(agentbus_loom))
+}
+
+/// Adds `n` to a counter: load + store when this thread is its only writer.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64, exclusive: bool) {
+    // Relaxed throughout: counters order nothing; exclusive stripes have one
+    // writer, so the load sees that writer's own last store.
+    if exclusive {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    } else {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -44,8 +89,18 @@ struct Stripe {
     failed: AtomicU64,
 }
 
+/// Summed counters: what a stripe set adds up to.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    published: u64,
+    delivered: u64,
+    failed: u64,
+}
+
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
+    /// The totals at the last reset, subtracted from every snapshot.
+    baseline: Mutex<Totals>,
     /// Written only under the registry lock, read by `stats`.
     active_subscribers: AtomicUsize,
 }
@@ -53,31 +108,34 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: (0..STRIPES)
+            stripes: (0..=SHARED_STRIPE)
                 .map(|_| CachePadded::new(Stripe::default()))
                 .collect(),
+            baseline: Mutex::new(Totals::default()),
             active_subscribers: AtomicUsize::new(0),
         }
     }
 
-    /// Records one publish. Relaxed everywhere: counters order nothing.
+    /// Records one publish's synchronous part.
     #[inline]
     pub(crate) fn record(&self, delivered: u64, failed: u64) {
-        let stripe = &self.stripes[my_stripe()];
-        stripe.published.fetch_add(1, Ordering::Relaxed);
+        let (index, exclusive) = my_stripe();
+        let stripe = &self.stripes[index];
+        bump(&stripe.published, 1, exclusive);
         if delivered > 0 {
-            stripe.delivered.fetch_add(delivered, Ordering::Relaxed);
+            bump(&stripe.delivered, delivered, exclusive);
         }
         if failed > 0 {
-            stripe.failed.fetch_add(failed, Ordering::Relaxed);
+            bump(&stripe.failed, failed, exclusive);
         }
     }
 
     /// Records the async part of a publish, counted when it finishes.
     pub(crate) fn record_async(&self, delivered: u64, failed: u64) {
-        let stripe = &self.stripes[my_stripe()];
-        stripe.delivered.fetch_add(delivered, Ordering::Relaxed);
-        stripe.failed.fetch_add(failed, Ordering::Relaxed);
+        let (index, exclusive) = my_stripe();
+        let stripe = &self.stripes[index];
+        bump(&stripe.delivered, delivered, exclusive);
+        bump(&stripe.failed, failed, exclusive);
     }
 
     pub(crate) fn set_active_subscribers(&self, count: usize) {
@@ -85,24 +143,31 @@ impl Counters {
     }
 
     pub(crate) fn reset(&self) {
-        for stripe in self.stripes.iter() {
-            stripe.published.store(0, Ordering::Relaxed);
-            stripe.delivered.store(0, Ordering::Relaxed);
-            stripe.failed.store(0, Ordering::Relaxed);
-        }
+        let mut baseline = lock(&self.baseline);
+        *baseline = self.totals();
     }
 
-    pub(crate) fn snapshot(&self, history_size: usize) -> BusStats {
+    fn totals(&self) -> Totals {
         let sum = |field: fn(&Stripe) -> &AtomicU64| {
             self.stripes
                 .iter()
                 .map(|stripe| field(stripe).load(Ordering::Relaxed))
                 .sum()
         };
+        Totals {
+            published: sum(|s| &s.published),
+            delivered: sum(|s| &s.delivered),
+            failed: sum(|s| &s.failed),
+        }
+    }
+
+    pub(crate) fn snapshot(&self, history_size: usize) -> BusStats {
+        let baseline = *lock(&self.baseline);
+        let totals = self.totals();
         BusStats {
-            events_published: sum(|s| &s.published),
-            events_delivered: sum(|s| &s.delivered),
-            handler_errors: sum(|s| &s.failed),
+            events_published: totals.published.saturating_sub(baseline.published),
+            events_delivered: totals.delivered.saturating_sub(baseline.delivered),
+            handler_errors: totals.failed.saturating_sub(baseline.failed),
             active_subscribers: self.active_subscribers.load(Ordering::Relaxed),
             history_size,
         }

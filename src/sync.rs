@@ -45,6 +45,18 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// Completes a store-then-load handshake whose accesses are all `SeqCst`.
+///
+/// In the C++/Rust memory model `SeqCst` accesses alone give Dekker's
+/// guarantee, and on x86 they need no fence instruction. Loom does not model
+/// `SeqCst` accesses (tokio-rs/loom#180), only `SeqCst` fences, so loom
+/// builds put one here: the same guarantee, in a form loom checks.
+#[inline(always)]
+pub(crate) fn dekker_fence() {
+    #[cfg(agentbus_loom)]
+    fence(Ordering::SeqCst);
+}
+
 /// Locks `mutex` if nobody holds it, ignoring poisoning as [`lock`] does.
 pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match mutex.try_lock() {
