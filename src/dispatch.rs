@@ -18,9 +18,10 @@ use std::task::{Context, Poll};
 use smallvec::SmallVec;
 
 use crate::event::Event;
-use crate::handler::{drop_payload, panic_message, quietly, BoxFuture, Handler, Skip, Subscriber};
+use crate::handler::{
+    drop_payload, panic_message, quietly, BoxFuture, Handler, Reporter, Skip, Subscriber,
+};
 use crate::stats::Counters;
-use crate::sync::Arc;
 use crate::table::Table;
 
 /// What one publish reached.
@@ -45,26 +46,29 @@ pub struct PublishOutcome {
 }
 
 /// An async handler started by a publish and not finished yet.
+///
+/// Holds a copy of the subscriber's [`Reporter`], not the subscriber: no
+/// reference count that every publisher of this handler would share.
 struct Running {
     /// `Some` until dropped; the `Option` (free, thanks to the niche) lets
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
-    subscriber: Option<Arc<Subscriber>>,
+    reporter: Reporter,
 }
 
 impl Running {
-    fn new(future: BoxFuture, subscriber: &Arc<Subscriber>) -> Self {
+    fn new(future: BoxFuture, subscriber: &Subscriber) -> Self {
         Self {
             future: Some(future),
-            subscriber: Some(Arc::clone(subscriber)),
+            reporter: subscriber.reporter.clone(),
         }
     }
 
     /// Polls the handler: `Ready(true)` if it succeeded, `Ready(false)` if it
     /// returned `Err` or panicked (logged here).
     fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<bool> {
-        let (Some(future), Some(subscriber)) = (&mut self.future, &self.subscriber) else {
-            return Poll::Ready(false); // both are set until drop
+        let (Some(future), subscriber) = (&mut self.future, &self.reporter) else {
+            return Poll::Ready(false); // set until drop
         };
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
@@ -84,12 +88,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // The future is user code, and so is the subscriber if it was
-        // unsubscribed meanwhile and this is its last reference (its
-        // captures' Drop): either may panic, and neither may unwind out of
-        // a publish.
-        let (future, subscriber) = (self.future.take(), self.subscriber.take());
-        quietly(|| drop((future, subscriber)));
+        // The future is user code: its Drop may panic, and must not unwind
+        // out of a publish.
+        let future = self.future.take();
+        quietly(|| drop(future));
     }
 }
 

@@ -78,10 +78,57 @@ impl Handler {
     }
 }
 
+/// A handler's name as logs show it. A literal stays a pointer and a
+/// runtime name is shared, so copying one out for an async handler's failure
+/// report costs at most a reference count, usually nothing.
+#[derive(Clone)]
+pub(crate) enum Name {
+    Static(&'static str),
+    Shared(StdArc<str>),
+}
+
+impl From<Cow<'static, str>> for Name {
+    fn from(name: Cow<'static, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => Name::Static(name),
+            Cow::Owned(name) => Name::Shared(name.into()),
+        }
+    }
+}
+
+/// Who a failure is reported as: the subscription's id and name.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub(crate) id: SubscriptionId,
+    name: Option<Name>,
+}
+
+impl Reporter {
+    /// Logs a failed delivery of `event` at `WARN`.
+    pub(crate) fn report(&self, event: &Event, error: &str) {
+        let id;
+        let handler = match &self.name {
+            Some(Name::Static(name)) => name,
+            Some(Name::Shared(name)) => &**name,
+            None => {
+                id = self.id.to_string();
+                id.as_str()
+            }
+        };
+        tracing::warn!(
+            handler,
+            subscription = self.id.get(),
+            event_id = %event.id,
+            event_type = event.event_type.as_str(),
+            error,
+            "event handler failed"
+        );
+    }
+}
+
 /// One registration: what to call, for which events, under which name.
 pub(crate) struct Subscriber {
-    pub(crate) id: SubscriptionId,
-    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) reporter: Reporter,
     pub(crate) filter: Option<Filter>,
     pub(crate) handler: Handler,
     /// Cleared by unsubscribe before the tables are swapped, so a dispatch
@@ -106,8 +153,10 @@ impl Subscriber {
         handler: Handler,
     ) -> Self {
         Self {
-            id,
-            name,
+            reporter: Reporter {
+                id,
+                name: name.map(Name::from),
+            },
             filter,
             handler,
             active: AtomicBool::new(true),
@@ -181,22 +230,12 @@ impl Subscriber {
         }
     }
 
-    pub(crate) fn report(&self, event: &Event, error: &str) {
-        tracing::warn!(
-            handler = self.display_name().as_ref(),
-            subscription = self.id.get(),
-            event_id = %event.id,
-            event_type = event.event_type.as_str(),
-            error,
-            "event handler failed"
-        );
+    pub(crate) fn id(&self) -> SubscriptionId {
+        self.reporter.id
     }
 
-    pub(crate) fn display_name(&self) -> Cow<'_, str> {
-        match &self.name {
-            Some(name) => Cow::Borrowed(name),
-            None => Cow::Owned(self.id.to_string()),
-        }
+    pub(crate) fn report(&self, event: &Event, error: &str) {
+        self.reporter.report(event, error);
     }
 }
 

@@ -36,7 +36,7 @@ impl Table {
         let subscribers = self
             .subscribers
             .iter()
-            .filter(|s| s.id != id)
+            .filter(|s| s.id() != id)
             .cloned()
             .collect();
         Table { subscribers }
