@@ -82,6 +82,8 @@ pub struct EventBus {
 }
 
 pub(crate) struct Inner {
+    /// Distinguishes this bus's subscription ids from every other bus's.
+    id: u64,
     tables: Tables,
     history: History,
     counters: Counters,
@@ -147,8 +149,11 @@ impl EventBus {
     }
 
     fn with_capacity(history_capacity: usize) -> Self {
+        // A std atomic even under loom: it only hands out distinct numbers.
+        static NEXT_BUS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             inner: StdArc::new(Inner {
+                id: NEXT_BUS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 tables: Tables::new(),
                 history: History::new(history_capacity),
                 counters: Counters::new(),
@@ -270,7 +275,7 @@ impl EventBus {
         let inner = &*self.inner;
         let mut registry = lock(&inner.registry);
         registry.last_id += 1;
-        let id = SubscriptionId(registry.last_id);
+        let id = SubscriptionId::new(inner.id, registry.last_id);
         let subscriber = Arc::new(Subscriber::new(id, name, filter, handler));
         let retired = inner.tables.insert(types, &subscriber);
         registry.subscriptions.insert(id, (types, subscriber));
@@ -285,7 +290,8 @@ impl EventBus {
     }
 
     /// Removes a subscription. `true` the first time for a live id, then
-    /// `false`; ids are never reused, so a stale id removes nothing.
+    /// `false`; ids are never reused and belong to the bus that issued them,
+    /// so a stale or foreign id removes nothing.
     ///
     /// Once this returns, no publish that starts afterwards calls the handler;
     /// a publish already running on another thread may still call it once.
@@ -293,6 +299,9 @@ impl EventBus {
     /// publish is done, never while a bus lock is held.
     pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
         let inner = &*self.inner;
+        if id.bus() != inner.id {
+            return false;
+        }
         let mut registry = lock(&inner.registry);
         let Some((types, subscriber)) = registry.subscriptions.remove(&id) else {
             return false;

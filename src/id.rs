@@ -130,21 +130,44 @@ impl<'de> Deserialize<'de> for EventId {
 /// The handle [`EventBus::subscribe`](crate::EventBus::subscribe) returns, to
 /// unsubscribe later.
 ///
-/// Ids are unique for the life of a bus, `reset` included: a stale id never
-/// removes somebody else's subscription.
+/// Ids are unique for the life of a bus, `reset` included, and carry the
+/// identity of the bus that issued them: a stale id, or one from another
+/// bus, never removes somebody else's subscription.
+///
+/// ```
+/// use agentbus::{Event, EventBus, EventType};
+///
+/// let (a, b) = (EventBus::new(), EventBus::new());
+/// let id_a = a.subscribe(EventType::TaskCreated, |_e: &Event| {});
+/// let _id_b = b.subscribe(EventType::TaskCreated, |_e: &Event| {});
+/// assert!(!b.unsubscribe(id_a)); // same number, other bus: untouched
+/// assert_eq!(b.stats().active_subscribers, 1);
+/// assert!(a.unsubscribe(id_a));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct SubscriptionId(pub(crate) u64);
+pub struct SubscriptionId {
+    bus: u64,
+    number: u64,
+}
 
 impl SubscriptionId {
-    /// The id as a number (ids count up from 1 per bus).
+    pub(crate) fn new(bus: u64, number: u64) -> Self {
+        Self { bus, number }
+    }
+
+    pub(crate) fn bus(self) -> u64 {
+        self.bus
+    }
+
+    /// The id's number within its bus (numbers count up from 1 per bus).
     pub fn get(self) -> u64 {
-        self.0
+        self.number
     }
 }
 
 impl fmt::Display for SubscriptionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Padded as a whole, so width and alignment flags work.
-        f.pad(&format!("sub-{}", self.0))
+        f.pad(&format!("sub-{}", self.number))
     }
 }
