@@ -4,9 +4,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc as StdArc, OnceLock};
+use std::task::{Context, Poll, Waker};
 
-use crate::dispatch::{fan_out, PublishOutcome};
+use crate::dispatch::{fan_out, Delivery, PublishOutcome};
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
@@ -344,8 +346,10 @@ impl EventBus {
         &self,
         event: impl Into<StdArc<Event>>,
     ) -> impl Future<Output = PublishOutcome> + Send + '_ {
-        let event = event.into();
-        async move { self.dispatch(event).await }
+        Publish {
+            bus: self,
+            state: PublishState::Start(event.into()),
+        }
     }
 
     /// Publishes from synchronous code: runs the handlers on this thread and
@@ -359,8 +363,11 @@ impl EventBus {
     /// timer is the one waiting. From async code, use
     /// [`publish`](Self::publish).
     pub fn publish_blocking(&self, event: impl Into<StdArc<Event>>) -> PublishOutcome {
-        let event = event.into();
-        let delivery = self.dispatch(event);
+        // Async handlers get their first poll during the fan-out with a no-op
+        // waker; most finish there. Any still pending are polled again by
+        // `block_on` with a waker that works, which they then keep.
+        let mut first_poll = Context::from_waker(Waker::noop());
+        let delivery = self.dispatch(event.into(), &mut first_poll);
         if delivery.is_done() {
             delivery.outcome()
         } else {
@@ -369,11 +376,11 @@ impl EventBus {
     }
 
     #[inline]
-    fn dispatch(&self, event: StdArc<Event>) -> crate::dispatch::Delivery<'_> {
+    fn dispatch(&self, event: StdArc<Event>, cx: &mut Context<'_>) -> Delivery<'_> {
         let inner = &*self.inner;
         inner.history.push(&event);
         let table = inner.tables.load(event.event_type);
-        let delivery = fan_out(&table, event, &inner.counters);
+        let delivery = fan_out(&table, event, &inner.counters, cx);
         // A handler may have unsubscribed a subscriber meanwhile, leaving this
         // snapshot its last owner: its captures' Drop is user code and may panic.
         quietly(|| drop(table));
@@ -445,6 +452,46 @@ impl WeakEventBus {
     /// The bus, if any owning handle is still alive.
     pub fn upgrade(&self) -> Option<EventBus> {
         self.inner.upgrade().map(EventBus::from_inner)
+    }
+}
+
+/// The future [`EventBus::publish`] returns: fans out on its first poll,
+/// with that poll's context, so async handlers that finish at once are done
+/// before `publish` ever returns `Pending`.
+struct Publish<'bus> {
+    bus: &'bus EventBus,
+    state: PublishState<'bus>,
+}
+
+enum PublishState<'bus> {
+    Start(StdArc<Event>),
+    Delivering(Delivery<'bus>),
+    Done,
+}
+
+impl Future for Publish<'_> {
+    type Output = PublishOutcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+        let this = self.get_mut();
+        let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
+            PublishState::Start(event) => {
+                let delivery = this.bus.dispatch(event, cx);
+                if delivery.is_done() {
+                    return Poll::Ready(delivery.outcome());
+                }
+                // Every handler still running was polled just now.
+                this.state = PublishState::Delivering(delivery);
+                return Poll::Pending;
+            }
+            PublishState::Delivering(delivery) => delivery,
+            PublishState::Done => return Poll::Ready(PublishOutcome::default()),
+        };
+        let polled = Pin::new(&mut delivery).poll(cx);
+        if polled.is_pending() {
+            this.state = PublishState::Delivering(delivery);
+        }
+        polled
     }
 }
 

@@ -2,10 +2,11 @@
 //! handlers.
 //!
 //! Sync handlers run inline, in subscription order, on the publishing thread.
-//! Each async handler's future is created during the fan-out (so it sees the
-//! same table snapshot) and all of them are then polled concurrently by the
-//! returned [`Delivery`]; a panic while polling one is caught and counted as a
-//! failure like an `Err`. Dropping the publish future before it completes
+//! Each async handler's future is created and polled once during the fan-out
+//! (so it sees the same table snapshot, and one that finishes at once costs
+//! no tracking); those still pending are then polled concurrently by the
+//! returned [`Delivery`]. A panic while polling one is caught and counted as
+//! a failure like an `Err`. Dropping the publish future before it completes
 //! cancels (drops) the async handlers still running; they are counted neither
 //! as delivered nor as failed.
 
@@ -105,6 +106,7 @@ pub(crate) fn fan_out<'a>(
     table: &Table,
     event: StdArc<Event>,
     counters: &'a Counters,
+    cx: &mut Context<'_>,
 ) -> Delivery<'a> {
     let mut outcome = PublishOutcome::default();
     let mut running = SmallVec::new();
@@ -126,9 +128,17 @@ pub(crate) fn fan_out<'a>(
                 Ok(())
             }),
             Handler::Async(handler) => match subscriber.start_async(handler, event) {
+                // Poll at once: most handlers finish on their first poll and
+                // then never need tracking.
                 Some(future) => {
-                    running.push(Running::new(future, subscriber));
-                    continue;
+                    let mut started = Running::new(future, subscriber);
+                    match started.poll_handler(cx, event) {
+                        Poll::Ready(succeeded) => succeeded,
+                        Poll::Pending => {
+                            running.push(started);
+                            continue;
+                        }
+                    }
                 }
                 None => false,
             },
@@ -181,9 +191,9 @@ impl Future for Delivery<'_> {
                 index += 1;
                 continue;
             };
-            // `Running`'s Drop shields us from the future's and the
-            // subscriber's Drop.
-            drop(this.running.remove(index));
+            // Order does not matter; `Running`'s Drop shields us from the
+            // future's.
+            drop(this.running.swap_remove(index));
             if succeeded {
                 delivered += 1;
             } else {
