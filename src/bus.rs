@@ -8,6 +8,8 @@ use std::pin::Pin;
 use std::sync::{Arc as StdArc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use crossbeam_utils::CachePadded;
+
 use crate::dispatch::{fan_out, Delivery, PublishOutcome};
 use crate::error::BuildError;
 use crate::event::Event;
@@ -89,7 +91,9 @@ pub(crate) struct Inner {
     tables: Tables,
     history: History,
     counters: Counters,
-    registry: Mutex<Registry>,
+    /// Padded: writers lock it on every subscribe and unsubscribe, and it
+    /// must not share a line with anything publishers read.
+    registry: CachePadded<Mutex<Registry>>,
 }
 
 /// The writers' side: who is subscribed to what. Guarded by a mutex that
@@ -159,7 +163,7 @@ impl EventBus {
                 tables: Tables::new(),
                 history: History::new(history_capacity),
                 counters: Counters::new(),
-                registry: Mutex::new(Registry::default()),
+                registry: CachePadded::new(Mutex::new(Registry::default())),
             }),
         }
     }

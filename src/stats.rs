@@ -101,8 +101,9 @@ pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
     /// The totals at the last reset, subtracted from every snapshot.
     baseline: Mutex<Totals>,
-    /// Written only under the registry lock, read by `stats`.
-    active_subscribers: AtomicUsize,
+    /// Written only under the registry lock, read by `stats`; padded away
+    /// from `stripes`, which every publish reads.
+    active_subscribers: CachePadded<AtomicUsize>,
 }
 
 impl Counters {
@@ -112,7 +113,7 @@ impl Counters {
                 .map(|_| CachePadded::new(Stripe::default()))
                 .collect(),
             baseline: Mutex::new(Totals::default()),
-            active_subscribers: AtomicUsize::new(0),
+            active_subscribers: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 

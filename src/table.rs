@@ -5,6 +5,7 @@
 //! build a new table and swap it in; writers serialise on the registry lock,
 //! readers never wait. A dispatch that loaded the old table finishes on it.
 
+use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
 use crate::event_type::{EventType, EventTypeSet};
@@ -46,7 +47,9 @@ impl Table {
 /// The dispatch array: one table per [`EventType`], indexed by
 /// [`EventType::index`].
 pub(crate) struct Tables {
-    by_type: [ArcCell<Table>; EventType::COUNT],
+    /// Padded so a write to one type's cell (subscription churn) does not
+    /// evict the line publishers of another type read.
+    by_type: [CachePadded<ArcCell<Table>>; EventType::COUNT],
 }
 
 /// Tables replaced by a write, handed back so they are dropped after the
@@ -57,7 +60,9 @@ pub(crate) type Retired = SmallVec<[Arc<Table>; 1]>;
 impl Tables {
     pub(crate) fn new() -> Self {
         Self {
-            by_type: std::array::from_fn(|_| ArcCell::new(Arc::new(Table::default()))),
+            by_type: std::array::from_fn(|_| {
+                CachePadded::new(ArcCell::new(Arc::new(Table::default())))
+            }),
         }
     }
 
