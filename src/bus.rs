@@ -14,6 +14,7 @@ use crate::dispatch::{fan_out, Delivery, PublishOutcome};
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
+use crate::executor::block_on;
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
@@ -542,49 +543,5 @@ impl EventBusBuilder {
             tracing::warn!(requested, error = %err, "history capacity lowered to the maximum");
             EventBus::with_capacity(MAX_HISTORY_CAPACITY)
         })
-    }
-}
-
-/// Polls `future` to completion on this thread, parking between wake-ups.
-///
-/// Not `futures::executor::block_on`: that one refuses to run inside another
-/// of its kind, so an async handler calling `publish_blocking` under an outer
-/// `publish_blocking` would panic. Each call has its own wake flag, so a
-/// nested call that consumes the thread's unpark token cannot lose the outer
-/// call's wake-up.
-fn block_on<F: Future>(future: F) -> F::Output {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Unpark {
-        woken: AtomicBool,
-        thread: std::thread::Thread,
-    }
-    impl Wake for Unpark {
-        fn wake(self: StdArc<Self>) {
-            self.wake_by_ref();
-        }
-        fn wake_by_ref(self: &StdArc<Self>) {
-            // Release pairs with the Acquire swap below: the poll that follows
-            // sees what the waker's caller did before waking.
-            self.woken.store(true, Ordering::Release);
-            self.thread.unpark();
-        }
-    }
-
-    let unpark = StdArc::new(Unpark {
-        woken: AtomicBool::new(false),
-        thread: std::thread::current(),
-    });
-    let waker = Waker::from(StdArc::clone(&unpark));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        while !unpark.woken.swap(false, Ordering::Acquire) {
-            std::thread::park();
-        }
     }
 }

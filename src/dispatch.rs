@@ -68,18 +68,19 @@ impl Running {
     /// Polls the handler: `Ready(true)` if it succeeded, `Ready(false)` if it
     /// returned `Err` or panicked (logged here).
     fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<bool> {
-        let (Some(future), subscriber) = (&mut self.future, &self.reporter) else {
+        let Some(future) = &mut self.future else {
             return Poll::Ready(false); // set until drop
         };
+        let reporter = &self.reporter;
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Ok(()))) => Poll::Ready(true),
             Ok(Poll::Ready(Err(message))) => {
-                subscriber.report(event, &message);
+                reporter.report(event, &message);
                 Poll::Ready(false)
             }
             Err(payload) => {
-                subscriber.report(event, &format!("panicked: {}", panic_message(&payload)));
+                reporter.report(event, &format!("panicked: {}", panic_message(&payload)));
                 drop_payload(payload);
                 Poll::Ready(false)
             }
@@ -110,9 +111,8 @@ pub(crate) fn fan_out<'a>(
 ) -> Delivery<'a> {
     let mut outcome = PublishOutcome::default();
     let mut running = SmallVec::new();
-    let event_ref = &event;
     for subscriber in table.iter() {
-        let event = event_ref;
+        let event = &event;
         match subscriber.wants(event) {
             Ok(()) => {}
             Err(Skip::NotWanted) => continue,

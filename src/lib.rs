@@ -61,6 +61,7 @@ mod dispatch;
 mod error;
 mod event;
 mod event_type;
+mod executor;
 mod handler;
 mod history;
 mod id;
