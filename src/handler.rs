@@ -131,15 +131,19 @@ impl Reporter {
 /// Aligned to 128 bytes so that, inside its `Arc`, the fields publishers read
 /// on every publish start on a fresh pair of cache lines, away from the
 /// reference counts that every table rebuild (subscription churn) writes.
-#[repr(align(128))]
+///
+/// `repr(C)` keeps the fields every publish reads (`active`, `filter`,
+/// `handler`) together at the front, on one cache line; the reporter is read
+/// only on failures and table rebuilds.
+#[repr(C, align(128))]
 pub(crate) struct Subscriber {
-    pub(crate) reporter: Reporter,
-    pub(crate) filter: Option<Filter>,
-    pub(crate) handler: Handler,
     /// Cleared by unsubscribe before the tables are swapped, so a dispatch
     /// that already loaded an old table skips a handler that was removed
     /// earlier on the same thread (e.g. by a handler before it).
     active: AtomicBool,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) handler: Handler,
+    pub(crate) reporter: Reporter,
 }
 
 /// Why a subscriber was not delivered to.

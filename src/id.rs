@@ -54,16 +54,26 @@ fn random_counter_seed() -> u128 {
 impl EventId {
     /// A fresh id stamped with `at` (milliseconds since the Unix epoch).
     pub(crate) fn generate(at: SystemTime) -> Self {
-        let millis = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let (last_millis, counter) = ID_STATE
-            .with(Cell::get)
-            .unwrap_or_else(|| (millis, random_counter_seed()));
-        let counter = (counter + 1) & COUNTER_MASK;
-        // A clock that steps back must not break per-thread ordering.
-        let millis = millis.max(last_millis);
-        ID_STATE.with(|state| state.set(Some((millis, counter))));
+        // u64 arithmetic: `Duration::as_millis` works in u128, which costs a
+        // wide division on every event. Saturates ~584 million years out.
+        let millis = at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            since
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(since.subsec_millis()))
+        });
+        let (millis, counter) = ID_STATE.with(|state| {
+            let (last_millis, counter) = state
+                .get()
+                .unwrap_or_else(|| (millis, random_counter_seed()));
+            let next = (
+                // A clock that steps back must not break per-thread ordering.
+                millis.max(last_millis),
+                (counter + 1) & COUNTER_MASK,
+            );
+            state.set(Some(next));
+            next
+        });
         Self(encode_v7(millis, counter))
     }
 
