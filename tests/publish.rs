@@ -10,7 +10,7 @@ use agentbus::{Event, EventBus, EventType, HistoryQuery, PublishOutcome, Subscri
 use serde_json::json;
 
 mod common;
-use common::{counter, subscribe_failing_handlers, FAILING};
+use common::{counter, runtime, subscribe_failing_handlers, FAILING};
 
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// in time, so a deadlock shows up as a failure instead of a hung run.
@@ -35,13 +35,6 @@ fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 
             }
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -7,19 +7,15 @@ use agentbus::{Event, EventBus, EventType, EventTypeSet, Lagged, TryRecvError};
 use futures::StreamExt;
 use serde_json::json;
 
+mod common;
+use common::runtime;
+
 fn numbered(n: u64) -> Event {
     Event::new(EventType::TaskCreated).with_data(json!({"n": n}))
 }
 
 fn n_of(event: &Event) -> u64 {
     event.data["n"].as_u64().unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use agentbus::{Event, EventBus, EventType, EventTypeSet, SubscriptionId};
 
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
+mod common;
+use common::counter;
 
 fn counting(bus: &EventBus, event_type: EventType) -> (SubscriptionId, Arc<AtomicUsize>) {
     let calls = counter();

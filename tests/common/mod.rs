@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
 
+// Each test file compiles this module separately and uses a subset of it.
+#![allow(dead_code)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -8,6 +11,14 @@ use agentbus::{Event, EventBus, EventType};
 /// A fresh call counter.
 pub fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
+}
+
+/// A current-thread Tokio runtime with timers, for tests that await.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 #[derive(Debug)]
