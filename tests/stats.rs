@@ -198,6 +198,41 @@ fn counts_are_exact_across_publisher_threads() {
     assert_eq!(stats.active_subscribers, 2);
 }
 
+/// More live publishing threads than exclusive stripes (16), so some share
+/// the overflow stripe, then a second wave that reuses the stripes the first
+/// wave's threads returned when they exited: every count stays exact.
+#[test]
+fn counts_are_exact_past_the_exclusive_stripes_and_across_stripe_reuse() {
+    const THREADS: u64 = 24;
+    const PER_THREAD: u64 = 20_000;
+    let bus = EventBus::builder().history_capacity(0).build();
+    bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    let wave = |bus: &EventBus| {
+        // All threads publish at once, so all hold a stripe at once.
+        let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (bus, start) = (bus.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..PER_THREAD {
+                        bus.publish_blocking(Event::new(EventType::TaskCreated));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    };
+    wave(&bus);
+    assert_eq!(bus.stats().events_published, THREADS * PER_THREAD);
+    wave(&bus);
+    let stats = bus.stats();
+    assert_eq!(stats.events_published, 2 * THREADS * PER_THREAD);
+    assert_eq!(stats.events_delivered, 2 * THREADS * PER_THREAD);
+}
+
 #[test]
 fn buses_have_separate_counters() {
     let a = EventBus::new();
