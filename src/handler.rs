@@ -42,10 +42,22 @@ impl<E: Display> HandlerResult for Result<(), E> {
 }
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
-pub(crate) type SyncHandler = Box<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+pub(crate) type SyncHandler = Box<dyn Fn(&Event) -> Result<(), Failure> + Send + Sync>;
 pub(crate) type AsyncHandler = Box<dyn Fn(StdArc<Event>) -> BoxFuture + Send + Sync>;
 pub(crate) type SharedHandler = Box<dyn Fn(&StdArc<Event>) + Send + Sync>;
 pub(crate) type Filter = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// A sync handler's error message, boxed so that `Result<(), Failure>` is
+/// one pointer wide and comes back in a register: every sync call on every
+/// publish returns one, and only failures pay for the box.
+pub(crate) struct Failure(Box<String>);
+
+impl Failure {
+    #[cold]
+    fn new(message: String) -> Self {
+        Self(Box::new(message))
+    }
+}
 
 pub(crate) enum Handler {
     /// A user's sync handler: runs inline on the publishing thread.
@@ -62,7 +74,9 @@ impl Handler {
         F: Fn(&Event) -> R + Send + Sync + 'static,
         R: HandlerResult,
     {
-        Handler::Sync(Box::new(move |event| handler(event).into_outcome()))
+        Handler::Sync(Box::new(move |event| {
+            handler(event).into_outcome().map_err(Failure::new)
+        }))
     }
 
     pub(crate) fn from_async<F, Fut>(handler: F) -> Self
@@ -207,11 +221,11 @@ impl Subscriber {
     pub(crate) fn call_sync(
         &self,
         event: &Event,
-        call: impl FnOnce() -> Result<(), String>,
+        call: impl FnOnce() -> Result<(), Failure>,
     ) -> bool {
         match catch_unwind(AssertUnwindSafe(call)) {
             Ok(Ok(())) => true,
-            Ok(Err(message)) => {
+            Ok(Err(Failure(message))) => {
                 self.report(event, &message);
                 false
             }
