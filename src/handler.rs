@@ -48,14 +48,15 @@ pub(crate) type SharedHandler = Box<dyn Fn(&StdArc<Event>) + Send + Sync>;
 pub(crate) type Filter = Box<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// A sync handler's error message, boxed so that `Result<(), Failure>` is
-/// one pointer wide and comes back in a register: every sync call on every
-/// publish returns one, and only failures pay for the box.
-pub(crate) struct Failure(Box<String>);
+/// two words and comes back in registers (a `String` is three, returned
+/// through memory): every sync call on every publish returns one, and only
+/// failures pay for the box.
+pub(crate) struct Failure(Box<str>);
 
 impl Failure {
     #[cold]
     fn new(message: String) -> Self {
-        Self(Box::new(message))
+        Self(message.into_boxed_str())
     }
 }
 
