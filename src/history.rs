@@ -49,7 +49,7 @@ use crate::sync::{
     RetiredList,
 };
 
-/// The largest history capacity a bus accepts (4 Mi events, 256 MiB of slots).
+/// The largest history capacity a bus accepts (4 Mi events, 64 MiB of slots).
 pub const MAX_HISTORY_CAPACITY: usize = 1 << 22;
 
 /// The default history capacity, as in the specification.
@@ -95,9 +95,16 @@ fn pointer(word: u128) -> *const Event {
     word as u64 as usize as *const Event
 }
 
-/// One entry, alone on its cache line so two publishers writing neighbouring
-/// tickets do not contend.
-#[repr(align(64))]
+/// One entry: 16 bytes, four to a cache line.
+///
+/// Padding each slot to its own line (tried first, so that two publishers
+/// writing neighbouring tickets never share one) made the default ring of
+/// 1000 take 64 KiB, twice the L1 data cache, and bought nothing: with two
+/// publishers the slot a ticket lands on was written a lap ago by either
+/// thread anyway. Packed, the ring is 16 KiB; criterion, one run each way:
+/// one subscriber 1.18x -> 1.07x tokio broadcast, two publishers 52.1 ->
+/// 47.2 ns per event.
+#[repr(align(16))]
 struct Slot {
     word: AtomicWord,
 }
