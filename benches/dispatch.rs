@@ -119,6 +119,18 @@ fn filtered(c: &mut Criterion) {
         b.iter(|| bus.publish_blocking(Arc::clone(&ev)))
     });
 
+    // The same subscribers scoped with the field filter instead of a closure.
+    let scoped = EventBus::new();
+    for k in 0..N {
+        scoped
+            .subscription(TYPE)
+            .circle_id(k)
+            .handler(|e: &Event| work(e));
+    }
+    group.bench_function("agentbus_circle_id", |b| {
+        b.iter(|| scoped.publish_blocking(Arc::clone(&ev)))
+    });
+
     // Broadcast cannot filter at the sender: every receiver gets it and checks.
     let (tx, _) = tokio::sync::broadcast::channel::<Arc<Event>>(CHANNEL_CAPACITY);
     let mut rxs: Vec<_> = (0..N).map(|k| (k, tx.subscribe())).collect();

@@ -18,6 +18,7 @@ use crate::executor::block_on;
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
+use crate::scope::Scope;
 use crate::stats::{BusStats, Counters};
 use crate::stream::EventStream;
 use crate::subscription::{SubscriptionBuilder, SubscriptionGuard};
@@ -206,7 +207,7 @@ impl EventBus {
         F: Fn(&Event) -> R + Send + Sync + 'static,
         R: HandlerResult,
     {
-        self.register(types.into(), None, None, Handler::sync(handler))
+        self.register(types.into(), None, Scope::ANY, None, Handler::sync(handler))
     }
 
     /// Calls `handler` for every event of `types` and awaits the future it
@@ -235,7 +236,13 @@ impl EventBus {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerResult,
     {
-        self.register(types.into(), None, None, Handler::from_async(handler))
+        self.register(
+            types.into(),
+            None,
+            Scope::ANY,
+            None,
+            Handler::from_async(handler),
+        )
     }
 
     /// Calls `handler` for every event of every type (one subscription).
@@ -276,6 +283,7 @@ impl EventBus {
         &self,
         types: EventTypeSet,
         name: Option<Cow<'static, str>>,
+        scope: Scope,
         filter: Option<Filter>,
         handler: Handler,
     ) -> SubscriptionId {
@@ -283,7 +291,7 @@ impl EventBus {
         let mut registry = lock(&inner.registry);
         registry.last_id += 1;
         let id = SubscriptionId::new(inner.id, registry.last_id);
-        let subscriber = Arc::new(Subscriber::new(id, name, filter, handler));
+        let subscriber = Arc::new(Subscriber::new(id, name, scope, filter, handler));
         let retired = inner.tables.insert(types, &subscriber);
         registry.subscriptions.insert(id, (types, subscriber));
         inner

@@ -16,7 +16,8 @@ use std::sync::Arc as StdArc;
 
 use crate::event::Event;
 use crate::id::SubscriptionId;
-use crate::sync::{AtomicBool, Ordering};
+use crate::scope::Scope;
+use crate::sync::{AtomicU8, Ordering};
 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 ///
@@ -147,17 +148,21 @@ impl Reporter {
 /// on every publish start on a fresh pair of cache lines, away from the
 /// reference counts that every table rebuild (subscription churn) writes.
 ///
-/// `repr(C)` keeps the fields every publish reads (`active`, `filter`,
-/// `handler`) together at the front, on one cache line; the reporter is read
-/// only on failures and table rebuilds.
+/// `repr(C)` keeps the fields every publish reads (`state`, `filter`,
+/// `handler`, the scope's `circle_id`) together at the front, on
+/// one cache line; the reporter is read only on failures and table rebuilds.
 #[repr(C, align(128))]
 pub(crate) struct Subscriber {
-    /// Cleared by unsubscribe before the tables are swapped, so a dispatch
-    /// that already loaded an old table skips a handler that was removed
-    /// earlier on the same thread (e.g. by a handler before it).
-    active: AtomicBool,
+    /// [`ACTIVE`](Self::ACTIVE), cleared by unsubscribe before the tables
+    /// are swapped, so a dispatch that already loaded an old table skips a
+    /// handler that was removed earlier on the same thread (e.g. by a
+    /// handler before it); and [`SCOPED`](Self::SCOPED). One load and one
+    /// compare tell an active, unscoped subscriber (the common case) from
+    /// every other.
+    state: AtomicU8,
     pub(crate) filter: Option<Filter>,
     pub(crate) handler: Handler,
+    scope: Scope,
     pub(crate) reporter: Reporter,
 }
 
@@ -170,34 +175,48 @@ pub(crate) enum Skip {
 }
 
 impl Subscriber {
+    /// Set until unsubscribed.
+    const ACTIVE: u8 = 1;
+    /// Set if the subscription has field filters.
+    const SCOPED: u8 = 2;
+
     pub(crate) fn new(
         id: SubscriptionId,
         name: Option<Cow<'static, str>>,
+        scope: Scope,
         filter: Option<Filter>,
         handler: Handler,
     ) -> Self {
         Self {
+            scope,
             reporter: Reporter {
                 id,
                 name: name.map(Name::from),
             },
             filter,
             handler,
-            active: AtomicBool::new(true),
+            state: AtomicU8::new(if scope.is_any() {
+                Self::ACTIVE
+            } else {
+                Self::ACTIVE | Self::SCOPED
+            }),
         }
     }
 
     pub(crate) fn deactivate(&self) {
         // Release pairs with the Acquire in `wants`.
-        self.active.store(false, Ordering::Release);
+        // Only unsubscribe writes `state`, under the registry lock.
+        let state = self.state.load(Ordering::Relaxed);
+        self.state.store(state & !Self::ACTIVE, Ordering::Release);
     }
 
-    /// Whether `event` should go to this subscriber: still active and its
-    /// filter (run here, on the publishing thread) passes.
+    /// Whether `event` should go to this subscriber: still active, in its
+    /// scope, and its filter (run here, on the publishing thread) passes.
     #[inline]
     pub(crate) fn wants(&self, event: &Event) -> Result<(), Skip> {
         // Acquire pairs with the Release in `deactivate`.
-        if !self.active.load(Ordering::Acquire) {
+        let state = self.state.load(Ordering::Acquire);
+        if state != Self::ACTIVE && (state & Self::ACTIVE == 0 || !self.scope.admits(event)) {
             return Err(Skip::NotWanted);
         }
         let Some(filter) = &self.filter else {

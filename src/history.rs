@@ -44,6 +44,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::event_type::EventType;
+use crate::scope::Scope;
 use crate::sync::{
     dekker_fence, fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering,
     RetiredList,
@@ -444,9 +445,7 @@ impl Drop for Ring {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryQuery {
     event_type: Option<EventType>,
-    source_agent_id: Option<i64>,
-    circle_id: Option<i64>,
-    project_id: Option<i64>,
+    scope: Scope,
     limit: usize,
 }
 
@@ -464,9 +463,7 @@ impl HistoryQuery {
     pub const fn new() -> Self {
         Self {
             event_type: None,
-            source_agent_id: None,
-            circle_id: None,
-            project_id: None,
+            scope: Scope::ANY,
             limit: Self::DEFAULT_LIMIT,
         }
     }
@@ -481,21 +478,21 @@ impl HistoryQuery {
     /// Only events from this agent.
     #[must_use]
     pub const fn source_agent_id(mut self, agent_id: i64) -> Self {
-        self.source_agent_id = Some(agent_id);
+        self.scope.source_agent_id = Some(agent_id);
         self
     }
 
     /// Only events of this circle.
     #[must_use]
     pub const fn circle_id(mut self, circle_id: i64) -> Self {
-        self.circle_id = Some(circle_id);
+        self.scope.circle_id = Some(circle_id);
         self
     }
 
     /// Only events of this project.
     #[must_use]
     pub const fn project_id(mut self, project_id: i64) -> Self {
-        self.project_id = Some(project_id);
+        self.scope.project_id = Some(project_id);
         self
     }
 
@@ -514,14 +511,7 @@ impl HistoryQuery {
 
     /// Whether `event` meets every criterion (the limit aside).
     pub fn matches(&self, event: &Event) -> bool {
-        self.event_type.is_none_or(|t| t == event.event_type)
-            && self
-                .source_agent_id
-                .is_none_or(|id| event.source_agent_id == Some(id))
-            && self.circle_id.is_none_or(|id| event.circle_id == Some(id))
-            && self
-                .project_id
-                .is_none_or(|id| event.project_id == Some(id))
+        self.event_type.is_none_or(|t| t == event.event_type) && self.scope.admits(event)
     }
 }
 

@@ -65,6 +65,7 @@ mod executor;
 mod handler;
 mod history;
 mod id;
+mod scope;
 mod stats;
 mod stream;
 mod subscription;

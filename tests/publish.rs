@@ -700,6 +700,95 @@ fn handler_may_unsubscribe_itself() {
 }
 
 #[test]
+fn field_filters_deliver_only_events_with_those_field_values() {
+    let bus = EventBus::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for circle in [1, 2] {
+        let seen = Arc::clone(&seen);
+        bus.subscription(EventType::TaskCompleted)
+            .circle_id(circle)
+            .handler(move |e: &Event| seen.lock().unwrap().push((circle, e.circle_id)));
+    }
+    let publish = |event: Event| bus.publish_blocking(event).delivered;
+    assert_eq!(
+        publish(Event::new(EventType::TaskCompleted).with_circle(1)),
+        1
+    );
+    assert_eq!(
+        publish(Event::new(EventType::TaskCompleted).with_circle(2)),
+        1
+    );
+    assert_eq!(
+        publish(Event::new(EventType::TaskCompleted).with_circle(3)),
+        0
+    );
+    // An event without the field matches no scope on it.
+    assert_eq!(publish(Event::new(EventType::TaskCompleted)), 0);
+    assert_eq!(*seen.lock().unwrap(), vec![(1, Some(1)), (2, Some(2))]);
+}
+
+#[test]
+fn field_filters_and_a_filter_closure_must_all_pass() {
+    let bus = EventBus::new();
+    let filter_calls = counter();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let (calls, log) = (Arc::clone(&filter_calls), Arc::clone(&handled));
+    bus.subscription(EventType::AgentToolExecuted)
+        .source_agent_id(7)
+        .circle_id(5)
+        .project_id(3)
+        .filter(move |e: &Event| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            e.data["urgent"] == json!(true)
+        })
+        .handler(move |e: &Event| log.lock().unwrap().push(e.data["n"].clone()));
+
+    let event = |agent: i64, circle: i64, project: i64, urgent: bool, n: u32| {
+        Event::new(EventType::AgentToolExecuted)
+            .with_source_agent(agent)
+            .with_circle(circle)
+            .with_project(project)
+            .with_data(json!({"urgent": urgent, "n": n}))
+    };
+    for e in [
+        event(7, 5, 3, true, 0),  // all pass
+        event(7, 5, 3, false, 1), // the closure says no
+        event(8, 5, 3, true, 2),  // wrong agent
+        event(7, 6, 3, true, 3),  // wrong circle
+        event(7, 5, 4, true, 4),  // wrong project
+    ] {
+        bus.publish_blocking(e);
+    }
+    assert_eq!(*handled.lock().unwrap(), vec![json!(0)]);
+    // The closure runs only for events inside the field filters.
+    assert_eq!(filter_calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn field_filters_apply_to_async_handlers_and_streams() {
+    let bus = EventBus::new();
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    bus.subscription(EventType::TaskCompleted)
+        .project_id(9)
+        .async_handler(move |_e: Arc<Event>| {
+            let c = Arc::clone(&c);
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let mut stream = bus
+        .subscription(EventType::TaskCompleted)
+        .project_id(9)
+        .stream(8);
+    bus.publish_blocking(Event::new(EventType::TaskCompleted).with_project(8));
+    bus.publish_blocking(Event::new(EventType::TaskCompleted).with_project(9));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(stream.try_recv().unwrap().project_id, Some(9));
+    assert!(stream.try_recv().is_err());
+}
+
+#[test]
 fn handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch() {
     within(Duration::from_secs(30), || {
         let bus = EventBus::new();
@@ -712,11 +801,15 @@ fn handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch() {
             }
         });
         let l = Arc::clone(&later_calls);
-        let id = bus.subscribe(EventType::TaskAssigned, move |_e: &Event| {
-            l.fetch_add(1, Ordering::SeqCst);
-        });
+        // Field-filtered, so the skip must also hold for a scoped subscriber.
+        let id = bus
+            .subscription(EventType::TaskAssigned)
+            .circle_id(1)
+            .handler(move |_e: &Event| {
+                l.fetch_add(1, Ordering::SeqCst);
+            });
         later_id.set(id).unwrap();
-        let outcome = bus.publish_blocking(Event::new(EventType::TaskAssigned));
+        let outcome = bus.publish_blocking(Event::new(EventType::TaskAssigned).with_circle(1));
         assert_eq!(
             outcome,
             PublishOutcome {
@@ -726,7 +819,7 @@ fn handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch() {
         );
         assert_eq!(later_calls.load(Ordering::SeqCst), 0);
         assert_eq!(bus.stats().active_subscribers, 1);
-        bus.publish_blocking(Event::new(EventType::TaskAssigned));
+        bus.publish_blocking(Event::new(EventType::TaskAssigned).with_circle(1));
         assert_eq!(later_calls.load(Ordering::SeqCst), 0);
         bus.reset();
     });
