@@ -25,6 +25,8 @@ mod lock_bus;
 use lock_bus::{LockBus, LOCK_BUS_HISTORY};
 
 const TYPE: EventType = EventType::TaskCompleted;
+/// The type a churning thread subscribes to when it is not the published one.
+const OTHER_TYPE: EventType = EventType::TaskFailed;
 /// Deep enough that a receiver drained every iteration never lags.
 const CHANNEL_CAPACITY: usize = 1024;
 
@@ -67,6 +69,10 @@ fn fan_out(c: &mut Criterion) {
         let bus = agentbus_with(n);
         group.bench_with_input(BenchmarkId::new("agentbus", n), &n, |b, _| {
             b.iter(|| bus.publish_blocking(Arc::clone(&ev)))
+        });
+        let mut publisher = bus.publisher();
+        group.bench_with_input(BenchmarkId::new("agentbus_publisher", n), &n, |b, _| {
+            b.iter(|| publisher.publish_blocking(Arc::clone(&ev)))
         });
 
         let (tx, _) = tokio::sync::broadcast::channel::<Arc<Event>>(CHANNEL_CAPACITY);
@@ -129,6 +135,10 @@ fn filtered(c: &mut Criterion) {
     }
     group.bench_function("agentbus_circle_id", |b| {
         b.iter(|| scoped.publish_blocking(Arc::clone(&ev)))
+    });
+    let mut publisher = bus.publisher();
+    group.bench_function("agentbus_publisher", |b| {
+        b.iter(|| publisher.publish_blocking(Arc::clone(&ev)))
     });
 
     // Broadcast cannot filter at the sender: every receiver gets it and checks.
@@ -257,6 +267,10 @@ fn end_to_end(c: &mut Criterion) {
 
     let bus = agentbus_with(1);
     group.bench_function("agentbus", |b| b.iter(|| bus.publish_blocking(new_event())));
+    let mut publisher = bus.publisher();
+    group.bench_function("agentbus_publisher", |b| {
+        b.iter(|| publisher.publish_blocking(new_event()))
+    });
 
     let (tx, mut rx) = tokio::sync::broadcast::channel::<Arc<Event>>(CHANNEL_CAPACITY);
     group.bench_function("tokio_broadcast", |b| {
@@ -309,13 +323,14 @@ fn history_query(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `publish` on `publishers` threads released together by a barrier,
-/// `iters` calls in all, while `churn` (if any) loops on another thread.
+/// Runs the closure `publisher(thread)` makes on each of `publishers` threads
+/// released together by a barrier, `iters` calls in all, while `churn` (if
+/// any) loops on another thread.
 /// Returns the wall time from release to the last publisher's exit.
-fn parallel(
+fn parallel<'a>(
     publishers: usize,
     iters: u64,
-    publish: &(dyn Fn(usize) + Sync),
+    publisher: &(dyn Fn(usize) -> Box<dyn FnMut() + 'a> + Sync),
     churn: Option<&(dyn Fn() + Sync)>,
 ) -> Duration {
     let per_thread = (iters / publishers as u64).max(1);
@@ -333,9 +348,10 @@ fn parallel(
             .map(|t| {
                 let barrier = &barrier;
                 s.spawn(move || {
+                    let mut publish = publisher(t);
                     barrier.wait();
                     for _ in 0..per_thread {
-                        publish(t);
+                        publish();
                     }
                 })
             })
@@ -354,7 +370,8 @@ fn parallel(
 }
 
 /// Case 6: aggregate throughput of 1 and 2 publisher threads, one subscriber,
-/// with and without a thread subscribing and unsubscribing on the same type.
+/// with and without a thread subscribing and unsubscribing in a tight loop,
+/// on the published type (`+churn`) or on another type (`+churn_other`).
 ///
 /// `prebuilt`: each thread re-publishes its own `Arc<Event>` (as case 1);
 /// `new_event`: each publish creates its event (as case 4), which keeps
@@ -365,44 +382,67 @@ fn threads(c: &mut Criterion) {
     let prebuilt: Vec<Arc<Event>> = (0..2).map(|_| event()).collect();
 
     for (events, fresh) in [("prebuilt", false), ("new_event", true)] {
-        for (publishers, churn) in [(1, false), (2, false), (1, true), (2, true)] {
-            let id = format!(
-                "{events}/{publishers}_pub{}",
-                if churn { "+churn" } else { "" }
-            );
+        for (publishers, churn) in [
+            (1, None),
+            (2, None),
+            (1, Some(TYPE)),
+            (2, Some(TYPE)),
+            (1, Some(OTHER_TYPE)),
+            (2, Some(OTHER_TYPE)),
+        ] {
+            let suffix = match churn {
+                None => "",
+                Some(TYPE) => "+churn",
+                Some(_) => "+churn_other",
+            };
+            let id = format!("{events}/{publishers}_pub{suffix}");
 
-            let bus = agentbus_with(1);
-            let publish = |t: usize| {
-                let e = if fresh {
+            let next_event = |t: usize| {
+                if fresh {
                     event()
                 } else {
                     Arc::clone(&prebuilt[t])
-                };
-                black_box(bus.publish_blocking(e));
+                }
             };
+            let bus = agentbus_with(1);
             let churn_op = || {
-                let id = bus.subscribe(TYPE, |e: &Event| work(e));
+                let id = bus.subscribe(churn.unwrap_or(TYPE), |e: &Event| work(e));
                 bus.unsubscribe(id);
             };
-            let churn_ref: Option<&(dyn Fn() + Sync)> = churn.then_some(&churn_op);
+            let churn_ref: Option<&(dyn Fn() + Sync)> = churn.map(|_| &churn_op as _);
+            let next_event = &next_event;
+            let on_bus = |t: usize| -> Box<dyn FnMut() + '_> {
+                let bus = &bus;
+                Box::new(move || {
+                    black_box(bus.publish_blocking(next_event(t)));
+                })
+            };
             group.bench_function(BenchmarkId::new("agentbus", &id), |b| {
-                b.iter_custom(|iters| parallel(publishers, iters, &publish, churn_ref))
+                b.iter_custom(|iters| parallel(publishers, iters, &on_bus, churn_ref))
+            });
+            let through_publisher = |t: usize| -> Box<dyn FnMut() + '_> {
+                let mut publisher = bus.publisher();
+                Box::new(move || {
+                    black_box(publisher.publish_blocking(next_event(t)));
+                })
+            };
+            group.bench_function(BenchmarkId::new("agentbus_publisher", &id), |b| {
+                b.iter_custom(|iters| parallel(publishers, iters, &through_publisher, churn_ref))
             });
 
             let lock = lock_bus_with(1, LOCK_BUS_HISTORY);
-            let publish = |t: usize| {
-                let e = if fresh {
-                    event()
-                } else {
-                    Arc::clone(&prebuilt[t])
-                };
-                black_box(lock.publish(e));
+            let publish = |t: usize| -> Box<dyn FnMut() + '_> {
+                let lock = &lock;
+                Box::new(move || {
+                    black_box(lock.publish(next_event(t)));
+                })
             };
             let churn_op = || {
-                let id = lock.subscribe(TYPE, work);
-                lock.unsubscribe(TYPE, id);
+                let churned = churn.unwrap_or(TYPE);
+                let id = lock.subscribe(churned, work);
+                lock.unsubscribe(churned, id);
             };
-            let churn_ref: Option<&(dyn Fn() + Sync)> = churn.then_some(&churn_op);
+            let churn_ref: Option<&(dyn Fn() + Sync)> = churn.map(|_| &churn_op as _);
             group.bench_function(BenchmarkId::new("lock_bus", &id), |b| {
                 b.iter_custom(|iters| parallel(publishers, iters, &publish, churn_ref))
             });
@@ -432,14 +472,21 @@ fn history_on_off(c: &mut Criterion) {
         // Case 6's prebuilt 2-thread run without history isolates what the
         // ring costs once two publishers share it.
         let id = format!("{label}/2_pub");
-        let publish = |t: usize| {
-            black_box(bus.publish_blocking(Arc::clone(&per_thread[t])));
+        let per_thread = &per_thread;
+        let publish = |t: usize| -> Box<dyn FnMut() + '_> {
+            let bus = &bus;
+            Box::new(move || {
+                black_box(bus.publish_blocking(Arc::clone(&per_thread[t])));
+            })
         };
         group.bench_function(BenchmarkId::new("agentbus", &id), |b| {
             b.iter_custom(|iters| parallel(2, iters, &publish, None))
         });
-        let publish = |t: usize| {
-            black_box(lock.publish(Arc::clone(&per_thread[t])));
+        let publish = |t: usize| -> Box<dyn FnMut() + '_> {
+            let lock = &lock;
+            Box::new(move || {
+                black_box(lock.publish(Arc::clone(&per_thread[t])));
+            })
         };
         group.bench_function(BenchmarkId::new("lock_bus", &id), |b| {
             b.iter_custom(|iters| parallel(2, iters, &publish, None))

@@ -20,7 +20,11 @@
 //!   handlers still run and publish never panics.
 //! - **Unsubscribe during dispatch.** After [`EventBus::unsubscribe`] returns,
 //!   later publishes never call the handler; one already running on another
-//!   thread may call it once more.
+//!   thread may call it once more. The handler is dropped when the last such
+//!   publish ends, or, for a [`Publisher`], at its next publish.
+//! - **Hot paths** publish through a [`Publisher`] (one per thread or task),
+//!   which skips arc-swap's per-publish protocol by keeping its own
+//!   references to the tables.
 //! - **History overflow.** The ring keeps exactly the newest `capacity`
 //!   events (default 1000) and releases older ones; see [`HistoryQuery`].
 //! - **Slow consumers.** An [`EventStream`] never blocks publishers: when its
@@ -65,6 +69,7 @@ mod executor;
 mod handler;
 mod history;
 mod id;
+mod publisher;
 mod scope;
 mod stats;
 mod stream;
@@ -85,6 +90,7 @@ pub use crate::{
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
+    publisher::Publisher,
     stats::BusStats,
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},

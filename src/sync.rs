@@ -100,6 +100,11 @@ mod cell {
             Snapshot(self.0.load())
         }
 
+        /// An owned reference to the current value.
+        pub(crate) fn load_full(&self) -> Arc<T> {
+            self.0.load_full()
+        }
+
         /// Replaces the value and hands back the old one, so the caller
         /// chooses where it is dropped (outside any lock).
         pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {
@@ -290,6 +295,10 @@ mod cell {
 
         pub(crate) fn load(&self) -> Snapshot<T> {
             Snapshot(lock(&self.0).clone())
+        }
+
+        pub(crate) fn load_full(&self) -> Arc<T> {
+            lock(&self.0).clone()
         }
 
         pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {

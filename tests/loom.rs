@@ -183,12 +183,42 @@ fn check_quiescent_history(bus: &EventBus, types: &[EventType]) -> Vec<StdArc<Ev
 /// is released once nothing can call it.
 #[test]
 fn table_swap_publish_vs_subscribe_and_unsubscribe() {
+    table_swap(false);
+}
+
+/// The same through a [`Publisher`](agentbus::Publisher) that has already
+/// cached the old table: its copy must not hide either change, and it lets
+/// go of the removed handler at its next publish.
+#[test]
+fn table_swap_publisher_vs_subscribe_and_unsubscribe() {
+    table_swap(true);
+}
+
+fn table_swap(through_publisher: bool) {
     const T: EventType = EventType::TaskCompleted;
-    model("table_swap_publish_vs_subscribe_and_unsubscribe", || {
+    let name = if through_publisher {
+        "table_swap_publisher_vs_subscribe_and_unsubscribe"
+    } else {
+        "table_swap_publish_vs_subscribe_and_unsubscribe"
+    };
+    model(name, move || {
         let bus = EventBus::builder().history_capacity(0).build();
         let old_calls = calls();
         let new_calls = calls();
         let old_id = bus.subscribe(T, counting(&old_calls));
+        let mut publisher = bus.publisher();
+        if through_publisher {
+            // Cache the table that holds only the old handler.
+            assert_eq!(publisher.publish_blocking(Event::new(T)).delivered, 1);
+            old_calls.store(0, StdOrdering::SeqCst);
+        }
+        let mut publish = move |event: Event| {
+            if through_publisher {
+                publisher.publish_blocking(event)
+            } else {
+                publisher.bus().publish_blocking(event)
+            }
+        };
         // 0: nothing returned yet, 1: subscribe returned, 2: unsubscribe returned.
         let progress = Arc::new(AtomicUsize::new(0));
 
@@ -207,7 +237,7 @@ fn table_swap_publish_vs_subscribe_and_unsubscribe() {
         };
 
         let seen = progress.load(Ordering::Acquire);
-        let outcome = bus.publish_blocking(Event::new(T));
+        let outcome = publish(Event::new(T));
         let new_id = writer.join().unwrap();
 
         let (old, new) = (count(&old_calls), count(&new_calls));
@@ -231,19 +261,34 @@ fn table_swap_publish_vs_subscribe_and_unsubscribe() {
         }
 
         let stats = bus.stats();
-        assert_eq!(stats.events_published, 1);
-        assert_eq!(stats.events_delivered, outcome.delivered as u64);
+        let published = 1 + u64::from(through_publisher);
+        assert_eq!(stats.events_published, published);
+        assert_eq!(
+            stats.events_delivered,
+            outcome.delivered as u64 + published - 1
+        );
         assert_eq!(stats.active_subscribers, 1);
+        if !through_publisher {
+            assert_eq!(
+                StdArc::strong_count(&old_calls),
+                1,
+                "the unsubscribed handler is still held after every publish finished"
+            );
+        }
+
+        // A publisher lets go of the removed handler at its next publish.
+        let after = publish(Event::new(T));
         assert_eq!(
             StdArc::strong_count(&old_calls),
             1,
-            "the unsubscribed handler is still held after every publish finished"
+            "the unsubscribed handler is still held after the next publish"
         );
-
-        let after = bus.publish_blocking(Event::new(T));
         assert_eq!(after.delivered, 1);
         assert_eq!((count(&old_calls), count(&new_calls)), (old, new + 1));
         assert!(!bus.unsubscribe(old_id));
+        // A publisher holds its copy of the table until its next publish or
+        // its drop.
+        drop(publish);
         assert!(bus.unsubscribe(new_id));
         assert_eq!(StdArc::strong_count(&new_calls), 1);
     });

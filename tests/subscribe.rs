@@ -1,22 +1,13 @@
 //! Subscribing and unsubscribing: ids, guards, `subscribe_all` and type sets.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use agentbus::{Event, EventBus, EventType, EventTypeSet, SubscriptionId};
+use agentbus::{Event, EventBus, EventType, EventTypeSet};
 
 mod common;
-use common::counter;
-
-fn counting(bus: &EventBus, event_type: EventType) -> (SubscriptionId, Arc<AtomicUsize>) {
-    let calls = counter();
-    let c = Arc::clone(&calls);
-    let id = bus.subscribe(event_type, move |_e: &Event| {
-        c.fetch_add(1, Ordering::SeqCst);
-    });
-    (id, calls)
-}
+use common::{counter, counting, PanicOnDrop};
 
 #[test]
 fn smoke() {
@@ -163,12 +154,6 @@ fn unsubscribe_drops_the_handler_and_its_captures() {
 
 #[test]
 fn handler_whose_drop_panics_does_not_break_unsubscribe() {
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("capture drop panicked");
-        }
-    }
     let bus = EventBus::new();
     let bomb = PanicOnDrop;
     let id = bus.subscribe(EventType::TaskCreated, move |_e: &Event| {

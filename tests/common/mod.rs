@@ -6,11 +6,30 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventType, SubscriptionId};
 
 /// A fresh call counter.
 pub fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
+}
+
+/// Subscribes a handler to `event_type` that counts its calls.
+pub fn counting(bus: &EventBus, event_type: EventType) -> (SubscriptionId, Arc<AtomicUsize>) {
+    let calls = counter();
+    let c = Arc::clone(&calls);
+    let id = bus.subscribe(event_type, move |_e: &Event| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    (id, calls)
+}
+
+/// A capture whose `Drop` panics.
+pub struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("capture drop panicked");
+    }
 }
 
 /// A current-thread Tokio runtime with timers, for tests that await.
