@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use agentbus::{
     BusStats, Event, EventBus, EventId, EventType, EventTypeSet, HistoryQuery, PublishOutcome,
-    SubscriptionId,
+    SubscriptionBuilder, SubscriptionId,
 };
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -76,6 +76,8 @@ enum Op {
         circle: Option<i8>,
         agent: Option<i8>,
         project: Option<i8>,
+        /// Through the run's `Publisher` rather than the bus.
+        through_publisher: bool,
     },
     History {
         ty: Option<u8>,
@@ -240,10 +242,7 @@ fn subscribe(
             }
         };
         return match circle_filter {
-            Some(c) => bus
-                .subscription(types)
-                .filter(move |e: &Event| e.circle_id == Some(c))
-                .async_handler(handler),
+            Some(c) => circle_scoped(bus.subscription(types), c).async_handler(handler),
             None => bus.subscribe_async(types, handler),
         };
     }
@@ -267,15 +266,22 @@ fn subscribe(
         }
     };
     let id = match (circle_filter, all) {
-        (Some(c), _) => bus
-            .subscription(types)
-            .filter(move |e: &Event| e.circle_id == Some(c))
-            .handler(handler),
+        (Some(c), _) => circle_scoped(bus.subscription(types), c).handler(handler),
         (None, true) => bus.subscribe_all(handler),
         (None, false) => bus.subscribe(types, handler),
     };
     me.set(id).unwrap();
     id
+}
+
+/// Only events of circle `c`: the field filter for even `c`, the same test
+/// as a closure for odd, so both paths face the model.
+fn circle_scoped(builder: SubscriptionBuilder<'_>, c: i64) -> SubscriptionBuilder<'_> {
+    if c % 2 == 0 {
+        builder.circle_id(c)
+    } else {
+        builder.filter(move |e: &Event| e.circle_id == Some(c))
+    }
 }
 
 fn run(input: Input) {
@@ -288,6 +294,8 @@ fn run(input: Input) {
         ..Model::default()
     };
     let mut issued: Vec<SubscriptionId> = Vec::new();
+    // Lives across every op, so its cached tables face every change.
+    let mut publisher = bus.publisher();
 
     for op in input.ops {
         match op {
@@ -368,6 +376,7 @@ fn run(input: Input) {
                 circle,
                 agent,
                 project,
+                through_publisher,
             } => {
                 let (type_index, event_type) = type_at(ty);
                 let mut event = Event::new(event_type);
@@ -382,7 +391,11 @@ fn run(input: Input) {
                     project: event.project_id,
                 };
                 let (expected, sync_calls, mut async_calls) = model.publish(record);
-                let outcome = bus.publish_blocking(event);
+                let outcome = if through_publisher {
+                    publisher.publish_blocking(event)
+                } else {
+                    bus.publish_blocking(event)
+                };
                 assert_eq!(outcome, expected);
                 let calls = std::mem::take(&mut *log.lock().unwrap());
                 // Sync handlers run inline in subscription order. Async ones
