@@ -12,15 +12,16 @@
 //!
 //! Run: `cargo bench --bench latency` (under a minute on 2 cores).
 //! `cargo bench --bench latency -- --driver <case> <n>` instead runs one case
-//! `n` times for callgrind (see `driver`).
+//! `n` times for callgrind (see `driver`); `-- --floors` runs only the
+//! bare-atomics floors (see `floors`).
 
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventType, Publisher};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -97,6 +98,33 @@ impl Bus for EventBus {
     }
     fn publish(&self, event: Arc<Event>) {
         black_box(self.publish_blocking(event));
+    }
+}
+
+/// agentbus publishing through one [`Publisher`] per publishing thread.
+struct ViaPublisher(EventBus);
+
+thread_local! {
+    static PUBLISHER: RefCell<Option<Publisher>> = const { RefCell::new(None) };
+}
+
+impl Bus for ViaPublisher {
+    fn subscribe_measuring(&self, ns_per_tick: f64) {
+        self.0.subscribe_measuring(ns_per_tick);
+    }
+    fn subscribe_plain(&self) {
+        self.0.subscribe_plain();
+    }
+    fn churn_once(&self) {
+        self.0.churn_once();
+    }
+    fn publish(&self, event: Arc<Event>) {
+        // Each run's threads are new, so each gets a publisher of this bus.
+        PUBLISHER.with(|publisher| {
+            let mut publisher = publisher.borrow_mut();
+            let publisher = publisher.get_or_insert_with(|| self.0.publisher());
+            black_box(publisher.publish_blocking(event));
+        });
     }
 }
 
@@ -276,6 +304,117 @@ fn scaling() {
     }
 }
 
+/// About `rounds` × 3 multiply-adds of dependent work, standing in for the
+/// rest of a publish.
+fn busy(mut x: u64, rounds: u64) -> u64 {
+    for k in 0..rounds {
+        x = black_box(x.wrapping_mul(3).wrapping_add(k));
+    }
+    x
+}
+
+/// Floors that no bus design escapes, measured with bare atomics.
+///
+/// 1. A history that is global and exactly ordered needs one shared counter:
+///    each publish takes a ticket. Two threads doing only that plus a fixed
+///    amount of other work show how far a shared line alone caps scaling.
+/// 2. A publish must see every subscription change that happened before it,
+///    so each change moves at least one line (the pointer) and the new table
+///    from the writer's core to the publisher's. A writer swapping as fast as
+///    it can shows what that alone costs a publisher.
+fn floors() {
+    const OPS: u64 = 10_000_000;
+    const WORK: u64 = 40; // ~25-30 ns here, about one publish
+    println!("\n## Floors (bare atomics, no bus)\n");
+    println!("| probe | 1 thread | 2 threads | 2 threads vs 1 |");
+    println!("|---|---|---|---|");
+    for (label, shared) in [
+        ("own counter per thread", false),
+        ("one shared counter", true),
+    ] {
+        let per_op = |threads: u64| {
+            let counters = [
+                crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
+                crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
+            ];
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..threads as usize {
+                    let counter = &counters[if shared { 0 } else { t }];
+                    s.spawn(move || {
+                        let mut x = 0;
+                        for _ in 0..OPS / threads {
+                            x = busy(x ^ counter.fetch_add(1, Ordering::Relaxed), WORK);
+                        }
+                        black_box(x);
+                    });
+                }
+            });
+            started.elapsed().as_nanos() as f64 / OPS as f64
+        };
+        let (one, two) = (per_op(1), per_op(2));
+        println!(
+            "| fetch_add + work, {label} (aggregate ns/op) | {one:.1} | {two:.1} | {:.2}x throughput |",
+            one / two
+        );
+    }
+
+    struct Table([AtomicU64; 8]);
+    let tables: Vec<Table> = (0..64)
+        .map(|_| Table(std::array::from_fn(|_| AtomicU64::new(0))))
+        .collect();
+    let current = AtomicUsize::new(0);
+    // `writer_work` 0: no writer; otherwise that many rounds of work between
+    // swaps.
+    let run = |writer_work: u64| {
+        let stop = AtomicBool::new(false);
+        let swaps = AtomicU64::new(0);
+        let started = Instant::now();
+        let mut x = 0;
+        std::thread::scope(|s| {
+            if writer_work > 0 {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let next = n as usize % tables.len();
+                        for slot in &tables[next].0 {
+                            slot.store(n, Ordering::Relaxed);
+                        }
+                        current.store(next, Ordering::Release);
+                        black_box(busy(n, writer_work));
+                    }
+                    swaps.store(n, Ordering::Relaxed);
+                });
+            }
+            for i in 0..OPS {
+                let table = &tables[current.load(Ordering::Acquire)];
+                x = busy(x ^ table.0[(i % 8) as usize].load(Ordering::Relaxed), WORK);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        black_box(x);
+        let elapsed = started.elapsed();
+        (
+            elapsed.as_nanos() as f64 / OPS as f64,
+            swaps.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        )
+    };
+    let (alone, _) = run(0);
+    println!("\n| writer between swaps | swaps per second | publisher ns/op | vs alone ({alone:.1} ns) | publisher ns per swap |");
+    println!("|---|---|---|---|---|");
+    for writer_work in [150, 450, 1500] {
+        let (churned, rate) = run(writer_work);
+        let ops_per_swap = 1e9 / churned / rate;
+        println!(
+            "| {writer_work} rounds | {:.2} M | {churned:.1} | {:+.0}% | {:.0} |",
+            rate / 1e6,
+            (churned / alone - 1.0) * 100.0,
+            (churned - alone) * ops_per_swap
+        );
+    }
+}
+
 /// Resident set size in KiB, from `/proc/self/status` (Linux only).
 fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -357,6 +496,12 @@ fn driver(case: &str, n: u64) {
                 black_box(bus.publish_blocking(Arc::clone(&ev)));
             }
         }
+        "publisher1" => {
+            let mut publisher = sync_bus(1, LOCK_BUS_HISTORY).publisher();
+            for _ in 0..n {
+                black_box(publisher.publish_blocking(Arc::clone(&ev)));
+            }
+        }
         "filtered16" => {
             let bus = EventBus::new();
             for k in 0..16 {
@@ -414,6 +559,10 @@ fn driver(case: &str, n: u64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--floors") {
+        floors();
+        return;
+    }
     if let Some(at) = args.iter().position(|a| a == "--driver") {
         let case = args.get(at + 1).expect("--driver <case> <n>");
         let n = args
@@ -441,8 +590,11 @@ fn main() {
     );
 
     type MakeBus = fn() -> Box<dyn Bus>;
-    let buses: [(&str, MakeBus); 2] = [
+    let buses: [(&str, MakeBus); 3] = [
         ("agentbus", || Box::new(EventBus::new())),
+        ("agentbus Publisher", || {
+            Box::new(ViaPublisher(EventBus::new()))
+        }),
         ("lock_bus", || Box::new(LockBus::new(LOCK_BUS_HISTORY))),
     ];
     for (publishers, churn) in [(1, false), (2, false), (2, true)] {
@@ -458,5 +610,6 @@ fn main() {
         }
     }
     scaling();
+    floors();
     memory();
 }
