@@ -126,3 +126,20 @@ fn polling_publish_with_sync_subscribers_allocates_nothing() {
     });
     assert_eq!(allocations, 0);
 }
+
+#[test]
+fn publishing_through_a_publisher_allocates_nothing() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let bus = bus_with_sync_subscribers(16, &calls);
+    let event = Arc::new(Event::new(EventType::TaskCompleted));
+    let mut publisher = bus.publisher();
+    // The first publish takes the publisher's copy of the table.
+    publisher.publish_blocking(Arc::clone(&event));
+    let allocations = allocations_in(|| {
+        for _ in 0..1_000 {
+            assert_eq!(publisher.publish_blocking(Arc::clone(&event)).delivered, 8);
+        }
+    });
+    assert_eq!(allocations, 0);
+    assert_eq!(calls.load(Ordering::Relaxed), 8 * 1_001);
+}
