@@ -127,8 +127,9 @@ struct MixReport {
     history_entries_checked: u64,
 }
 
-/// Publishers, a subscription churner and history readers on one bus, with
-/// every count checked exactly once they stop.
+/// Publishers (odd ones through a `Publisher`), a subscription churner and
+/// history readers on one bus, with every count checked exactly once they
+/// stop.
 fn run_mix(publishers: u64, until: Until, capacity: usize) -> MixReport {
     quiet_deliberate_panics();
     let bus = EventBus::builder().history_capacity(capacity).build();
@@ -162,7 +163,7 @@ fn run_mix(publishers: u64, until: Until, capacity: usize) -> MixReport {
     {
         let calls = filtered_calls.clone();
         bus.subscription(EventType::TaskCompleted)
-            .filter(|e: &Event| e.circle_id == Some(0))
+            .circle_id(0)
             .handler(move |_e: &Event| {
                 calls.fetch_add(1, Ordering::Relaxed);
             });
@@ -208,6 +209,9 @@ fn run_mix(publishers: u64, until: Until, capacity: usize) -> MixReport {
         .map(|thread| {
             let (bus, start, progress) = (bus.clone(), start.clone(), progress.clone());
             thread::spawn(move || {
+                // Odd publishers go through a long-lived `Publisher`, whose
+                // cached tables must see every change the churner makes.
+                let mut publisher = (thread % 2 == 1).then(|| bus.publisher());
                 start.wait();
                 let began = Instant::now();
                 let mut seq = 0;
@@ -217,7 +221,11 @@ fn run_mix(publishers: u64, until: Until, capacity: usize) -> MixReport {
                         Until::Elapsed(d) if seq % 256 == 0 && began.elapsed() >= d => break,
                         _ => {}
                     }
-                    bus.publish_blocking(mix_event(thread, seq));
+                    let event = mix_event(thread, seq);
+                    match &mut publisher {
+                        Some(publisher) => publisher.publish_blocking(event),
+                        None => bus.publish_blocking(event),
+                    };
                     seq += 1;
                     // Release: a reader that sees this count sees the event's publish.
                     progress[thread as usize].store(seq, Ordering::Release);
