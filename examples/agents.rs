@@ -1,6 +1,7 @@
 //! The specification's integration examples on one bus: agent coordination,
 //! knowledge sharing, conflict detection and automatic task assignment, then
-//! error isolation, a bounded dashboard stream, history queries and stats.
+//! error isolation, a hot loop through a `Publisher`, a bounded dashboard
+//! stream, history queries and stats.
 //!
 //! Run with `cargo run --release --example agents`.
 //!
@@ -59,6 +60,7 @@ async fn main() {
     conflict_detection(bus).await;
     task_assignment(bus).await;
     error_isolation(bus).await;
+    tool_telemetry(bus);
 
     section("Dashboard: draining the bounded stream");
     loop {
@@ -97,6 +99,21 @@ async fn main() {
     );
 }
 
+/// An agent's hot loop: tool-call telemetry through a `Publisher`, which
+/// skips the bus's per-publish table snapshot.
+fn tool_telemetry(bus: &EventBus) {
+    section("6. Tool telemetry: an agent's hot loop through a Publisher");
+    let mut publisher = bus.publisher();
+    let mut delivered = 0;
+    for call in 0..3 {
+        let event = Event::new(EventType::AgentToolExecuted)
+            .with_source_agent(4)
+            .with_data(json!({"tool": "search", "call": call}));
+        delivered += publisher.publish_blocking(event).delivered;
+    }
+    println!("agent 4 reported 3 tool calls: {delivered} deliveries");
+}
+
 fn section(title: &str) {
     println!("\n=== {title} ===");
 }
@@ -124,7 +141,10 @@ async fn agent_coordination(bus: &EventBus) {
 
     let agent_2 = bus
         .subscription(EventType::TaskCompleted)
-        .filter(|event: &Event| event.circle_id == Some(CIRCLE_BACKEND))
+        // The spec's `filter_fn=lambda e: e.circle_id == 5`, as a field
+        // filter: checked inline, no closure call. Any other test goes in
+        // `.filter(|event: &Event| ...)`.
+        .circle_id(CIRCLE_BACKEND)
         .name("agent-2")
         .async_handler(|event: Arc<Event>| async move {
             if let Some(file) = event.data.get("output_file").and_then(Value::as_str) {
