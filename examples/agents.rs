@@ -102,7 +102,7 @@ async fn main() {
 /// An agent's hot loop: tool-call telemetry through a `Publisher`, which
 /// skips the bus's per-publish table snapshot.
 fn tool_telemetry(bus: &EventBus) {
-    section("6. Tool telemetry: an agent's hot loop through a Publisher");
+    section("Tool telemetry: an agent's hot loop through a Publisher");
     let mut publisher = bus.publisher();
     let mut delivered = 0;
     for call in 0..3 {
