@@ -230,3 +230,31 @@ fn publisher_moves_to_another_thread() {
     assert_eq!(handle.join().unwrap(), 10);
     assert_eq!(calls.load(Ordering::SeqCst), 10);
 }
+
+#[test]
+fn handlers_may_subscribe_and_unsubscribe_during_a_publishers_dispatch() {
+    let bus = EventBus::new();
+    let later_calls = counter();
+    let (inner, later) = (bus.clone(), Arc::clone(&later_calls));
+    // Each call adds a subscriber and removes it again before returning.
+    bus.subscribe(EventType::TaskAssigned, move |_e: &Event| {
+        let later = Arc::clone(&later);
+        let id = inner.subscribe(EventType::TaskAssigned, move |_e: &Event| {
+            later.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(inner.unsubscribe(id));
+    });
+    let mut publisher = bus.publisher();
+    for _ in 0..3 {
+        let outcome = publisher.publish_blocking(Event::new(EventType::TaskAssigned));
+        assert_eq!(outcome.delivered, 1);
+    }
+    assert_eq!(later_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(bus.stats().active_subscribers, 1);
+}
+
+#[test]
+fn publisher_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<agentbus::Publisher>();
+}
