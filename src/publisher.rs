@@ -1,50 +1,6 @@
 //! [`Publisher`]: a publishing handle for hot paths, which keeps its own
-//! references to the subscriber tables.
-//!
-//! # Behaviour
-//!
-//! - A publish through a `Publisher` is a publish on its bus: same history,
-//!   statistics, handler order, filters, error isolation and outcome. Handlers
-//!   cannot tell the difference.
-//! - Subscribing and unsubscribing keep their guarantees: once
-//!   [`unsubscribe`](crate::EventBus::unsubscribe) returns, no publish that
-//!   starts afterwards (through any publisher) calls the handler, and a
-//!   publish that starts after a subscribe returns reaches the new handler.
-//! - **What differs: when a removed handler is dropped.** A publisher keeps
-//!   a reference to the table of each event type it has published, so a
-//!   handler removed from the bus (and what it captured) is dropped at this
-//!   publisher's next publish, of any type, or when the publisher is dropped,
-//!   rather than as soon as the last running publish ends. It is never
-//!   *called* after its unsubscribe returned. Use [`EventBus::publish`] and
-//!   [`EventBus::publish_blocking`] where handlers must be released at once
-//!   (say, a handler that owns a connection other code waits to see closed).
-//! - A `Drop` of a removed handler's captures that panics is caught, as
-//!   everywhere else in the bus.
-//!
-//! # Why
-//!
-//! A publish on the bus takes a snapshot of the table with arc-swap's debt
-//! protocol: two locked instructions, and a per-thread line that arc-swap's
-//! writers read on *every* swap of *any* `ArcSwap` in the process, so
-//! subscription churn anywhere slows every publisher. A `Publisher` instead
-//! checks one counter with a plain load while nothing changed, and reloads a
-//! table only after it changed. The README's Performance section has the
-//! numbers for both.
-//!
-//! ```
-//! use agentbus::{Event, EventBus, EventType};
-//!
-//! let bus = EventBus::new();
-//! bus.subscribe(EventType::TaskCompleted, |_e: &Event| {});
-//!
-//! // One per thread or task: publishing takes `&mut self`.
-//! let mut publisher = bus.publisher();
-//! for _ in 0..3 {
-//!     let outcome = publisher.publish_blocking(Event::new(EventType::TaskCompleted));
-//!     assert_eq!(outcome.delivered, 1);
-//! }
-//! assert_eq!(bus.stats().events_published, 3);
-//! ```
+//! references to the subscriber tables. Its behaviour is documented on the
+//! type.
 
 use std::fmt;
 use std::future::Future;
@@ -58,11 +14,57 @@ use crate::table::TableCache;
 /// A handle that publishes on one bus and keeps its own references to the
 /// bus's subscriber tables; from [`EventBus::publisher`].
 ///
-/// See the [module docs](crate::Publisher#behaviour) for how it differs from
-/// publishing on the bus: the same results, but a removed handler is dropped
-/// at this publisher's next publish instead of at once. It holds the bus
-/// alive. It is `Send` (move it to the thread or task that publishes) and
-/// publishing takes `&mut self`; clone the bus and make one per thread.
+/// It holds the bus alive, is `Send` and `Sync`, and publishing takes
+/// `&mut self`: make one per thread or task (clone the bus for each).
+///
+/// # Behaviour
+///
+/// - A publish through a `Publisher` is a publish on its bus: same history,
+///   statistics, handler order, filters, error isolation and outcome. Handlers
+///   cannot tell the difference.
+/// - Subscribing and unsubscribing keep their guarantees: once
+///   [`unsubscribe`](crate::EventBus::unsubscribe) returns, no publish that
+///   starts afterwards (through any publisher) calls the handler, and a
+///   publish that starts after a subscribe returns reaches the new handler.
+/// - **What differs: when a removed handler is dropped.** A publisher keeps
+///   a reference to the table of each event type it has published, so a
+///   handler removed from the bus (and what it captured) is dropped at this
+///   publisher's next publish of that type, within 64 of its publishes of
+///   other types, or when the publisher is dropped, rather than as soon as
+///   the last running publish ends. It is never *called* after its
+///   unsubscribe returned. The same delays the end of an
+///   [`EventStream`](crate::EventStream) removed by
+///   [`reset`](crate::EventBus::reset), since a stream ends when its handler
+///   is dropped. Publish on the bus ([`EventBus::publish`],
+///   [`EventBus::publish_blocking`]) where handlers must be released at once
+///   (say, a handler that owns a connection other code waits to see closed).
+/// - A `Drop` of a removed handler's captures that panics is caught, as
+///   everywhere else in the bus.
+///
+/// # Why
+///
+/// A publish on the bus takes a snapshot of the table with arc-swap's debt
+/// protocol: two locked instructions, and a per-thread line that arc-swap's
+/// writers read on *every* swap of *any* `ArcSwap` in the process, so
+/// subscription churn anywhere slows every publisher. A `Publisher` instead
+/// checks its type's version counter with a plain load, and reloads a table
+/// only after it changed. The README's Performance section has the
+/// numbers for both.
+///
+/// ```
+/// use agentbus::{Event, EventBus, EventType};
+///
+/// let bus = EventBus::new();
+/// bus.subscribe(EventType::TaskCompleted, |_e: &Event| {});
+///
+/// // One per thread or task: publishing takes `&mut self`.
+/// let mut publisher = bus.publisher();
+/// for _ in 0..3 {
+///     let outcome = publisher.publish_blocking(Event::new(EventType::TaskCompleted));
+///     assert_eq!(outcome.delivered, 1);
+/// }
+/// assert_eq!(bus.stats().events_published, 3);
+/// ```
 pub struct Publisher {
     bus: EventBus,
     tables: TableCache,

@@ -9,7 +9,9 @@
 //!   oldest event that survived.
 //! - The stream ends (`None` / [`TryRecvError::Closed`]) after the
 //!   subscription is removed by [`EventBus::reset`](crate::EventBus::reset)
-//!   or by dropping the bus, once buffered events are drained.
+//!   or by dropping the bus, once buffered events are drained. (A
+//!   [`Publisher`](crate::Publisher) that published to it holds its handler
+//!   until that publisher's next publish, so the end can come that late.)
 //! - Dropping the stream unsubscribes it.
 //!
 //! ```

@@ -258,3 +258,20 @@ fn publisher_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<agentbus::Publisher>();
 }
+
+/// A stream ends when its handler is dropped; after `reset`, a publisher
+/// holding the stream's table drops it at its next publish.
+#[test]
+fn a_reset_stream_ends_at_the_publishers_next_publish() {
+    use agentbus::TryRecvError;
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCompleted, 4);
+    let mut publisher = bus.publisher();
+    publisher.publish_blocking(Event::new(EventType::TaskCompleted));
+    bus.reset();
+    assert!(stream.try_recv().is_ok(), "the buffered event survives");
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty), "still held");
+    let outcome = publisher.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert_eq!(outcome, PublishOutcome::default());
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Closed));
+}
