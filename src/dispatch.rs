@@ -18,7 +18,8 @@ use std::task::{Context, Poll};
 
 use crate::event::Event;
 use crate::handler::{
-    drop_payload, panic_message, quietly, BoxFuture, Handler, Reporter, Skip, Subscriber,
+    drop_payload, panic_message, quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip,
+    Subscriber,
 };
 use crate::stats::Counters;
 use crate::table::Table;
@@ -122,21 +123,12 @@ pub(crate) fn fan_out<'a>(
                 handler(event);
                 Ok(())
             }),
-            Handler::Async(handler) => match subscriber.start_async(handler, event) {
-                // Poll at once: most handlers finish on their first poll and
-                // then never need tracking.
-                Some(future) => {
-                    let mut started = Running::new(future, subscriber);
-                    match started.poll_handler(cx, event) {
-                        Poll::Ready(succeeded) => succeeded,
-                        Poll::Pending => {
-                            running.push(started);
-                            continue;
-                        }
-                    }
+            Handler::Async(handler) => {
+                match start_async(subscriber, handler, event, cx, &mut running) {
+                    Poll::Ready(succeeded) => succeeded,
+                    Poll::Pending => continue,
                 }
-                None => false,
-            },
+            }
         };
         if ok {
             outcome.delivered += 1;
@@ -151,6 +143,32 @@ pub(crate) fn fan_out<'a>(
         event,
         counters,
     }
+}
+
+/// Starts an async handler and polls it once: most finish on their first
+/// poll and then never need tracking. `Ready(succeeded)` if it finished (or
+/// making its future panicked: `Ready(false)`), `Pending` if it is now in
+/// `running`.
+///
+/// Out of line: keeping the async machinery out of the fan-out loop leaves
+/// the registers to the sync path, which most subscribers take.
+#[inline(never)]
+fn start_async(
+    subscriber: &Subscriber,
+    handler: &AsyncHandler,
+    event: &StdArc<Event>,
+    cx: &mut Context<'_>,
+    running: &mut Vec<Running>,
+) -> Poll<bool> {
+    let Some(future) = subscriber.start_async(handler, event) else {
+        return Poll::Ready(false);
+    };
+    let mut started = Running::new(future, subscriber);
+    let polled = started.poll_handler(cx, event);
+    if polled.is_pending() {
+        running.push(started);
+    }
+    polled
 }
 
 /// The async remainder of a publish: resolves to the full
