@@ -4,6 +4,12 @@
 //! count write on a shared line) and walks it. Subscribing and unsubscribing
 //! build a new table and swap it in; writers serialise on the registry lock,
 //! readers never wait. A dispatch that loaded the old table finishes on it.
+//!
+//! Each swap also bumps its type's version and the bus's generation (plain
+//! stores under the registry lock), which is all a [`TableCache`] (the
+//! tables a `Publisher` keeps) needs to notice a change: its copy stays valid
+//! until the version moves, and it lets go of the old table at its next
+//! publish of that type, or at its next sweep of the generation.
 
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
