@@ -10,7 +10,7 @@ use agentbus::{Event, EventBus, EventType, HistoryQuery, PublishOutcome, Subscri
 use serde_json::json;
 
 mod common;
-use common::{counter, runtime, subscribe_failing_handlers, FAILING};
+use common::{counter, runtime, subscribe_failing_handlers, PanicOnDrop, FAILING};
 
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// in time, so a deadlock shows up as a failure instead of a hung run.
@@ -1008,55 +1008,45 @@ fn cancelling_a_publish_whose_future_drop_panics_is_contained() {
 }
 
 /// Panics when dropped: stands for a handler capture with a hostile `Drop`.
-struct CaptureDropPanics;
-
-impl Drop for CaptureDropPanics {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("handler capture drop panicked");
-        }
-    }
+/// Subscribes to `TaskCreated` a handler, sync or async, that holds
+/// `capture` and unsubscribes itself when called.
+fn subscribe_self_removing<C: Send + Sync + 'static>(
+    bus: &EventBus,
+    asynchronous: bool,
+    capture: C,
+) -> SubscriptionId {
+    let own_id: Arc<OnceLock<SubscriptionId>> = Arc::new(OnceLock::new());
+    let (inner, me) = (bus.clone(), Arc::clone(&own_id));
+    let id = if asynchronous {
+        bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| {
+            let _ = &capture;
+            let (bus, me) = (inner.clone(), Arc::clone(&me));
+            async move {
+                bus.unsubscribe(*me.get().unwrap());
+            }
+        })
+    } else {
+        bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
+            let _ = &capture;
+            inner.unsubscribe(*me.get().unwrap());
+        })
+    };
+    own_id.set(id).unwrap();
+    id
 }
 
 #[test]
 fn handler_unsubscribing_itself_with_a_capture_whose_drop_panics() {
-    let bus = EventBus::new();
-    let own_id: Arc<OnceLock<SubscriptionId>> = Arc::new(OnceLock::new());
-    let (inner, me) = (bus.clone(), Arc::clone(&own_id));
-    let capture = CaptureDropPanics;
-    let id = bus.subscribe(EventType::TaskCreated, move |_e: &Event| {
-        let _ = &capture;
-        inner.unsubscribe(*me.get().unwrap());
-    });
-    own_id.set(id).unwrap();
-    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bus.publish_blocking(Event::new(EventType::TaskCreated))
-    }));
-    let outcome = published.expect("publish panicked");
-    assert_eq!(outcome.delivered, 1);
-    assert_eq!(bus.stats().active_subscribers, 0);
-}
-
-#[test]
-fn async_handler_unsubscribing_itself_with_a_capture_whose_drop_panics() {
-    let bus = EventBus::new();
-    let own_id: Arc<OnceLock<SubscriptionId>> = Arc::new(OnceLock::new());
-    let (inner, me) = (bus.clone(), Arc::clone(&own_id));
-    let capture = CaptureDropPanics;
-    let id = bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| {
-        let _ = &capture;
-        let (bus, me) = (inner.clone(), Arc::clone(&me));
-        async move {
-            bus.unsubscribe(*me.get().unwrap());
-        }
-    });
-    own_id.set(id).unwrap();
-    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bus.publish_blocking(Event::new(EventType::TaskCreated))
-    }));
-    let outcome = published.expect("publish panicked");
-    assert_eq!(outcome.delivered, 1);
-    assert_eq!(bus.stats().active_subscribers, 0);
+    for asynchronous in [false, true] {
+        let bus = EventBus::new();
+        subscribe_self_removing(&bus, asynchronous, PanicOnDrop);
+        let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bus.publish_blocking(Event::new(EventType::TaskCreated))
+        }));
+        let outcome = published.expect("publish panicked");
+        assert_eq!(outcome.delivered, 1, "async: {asynchronous}");
+        assert_eq!(bus.stats().active_subscribers, 0, "async: {asynchronous}");
+    }
 }
 
 #[test]

@@ -23,12 +23,15 @@ pub fn counting(bus: &EventBus, event_type: EventType) -> (SubscriptionId, Arc<A
     (id, calls)
 }
 
-/// A capture whose `Drop` panics.
+/// A capture whose `Drop` panics (unless already unwinding, which would
+/// abort).
 pub struct PanicOnDrop;
 
 impl Drop for PanicOnDrop {
     fn drop(&mut self) {
-        panic!("capture drop panicked");
+        if !std::thread::panicking() {
+            panic!("capture drop panicked");
+        }
     }
 }
 
