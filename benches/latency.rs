@@ -73,6 +73,11 @@ fn record_entry(ns_per_tick: f64) {
     SAMPLES.with(|h| h.borrow_mut().saturating_record(ns.max(1)));
 }
 
+/// The handler every unmeasured subscriber runs.
+fn plain(e: &Event) {
+    black_box(e.circle_id);
+}
+
 /// A bus as the latency run drives it.
 trait Bus: Sync {
     fn subscribe_measuring(&self, ns_per_tick: f64);
@@ -86,14 +91,10 @@ impl Bus for EventBus {
         self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
     }
     fn subscribe_plain(&self) {
-        self.subscribe(TYPE, |e: &Event| {
-            black_box(e.circle_id);
-        });
+        self.subscribe(TYPE, plain);
     }
     fn churn_once(&self) {
-        let id = self.subscribe(TYPE, |e: &Event| {
-            black_box(e.circle_id);
-        });
+        let id = self.subscribe(TYPE, plain);
         self.unsubscribe(id);
     }
     fn publish(&self, event: Arc<Event>) {
@@ -133,14 +134,10 @@ impl Bus for LockBus {
         self.subscribe(TYPE, move |_e: &Event| record_entry(ns_per_tick));
     }
     fn subscribe_plain(&self) {
-        self.subscribe(TYPE, |e: &Event| {
-            black_box(e.circle_id);
-        });
+        self.subscribe(TYPE, plain);
     }
     fn churn_once(&self) {
-        let id = self.subscribe(TYPE, |e: &Event| {
-            black_box(e.circle_id);
-        });
+        let id = self.subscribe(TYPE, plain);
         self.unsubscribe(TYPE, id);
     }
     fn publish(&self, event: Arc<Event>) {
@@ -428,9 +425,7 @@ fn fmt_kib(kib: Option<u64>) -> String {
 
 fn memory() {
     let bus = EventBus::new();
-    bus.subscribe(TYPE, |e: &Event| {
-        black_box(e.circle_id);
-    });
+    bus.subscribe(TYPE, plain);
     let publish = |i: u64| {
         bus.publish_blocking(
             Event::new(TYPE)
@@ -478,9 +473,7 @@ fn driver(case: &str, n: u64) {
     let sync_bus = |subscribers: usize, capacity: usize| {
         let bus = EventBus::builder().history_capacity(capacity).build();
         for _ in 0..subscribers {
-            bus.subscribe(TYPE, |e: &Event| {
-                black_box(e.circle_id);
-            });
+            bus.subscribe(TYPE, plain);
         }
         bus
     };
@@ -507,9 +500,7 @@ fn driver(case: &str, n: u64) {
             for k in 0..16 {
                 bus.subscription(TYPE)
                     .filter(move |e: &Event| e.circle_id == Some(k))
-                    .handler(|e: &Event| {
-                        black_box(e.circle_id);
-                    });
+                    .handler(plain);
             }
             for _ in 0..n {
                 black_box(bus.publish_blocking(Arc::clone(&ev)));
