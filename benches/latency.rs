@@ -310,7 +310,8 @@ fn busy(mut x: u64, rounds: u64) -> u64 {
     x
 }
 
-/// Floors that no bus design escapes, measured with bare atomics.
+/// Floors that no bus design escapes, measured with bare atomics (1, 2),
+/// and the cost arc-swap adds on top (3).
 ///
 /// 1. A history that is global and exactly ordered needs one shared counter:
 ///    each publish takes a ticket. Two threads doing only that plus a fixed
@@ -319,6 +320,9 @@ fn busy(mut x: u64, rounds: u64) -> u64 {
 ///    so each change moves at least one line (the pointer) and the new table
 ///    from the writer's core to the publisher's. A writer swapping as fast as
 ///    it can shows what that alone costs a publisher.
+/// 3. What arc-swap adds to that: a reader of one `ArcSwap` while another
+///    thread swaps a different one, the cost the bus's publishers pay for
+///    subscription churn on other event types.
 fn floors() {
     const OPS: u64 = 10_000_000;
     const WORK: u64 = 40; // ~25-30 ns here, about one publish
@@ -410,6 +414,47 @@ fn floors() {
             (churned - alone) * ops_per_swap
         );
     }
+
+    // 3. arc-swap's writers walk every thread's debt slots on any swap: a
+    //    reader of one `ArcSwap` pays for swaps of another.
+    let read = arc_swap::ArcSwap::from_pointee(0u64);
+    let unrelated = arc_swap::ArcSwap::from_pointee(0u64);
+    let run = |swapping: bool| {
+        let stop = AtomicBool::new(false);
+        let swaps = AtomicU64::new(0);
+        let started = Instant::now();
+        let mut x = 0;
+        std::thread::scope(|s| {
+            if swapping {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        unrelated.store(Arc::new(n));
+                    }
+                    swaps.store(n, Ordering::Relaxed);
+                });
+            }
+            for _ in 0..OPS {
+                x = busy(x ^ **read.load(), WORK);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        black_box(x);
+        let elapsed = started.elapsed();
+        (
+            elapsed.as_nanos() as f64 / OPS as f64,
+            swaps.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        )
+    };
+    let (alone, _) = run(false);
+    let (beside, rate) = run(true);
+    println!(
+        "\nReading one `ArcSwap` ({alone:.1} ns/op alone) while another thread swaps an \
+         unrelated one {:.1} M times a second: {beside:.1} ns/op ({:+.0}%)",
+        rate / 1e6,
+        (beside / alone - 1.0) * 100.0
+    );
 }
 
 /// Resident set size in KiB, from `/proc/self/status` (Linux only).
