@@ -205,9 +205,7 @@ impl Subscriber {
 
     pub(crate) fn deactivate(&self) {
         // Release pairs with the Acquire in `wants`.
-        // Only unsubscribe writes `state`, under the registry lock.
-        let state = self.state.load(Ordering::Relaxed);
-        self.state.store(state & !Self::ACTIVE, Ordering::Release);
+        self.state.fetch_and(!Self::ACTIVE, Ordering::Release);
     }
 
     /// Whether `event` should go to this subscriber: still active, in its
