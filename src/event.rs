@@ -17,6 +17,7 @@ use crate::wire::Rfc3339;
 /// ```json
 /// {"id": "019ab3c2-…", "type": "task.completed", "data": {"task_id": 123},
 ///  "source_agent_id": 1, "circle_id": 5, "project_id": null,
+///  "correlation_id": null, "causation_id": null,
 ///  "timestamp": "2026-11-23T23:54:30.123456789Z"}
 /// ```
 ///
@@ -57,6 +58,11 @@ pub struct Event {
     pub circle_id: Option<i64>,
     /// The project the event belongs to.
     pub project_id: Option<i64>,
+    /// The chain this event belongs to: the id of the event that started it.
+    /// `None` for an event that starts no chain and was caused by none.
+    pub correlation_id: Option<EventId>,
+    /// The event whose handling published this one.
+    pub causation_id: Option<EventId>,
     /// When the event was created.
     #[serde(serialize_with = "crate::wire::serialize_timestamp")]
     pub timestamp: SystemTime,
@@ -74,6 +80,8 @@ impl Event {
             source_agent_id: None,
             circle_id: None,
             project_id: None,
+            correlation_id: None,
+            causation_id: None,
             timestamp,
         }
     }
@@ -103,6 +111,34 @@ impl Event {
     #[must_use]
     pub fn with_project(mut self, project_id: i64) -> Self {
         self.project_id = Some(project_id);
+        self
+    }
+
+    /// Puts the event in the chain `correlation_id`.
+    #[must_use]
+    pub fn with_correlation(mut self, correlation_id: EventId) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Marks the event as caused by `parent`: its causation id becomes the
+    /// parent's id, and it joins the parent's chain (the parent's correlation
+    /// id, or the parent's own id when the parent starts the chain).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    ///
+    /// let task = Event::new(EventType::TaskCompleted);
+    /// let call = Event::new(EventType::AgentToolExecuted).caused_by(&task);
+    /// let memory = Event::new(EventType::MemoryShared).caused_by(&call);
+    /// assert_eq!(call.causation_id, Some(task.id));
+    /// assert_eq!(memory.causation_id, Some(call.id));
+    /// assert_eq!(memory.correlation_id, Some(task.id));
+    /// ```
+    #[must_use]
+    pub fn caused_by(mut self, parent: &Event) -> Self {
+        self.causation_id = Some(parent.id);
+        self.correlation_id = Some(parent.correlation_id.unwrap_or(parent.id));
         self
     }
 
@@ -153,6 +189,8 @@ struct WireEvent {
     source_agent_id: Option<i64>,
     circle_id: Option<i64>,
     project_id: Option<i64>,
+    correlation_id: Option<EventId>,
+    causation_id: Option<EventId>,
     timestamp: Option<Timestamp>,
 }
 
@@ -171,6 +209,8 @@ impl<'de> Deserialize<'de> for Event {
             source_agent_id: wire.source_agent_id,
             circle_id: wire.circle_id,
             project_id: wire.project_id,
+            correlation_id: wire.correlation_id,
+            causation_id: wire.causation_id,
             timestamp,
         })
     }

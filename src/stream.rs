@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_queue::ArrayQueue;
-use futures::task::AtomicWaker;
-use futures::Stream;
+use futures_util::task::AtomicWaker;
+use futures_core::Stream;
 
 use crate::error::{Lagged, TryRecvError};
 use crate::event::Event;
@@ -77,7 +77,7 @@ impl Drop for Feeder {
 /// A bounded stream of events; from [`EventBus::stream`](crate::EventBus::stream)
 /// or [`SubscriptionBuilder::stream`](crate::SubscriptionBuilder::stream).
 ///
-/// As a [`futures::Stream`] it yields `Ok(event)`, or `Err(Lagged(n))` when
+/// As a [`futures_core::Stream`] it yields `Ok(event)`, or `Err(Lagged(n))` when
 /// `n` events were dropped because the consumer fell behind.
 pub struct EventStream {
     shared: Arc<Shared>,

@@ -1,0 +1,1 @@
+//! agentbus-cli (work in progress).

@@ -1,0 +1,1 @@
+//! agentbus-nats (work in progress).

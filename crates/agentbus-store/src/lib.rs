@@ -1,0 +1,1 @@
+//! agentbus-store (work in progress).

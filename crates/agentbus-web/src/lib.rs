@@ -1,0 +1,1 @@
+//! agentbus-web (work in progress).
