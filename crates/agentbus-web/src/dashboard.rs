@@ -1,5 +1,8 @@
 //! `GET /`: the dashboard, one self-contained page (no CDN, no other asset).
 
+use std::sync::OnceLock;
+
+use agentbus::EventType;
 use axum::http::header;
 use axum::response::IntoResponse;
 
@@ -15,12 +18,23 @@ pub(crate) const PAGE: &str = concat!(
     "</script>\n</body>\n</html>\n",
 );
 
+/// The page with the event type names filled in (from the core, so the
+/// dashboard cannot drift from it).
+fn rendered() -> &'static str {
+    static RENDERED: OnceLock<String> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        let json = serde_json::to_string(&names).expect("names encode");
+        PAGE.replacen("__EVENT_TYPES__", &json, 1)
+    })
+}
+
 pub(crate) async fn page() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        PAGE,
+        rendered(),
     )
 }
