@@ -1,0 +1,2 @@
+//! Web benchmark (written next).
+fn main() {}
