@@ -73,7 +73,7 @@ pub use crate::{
     scenarios::{Demo, DemoConfig},
     serve::{ServeArgs, ServeError},
     stats::{StatsArgs, StatsError},
-    store_spec::{ParseStoreSpecError, StoreSpec},
+    store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
     tail::{TailArgs, TailError},
 };
 

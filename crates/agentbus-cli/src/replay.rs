@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::client::{ApiClient, ClientError, ServerArgs};
 use crate::filter::FilterArgs;
 use crate::render::{ColorChoice, Palette};
-use crate::store_spec::StoreSpec;
+use crate::store_spec::{OpenStoreError, StoreSpec};
 
 /// Arguments of `agentbus replay`.
 #[derive(Clone, Debug, clap::Args)]
@@ -72,14 +72,11 @@ fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
 #[non_exhaustive]
 pub enum ReplayError {
     /// The store could not be opened.
-    #[error("cannot open the store {spec}")]
-    Open {
-        /// The store (password hidden).
-        spec: String,
-        /// Why.
-        #[source]
-        source: StoreError,
-    },
+    #[error(transparent)]
+    Open(#[from] OpenStoreError),
+    /// `--store none` names no store.
+    #[error("{0} holds nothing to replay")]
+    NoStore(String),
     /// Reading the store failed.
     #[error("cannot read the store after sequence {after}")]
     Read {
@@ -117,12 +114,9 @@ enum Target {
 /// Runs `agentbus replay`.
 pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), ReplayError> {
     let spec = args.store.to_string();
-    let store = args
-        .store
-        .open()
-        .await
-        .and_then(|store| store.ok_or(StoreError::Closed))
-        .map_err(|source| ReplayError::Open { spec: spec.clone(), source })?;
+    let Some(store) = args.store.open().await? else {
+        return Err(ReplayError::NoStore(spec));
+    };
     let last = match args.to {
         Some(to) => to,
         None => store

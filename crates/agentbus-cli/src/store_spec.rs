@@ -3,6 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use agentbus_store::{EventStore, SqliteStore};
 
 /// A store named on the command line.
 ///
@@ -118,18 +121,49 @@ mod tests {
     }
 }
 
+/// A store named on the command line could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenStoreError {
+    /// The store refused to open (see the cause).
+    #[error("cannot open the store {spec}")]
+    Store {
+        /// The store, as given (password hidden).
+        spec: String,
+        /// Why.
+        #[source]
+        source: agentbus_store::StoreError,
+    },
+    /// PostgreSQL support was left out of this build.
+    #[error("cannot open the store {spec}: this agentbus was built without the `postgres` feature")]
+    PostgresUnsupported {
+        /// The store, as given (password hidden).
+        spec: String,
+    },
+}
+
 impl StoreSpec {
     /// Opens (and for SQLite creates and migrates) the store; `None` for
     /// [`StoreSpec::None`].
-    pub async fn open(
-        &self,
-    ) -> Result<Option<std::sync::Arc<dyn agentbus_store::EventStore>>, agentbus_store::StoreError> {
-        use agentbus_store::{PostgresStore, SqliteStore};
-        Ok(Some(match self {
-            Self::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(path)?),
-            Self::Postgres(url) => std::sync::Arc::new(PostgresStore::connect(url).await?),
-            Self::Memory => std::sync::Arc::new(SqliteStore::open_in_memory()?),
+    pub async fn open(&self) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
+        let spec = self.to_string();
+        let failed = |source| OpenStoreError::Store {
+            spec: spec.clone(),
+            source,
+        };
+        let store: Arc<dyn EventStore> = match self {
+            Self::Sqlite(path) => Arc::new(SqliteStore::open(path).map_err(failed)?),
+            Self::Memory => Arc::new(SqliteStore::open_in_memory().map_err(failed)?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => Arc::new(
+                agentbus_store::PostgresStore::connect(url)
+                    .await
+                    .map_err(failed)?,
+            ),
+            #[cfg(not(feature = "postgres"))]
+            Self::Postgres(_) => return Err(OpenStoreError::PostgresUnsupported { spec }),
             Self::None => return Ok(None),
-        }))
+        };
+        Ok(Some(store))
     }
 }
