@@ -207,7 +207,9 @@ impl ApiClient {
     /// `GET /api/health`: succeeds when the server answers `{"status":"ok"}`.
     pub async fn health(&self) -> Result<(), ClientError> {
         let url = self.endpoint("api/health");
-        let _: serde_json::Value = self.call(url.clone(), self.request(Method::GET, &url)).await?;
+        let _: serde_json::Value = self
+            .call(url.clone(), self.request(Method::GET, &url))
+            .await?;
         Ok(())
     }
 
@@ -229,7 +231,10 @@ impl ApiClient {
     /// `GET /api/events/{id}`: the event, or `None` when the server does not know it.
     pub async fn event(&self, id: EventId) -> Result<Option<SequencedEvent>, ClientError> {
         let url = self.endpoint(&format!("api/events/{id}"));
-        match self.call(url.clone(), self.request(Method::GET, &url)).await {
+        match self
+            .call(url.clone(), self.request(Method::GET, &url))
+            .await
+        {
             Ok(event) => Ok(Some(event)),
             Err(ClientError::Status { status, .. }) if status == StatusCode::NOT_FOUND => Ok(None),
             Err(error) => Err(error),
@@ -239,7 +244,8 @@ impl ApiClient {
     /// `GET /api/stats`, as the JSON the server sends.
     pub async fn stats(&self) -> Result<serde_json::Value, ClientError> {
         let url = self.endpoint("api/stats");
-        self.call(url.clone(), self.request(Method::GET, &url)).await
+        self.call(url.clone(), self.request(Method::GET, &url))
+            .await
     }
 }
 
@@ -263,8 +269,14 @@ mod tests {
             token: None,
         };
         let client = ApiClient::new(&args).unwrap();
-        let url = client.websocket_url("ws", &[("type", "task.completed".into()), ("after", "7".into())]);
-        assert_eq!(url.as_str(), "ws://127.0.0.1:9/bus/ws?type=task.completed&after=7");
+        let url = client.websocket_url(
+            "ws",
+            &[("type", "task.completed".into()), ("after", "7".into())],
+        );
+        assert_eq!(
+            url.as_str(),
+            "ws://127.0.0.1:9/bus/ws?type=task.completed&after=7"
+        );
     }
 
     #[test]

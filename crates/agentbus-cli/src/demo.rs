@@ -79,19 +79,24 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
     );
     let bus = server.bus.clone();
     let narrator = (!args.quiet).then(|| {
-        bus.guard(bus.subscription(EventTypeSet::all()).name("demo-narrator").handler(
-            move |event: &Event| {
-                if let Some(line) = Demo::narrate(event) {
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = writeln!(
-                        stdout,
-                        "{} {} {line}",
-                        palette.dim(&clock_of(event)),
-                        palette.event_type(event.event_type, &format!("{:<22}", event.event_type.as_str())),
-                    );
-                }
-            },
-        ))
+        bus.guard(
+            bus.subscription(EventTypeSet::all())
+                .name("demo-narrator")
+                .handler(move |event: &Event| {
+                    if let Some(line) = Demo::narrate(event) {
+                        let mut stdout = std::io::stdout().lock();
+                        let _ = writeln!(
+                            stdout,
+                            "{} {} {line}",
+                            palette.dim(&clock_of(event)),
+                            palette.event_type(
+                                event.event_type,
+                                &format!("{:<22}", event.event_type.as_str())
+                            ),
+                        );
+                    }
+                }),
+        )
     });
     let demo = Demo::install(&bus, DemoConfig { pace: args.pace });
 
@@ -124,7 +129,9 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
         stats.events_published,
         stats.events_delivered,
         stats.handler_errors,
-        last.map_or_else(String::new, |sequence| format!(", stored up to sequence {sequence}"))
+        last.map_or_else(String::new, |sequence| format!(
+            ", stored up to sequence {sequence}"
+        ))
     );
     Ok(())
 }

@@ -61,7 +61,7 @@ mod tail;
 
 pub use crate::{
     cli::{Cli, Command},
-    client::{ApiClient, ClientError, EventsPage, PublishReply, ServerArgs, SequencedEvent},
+    client::{ApiClient, ClientError, EventsPage, PublishReply, SequencedEvent, ServerArgs},
     demo::{DemoArgs, DemoError},
     error::{report, CommandError},
     filter::FilterArgs,
@@ -128,7 +128,9 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
 fn init_tracing(command: &Command) {
     use tracing_subscriber::EnvFilter;
     let default = match command {
-        Command::Serve(_) | Command::Demo(_) => "info",
+        Command::Serve(_) => "info",
+        // The demo narrates its failing handler itself.
+        Command::Demo(_) => "info,agentbus::handler=error",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -34,7 +34,10 @@ pub(crate) struct Bridge(NatsBridge);
 
 impl Bridge {
     /// Connects when `--nats` was given.
-    pub(crate) async fn connect(args: &NatsArgs, bus: &EventBus) -> Result<Option<Self>, NatsError> {
+    pub(crate) async fn connect(
+        args: &NatsArgs,
+        bus: &EventBus,
+    ) -> Result<Option<Self>, NatsError> {
         let Some(url) = &args.nats else {
             return Ok(None);
         };
@@ -55,6 +58,10 @@ impl Bridge {
     /// Sends what is buffered and disconnects.
     pub(crate) async fn shutdown(self) {
         let stats = self.0.shutdown().await;
-        tracing::info!(sent = stats.sent, received = stats.received, "NATS bridge stopped");
+        tracing::info!(
+            sent = stats.sent,
+            received = stats.received,
+            "NATS bridge stopped"
+        );
     }
 }

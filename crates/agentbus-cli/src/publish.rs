@@ -17,7 +17,11 @@ use crate::render::{ColorChoice, Palette};
     cat events.ndjson | agentbus publish --file -")]
 pub struct PublishArgs {
     /// The event type, e.g. `task.completed` (see `agentbus publish --help` for the list).
-    #[arg(value_name = "TYPE", required_unless_present = "file", hide_possible_values = false)]
+    #[arg(
+        value_name = "TYPE",
+        required_unless_present = "file",
+        hide_possible_values = false
+    )]
     pub event_type: Option<EventType>,
 
     /// The payload, as JSON.
@@ -113,9 +117,7 @@ async fn publish_one(
     args: &PublishArgs,
     palette: Palette,
 ) -> Result<(), PublishError> {
-    let event_type = args
-        .event_type
-        .expect("clap requires TYPE without --file");
+    let event_type = args.event_type.expect("clap requires TYPE without --file");
     let mut event = Event::new(event_type);
     if let Some(data) = &args.data {
         event = event.with_data(data.clone());
@@ -146,7 +148,10 @@ async fn publish_one(
             stdout,
             "published {} {}{}",
             palette.event_type(event.event_type, event.event_type.as_str()),
-            reply.ids.first().map_or_else(|| event.id.to_string(), ToString::to_string),
+            reply
+                .ids
+                .first()
+                .map_or_else(|| event.id.to_string(), ToString::to_string),
             sequence.map_or_else(String::new, |s| format!(" (sequence {s})"))
         );
     }
@@ -227,7 +232,10 @@ async fn publish_file(
             Ok(reply) => reply,
             Err(error) => {
                 progress.abandon();
-                eprintln!("{published} of {} events were published before the error", events.len());
+                eprintln!(
+                    "{published} of {} events were published before the error",
+                    events.len()
+                );
                 return Err(error.into());
             }
         };

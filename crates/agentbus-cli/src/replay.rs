@@ -42,7 +42,12 @@ pub struct ReplayArgs {
     pub to_url: Option<String>,
 
     /// Bearer token for `--to-url`.
-    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true, requires = "to_url")]
+    #[arg(
+        long,
+        env = "AGENTBUS_TOKEN",
+        hide_env_values = true,
+        requires = "to_url"
+    )]
     pub token: Option<String>,
 
     /// Events read (and, with `--to-url`, posted) per batch.
@@ -60,9 +65,13 @@ pub struct ReplayArgs {
 }
 
 fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
-    let spec: StoreSpec = text.parse().map_err(|error: crate::ParseStoreSpecError| error.to_string())?;
+    let spec: StoreSpec = text
+        .parse()
+        .map_err(|error: crate::ParseStoreSpecError| error.to_string())?;
     if !spec.is_durable() {
-        return Err(format!("{spec} holds nothing to replay: give sqlite:PATH or postgres://..."));
+        return Err(format!(
+            "{spec} holds nothing to replay: give sqlite:PATH or postgres://..."
+        ));
     }
     Ok(spec)
 }
@@ -126,10 +135,8 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
     };
     let palette = Palette::stdout(color);
     let progress = ProgressBar::new(last.saturating_sub(args.from.saturating_sub(1))).with_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} sequences ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} sequences ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
     let target = match &args.to_url {
@@ -150,8 +157,9 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
             if !args.quiet {
                 let json = args.json;
                 let progress = progress.clone();
-                bus.subscription(EventTypeSet::all()).name("replay-printer").handler(
-                    move |event: &Event| {
+                bus.subscription(EventTypeSet::all())
+                    .name("replay-printer")
+                    .handler(move |event: &Event| {
                         let line = if json {
                             serde_json::to_string(event).unwrap_or_default()
                         } else {
@@ -160,8 +168,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
                         progress.suspend(|| {
                             let _ = writeln!(std::io::stdout().lock(), "{line}");
                         });
-                    },
-                );
+                    });
             }
             Target::Bus(bus)
         }
@@ -172,7 +179,10 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
     let mut replayed = 0u64;
     let mut span: Option<(u64, u64)> = None;
     while after < last {
-        let mut query = ReadQuery::new().after(after).up_to(last).limit(args.batch as usize);
+        let mut query = ReadQuery::new()
+            .after(after)
+            .up_to(last)
+            .limit(args.batch as usize);
         if !args.filter.types.is_empty() {
             query = query.event_type(args.filter.types.iter().copied().collect::<EventTypeSet>());
         }

@@ -35,11 +35,36 @@ struct Agent {
 }
 
 const ROSTER: &[Agent] = &[
-    Agent { id: 1, name: "Ada", circle: 5, competencies: &["rust", "sql"] },
-    Agent { id: 2, name: "Brook", circle: 5, competencies: &["python", "testing"] },
-    Agent { id: 3, name: "Cyd", circle: 5, competencies: &["frontend", "css"] },
-    Agent { id: 4, name: "Dee", circle: 7, competencies: &["search", "writing"] },
-    Agent { id: 5, name: "Eli", circle: 7, competencies: &["data", "python"] },
+    Agent {
+        id: 1,
+        name: "Ada",
+        circle: 5,
+        competencies: &["rust", "sql"],
+    },
+    Agent {
+        id: 2,
+        name: "Brook",
+        circle: 5,
+        competencies: &["python", "testing"],
+    },
+    Agent {
+        id: 3,
+        name: "Cyd",
+        circle: 5,
+        competencies: &["frontend", "css"],
+    },
+    Agent {
+        id: 4,
+        name: "Dee",
+        circle: 7,
+        competencies: &["search", "writing"],
+    },
+    Agent {
+        id: 5,
+        name: "Eli",
+        circle: 7,
+        competencies: &["data", "python"],
+    },
 ];
 
 const CIRCLES: &[(i64, &str)] = &[(5, "backend"), (7, "research")];
@@ -91,7 +116,9 @@ pub struct Demo {
 
 impl std::fmt::Debug for Demo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Demo").field("pace", &self.world.pace).finish_non_exhaustive()
+        f.debug_struct("Demo")
+            .field("pace", &self.world.pace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,14 +135,16 @@ struct World {
 }
 
 impl World {
-    /// Publishes `event` on the bus after `beats` paces, from a task of its own.
-    fn later(&self, beats: f64, event: Event) {
+    /// Publishes the event `make` builds after `beats` paces, from a task
+    /// of its own. Built then, so its timestamp (and time-ordered id) is the
+    /// moment it is published.
+    fn later(&self, beats: f64, make: impl FnOnce() -> Event + Send + 'static) {
         let bus = self.bus.clone();
         let delay = self.pace.mul_f64(beats);
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             if let Some(bus) = bus.upgrade() {
-                bus.publish(event).await;
+                bus.publish(make()).await;
             }
         });
     }
@@ -156,7 +185,11 @@ impl Demo {
 
         let w = Arc::clone(&world);
         add(bus
-            .subscription([EventType::AgentToolExecuted, EventType::TaskCompleted, EventType::TaskFailed])
+            .subscription([
+                EventType::AgentToolExecuted,
+                EventType::TaskCompleted,
+                EventType::TaskFailed,
+            ])
             .name("conflict-detector")
             .handler(move |event: &Event| detect_conflicts(&w, event)));
 
@@ -400,7 +433,11 @@ fn auto_assign(world: &World, event: &Event) {
         .iter()
         .filter(|agent| agent.circle == circle)
         .map(|agent| {
-            let score = agent.competencies.iter().filter(|c| needs.contains(c)).count();
+            let score = agent
+                .competencies
+                .iter()
+                .filter(|c| needs.contains(c))
+                .count();
             (score, agent)
         })
         .filter(|(score, _)| *score > 0)
@@ -412,16 +449,27 @@ fn auto_assign(world: &World, event: &Event) {
                 map.insert("assigned_agent_id".into(), agent.id.into());
                 map.insert("score".into(), score.into());
             }
-            Event::new(EventType::TaskAssigned)
-                .with_source_agent(agent.id)
-                .with_data(data)
+            (EventType::TaskAssigned, Some(agent.id), data)
         }
-        None => Event::new(EventType::SystemWarning).with_data(json!({
-            "message": format!("no member of circle {circle} has any of {needs:?}"),
-            "task_id": event.data["task_id"],
-        })),
+        None => (
+            EventType::SystemWarning,
+            None,
+            json!({
+                "message": format!("no member of circle {circle} has any of {needs:?}"),
+                "task_id": event.data["task_id"],
+            }),
+        ),
     };
-    world.later(1.0, scoped(follow_up, event).caused_by(event));
+    let follow_up = move || {
+        let (event_type, agent, data) = follow_up;
+        let event = Event::new(event_type).with_data(data);
+        match agent {
+            Some(agent) => event.with_source_agent(agent),
+            None => event,
+        }
+    };
+    let cause = event.clone();
+    world.later(1.0, move || scoped(follow_up(), &cause).caused_by(&cause));
 }
 
 /// Copies the circle and project of `cause` onto `event`.
@@ -431,44 +479,59 @@ fn scoped(mut event: Event, cause: &Event) -> Event {
     event
 }
 
-/// Agents finishing tasks: start, write the file, complete (or fail).
+/// Agents finishing tasks: start, write the file, complete (or fail), one
+/// beat apart, each step caused by the one before.
 fn work(world: &World, assigned: &Event) {
     let Some(agent) = assigned.source_agent_id else {
         return;
     };
-    let task_id = assigned.data["task_id"].clone();
-    let started = scoped(Event::new(EventType::TaskStarted), assigned)
-        .with_source_agent(agent)
-        .with_data(json!({"task_id": task_id}))
-        .caused_by(assigned);
-    let mut steps = vec![started];
-    if let Some(file) = assigned.data["file"].as_str() {
-        let write = scoped(Event::new(EventType::AgentToolExecuted), assigned)
-            .with_source_agent(agent)
-            .with_data(json!({"tool_name": "fs_write", "params": {"path": file}, "task_id": task_id}))
-            .caused_by(&steps[0]);
-        steps.push(write);
-    }
-    let last = steps.last().cloned().unwrap_or_else(|| assigned.clone());
-    let end = if assigned.data["fail"].as_bool() == Some(true) {
-        scoped(Event::new(EventType::TaskFailed), assigned)
-            .with_source_agent(agent)
-            .with_data(json!({"task_id": task_id, "error": "source dataset is missing"}))
-            .caused_by(&last)
-    } else {
-        let mut data = json!({"task_id": task_id, "result": "success", "duration_ms": 2100});
-        if let Some(output) = assigned.data.get("output_file") {
-            data["output_file"] = output.clone();
+    let assigned = assigned.clone();
+    let bus = world.bus.clone();
+    let beat = world.pace.mul_f64(1.2);
+    world.runtime.spawn(async move {
+        let task_id = assigned.data["task_id"].clone();
+        let step = |event_type, data| {
+            scoped(Event::new(event_type), &assigned)
+                .with_source_agent(agent)
+                .with_data(data)
+        };
+        let mut previous = assigned.clone();
+        let mut steps: Vec<Box<dyn FnOnce() -> Event + Send>> = Vec::new();
+        steps.push(Box::new({
+            let task_id = task_id.clone();
+            move || step(EventType::TaskStarted, json!({"task_id": task_id}))
+        }));
+        if let Some(file) = assigned.data["file"].as_str().map(str::to_owned) {
+            let task_id = task_id.clone();
+            steps.push(Box::new(move || {
+                step(
+                    EventType::AgentToolExecuted,
+                    json!({"tool_name": "fs_write", "params": {"path": file}, "task_id": task_id}),
+                )
+            }));
         }
-        scoped(Event::new(EventType::TaskCompleted), assigned)
-            .with_source_agent(agent)
-            .with_data(data)
-            .caused_by(&last)
-    };
-    steps.push(end);
-    for (beat, step) in steps.into_iter().enumerate() {
-        world.later(1.0 + 1.2 * beat as f64, step);
-    }
+        if assigned.data["fail"].as_bool() == Some(true) {
+            steps.push(Box::new(move || {
+                step(
+                    EventType::TaskFailed,
+                    json!({"task_id": task_id, "error": "source dataset is missing"}),
+                )
+            }));
+        } else {
+            let mut data = json!({"task_id": task_id, "result": "success", "duration_ms": 2100});
+            if let Some(output) = assigned.data.get("output_file") {
+                data["output_file"] = output.clone();
+            }
+            steps.push(Box::new(move || step(EventType::TaskCompleted, data)));
+        }
+        for make in steps {
+            tokio::time::sleep(beat).await;
+            let Some(bus) = bus.upgrade() else { return };
+            let event = make().caused_by(&previous);
+            bus.publish(event.clone()).await;
+            previous = event;
+        }
+    });
 }
 
 /// Scenario 4: two agents writing one file.
@@ -493,10 +556,13 @@ fn detect_conflicts(world: &World, event: &Event) {
     };
     match locks.get(path) {
         Some(&holder) if holder != agent => {
-            let conflict = scoped(Event::new(EventType::TaskConflictDetected), event)
-                .with_data(json!({"file_path": path, "agent1_id": holder, "agent2_id": agent}))
-                .caused_by(event);
-            world.later(0.3, conflict);
+            let cause = event.clone();
+            let data = json!({"file_path": path, "agent1_id": holder, "agent2_id": agent});
+            world.later(0.3, move || {
+                scoped(Event::new(EventType::TaskConflictDetected), &cause)
+                    .with_data(data)
+                    .caused_by(&cause)
+            });
         }
         Some(_) => {}
         None => {
@@ -516,27 +582,37 @@ fn pick_up_output(world: &World, completed: &Event) {
     else {
         return;
     };
-    let read = scoped(Event::new(EventType::AgentToolExecuted), completed)
-        .with_source_agent(teammate.id)
-        .with_data(json!({"tool_name": "fs_read", "params": {"path": output}}))
-        .caused_by(completed);
-    world.later(1.0, read);
+    let cause = completed.clone();
+    let data = json!({"tool_name": "fs_read", "params": {"path": output}});
+    let teammate = teammate.id;
+    world.later(1.0, move || {
+        scoped(Event::new(EventType::AgentToolExecuted), &cause)
+            .with_source_agent(teammate)
+            .with_data(data)
+            .caused_by(&cause)
+    });
 }
 
 /// Scenario 2: a circle member is notified of shared knowledge and recalls it.
 fn recall(world: &World, shared: &Event) {
-    let circle = shared.circle_id.or_else(|| shared.data["scope_id"].as_i64());
+    let circle = shared
+        .circle_id
+        .or_else(|| shared.data["scope_id"].as_i64());
     let Some(listener) = ROSTER
         .iter()
         .find(|agent| Some(agent.circle) == circle && Some(agent.id) != shared.source_agent_id)
     else {
         return;
     };
-    let recalled = scoped(Event::new(EventType::MemoryRecalled), shared)
-        .with_source_agent(listener.id)
-        .with_data(json!({"memory_id": shared.data["memory_id"], "content": shared.data["content"]}))
-        .caused_by(shared);
-    world.later(1.0, recalled);
+    let cause = shared.clone();
+    let data = json!({"memory_id": shared.data["memory_id"], "content": shared.data["content"]});
+    let listener = listener.id;
+    world.later(1.0, move || {
+        scoped(Event::new(EventType::MemoryRecalled), &cause)
+            .with_source_agent(listener)
+            .with_data(data)
+            .caused_by(&cause)
+    });
 }
 
 /// The failing handler: every third completion the exporter "cannot reach"
@@ -548,10 +624,14 @@ fn export_metrics(world: &World, completed: &Event) -> Result<(), String> {
         return Ok(());
     }
     let message = "metrics exporter: connection refused (simulated)";
-    let report = scoped(Event::new(EventType::SystemError), completed)
-        .with_data(json!({"handler": "metrics-exporter", "error": message, "event_id": completed.id}))
-        .caused_by(completed);
-    world.later(0.3, report);
+    let cause = completed.clone();
+    world.later(0.3, move || {
+        scoped(Event::new(EventType::SystemError), &cause)
+            .with_data(
+                json!({"handler": "metrics-exporter", "error": message, "event_id": cause.id}),
+            )
+            .caused_by(&cause)
+    });
     Err(message.to_owned())
 }
 
@@ -611,14 +691,20 @@ impl Demo {
                 text("file_path")
             ),
             EventType::AgentToolExecuted if data["tool_name"] == "fs_read" => {
-                format!("{who} picks up {}", data["params"]["path"].as_str().unwrap_or("?"))
+                format!(
+                    "{who} picks up {}",
+                    data["params"]["path"].as_str().unwrap_or("?")
+                )
             }
             EventType::MemoryShared => format!(
                 "{who} shared with circle {}: \"{}\"",
                 event.circle_id.unwrap_or_default(),
                 text("content")
             ),
-            EventType::MemoryRecalled => format!("{who} was notified and recalled memory {}", data["memory_id"]),
+            EventType::MemoryRecalled => format!(
+                "{who} was notified and recalled memory {}",
+                data["memory_id"]
+            ),
             EventType::SystemError => format!("handler failed: {}", text("error")),
             EventType::SystemWarning => format!("warning: {}", text("message")),
             _ => return None,

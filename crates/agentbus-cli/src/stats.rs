@@ -92,6 +92,9 @@ mod tests {
         assert!(text.contains("events_published  3\n"), "{text}");
         assert!(text.contains("publish_rate      1.50\n"), "{text}");
         assert!(text.contains("store_lag         -\n"), "{text}");
-        assert!(text.contains("per_type\n  task.completed  2\n"), "{text}");
+        assert!(
+            text.contains("per_type\n  memory.shared   1\n  task.completed  2\n"),
+            "{text}"
+        );
     }
 }

@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn postgres_passwords_are_hidden_when_shown() {
-        let spec: StoreSpec = "postgres://app:hunter2@127.0.0.1:5432/events".parse().unwrap();
+        let spec: StoreSpec = "postgres://app:hunter2@127.0.0.1:5432/events"
+            .parse()
+            .unwrap();
         assert_eq!(spec.to_string(), "postgres://app:***@127.0.0.1:5432/events");
         assert!(spec.is_durable());
         assert!(!StoreSpec::Memory.is_durable());
@@ -135,7 +137,9 @@ pub enum OpenStoreError {
         source: agentbus_store::StoreError,
     },
     /// PostgreSQL support was left out of this build.
-    #[error("cannot open the store {spec}: this agentbus was built without the `postgres` feature")]
+    #[error(
+        "cannot open the store {spec}: this agentbus was built without the `postgres` feature"
+    )]
     PostgresUnsupported {
         /// The store, as given (password hidden).
         spec: String,

@@ -4,9 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::{
-    self, client::IntoClientRequest, http::HeaderValue, Message,
-};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
 
 use crate::client::{ApiClient, ClientError, SequencedEvent, ServerArgs};
 use crate::filter::FilterArgs;
@@ -61,6 +59,17 @@ pub enum TailError {
         #[source]
         source: tungstenite::Error,
     },
+    /// The server refused the WebSocket upgrade (a bad filter, a missing
+    /// token, too many clients).
+    #[error("{url} answered {status}: {message}")]
+    Refused {
+        /// The WebSocket URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The `error` field of the JSON answer, or the body as text.
+        message: String,
+    },
     /// The connection dropped and `--no-reconnect` was given.
     #[error("the connection to {url} was lost")]
     Lost {
@@ -101,6 +110,22 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         let connected = connect(&client, url.as_str()).await;
         let mut socket = match connected {
             Ok(socket) => socket,
+            Err(tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                let message = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|value| value["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| body.trim().to_owned());
+                return Err(TailError::Refused {
+                    url: url.to_string(),
+                    status: response.status().as_u16(),
+                    message,
+                });
+            }
             Err(source) if !connected_once || args.no_reconnect => {
                 return Err(TailError::Connect {
                     url: url.to_string(),
@@ -114,7 +139,11 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                 continue;
             }
         };
-        let verb = if connected_once { "resumed" } else { "following" };
+        let verb = if connected_once {
+            "resumed"
+        } else {
+            "following"
+        };
         eprintln!("{} {url} (Ctrl-C to stop)", notes.dim(verb));
         connected_once = true;
         backoff = Duration::from_millis(250);
@@ -140,7 +169,9 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
             if let Some(missed) = value.get("lagged").and_then(serde_json::Value::as_u64) {
                 eprintln!(
                     "{}",
-                    notes.warning(&format!("missed {missed} events: this terminal is too slow"))
+                    notes.warning(&format!(
+                        "missed {missed} events: this terminal is too slow"
+                    ))
                 );
                 continue;
             }
@@ -160,7 +191,10 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                 palette.event_line(&stored.event, stored.sequence)
             };
             let mut stdout = std::io::stdout().lock();
-            if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+            if writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
                 return Ok(());
             }
             shown += 1;
@@ -176,8 +210,10 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         }
         let resume = match last_sequence {
             Some(sequence) => format!("; resuming after sequence {sequence}"),
-            None => "; events published meanwhile are missed (no sequences: the server has no store)"
-                .to_owned(),
+            None => {
+                "; events published meanwhile are missed (no sequences: the server has no store)"
+                    .to_owned()
+            }
         };
         eprintln!("{}", notes.warning(&format!("connection lost{resume}")));
     }

@@ -34,7 +34,11 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs `agentbus ARGS --url URL` to completion and insists on success.
 pub fn run_ok(url: &str, args: &[&str]) -> String {
-    let output = agentbus().args(args).args(["--url", url]).output().expect("run agentbus");
+    let output = agentbus()
+        .args(args)
+        .args(["--url", url])
+        .output()
+        .expect("run agentbus");
     assert!(
         output.status.success(),
         "agentbus {args:?} failed with {}: {}",
@@ -56,10 +60,9 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                // Keep draining so the child never blocks on a full pipe.
-                continue;
-            }
+            // A send fails once the test stopped listening; keep draining
+            // anyway so the child never blocks on a full pipe.
+            let _ = tx.send(line);
         }
     });
     rx
@@ -75,7 +78,11 @@ impl Running {
             .expect("spawn agentbus");
         let stdout = lines(child.stdout.take().unwrap());
         let stderr = lines(child.stderr.take().unwrap());
-        Self { child, stdout, stderr }
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// The next stdout line matching `wanted`, waiting at most `timeout`.
@@ -95,14 +102,28 @@ impl Running {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "agentbus did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "agentbus did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Everything printed on stdout so far (non-blocking).
-    pub fn stdout_so_far(&self) -> Vec<String> {
-        self.stdout.try_iter().collect()
+    /// The rest of stdout, once the process has closed it (after it exited).
+    pub fn rest_of_stdout(&self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut rest = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => rest.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stdout still open after {timeout:?}")
+                }
+            }
+        }
     }
 
     /// Sends SIGKILL and reaps.
