@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Order, Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::params::{Filter, Order, Params, DEFAULT_LIMIT, READ_PARAMS};
 
 /// The query string as name/value pairs, or a 400.
 pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
@@ -95,10 +95,30 @@ async fn list_stored(
     if let Some(id) = filter.correlation_id {
         query = query.correlation_id(id);
     }
-    let page = store
+    let mut page = store
         .read(&query)
         .await
         .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
+    // The event that starts a chain has no correlation id of its own; the
+    // chain's first page includes it, as the bus history does.
+    if let Some(root_id) = filter.correlation_id {
+        let first_page = params.after.unwrap_or(0) == 0 && params.before.is_none();
+        if first_page && !page.iter().any(|stored| stored.event.id == root_id) {
+            if let Some(root) = find_stored(store, root_id).await? {
+                let rest = Filter {
+                    correlation_id: None,
+                    ..filter.clone()
+                };
+                if rest.matches(&root.event) {
+                    match order {
+                        Order::Asc => page.insert(0, root),
+                        Order::Desc => page.push(root),
+                    }
+                    page.truncate(limit);
+                }
+            }
+        }
+    }
     let next = if page.len() == limit {
         page.last().map(|stored| stored.sequence)
     } else {

@@ -198,3 +198,38 @@ async fn slow_websocket_client_is_refilled_not_lagged() {
         assert_eq!(event["sequence"], expected);
     }
 }
+
+/// `correlation_id` returns the whole causal chain, its first event included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn causal_chain_includes_its_root() {
+    use agentbus::{Event, EventType};
+    let dir = tempfile::tempdir().unwrap();
+    let (_bus, _recorder, api) = stored_api(&dir.path().join("events.db"));
+    let server = Server::start(api).await;
+    let root = Event::new(EventType::TaskCreated);
+    let child = Event::new(EventType::TaskAssigned).caused_by(&root);
+    let grandchild = Event::new(EventType::TaskCompleted).caused_by(&child);
+    let unrelated = Event::new(EventType::TaskCreated);
+    let body = serde_json::to_string(&[&root, &child, &unrelated, &grandchild]).unwrap();
+    assert_eq!(
+        post_json(&server.url("/api/events"), &body).await.status,
+        200
+    );
+    let chain = get(&server.url(&format!("/api/events?correlation_id={}", root.id)))
+        .await
+        .json();
+    let ids: Vec<&str> = chain["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            root.id.to_string(),
+            child.id.to_string(),
+            grandchild.id.to_string()
+        ]
+    );
+}
