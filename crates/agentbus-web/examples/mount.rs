@@ -64,7 +64,7 @@ async fn simulate(bus: EventBus) {
             .with_source_agent(agent)
             .with_circle(circle)
             .caused_by(&assigned);
-        let outcome = if task % 9 == 0 {
+        let outcome = if task.is_multiple_of(9) {
             Event::new(EventType::TaskFailed)
                 .with_data(json!({"task_id": task, "error": "tests failed"}))
         } else {
@@ -85,7 +85,7 @@ async fn simulate(bus: EventBus) {
             bus.publish(event).await;
             tick.tick().await;
         }
-        if task % 4 == 0 {
+        if task.is_multiple_of(4) {
             bus.publish(
                 Event::new(EventType::ConversationMessage)
                     .with_data(
@@ -95,7 +95,7 @@ async fn simulate(bus: EventBus) {
             )
             .await;
         }
-        if task % 13 == 0 {
+        if task.is_multiple_of(13) {
             bus.publish(
                 Event::new(EventType::TaskConflictDetected)
                     .with_data(json!({"file": "src/lib.rs", "agents": [agent, agent % 5 + 1]}))

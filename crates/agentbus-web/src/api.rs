@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentbus::EventBus;
+use agentbus_store::Recorder;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,7 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct WebApi {
     bus: EventBus,
+    recorder: Option<Recorder>,
     token: Option<String>,
     body_limit: usize,
     client_buffer: usize,
@@ -54,12 +56,26 @@ impl WebApi {
     pub fn new(bus: EventBus) -> Self {
         Self {
             bus,
+            recorder: None,
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             client_buffer: DEFAULT_CLIENT_BUFFER,
             max_clients: DEFAULT_MAX_CLIENTS,
             send_timeout: DEFAULT_SEND_TIMEOUT,
         }
+    }
+
+    /// Attaches a store through its [`Recorder`] (attached to the same bus).
+    ///
+    /// Then `POST /api/events` replies only once its events are durable and
+    /// returns their sequences, `GET /api/events` reads the store, live
+    /// events carry their `sequence`, WebSocket `after` and SSE
+    /// `Last-Event-ID` resume from the store, and a client that falls behind
+    /// is refilled from the store instead of told it lagged.
+    #[must_use]
+    pub fn store(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` (or `?token=<token>`, for
@@ -113,9 +129,10 @@ impl WebApi {
     /// draining once a Tokio runtime is at hand (at once when called inside
     /// one, else at the first request).
     pub fn router(self) -> Router {
-        let hub = Hub::new(&self.bus, self.client_buffer);
+        let hub = Hub::new(&self.bus, self.recorder.clone(), self.client_buffer);
         hub.start();
         let state = Arc::new(AppState {
+            recorder: self.recorder,
             token: self.token.map(Token::new),
             body_limit: self.body_limit,
             max_clients: self.max_clients,
@@ -156,6 +173,7 @@ impl WebApi {
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) bus: EventBus,
+    pub(crate) recorder: Option<Recorder>,
     pub(crate) token: Option<Token>,
     pub(crate) body_limit: usize,
     pub(crate) max_clients: usize,
@@ -164,12 +182,6 @@ pub(crate) struct AppState {
 }
 
 pub(crate) type SharedState = Arc<AppState>;
-
-impl std::fmt::Debug for Hub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").finish_non_exhaustive()
-    }
-}
 
 async fn start_hub(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     state.hub.start();

@@ -53,6 +53,7 @@ pub(crate) enum Order {
 pub(crate) struct Params {
     pub(crate) filter: Filter,
     pub(crate) after: Option<u64>,
+    pub(crate) before: Option<u64>,
     pub(crate) limit: Option<usize>,
     pub(crate) order: Option<Order>,
 }
@@ -75,6 +76,7 @@ pub(crate) const READ_PARAMS: &[&str] = &[
     "project_id",
     "correlation_id",
     "after",
+    "before",
     "limit",
     "order",
 ];
@@ -123,6 +125,7 @@ impl Params {
                     })?);
                 }
                 "after" => params.after = Some(sequence("query parameter `after`", value)?),
+                "before" => params.before = Some(sequence("query parameter `before`", value)?),
                 "limit" => {
                     let limit: usize = value.parse().map_err(|_| {
                         ApiError::bad_request(format!(

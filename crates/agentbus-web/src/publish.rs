@@ -1,7 +1,7 @@
 //! `POST /api/events`: decode all, then publish all.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventId};
 use axum::extract::{Request, State};
@@ -16,7 +16,9 @@ use crate::error::ApiError;
 #[derive(Serialize)]
 pub(crate) struct Published {
     ids: Vec<EventId>,
-    sequences: Option<Vec<u64>>,
+    /// `None` without a store; per event, `None` when its id was already
+    /// stored (a retry), so it was not stored again.
+    sequences: Option<Vec<Option<u64>>>,
 }
 
 pub(crate) async fn publish(
@@ -40,16 +42,47 @@ pub(crate) async fn publish(
             }
         })?;
     let events = decode(&body)?;
-    let ids = events.iter().map(|event| event.id).collect();
+    let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    let Some(recorder) = &state.recorder else {
+        for event in events {
+            state.bus.publish(Arc::new(event)).await;
+        }
+        state.hub.nudge();
+        return Ok(Json(Published {
+            ids,
+            sequences: None,
+        }));
+    };
+    // The hub must be following the store before these commit, or it
+    // could not report their sequences.
+    state.hub.ready().await;
+    state.hub.expect(&ids);
     for event in events {
         state.bus.publish(Arc::new(event)).await;
     }
-    state.hub.nudge();
+    let last = match recorder.flush().await {
+        Ok(last) => last,
+        Err(error) => {
+            // Forget the ids: the reply is an error either way.
+            let _ = state.hub.sequences(&ids, 0, Duration::ZERO).await;
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the events were published but are not confirmed durable ({error}); \
+                     they stay queued, and posting them again with the same ids is safe"
+                ),
+            ));
+        }
+    };
+    let sequences = state.hub.sequences(&ids, last, SEQUENCE_PATIENCE).await;
     Ok(Json(Published {
         ids,
-        sequences: None,
+        sequences: Some(sequences),
     }))
 }
+
+/// How long a durable `POST` waits for the hub to report its sequences.
+const SEQUENCE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// 415 unless the body is declared JSON (`application/json` or any
 /// `application/*+json`, parameters allowed).

@@ -16,7 +16,7 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
         .into_iter()
         .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
         .collect();
-    let rates = hub.rates(crate::hub::RATE_WINDOW_SECS);
+    let rates = hub.rates();
     let series: Map<String, Value> = rates
         .series
         .into_iter()
@@ -24,6 +24,23 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
         .collect();
     let websocket = hub.websocket_clients.load(Ordering::Relaxed);
     let sse = hub.sse_clients.load(Ordering::Relaxed);
+    let (store, store_lag) = match &state.recorder {
+        Some(recorder) => {
+            let stats = recorder.stats();
+            (
+                json!({
+                    "last_sequence": stats.last_sequence,
+                    "committed": stats.committed,
+                    "duplicates": stats.duplicates,
+                    "dropped": stats.dropped,
+                    "errors": stats.errors,
+                    "last_error": stats.last_error.as_ref().map(|e| e.to_string()),
+                }),
+                json!(stats.lag()),
+            )
+        }
+        None => (Value::Null, Value::Null),
+    };
     Json(json!({
         "events_published": bus.events_published,
         "events_delivered": bus.events_delivered,
@@ -35,8 +52,8 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
         "clients": websocket + sse,
         "websocket_clients": websocket,
         "sse_clients": sse,
-        "store": Value::Null,
-        "store_lag": Value::Null,
+        "store": store,
+        "store_lag": store_lag,
         "rates": {
             "end": rates.end,
             "seconds": crate::hub::RATE_WINDOW_SECS,

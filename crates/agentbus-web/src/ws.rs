@@ -8,13 +8,10 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::hub::Item;
-use crate::live::{ClientGuard, Kind, Selection};
-use crate::params::Filter;
+use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
 
 /// The largest message a client may send (they are ignored anyway).
 const MAX_INCOMING_MESSAGE: usize = 64 << 10;
@@ -26,7 +23,7 @@ pub(crate) async fn upgrade(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let selection = Selection::parse(&uri, None)?;
+    let selection = Selection::parse(&state, &uri, None)?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
             rejection.status(),
@@ -37,15 +34,15 @@ pub(crate) async fn upgrade(
         )
     })?;
     let guard = ClientGuard::acquire(&state, Kind::WebSocket)?;
-    // Subscribe before the handshake completes: nothing published after the
+    // Subscribe before the handshake completes: nothing broadcast after the
     // 101 reply can be missed.
-    let receiver = state.hub.subscribe();
+    let live = Feed::new(&state, selection);
     let send_timeout = state.send_timeout;
     Ok(upgrade
         .max_message_size(MAX_INCOMING_MESSAGE)
         .max_frame_size(MAX_INCOMING_MESSAGE)
         .on_upgrade(move |socket| async move {
-            feed(socket, receiver, selection.filter, send_timeout).await;
+            feed(socket, live, send_timeout).await;
             drop(guard);
         })
         .into_response())
@@ -53,12 +50,7 @@ pub(crate) async fn upgrade(
 
 /// Sends every matching event until the client leaves, breaks the protocol,
 /// or stops reading for `send_timeout`.
-async fn feed(
-    mut socket: WebSocket,
-    mut receiver: broadcast::Receiver<Item>,
-    filter: Filter,
-    send_timeout: Duration,
-) {
+async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration) {
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -67,8 +59,9 @@ async fn feed(
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
-            first = receiver.recv() => {
-                let batch = write_batch(&mut socket, &mut receiver, &filter, first);
+            first = live.next() => {
+                let Some(first) = first else { return };
+                let batch = write_batch(&mut socket, &mut live, first);
                 match tokio::time::timeout(send_timeout, batch).await {
                     Ok(Ok(())) => {}
                     Ok(Err(())) => return,
@@ -82,40 +75,20 @@ async fn feed(
     }
 }
 
+fn message(out: Out) -> Message {
+    match out {
+        Out::Event(frame) => Message::Text(frame.json.clone()),
+        Out::Lagged(missed) => Message::Text(format!("{{\"lagged\":{missed}}}").into()),
+    }
+}
+
 /// Writes `first` and whatever else is already waiting (up to [`BATCH`]),
 /// then flushes once.
-async fn write_batch(
-    socket: &mut WebSocket,
-    receiver: &mut broadcast::Receiver<Item>,
-    filter: &Filter,
-    first: Result<Item, RecvError>,
-) -> Result<(), ()> {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(item) = next.take() {
-        let message = match item {
-            Ok(Item::Event(frame)) if filter.matches(&frame.event) => {
-                Some(Message::Text(frame.json.clone()))
-            }
-            Ok(Item::Event(_)) => None,
-            Ok(Item::Lagged(missed)) | Err(RecvError::Lagged(missed)) => {
-                Some(Message::Text(format!("{{\"lagged\":{missed}}}").into()))
-            }
-            Err(RecvError::Closed) => return Err(()),
-        };
-        if let Some(message) = message {
-            socket.feed(message).await.map_err(|_| ())?;
-            written += 1;
-        }
-        if written >= BATCH {
-            break;
-        }
-        next = match receiver.try_recv() {
-            Ok(item) => Some(Ok(item)),
-            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
-            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-            Err(TryRecvError::Empty) => None,
-        };
+async fn write_batch(socket: &mut WebSocket, live: &mut Feed, first: Out) -> Result<(), ()> {
+    socket.feed(message(first)).await.map_err(|_| ())?;
+    for _ in 1..BATCH {
+        let Some(out) = live.try_next() else { break };
+        socket.feed(message(out)).await.map_err(|_| ())?;
     }
     socket.flush().await.map_err(|_| ())
 }

@@ -181,6 +181,7 @@ function row(event) {
   summary.append(data === "{}" ? "" : data.length > 180 ? data.slice(0, 180) + "…" : data);
   li.append(time, badge, summary);
   li.addEventListener("click", () => select(event));
+  li.addEventListener("animationend", () => li.classList.remove("fresh"));
   rows.set(event.id, li);
   return li;
 }
@@ -292,9 +293,18 @@ function drawChart() {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   if (!rates) return;
-  // Drop the current, still-filling second.
-  const series = Object.entries(rates.per_type).map(([type, counts]) => [type, counts.slice(0, -1)]);
-  const n = rates.seconds - 1;
+  // Drop the current, still-filling second, and show from the first second
+  // with events (at least a minute, at most the whole window).
+  const full = Object.entries(rates.per_type).map(([type, counts]) => [type, counts.slice(0, -1)]);
+  const length = rates.seconds - 1;
+  let first = length;
+  for (const [, counts] of full) {
+    const i = counts.findIndex((c) => c > 0);
+    if (i >= 0 && i < first) first = i;
+  }
+  const n = Math.max(60, length - first);
+  const series = full.map(([type, counts]) => [type, counts.slice(length - n)]);
+  $("chart-window").textContent = n >= 120 ? `last ${Math.round(n / 60)} minutes` : `last ${n} seconds`;
   const left = 44, right = 8, top = 8, bottom = 20;
   const pw = w - left - right, ph = h - top - bottom;
   const totals = new Array(n).fill(0);
@@ -312,10 +322,11 @@ function drawChart() {
     ctx.beginPath(); ctx.moveTo(left, Math.round(y(v)) + 0.5); ctx.lineTo(w - right, Math.round(y(v)) + 0.5); ctx.stroke();
     ctx.fillText(formatRate(v), 4, y(v) + 4);
   }
-  for (const ago of [300, 240, 180, 120, 60, 0]) {
+  const tick = n > 150 ? 60 : n > 80 ? 30 : 15;
+  for (let ago = 0; ago < n; ago += tick) {
     const i = n - 1 - ago;
-    if (i < 0) continue;
-    ctx.fillText(ago === 0 ? "now" : `-${ago / 60}m`, Math.min(x(i) - 10, w - 30), h - 4);
+    const label = ago === 0 ? "now" : ago % 60 === 0 ? `-${ago / 60}m` : `-${ago}s`;
+    ctx.fillText(label, Math.min(x(i) - 10, w - 30), h - 4);
   }
   series.sort((a, b) => TYPES.indexOf(a[0]) - TYPES.indexOf(b[0]));
   const base = new Array(n).fill(0);
@@ -397,6 +408,7 @@ for (const domain of DOMAINS) {
 }
 for (const id of ["filter-type", "filter-circle", "filter-agent", "filter-project", "filter-text"]) {
   $(id).addEventListener("input", scheduleRender);
+  $(id).addEventListener("change", scheduleRender);
 }
 $("pause").addEventListener("click", () => {
   state.paused = !state.paused;

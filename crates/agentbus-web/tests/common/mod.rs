@@ -2,6 +2,8 @@
 //! and WebSocket clients.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -133,6 +135,77 @@ pub async fn next_json(socket: &mut Ws, within: Duration) -> Value {
             Message::Text(text) => return serde_json::from_str(&text).unwrap(),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// A server on its own thread and runtime, like a separate process: when
+/// dropped, every connection it holds goes with it (what a restart does).
+pub struct ThreadServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadServer {
+    /// Serves the API built by `make` (inside the server's runtime) on
+    /// `addr` (port 0 for any).
+    pub fn start(addr: SocketAddr, make: impl FnOnce() -> WebApi + Send + 'static) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound, bound_at) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = bind_retrying(addr).await;
+                bound.send(listener.local_addr().unwrap()).unwrap();
+                let app = make().router();
+                tokio::select! {
+                    result = agentbus_web::serve(listener, app) => result.unwrap(),
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime here drops every connection task.
+        });
+        let addr = bound_at.recv().unwrap();
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// The port may still be held for a moment by the server just stopped.
+async fn bind_retrying(addr: SocketAddr) -> TcpListener {
+    let mut attempts = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(error) if attempts < 100 => {
+                attempts += 1;
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("cannot bind {addr}: {error}"),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
