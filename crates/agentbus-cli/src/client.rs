@@ -85,7 +85,8 @@ pub struct PublishReply {
     /// The ids of the published events, in the order sent.
     pub ids: Vec<EventId>,
     /// Their store sequences; `None` when the server has no store.
-    pub sequences: Option<Vec<u64>>,
+    /// An event already stored (same id) has `None`: it was not stored twice.
+    pub sequences: Option<Vec<Option<u64>>>,
 }
 
 /// An event as the API returns it: the core's JSON form plus the store

@@ -143,16 +143,19 @@ async fn publish_one(
     if args.json {
         let _ = writeln!(stdout, "{}", reply_json(&reply));
     } else {
-        let sequence = reply.sequences.as_ref().and_then(|s| s.first().copied());
+        let stored = match reply.sequences.as_deref() {
+            Some([Some(sequence), ..]) => format!(" (sequence {sequence})"),
+            Some([None, ..]) => " (already stored)".to_owned(),
+            _ => String::new(),
+        };
         let _ = writeln!(
             stdout,
-            "published {} {}{}",
+            "published {} {}{stored}",
             palette.event_type(event.event_type, event.event_type.as_str()),
             reply
                 .ids
                 .first()
                 .map_or_else(|| event.id.to_string(), ToString::to_string),
-            sequence.map_or_else(String::new, |s| format!(" (sequence {s})"))
         );
     }
     Ok(())
@@ -225,7 +228,8 @@ async fn publish_file(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut published = 0usize;
-    let mut sequences = (None, None);
+    let mut sequences: (Option<u64>, Option<u64>) = (None, None);
+    let mut already_stored = 0usize;
     for batch in events.chunks(args.batch as usize) {
         let reply = client.publish(batch).await;
         let reply = match reply {
@@ -239,9 +243,14 @@ async fn publish_file(
                 return Err(error.into());
             }
         };
-        if let Some(batch_sequences) = &reply.sequences {
-            sequences.0 = sequences.0.or(batch_sequences.first().copied());
-            sequences.1 = batch_sequences.last().copied().or(sequences.1);
+        for sequence in reply.sequences.iter().flatten() {
+            match sequence {
+                Some(sequence) => {
+                    sequences.0 = sequences.0.or(Some(*sequence));
+                    sequences.1 = Some(*sequence);
+                }
+                None => already_stored += 1,
+            }
         }
         if args.json {
             println!("{}", reply_json(&reply));
@@ -251,10 +260,13 @@ async fn publish_file(
     }
     progress.finish_and_clear();
     if !args.json {
-        let range = match sequences {
+        let mut range = match sequences {
             (Some(first), Some(last)) => format!(" (sequences {first}..={last})"),
             _ => String::new(),
         };
+        if already_stored > 0 {
+            range.push_str(&format!(", {already_stored} already stored"));
+        }
         println!(
             "published {} events from {}{range}",
             palette.bold(&published.to_string()),

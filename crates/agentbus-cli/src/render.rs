@@ -132,7 +132,7 @@ impl Palette {
             line.push(' ');
             line.push_str(&event.data.to_string());
         }
-        line
+        line.trim_end().to_owned()
     }
 }
 

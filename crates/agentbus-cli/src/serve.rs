@@ -116,12 +116,11 @@ impl Server {
                 "listening beyond loopback without a token: anyone who can reach this address can publish"
             );
         }
-        let api = agentbus_web::WebApi::new(bus.clone())
+        let mut api = agentbus_web::WebApi::new(bus.clone())
             .token(config.token)
             .body_limit(config.body_limit);
         if let Some(recorder) = &recorder {
-            // PENDING-WEB-STORE: api = api.store(recorder.clone());
-            let _ = recorder;
+            api = api.store(recorder.clone());
         }
         let app = api.router();
         let listener = TcpListener::bind(config.addr)

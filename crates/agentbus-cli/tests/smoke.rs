@@ -131,7 +131,13 @@ fn publish_history_and_stats_against_a_server() {
         url,
         &["history", "--json", "--correlation", &shared_id],
     ));
-    assert_eq!(chain.len(), 1, "the chain's follow-up: {chain:?}");
+    // The chain: its root, then what it caused.
+    let chain_ids: Vec<_> = chain.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(
+        chain_ids,
+        [all[1]["id"].clone(), all[2]["id"].clone()],
+        "{chain:?}"
+    );
 
     // Paging: one event per page, followed to the end.
     let paged = json_lines(&run_ok(

@@ -12,7 +12,9 @@ fn tail(url: &str, args: &[&str]) -> Running {
     let mut command = agentbus();
     command.arg("tail").args(args).args(["--url", url]);
     let process = Running::spawn(command);
-    process.stderr_line(WAIT, |line| line.starts_with("following ws://"));
+    process.stderr_line(WAIT, |line| {
+        line.contains("following") && line.contains("ws://")
+    });
     process
 }
 
@@ -83,12 +85,7 @@ fn tail_reconnects_and_resumes_after_a_server_restart() {
     assert!(server.process.terminate(WAIT).success());
 
     // Published while the tail is disconnected: it must arrive after the restart.
-    let restarted = Server::start(&[
-        "--addr",
-        &addr,
-        "--store",
-        &format!("sqlite:{}", path.display()),
-    ]);
+    let restarted = Server::start_at(&addr, &["--store", &format!("sqlite:{}", path.display())]);
     run_ok(
         &restarted.url,
         &["publish", "task.created", "--data", r#"{"n": 2}"#],

@@ -86,8 +86,17 @@ impl Running {
     }
 
     /// The next stdout line matching `wanted`, waiting at most `timeout`.
+    /// Panics with what the process said on stderr when it has none.
     pub fn stdout_line(&self, timeout: Duration, wanted: impl Fn(&str) -> bool) -> String {
-        wait_line(&self.stdout, timeout, wanted, "stdout")
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_line(&self.stdout, timeout, wanted, "stdout")
+        }));
+        found.unwrap_or_else(|panic| {
+            std::thread::sleep(Duration::from_millis(100));
+            let stderr: Vec<String> = self.stderr.try_iter().collect();
+            eprintln!("the process's stderr: {stderr:#?}");
+            std::panic::resume_unwind(panic)
+        })
     }
 
     /// The next stderr line matching `wanted`, waiting at most `timeout`.
@@ -162,7 +171,12 @@ fn wait_line(
         match lines.recv_timeout(left) {
             Ok(line) if wanted(&line) => return line,
             Ok(line) => seen.push(line),
-            Err(_) => panic!("no matching line on {name} within {timeout:?}; saw: {seen:#?}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no matching line on {name} within {timeout:?}; saw: {seen:#?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("{name} closed without a matching line; saw: {seen:#?}")
+            }
         }
     }
 }
@@ -186,8 +200,13 @@ pub struct Server {
 impl Server {
     /// Starts `agentbus serve --addr 127.0.0.1:0 EXTRA...` and waits for its address.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_at("127.0.0.1:0", extra)
+    }
+
+    /// Starts `agentbus serve --addr ADDR EXTRA...` and waits for its address.
+    pub fn start_at(addr: &str, extra: &[&str]) -> Self {
         let mut command = agentbus();
-        command.args(["serve", "--addr", "127.0.0.1:0"]).args(extra);
+        command.args(["serve", "--addr", addr]).args(extra);
         let process = Running::spawn(command);
         let line = process.stdout_line(STARTUP, |line| line.contains("http://"));
         Self {
