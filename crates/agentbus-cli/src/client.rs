@@ -53,7 +53,7 @@ pub enum ClientError {
     #[error("cannot reach {url}")]
     Unreachable {
         /// The URL called.
-        url: Url,
+        url: String,
         /// Why.
         #[source]
         source: reqwest::Error,
@@ -62,7 +62,7 @@ pub enum ClientError {
     #[error("{url} answered {status}: {message}")]
     Status {
         /// The URL called.
-        url: Url,
+        url: String,
         /// The HTTP status.
         status: StatusCode,
         /// The `error` field of the JSON answer, or the body as text.
@@ -72,7 +72,7 @@ pub enum ClientError {
     #[error("unexpected answer from {url}")]
     Decode {
         /// The URL called.
-        url: Url,
+        url: String,
         /// Why it did not decode.
         #[source]
         source: reqwest::Error,
@@ -184,7 +184,7 @@ impl ApiClient {
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
+                url: url.to_string(),
                 source,
             })?;
         let status = response.status();
@@ -194,7 +194,7 @@ impl ApiClient {
                 .map(|body| body.error)
                 .unwrap_or_else(|_| body.trim().to_owned());
             return Err(ClientError::Status {
-                url,
+                url: url.to_string(),
                 status,
                 message,
             });
@@ -202,7 +202,10 @@ impl ApiClient {
         response
             .json()
             .await
-            .map_err(|source| ClientError::Decode { url, source })
+            .map_err(|source| ClientError::Decode {
+                url: url.to_string(),
+                source,
+            })
     }
 
     /// `GET /api/health`: succeeds when the server answers `{"status":"ok"}`.

@@ -620,7 +620,7 @@ fn recall(world: &World, shared: &Event) {
 /// failure and the other handlers of that event still run.
 fn export_metrics(world: &World, completed: &Event) -> Result<(), String> {
     let count = world.completions.fetch_add(1, Ordering::Relaxed) + 1;
-    if count % 3 != 0 {
+    if !count.is_multiple_of(3) {
         return Ok(());
     }
     let message = "metrics exporter: connection refused (simulated)";

@@ -57,7 +57,7 @@ pub enum TailError {
         url: String,
         /// Why.
         #[source]
-        source: tungstenite::Error,
+        source: Box<tungstenite::Error>,
     },
     /// The server refused the WebSocket upgrade (a bad filter, a missing
     /// token, too many clients).
@@ -77,7 +77,7 @@ pub enum TailError {
         url: String,
         /// Why, when the connection failed rather than closed.
         #[source]
-        source: Option<tungstenite::Error>,
+        source: Option<Box<tungstenite::Error>>,
     },
 }
 
@@ -129,7 +129,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
             Err(source) if !connected_once || args.no_reconnect => {
                 return Err(TailError::Connect {
                     url: url.to_string(),
-                    source,
+                    source: Box::new(source),
                 })
             }
             Err(error) => {
@@ -205,7 +205,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         if args.no_reconnect {
             return Err(TailError::Lost {
                 url: url.to_string(),
-                source: failure,
+                source: failure.map(Box::new),
             });
         }
         let resume = match last_sequence {
