@@ -199,13 +199,10 @@ impl ApiClient {
                 message,
             });
         }
-        response
-            .json()
-            .await
-            .map_err(|source| ClientError::Decode {
-                url: url.to_string(),
-                source,
-            })
+        response.json().await.map_err(|source| ClientError::Decode {
+            url: url.to_string(),
+            source,
+        })
     }
 
     /// `GET /api/health`: succeeds when the server answers `{"status":"ok"}`.

@@ -2,11 +2,20 @@
 
 use agentbus::EventType;
 
+/// Parses an event type's dotted name; clap lists the names in help and
+/// suggests the nearest one on a typo.
+pub(crate) fn event_type_parser() -> impl clap::builder::TypedValueParser<Value = EventType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(EventType::ALL.map(EventType::as_str))
+        .try_map(|name| name.parse::<EventType>())
+}
+
 /// Which events to show: the query parameters of `GET /api/events` and `GET /ws`.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct FilterArgs {
     /// Only these types (comma-separated or repeated), e.g. `task.completed,memory.shared`.
-    #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
+    #[arg(long = "type", value_name = "TYPE", value_delimiter = ',',
+          value_parser = event_type_parser(), hide_possible_values = true)]
     pub types: Vec<EventType>,
     /// Only events of this circle.
     #[arg(long, value_name = "ID")]

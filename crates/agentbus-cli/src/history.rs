@@ -40,7 +40,9 @@ pub struct HistoryArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
 
-    /// Oldest or newest first (the server's default when not given).
+    /// Oldest or newest first. Without it (and without `--after` and
+    /// `--all`) the newest `--limit` events are shown, oldest first, like
+    /// `tail -n`.
     #[arg(long, value_enum)]
     pub order: Option<Order>,
 
@@ -67,6 +69,8 @@ pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), His
     let client = ApiClient::new(&args.server)?;
     let palette = Palette::stdout(color);
     let mut after = args.after;
+    // The newest page, shown oldest first.
+    let latest = args.order.is_none() && args.after.is_none() && !args.all;
     loop {
         let mut query = args.filter.query();
         if let Some(correlation) = args.correlation {
@@ -76,14 +80,19 @@ pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), His
             query.push(("after", after.to_string()));
         }
         query.push(("limit", args.limit.to_string()));
-        if let Some(order) = args.order {
-            let order = match order {
-                Order::Asc => "asc",
-                Order::Desc => "desc",
-            };
+        let order = match args.order {
+            Some(Order::Asc) => Some("asc"),
+            Some(Order::Desc) => Some("desc"),
+            None if latest => Some("desc"),
+            None => None,
+        };
+        if let Some(order) = order {
             query.push(("order", order.to_owned()));
         }
-        let page = client.events(&query).await?;
+        let mut page = client.events(&query).await?;
+        if latest {
+            page.events.reverse();
+        }
         let mut stdout = std::io::stdout().lock();
         for stored in &page.events {
             let line = if args.json {

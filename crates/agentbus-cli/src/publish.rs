@@ -16,11 +16,11 @@ use crate::render::{ColorChoice, Palette};
     agentbus publish --file events.ndjson        # one event per line, or a JSON array\n  \
     cat events.ndjson | agentbus publish --file -")]
 pub struct PublishArgs {
-    /// The event type, e.g. `task.completed` (see `agentbus publish --help` for the list).
+    /// The event type, e.g. `task.completed`.
     #[arg(
         value_name = "TYPE",
         required_unless_present = "file",
-        hide_possible_values = false
+        value_parser = crate::filter::event_type_parser()
     )]
     pub event_type: Option<EventType>,
 

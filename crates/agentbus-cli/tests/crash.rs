@@ -12,7 +12,7 @@ use common::Server;
 
 const CLIENTS: usize = 4;
 const BATCH: usize = 5;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Posts batches from `CLIENTS` tasks until `stop`, recording the ids of
 /// every batch answered 200.
