@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,6 +130,8 @@ struct World {
     next_task: AtomicU64,
     next_memory: AtomicU64,
     completions: AtomicU64,
+    /// Set when the script stops: reactions still waiting publish nothing.
+    stopped: AtomicBool,
     /// file path -> the agent writing it, released when its task ends.
     file_locks: Mutex<HashMap<String, i64>>,
 }
@@ -138,15 +140,23 @@ impl World {
     /// Publishes the event `make` builds after `beats` paces, from a task
     /// of its own. Built then, so its timestamp (and time-ordered id) is the
     /// moment it is published.
-    fn later(&self, beats: f64, make: impl FnOnce() -> Event + Send + 'static) {
-        let bus = self.bus.clone();
+    fn later(self: &Arc<Self>, beats: f64, make: impl FnOnce() -> Event + Send + 'static) {
+        let world = Arc::clone(self);
         let delay = self.pace.mul_f64(beats);
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            if let Some(bus) = bus.upgrade() {
+            if let Some(bus) = world.live_bus() {
                 bus.publish(make()).await;
             }
         });
+    }
+
+    /// The bus, unless it is gone or the script has stopped.
+    fn live_bus(&self) -> Option<EventBus> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.bus.upgrade()
     }
 
     fn task_id(&self) -> u64 {
@@ -166,6 +176,7 @@ impl Demo {
             next_task: AtomicU64::new(0),
             next_memory: AtomicU64::new(0),
             completions: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             file_locks: Mutex::new(HashMap::new()),
         });
         let mut subscriptions = Vec::new();
@@ -234,6 +245,7 @@ impl Demo {
             () = script => {}
             () = &mut stop => {}
         }
+        self.world.stopped.store(true, Ordering::Relaxed);
     }
 
     async fn beat(&self, beats: f64) {
@@ -424,7 +436,7 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 /// Scenario 5: the member with the most matching competencies gets the task.
-fn auto_assign(world: &World, event: &Event) {
+fn auto_assign(world: &Arc<World>, event: &Event) {
     let Some(circle) = event.circle_id.or_else(|| event.data["circle_id"].as_i64()) else {
         return;
     };
@@ -481,14 +493,15 @@ fn scoped(mut event: Event, cause: &Event) -> Event {
 
 /// Agents finishing tasks: start, write the file, complete (or fail), one
 /// beat apart, each step caused by the one before.
-fn work(world: &World, assigned: &Event) {
+fn work(world: &Arc<World>, assigned: &Event) {
     let Some(agent) = assigned.source_agent_id else {
         return;
     };
     let assigned = assigned.clone();
-    let bus = world.bus.clone();
+    let runtime = world.runtime.clone();
+    let world = Arc::clone(world);
     let beat = world.pace.mul_f64(1.2);
-    world.runtime.spawn(async move {
+    runtime.spawn(async move {
         let task_id = assigned.data["task_id"].clone();
         let step = |event_type, data| {
             scoped(Event::new(event_type), &assigned)
@@ -526,7 +539,7 @@ fn work(world: &World, assigned: &Event) {
         }
         for make in steps {
             tokio::time::sleep(beat).await;
-            let Some(bus) = bus.upgrade() else { return };
+            let Some(bus) = world.live_bus() else { return };
             let event = make().caused_by(&previous);
             bus.publish(event.clone()).await;
             previous = event;
@@ -535,7 +548,7 @@ fn work(world: &World, assigned: &Event) {
 }
 
 /// Scenario 4: two agents writing one file.
-fn detect_conflicts(world: &World, event: &Event) {
+fn detect_conflicts(world: &Arc<World>, event: &Event) {
     let Some(agent) = event.source_agent_id else {
         return;
     };
@@ -572,7 +585,7 @@ fn detect_conflicts(world: &World, event: &Event) {
 }
 
 /// Scenario 1: in circle 5 a teammate processes a completed task's output.
-fn pick_up_output(world: &World, completed: &Event) {
+fn pick_up_output(world: &Arc<World>, completed: &Event) {
     let Some(output) = completed.data["output_file"].as_str() else {
         return;
     };
@@ -594,7 +607,7 @@ fn pick_up_output(world: &World, completed: &Event) {
 }
 
 /// Scenario 2: a circle member is notified of shared knowledge and recalls it.
-fn recall(world: &World, shared: &Event) {
+fn recall(world: &Arc<World>, shared: &Event) {
     let circle = shared
         .circle_id
         .or_else(|| shared.data["scope_id"].as_i64());
@@ -618,7 +631,7 @@ fn recall(world: &World, shared: &Event) {
 /// The failing handler: every third completion the exporter "cannot reach"
 /// its backend. It reports a `system.error` and fails; the bus counts the
 /// failure and the other handlers of that event still run.
-fn export_metrics(world: &World, completed: &Event) -> Result<(), String> {
+fn export_metrics(world: &Arc<World>, completed: &Event) -> Result<(), String> {
     let count = world.completions.fetch_add(1, Ordering::Relaxed) + 1;
     if !count.is_multiple_of(3) {
         return Ok(());

@@ -70,9 +70,33 @@ fn scalar(value: &Value) -> String {
             Some(float) if number.is_f64() => format!("{float:.2}"),
             _ => number.to_string(),
         },
+        Value::Array(items) if items.len() > 8 && items.iter().all(Value::is_number) => {
+            sparkline(items)
+        }
         Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
+}
+
+/// A long numeric series (a rate per second, say) as a sparkline of its
+/// last 40 values and the latest value.
+fn sparkline(items: &[Value]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let values: Vec<f64> = items.iter().filter_map(Value::as_f64).collect();
+    let recent = &values[values.len().saturating_sub(40)..];
+    let max = recent.iter().copied().fold(0.0_f64, f64::max);
+    let bars: String = recent
+        .iter()
+        .map(|value| {
+            if max <= 0.0 {
+                BARS[0]
+            } else {
+                BARS[((value / max) * 7.0).round().clamp(0.0, 7.0) as usize]
+            }
+        })
+        .collect();
+    let latest = recent.last().copied().unwrap_or_default();
+    format!("{bars} {latest}")
 }
 
 #[cfg(test)]
@@ -92,6 +116,10 @@ mod tests {
         assert!(text.contains("events_published  3\n"), "{text}");
         assert!(text.contains("publish_rate      1.50\n"), "{text}");
         assert!(text.contains("store_lag         -\n"), "{text}");
+        let series: Vec<Value> = (0..50).map(|i| Value::from(i % 8)).collect();
+        let line = scalar(&Value::Array(series));
+        assert_eq!(line.chars().count(), 40 + 2, "{line}");
+        assert!(line.ends_with(" 1"), "{line}");
         assert!(
             text.contains("per_type\n  memory.shared   1\n  task.completed  2\n"),
             "{text}"
