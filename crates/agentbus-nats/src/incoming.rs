@@ -130,6 +130,7 @@ pub(crate) async fn run(context: Arc<Context>, incoming: Incoming, stop: watch::
         context: Arc::clone(&context),
         sequences: HashMap::new(),
         dedup: DedupWindow::new(context.config.dedup_window),
+        scope: context.config.scope_filter(),
         warnings: 0,
     };
     match incoming {
@@ -153,6 +154,7 @@ struct Receiver {
     /// Core mode: the last sequence number seen per sending bridge and type.
     sequences: HashMap<Box<str>, [u64; EventType::COUNT]>,
     dedup: DedupWindow,
+    scope: Option<crate::config::EventFilter>,
     warnings: u64,
 }
 
@@ -245,10 +247,7 @@ impl Receiver {
 
     /// Core mode: counts the messages missing before this one from its sender.
     fn account_sequence(&mut self, subject: &str, headers: Option<&HeaderMap>) {
-        let (Some(instance), Some(sequence)) = (
-            wire::header(headers, &wire::INSTANCE),
-            wire::header(headers, &wire::SEQUENCE).and_then(|s| s.parse::<u64>().ok()),
-        ) else {
+        let Some((instance, sequence)) = wire::sequence(headers) else {
             return;
         };
         let Ok(event_type) = wire::subject_type(&self.context.config.prefix, subject) else {
@@ -304,8 +303,8 @@ impl Receiver {
         dedup: bool,
     ) -> Result<Event, Skip> {
         let context = &*self.context;
-        if wire::header(headers, &wire::INSTANCE) == Some(context.instance.as_str())
-            || wire::header(headers, &wire::ORIGIN) == Some(context.name.as_str())
+        if wire::header(headers, &wire::ORIGIN) == Some(context.name.as_str())
+            || wire::sequence(headers).is_some_and(|(instance, _)| instance == context.instance)
         {
             return Err(Skip::Echo);
         }
@@ -322,10 +321,7 @@ impl Receiver {
             )));
         }
         if !context.config.incoming_types.contains(event.event_type)
-            || !context
-                .config
-                .scope_filter()
-                .is_none_or(|scope| scope(&event))
+            || !self.scope.as_ref().is_none_or(|scope| scope(&event))
         {
             return Err(Skip::Filtered);
         }
