@@ -122,23 +122,33 @@ impl NatsBridge {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (finished_tx, finished_rx) = oneshot::channel();
         let url = url.to_owned();
+        let worker_threads = context.config.worker_threads;
         std::thread::Builder::new()
             .name(format!("agentbus-nats-{name}"))
-            .spawn(move || {
-                BRIDGE_THREAD.with(|flag| flag.set(true));
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(ConnectError::Thread(err)));
-                        return;
-                    }
-                };
-                runtime.block_on(run(context, url, local, control_rx, stop_rx, ready_tx));
-                drop(runtime);
-                let _ = finished_tx.send(());
+            .spawn({
+                let name = name.clone();
+                move || {
+                    BRIDGE_THREAD.with(|flag| flag.set(true));
+                    // Two workers: encoding and decoding overlap the client's
+                    // socket I/O, as they would with a raw client on a
+                    // multi-threaded runtime.
+                    let runtime = match tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(worker_threads)
+                        .thread_name(format!("agentbus-nats-{name}"))
+                        .on_thread_start(|| BRIDGE_THREAD.with(|flag| flag.set(true)))
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(ConnectError::Thread(err)));
+                            return;
+                        }
+                    };
+                    runtime.block_on(run(context, url, local, control_rx, stop_rx, ready_tx));
+                    drop(runtime);
+                    let _ = finished_tx.send(());
+                }
             })
             .map_err(ConnectError::Thread)?;
         match ready_rx.await {
@@ -264,7 +274,7 @@ async fn run(
             .store(true, Ordering::Relaxed);
         let stamp = Stamp {
             origin: HeaderValue::from(context.name.as_str()),
-            instance: HeaderValue::from(context.instance.as_str()),
+            instance: context.instance.clone(),
         };
         match context.config.mode {
             Mode::Core => {

@@ -79,6 +79,7 @@ pub struct BridgeConfig {
     pub(crate) max_age: Duration,
     pub(crate) start_from: StartFrom,
     pub(crate) max_reconnect_delay: Duration,
+    pub(crate) worker_threads: usize,
 }
 
 impl Default for BridgeConfig {
@@ -103,6 +104,7 @@ impl Default for BridgeConfig {
             max_age: Duration::from_secs(24 * 60 * 60),
             start_from: StartFrom::New,
             max_reconnect_delay: Duration::from_secs(2),
+            worker_threads: 2,
         }
     }
 }
@@ -286,6 +288,14 @@ impl BridgeConfig {
     #[must_use]
     pub fn max_reconnect_delay(mut self, delay: Duration) -> Self {
         self.max_reconnect_delay = delay;
+        self
+    }
+
+    /// How many threads the bridge's own Tokio runtime has (default 2):
+    /// encoding and decoding then overlap the socket I/O.
+    #[must_use]
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = threads.max(1);
         self
     }
 

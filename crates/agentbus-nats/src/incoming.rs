@@ -18,9 +18,6 @@ use crate::error::ConnectError;
 use crate::stats::bump;
 use crate::wire;
 
-/// JetStream: ack (all up to this one) at least every this many messages.
-const ACK_EVERY: usize = 64;
-
 pub(crate) enum Incoming {
     Core(Vec<async_nats::Subscriber>),
     JetStream(JetStreamSource),
@@ -96,7 +93,7 @@ pub(crate) async fn bind_jetstream(
             &context.name,
             pull::Config {
                 durable_name: Some(context.name.clone()),
-                ack_policy: jetstream::consumer::AckPolicy::All,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: config.ack_wait,
                 max_ack_pending: 20_000,
                 deliver_policy: deliver_policy(config.start_from),
@@ -133,6 +130,7 @@ pub(crate) async fn run(context: Arc<Context>, incoming: Incoming, stop: watch::
         context: Arc::clone(&context),
         sequences: HashMap::new(),
         dedup: DedupWindow::new(context.config.dedup_window),
+        scope: context.config.scope_filter(),
         warnings: 0,
     };
     match incoming {
@@ -156,6 +154,7 @@ struct Receiver {
     /// Core mode: the last sequence number seen per sending bridge and type.
     sequences: HashMap<Box<str>, [u64; EventType::COUNT]>,
     dedup: DedupWindow,
+    scope: Option<crate::config::EventFilter>,
     warnings: u64,
 }
 
@@ -186,24 +185,12 @@ impl Receiver {
 
     async fn run_jetstream(&mut self, source: JetStreamSource, mut stop: watch::Receiver<bool>) {
         let JetStreamSource { js, mut messages } = source;
-        let mut unacked: Option<jetstream::Message> = None;
-        let mut since_ack = 0usize;
         let mut backoff = Duration::from_millis(10);
         'outer: loop {
-            // Ack when the batch is big enough or nothing more is waiting.
-            let next = match messages.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    if let Some(message) = unacked.take() {
-                        ack(&message, false).await;
-                        since_ack = 0;
-                    }
-                    tokio::select! {
-                        biased;
-                        _ = crate::bridge::stopped(&mut stop) => break 'outer,
-                        next = messages.next() => next,
-                    }
-                }
+            let next = tokio::select! {
+                biased;
+                _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                next = messages.next() => next,
             };
             match next {
                 Some(Ok(message)) => {
@@ -215,16 +202,12 @@ impl Receiver {
                         true,
                     )
                     .await;
-                    unacked = Some(message);
-                    since_ack += 1;
-                    if since_ack >= ACK_EVERY {
-                        if let Some(message) = unacked.take() {
-                            ack(&message, false).await;
-                        }
-                        since_ack = 0;
-                    }
-                    if *stop.borrow() {
-                        break 'outer;
+                    // Acked once delivered locally (skipped ones too, or they
+                    // would come back forever). Explicit acks: acking one
+                    // never acks another still on its way.
+                    if let Err(err) = message.ack().await {
+                        // Delivered again after ack_wait; the id window drops it.
+                        tracing::debug!(error = %err, "jetstream ack failed");
                     }
                 }
                 other => {
@@ -235,13 +218,11 @@ impl Receiver {
                         _ => tracing::debug!("jetstream consumer ended; rebinding"),
                     }
                     // Rebind: the server may have restarted and forgotten the
-                    // pull requests. The durable consumer resumes after its
-                    // ack floor; redeliveries are dropped by the id window.
+                    // pull requests. The durable consumer resumes after what
+                    // was acked; redeliveries are dropped by the id window.
                     loop {
-                        if *stop.borrow() {
-                            break 'outer;
-                        }
                         tokio::select! {
+                            biased;
                             _ = crate::bridge::stopped(&mut stop) => break 'outer,
                             _ = tokio::time::sleep(backoff) => {}
                         }
@@ -257,17 +238,16 @@ impl Receiver {
                 }
             }
         }
-        if let Some(message) = unacked.take() {
-            ack(&message, true).await;
+        // Hand back what arrived but was not delivered, so the next life of
+        // this consumer gets it at once rather than after ack_wait.
+        while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
         }
     }
 
     /// Core mode: counts the messages missing before this one from its sender.
     fn account_sequence(&mut self, subject: &str, headers: Option<&HeaderMap>) {
-        let (Some(instance), Some(sequence)) = (
-            wire::header(headers, &wire::INSTANCE),
-            wire::header(headers, &wire::SEQUENCE).and_then(|s| s.parse::<u64>().ok()),
-        ) else {
+        let Some((instance, sequence)) = wire::sequence(headers) else {
             return;
         };
         let Ok(event_type) = wire::subject_type(&self.context.config.prefix, subject) else {
@@ -323,8 +303,8 @@ impl Receiver {
         dedup: bool,
     ) -> Result<Event, Skip> {
         let context = &*self.context;
-        if wire::header(headers, &wire::INSTANCE) == Some(context.instance.as_str())
-            || wire::header(headers, &wire::ORIGIN) == Some(context.name.as_str())
+        if wire::header(headers, &wire::ORIGIN) == Some(context.name.as_str())
+            || wire::sequence(headers).is_some_and(|(instance, _)| instance == context.instance)
         {
             return Err(Skip::Echo);
         }
@@ -341,10 +321,7 @@ impl Receiver {
             )));
         }
         if !context.config.incoming_types.contains(event.event_type)
-            || !context
-                .config
-                .scope_filter()
-                .is_none_or(|scope| scope(&event))
+            || !self.scope.as_ref().is_none_or(|scope| scope(&event))
         {
             return Err(Skip::Filtered);
         }
@@ -402,27 +379,4 @@ fn decode(payload: &[u8]) -> Result<Event, Skip> {
             _ => Skip::Invalid(err.to_string()),
         }
     })
-}
-
-async fn ack(message: &jetstream::Message, confirmed: bool) {
-    let result = if confirmed {
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            message.double_ack_with(AckKind::Ack),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!("final jetstream ack not confirmed in 5 s");
-                return;
-            }
-        }
-    } else {
-        message.ack().await
-    };
-    if let Err(err) = result {
-        // Unacked events are delivered again and dropped by the id window.
-        tracing::debug!(error = %err, "jetstream ack failed");
-    }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::bridge::{on_bridge_thread, waits, Context, Control, Shared};
 use crate::echo::is_inbound;
 use crate::stats::bump;
-use crate::wire::{self, Stamp};
+use crate::wire::Stamp;
 
 /// How many local events are taken per wake-up before yielding to the
 /// runtime's other tasks.
@@ -148,11 +148,10 @@ impl Sender {
             return None;
         }
         let id = event.id.to_string();
-        let mut headers = self.stamp.headers(&id);
-        match sequence {
-            Some(sequence) => headers.insert(wire::SEQUENCE, sequence.to_string().as_str()),
-            None => headers.insert(wire::MSG_ID, id.as_str()),
-        }
+        let headers = match sequence {
+            Some(sequence) => self.stamp.core(&id, sequence),
+            None => self.stamp.jetstream(&id),
+        };
         Some(Message {
             subject: self.subjects[event.event_type.index()].clone(),
             headers,
@@ -253,8 +252,12 @@ impl Outgoing {
         let mut stopping: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(10);
         loop {
-            // Take local events while there is room.
-            while pending.len() < capacity {
+            // Take local events while there is room, a batch at a time so
+            // encoding and sending interleave.
+            for _ in 0..BATCH {
+                if pending.len() >= capacity {
+                    break;
+                }
                 match local.try_recv() {
                     Ok(event) => match sender.encode(&event, None) {
                         Some(message) => pending.push_back(message),

@@ -9,12 +9,10 @@ use async_nats::Subject;
 
 /// The sending bridge's name ([`BridgeConfig::name`](crate::BridgeConfig::name)).
 pub(crate) const ORIGIN: HeaderName = HeaderName::from_static("Agentbus-Origin");
-/// A token unique to one connected bridge: tells its own messages apart
-/// even from another process of the same name.
-pub(crate) const INSTANCE: HeaderName = HeaderName::from_static("Agentbus-Instance");
-/// The event's id.
+/// Core mode: the event's id (JetStream mode carries it in `Nats-Msg-Id`).
 pub(crate) const EVENT_ID: HeaderName = HeaderName::from_static("Agentbus-Event-Id");
-/// Core mode: the sender's sequence number for this event type, from 1.
+/// Core mode: `<instance> <n>`, a token unique to the connected sending
+/// bridge and its sequence number for this event type, from 1.
 pub(crate) const SEQUENCE: HeaderName = HeaderName::from_static("Agentbus-Seq");
 /// JetStream's deduplication id.
 pub(crate) const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
@@ -40,18 +38,33 @@ pub(crate) fn header<'a>(headers: Option<&'a HeaderMap>, name: &HeaderName) -> O
     headers?.get(name.clone()).map(HeaderValue::as_str)
 }
 
-/// The headers every message carries.
+/// What a bridge stamps on every message.
 pub(crate) struct Stamp {
     pub(crate) origin: HeaderValue,
-    pub(crate) instance: HeaderValue,
+    pub(crate) instance: String,
 }
 
 impl Stamp {
-    pub(crate) fn headers(&self, event_id: &str) -> HeaderMap {
+    /// Core mode: origin, event id, instance and sequence.
+    pub(crate) fn core(&self, event_id: &str, sequence: u64) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, self.origin.clone());
-        headers.insert(INSTANCE, self.instance.clone());
         headers.insert(EVENT_ID, event_id);
+        headers.insert(SEQUENCE, format!("{} {sequence}", self.instance));
         headers
     }
+
+    /// JetStream mode: origin, and the event id as the dedup id.
+    pub(crate) fn jetstream(&self, event_id: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, self.origin.clone());
+        headers.insert(MSG_ID, event_id);
+        headers
+    }
+}
+
+/// Core mode: the sending instance and sequence number, if well formed.
+pub(crate) fn sequence(headers: Option<&HeaderMap>) -> Option<(&str, u64)> {
+    let (instance, number) = header(headers, &SEQUENCE)?.split_once(' ')?;
+    Some((instance, number.parse().ok()?))
 }
