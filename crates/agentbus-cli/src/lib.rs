@@ -19,18 +19,48 @@
 //! # Behaviour
 //!
 //! - **Exit codes.** 0 on success, 1 on a runtime error, 2 on a usage error
-//!   (clap's). `--help` works on every command.
+//!   (clap's, which also lists valid event types and suggests the nearest
+//!   one). `--help` works on every command.
 //! - **Errors** are printed on stderr as one line: the error and its causes
 //!   joined with `": "` (see [`report`]), e.g.
-//!   `error: cannot reach http://127.0.0.1:7878/api/stats: ... Connection refused (os error 111)`.
+//!   `error: cannot read the stats: cannot reach http://127.0.0.1:7878/api/stats: ... Connection refused (os error 111)`.
+//!   An HTTP error answer is shown with its status and the server's `error` message.
 //! - **Colour** only on a terminal, never when `NO_COLOR` is set, unless
-//!   `--color always`.
+//!   `--color always`; never in `--json` output.
 //! - **Client commands** (`publish`, `tail`, `history`, `stats`) talk to
 //!   `--url` (env `AGENTBUS_URL`, default `http://127.0.0.1:7878`) and send
 //!   `--token` (env `AGENTBUS_TOKEN`) as a bearer token when one is given.
-//! - **`serve` and `demo`** print the address they listen on as their first
-//!   line on stdout (`--addr 127.0.0.1:0` picks a free port), shut down on
-//!   Ctrl-C or SIGTERM, and flush the store before exiting.
+//!   Connecting gives up after 5 s, a request after 60 s.
+//! - **`serve`** binds `127.0.0.1:7878` unless told otherwise (it warns when
+//!   bound beyond loopback without a token) and prints its URL as the first
+//!   line on stdout (`--addr 127.0.0.1:0` picks a free port). With a store, a
+//!   `POST /api/events` is answered only once its events are durable, so a
+//!   crash (even SIGKILL) loses nothing that was acknowledged. On Ctrl-C or
+//!   SIGTERM it stops accepting connections, gives open ones 3 s, stops the
+//!   NATS bridge (which sends what it buffered), then commits every recorded
+//!   event and prints the last sequence.
+//! - **`--nats URL`** bridges the served bus to NATS (core, or JetStream with
+//!   `--jetstream`): local events go out, other buses' events come in and are
+//!   stored and shown like local ones; a bus ignores its own events coming
+//!   back. An unreachable server is a startup error.
+//! - **`tail`** fails at once when the first connection fails or the server
+//!   refuses it (a bad filter, a missing token). A connection lost later is
+//!   retried with backoff (250 ms doubling to 5 s) and resumed after the
+//!   last sequence seen, so with a store nothing is missed or repeated;
+//!   without one, events published during the gap are missed (it says so).
+//!   `{"lagged": n}` from the server is reported on stderr.
+//! - **`history`** shows the newest `--limit` events, oldest first, unless
+//!   given `--after`, `--order` or `--all` (which pages to the end).
+//! - **`publish --file`** validates every event before sending any (one bad
+//!   event: none are published, and the error names its index and line),
+//!   then posts batches of `--batch`; each batch is all-or-nothing on the
+//!   server, and after a failure it says how many were published.
+//! - **`replay`** reads the store in pages of `--batch` and publishes each
+//!   event, in sequence order, on a fresh bus (printing it) or into a
+//!   running server with `--to-url`. Events keep their ids, so a server with
+//!   a store does not store them twice.
+//! - **`demo`** serves the same API over simulated agents (see [`Demo`]);
+//!   its default store is `memory`.
 //!
 //! # Example
 //!
