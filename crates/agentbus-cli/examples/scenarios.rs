@@ -16,16 +16,26 @@ async fn main() {
     let bus = EventBus::new();
     let conflict: Arc<Mutex<Option<Event>>> = Arc::default();
     let first_conflict = Arc::clone(&conflict);
-    let _narrator = bus.guard(bus.subscription(EventTypeSet::all()).handler(move |event: &Event| {
-        if let Some(line) = Demo::narrate(event) {
-            println!("{:<24} {line}", event.event_type.as_str());
-        }
-        if event.event_type == EventType::TaskConflictDetected {
-            first_conflict.lock().unwrap().get_or_insert_with(|| event.clone());
-        }
-    }));
+    let _narrator = bus.guard(bus.subscription(EventTypeSet::all()).handler(
+        move |event: &Event| {
+            if let Some(line) = Demo::narrate(event) {
+                println!("{:<24} {line}", event.event_type.as_str());
+            }
+            if event.event_type == EventType::TaskConflictDetected {
+                first_conflict
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| event.clone());
+            }
+        },
+    ));
 
-    let demo = Demo::install(&bus, DemoConfig { pace: Duration::from_millis(60) });
+    let demo = Demo::install(
+        &bus,
+        DemoConfig {
+            pace: Duration::from_millis(60),
+        },
+    );
     demo.run(tokio::time::sleep(Duration::from_secs(3))).await;
 
     let Some(conflict) = conflict.lock().unwrap().clone() else {
@@ -33,7 +43,9 @@ async fn main() {
         return;
     };
     println!("\nthe chain of the first conflict:");
-    let root = conflict.correlation_id.expect("reactions are caused by what they react to");
+    let root = conflict
+        .correlation_id
+        .expect("reactions are caused by what they react to");
     let mut chain: Vec<_> = bus
         .history(&HistoryQuery::new().limit(1000))
         .into_iter()

@@ -68,7 +68,7 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
     })
     .await?;
     let palette = Palette::stdout(color);
-    println!(
+    say!(
         "agentbus demo: dashboard at {} (store {}{})",
         palette.bold(&server.url()),
         args.store,
@@ -124,7 +124,7 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
     drop(narrator);
     let last = served?;
     let stats = bus.stats();
-    println!(
+    say!(
         "demo finished: {} events published, {} deliveries, {} handler failures{}",
         stats.events_published,
         stats.events_delivered,

@@ -236,7 +236,7 @@ async fn publish_file(
             Ok(reply) => reply,
             Err(error) => {
                 progress.abandon();
-                eprintln!(
+                note!(
                     "{published} of {} events were published before the error",
                     events.len()
                 );
@@ -253,7 +253,7 @@ async fn publish_file(
             }
         }
         if args.json {
-            println!("{}", reply_json(&reply));
+            say!("{}", reply_json(&reply));
         }
         published += batch.len();
         progress.inc(batch.len() as u64);
@@ -267,7 +267,7 @@ async fn publish_file(
         if already_stored > 0 {
             range.push_str(&format!(", {already_stored} already stored"));
         }
-        println!(
+        say!(
             "published {} events from {}{range}",
             palette.bold(&published.to_string()),
             path.display()

@@ -237,7 +237,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
         }
         Target::Server(client) => client.base().to_string(),
     };
-    eprintln!(
+    note!(
         "replayed {replayed} events ({range}) from {spec} into {destination} in {:.1?}",
         elapsed
     );

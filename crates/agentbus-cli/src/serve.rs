@@ -223,15 +223,15 @@ pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), Serve
     .await?;
     let palette = Palette::stdout(color);
     // The first line is the address: scripts and tests read it.
-    println!(
+    say!(
         "agentbus serving {} (store {})",
         palette.bold(&server.url()),
         args.store
     );
     let last = server.run_until(shutdown_signal()).await?;
     match last {
-        Some(sequence) => println!("stopped; store flushed up to sequence {sequence}"),
-        None => println!("stopped"),
+        Some(sequence) => say!("stopped; store flushed up to sequence {sequence}"),
+        None => say!("stopped"),
     }
     Ok(())
 }

@@ -144,7 +144,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         } else {
             "following"
         };
-        eprintln!("{} {url} (Ctrl-C to stop)", notes.dim(verb));
+        note!("{} {url} (Ctrl-C to stop)", notes.dim(verb));
         connected_once = true;
         backoff = Duration::from_millis(250);
 
@@ -167,7 +167,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                 }
             };
             if let Some(missed) = value.get("lagged").and_then(serde_json::Value::as_u64) {
-                eprintln!(
+                note!(
                     "{}",
                     notes.warning(&format!(
                         "missed {missed} events: this terminal is too slow"
@@ -215,7 +215,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                     .to_owned()
             }
         };
-        eprintln!("{}", notes.warning(&format!("connection lost{resume}")));
+        note!("{}", notes.warning(&format!("connection lost{resume}")));
     }
 }
 

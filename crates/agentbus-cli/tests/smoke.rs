@@ -245,3 +245,55 @@ fn a_token_is_sent_when_given() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn a_busy_address_is_a_clear_startup_error() {
+    let first = Server::start(&["--store", "none"]);
+    let addr = first.url.trim_start_matches("http://");
+    let output = run(&["serve", "--addr", addr, "--store", "none"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        error.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    assert!(error.to_lowercase().contains("in use"), "{stderr}");
+}
+
+#[test]
+fn a_closed_stdout_ends_history_quietly() {
+    use std::io::Read;
+    let server = Server::start(&["--store", "memory"]);
+    for n in 0..5 {
+        run_ok(
+            &server.url,
+            &[
+                "publish",
+                "task.created",
+                "--data",
+                &format!("{{\"n\": {n}}}"),
+            ],
+        );
+    }
+    let mut child = common::agentbus()
+        .args(["history", "--url", &server.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
