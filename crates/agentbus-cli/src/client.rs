@@ -19,8 +19,17 @@ pub struct ServerArgs {
     pub url: Url,
 
     /// Bearer token, when the server was started with one.
-    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true, value_parser = crate::client::parse_token)]
     pub token: Option<String>,
+}
+
+/// Checks that a bearer token can travel in an HTTP header: visible ASCII,
+/// no spaces, not empty.
+pub(crate) fn parse_token(text: &str) -> Result<String, String> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err("a token must be visible ASCII characters without spaces".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// Checks that `text` is an `http://` URL and makes its path a directory, so

@@ -35,7 +35,7 @@ pub struct DemoArgs {
     pub store: StoreSpec,
 
     /// Require this bearer token on the API, as `serve` does.
-    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true, value_parser = crate::client::parse_token)]
     pub token: Option<String>,
 
     /// Print no line per notable event.

@@ -46,6 +46,7 @@ pub struct ReplayArgs {
         long,
         env = "AGENTBUS_TOKEN",
         hide_env_values = true,
+        value_parser = crate::client::parse_token,
         requires = "to_url"
     )]
     pub token: Option<String>,

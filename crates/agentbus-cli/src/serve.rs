@@ -34,7 +34,7 @@ pub struct ServeArgs {
     pub store: StoreSpec,
 
     /// Require this bearer token on every route but /api/health.
-    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true, value_parser = crate::client::parse_token)]
     pub token: Option<String>,
 
     /// Events the bus keeps in its in-memory history.

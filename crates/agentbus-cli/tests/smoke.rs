@@ -43,6 +43,7 @@ fn usage_errors_exit_2_with_a_message() {
         (&["serve", "--store", "mysql://db"], "expected sqlite:PATH"),
         (&["replay", "--store", "memory"], "nothing to replay"),
         (&["demo", "--duration", "soon"], "duration"),
+        (&["stats", "--token", "two words"], "without spaces"),
     ] {
         let output = run(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
