@@ -129,3 +129,46 @@ fn tail_without_a_server_fails_at_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tail_sends_the_token_and_reports_a_refusal() {
+    let server = Server::start(&["--store", "memory", "--token", "s3cret"]);
+    let refused = common::run(&["tail", "--url", &server.url]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.starts_with("error: ws://127.0.0.1:") && stderr.contains("answered 401"),
+        "{stderr}"
+    );
+
+    let mut command = agentbus();
+    command
+        .args([
+            "tail",
+            "--json",
+            "--count",
+            "1",
+            "--after",
+            "0",
+            "--url",
+            &server.url,
+        ])
+        .env("AGENTBUS_TOKEN", "s3cret");
+    let mut follower = Running::spawn(command);
+    follower.stderr_line(WAIT, |line| line.contains("following"));
+    let publish = agentbus()
+        .args([
+            "publish",
+            "agent.started",
+            "--url",
+            &server.url,
+            "--token",
+            "s3cret",
+        ])
+        .output()
+        .unwrap();
+    assert!(publish.status.success());
+    let line = follower.stdout_line(WAIT, |_| true);
+    assert_eq!(json_lines(&line)[0]["type"], "agent.started");
+    assert!(follower.wait(WAIT).success());
+}
