@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, watch, Notify};
 /// How many events the hub's bus subscription buffers between drains.
 const INTAKE_CAPACITY: usize = 1 << 16;
 /// How often the hub drains the bus when nothing nudges it.
-const TICK: Duration = Duration::from_millis(1);
+const TICK: Duration = Duration::from_millis(2);
 /// How many seconds of per-type rates the hub keeps.
 pub(crate) const RATE_WINDOW_SECS: usize = 300;
 
