@@ -2,7 +2,7 @@
 //!
 //! Without a store, the bus's publishing thread only pushes the event's
 //! `Arc` into a bounded lock-free buffer (an [`EventStream`]); the hub task
-//! drains it every millisecond (at once when this crate's own `POST`
+//! drains it every 2 ms (at once when this crate's own `POST`
 //! publishes). With a store, the hub follows the recorder's commits through
 //! one [`Recorder::subscribe_from`] stream, so every event it hands out has
 //! its sequence and is already durable. Either way it encodes each event to

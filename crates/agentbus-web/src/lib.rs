@@ -76,7 +76,7 @@
 //!   cost does not grow with the number of clients, and no client slows the
 //!   bus or another client. Filters (`type`, `circle_id`, `source_agent_id`,
 //!   `project_id`, `correlation_id`) apply per client. Without a store, live
-//!   events reach clients within a millisecond of the publish (at once for
+//!   events reach clients within about 2 ms of the publish (at once for
 //!   events `POST`ed here); with one, as soon as they are committed, with
 //!   their `sequence`.
 //! - **Slow clients.** Each client may fall [`client_buffer`](WebApi::client_buffer)
