@@ -79,17 +79,26 @@ where
         const PAGE: usize = 1000;
         let up_to = store.last_sequence().await?;
         while self.sequence < up_to {
-            let page = store
-                .read(
-                    &self
-                        .query
-                        .clone()
-                        .order(Order::Ascending)
-                        .after(self.sequence)
-                        .up_to(up_to)
-                        .limit(PAGE),
-                )
-                .await?;
+            let query = self
+                .query
+                .clone()
+                .order(Order::Ascending)
+                .after(self.sequence)
+                .limit(PAGE);
+            let page = match store.read(&query.clone().up_to(up_to)).await {
+                Ok(page) => page,
+                Err(error) => {
+                    // Fold the rows before one that does not decode, so the
+                    // state and sequence say exactly where it stopped.
+                    if let Some(bad) = error.sequence().filter(|&bad| bad > self.sequence) {
+                        for stored in &store.read(&query.up_to(bad - 1)).await? {
+                            (self.fold)(&mut self.state, stored);
+                        }
+                        self.sequence = bad - 1;
+                    }
+                    return Err(error);
+                }
+            };
             let full = page.len() == PAGE;
             for stored in &page {
                 (self.fold)(&mut self.state, stored);

@@ -255,7 +255,8 @@ struct Handle {
     shared: Arc<Shared>,
     store: Arc<dyn EventStore>,
     control: mpsc::UnboundedSender<Control>,
-    live: broadcast::Sender<Arc<Committed>>,
+    /// Taken by `close`, so catch-up streams end once the writer is gone.
+    live: Mutex<Option<broadcast::Sender<Arc<Committed>>>>,
     guard: Mutex<Option<SubscriptionGuard>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -370,7 +371,7 @@ impl Recorder {
                 shared,
                 store,
                 control,
-                live,
+                live: Mutex::new(Some(live)),
                 guard: Mutex::new(Some(bus.guard(id))),
                 thread: Mutex::new(Some(thread)),
             }),
@@ -409,6 +410,11 @@ impl Recorder {
         {
             guard.unsubscribe();
         }
+        self.handle
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let (done, result) = oneshot::channel();
         self.handle
             .control
@@ -500,12 +506,17 @@ impl Recorder {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_from(&self, after: u64, filter: ReadQuery) -> CatchUp {
-        CatchUp::new(
-            Arc::clone(&self.handle.store),
-            self.handle.live.subscribe(),
-            after,
-            filter,
-        )
+        let live = match &*self
+            .handle
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(live) => live.subscribe(),
+            // Closed: the stream reads what is stored and ends.
+            None => broadcast::channel(1).1,
+        };
+        CatchUp::new(Arc::clone(&self.handle.store), live, after, filter)
     }
 }
 
