@@ -55,7 +55,13 @@ pub(crate) async fn publish(
     };
     // The hub must be following the store before these commit, or it
     // could not report their sequences.
-    state.hub.ready().await;
+    tokio::time::timeout(SEQUENCE_PATIENCE, state.hub.ready())
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(
+                "the store cannot be read yet (its last sequence is unknown); nothing was published",
+            )
+        })?;
     state.hub.expect(&ids);
     for event in events {
         state.bus.publish(Arc::new(event)).await;
