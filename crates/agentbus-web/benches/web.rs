@@ -44,8 +44,11 @@ const BATCH: usize = 1000;
 const BATCHES: usize = 100;
 
 fn main() {
+    // The clients' runtime; the server has its own (see `serve`), as it
+    // would in its own process.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bench-clients")
         .enable_all()
         .build()
         .unwrap();
@@ -58,12 +61,25 @@ fn main() {
     runtime.block_on(durable_throughput());
 }
 
+/// Serves `api` on the server runtime (its own threads).
 async fn serve(api: WebApi) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = api.router();
-    tokio::spawn(async move { agentbus_web::serve(listener, app).await.unwrap() });
-    format!("{addr}")
+    static SERVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("web-server")
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    let (bound, at) = tokio::sync::oneshot::channel();
+    server.spawn(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        bound.send(listener.local_addr().unwrap()).unwrap();
+        let app = api.router();
+        agentbus_web::serve(listener, app).await.unwrap()
+    });
+    format!("{}", at.await.unwrap())
 }
 
 /// Publishes `RATE` events/s for `SECONDS` from a plain thread, in bursts;
