@@ -62,15 +62,13 @@ pub(crate) async fn publish(
                 "the store cannot be read yet (its last sequence is unknown); nothing was published",
             )
         })?;
-    state.hub.expect(&ids);
+    let expected = state.hub.expect(&ids);
     for event in events {
         state.bus.publish(Arc::new(event)).await;
     }
     let last = match recorder.flush().await {
         Ok(last) => last,
         Err(error) => {
-            // Forget the ids: the reply is an error either way.
-            let _ = state.hub.sequences(&ids, 0, Duration::ZERO).await;
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -80,7 +78,7 @@ pub(crate) async fn publish(
             ));
         }
     };
-    let sequences = state.hub.sequences(&ids, last, SEQUENCE_PATIENCE).await;
+    let sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
     Ok(Json(Published {
         ids,
         sequences: Some(sequences),
