@@ -30,34 +30,11 @@ use crate::table::{TableCache, Tables};
 ///
 /// `EventBus` is a cheap handle: clones share one bus.
 ///
-/// # Behaviour
-///
-/// - **Fan-out.** Every subscriber of the event's type whose filter passes is
-///   called exactly once per publish; subscribers of other types never are.
-///   Filters run first, on the publishing thread. Sync handlers run inline, in
-///   subscription order; async handlers of one publish run concurrently and
-///   `publish` resolves when all have finished.
-/// - **No executor needed.** With only sync subscribers a publish spawns
-///   nothing, needs no runtime and allocates nothing beyond the `Arc` that
-///   history keeps. [`EventBus::publish_blocking`] works from plain threads
-///   and polls any async handlers on the calling thread.
-/// - **Slow handlers.** A sync handler runs on the publisher's thread, so a
-///   slow one delays that publish (and only that publisher); an async one
-///   delays only the `publish` future that awaits it. Offload long work with
-///   your runtime's `spawn`.
-/// - **Failures.** A handler that returns `Err` or panics, or a filter that
-///   panics, is counted in [`PublishOutcome::failed`] and
-///   [`BusStats::handler_errors`] and logged with `tracing`; every other
-///   handler still runs and `publish` itself never panics.
-/// - **Re-entrancy.** No lock is held while user code runs: handlers may
-///   publish, subscribe and unsubscribe (themselves included).
-/// - **Unsubscribe during dispatch.** Once [`EventBus::unsubscribe`] returns,
-///   no publish that starts afterwards calls the handler, nor does the rest of
-///   a dispatch on the thread that unsubscribed. A publish already running on
-///   another thread may still call it once.
-/// - **Ordering.** Sequential publishes reach each handler in publish order.
-/// - **History.** Recorded at publish, before handlers run; see
-///   [`EventBus::history`].
+/// A publish reaches every subscriber of the event's type whose filter
+/// passes, exactly once; sync handlers inline on the publishing thread, the
+/// async handlers of one publish concurrently. Failures and panics are
+/// isolated and counted. The full statement, including unsubscribe during
+/// dispatch, ordering and history, is [`docs::semantics`](crate::docs::semantics).
 ///
 /// ```
 /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
