@@ -225,7 +225,9 @@ fn json_shape_is_exact() {
     assert_eq!(
         keys,
         [
+            "causation_id",
             "circle_id",
+            "correlation_id",
             "data",
             "id",
             "project_id",
@@ -240,6 +242,8 @@ fn json_shape_is_exact() {
     assert_eq!(json["source_agent_id"], 1);
     assert_eq!(json["circle_id"], 5);
     assert_eq!(json["project_id"], Value::Null);
+    assert_eq!(json["correlation_id"], Value::Null);
+    assert_eq!(json["causation_id"], Value::Null);
     assert_eq!(json["timestamp"], "2026-11-29T23:54:30.123456789Z");
 }
 
