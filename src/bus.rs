@@ -4,17 +4,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc as StdArc, OnceLock};
-use std::task::{Context, Poll, Waker};
 
 use crossbeam_utils::CachePadded;
 
-use crate::dispatch::{fan_out, Delivery, PublishOutcome};
+use crate::dispatch::PublishOutcome;
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
-use crate::executor::block_on;
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
@@ -91,9 +88,9 @@ pub struct EventBus {
 pub(crate) struct Inner {
     /// Distinguishes this bus's subscription ids from every other bus's.
     id: u64,
-    tables: Tables,
-    history: History,
-    counters: Counters,
+    pub(crate) tables: Tables,
+    pub(crate) history: History,
+    pub(crate) counters: Counters,
     /// Padded: writers lock it on every subscribe and unsubscribe, and it
     /// must not share a line with anything publishers read.
     registry: CachePadded<Mutex<Registry>>,
@@ -382,9 +379,6 @@ impl EventBus {
     /// timer is the one waiting. From async code, use
     /// [`publish`](Self::publish).
     pub fn publish_blocking(&self, event: impl Into<StdArc<Event>>) -> PublishOutcome {
-        // Async handlers get their first poll during the fan-out with a no-op
-        // waker; most finish there. Any still pending are polled again by
-        // `block_on` with a waker that works, which they then keep.
         self.publish_blocking_with(event.into(), None)
     }
 
@@ -395,13 +389,7 @@ impl EventBus {
         event: StdArc<Event>,
         cache: Option<&mut TableCache>,
     ) -> PublishOutcome {
-        let mut first_poll = Context::from_waker(Waker::noop());
-        let delivery = self.dispatch(event, cache, &mut first_poll);
-        if delivery.is_done() {
-            delivery.outcome()
-        } else {
-            block_on(delivery)
-        }
+        crate::dispatch::publish_blocking(&self.inner, event, cache)
     }
 
     /// [`publish`](Self::publish), through `cache` if given.
@@ -410,34 +398,7 @@ impl EventBus {
         event: StdArc<Event>,
         cache: Option<&'a mut TableCache>,
     ) -> impl Future<Output = PublishOutcome> + Send + 'a {
-        Publish {
-            bus: self,
-            cache,
-            state: PublishState::Start(event),
-        }
-    }
-
-    #[inline]
-    fn dispatch(
-        &self,
-        event: StdArc<Event>,
-        cache: Option<&mut TableCache>,
-        cx: &mut Context<'_>,
-    ) -> Delivery<'_> {
-        let inner = &*self.inner;
-        inner.history.push(&event);
-        if let Some(cache) = cache {
-            // The cache's copy outlives this publish, so no handler's
-            // unsubscribe can make this the last reference here.
-            let table = cache.load(&inner.tables, event.event_type);
-            return fan_out(table, event, &inner.counters, cx);
-        }
-        let table = inner.tables.load(event.event_type);
-        let delivery = fan_out(&table, event, &inner.counters, cx);
-        // A handler may have unsubscribed a subscriber meanwhile, leaving this
-        // snapshot its last owner: its captures' Drop is user code and may panic.
-        quietly(|| drop(table));
-        delivery
+        crate::dispatch::publish(&self.inner, event, cache)
     }
 
     /// The newest events matching `query`, newest first (at most
@@ -505,47 +466,6 @@ impl WeakEventBus {
     /// The bus, if any owning handle is still alive.
     pub fn upgrade(&self) -> Option<EventBus> {
         self.inner.upgrade().map(EventBus::from_inner)
-    }
-}
-
-/// The future [`EventBus::publish`] returns: fans out on its first poll,
-/// with that poll's context, so async handlers that finish at once are done
-/// before `publish` ever returns `Pending`.
-struct Publish<'bus> {
-    bus: &'bus EventBus,
-    cache: Option<&'bus mut TableCache>,
-    state: PublishState<'bus>,
-}
-
-enum PublishState<'bus> {
-    Start(StdArc<Event>),
-    Delivering(Delivery<'bus>),
-    Done,
-}
-
-impl Future for Publish<'_> {
-    type Output = PublishOutcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
-        let this = self.get_mut();
-        let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
-            PublishState::Start(event) => {
-                let delivery = this.bus.dispatch(event, this.cache.as_deref_mut(), cx);
-                if delivery.is_done() {
-                    return Poll::Ready(delivery.outcome());
-                }
-                // Every handler still running was polled just now.
-                this.state = PublishState::Delivering(delivery);
-                return Poll::Pending;
-            }
-            PublishState::Delivering(delivery) => delivery,
-            PublishState::Done => return Poll::Ready(PublishOutcome::default()),
-        };
-        let polled = Pin::new(&mut delivery).poll(cx);
-        if polled.is_pending() {
-            this.state = PublishState::Delivering(delivery);
-        }
-        polled
     }
 }
 
