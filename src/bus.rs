@@ -55,6 +55,9 @@ use crate::table::{TableCache, Tables};
 /// - **Ordering.** Sequential publishes reach each handler in publish order.
 /// - **History.** Recorded at publish, before handlers run; see
 ///   [`EventBus::history`].
+/// - **Causation.** An event published from inside a handler is stamped as
+///   caused by the event being handled, unless its publisher set its ids;
+///   see [`EventBus::publish`].
 ///
 /// ```
 /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
@@ -358,9 +361,42 @@ impl EventBus {
     /// Publishes `event` (an [`Event`] or an `Arc<Event>`) and resolves when
     /// every handler has run.
     ///
-    /// Nothing happens until the future is polled. It is `Send`, so it can be
-    /// awaited on any runtime. Dropping it after the first poll cancels the
-    /// async handlers still running.
+    /// Nothing is delivered until the future is polled. It is `Send`, so it
+    /// can be awaited on any runtime. Dropping it after the first poll
+    /// cancels the async handlers still running.
+    ///
+    /// **Causation.** Called from inside a handler (a sync handler's call, or
+    /// a poll of an async handler's future, on whatever thread polls it), the
+    /// event is stamped as caused by the event being handled:
+    /// `causation_id` becomes the handled event's id and `correlation_id` its
+    /// correlation id, or its id when it starts the chain, as
+    /// [`Event::caused_by`] does. An event whose publisher set either id
+    /// keeps both as given, and so does every event published outside a
+    /// handler. The stamp is applied when `publish` is called. If the
+    /// `Arc<Event>` passed in is shared, the bus stamps a copy (history and
+    /// handlers see the copy; other holders of the `Arc` keep the original);
+    /// an `Event` or a unique `Arc` is stamped in place. A task spawned from a
+    /// handler inherits no cause; see [`with_cause`](crate::with_cause).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
+    ///
+    /// let bus = EventBus::new();
+    /// let weak = bus.downgrade();
+    /// bus.subscribe(EventType::TaskCompleted, move |_task: &Event| {
+    ///     if let Some(bus) = weak.upgrade() {
+    ///         bus.publish_blocking(Event::new(EventType::AgentToolExecuted));
+    ///     }
+    /// });
+    /// let task = Event::new(EventType::TaskCompleted);
+    /// let task_id = task.id;
+    /// bus.publish_blocking(task);
+    ///
+    /// let chain = bus.history(&HistoryQuery::new().correlation_id(task_id));
+    /// assert_eq!(chain.len(), 2);
+    /// assert_eq!(chain[0].event_type, EventType::AgentToolExecuted);
+    /// assert_eq!(chain[0].causation_id, Some(task_id));
+    /// ```
     pub fn publish(
         &self,
         event: impl Into<StdArc<Event>>,
@@ -369,7 +405,8 @@ impl EventBus {
     }
 
     /// Publishes from synchronous code: runs the handlers on this thread and
-    /// returns when all have finished. Needs no runtime.
+    /// returns when all have finished. Needs no runtime. Called from inside
+    /// a handler, stamps the event as [`publish`](Self::publish) does.
     ///
     /// Async handlers are polled here with a minimal executor. One that needs
     /// a runtime's timers or I/O (Tokio's, say) only works if that runtime
@@ -393,6 +430,7 @@ impl EventBus {
     }
 
     /// [`publish`](Self::publish), through `cache` if given.
+    #[inline]
     pub(crate) fn publish_with<'a>(
         &'a self,
         event: StdArc<Event>,

@@ -16,6 +16,7 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
 use crate::bus::Inner;
+use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
 use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip, Subscriber};
@@ -45,6 +46,7 @@ pub struct PublishOutcome {
 
 /// [`EventBus::publish`](crate::EventBus::publish) on `bus`, through `cache`
 /// (a [`Publisher`](crate::Publisher)'s tables) if given.
+#[inline]
 pub(crate) fn publish<'a>(
     bus: &'a Inner,
     event: StdArc<Event>,
@@ -53,7 +55,7 @@ pub(crate) fn publish<'a>(
     Publish {
         bus,
         cache,
-        state: PublishState::Start(event),
+        state: PublishState::Start(stamp(event)),
     }
 }
 
@@ -69,7 +71,7 @@ pub(crate) fn publish_blocking(
     // waker; most finish there. Any still pending are polled again by
     // `block_on` with a waker that works, which they then keep.
     let mut first_poll = Context::from_waker(Waker::noop());
-    let delivery = dispatch(bus, event, cache, &mut first_poll);
+    let delivery = dispatch(bus, stamp(event), cache, &mut first_poll);
     if delivery.is_done() {
         delivery.outcome()
     } else {
@@ -199,6 +201,7 @@ fn fan_out<'a>(
 ) -> Delivery<'a> {
     let mut outcome = PublishOutcome::default();
     let mut running = Vec::new();
+    let handling = Handling::enter(&event);
     for subscriber in table.iter() {
         let event = &event;
         match subscriber.wants(event) {
@@ -228,6 +231,7 @@ fn fan_out<'a>(
             outcome.failed += 1;
         }
     }
+    drop(handling);
     counters.record(outcome.delivered as u64, outcome.failed as u64);
     Delivery {
         outcome,
@@ -295,6 +299,7 @@ impl Future for Delivery<'_> {
         let this = &mut *self;
         let (mut delivered, mut failed) = (0, 0);
         let event = &this.event;
+        let _handling = Handling::enter(event);
         let mut index = 0;
         while index < this.running.len() {
             let Poll::Ready(succeeded) = this.running[index].poll_handler(cx, event) else {

@@ -59,9 +59,15 @@ pub struct Event {
     /// The project the event belongs to.
     pub project_id: Option<i64>,
     /// The chain this event belongs to: the id of the event that started it.
-    /// `None` for an event that starts no chain and was caused by none.
+    /// `None` for an event that starts no chain and was caused by none (an
+    /// event with `None` is the root of the chain named by its own id).
+    /// Set by [`with_correlation`](Self::with_correlation),
+    /// [`caused_by`](Self::caused_by), or by the bus when the event is
+    /// published from inside a handler (see
+    /// [`EventBus::publish`](crate::EventBus::publish)).
     pub correlation_id: Option<EventId>,
-    /// The event whose handling published this one.
+    /// The event whose handling published this one; set like
+    /// `correlation_id`.
     pub causation_id: Option<EventId>,
     /// When the event was created.
     #[serde(serialize_with = "Rfc3339::serialize_time")]

@@ -27,6 +27,11 @@
 //!   references to the tables.
 //! - **History overflow.** The ring keeps exactly the newest `capacity`
 //!   events (default 1000) and releases older ones; see [`HistoryQuery`].
+//! - **Causality.** An event published from inside a handler, sync or async,
+//!   on any thread, is stamped as caused by the event being handled
+//!   (`causation_id`, `correlation_id`), unless its publisher set those ids;
+//!   [`HistoryQuery::correlation_id`] then returns one chain. A task spawned
+//!   from a handler inherits nothing unless wrapped in [`with_cause`].
 //! - **Slow consumers.** An [`EventStream`] never blocks publishers: when its
 //!   buffer is full it drops the oldest event and reports how many it missed.
 //!
@@ -61,6 +66,7 @@
 #![deny(unsafe_code)]
 
 mod bus;
+mod cause;
 mod dispatch;
 mod error;
 mod event;
@@ -80,6 +86,7 @@ mod wire;
 
 pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
+    cause::with_cause,
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, EncodeEventError, Lagged, ParseEventIdError,
