@@ -235,17 +235,28 @@ impl Subscriber {
         }
     }
 
+    /// Clears [`ACTIVE`](Self::ACTIVE). Called by unsubscribe and reset,
+    /// under the registry lock, before the tables are swapped.
+    ///
+    /// Relaxed here and in [`wants`](Self::wants): the flag publishes nothing
+    /// else. A publish that skips on it reads no data the unsubscriber wrote,
+    /// and the guarantees rest elsewhere: a publish that starts after
+    /// unsubscribe returned misses the handler because it loads the new table
+    /// (arc-swap, or the `Release`/`Acquire` table version a `Publisher`
+    /// checks); the rest of a dispatch on the unsubscribing thread sees the
+    /// flag by program order; and a publish already running elsewhere may
+    /// call the handler once either way. The loom models in `tests/loom.rs`
+    /// check the first two with these orderings.
     pub(crate) fn deactivate(&self) {
-        // Release pairs with the Acquire in `wants`.
-        self.state.fetch_and(!Self::ACTIVE, Ordering::Release);
+        self.state.fetch_and(!Self::ACTIVE, Ordering::Relaxed);
     }
 
     /// Whether `event` should go to this subscriber: still active, in its
     /// scope, and its filter (run here, on the publishing thread) passes.
     #[inline]
     pub(crate) fn wants(&self, event: &Event) -> Result<(), Skip> {
-        // Acquire pairs with the Release in `deactivate`.
-        let state = self.state.load(Ordering::Acquire);
+        // Relaxed: see `deactivate`.
+        let state = self.state.load(Ordering::Relaxed);
         if state != Self::ACTIVE && (state & Self::ACTIVE == 0 || !self.scope.admits(event)) {
             return Err(Skip::NotWanted);
         }
