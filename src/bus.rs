@@ -376,7 +376,9 @@ impl EventBus {
     /// `Arc<Event>` passed in is shared, the bus stamps a copy (history and
     /// handlers see the copy; other holders of the `Arc` keep the original);
     /// an `Event` or a unique `Arc` is stamped in place. A task spawned from a
-    /// handler inherits no cause; see [`with_cause`](crate::with_cause).
+    /// handler inherits no cause; see [`with_cause`](crate::with_cause). Code
+    /// that reads an [`EventStream`] is not a handler: link what it
+    /// publishes with [`Event::caused_by`].
     ///
     /// ```
     /// use agentbus::{Event, EventBus, EventType, HistoryQuery};

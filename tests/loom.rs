@@ -1,6 +1,7 @@
 //! Loom models of the bus's concurrent paths: the copy-on-write subscriber
-//! tables against publishers, and the lock-free history ring against
-//! publishers, readers, `clear_history` and `reset`.
+//! tables against publishers, the lock-free history ring against
+//! publishers, readers, `clear_history` and `reset`, and the per-thread
+//! tracking of the event being handled that stamps causation.
 //!
 //! Run (release, separate target dir so a normal build is not invalidated):
 //!
