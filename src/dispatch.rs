@@ -1,5 +1,7 @@
-//! One publish: the synchronous fan-out and the future that awaits async
-//! handlers.
+//! One publish, from the call to its outcome: the causal stamp (see
+//! `cause.rs`), the history record, the synchronous fan-out, and the future
+//! that awaits async handlers. `EventBus` and `Publisher` only choose the
+//! tables (a `Publisher` passes its [`TableCache`]).
 //!
 //! Sync handlers run inline, in subscription order, on the publishing thread.
 //! Each async handler's future is created and polled once during the fan-out
