@@ -41,7 +41,8 @@ use crate::table::{TableCache, Tables};
 /// - **Slow handlers.** A sync handler runs on the publisher's thread, so a
 ///   slow one delays that publish (and only that publisher); an async one
 ///   delays only the `publish` future that awaits it. Offload long work with
-///   your runtime's `spawn`.
+///   your runtime's `spawn` (wrapped in [`with_cause`](crate::with_cause) if
+///   what it publishes belongs to the handled event's chain).
 /// - **Failures.** A handler that returns `Err` or panics, or a filter that
 ///   panics, is counted in [`PublishOutcome::failed`] and
 ///   [`BusStats::handler_errors`] and logged with `tracing`; every other
