@@ -59,12 +59,18 @@ pub struct Event {
     /// The project the event belongs to.
     pub project_id: Option<i64>,
     /// The chain this event belongs to: the id of the event that started it.
-    /// `None` for an event that starts no chain and was caused by none.
+    /// `None` for an event that starts no chain and was caused by none (an
+    /// event with `None` is the root of the chain named by its own id).
+    /// Set by [`with_correlation`](Self::with_correlation),
+    /// [`caused_by`](Self::caused_by), or by the bus when the event is
+    /// published from inside a handler (see
+    /// [`EventBus::publish`](crate::EventBus::publish)).
     pub correlation_id: Option<EventId>,
-    /// The event whose handling published this one.
+    /// The event whose handling published this one; set like
+    /// `correlation_id`.
     pub causation_id: Option<EventId>,
     /// When the event was created.
-    #[serde(serialize_with = "crate::wire::serialize_timestamp")]
+    #[serde(serialize_with = "Rfc3339::serialize_time")]
     pub timestamp: SystemTime,
 }
 
@@ -166,18 +172,6 @@ impl Event {
     }
 }
 
-struct Timestamp(SystemTime);
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let parsed: Rfc3339 = crate::wire::deserialize_parsed(
-            deserializer,
-            "an RFC 3339 UTC timestamp such as \"2026-11-23T23:54:30.123456789Z\"",
-        )?;
-        Ok(Timestamp(parsed.0))
-    }
-}
-
 /// The wire shape, with the optional fields the decoder fills in.
 #[derive(Deserialize)]
 struct WireEvent {
@@ -191,7 +185,7 @@ struct WireEvent {
     project_id: Option<i64>,
     correlation_id: Option<EventId>,
     causation_id: Option<EventId>,
-    timestamp: Option<Timestamp>,
+    timestamp: Option<Rfc3339>,
 }
 
 fn empty_object() -> Value {

@@ -44,6 +44,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::event_type::EventType;
+use crate::id::EventId;
 use crate::scope::Scope;
 use crate::sync::{
     dekker_fence, fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering,
@@ -446,6 +447,7 @@ impl Drop for Ring {
 pub struct HistoryQuery {
     event_type: Option<EventType>,
     scope: Scope,
+    correlation_id: Option<EventId>,
     limit: usize,
 }
 
@@ -464,6 +466,7 @@ impl HistoryQuery {
         Self {
             event_type: None,
             scope: Scope::ANY,
+            correlation_id: None,
             limit: Self::DEFAULT_LIMIT,
         }
     }
@@ -496,6 +499,35 @@ impl HistoryQuery {
         self
     }
 
+    /// Only the events of one chain: the event `id` that started it (if
+    /// history still holds it) and every event whose `correlation_id` is
+    /// `id`. An event belongs to the chain its `correlation_id` names, or to
+    /// its own id's when it has none.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
+    ///
+    /// let bus = EventBus::new();
+    /// let task = Event::new(EventType::TaskCompleted);
+    /// let call = Event::new(EventType::AgentToolExecuted).caused_by(&task);
+    /// let memory = Event::new(EventType::MemoryShared).caused_by(&call);
+    /// let chain_id = task.id;
+    /// for event in [task, call, memory, Event::new(EventType::TaskCompleted)] {
+    ///     bus.publish_blocking(event);
+    /// }
+    /// let chain = bus.history(&HistoryQuery::new().correlation_id(chain_id));
+    /// let types: Vec<_> = chain.iter().map(|e| e.event_type).collect();
+    /// assert_eq!(
+    ///     types,
+    ///     [EventType::MemoryShared, EventType::AgentToolExecuted, EventType::TaskCompleted]
+    /// );
+    /// ```
+    #[must_use]
+    pub const fn correlation_id(mut self, id: EventId) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
     /// At most this many events. `0` returns none; `usize::MAX` returns the
     /// whole history.
     #[must_use]
@@ -511,7 +543,11 @@ impl HistoryQuery {
 
     /// Whether `event` meets every criterion (the limit aside).
     pub fn matches(&self, event: &Event) -> bool {
-        self.event_type.is_none_or(|t| t == event.event_type) && self.scope.admits(event)
+        self.event_type.is_none_or(|t| t == event.event_type)
+            && self.scope.admits(event)
+            && self
+                .correlation_id
+                .is_none_or(|chain| event.correlation_id.unwrap_or(event.id) == chain)
     }
 }
 

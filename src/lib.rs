@@ -47,6 +47,7 @@
 pub mod docs;
 
 mod bus;
+mod cause;
 mod dispatch;
 mod error;
 mod event;
@@ -66,6 +67,7 @@ mod wire;
 
 pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
+    cause::with_cause,
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, EncodeEventError, Lagged, ParseEventIdError,

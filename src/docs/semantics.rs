@@ -111,6 +111,22 @@
 //! (`bus.downgrade()`) rather than a clone of the bus, so the bus and its
 //! subscribers do not keep each other alive.
 //!
+//! # Causality
+//!
+//! An event published from inside a handler (a sync handler during its
+//! call, an async handler's future while it is polled, on any thread or
+//! runtime, through the bus, a [`Publisher`](crate::Publisher) or a
+//! [`WeakEventBus`](crate::WeakEventBus)) is stamped as caused by the event
+//! being handled: its [`causation_id`](crate::Event::causation_id) is the
+//! handled event's id and its [`correlation_id`](crate::Event::correlation_id)
+//! the handled event's chain, unless its publisher set either id. A publish
+//! outside any handler keeps what it was given.
+//! [`HistoryQuery::correlation_id`](crate::HistoryQuery::correlation_id)
+//! returns one chain. A task spawned from a handler (`tokio::spawn`, a
+//! thread) inherits nothing, because the cause lives with the handler's
+//! call or poll; wrap its future in [`with_cause`](crate::with_cause) to
+//! carry it.
+//!
 //! # Events from a newer build
 //!
 //! The 24 event types are a closed enum. An event whose `type` this build
