@@ -82,8 +82,8 @@ pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
     dispatch::PublishOutcome,
     error::{
-        BuildError, DecodeEventError, EncodeEventError, Lagged, ParseEventIdError,
-        ParseEventTypeError, TryRecvError,
+        BuildError, DecodeEventError, DecodeEventErrorKind, EncodeEventError, Lagged,
+        ParseEventIdError, ParseEventTypeError, TryRecvError,
     },
     event::Event,
     event_type::{EventType, EventTypeSet},
