@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_queue::ArrayQueue;
-use futures_util::task::AtomicWaker;
 use futures_core::Stream;
+use futures_util::task::AtomicWaker;
 
 use crate::error::{Lagged, TryRecvError};
 use crate::event::Event;
