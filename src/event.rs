@@ -46,7 +46,7 @@ use crate::wire::Rfc3339;
 /// let json = event.to_json().unwrap();
 /// assert_eq!(Event::from_json(&json).unwrap(), event);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Unique, time-ordered id, set by [`Event::new`].
     pub id: EventId,

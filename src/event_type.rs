@@ -225,10 +225,8 @@ impl EventTypeSet {
     }
 
     /// The types in the set, in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+    pub fn iter(self) -> EventTypeSetIter {
+        self.into_iter()
     }
 }
 
@@ -249,6 +247,48 @@ impl<const N: usize> From<[EventType; N]> for EventTypeSet {
         types.into_iter().collect()
     }
 }
+
+impl Extend<EventType> for EventTypeSet {
+    fn extend<I: IntoIterator<Item = EventType>>(&mut self, types: I) {
+        *self = types.into_iter().fold(*self, Self::with);
+    }
+}
+
+impl IntoIterator for EventTypeSet {
+    type Item = EventType;
+    type IntoIter = EventTypeSetIter;
+
+    fn into_iter(self) -> EventTypeSetIter {
+        EventTypeSetIter(self.0)
+    }
+}
+
+/// The types of an [`EventTypeSet`], in declaration order; from its
+/// `into_iter`.
+#[derive(Clone, Debug)]
+pub struct EventTypeSetIter(u32);
+
+impl Iterator for EventTypeSetIter {
+    type Item = EventType;
+
+    fn next(&mut self) -> Option<EventType> {
+        if self.0 == 0 {
+            return None;
+        }
+        let index = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(EventType::ALL[index])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.0.count_ones() as usize;
+        (len, Some(len))
+    }
+}
+
+impl ExactSizeIterator for EventTypeSetIter {}
+
+impl std::iter::FusedIterator for EventTypeSetIter {}
 
 impl FromIterator<EventType> for EventTypeSet {
     fn from_iter<I: IntoIterator<Item = EventType>>(types: I) -> Self {

@@ -457,8 +457,13 @@ impl Drop for Ring {
 ///     .circle_id(1)
 ///     .limit(10);
 /// assert_eq!(query.get_limit(), 10);
+/// assert_eq!(query.get_circle_id(), Some(1));
+/// assert_eq!(query.get_project_id(), None);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The builder methods take the criteria's plain names, so the getters are
+/// `get_`-prefixed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryQuery {
     event_type: Option<EventType>,
     scope: Scope,
@@ -523,6 +528,26 @@ impl HistoryQuery {
     /// The limit set (100 unless changed).
     pub const fn get_limit(&self) -> usize {
         self.limit
+    }
+
+    /// The event type required, if any.
+    pub const fn get_event_type(&self) -> Option<EventType> {
+        self.event_type
+    }
+
+    /// The source agent required, if any.
+    pub const fn get_source_agent_id(&self) -> Option<i64> {
+        self.scope.source_agent_id
+    }
+
+    /// The circle required, if any.
+    pub const fn get_circle_id(&self) -> Option<i64> {
+        self.scope.circle_id
+    }
+
+    /// The project required, if any.
+    pub const fn get_project_id(&self) -> Option<i64> {
+        self.scope.project_id
     }
 
     /// Whether `event` meets every criterion (the limit aside).

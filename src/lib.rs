@@ -86,7 +86,7 @@ pub use crate::{
         ParseEventIdError, ParseEventTypeError, TryRecvError,
     },
     event::Event,
-    event_type::{EventType, EventTypeSet},
+    event_type::{EventType, EventTypeSet, EventTypeSetIter},
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
