@@ -483,10 +483,17 @@ impl WeakEventBus {
     }
 }
 
-/// Configures an [`EventBus`]; from [`EventBus::builder`].
-#[derive(Clone, Debug)]
+/// Configures an [`EventBus`]; from [`EventBus::builder`] (or `default()`,
+/// the same).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventBusBuilder {
     history_capacity: usize,
+}
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        EventBus::builder()
+    }
 }
 
 impl EventBusBuilder {

@@ -25,7 +25,10 @@ use crate::wire::Rfc3339;
 /// On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
 /// fresh id, the current time and `{}`. Unknown fields are ignored, so newer
 /// producers can add fields. Malformed JSON, unknown type names and fields of
-/// the wrong type are a [`DecodeEventError`], never a panic.
+/// the wrong type are a [`DecodeEventError`], never a panic. An event from a
+/// newer build with a type this build lacks is such an error, one that
+/// names the type ([`DecodeEventError::unknown_type`]) so the caller can skip
+/// it or keep its JSON; it is never retyped or dropped silently.
 ///
 /// # Example
 ///
@@ -43,7 +46,7 @@ use crate::wire::Rfc3339;
 /// let json = event.to_json().unwrap();
 /// assert_eq!(Event::from_json(&json).unwrap(), event);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Unique, time-ordered id, set by [`Event::new`].
     pub id: EventId,
@@ -152,10 +155,14 @@ impl Event {
     ///
     /// Fails only for a timestamp before 1970 or after 9999.
     pub fn to_json(&self) -> Result<String, EncodeEventError> {
-        Ok(serde_json::to_string(self)?)
+        serde_json::to_string(self).map_err(EncodeEventError::new)
     }
 
     /// Decodes an event from JSON (see [`Event`]'s JSON form).
+    ///
+    /// Use this rather than `serde_json::from_str::<Event>`: both reject the
+    /// same input, but only this one's error tells an unknown event type
+    /// apart ([`DecodeEventError::kind`]).
     ///
     /// ```
     /// use agentbus::{Event, EventType};
@@ -164,11 +171,12 @@ impl Event {
     /// assert_eq!(event.event_type, EventType::MemoryShared);
     /// assert!(event.data.as_object().unwrap().is_empty());
     ///
-    /// assert!(Event::from_json(r#"{"type": "memory.forgotten"}"#).is_err());
+    /// let newer = Event::from_json(r#"{"type": "memory.forgotten"}"#).unwrap_err();
+    /// assert_eq!(newer.unknown_type(), Some("memory.forgotten"));
     /// assert!(Event::from_json(r#"{"type": "memory.shared", "circle_id": "five"}"#).is_err());
     /// ```
     pub fn from_json(json: &str) -> Result<Self, DecodeEventError> {
-        Ok(serde_json::from_str(json)?)
+        DecodeEventError::catch(|| serde_json::from_str(json))
     }
 }
 

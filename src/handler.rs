@@ -21,11 +21,36 @@ use crate::sync::{AtomicU8, Ordering};
 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 ///
-/// `Err` counts as a failed delivery and is logged; it never reaches the
-/// publisher as an error.
-pub trait HandlerResult {
+/// `Err` counts as a failed delivery and is logged with the error's
+/// `Display` text; it never reaches the publisher as an error.
+///
+/// The trait is sealed: those two are the only implementations, so the bus
+/// can change how it reads a handler's result without breaking anyone. A
+/// handler with another result type maps it, for example with
+/// `.map_err(|err| format!("{err:#}"))` to log an error's whole chain.
+///
+/// ```compile_fail,E0277
+/// use agentbus::HandlerResult;
+///
+/// struct Verdict;
+/// impl HandlerResult for Verdict {
+///     fn into_outcome(self) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait HandlerResult: sealed::Sealed {
     /// `Ok(())` for success, otherwise the error's message.
     fn into_outcome(self) -> Result<(), String>;
+}
+
+mod sealed {
+    /// Implemented only by the crate's [`HandlerResult`](super::HandlerResult)
+    /// types; unreachable from outside, so nobody else can implement it.
+    pub trait Sealed {}
+
+    impl Sealed for () {}
+    impl<E: std::fmt::Display> Sealed for Result<(), E> {}
 }
 
 impl HandlerResult for () {

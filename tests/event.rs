@@ -386,7 +386,9 @@ fn json_without_causal_ids_decodes_to_none() {
 #[test]
 fn decode_requires_type() {
     let err = Event::from_json(r#"{"data": {}}"#).unwrap_err();
-    assert!(err.to_string().contains("type"), "{err}");
+    // The message says what failed; its source says why.
+    let cause = std::error::Error::source(&err).expect("the parser's error");
+    assert!(cause.to_string().contains("type"), "{err}: {cause}");
     assert!(Event::from_json(r#"{"type": null}"#).is_err());
 }
 
