@@ -271,7 +271,10 @@ impl Subscriber {
     /// checks); the rest of a dispatch on the unsubscribing thread sees the
     /// flag by program order; and a publish already running elsewhere may
     /// call the handler once either way. The loom models in `tests/loom.rs`
-    /// check the first two with these orderings.
+    /// (`table_swap_*`, `publish_vs_unsubscribe`) check the first with these
+    /// orderings; `tests/publish.rs`
+    /// (`handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch`)
+    /// the second.
     pub(crate) fn deactivate(&self) {
         self.state.fetch_and(!Self::ACTIVE, Ordering::Relaxed);
     }
