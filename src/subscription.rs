@@ -116,6 +116,34 @@ impl<'bus> SubscriptionBuilder<'bus> {
         self.register(Handler::sync(handler))
     }
 
+    /// Registers a sync handler that receives the published `Arc<Event>`
+    /// itself, so it can keep the event (hand it to another thread, queue it
+    /// for a writer) for the cost of a reference count instead of a copy.
+    ///
+    /// It runs inline on the publishing thread like [`handler`](Self::handler);
+    /// a panic counts as a failed delivery and is logged.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, EventTypeSet};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let bus = EventBus::new();
+    /// let kept: Arc<Mutex<Vec<Arc<Event>>>> = Arc::default();
+    /// let sink = Arc::clone(&kept);
+    /// bus.subscription(EventTypeSet::all())
+    ///     .shared_handler(move |event: &Arc<Event>| sink.lock().unwrap().push(Arc::clone(event)));
+    ///
+    /// let event = Arc::new(Event::new(EventType::TaskCreated));
+    /// bus.publish_blocking(Arc::clone(&event));
+    /// assert!(Arc::ptr_eq(&kept.lock().unwrap()[0], &event));
+    /// ```
+    pub fn shared_handler<F>(self, handler: F) -> SubscriptionId
+    where
+        F: Fn(&StdArc<Event>) + Send + Sync + 'static,
+    {
+        self.register(Handler::Shared(Box::new(handler)))
+    }
+
     /// Registers an async handler (see [`EventBus::subscribe_async`]).
     pub fn async_handler<F, Fut>(self, handler: F) -> SubscriptionId
     where

@@ -417,3 +417,27 @@ fn a_filter_may_publish_and_subscribe() {
     assert_eq!(bus.stats().active_subscribers, 3);
     bus.reset();
 }
+
+#[test]
+fn shared_handler_receives_the_published_arc_and_counts_panics() {
+    let bus = EventBus::new();
+    let kept: Arc<Mutex<Vec<Arc<Event>>>> = Arc::default();
+    let sink = Arc::clone(&kept);
+    bus.subscription(EventTypeSet::all())
+        .shared_handler(move |event: &Arc<Event>| sink.lock().unwrap().push(Arc::clone(event)));
+    bus.subscription(EventType::TaskFailed)
+        .shared_handler(|_event: &Arc<Event>| panic!("shared handler panics"));
+
+    let created = Arc::new(Event::new(EventType::TaskCreated));
+    let outcome = bus.publish_blocking(Arc::clone(&created));
+    assert_eq!((outcome.delivered, outcome.failed), (1, 0));
+    let failed = bus.publish_blocking(Event::new(EventType::TaskFailed));
+    assert_eq!((failed.delivered, failed.failed), (1, 1));
+
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert!(
+        Arc::ptr_eq(&kept[0], &created),
+        "the handler gets the publisher's Arc, not a copy"
+    );
+}

@@ -1,0 +1,440 @@
+//! [`PostgresStore`]: the audit-trail backend, PostgreSQL through a pool of
+//! tokio-postgres connections, batches written with binary COPY.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use agentbus::{Event, EventType};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::query::{Order, ReadQuery};
+use crate::store::{Appended, BoxFuture, EventStore, Retention};
+use crate::stored::{timestamp_nanos, Columns, StoredEvent};
+
+/// The schema version this build writes and reads (`agentbus_meta`).
+pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 1;
+
+/// Serialises migrations of concurrent first connections.
+const MIGRATION_LOCK: i64 = 0x6167_656e_7462_7573;
+
+const SCHEMA: &str = "
+CREATE TABLE agentbus_events (
+    sequence        BIGINT PRIMARY KEY,
+    id              UUID NOT NULL UNIQUE,
+    event_type      TEXT NOT NULL,
+    source_agent_id BIGINT,
+    circle_id       BIGINT,
+    project_id      BIGINT,
+    correlation_id  UUID,
+    causation_id    UUID,
+    timestamp_ns    BIGINT NOT NULL,
+    data            JSON NOT NULL
+);
+CREATE INDEX agentbus_events_correlation ON agentbus_events (correlation_id)
+    WHERE correlation_id IS NOT NULL;
+INSERT INTO agentbus_meta (key, value) VALUES ('schema_version', 1), ('last_sequence', 0);
+";
+
+const COPY: &str = "COPY agentbus_events (sequence, id, event_type, source_agent_id, circle_id, \
+    project_id, correlation_id, causation_id, timestamp_ns, data) FROM STDIN BINARY";
+
+const COPY_TYPES: [Type; 10] = [
+    Type::INT8,
+    Type::UUID,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::UUID,
+    Type::UUID,
+    Type::INT8,
+    Type::JSON,
+];
+
+const COLUMNS: &str = "sequence, id, event_type, source_agent_id, circle_id, project_id, \
+    correlation_id, causation_id, timestamp_ns, data";
+
+/// The PostgreSQL store: one table of events and one of metadata in the
+/// database of the URL, created and migrated on connect.
+///
+/// A cheap handle: clones share one connection pool (up to 16 connections,
+/// 5 s to connect). Writers serialise on the metadata row that holds the
+/// sequence counter, so sequences stay gap-free and in commit order with
+/// several processes writing; readers never wait for writers. A connection
+/// the server closed is replaced on its next use, so the store recovers by
+/// itself once the server is back.
+///
+/// ```no_run
+/// use agentbus::EventBus;
+/// use agentbus_store::{PostgresStore, Recorder};
+///
+/// # async fn demo() -> Result<(), agentbus_store::StoreError> {
+/// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/events").await?;
+/// let recorder = Recorder::attach(&EventBus::new(), store.clone());
+/// recorder.flush().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    location: Arc<str>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |error| StoreError::backend("postgres", operation, error)
+}
+
+fn pool_error(operation: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StoreError {
+    move |error| StoreError::backend("postgres", operation, error)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`,
+    /// or key=value form) and creates or migrates the schema.
+    ///
+    /// Fails with [`StoreError::SchemaTooNew`] if a newer build created the
+    /// schema, and [`StoreError::Backend`] if the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| StoreError::backend("postgres", "parse url", error))?;
+        config.connect_timeout(Duration::from_secs(5));
+        let location = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|error| StoreError::backend("postgres", "connect", error))?;
+        let store = Self {
+            pool,
+            location: location.into(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Where the store lives: `host:port/database` (no credentials).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let failed = pg_error("migrate");
+        let mut client = self.pool.get().await.map_err(pool_error("connect"))?;
+        let tx = client.transaction().await.map_err(&failed)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(&failed)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS agentbus_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(&failed)?;
+        let version: Option<i64> = tx
+            .query_opt(
+                "SELECT value FROM agentbus_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .await
+            .map_err(&failed)?
+            .map(|row| row.get(0));
+        match version {
+            Some(found) if found > POSTGRES_SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    location: self.location.to_string(),
+                    found,
+                    supported: POSTGRES_SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => tx.batch_execute(SCHEMA).await.map_err(&failed)?,
+        }
+        tx.commit().await.map_err(&failed)
+    }
+
+    async fn append_events(&self, events: &[Arc<Event>]) -> Result<Appended, StoreError> {
+        let failed = pg_error("append");
+        let mut client = self.pool.get().await.map_err(pool_error("append"))?;
+        let tx = client.transaction().await.map_err(&failed)?;
+        // The counter row's lock serialises writers until commit: sequences
+        // are gap-free (a rollback undoes the increment) and in commit order.
+        let mut last: i64 = tx
+            .query_one(
+                "SELECT value FROM agentbus_meta WHERE key = 'last_sequence' FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(&failed)?
+            .get(0);
+        let ids: Vec<Uuid> = events.iter().map(|event| event.id.as_uuid()).collect();
+        let mut seen: HashSet<Uuid> = tx
+            .query("SELECT id FROM agentbus_events WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(&failed)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut sequences = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            if !seen.insert(event.id.as_uuid()) {
+                sequences.push(None);
+                continue;
+            }
+            last += 1;
+            sequences.push(Some(last as u64));
+            rows.push((last, timestamp_nanos(event)?, event));
+        }
+        if !rows.is_empty() {
+            let sink = tx.copy_in(COPY).await.map_err(&failed)?;
+            let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
+            for (sequence, timestamp, event) in &rows {
+                let id = event.id.as_uuid();
+                let correlation = event.correlation_id.map(|id| id.as_uuid());
+                let causation = event.causation_id.map(|id| id.as_uuid());
+                let row: [&(dyn ToSql + Sync); 10] = [
+                    sequence,
+                    &id,
+                    &event.event_type.as_str(),
+                    &event.source_agent_id,
+                    &event.circle_id,
+                    &event.project_id,
+                    &correlation,
+                    &causation,
+                    timestamp,
+                    &event.data,
+                ];
+                writer.as_mut().write(&row).await.map_err(&failed)?;
+            }
+            writer.finish().await.map_err(&failed)?;
+            tx.execute(
+                "UPDATE agentbus_meta SET value = $1 WHERE key = 'last_sequence'",
+                &[&last],
+            )
+            .await
+            .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)?;
+        Ok(Appended {
+            sequences,
+            last_sequence: last as u64,
+        })
+    }
+
+    async fn read_events(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let failed = pg_error("read");
+        if query.get_limit() == 0 || query.get_event_types().is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!("SELECT {COLUMNS} FROM agentbus_events WHERE sequence > $1");
+        let mut parameters: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(clamp_sequence(query.get_after()))];
+        let mut condition =
+            |sql: &mut String, column: &str, op: &str, value: Box<dyn ToSql + Sync + Send>| {
+                parameters.push(value);
+                // `= ANY` takes its array in parentheses; the others take them too.
+                let _ = write!(sql, " AND {column} {op} (${})", parameters.len());
+            };
+        if !query.all_types() {
+            let names: Vec<String> = EventType::ALL
+                .into_iter()
+                .filter(|t| query.get_event_types().contains(*t))
+                .map(|t| t.as_str().to_owned())
+                .collect();
+            condition(&mut sql, "event_type", "= ANY", Box::new(names));
+        }
+        if let Some(up_to) = query.get_up_to() {
+            condition(&mut sql, "sequence", "<=", Box::new(clamp_sequence(up_to)));
+        }
+        if let Some(circle) = query.get_circle_id() {
+            condition(&mut sql, "circle_id", "=", Box::new(circle));
+        }
+        if let Some(agent) = query.get_source_agent_id() {
+            condition(&mut sql, "source_agent_id", "=", Box::new(agent));
+        }
+        if let Some(project) = query.get_project_id() {
+            condition(&mut sql, "project_id", "=", Box::new(project));
+        }
+        if let Some(correlation) = query.get_correlation_id() {
+            condition(
+                &mut sql,
+                "correlation_id",
+                "=",
+                Box::new(correlation.as_uuid()),
+            );
+        }
+        if let Some(since) = query.get_since() {
+            condition(&mut sql, "timestamp_ns", ">=", Box::new(clamp_nanos(since)));
+        }
+        if let Some(until) = query.get_until() {
+            condition(&mut sql, "timestamp_ns", "<", Box::new(clamp_nanos(until)));
+        }
+        let order = match query.get_order() {
+            Order::Ascending => "ASC",
+            Order::Descending => "DESC",
+        };
+        let limit = i64::try_from(query.get_limit()).unwrap_or(i64::MAX);
+        let _ = write!(sql, " ORDER BY sequence {order} LIMIT {limit}");
+
+        let client = self.pool.get().await.map_err(pool_error("read"))?;
+        let statement = client.prepare_cached(&sql).await.map_err(&failed)?;
+        let parameters: Vec<&(dyn ToSql + Sync)> = parameters
+            .iter()
+            .map(|p| &**p as &(dyn ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(&statement, &parameters)
+            .await
+            .map_err(&failed)?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn last_sequence_value(&self) -> Result<u64, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error("read"))?;
+        let row = client
+            .query_one(
+                "SELECT value FROM agentbus_meta WHERE key = 'last_sequence'",
+                &[],
+            )
+            .await
+            .map_err(pg_error("read"))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn prune_events(&self, retention: &Retention) -> Result<u64, StoreError> {
+        let failed = pg_error("prune");
+        let mut client = self.pool.get().await.map_err(pool_error("prune"))?;
+        let tx = client.transaction().await.map_err(&failed)?;
+        let mut removed = 0;
+        if let Some(max_events) = retention.max_events {
+            let last: i64 = tx
+                .query_one(
+                    "SELECT value FROM agentbus_meta WHERE key = 'last_sequence'",
+                    &[],
+                )
+                .await
+                .map_err(&failed)?
+                .get(0);
+            let keep_from = (last as u64).saturating_sub(max_events) as i64;
+            removed += tx
+                .execute(
+                    "DELETE FROM agentbus_events WHERE sequence <= $1",
+                    &[&keep_from],
+                )
+                .await
+                .map_err(&failed)?;
+        }
+        if let Some(cutoff) = retention.cutoff(SystemTime::now()) {
+            // The prefix before the first event young enough to keep: what
+            // remains is one contiguous range.
+            removed += tx
+                .execute(
+                    "DELETE FROM agentbus_events WHERE sequence < COALESCE(
+                        (SELECT min(sequence) FROM agentbus_events WHERE timestamp_ns >= $1),
+                        9223372036854775807)",
+                    &[&clamp_nanos(cutoff)],
+                )
+                .await
+                .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)?;
+        Ok(removed)
+    }
+}
+
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config.get_dbname().unwrap_or("");
+    format!("{host}:{port}/{database}")
+}
+
+fn clamp_sequence(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+fn clamp_nanos(at: SystemTime) -> i64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+fn decode_row(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
+    let failed = pg_error("read");
+    let sequence = row.try_get::<_, i64>(0).map_err(&failed)? as u64;
+    let column = |field: &'static str| {
+        move |error: tokio_postgres::Error| {
+            crate::stored::corrupt(sequence, field, Some(Arc::new(error)))
+        }
+    };
+    Columns {
+        sequence,
+        id: row.try_get(1).map_err(column("id"))?,
+        event_type: row.try_get(2).map_err(column("event_type"))?,
+        source_agent_id: row.try_get(3).map_err(column("source_agent_id"))?,
+        circle_id: row.try_get(4).map_err(column("circle_id"))?,
+        project_id: row.try_get(5).map_err(column("project_id"))?,
+        correlation_id: row.try_get(6).map_err(column("correlation_id"))?,
+        causation_id: row.try_get(7).map_err(column("causation_id"))?,
+        timestamp_nanos: row.try_get(8).map_err(column("timestamp"))?,
+        data: row.try_get(9).map_err(column("data"))?,
+    }
+    .decode()
+}
+
+impl EventStore for PostgresStore {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        Box::pin(self.append_events(events))
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(self.read_events(query))
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.last_sequence_value())
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.prune_events(retention))
+    }
+}

@@ -1,0 +1,259 @@
+//! [`ReadQuery`]: which stored events to read, in which order, how many.
+
+use std::time::SystemTime;
+
+use agentbus::{Event, EventId, EventType, EventTypeSet};
+
+/// The most events one [`EventStore::read`](crate::EventStore::read) returns
+/// unless [`ReadQuery::limit`] says otherwise.
+pub const DEFAULT_READ_LIMIT: usize = 1000;
+
+/// The order of a read, by sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Oldest first (the default).
+    #[default]
+    Ascending,
+    /// Newest first.
+    Descending,
+}
+
+/// Which stored events to read: a sequence range, field filters, time bounds,
+/// an order and a limit. Every filter narrows the result; an event without a
+/// filtered field (say, no `circle_id`) never matches that filter.
+///
+/// Page forwards with `after(last_sequence_seen)`, backwards with
+/// `descending().before(first_sequence_seen)`.
+///
+/// ```
+/// use agentbus::EventType;
+/// use agentbus_store::{Order, ReadQuery};
+///
+/// let query = ReadQuery::new()
+///     .after(100)
+///     .event_type(EventType::TaskCompleted)
+///     .circle_id(5)
+///     .limit(50);
+/// assert_eq!(query.get_after(), 100);
+/// assert_eq!(query.get_limit(), 50);
+/// assert_eq!(query.get_order(), Order::Ascending);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadQuery {
+    pub(crate) after: u64,
+    pub(crate) up_to: Option<u64>,
+    pub(crate) types: EventTypeSet,
+    pub(crate) circle_id: Option<i64>,
+    pub(crate) source_agent_id: Option<i64>,
+    pub(crate) project_id: Option<i64>,
+    pub(crate) correlation_id: Option<EventId>,
+    pub(crate) since: Option<SystemTime>,
+    pub(crate) until: Option<SystemTime>,
+    pub(crate) order: Order,
+    pub(crate) limit: usize,
+}
+
+impl Default for ReadQuery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReadQuery {
+    /// Every stored event, ascending, at most [`DEFAULT_READ_LIMIT`].
+    pub fn new() -> Self {
+        Self {
+            after: 0,
+            up_to: None,
+            types: EventTypeSet::all(),
+            circle_id: None,
+            source_agent_id: None,
+            project_id: None,
+            correlation_id: None,
+            since: None,
+            until: None,
+            order: Order::Ascending,
+            limit: DEFAULT_READ_LIMIT,
+        }
+    }
+
+    /// Only sequences greater than `sequence` (`0`, the default, is "from the
+    /// start": sequences begin at 1).
+    #[must_use]
+    pub fn after(mut self, sequence: u64) -> Self {
+        self.after = sequence;
+        self
+    }
+
+    /// Only sequences up to and including `sequence`.
+    #[must_use]
+    pub fn up_to(mut self, sequence: u64) -> Self {
+        self.up_to = Some(sequence);
+        self
+    }
+
+    /// Only sequences less than `sequence` (for paging backwards).
+    #[must_use]
+    pub fn before(self, sequence: u64) -> Self {
+        self.up_to(sequence.saturating_sub(1))
+    }
+
+    /// Only events of these types: one [`EventType`] or an [`EventTypeSet`].
+    /// Replaces an earlier type filter.
+    #[must_use]
+    pub fn event_type(mut self, types: impl Into<EventTypeSet>) -> Self {
+        self.types = types.into();
+        self
+    }
+
+    /// Only events of circle `circle_id`.
+    #[must_use]
+    pub fn circle_id(mut self, circle_id: i64) -> Self {
+        self.circle_id = Some(circle_id);
+        self
+    }
+
+    /// Only events from agent `agent_id`.
+    #[must_use]
+    pub fn source_agent_id(mut self, agent_id: i64) -> Self {
+        self.source_agent_id = Some(agent_id);
+        self
+    }
+
+    /// Only events of project `project_id`.
+    #[must_use]
+    pub fn project_id(mut self, project_id: i64) -> Self {
+        self.project_id = Some(project_id);
+        self
+    }
+
+    /// Only events of the causal chain `correlation_id` (see
+    /// [`Event::correlation_id`]).
+    #[must_use]
+    pub fn correlation_id(mut self, correlation_id: EventId) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Only events whose timestamp is at or after `at`.
+    #[must_use]
+    pub fn since(mut self, at: SystemTime) -> Self {
+        self.since = Some(at);
+        self
+    }
+
+    /// Only events whose timestamp is before `at`.
+    #[must_use]
+    pub fn until(mut self, at: SystemTime) -> Self {
+        self.until = Some(at);
+        self
+    }
+
+    /// The order by sequence (ascending by default).
+    #[must_use]
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Newest first: shorthand for `order(Order::Descending)`.
+    #[must_use]
+    pub fn descending(self) -> Self {
+        self.order(Order::Descending)
+    }
+
+    /// At most `limit` events ([`DEFAULT_READ_LIMIT`] unless set).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The exclusive lower sequence bound.
+    pub fn get_after(&self) -> u64 {
+        self.after
+    }
+
+    /// The inclusive upper sequence bound, if any.
+    pub fn get_up_to(&self) -> Option<u64> {
+        self.up_to
+    }
+
+    /// The event types that match.
+    pub fn get_event_types(&self) -> EventTypeSet {
+        self.types
+    }
+
+    /// The circle filter.
+    pub fn get_circle_id(&self) -> Option<i64> {
+        self.circle_id
+    }
+
+    /// The agent filter.
+    pub fn get_source_agent_id(&self) -> Option<i64> {
+        self.source_agent_id
+    }
+
+    /// The project filter.
+    pub fn get_project_id(&self) -> Option<i64> {
+        self.project_id
+    }
+
+    /// The causal chain filter.
+    pub fn get_correlation_id(&self) -> Option<EventId> {
+        self.correlation_id
+    }
+
+    /// The inclusive lower time bound.
+    pub fn get_since(&self) -> Option<SystemTime> {
+        self.since
+    }
+
+    /// The exclusive upper time bound.
+    pub fn get_until(&self) -> Option<SystemTime> {
+        self.until
+    }
+
+    /// The order.
+    pub fn get_order(&self) -> Order {
+        self.order
+    }
+
+    /// The most events returned.
+    pub fn get_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether `event` passes the query's filters (types, fields, time
+    /// bounds); sequence bounds, order and limit are not checked.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    /// use agentbus_store::ReadQuery;
+    ///
+    /// let query = ReadQuery::new().event_type(EventType::TaskCompleted).circle_id(5);
+    /// assert!(query.matches(&Event::new(EventType::TaskCompleted).with_circle(5)));
+    /// assert!(!query.matches(&Event::new(EventType::TaskCompleted)));
+    /// assert!(!query.matches(&Event::new(EventType::TaskCreated).with_circle(5)));
+    /// ```
+    pub fn matches(&self, event: &Event) -> bool {
+        self.types.contains(event.event_type)
+            && field_matches(self.circle_id, event.circle_id)
+            && field_matches(self.source_agent_id, event.source_agent_id)
+            && field_matches(self.project_id, event.project_id)
+            && self
+                .correlation_id
+                .is_none_or(|wanted| event.correlation_id == Some(wanted))
+            && self.since.is_none_or(|since| event.timestamp >= since)
+            && self.until.is_none_or(|until| event.timestamp < until)
+    }
+
+    /// Whether the type filter admits every type (no SQL needed for it).
+    pub(crate) fn all_types(&self) -> bool {
+        self.types.len() == EventType::COUNT
+    }
+}
+
+fn field_matches(wanted: Option<i64>, actual: Option<i64>) -> bool {
+    wanted.is_none_or(|wanted| actual == Some(wanted))
+}

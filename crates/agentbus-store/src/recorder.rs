@@ -1,0 +1,530 @@
+//! [`Recorder`]: records every event published on a bus into a store, with
+//! a lock-free hand-off on the publishing thread and a background writer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventTypeSet, SubscriptionGuard};
+use crossbeam_queue::ArrayQueue;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+
+use crate::catch_up::CatchUp;
+use crate::error::StoreError;
+use crate::query::ReadQuery;
+use crate::store::{EventStore, Retention};
+use crate::writer::{Committed, Control, Writer};
+
+/// What a publisher does when the recorder's queue is full (the writer is
+/// slower than the publishers, or the store is down and being retried).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// The publisher waits (spinning, then sleeping briefly) until the writer
+    /// makes room: publishers slow down to the store's pace and nothing is
+    /// lost. The default.
+    #[default]
+    Wait,
+    /// The event is not recorded; it is counted in
+    /// [`RecorderStats::dropped`], logged (`WARN`, rate-limited), and the next
+    /// [`Recorder::flush`] returns [`StoreError::EventsDropped`]. Publishers
+    /// never wait. Handlers still receive the event.
+    DropNewest,
+}
+
+/// A snapshot of a recorder's counters; from [`Recorder::stats`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RecorderStats {
+    /// Events handed off and waiting in the queue.
+    pub queued: usize,
+    /// Events taken by the writer and not yet committed (the batch being
+    /// written or retried).
+    pub in_flight: usize,
+    /// Events committed by this recorder (duplicates excluded).
+    pub committed: u64,
+    /// Events skipped because their id was already stored (a replay, say).
+    pub duplicates: u64,
+    /// Events not recorded because the queue was full under
+    /// [`Overflow::DropNewest`].
+    pub dropped: u64,
+    /// Events the store cannot represent (a timestamp outside 1970..2262),
+    /// logged and skipped.
+    pub rejected: u64,
+    /// Times a publisher waited for room under [`Overflow::Wait`].
+    pub waits: u64,
+    /// Failed write attempts (each is retried).
+    pub errors: u64,
+    /// Committed batches.
+    pub batches: u64,
+    /// Events removed by retention.
+    pub pruned: u64,
+    /// The store's last sequence after this recorder's latest commit.
+    pub last_sequence: u64,
+    /// The error of the latest failed attempt, cleared by the next success.
+    pub last_error: Option<StoreError>,
+}
+
+impl RecorderStats {
+    /// Events handed off but not yet committed: `queued + in_flight`.
+    pub fn lag(&self) -> u64 {
+        (self.queued + self.in_flight) as u64
+    }
+}
+
+/// How a recorder batches, bounds its queue, retries and prunes; from
+/// [`Recorder::builder`].
+#[derive(Clone, Debug)]
+pub struct RecorderBuilder {
+    pub(crate) capacity: usize,
+    pub(crate) max_batch: usize,
+    pub(crate) linger: Duration,
+    pub(crate) overflow: Overflow,
+    pub(crate) retention: Retention,
+    pub(crate) prune_interval: Duration,
+    pub(crate) retry_min: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) live_capacity: usize,
+}
+
+impl Default for RecorderBuilder {
+    fn default() -> Self {
+        Self {
+            capacity: 65_536,
+            max_batch: 1000,
+            linger: Duration::ZERO,
+            overflow: Overflow::Wait,
+            retention: Retention::forever(),
+            prune_interval: Duration::from_secs(60),
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_secs(1),
+            live_capacity: 256,
+        }
+    }
+}
+
+impl RecorderBuilder {
+    /// The most events queued between publishers and the writer (default
+    /// 65,536; at least 1). Memory stays bounded by this many `Arc<Event>`s
+    /// plus one batch.
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The most events per transaction (default 1000; at least 1).
+    #[must_use]
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How long the writer waits for a batch to fill before committing
+    /// (default zero: batches form while the previous one commits, so they
+    /// grow under load and a lone event commits at once).
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// What publishers do when the queue is full (default [`Overflow::Wait`]).
+    #[must_use]
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Prune the store to `retention` in the background, at start and then
+    /// every `interval`.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention, interval: Duration) -> Self {
+        self.retention = retention;
+        self.prune_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The backoff between failed write attempts: from `min`, doubling, up
+    /// to `max` (default 10 ms to 1 s).
+    #[must_use]
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.retry_min = min.max(Duration::from_micros(100));
+        self.retry_max = max.max(self.retry_min);
+        self
+    }
+
+    /// Starts recording every event published on `bus` into `store` from
+    /// now on (see [`Recorder::attach`]).
+    pub fn attach<S: EventStore>(self, bus: &EventBus, store: S) -> Recorder {
+        Recorder::start(self, bus, Arc::new(store))
+    }
+}
+
+/// The state publishers and the writer share.
+pub(crate) struct Shared {
+    pub(crate) queue: ArrayQueue<Arc<Event>>,
+    overflow: Overflow,
+    /// Set by the writer before it sleeps for lack of events.
+    pub(crate) writer_idle: AtomicBool,
+    pub(crate) wake: Notify,
+    /// Set when the writer has stopped: waiting publishers give up.
+    pub(crate) writer_gone: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) last_error: Mutex<Option<StoreError>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) committed: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) waits: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) pruned: AtomicU64,
+    pub(crate) last_sequence: AtomicU64,
+}
+
+impl Shared {
+    /// The publishing thread's whole cost: one push into a lock-free
+    /// bounded queue and one load.
+    #[inline]
+    fn hand_off(&self, event: &Arc<Event>) {
+        if let Err(event) = self.queue.push(Arc::clone(event)) {
+            self.full(event);
+        }
+        // SeqCst pairs with the writer's store before its last look at the
+        // queue: either it sees our event or we see it idle.
+        if self.writer_idle.load(Ordering::SeqCst) {
+            self.wake_writer();
+        }
+    }
+
+    #[cold]
+    pub(crate) fn wake_writer(&self) {
+        if self.writer_idle.swap(false, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    #[cold]
+    fn full(&self, mut event: Arc<Event>) {
+        if self.overflow == Overflow::DropNewest {
+            self.drop_event(&event);
+            return;
+        }
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        let mut attempt = 0u32;
+        loop {
+            self.wake_writer_now();
+            if self.writer_gone.load(Ordering::Acquire) {
+                self.drop_event(&event);
+                return;
+            }
+            match attempt {
+                0..=63 => std::hint::spin_loop(),
+                64..=127 => std::thread::yield_now(),
+                _ => std::thread::sleep(Duration::from_micros(50)),
+            }
+            attempt = attempt.saturating_add(1);
+            match self.queue.push(event) {
+                Ok(()) => return,
+                Err(back) => event = back,
+            }
+        }
+    }
+
+    fn drop_event(&self, event: &Event) {
+        let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                event_id = %event.id,
+                dropped,
+                "agentbus-store recorder queue full: event not recorded"
+            );
+        }
+    }
+}
+
+/// The handle's owned parts: dropping the last clone of the [`Recorder`]
+/// unsubscribes and lets the writer drain and stop.
+struct Handle {
+    shared: Arc<Shared>,
+    store: Arc<dyn EventStore>,
+    control: mpsc::UnboundedSender<Control>,
+    /// Taken by `close`, so catch-up streams end once the writer is gone.
+    live: Mutex<Option<broadcast::Sender<Arc<Committed>>>>,
+    guard: Mutex<Option<SubscriptionGuard>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(guard) = self
+            .guard
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            guard.unsubscribe();
+        }
+        let _ = self.control.send(Control::Close { done: None });
+    }
+}
+
+/// Records every event published on a bus into an [`EventStore`].
+///
+/// A cheap handle: clones share one recorder. See the [crate docs](crate)
+/// for the behaviour (hand-off, batching, overflow, flush, retries).
+///
+/// ```
+/// use agentbus::{Event, EventBus, EventType};
+/// use agentbus_store::{EventStore, ReadQuery, Recorder, SqliteStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), agentbus_store::StoreError> {
+/// let bus = EventBus::new();
+/// let store = SqliteStore::open_in_memory()?;
+/// let recorder = Recorder::attach(&bus, store.clone());
+/// bus.publish(Event::new(EventType::TaskCreated).with_circle(5)).await;
+/// let last = recorder.flush().await?; // durable from here on
+/// assert_eq!(last, 1);
+/// assert_eq!(store.read(&ReadQuery::new()).await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// Starts recording every event published on `bus` into `store` from
+    /// now on, with the default settings (queue of 65,536, batches of up to
+    /// 1000, [`Overflow::Wait`], no retention). `store` may be a concrete
+    /// store or an `Arc<dyn EventStore>`.
+    ///
+    /// Needs no async runtime: the writer runs on its own thread.
+    pub fn attach<S: EventStore>(bus: &EventBus, store: S) -> Recorder {
+        Self::builder().attach(bus, store)
+    }
+
+    /// Settings for a recorder.
+    ///
+    /// ```
+    /// use agentbus::EventBus;
+    /// use agentbus_store::{Overflow, Recorder, Retention, SqliteStore};
+    /// use std::time::Duration;
+    ///
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::builder()
+    ///     .capacity(10_000)
+    ///     .overflow(Overflow::DropNewest)
+    ///     .retention(Retention::forever().max_events(1_000_000), Duration::from_secs(60))
+    ///     .attach(&bus, SqliteStore::open_in_memory().unwrap());
+    /// assert_eq!(recorder.stats().dropped, 0);
+    /// ```
+    pub fn builder() -> RecorderBuilder {
+        RecorderBuilder::default()
+    }
+
+    fn start(config: RecorderBuilder, bus: &EventBus, store: Arc<dyn EventStore>) -> Recorder {
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(config.capacity),
+            overflow: config.overflow,
+            writer_idle: AtomicBool::new(false),
+            wake: Notify::new(),
+            writer_gone: AtomicBool::new(false),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+        });
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(config.live_capacity);
+        let writer = Writer::new(
+            config,
+            Arc::clone(&shared),
+            Arc::clone(&store),
+            control_rx,
+            live.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("agentbus-store-writer".into())
+            .spawn(move || writer.run())
+            .expect("spawning the recorder's writer thread");
+        let feeder = Arc::clone(&shared);
+        let id = bus
+            .subscription(EventTypeSet::all())
+            .name("agentbus-store recorder")
+            .shared_handler(move |event: &Arc<Event>| feeder.hand_off(event));
+        Recorder {
+            handle: Arc::new(Handle {
+                shared,
+                store,
+                control,
+                live: Mutex::new(Some(live)),
+                guard: Mutex::new(Some(bus.guard(id))),
+                thread: Mutex::new(Some(thread)),
+            }),
+        }
+    }
+
+    /// Resolves when every event published before this call is committed
+    /// (with the store's durable setting) and returns the store's last
+    /// sequence.
+    ///
+    /// Fails with [`StoreError::FlushFailed`] when a write attempt fails
+    /// while the flush waits (the events stay queued and are retried: flush
+    /// again), with [`StoreError::EventsDropped`] when events were dropped
+    /// since the previous flush, and with [`StoreError::Closed`] after
+    /// [`close`](Self::close).
+    pub async fn flush(&self) -> Result<u64, StoreError> {
+        let (done, result) = oneshot::channel();
+        self.handle
+            .control
+            .send(Control::Flush { done })
+            .map_err(|_| StoreError::Closed)?;
+        self.handle.shared.wake_writer_now();
+        result.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Stops recording: unsubscribes from the bus, commits everything
+    /// already handed off, stops the writer and returns the last sequence.
+    /// Other clones of this recorder then fail with [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<u64, StoreError> {
+        if let Some(guard) = self
+            .handle
+            .guard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            guard.unsubscribe();
+        }
+        self.handle
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (done, result) = oneshot::channel();
+        self.handle
+            .control
+            .send(Control::Close { done: Some(done) })
+            .map_err(|_| StoreError::Closed)?;
+        self.handle.shared.wake_writer_now();
+        let last = result.await.unwrap_or(Err(StoreError::Closed));
+        let thread = self
+            .handle
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        last
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RecorderStats {
+        let shared = &self.handle.shared;
+        let counters = &shared.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RecorderStats {
+            queued: shared.queue.len(),
+            in_flight: load(&counters.in_flight) as usize,
+            committed: load(&counters.committed),
+            duplicates: load(&counters.duplicates),
+            dropped: load(&counters.dropped),
+            rejected: load(&counters.rejected),
+            waits: load(&counters.waits),
+            errors: load(&counters.errors),
+            batches: load(&counters.batches),
+            pruned: load(&counters.pruned),
+            last_sequence: load(&counters.last_sequence),
+            last_error: shared
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// The store this recorder writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.handle.store
+    }
+
+    /// A lossless catch-up stream: every stored event matching `filter`
+    /// with a sequence above `after`, then each new one as it commits.
+    ///
+    /// - **No gap, no duplicate.** Sequences come in ascending order, each
+    ///   at most once; the seam between the stored backlog and live events
+    ///   is found by sequence, so events committed while the backlog is read
+    ///   are neither missed nor repeated.
+    /// - **Slow consumers are refilled, not dropped.** Live events reach the
+    ///   stream through a bounded buffer; a consumer that falls behind goes
+    ///   back to reading the store from its last sequence, and then live
+    ///   again. The same happens when the stream sees a sequence gap (events
+    ///   written by another process or retried after a cut connection).
+    /// - The filter's types, fields, correlation and time bounds apply; its
+    ///   `after`, `up_to`, order and limit are ignored.
+    /// - A row that does not decode is yielded as an `Err` naming its
+    ///   sequence, and the stream continues after it. A store error while
+    ///   reading is yielded as an `Err` and the read is retried on the next
+    ///   poll.
+    /// - The stream ends after the recorder is closed or dropped, once
+    ///   everything committed is delivered.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{ReadQuery, Recorder, SqliteStore};
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// bus.publish(Event::new(EventType::TaskCreated)).await;
+    /// recorder.flush().await?;
+    ///
+    /// let mut stream = recorder.subscribe_from(0, ReadQuery::new());
+    /// bus.publish(Event::new(EventType::TaskCompleted)).await; // live
+    /// let first = stream.next().await.unwrap()?;
+    /// let second = stream.next().await.unwrap()?;
+    /// assert_eq!((first.sequence, second.sequence), (1, 2));
+    /// assert_eq!(second.event.event_type, EventType::TaskCompleted);
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_from(&self, after: u64, filter: ReadQuery) -> CatchUp {
+        let live = match &*self
+            .handle
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(live) => live.subscribe(),
+            // Closed: the stream reads what is stored and ends.
+            None => broadcast::channel(1).1,
+        };
+        CatchUp::new(Arc::clone(&self.handle.store), live, after, filter)
+    }
+}
+
+impl Shared {
+    /// Wakes the writer whether or not it said it was idle (for control
+    /// messages, which arrive on their own channel).
+    pub(crate) fn wake_writer_now(&self) {
+        self.writer_idle.store(false, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}

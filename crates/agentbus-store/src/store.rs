@@ -1,0 +1,148 @@
+//! [`EventStore`]: the trait both backends implement, object-safe so a
+//! backend can be chosen at run time (`Arc<dyn EventStore>`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use agentbus::Event;
+
+use crate::error::StoreError;
+use crate::query::ReadQuery;
+use crate::stored::StoredEvent;
+
+/// A boxed, sendable future: what [`EventStore`]'s methods return, so the
+/// trait can be used as `dyn EventStore`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What [`EventStore::append`] did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// The sequence given to each input event, in input order; `None` for
+    /// an event whose id was already stored (or repeated earlier in the
+    /// batch), which was skipped.
+    pub sequences: Vec<Option<u64>>,
+    /// The store's last sequence after the commit.
+    pub last_sequence: u64,
+}
+
+/// When stored events are pruned: keep at most `max_events`, and none
+/// older than `max_age` (by event timestamp). Both optional; pruning always
+/// removes the oldest sequences first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many events.
+    pub max_events: Option<u64>,
+    /// Remove events whose timestamp is older than this.
+    pub max_age: Option<std::time::Duration>,
+}
+
+impl Retention {
+    /// Keeps everything.
+    pub fn forever() -> Self {
+        Self::default()
+    }
+
+    /// Keeps at most `max_events`.
+    #[must_use]
+    pub fn max_events(mut self, max_events: u64) -> Self {
+        self.max_events = Some(max_events);
+        self
+    }
+
+    /// Keeps events younger than `max_age`.
+    #[must_use]
+    pub fn max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// The oldest timestamp kept, given the current time.
+    pub(crate) fn cutoff(&self, now: SystemTime) -> Option<SystemTime> {
+        self.max_age.and_then(|age| now.checked_sub(age))
+    }
+}
+
+/// A durable, ordered log of events: [`SqliteStore`](crate::SqliteStore),
+/// [`PostgresStore`](crate::PostgresStore), or `Arc<dyn EventStore>` holding
+/// either.
+///
+/// # Behaviour (both backends)
+///
+/// - Every stored event gets the next sequence: starting at 1, gap-free and
+///   ascending in commit order, never reused (also after pruning).
+/// - Events are unique by id: appending one whose id is stored is a no-op,
+///   neither an error nor a duplicate.
+/// - A batch commits whole or not at all.
+/// - A row that no longer decodes (a type from a newer build) is a typed
+///   error naming its sequence; the rows around it stay readable.
+///
+/// The methods return boxed futures so the trait is dyn-compatible.
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` in order in one transaction, skipping ids already
+    /// stored. Used by the [`Recorder`](crate::Recorder); call it directly to
+    /// import events.
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>>;
+
+    /// The stored events matching `query`, ordered by sequence.
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// The last sequence given out; `0` when nothing was ever stored.
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Removes the oldest events beyond `retention`; returns how many. The
+    /// sequence counter is unaffected.
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+impl<S: EventStore + ?Sized> EventStore for Arc<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        (**self).append(events)
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        (**self).read(query)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        (**self).last_sequence()
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        (**self).prune(retention)
+    }
+}
+
+/// Runs blocking store work off the async runtime's worker threads when
+/// there is a Tokio runtime, inline otherwise.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle
+                .spawn_blocking(work)
+                .await
+                .unwrap_or_else(|join| match join.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // The runtime is shutting down.
+                    Err(_) => Err(StoreError::Closed),
+                })
+        }
+        Err(_) => work(),
+    }
+}

@@ -1,0 +1,373 @@
+//! The recorder's background writer: takes batches off the queue, commits
+//! them, retries failures with backoff, answers flushes, prunes, and feeds
+//! catch-up streams.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use agentbus::Event;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::StoreError;
+use crate::recorder::{RecorderBuilder, Shared};
+use crate::store::EventStore;
+use crate::stored::timestamp_nanos;
+
+pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
+
+pub(crate) enum Control {
+    Flush { done: Reply },
+    Close { done: Option<Reply> },
+}
+
+/// One committed batch, as catch-up streams receive it: the events that
+/// were stored (duplicates left out) with their sequences.
+pub(crate) struct Committed {
+    pub(crate) events: Vec<(u64, Arc<Event>)>,
+}
+
+/// A flush (or close) waiting for the writer to have committed everything
+/// taken off the queue up to `target`.
+struct Waiter {
+    target: u64,
+    done: Option<Reply>,
+    close: bool,
+}
+
+/// Failed attempts to tolerate while closing before giving up on what is
+/// still queued (nobody was promised it was durable).
+const CLOSE_ATTEMPTS: u32 = 3;
+
+pub(crate) struct Writer {
+    config: RecorderBuilder,
+    shared: Arc<Shared>,
+    store: Arc<dyn EventStore>,
+    control: mpsc::UnboundedReceiver<Control>,
+    live: broadcast::Sender<Arc<Committed>>,
+    /// Events taken off the queue so far.
+    taken: u64,
+    /// Events taken and then committed, rejected or skipped.
+    settled: u64,
+    waiters: Vec<Waiter>,
+    closing: bool,
+    last_sequence: Option<u64>,
+    dropped_reported: u64,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        config: RecorderBuilder,
+        shared: Arc<Shared>,
+        store: Arc<dyn EventStore>,
+        control: mpsc::UnboundedReceiver<Control>,
+        live: broadcast::Sender<Arc<Committed>>,
+    ) -> Self {
+        Self {
+            config,
+            shared,
+            store,
+            control,
+            live,
+            taken: 0,
+            settled: 0,
+            waiters: Vec::new(),
+            closing: false,
+            last_sequence: None,
+            dropped_reported: 0,
+        }
+    }
+
+    pub(crate) fn run(self) {
+        let shared = Arc::clone(&self.shared);
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(self.main()),
+            Err(error) => tracing::error!(%error, "agentbus-store writer cannot start a runtime"),
+        }
+        shared.writer_gone.store(true, Ordering::Release);
+    }
+
+    fn accept(&mut self, control: Control) {
+        // Everything handed off before the request is in the queue now, so
+        // it is among the next `len()` events taken.
+        let target = self.taken + self.shared.queue.len() as u64;
+        match control {
+            Control::Flush { done } => self.waiters.push(Waiter {
+                target,
+                done: Some(done),
+                close: false,
+            }),
+            Control::Close { done } => {
+                self.closing = true;
+                self.waiters.push(Waiter {
+                    target,
+                    done,
+                    close: true,
+                });
+            }
+        }
+    }
+
+    fn drain_control(&mut self) {
+        loop {
+            match self.control.try_recv() {
+                Ok(control) => self.accept(control),
+                Err(mpsc::error::TryRecvError::Empty) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    if !self.closing {
+                        self.accept(Control::Close { done: None });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers the waiters whose events are all settled; `true` if a close
+    /// was among them (the writer stops).
+    async fn answer_settled(&mut self) -> bool {
+        if !self.waiters.iter().any(|w| w.target <= self.settled) {
+            return false;
+        }
+        let result = self.flush_result().await;
+        let mut stop = false;
+        let settled = self.settled;
+        self.waiters.retain_mut(|waiter| {
+            if waiter.target > settled {
+                return true;
+            }
+            stop |= waiter.close;
+            if let Some(done) = waiter.done.take() {
+                let _ = done.send(result.clone());
+            }
+            false
+        });
+        stop
+    }
+
+    async fn flush_result(&mut self) -> Result<u64, StoreError> {
+        let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
+        if dropped > self.dropped_reported {
+            let count = dropped - self.dropped_reported;
+            self.dropped_reported = dropped;
+            return Err(StoreError::EventsDropped { count });
+        }
+        match self.last_sequence {
+            Some(last) => Ok(last),
+            None => match self.store.last_sequence().await {
+                Ok(last) => {
+                    self.last_sequence = Some(last);
+                    Ok(last)
+                }
+                Err(error) => Err(StoreError::FlushFailed {
+                    source: Arc::new(error),
+                }),
+            },
+        }
+    }
+
+    fn fail_waiters(&mut self, error: &StoreError) {
+        for waiter in &mut self.waiters {
+            if let Some(done) = waiter.done.take() {
+                let _ = done.send(Err(StoreError::FlushFailed {
+                    source: Arc::new(error.clone()),
+                }));
+            }
+        }
+        // A close keeps its place (the writer still drains); flushes go.
+        self.waiters.retain(|waiter| waiter.close);
+    }
+
+    async fn main(mut self) {
+        let max_batch = self.config.max_batch;
+        let mut pending: Vec<Arc<Event>> = Vec::with_capacity(max_batch);
+        let mut backoff = self.config.retry_min;
+        let mut failures_while_closing = 0;
+        let pruning =
+            self.config.retention.max_events.is_some() || self.config.retention.max_age.is_some();
+        let mut next_prune = Instant::now();
+        loop {
+            self.drain_control();
+            self.fill(&mut pending);
+            if !pending.is_empty()
+                && pending.len() < max_batch
+                && !self.config.linger.is_zero()
+                && self.waiters.is_empty()
+            {
+                tokio::time::sleep(self.config.linger).await;
+                self.fill(&mut pending);
+            }
+            self.reject_unstorable(&mut pending);
+            self.shared
+                .counters
+                .in_flight
+                .store(pending.len() as u64, Ordering::Relaxed);
+
+            if pruning && Instant::now() >= next_prune {
+                self.prune().await;
+                next_prune = Instant::now() + self.config.prune_interval;
+            }
+
+            if pending.is_empty() {
+                // Everything taken was committed, or rejected above.
+                self.settled = self.taken;
+                if self.answer_settled().await {
+                    return;
+                }
+                if self.closing && self.shared.queue.is_empty() && self.waiters.is_empty() {
+                    return;
+                }
+                self.idle(pruning.then_some(next_prune)).await;
+                continue;
+            }
+
+            match self.store.append(&pending).await {
+                Ok(appended) => {
+                    backoff = self.config.retry_min;
+                    failures_while_closing = 0;
+                    self.committed(&pending, appended);
+                    self.settled = self.taken;
+                    pending.clear();
+                    self.shared.counters.in_flight.store(0, Ordering::Relaxed);
+                    if self.answer_settled().await {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        %error,
+                        source = ?std::error::Error::source(&error).map(ToString::to_string),
+                        events = pending.len(),
+                        retry_in = ?backoff,
+                        "agentbus-store recorder write failed; retrying"
+                    );
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+                    self.fail_waiters(&error);
+                    if self.closing {
+                        failures_while_closing += 1;
+                        if failures_while_closing >= CLOSE_ATTEMPTS {
+                            self.abandon(&pending, &error);
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.retry_max);
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self, pending: &mut Vec<Arc<Event>>) {
+        while pending.len() < self.config.max_batch {
+            match self.shared.queue.pop() {
+                Some(event) => {
+                    pending.push(event);
+                    self.taken += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn reject_unstorable(&self, pending: &mut Vec<Arc<Event>>) {
+        pending.retain(|event| {
+            if timestamp_nanos(event).is_ok() {
+                return true;
+            }
+            self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(event_id = %event.id, "agentbus-store cannot store an event with a timestamp outside 1970..2262; skipped");
+            false
+        });
+    }
+
+    fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {
+        let counters = &self.shared.counters;
+        let stored = appended.sequences.iter().flatten().count() as u64;
+        counters.committed.fetch_add(stored, Ordering::Relaxed);
+        counters
+            .duplicates
+            .fetch_add(pending.len() as u64 - stored, Ordering::Relaxed);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .last_sequence
+            .store(appended.last_sequence, Ordering::Relaxed);
+        self.last_sequence = Some(appended.last_sequence);
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if self.live.receiver_count() > 0 && stored > 0 {
+            let events = pending
+                .iter()
+                .zip(&appended.sequences)
+                .filter_map(|(event, sequence)| sequence.map(|s| (s, Arc::clone(event))))
+                .collect();
+            let _ = self.live.send(Arc::new(Committed { events }));
+        }
+    }
+
+    fn abandon(&mut self, pending: &[Arc<Event>], error: &StoreError) {
+        let mut abandoned = pending.len();
+        while self.shared.queue.pop().is_some() {
+            abandoned += 1;
+        }
+        tracing::error!(%error, abandoned, "agentbus-store recorder closed while the store fails; unflushed events were not stored");
+        for waiter in &mut self.waiters {
+            if let Some(done) = waiter.done.take() {
+                let _ = done.send(Err(StoreError::FlushFailed {
+                    source: Arc::new(error.clone()),
+                }));
+            }
+        }
+    }
+
+    async fn prune(&mut self) {
+        match self.store.prune(&self.config.retention).await {
+            Ok(removed) => {
+                self.shared
+                    .counters
+                    .pruned
+                    .fetch_add(removed, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "agentbus-store retention prune failed; retried next interval");
+            }
+        }
+    }
+
+    /// Sleeps until an event is handed off, a control message arrives, or
+    /// pruning is due.
+    async fn idle(&mut self, next_prune: Option<Instant>) {
+        self.shared.writer_idle.store(true, Ordering::SeqCst);
+        // Look again after announcing: a publisher that pushed before seeing
+        // the flag would otherwise wake nobody.
+        if !self.shared.queue.is_empty() {
+            self.shared.writer_idle.store(false, Ordering::SeqCst);
+            return;
+        }
+        let prune_at = next_prune.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = self.shared.wake.notified() => {}
+            control = self.control.recv() => match control {
+                Some(control) => self.accept(control),
+                None => {
+                    if !self.closing {
+                        self.accept(Control::Close { done: None });
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(prune_at.into()) => {}
+        }
+        self.shared.writer_idle.store(false, Ordering::SeqCst);
+    }
+}

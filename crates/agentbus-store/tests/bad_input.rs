@@ -1,0 +1,240 @@
+//! Bad input gets a typed error naming what and where, never a panic, and
+//! the rest of the store stays readable.
+
+mod common;
+
+use std::sync::Arc;
+
+use agentbus::EventBus;
+use agentbus_store::{
+    EventStore, PostgresStore, Projection, ReadQuery, Recorder, SqliteStore, StoreError,
+};
+use futures_util::StreamExt;
+
+use common::numbered;
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let content = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &content).unwrap();
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NotADatabase { path: p, .. } if p.ends_with("notes.txt")),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("notes.txt"), "{error}");
+    assert!(std::error::Error::source(&error).is_some());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+}
+
+#[test]
+fn a_store_of_a_newer_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    drop(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("events.db"), "{error}");
+}
+
+/// Five events, the third rewritten as a type this build does not know and
+/// the fourth with a payload that is not JSON.
+async fn damaged_sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let events: Vec<_> = (0..5).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE agentbus_events SET event_type = 'memory.forgotten' WHERE sequence = 3",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE agentbus_events SET data = '{not json' WHERE sequence = 4",
+        [],
+    )
+    .unwrap();
+    (dir, store)
+}
+
+async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventStore + Clone>(
+    store: S,
+    corrupt_field: &str,
+) {
+    let error = store.read(&ReadQuery::new()).await.unwrap_err();
+    match &error {
+        StoreError::UnknownEventType {
+            sequence,
+            event_type,
+        } => assert_eq!((*sequence, event_type.as_str()), (3, "memory.forgotten")),
+        other => panic!("expected UnknownEventType, got {other:?}"),
+    }
+    assert_eq!(error.sequence(), Some(3));
+    assert_eq!(
+        error.to_string(),
+        "stored event 3 has unknown event type `memory.forgotten`"
+    );
+    let before: Vec<u64> = store
+        .read(&ReadQuery::new().up_to(2))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.sequence)
+        .collect();
+    assert_eq!(before, vec![1, 2]);
+    let after = store.read(&ReadQuery::new().after(4)).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].sequence, 5);
+
+    // A catch-up stream yields each bad row as an error and goes on.
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let items: Vec<_> = recorder
+        .subscribe_from(0, ReadQuery::new())
+        .take(5)
+        .collect()
+        .await;
+    let summary: Vec<Result<u64, Option<u64>>> = items
+        .iter()
+        .map(|item| match item {
+            Ok(stored) => Ok(stored.sequence),
+            Err(error) => Err(error.sequence()),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![Ok(1), Ok(2), Err(Some(3)), Err(Some(4)), Ok(5)]
+    );
+    assert!(
+        matches!(&items[3], Err(StoreError::Corrupt { field, .. }) if *field == corrupt_field),
+        "{:?}",
+        items[3]
+    );
+
+    // A projection stops at the bad row, saying where.
+    let mut count = Projection::new(0, ReadQuery::new(), |n: &mut u32, _: &_| *n += 1);
+    let error = count.catch_up(&store).await.unwrap_err();
+    assert_eq!(error.sequence(), Some(3));
+    assert_eq!((*count.state(), count.sequence()), (2, 2));
+}
+
+#[tokio::test]
+async fn sqlite_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() {
+    let (_dir, store) = damaged_sqlite().await;
+    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, "data").await;
+}
+
+#[tokio::test]
+async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() {
+    let Some(cluster) = common::pg::shared("agentbus-store bad input (PostgreSQL)") else {
+        return;
+    };
+    let url = cluster.create_database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let events: Vec<_> = (0..5).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // jsonb holds only valid JSON, so the column types guard the payload;
+    // what a newer or broken writer can still leave is an unknown type name
+    // or a missing one.
+    client
+        .batch_execute(
+            "UPDATE agentbus_events SET event_type = 'memory.forgotten' WHERE sequence = 3;
+             ALTER TABLE agentbus_events ALTER COLUMN event_type DROP NOT NULL;
+             UPDATE agentbus_events SET event_type = NULL WHERE sequence = 4;",
+        )
+        .await
+        .unwrap();
+    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, "event_type").await;
+}
+
+#[tokio::test]
+async fn postgres_of_a_newer_schema_version_is_refused() {
+    let Some(cluster) = common::pg::shared("agentbus-store bad input (PostgreSQL)") else {
+        return;
+    };
+    let url = cluster.create_database();
+    drop(PostgresStore::connect(&url).await.unwrap());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("UPDATE agentbus_meta SET value = 7 WHERE key = 'schema_version'")
+        .await
+        .unwrap();
+    let error = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::SchemaTooNew {
+                found: 7,
+                supported: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("127.0.0.1:{}", cluster.port)),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_unreachable_is_a_backend_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = PostgresStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = PostgresStore::connect("postgres://[not a url")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                operation: "parse url",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,648 @@
+//! One behaviour for both backends: every case here runs against SQLite and
+//! PostgreSQL (tests/sqlite.rs, tests/postgres.rs).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use agentbus::{Event, EventBus, EventType, EventTypeSet, HistoryQuery};
+use agentbus_store::{
+    replay, EventStore, Order, Overflow, Projection, ReadQuery, Recorder, Retention, StoreError,
+    StoredEvent,
+};
+use futures_util::StreamExt;
+
+use super::{assert_contiguous, numbered, read_all, Throttled};
+
+/// Runs `case` for each backend; `$make` yields `Option<store>` (None: skipped).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $make else { return };
+                common::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+pub async fn append_gives_gap_free_sequences_and_skips_known_ids<S: EventStore + Clone>(store: S) {
+    assert_eq!(store.last_sequence().await.unwrap(), 0);
+    let events: Vec<Arc<Event>> = (0..5).map(|n| Arc::new(numbered(n))).collect();
+    let appended = store.append(&events[..3]).await.unwrap();
+    assert_eq!(appended.sequences, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(appended.last_sequence, 3);
+
+    // Known ids (also repeated within the batch) are skipped without a gap.
+    let batch = vec![
+        Arc::clone(&events[1]),
+        Arc::clone(&events[3]),
+        Arc::clone(&events[3]),
+        Arc::clone(&events[4]),
+    ];
+    let appended = store.append(&batch).await.unwrap();
+    assert_eq!(appended.sequences, vec![None, Some(4), None, Some(5)]);
+    assert_eq!(store.last_sequence().await.unwrap(), 5);
+
+    let all = read_all(&store).await;
+    assert_contiguous(&all, 1, 5);
+    let ids: Vec<_> = all.iter().map(|s| s.event.id).collect();
+    let expected: Vec<_> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, expected);
+
+    // An empty batch and an all-duplicate batch change nothing.
+    assert_eq!(store.append(&[]).await.unwrap().last_sequence, 5);
+    assert_eq!(
+        store.append(&events).await.unwrap().sequences,
+        vec![None; 5]
+    );
+    assert_eq!(store.last_sequence().await.unwrap(), 5);
+}
+
+pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
+    let parent = Event::new(EventType::TaskCompleted)
+        .with_data(serde_json::json!({
+            "unicode": "naïve ✓ \u{0}", "big": i64::MAX, "float": 0.1, "neg": -1.5e300,
+            "empty": {}, "list": [null, true, [1]]
+        }))
+        .with_source_agent(-3)
+        .with_circle(i64::MIN)
+        .with_project(i64::MAX);
+    let child = Event::new(EventType::AgentToolExecuted).caused_by(&parent);
+    let mut odd = Event::new(EventType::SystemWarning).with_data(serde_json::json!("a string"));
+    odd.timestamp = std::time::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+    let events = [parent, child, odd].map(Arc::new);
+    store.append(&events).await.unwrap();
+    let stored = read_all(&store).await;
+    let back: Vec<&Event> = stored.iter().map(|s| &s.event).collect();
+    let original: Vec<&Event> = events.iter().map(|e| &**e).collect();
+    assert_eq!(
+        back, original,
+        "every field, the timestamp to the nanosecond"
+    );
+}
+
+pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
+    let before = SystemTime::now();
+    let mut events: Vec<Arc<Event>> = (0..40).map(|n| Arc::new(numbered(n))).collect();
+    let chain = Event::new(EventType::TaskCreated);
+    let linked = Event::new(EventType::TaskStarted).caused_by(&chain);
+    events.push(Arc::new(chain.clone()));
+    events.push(Arc::new(linked.clone()));
+    store.append(&events).await.unwrap();
+    let after_all = SystemTime::now();
+
+    let read = |query: ReadQuery| {
+        let store = store.clone();
+        async move { store.read(&query).await.unwrap() }
+    };
+    let expect = |filter: &dyn Fn(&Event) -> bool| -> Vec<u64> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| filter(e))
+            .map(|(i, _)| i as u64 + 1)
+            .collect()
+    };
+    let sequences =
+        |stored: Vec<StoredEvent>| stored.iter().map(|s| s.sequence).collect::<Vec<_>>();
+
+    assert_eq!(
+        sequences(read(ReadQuery::new().event_type(EventType::TaskCompleted)).await),
+        expect(&|e| e.event_type == EventType::TaskCompleted)
+    );
+    let pair = EventTypeSet::from([EventType::TaskCreated, EventType::MemoryShared]);
+    assert_eq!(
+        sequences(read(ReadQuery::new().event_type(pair)).await),
+        expect(&|e| pair.contains(e.event_type))
+    );
+    assert_eq!(
+        sequences(
+            read(
+                ReadQuery::new()
+                    .circle_id(2)
+                    .source_agent_id(1)
+                    .project_id(7)
+            )
+            .await
+        ),
+        expect(&|e| e.circle_id == Some(2)
+            && e.source_agent_id == Some(1)
+            && e.project_id == Some(7))
+    );
+    assert_eq!(
+        sequences(read(ReadQuery::new().correlation_id(chain.id)).await),
+        vec![42],
+        "the chain's correlation id is on the caused event"
+    );
+    assert_eq!(
+        read(ReadQuery::new().since(before).until(after_all))
+            .await
+            .len(),
+        42
+    );
+    assert!(read(ReadQuery::new().since(after_all)).await.is_empty());
+    assert!(read(ReadQuery::new().until(before)).await.is_empty());
+    assert!(read(ReadQuery::new().event_type(EventTypeSet::empty()))
+        .await
+        .is_empty());
+    assert!(read(ReadQuery::new().limit(0)).await.is_empty());
+
+    // Paging forwards and backwards covers everything once.
+    let mut forward = Vec::new();
+    loop {
+        let after = forward.last().copied().unwrap_or(0);
+        let page = sequences(read(ReadQuery::new().after(after).limit(10)).await);
+        if page.is_empty() {
+            break;
+        }
+        forward.extend(page);
+    }
+    assert_eq!(forward, (1..=42).collect::<Vec<_>>());
+    let mut backward = Vec::new();
+    let mut before_seq = u64::MAX;
+    loop {
+        let page =
+            sequences(read(ReadQuery::new().descending().before(before_seq).limit(10)).await);
+        let Some(&last) = page.last() else { break };
+        before_seq = last;
+        backward.extend(page);
+    }
+    assert_eq!(backward, (1..=42).rev().collect::<Vec<_>>());
+    assert_eq!(
+        sequences(read(ReadQuery::new().after(5).up_to(8).order(Order::Descending)).await),
+        vec![8, 7, 6]
+    );
+}
+
+pub async fn recorder_stores_every_event_of_concurrent_publishers<S: EventStore + Clone>(store: S) {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let publishers: Vec<_> = (0..4)
+        .map(|thread| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                let mut publisher = bus.publisher();
+                for n in 0..2_500 {
+                    publisher.publish_blocking(numbered(thread * 10_000 + n));
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 10_000);
+    let stats = recorder.stats();
+    assert_eq!(
+        (stats.committed, stats.dropped, stats.lag()),
+        (10_000, 0, 0)
+    );
+    assert_eq!(stats.last_sequence, 10_000);
+    assert!(stats.batches < 10_000, "events are batched: {stats:?}");
+
+    let all = read_all(&store).await;
+    assert_contiguous(&all, 1, 10_000);
+    // Each publisher's events are stored in its publish order.
+    for thread in 0..4u64 {
+        let ns: Vec<u64> = all
+            .iter()
+            .map(|s| s.event.data["n"].as_u64().unwrap())
+            .filter(|n| n / 10_000 == thread)
+            .collect();
+        assert_eq!(
+            ns,
+            (thread * 10_000..thread * 10_000 + 2_500).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(recorder.close().await.unwrap(), 10_000);
+    assert!(matches!(recorder.flush().await, Err(StoreError::Closed)));
+}
+
+pub async fn flush_covers_every_earlier_publish_while_publishers_run<S: EventStore + Clone>(
+    store: S,
+) {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = {
+        let (bus, stop) = (bus.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 1_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                bus.publish_blocking(numbered(n));
+                n += 1;
+                // About 10k events/s: busy, but well below what a debug
+                // build commits, so the test's run time stays bounded.
+                if n % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let mut previous = 0;
+    for round in 0..20u64 {
+        let mine: Vec<Arc<Event>> = (0..50)
+            .map(|n| Arc::new(numbered(round * 100 + n)))
+            .collect();
+        for event in &mine {
+            bus.publish(Arc::clone(event)).await;
+        }
+        let last = recorder.flush().await.unwrap();
+        // Everything published before the flush is at or below `last`.
+        let stored = store
+            .read(
+                &ReadQuery::new()
+                    .after(previous)
+                    .up_to(last)
+                    .limit(usize::MAX),
+            )
+            .await
+            .unwrap();
+        let ids: HashSet<_> = stored.iter().map(|s| s.event.id).collect();
+        assert!(mine.iter().all(|e| ids.contains(&e.id)), "round {round}");
+        previous = last;
+    }
+    stop.store(true, Ordering::Relaxed);
+    background.join().unwrap();
+    let last = recorder.flush().await.unwrap();
+    assert_contiguous(&read_all(&store).await, 1, last);
+}
+
+/// Streams started at arbitrary moments while publishers run each see every
+/// sequence after their start exactly once, in order.
+pub async fn catch_up_seam_has_no_gap_and_no_duplicate<S: EventStore + Clone>(store: S) {
+    const TOTAL: u64 = 6_000;
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let publishers: Vec<_> = (0..2)
+        .map(|thread| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for n in 0..TOTAL / 2 {
+                    bus.publish_blocking(numbered(thread * TOTAL + n));
+                    if n % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut consumers = Vec::new();
+    for start in 0..6u64 {
+        tokio::time::sleep(Duration::from_millis(15 * start)).await;
+        let after = recorder.stats().last_sequence.saturating_sub(start * 37);
+        let mut stream = recorder.subscribe_from(after, ReadQuery::new());
+        consumers.push(tokio::spawn(async move {
+            let mut expected = after + 1;
+            while expected <= TOTAL {
+                let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                    .await
+                    .expect("the stream keeps up")
+                    .expect("the stream stays open")
+                    .expect("no error");
+                assert_eq!(next.sequence, expected, "stream from {after}");
+                expected += 1;
+            }
+            after
+        }));
+    }
+    // A filtered stream sees exactly the matching events, in order.
+    let filtered =
+        recorder.subscribe_from(0, ReadQuery::new().event_type(EventType::TaskCompleted));
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    assert_eq!(recorder.flush().await.unwrap(), TOTAL);
+    for consumer in consumers {
+        consumer.await.unwrap();
+    }
+    let expected: Vec<u64> = read_all(&store)
+        .await
+        .iter()
+        .filter(|s| s.event.event_type == EventType::TaskCompleted)
+        .map(|s| s.sequence)
+        .collect();
+    let seen: Vec<u64> = filtered
+        .take(expected.len())
+        .map(|item| item.unwrap().sequence)
+        .collect()
+        .await;
+    assert_eq!(seen, expected);
+}
+
+/// A consumer that stops reading while thousands of batches commit is
+/// refilled from the store: it still sees everything once, in order.
+pub async fn catch_up_refills_a_consumer_that_fell_behind<S: EventStore + Clone>(store: S) {
+    let bus = EventBus::new();
+    let recorder = Recorder::builder().max_batch(1).attach(&bus, store.clone());
+    let mut stream = recorder.subscribe_from(0, ReadQuery::new());
+    for n in 0..1_500 {
+        bus.publish(numbered(n)).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 1_500);
+    let mut expected = 1;
+    while expected <= 1_500 {
+        let next = stream.next().await.unwrap().unwrap();
+        assert_eq!(next.sequence, expected);
+        expected += 1;
+    }
+    // Then live again.
+    bus.publish(numbered(1_500)).await;
+    assert_eq!(stream.next().await.unwrap().unwrap().sequence, 1_501);
+    // Closing the recorder ends the stream once everything is delivered.
+    recorder.close().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn replay_keeps_ids_and_never_stores_twice<S: EventStore + Clone>(store: S) {
+    let source = EventBus::new();
+    let recorder = Recorder::attach(&source, store.clone());
+    for n in 0..30 {
+        source.publish(numbered(n)).await;
+    }
+    recorder.flush().await.unwrap();
+    recorder.close().await.unwrap();
+
+    // Replay into a bus whose recorder writes to the same store.
+    let debug = EventBus::builder().history_capacity(100).build();
+    let again = Recorder::attach(&debug, store.clone());
+    let replayed = replay(&store, &ReadQuery::new().after(10).up_to(25), &debug)
+        .await
+        .unwrap();
+    assert_eq!((replayed.events, replayed.last_sequence), (15, 25));
+    assert_eq!(again.flush().await.unwrap(), 30, "nothing stored twice");
+    assert_eq!(again.stats().duplicates, 15);
+    let history: Vec<_> = debug
+        .history(&HistoryQuery::new())
+        .iter()
+        .rev()
+        .map(|e| e.id)
+        .collect();
+    let stored: Vec<_> = store
+        .read(&ReadQuery::new().after(10).up_to(25))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.event.id)
+        .collect();
+    assert_eq!(history, stored, "same ids, same order");
+    // A limit caps the total.
+    let fresh = EventBus::new();
+    assert_eq!(
+        replay(&store, &ReadQuery::new().limit(7), &fresh)
+            .await
+            .unwrap()
+            .events,
+        7
+    );
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tally {
+    by_type: std::collections::BTreeMap<String, u64>,
+    sum: u64,
+}
+
+fn tally(state: &mut Tally, stored: &StoredEvent) {
+    *state
+        .by_type
+        .entry(stored.event.event_type.to_string())
+        .or_default() += 1;
+    state.sum += stored.event.data["n"].as_u64().unwrap_or(0);
+}
+
+pub async fn projection_resumed_from_a_snapshot_equals_a_rebuild<S: EventStore + Clone>(store: S) {
+    let batch =
+        |range: std::ops::Range<u64>| range.map(|n| Arc::new(numbered(n))).collect::<Vec<_>>();
+    store.append(&batch(0..2_500)).await.unwrap();
+    let query = ReadQuery::new().event_type(EventTypeSet::from([
+        EventType::TaskCreated,
+        EventType::TaskCompleted,
+    ]));
+    let mut first = Projection::new(Tally::default(), query.clone(), tally);
+    assert_eq!(first.catch_up(&store).await.unwrap(), 2_500);
+    let (snapshot, at) = first.snapshot();
+
+    store.append(&batch(2_500..4_000)).await.unwrap();
+    let mut resumed = Projection::resume(snapshot, at, query.clone(), tally);
+    assert_eq!(resumed.catch_up(&store).await.unwrap(), 4_000);
+    let mut rebuilt = Projection::new(Tally::default(), query, tally);
+    rebuilt.catch_up(&store).await.unwrap();
+    assert_eq!(resumed.state(), rebuilt.state());
+    assert_eq!(rebuilt.state().by_type.values().sum::<u64>(), 2_000);
+    // Applying an already-seen event is a no-op.
+    let seen = store.read(&ReadQuery::new().limit(1)).await.unwrap();
+    assert!(!resumed.apply(&seen[0]));
+}
+
+pub async fn retention_prunes_in_the_background<S: EventStore + Clone>(store: S) {
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .retention(
+            Retention::forever().max_events(100),
+            Duration::from_millis(20),
+        )
+        .attach(&bus, store.clone());
+    for n in 0..500 {
+        bus.publish(numbered(n)).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 500);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = read_all(&store).await;
+        if left.len() == 100 {
+            assert_contiguous(&left, 401, 500);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not pruned: {} left",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(recorder.stats().pruned >= 400);
+    recorder.close().await.unwrap();
+
+    // Sequences are never reused after pruning everything.
+    assert_eq!(
+        store
+            .prune(&Retention::forever().max_events(0))
+            .await
+            .unwrap(),
+        100
+    );
+    assert!(read_all(&store).await.is_empty());
+    // By age: the prefix older than the cutoff goes.
+    let aged = |n: u64| {
+        let mut event = numbered(n);
+        event.timestamp = SystemTime::now() - Duration::from_secs(3_600);
+        Arc::new(event)
+    };
+    let young = Arc::new(numbered(1_002));
+    let appended = store
+        .append(&[aged(1_000), aged(1_001), Arc::clone(&young)])
+        .await
+        .unwrap();
+    assert_eq!(appended.sequences, vec![Some(501), Some(502), Some(503)]);
+    let removed = store
+        .prune(&Retention::forever().max_age(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let left = read_all(&store).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].sequence, left[0].event.id), (503, young.id));
+}
+
+pub async fn two_recorders_share_one_store<S: EventStore + Clone>(store: S) {
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let (ra, rb) = (
+        Recorder::attach(&a, store.clone()),
+        Recorder::attach(&b, store.clone()),
+    );
+    let threads: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, bus)| {
+            std::thread::spawn(move || {
+                for n in 0..1_000 {
+                    bus.publish_blocking(numbered(i as u64 * 10_000 + n));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    ra.flush().await.unwrap();
+    rb.flush().await.unwrap();
+    let all = read_all(&store).await;
+    assert_contiguous(&all, 1, 2_000);
+    let ids: HashSet<_> = all.iter().map(|s| s.event.id).collect();
+    assert_eq!(ids.len(), 2_000);
+}
+
+pub async fn a_store_chosen_at_run_time_works_behind_arc_dyn<S: EventStore + Clone>(store: S) {
+    let dynamic: Arc<dyn EventStore> = Arc::new(store.clone());
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, Arc::clone(&dynamic));
+    bus.publish(numbered(1)).await;
+    assert_eq!(recorder.flush().await.unwrap(), 1);
+    assert_eq!(dynamic.read(&ReadQuery::new()).await.unwrap().len(), 1);
+    assert_eq!(dynamic.last_sequence().await.unwrap(), 1);
+    assert_eq!(recorder.store().last_sequence().await.unwrap(), 1);
+}
+
+/// With a writer slower than the publishers, the default policy makes
+/// publishers wait: the queue never exceeds its capacity and nothing is lost.
+pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventStore + Clone>(
+    store: S,
+) {
+    let slow = Throttled::new(store.clone(), Duration::from_millis(5));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(64)
+        .max_batch(16)
+        .attach(&bus, slow);
+    let publisher = {
+        let bus = bus.clone();
+        std::thread::spawn(move || {
+            for n in 0..600 {
+                bus.publish_blocking(numbered(n));
+            }
+        })
+    };
+    let mut max_queued = 0;
+    while !publisher.is_finished() {
+        max_queued = max_queued.max(recorder.stats().queued);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    publisher.join().unwrap();
+    assert!(
+        max_queued <= 64,
+        "queue bounded by its capacity: {max_queued}"
+    );
+    assert_eq!(recorder.flush().await.unwrap(), 600);
+    let stats = recorder.stats();
+    assert!(stats.waits > 0, "publishers waited: {stats:?}");
+    assert_eq!(stats.dropped, 0);
+    assert_contiguous(&read_all(&store).await, 1, 600);
+}
+
+pub async fn drop_policy_counts_drops_and_flush_reports_them<S: EventStore + Clone>(store: S) {
+    let slow = Throttled::new(store.clone(), Duration::from_millis(20));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(8)
+        .max_batch(8)
+        .overflow(Overflow::DropNewest)
+        .attach(&bus, slow);
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&seen);
+    bus.subscribe_all(move |_e: &Event| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    for n in 0..200 {
+        bus.publish(numbered(n)).await;
+    }
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        200,
+        "handlers get every event regardless"
+    );
+    let dropped = recorder.stats().dropped;
+    assert!(dropped > 0);
+    match recorder.flush().await {
+        Err(StoreError::EventsDropped { count }) => assert_eq!(count, dropped),
+        other => panic!("expected EventsDropped, got {other:?}"),
+    }
+    // Reported once: the next flush succeeds, and the rest was stored.
+    let last = recorder.flush().await.unwrap();
+    assert_eq!(last, 200 - dropped);
+    assert_contiguous(&read_all(&store).await, 1, last);
+}
+
+/// A store that fails: flush reports it, the events stay queued in order,
+/// handlers keep running, and once the store is back everything is stored.
+pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + Clone>(store: S) {
+    let failing = Arc::new(Throttled::new(store.clone(), Duration::ZERO));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
+        .attach(&bus, Arc::clone(&failing));
+    bus.publish(numbered(0)).await;
+    recorder.flush().await.unwrap();
+
+    failing.failing.store(true, Ordering::SeqCst);
+    for n in 1..100 {
+        let outcome = bus.publish(numbered(n)).await;
+        assert_eq!(outcome.failed, 0);
+    }
+    let error = recorder.flush().await.unwrap_err();
+    assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
+    assert!(std::error::Error::source(&error).is_some());
+    let stats = recorder.stats();
+    assert!(
+        stats.errors > 0 && stats.last_error.is_some() && stats.lag() == 99,
+        "{stats:?}"
+    );
+
+    failing.failing.store(false, Ordering::SeqCst);
+    assert_eq!(recorder.flush().await.unwrap(), 100);
+    let all = read_all(&store).await;
+    assert_contiguous(&all, 1, 100);
+    let ns: Vec<u64> = all
+        .iter()
+        .map(|s| s.event.data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, (0..100).collect::<Vec<_>>(), "in publish order");
+    assert!(recorder.stats().last_error.is_none());
+}
