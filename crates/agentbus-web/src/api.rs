@@ -1,0 +1,197 @@
+//! [`WebApi`]: the builder that turns a bus (and optionally a store) into an
+//! axum [`Router`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::EventBus;
+use agentbus_store::Recorder;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::Token;
+use crate::hub::Hub;
+
+/// The default largest request body, 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// The default number of events buffered per live client before it lags.
+pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
+/// The default largest number of simultaneous WebSocket and SSE clients.
+pub const DEFAULT_MAX_CLIENTS: usize = 1024;
+/// The default time a live client may take to accept a write.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The web API over one [`EventBus`]: configure it, then call
+/// [`router`](Self::router) and mount or [`serve`](crate::serve) the result.
+///
+/// Cloning is cheap until `router` is called; each `router` call starts its
+/// own hub (one bus subscription shared by that router's live clients).
+///
+/// ```
+/// use agentbus::EventBus;
+///
+/// let bus = EventBus::new();
+/// let app: axum::Router = agentbus_web::WebApi::new(bus.clone())
+///     .token(Some("secret".into()))
+///     .body_limit(1 << 20)
+///     .router();
+/// # drop(app);
+/// ```
+#[derive(Clone, Debug)]
+pub struct WebApi {
+    bus: EventBus,
+    recorder: Option<Recorder>,
+    token: Option<String>,
+    body_limit: usize,
+    client_buffer: usize,
+    max_clients: usize,
+    send_timeout: Duration,
+}
+
+impl WebApi {
+    /// An API over `bus` with no token, a 1 MiB body limit and no store.
+    pub fn new(bus: EventBus) -> Self {
+        Self {
+            bus,
+            recorder: None,
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            client_buffer: DEFAULT_CLIENT_BUFFER,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+        }
+    }
+
+    /// Attaches a store through its [`Recorder`] (attached to the same bus).
+    ///
+    /// Then `POST /api/events` replies only once its events are durable and
+    /// returns their sequences, `GET /api/events` reads the store, live
+    /// events carry their `sequence`, WebSocket `after` and SSE
+    /// `Last-Event-ID` resume from the store, and a client that falls behind
+    /// is refilled from the store instead of told it lagged.
+    #[must_use]
+    pub fn store(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` (or `?token=<token>`, for
+    /// browsers' WebSocket and EventSource, which cannot set headers) on
+    /// every route but `GET /api/health`. `None` (the default) or an empty
+    /// token turns authentication off.
+    #[must_use]
+    pub fn token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The largest request body accepted, in bytes (default 1 MiB); larger
+    /// bodies get 413.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How many events a live (WebSocket or SSE) client may fall behind
+    /// before it skips ahead and is told `{"lagged": n}` (default 4096).
+    #[must_use]
+    pub fn client_buffer(mut self, events: usize) -> Self {
+        self.client_buffer = events.max(1);
+        self
+    }
+
+    /// The largest number of simultaneous live clients (default 1024);
+    /// beyond it new ones get 503.
+    #[must_use]
+    pub fn max_clients(mut self, clients: usize) -> Self {
+        self.max_clients = clients;
+        self
+    }
+
+    /// How long a write to a live client may wait for the client to read
+    /// before the connection is closed (default 30 s).
+    #[must_use]
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// The bus this API publishes to and reads from.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Builds the router. Its hub subscribes to the bus now and starts
+    /// draining once a Tokio runtime is at hand (at once when called inside
+    /// one, else at the first request).
+    pub fn router(self) -> Router {
+        let hub = Hub::new(&self.bus, self.recorder.clone(), self.client_buffer);
+        hub.start();
+        let state = Arc::new(AppState {
+            recorder: self.recorder,
+            token: self.token.map(Token::new),
+            body_limit: self.body_limit,
+            max_clients: self.max_clients,
+            send_timeout: self.send_timeout,
+            bus: self.bus,
+            hub,
+        });
+        let guarded = Router::new()
+            .route("/", get(crate::dashboard::page))
+            .route(
+                "/api/events",
+                get(crate::read::list).post(crate::publish::publish),
+            )
+            .route("/api/events/{id}", get(crate::read::one))
+            .route("/api/stats", get(crate::stats::stats))
+            .route("/api/openapi.json", get(crate::openapi::document))
+            .route("/api/stream", get(crate::sse::stream))
+            .route("/ws", get(crate::ws::upgrade))
+            .route_layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                crate::auth::require_token,
+            ));
+        Router::new()
+            .route("/api/health", get(health))
+            .merge(guarded)
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                start_hub,
+            ))
+            // The publish handler enforces the limit itself with a JSON 413.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(state)
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) bus: EventBus,
+    pub(crate) recorder: Option<Recorder>,
+    pub(crate) token: Option<Token>,
+    pub(crate) body_limit: usize,
+    pub(crate) max_clients: usize,
+    pub(crate) send_timeout: Duration,
+    pub(crate) hub: Arc<Hub>,
+}
+
+pub(crate) type SharedState = Arc<AppState>;
+
+async fn start_hub(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    state.hub.start();
+    next.run(request).await
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found("no such route")
+}

@@ -1,0 +1,437 @@
+//! The hub: one bus (or store) subscription shared by every live client.
+//!
+//! Without a store, the bus's publishing thread only pushes the event's
+//! `Arc` into a bounded lock-free buffer (an [`EventStream`]); the hub task
+//! drains it every millisecond (at once when this crate's own `POST`
+//! publishes). With a store, the hub follows the recorder's commits through
+//! one [`Recorder::subscribe_from`] stream, so every event it hands out has
+//! its sequence and is already durable. Either way it encodes each event to
+//! JSON once, counts it, and hands it to a broadcast channel that every
+//! WebSocket and SSE client reads at its own pace: the publish cost does not
+//! grow with the number of clients, and no client task is woken on the
+//! publisher's thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agentbus::{Event, EventBus, EventId, EventStream, EventType, TryRecvError};
+use agentbus_store::{ReadQuery, Recorder, StoredEvent};
+use axum::extract::ws::Utf8Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{broadcast, watch, Notify};
+
+/// How many events the hub's bus subscription buffers between drains.
+const INTAKE_CAPACITY: usize = 1 << 16;
+/// How often the hub drains the bus when nothing nudges it.
+const TICK: Duration = Duration::from_millis(2);
+/// How many seconds of per-type rates the hub keeps.
+pub(crate) const RATE_WINDOW_SECS: usize = 300;
+
+/// One event as clients receive it: encoded once, shared by all.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) event: Arc<Event>,
+    pub(crate) sequence: Option<u64>,
+    /// The event's JSON, with `"sequence"` when it has one.
+    pub(crate) json: Utf8Bytes,
+}
+
+impl Frame {
+    pub(crate) fn new(event: Arc<Event>, sequence: Option<u64>) -> Option<Self> {
+        let json = encode(&event, sequence)?;
+        Some(Self {
+            event,
+            sequence,
+            json: json.into(),
+        })
+    }
+
+    pub(crate) fn stored(stored: StoredEvent) -> Option<Self> {
+        Self::new(Arc::new(stored.event), Some(stored.sequence))
+    }
+}
+
+/// The event's JSON object, with `"sequence": n` appended when given.
+pub(crate) fn encode(event: &Event, sequence: Option<u64>) -> Option<String> {
+    let mut json = match event.to_json() {
+        Ok(json) => json,
+        Err(error) => {
+            tracing::warn!(%error, id = %event.id, "event skipped: it cannot be encoded");
+            return None;
+        }
+    };
+    if let Some(sequence) = sequence {
+        // `to_json` always writes an object, so the last byte is its `}`.
+        json.pop();
+        json.push_str(",\"sequence\":");
+        json.push_str(&sequence.to_string());
+        json.push('}');
+    }
+    Some(json)
+}
+
+/// What the broadcast channel carries.
+#[derive(Clone, Debug)]
+pub(crate) enum Item {
+    Event(Arc<Frame>),
+    /// The hub itself fell behind the bus and lost this many events.
+    Lagged(u64),
+}
+
+/// Per-second, per-type arrival counts for the last [`RATE_WINDOW_SECS`].
+struct Rates {
+    /// Unix second of the newest bucket.
+    newest: u64,
+    /// Ring of buckets; `buckets[newest % RATE_WINDOW_SECS]` is the newest.
+    buckets: Vec<[u32; EventType::COUNT]>,
+}
+
+impl Rates {
+    fn new() -> Self {
+        Self {
+            newest: unix_seconds(),
+            buckets: vec![[0; EventType::COUNT]; RATE_WINDOW_SECS],
+        }
+    }
+
+    /// Moves the window so `now` is the newest second, zeroing the seconds
+    /// skipped over.
+    fn advance(&mut self, now: u64) {
+        if now <= self.newest {
+            return;
+        }
+        let skipped = (now - self.newest).min(RATE_WINDOW_SECS as u64);
+        for second in (now - skipped + 1)..=now {
+            self.buckets[(second % RATE_WINDOW_SECS as u64) as usize] = [0; EventType::COUNT];
+        }
+        self.newest = now;
+    }
+
+    fn bucket(&self, second: u64) -> &[u32; EventType::COUNT] {
+        &self.buckets[(second % RATE_WINDOW_SECS as u64) as usize]
+    }
+}
+
+/// A snapshot of the rates for `/api/stats`.
+pub(crate) struct RateSnapshot {
+    /// Unix second of the last element of each series.
+    pub(crate) end: u64,
+    /// For each type seen in the window: one count per second, oldest first.
+    pub(crate) series: Vec<(EventType, Vec<u32>)>,
+    /// Events per second over the last five complete seconds.
+    pub(crate) recent_rate: f64,
+}
+
+/// Where the hub's events come from, until its task takes it.
+enum Intake {
+    Bus(EventStream),
+    Store(Recorder),
+}
+
+pub(crate) struct Hub {
+    sender: broadcast::Sender<Item>,
+    nudge: Arc<Notify>,
+    per_type: [AtomicU64; EventType::COUNT],
+    rates: Mutex<Rates>,
+    pub(crate) websocket_clients: AtomicUsize,
+    pub(crate) sse_clients: AtomicUsize,
+    /// With a store: the last sequence broadcast, `None` until the hub has
+    /// found where the store ends.
+    watermark: watch::Sender<Option<u64>>,
+    /// With a store: ids a `POST` waits to see committed, and their
+    /// sequences once seen.
+    awaited: Mutex<HashMap<EventId, Option<u64>>>,
+    awaiting: AtomicUsize,
+    /// Taken by the first call to [`Hub::start`].
+    intake: Mutex<Option<Intake>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("receivers", &self.sender.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Subscribes to every event on `bus` (or, with `recorder`, to its
+    /// commits); nothing runs until [`Hub::start`].
+    pub(crate) fn new(
+        bus: &EventBus,
+        recorder: Option<Recorder>,
+        client_buffer: usize,
+    ) -> Arc<Self> {
+        let (sender, _) = broadcast::channel(client_buffer.max(1));
+        let intake = match recorder {
+            Some(recorder) => Intake::Store(recorder),
+            None => Intake::Bus(bus.stream(agentbus::EventTypeSet::all(), INTAKE_CAPACITY)),
+        };
+        Arc::new(Self {
+            sender,
+            nudge: Arc::new(Notify::new()),
+            per_type: std::array::from_fn(|_| AtomicU64::new(0)),
+            rates: Mutex::new(Rates::new()),
+            websocket_clients: AtomicUsize::new(0),
+            sse_clients: AtomicUsize::new(0),
+            watermark: watch::Sender::new(None),
+            awaited: Mutex::new(HashMap::new()),
+            awaiting: AtomicUsize::new(0),
+            intake: Mutex::new(Some(intake)),
+        })
+    }
+
+    /// Starts the hub task on the current Tokio runtime, once. Without a
+    /// runtime here it does nothing (and is retried on the next request).
+    pub(crate) fn start(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(intake) = lock(&self.intake).take() else {
+            return;
+        };
+        match intake {
+            Intake::Bus(stream) => {
+                runtime.spawn(run_bus(
+                    Arc::downgrade(self),
+                    Arc::clone(&self.nudge),
+                    stream,
+                ));
+            }
+            Intake::Store(recorder) => {
+                runtime.spawn(run_store(Arc::downgrade(self), recorder));
+            }
+        }
+    }
+
+    /// Wakes the hub now instead of at its next tick.
+    pub(crate) fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Item> {
+        self.sender.subscribe()
+    }
+
+    /// With a store: the last sequence the hub has broadcast, once known.
+    pub(crate) fn watermark(&self) -> Option<u64> {
+        *self.watermark.borrow()
+    }
+
+    /// With a store: waits until the hub knows where the store ends.
+    pub(crate) async fn ready(&self) {
+        let mut receiver = self.watermark.subscribe();
+        let _ = receiver.wait_for(Option::is_some).await;
+    }
+
+    /// With a store: asks the hub to note the sequences of `ids` as they
+    /// commit. Call before publishing them.
+    pub(crate) fn expect(&self, ids: &[EventId]) {
+        let mut awaited = lock(&self.awaited);
+        for id in ids {
+            awaited.insert(*id, None);
+        }
+        self.awaiting.store(awaited.len(), Ordering::Release);
+    }
+
+    /// With a store: waits (at most `patience`) until the hub has broadcast
+    /// sequence `up_to`, then returns the sequences noted for `ids`
+    /// (`None` for an id that was already stored before, so not committed
+    /// again) and forgets them.
+    pub(crate) async fn sequences(
+        &self,
+        ids: &[EventId],
+        up_to: u64,
+        patience: Duration,
+    ) -> Vec<Option<u64>> {
+        let mut receiver = self.watermark.subscribe();
+        let _ = tokio::time::timeout(
+            patience,
+            receiver.wait_for(|w| w.is_some_and(|w| w >= up_to)),
+        )
+        .await;
+        let mut awaited = lock(&self.awaited);
+        let sequences = ids.iter().map(|id| awaited.remove(id).flatten()).collect();
+        self.awaiting.store(awaited.len(), Ordering::Release);
+        sequences
+    }
+
+    /// Events the hub has seen, per type, since it started.
+    pub(crate) fn per_type(&self) -> Vec<(EventType, u64)> {
+        EventType::ALL
+            .iter()
+            .map(|&t| (t, self.per_type[t.index()].load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    pub(crate) fn rates(&self) -> RateSnapshot {
+        let mut rates = lock(&self.rates);
+        rates.advance(unix_seconds());
+        let end = rates.newest;
+        let first = end + 1 - RATE_WINDOW_SECS as u64;
+        let series = EventType::ALL
+            .iter()
+            .filter_map(|&t| {
+                let counts: Vec<u32> = (first..=end).map(|s| rates.bucket(s)[t.index()]).collect();
+                counts.iter().any(|&n| n > 0).then_some((t, counts))
+            })
+            .collect();
+        let recent: u64 = (end - 5..end)
+            .map(|s| rates.bucket(s).iter().map(|&n| u64::from(n)).sum::<u64>())
+            .sum();
+        RateSnapshot {
+            end,
+            series,
+            recent_rate: recent as f64 / 5.0,
+        }
+    }
+
+    fn count(&self, event: &Event, rates: &mut Rates) {
+        let slot = event.event_type.index();
+        self.per_type[slot].fetch_add(1, Ordering::Relaxed);
+        let newest = rates.newest;
+        let bucket = &mut rates.buckets[(newest % RATE_WINDOW_SECS as u64) as usize];
+        bucket[slot] = bucket[slot].saturating_add(1);
+    }
+
+    fn broadcast(&self, frame: Frame) {
+        // An error means no receiver: nobody to tell.
+        let _ = self.sender.send(Item::Event(Arc::new(frame)));
+    }
+
+    /// Hands every buffered bus event to the clients; `false` once the bus
+    /// is gone.
+    fn drain_bus(&self, intake: &mut EventStream) -> bool {
+        let mut rates = lock(&self.rates);
+        rates.advance(unix_seconds());
+        loop {
+            match intake.try_recv() {
+                Ok(event) => {
+                    self.count(&event, &mut rates);
+                    if self.sender.receiver_count() > 0 {
+                        if let Some(frame) = Frame::new(event, None) {
+                            self.broadcast(frame);
+                        }
+                    }
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "web hub fell behind the bus");
+                    let _ = self.sender.send(Item::Lagged(missed));
+                }
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Closed) => return false,
+            }
+        }
+    }
+
+    /// Hands committed events to the clients, notes awaited sequences and
+    /// moves the watermark.
+    fn take_stored(&self, batch: Vec<StoredEvent>) {
+        let Some(last) = batch.last().map(|s| s.sequence) else {
+            return;
+        };
+        {
+            let mut rates = lock(&self.rates);
+            rates.advance(unix_seconds());
+            let mut awaited =
+                (self.awaiting.load(Ordering::Acquire) > 0).then(|| lock(&self.awaited));
+            for stored in batch {
+                self.count(&stored.event, &mut rates);
+                if let Some(awaited) = awaited.as_mut() {
+                    if let Some(slot) = awaited.get_mut(&stored.event.id) {
+                        *slot = Some(stored.sequence);
+                    }
+                }
+                // Always encode: a client may join and resume from this
+                // sequence at any time, and the watermark says it was sent.
+                if let Some(frame) = Frame::stored(stored) {
+                    self.broadcast(frame);
+                }
+            }
+        }
+        self.watermark.send_replace(Some(last));
+    }
+}
+
+async fn run_bus(hub: Weak<Hub>, nudge: Arc<Notify>, mut intake: EventStream) {
+    loop {
+        let Some(strong) = hub.upgrade() else {
+            return;
+        };
+        if !strong.drain_bus(&mut intake) {
+            return;
+        }
+        drop(strong);
+        tokio::select! {
+            () = nudge.notified() => {}
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+async fn run_store(hub: Weak<Hub>, recorder: Recorder) {
+    let mut backoff = Duration::from_millis(10);
+    let after = loop {
+        match recorder.store().last_sequence().await {
+            Ok(last) => break last,
+            Err(error) => {
+                tracing::warn!(%error, "web hub cannot read the store's last sequence; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                if hub.strong_count() == 0 {
+                    return;
+                }
+            }
+        }
+    };
+    match hub.upgrade() {
+        Some(strong) => strong.watermark.send_replace(Some(after)),
+        None => return,
+    };
+    let mut stream = recorder.subscribe_from(after, ReadQuery::new());
+    drop(recorder);
+    loop {
+        // Wake now and then to notice that the router is gone.
+        let first = tokio::select! {
+            item = stream.next() => item,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if hub.strong_count() == 0 { return; }
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                Ok(stored) => batch.push(stored),
+                Err(error) => tracing::warn!(%error, "web hub skipped a stored event"),
+            }
+            if batch.len() >= 4096 {
+                break;
+            }
+            next = stream.next().now_or_never().flatten();
+        }
+        let Some(strong) = hub.upgrade() else {
+            return;
+        };
+        strong.take_stored(batch);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,176 @@
+//! Query parameters shared by `GET /api/events`, `/ws` and `/api/stream`:
+//! parsed strictly, so a typo or an out-of-range value is a 400 naming it
+//! rather than a silently wider result.
+
+use agentbus::{Event, EventId, EventType, EventTypeSet};
+
+use crate::error::ApiError;
+
+/// The most events one `GET /api/events` page returns.
+pub(crate) const MAX_LIMIT: usize = 10_000;
+/// The page size when `limit` is not given.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+
+/// Which events a reader wants.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Filter {
+    pub(crate) types: Option<EventTypeSet>,
+    pub(crate) circle_id: Option<i64>,
+    pub(crate) source_agent_id: Option<i64>,
+    pub(crate) project_id: Option<i64>,
+    pub(crate) correlation_id: Option<EventId>,
+}
+
+impl Filter {
+    pub(crate) fn matches(&self, event: &Event) -> bool {
+        self.types
+            .is_none_or(|types| types.contains(event.event_type))
+            && self.circle_id.is_none_or(|id| event.circle_id == Some(id))
+            && self
+                .source_agent_id
+                .is_none_or(|id| event.source_agent_id == Some(id))
+            && self
+                .project_id
+                .is_none_or(|id| event.project_id == Some(id))
+            && self.correlation_id.is_none_or(|id| {
+                // The event that starts a chain is part of it too.
+                event.correlation_id == Some(id) || event.id == id
+            })
+    }
+}
+
+/// Reading order for `GET /api/events`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Every parameter any reading endpoint accepts; each endpoint says which
+/// it allows.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Params {
+    pub(crate) filter: Filter,
+    pub(crate) after: Option<u64>,
+    pub(crate) before: Option<u64>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) order: Option<Order>,
+}
+
+/// The parameters of the live endpoints (`/ws`, `/api/stream`).
+pub(crate) const LIVE_PARAMS: &[&str] = &[
+    "type",
+    "circle_id",
+    "source_agent_id",
+    "project_id",
+    "correlation_id",
+    "after",
+];
+
+/// The parameters of `GET /api/events`.
+pub(crate) const READ_PARAMS: &[&str] = &[
+    "type",
+    "circle_id",
+    "source_agent_id",
+    "project_id",
+    "correlation_id",
+    "after",
+    "before",
+    "limit",
+    "order",
+];
+
+impl Params {
+    /// Parses `pairs`; only names in `allowed` (and `token`, checked by the
+    /// auth layer) are accepted. An empty value means "not set", so
+    /// `?circle_id=&type=` is the same as no filter.
+    pub(crate) fn parse(pairs: &[(String, String)], allowed: &[&str]) -> Result<Self, ApiError> {
+        let mut params = Params::default();
+        for (name, value) in pairs {
+            if name == "token" {
+                continue;
+            }
+            if !allowed.contains(&name.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{name}` (expected one of: {})",
+                    allowed.join(", ")
+                )));
+            }
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "type" => {
+                    let mut types = params.filter.types.unwrap_or_default();
+                    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let event_type: EventType = part.parse().map_err(|_| {
+                            ApiError::bad_request(format!(
+                                "query parameter `type`: unknown event type \"{part}\""
+                            ))
+                        })?;
+                        types = types.with(event_type);
+                    }
+                    params.filter.types = Some(types);
+                }
+                "circle_id" => params.filter.circle_id = Some(integer(name, value)?),
+                "source_agent_id" => params.filter.source_agent_id = Some(integer(name, value)?),
+                "project_id" => params.filter.project_id = Some(integer(name, value)?),
+                "correlation_id" => {
+                    params.filter.correlation_id = Some(value.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "query parameter `correlation_id`: \"{value}\" is not an event id (a uuid)"
+                        ))
+                    })?);
+                }
+                "after" => params.after = Some(sequence("query parameter `after`", value)?),
+                "before" => params.before = Some(sequence("query parameter `before`", value)?),
+                "limit" => {
+                    let limit: usize = value.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "query parameter `limit`: expected an integer between 1 and {MAX_LIMIT}, got \"{value}\""
+                        ))
+                    })?;
+                    if !(1..=MAX_LIMIT).contains(&limit) {
+                        return Err(ApiError::bad_request(format!(
+                            "query parameter `limit`: {limit} is out of range 1..={MAX_LIMIT}"
+                        )));
+                    }
+                    params.limit = Some(limit);
+                }
+                "order" => {
+                    params.order = Some(match value {
+                        "asc" => Order::Asc,
+                        "desc" => Order::Desc,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "query parameter `order`: expected \"asc\" or \"desc\", got \"{value}\""
+                            )))
+                        }
+                    });
+                }
+                _ => unreachable!("every allowed name is handled"),
+            }
+        }
+        Ok(params)
+    }
+}
+
+fn integer(name: &str, value: &str) -> Result<i64, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "query parameter `{name}`: expected a 64-bit integer, got \"{value}\""
+        ))
+    })
+}
+
+/// A sequence number (from a query parameter or `Last-Event-ID`).
+pub(crate) fn sequence(what: &str, value: &str) -> Result<u64, ApiError> {
+    value.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{what}: expected a sequence number (0..={}), got \"{value}\"",
+            u64::MAX
+        ))
+    })
+}

@@ -1,0 +1,189 @@
+//! `GET /api/events` and `GET /api/events/{id}`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use agentbus::{EventId, HistoryQuery};
+use agentbus_store::{EventStore, Order as StoreOrder, ReadQuery, StoredEvent};
+use axum::extract::{Path, State};
+use axum::http::{header, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::SharedState;
+use crate::error::ApiError;
+use crate::params::{Filter, Order, Params, DEFAULT_LIMIT, READ_PARAMS};
+
+/// The query string as name/value pairs, or a 400.
+pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|axum::extract::Query(pairs)| pairs)
+        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
+}
+
+pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<Response, ApiError> {
+    let params = Params::parse(&query_pairs(&uri)?, READ_PARAMS)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if let Some(recorder) = &state.recorder {
+        return list_stored(recorder.store().as_ref(), &params, limit).await;
+    }
+    if params.after.is_some() || params.before.is_some() {
+        return Err(ApiError::bad_request(
+            "query parameters `after` and `before` need a store: this server keeps no sequences",
+        ));
+    }
+    // History is newest first; take every match, then order and cut.
+    let mut events: Vec<_> = state
+        .bus
+        .history(&HistoryQuery::new().limit(usize::MAX))
+        .into_iter()
+        .filter(|event| params.filter.matches(event))
+        .collect();
+    if params.order.unwrap_or_default() == Order::Asc {
+        events.reverse();
+    }
+    events.truncate(limit);
+    let mut body = String::with_capacity(64 + events.len() * 256);
+    body.push_str("{\"events\":[");
+    let mut first = true;
+    for event in &events {
+        if let Some(json) = crate::hub::encode(event, None) {
+            if !first {
+                body.push(',');
+            }
+            first = false;
+            body.push_str(&json);
+        }
+    }
+    body.push_str("],\"next\":null}");
+    Ok(json_response(body))
+}
+
+/// A page from the store. `next` is the cursor for the following page: the
+/// `after` to pass in ascending order, the `before` in descending order;
+/// `null` when this page was the last.
+async fn list_stored(
+    store: &dyn EventStore,
+    params: &Params,
+    limit: usize,
+) -> Result<Response, ApiError> {
+    let filter = &params.filter;
+    let order = params.order.unwrap_or_default();
+    let mut query = ReadQuery::new()
+        .after(params.after.unwrap_or(0))
+        .limit(limit)
+        .order(match order {
+            Order::Asc => StoreOrder::Ascending,
+            Order::Desc => StoreOrder::Descending,
+        });
+    if let Some(before) = params.before {
+        if before == 0 {
+            return Ok(json_response("{\"events\":[],\"next\":null}".to_owned()));
+        }
+        query = query.before(before);
+    }
+    if let Some(types) = filter.types {
+        query = query.event_type(types);
+    }
+    if let Some(id) = filter.circle_id {
+        query = query.circle_id(id);
+    }
+    if let Some(id) = filter.source_agent_id {
+        query = query.source_agent_id(id);
+    }
+    if let Some(id) = filter.project_id {
+        query = query.project_id(id);
+    }
+    if let Some(id) = filter.correlation_id {
+        query = query.correlation_id(id);
+    }
+    let mut page = store
+        .read(&query)
+        .await
+        .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
+    // The event that starts a chain has no correlation id of its own; the
+    // chain's first page includes it, as the bus history does.
+    if let Some(root_id) = filter.correlation_id {
+        let first_page = params.after.unwrap_or(0) == 0 && params.before.is_none();
+        if first_page && !page.iter().any(|stored| stored.event.id == root_id) {
+            if let Some(root) = find_stored(store, root_id).await? {
+                let rest = Filter {
+                    correlation_id: None,
+                    ..filter.clone()
+                };
+                if rest.matches(&root.event) {
+                    match order {
+                        Order::Asc => page.insert(0, root),
+                        Order::Desc => page.push(root),
+                    }
+                    page.truncate(limit);
+                }
+            }
+        }
+    }
+    let next = if page.len() == limit {
+        page.last().map(|stored| stored.sequence)
+    } else {
+        None
+    };
+    let mut body = String::with_capacity(64 + page.len() * 256);
+    body.push_str("{\"events\":[");
+    let mut first = true;
+    for stored in &page {
+        if let Some(json) = crate::hub::encode(&stored.event, Some(stored.sequence)) {
+            if !first {
+                body.push(',');
+            }
+            first = false;
+            body.push_str(&json);
+        }
+    }
+    body.push_str("],\"next\":");
+    match next {
+        Some(next) => body.push_str(&next.to_string()),
+        None => body.push_str("null"),
+    }
+    body.push('}');
+    Ok(json_response(body))
+}
+
+pub(crate) async fn one(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: EventId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("\"{id}\" is not an event id (a uuid)")))?;
+    let json = match &state.recorder {
+        Some(recorder) => find_stored(recorder.store().as_ref(), id)
+            .await?
+            .and_then(|stored| crate::hub::encode(&stored.event, Some(stored.sequence))),
+        None => state
+            .bus
+            .history(&HistoryQuery::new().limit(usize::MAX))
+            .into_iter()
+            .find(|event| event.id == id)
+            .and_then(|event| crate::hub::encode(&event, None)),
+    };
+    json.map(json_response)
+        .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))
+}
+
+/// The store has no read by id: look in the millisecond the id was minted
+/// (ids are UUID v7, stamped with their event's creation time), which finds
+/// every event whose id and timestamp came from [`Event::new`] or the JSON
+/// decoder, however large the store.
+async fn find_stored(store: &dyn EventStore, id: EventId) -> Result<Option<StoredEvent>, ApiError> {
+    let minted = UNIX_EPOCH + Duration::from_millis(id.timestamp_millis());
+    let query = ReadQuery::new()
+        .since(minted)
+        .until(minted + Duration::from_millis(1))
+        .limit(usize::MAX);
+    let candidates = store
+        .read(&query)
+        .await
+        .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
+    Ok(candidates.into_iter().find(|stored| stored.event.id == id))
+}
+
+pub(crate) fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,94 @@
+//! `GET /ws`: the live feed over WebSocket.
+
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
+
+use crate::api::SharedState;
+use crate::error::ApiError;
+use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
+
+/// The largest message a client may send (they are ignored anyway).
+const MAX_INCOMING_MESSAGE: usize = 64 << 10;
+/// Frames written before one flush.
+const BATCH: usize = 512;
+
+pub(crate) async fn upgrade(
+    State(state): State<SharedState>,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let selection = Selection::parse(&state, &uri, None)?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            format!(
+                "websocket upgrade failed: {}",
+                rejection.body_text().to_lowercase()
+            ),
+        )
+    })?;
+    let guard = ClientGuard::acquire(&state, Kind::WebSocket)?;
+    // Subscribe before the handshake completes: nothing broadcast after the
+    // 101 reply can be missed.
+    let live = Feed::new(&state, selection);
+    let send_timeout = state.send_timeout;
+    Ok(upgrade
+        .max_message_size(MAX_INCOMING_MESSAGE)
+        .max_frame_size(MAX_INCOMING_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            feed(socket, live, send_timeout).await;
+            drop(guard);
+        })
+        .into_response())
+}
+
+/// Sends every matching event until the client leaves, breaks the protocol,
+/// or stops reading for `send_timeout`.
+async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration) {
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                // Client messages carry nothing this endpoint reads; pings
+                // are answered by the protocol layer.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            first = live.next() => {
+                let Some(first) = first else { return };
+                let batch = write_batch(&mut socket, &mut live, first);
+                match tokio::time::timeout(send_timeout, batch).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(())) => return,
+                    Err(_) => {
+                        tracing::debug!("websocket client stopped reading; closing it");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn message(out: Out) -> Message {
+    match out {
+        Out::Event(frame) => Message::Text(frame.json.clone()),
+        Out::Lagged(missed) => Message::Text(format!("{{\"lagged\":{missed}}}").into()),
+    }
+}
+
+/// Writes `first` and whatever else is already waiting (up to [`BATCH`]),
+/// then flushes once.
+async fn write_batch(socket: &mut WebSocket, live: &mut Feed, first: Out) -> Result<(), ()> {
+    socket.feed(message(first)).await.map_err(|_| ())?;
+    for _ in 1..BATCH {
+        let Some(out) = live.try_next() else { break };
+        socket.feed(message(out)).await.map_err(|_| ())?;
+    }
+    socket.flush().await.map_err(|_| ())
+}

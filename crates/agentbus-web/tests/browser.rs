@@ -1,0 +1,420 @@
+//! The dashboard in a real headless Chromium (chromedriver + fantoccini):
+//! events appear, filters hide others, pause holds the feed, a restarted
+//! server is resumed without a gap, and a screenshot under load.
+//!
+//! Skipped with a message when chromium or chromedriver is missing, unless
+//! `AGENTBUS_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use std::time::Duration;
+
+use agentbus::EventBus;
+use agentbus_store::{Recorder, SqliteStore};
+use agentbus_web::WebApi;
+use common::browser::launch;
+use common::*;
+use fantoccini::Locator;
+use serde_json::json;
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn post(server: &str, body: serde_json::Value) -> Vec<String> {
+    let reply = post_json(&format!("{server}/api/events"), &body.to_string()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    serde_json::from_value(reply.json()["ids"].clone()).unwrap()
+}
+
+fn shown(id: &str) -> String {
+    format!("return document.querySelector('#feed .event[data-id=\"{id}\"]') !== null")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_filter_and_pause() {
+    let Some(browser) = launch("feed_filter_and_pause").await else {
+        return;
+    };
+    let server = Server::start(WebApi::new(EventBus::new())).await;
+    let base = server.url("");
+    browser.client.goto(&server.url("/")).await.unwrap();
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'live'",
+            PATIENCE,
+            "the socket",
+        )
+        .await;
+
+    // Published over HTTP, seen in the feed.
+    let first = post(
+        &base,
+        json!({"type": "task.completed", "circle_id": 1, "data": {"task_id": 7}}),
+    )
+    .await;
+    browser
+        .wait_until(&shown(&first[0]), PATIENCE, "the first event")
+        .await;
+    let others = post(
+        &base,
+        json!([
+            {"type": "memory.shared", "circle_id": 2},
+            {"type": "task.failed", "circle_id": 1, "source_agent_id": 3},
+            {"type": "system.error", "circle_id": 2}
+        ]),
+    )
+    .await;
+    browser
+        .wait_until(&shown(&others[2]), PATIENCE, "the batch")
+        .await;
+    // Newest first.
+    let ids = browser.feed_ids().await;
+    assert_eq!(
+        ids[..4],
+        [
+            others[2].clone(),
+            others[1].clone(),
+            others[0].clone(),
+            first[0].clone()
+        ]
+    );
+
+    // Filter by type: the others are hidden.
+    browser
+        .client
+        .find(Locator::Css("#filter-type"))
+        .await
+        .unwrap()
+        .select_by_value("task.failed")
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#feed .event').length === 1",
+            PATIENCE,
+            "the type filter",
+        )
+        .await;
+    assert_eq!(browser.feed_ids().await, [others[1].clone()]);
+    browser
+        .client
+        .find(Locator::Css("#filter-type"))
+        .await
+        .unwrap()
+        .select_by_value("")
+        .await
+        .unwrap();
+
+    // Filter by circle and by text.
+    let circle = browser
+        .client
+        .find(Locator::Css("#filter-circle"))
+        .await
+        .unwrap();
+    circle.send_keys("2").await.unwrap();
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#feed .event').length === 2",
+            PATIENCE,
+            "the circle filter",
+        )
+        .await;
+    assert_eq!(
+        browser.feed_ids().await,
+        [others[2].clone(), others[0].clone()]
+    );
+    circle.clear().await.unwrap();
+    browser.eval("document.getElementById('filter-circle').dispatchEvent(new Event('input')); return null").await;
+    let text = browser
+        .client
+        .find(Locator::Css("#filter-text"))
+        .await
+        .unwrap();
+    text.send_keys("task_id").await.unwrap();
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#feed .event').length === 1",
+            PATIENCE,
+            "the text filter",
+        )
+        .await;
+    assert_eq!(browser.feed_ids().await, [first[0].clone()]);
+    text.clear().await.unwrap();
+    browser
+        .eval(
+            "document.getElementById('filter-text').dispatchEvent(new Event('input')); return null",
+        )
+        .await;
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#feed .event').length === 4",
+            PATIENCE,
+            "no filter",
+        )
+        .await;
+
+    // Click an event: its JSON and its chain.
+    browser
+        .client
+        .find(Locator::Css(&format!(
+            "#feed .event[data-id=\"{}\"]",
+            first[0]
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            &format!(
+                "return document.getElementById('detail-json').textContent.includes('{}')",
+                first[0]
+            ),
+            PATIENCE,
+            "the detail panel",
+        )
+        .await;
+
+    // Pause: new events wait; resume: they appear.
+    browser
+        .client
+        .find(Locator::Css("#pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let held = post(
+        &base,
+        json!({"type": "agent.started", "source_agent_id": 9}),
+    )
+    .await;
+    browser
+        .wait_until(
+            "return document.getElementById('pending').textContent.startsWith('1 new')",
+            PATIENCE,
+            "the paused count",
+        )
+        .await;
+    assert!(
+        !browser.feed_ids().await.contains(&held[0]),
+        "a paused feed showed a new event"
+    );
+    browser
+        .client
+        .find(Locator::Css("#pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(&shown(&held[0]), PATIENCE, "the held event after resume")
+        .await;
+    assert_eq!(browser.feed_ids().await[0], held[0]);
+}
+
+/// Stop the server (its connections die with it), start it again on the
+/// same port and SQLite file, publish at once: the page reconnects by
+/// itself, resumes from its last sequence, and shows every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_resumes_after_a_server_restart_without_gap() {
+    let Some(browser) = launch("page_resumes_after_a_server_restart_without_gap").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let stored = |path: std::path::PathBuf| {
+        move || {
+            let bus = EventBus::new();
+            let recorder = Recorder::attach(&bus, SqliteStore::open(path).unwrap());
+            WebApi::new(bus).store(recorder)
+        }
+    };
+    let first = ThreadServer::start("127.0.0.1:0".parse().unwrap(), stored(path.clone()));
+    let addr = first.addr;
+    let base = first.url("");
+    browser.client.goto(&first.url("/")).await.unwrap();
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'live'",
+            PATIENCE,
+            "the socket",
+        )
+        .await;
+    let batch = |from: usize| {
+        json!((from..from + 5)
+            .map(|n| json!({"type": "task.created", "data": {"n": n}}))
+            .collect::<Vec<_>>())
+    };
+    let before = post(&base, batch(0)).await;
+    browser
+        .wait_until(&shown(&before[4]), PATIENCE, "the first batch")
+        .await;
+
+    drop(first);
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'reconnecting'",
+            PATIENCE,
+            "the page to notice",
+        )
+        .await;
+    let second = ThreadServer::start(addr, stored(path.clone()));
+    // Published before the page is back: only resuming from the store can show them.
+    let after = post(&base, batch(5)).await;
+    browser
+        .wait_until(
+            &shown(&after[4]),
+            PATIENCE,
+            "the events published during the restart",
+        )
+        .await;
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'live'",
+            PATIENCE,
+            "live again",
+        )
+        .await;
+    let sequences: Vec<u64> = serde_json::from_value(
+        browser
+            .eval("return [...document.querySelectorAll('#feed .event')].map(e => Number(e.dataset.sequence))")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        sequences,
+        (1..=10).rev().collect::<Vec<u64>>(),
+        "a gap or a duplicate"
+    );
+    let ids = browser.feed_ids().await;
+    let expected: Vec<String> = after
+        .iter()
+        .rev()
+        .chain(before.iter().rev())
+        .cloned()
+        .collect();
+    assert_eq!(ids, expected);
+    drop(second);
+}
+
+/// Many agents publishing for a few seconds; the screenshot is kept in
+/// tests/artifacts/ (the README's picture comes from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshot_under_load() {
+    let Some(browser) = launch("screenshot_under_load").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(
+        &bus,
+        SqliteStore::open(dir.path().join("events.db")).unwrap(),
+    );
+    let server = Server::start(WebApi::new(bus.clone()).store(recorder)).await;
+    browser.client.set_window_size(1440, 960).await.unwrap();
+    browser.client.goto(&server.url("/")).await.unwrap();
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'live'",
+            PATIENCE,
+            "the socket",
+        )
+        .await;
+    let load = tokio::spawn(simulate(bus.clone(), Duration::from_secs(25)));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#feed .event').length > 50",
+            PATIENCE,
+            "a busy feed",
+        )
+        .await;
+    // Select a chained event so the detail panel shows a causal chain.
+    browser
+        .eval("const e = [...document.querySelectorAll('#feed .event')].find(e => e.dataset.type === 'task.completed'); e && e.click(); return null")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let png = browser.client.screenshot().await.unwrap();
+    load.await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a png");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dashboard.png"), &png).unwrap();
+    eprintln!("screenshot: {}", dir.join("dashboard.png").display());
+}
+
+/// Agents in three circles: tasks created, assigned, worked on with tools,
+/// completed or failed, memories shared, conversation and the odd warning.
+async fn simulate(bus: EventBus, duration: Duration) {
+    use agentbus::{Event, EventType};
+    let end = tokio::time::Instant::now() + duration;
+    let mut task = 0u64;
+    while tokio::time::Instant::now() < end {
+        task += 1;
+        let circle = (task % 3 + 1) as i64;
+        let agent = (task % 7 + 1) as i64;
+        let created = Event::new(EventType::TaskCreated)
+            .with_data(json!({"task_id": task, "title": format!("implement feature #{task}")}))
+            .with_circle(circle)
+            .with_project(42);
+        let assigned = Event::new(EventType::AgentTaskAssigned)
+            .with_data(json!({"task_id": task}))
+            .with_source_agent(agent)
+            .with_circle(circle)
+            .caused_by(&created);
+        let tool = Event::new(EventType::AgentToolExecuted)
+            .with_data(json!({"tool": "run_tests", "passed": 41 + task % 5}))
+            .with_source_agent(agent)
+            .with_circle(circle)
+            .caused_by(&assigned);
+        let done = if task.is_multiple_of(11) {
+            Event::new(EventType::TaskFailed)
+                .with_data(json!({"task_id": task, "error": "timeout"}))
+        } else {
+            Event::new(EventType::TaskCompleted)
+                .with_data(json!({"task_id": task, "result": "success"}))
+        }
+        .with_source_agent(agent)
+        .with_circle(circle)
+        .caused_by(&tool);
+        let memory = Event::new(EventType::MemoryShared)
+            .with_data(json!({"summary": format!("feature #{task} lives in module {}", task % 9)}))
+            .with_source_agent(agent)
+            .with_circle(circle)
+            .caused_by(&done);
+        for event in [created, assigned, tool, done, memory] {
+            bus.publish(event).await;
+        }
+        if task.is_multiple_of(3) {
+            bus.publish(
+                Event::new(EventType::ConversationMessage)
+                    .with_data(json!({"text": "review please"}))
+                    .with_source_agent(agent)
+                    .with_circle(circle),
+            )
+            .await;
+        }
+        if task.is_multiple_of(17) {
+            bus.publish(
+                Event::new(EventType::SystemWarning).with_data(json!({"message": "slow handler"})),
+            )
+            .await;
+        }
+        if task.is_multiple_of(23) {
+            bus.publish(
+                Event::new(EventType::CircleMemberAdded)
+                    .with_circle(circle)
+                    .with_source_agent(agent + 10),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

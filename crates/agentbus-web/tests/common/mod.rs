@@ -1,0 +1,211 @@
+//! Test harness: a server on 127.0.0.1:0 stopped on drop, and small HTTP
+//! and WebSocket clients.
+#![allow(dead_code)]
+
+pub mod browser;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agentbus_web::WebApi;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A running server; aborted when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(api: WebApi) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::on(listener, api)
+    }
+
+    pub fn on(listener: TcpListener, api: WebApi) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let app = api.router();
+        let task = tokio::spawn(async move {
+            agentbus_web::serve(listener, app).await.unwrap();
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A reply: status, headers and the body (as JSON when it is JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not json ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `error` message of a JSON error reply.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field in {}", String::from_utf8_lossy(&self.body)))
+            .to_owned()
+    }
+}
+
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut builder = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = client
+        .request(builder.body(Full::new(body.into())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    request("GET", url, &[], Bytes::new()).await
+}
+
+pub async fn post_json(url: &str, body: &str) -> Reply {
+    request(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        body.to_owned(),
+    )
+    .await
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect_ws(url: &str) -> Ws {
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+}
+
+/// The next text frame as JSON, or a panic after `within`.
+pub async fn next_json(socket: &mut Ws, within: Duration) -> Value {
+    loop {
+        let message = tokio::time::timeout(within, socket.next())
+            .await
+            .expect("no websocket message in time")
+            .expect("websocket closed")
+            .expect("websocket error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// A server on its own thread and runtime, like a separate process: when
+/// dropped, every connection it holds goes with it (what a restart does).
+pub struct ThreadServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadServer {
+    /// Serves the API built by `make` (inside the server's runtime) on
+    /// `addr` (port 0 for any).
+    pub fn start(addr: SocketAddr, make: impl FnOnce() -> WebApi + Send + 'static) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound, bound_at) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = bind_retrying(addr).await;
+                bound.send(listener.local_addr().unwrap()).unwrap();
+                let app = make().router();
+                tokio::select! {
+                    result = agentbus_web::serve(listener, app) => result.unwrap(),
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime here drops every connection task.
+        });
+        let addr = bound_at.recv().unwrap();
+        Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// The port may still be held for a moment by the server just stopped.
+async fn bind_retrying(addr: SocketAddr) -> TcpListener {
+    let mut attempts = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(error) if attempts < 100 => {
+                attempts += 1;
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("cannot bind {addr}: {error}"),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The API end to end: health, publish, read back, live over WebSocket.
+
+mod common;
+
+use std::time::Duration;
+
+use agentbus::EventBus;
+use agentbus_web::WebApi;
+use common::*;
+
+#[tokio::test]
+async fn health_publish_read_and_live() {
+    let bus = EventBus::new();
+    let server = Server::start(WebApi::new(bus.clone())).await;
+
+    let health = get(&server.url("/api/health")).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), serde_json::json!({"status": "ok"}));
+
+    let mut socket = connect_ws(&server.ws_url("/ws?type=task.completed")).await;
+
+    let reply = post_json(
+        &server.url("/api/events"),
+        r#"[{"type":"task.created","circle_id":5},{"type":"task.completed","circle_id":5,"data":{"task_id":1}}]"#,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let ids = reply.json()["ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 2);
+    assert!(reply.json()["sequences"].is_null());
+    assert_eq!(bus.stats().events_published, 2);
+
+    let live = next_json(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(live["type"], "task.completed");
+    assert_eq!(live["id"], ids[1]);
+    assert_eq!(live["data"]["task_id"], 1);
+
+    let page = get(&server.url("/api/events?circle_id=5&order=asc"))
+        .await
+        .json();
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["id"], ids[0]);
+    assert_eq!(events[1]["id"], ids[1]);
+
+    let one = get(&server.url(&format!("/api/events/{}", ids[0].as_str().unwrap()))).await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["type"], "task.created");
+
+    let stats = get(&server.url("/api/stats")).await.json();
+    assert_eq!(stats["events_published"], 2);
+    assert_eq!(stats["websocket_clients"], 1);
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_route_and_type() {
+    let server = Server::start(WebApi::new(EventBus::new())).await;
+    let reply = get(&server.url("/api/openapi.json")).await;
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/health",
+        "/api/events",
+        "/api/events/{id}",
+        "/api/stats",
+        "/api/stream",
+        "/ws",
+        "/api/openapi.json",
+        "/",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+    }
+    let types: Vec<String> =
+        serde_json::from_value(doc["components"]["schemas"]["EventType"]["enum"].clone()).unwrap();
+    let ours: Vec<&str> = agentbus::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(types, ours);
+}
+
+#[tokio::test]
+async fn dashboard_is_one_self_contained_page() {
+    let server = Server::start(WebApi::new(EventBus::new())).await;
+    let reply = get(&server.url("/")).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert!(
+        page.contains("\"task.conflict.detected\""),
+        "event types are filled in"
+    );
+    assert!(!page.contains("__EVENT_TYPES__"));
+    // Nothing is fetched from elsewhere: no CDN, no external script or font.
+    for needle in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(needle), "external asset: {needle}");
+    }
+}
