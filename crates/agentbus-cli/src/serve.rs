@@ -1,0 +1,237 @@
+//! `agentbus serve`: the bus with its store, HTTP API and dashboard.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{BuildError, EventBus, MAX_HISTORY_CAPACITY};
+use agentbus_store::{EventStore, Recorder, StoreError};
+use tokio::net::TcpListener;
+
+use crate::render::{ColorChoice, Palette};
+use crate::store_spec::{OpenStoreError, StoreSpec};
+
+/// How long open connections (WebSockets, SSE streams) get to finish after
+/// a shutdown signal before the server stops anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Arguments of `agentbus serve`.
+#[derive(Clone, Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    agentbus serve                                         # SQLite ./agentbus.db on 127.0.0.1:7878\n  \
+    agentbus serve --store postgres://postgres@127.0.0.1/events --token s3cret\n  \
+    agentbus serve --addr 0.0.0.0:7878 --token s3cret      # reachable from other hosts")]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the first line printed
+    /// says which).
+    #[arg(long, env = "AGENTBUS_ADDR", default_value = "127.0.0.1:7878")]
+    pub addr: SocketAddr,
+
+    /// Where events are kept: sqlite:PATH, postgres://..., memory (in-memory
+    /// SQLite) or none (the API answers from the bus history).
+    #[arg(long, env = "AGENTBUS_STORE", default_value = "sqlite:./agentbus.db")]
+    pub store: StoreSpec,
+
+    /// Require this bearer token on every route but /api/health.
+    #[arg(long, env = "AGENTBUS_TOKEN", hide_env_values = true, value_parser = crate::client::parse_token)]
+    pub token: Option<String>,
+
+    /// Events the bus keeps in its in-memory history.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_HISTORY_CAPACITY as u64))]
+    pub history: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub body_limit: usize,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub nats: crate::nats::NatsArgs,
+}
+
+/// `agentbus serve` (or the demo's server) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The bus could not be built with the given settings.
+    #[error("invalid bus settings")]
+    Bus(#[from] BuildError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    OpenStore(#[from] OpenStoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+    /// The last events could not be made durable at shutdown.
+    #[error("cannot flush the store at shutdown")]
+    Flush(#[source] StoreError),
+    /// The NATS bridge could not connect.
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
+}
+
+/// A bound server: the bus, its recorder (when there is a store) and the
+/// router, ready to run. Shared by `serve` and `demo`.
+pub(crate) struct Server {
+    pub(crate) bus: EventBus,
+    recorder: Option<Recorder>,
+    listener: TcpListener,
+    app: axum::Router,
+    addr: SocketAddr,
+    nats: Option<crate::nats::Bridge>,
+}
+
+/// What the server needs, from either command's arguments.
+pub(crate) struct ServerConfig<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) store: &'a StoreSpec,
+    pub(crate) token: Option<String>,
+    pub(crate) history: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) nats: Option<&'a crate::nats::NatsArgs>,
+}
+
+impl Server {
+    /// Opens the store, attaches the recorder, builds the router and binds.
+    pub(crate) async fn start(config: ServerConfig<'_>) -> Result<Self, ServeError> {
+        let bus = EventBus::builder()
+            .history_capacity(config.history)
+            .try_build()?;
+        let store = config.store.open().await?;
+        let recorder = store.map(|store: Arc<dyn EventStore>| Recorder::attach(&bus, store));
+        if config.token.is_none() && !config.addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.addr,
+                "listening beyond loopback without a token: anyone who can reach this address can publish"
+            );
+        }
+        let mut api = agentbus_web::WebApi::new(bus.clone())
+            .token(config.token)
+            .body_limit(config.body_limit);
+        if let Some(recorder) = &recorder {
+            api = api.store(recorder.clone());
+        }
+        let app = api.router();
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let nats = match config.nats {
+            Some(args) => crate::nats::Bridge::connect(args, &bus).await?,
+            None => None,
+        };
+        Ok(Self {
+            bus,
+            recorder,
+            listener,
+            app,
+            addr,
+            nats,
+        })
+    }
+
+    /// The dashboard's URL.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Serves until `stop` resolves, lets open connections finish for a
+    /// moment, then makes every recorded event durable. Returns the store's
+    /// last sequence, if there is a store.
+    pub(crate) async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Option<u64>, ServeError> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopping_tx.send(());
+        });
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serve => result.map_err(ServeError::Serve)?,
+            () = deadline => tracing::debug!("connections still open after the grace period; stopping anyway"),
+        }
+        if let Some(nats) = self.nats {
+            nats.shutdown().await;
+        }
+        match self.recorder {
+            Some(recorder) => recorder.close().await.map(Some).map_err(ServeError::Flush),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Runs `agentbus serve` until Ctrl-C or SIGTERM.
+pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), ServeError> {
+    let server = Server::start(ServerConfig {
+        addr: args.addr,
+        store: &args.store,
+        token: args.token.clone(),
+        history: args.history as usize,
+        body_limit: args.body_limit,
+        nats: Some(&args.nats),
+    })
+    .await?;
+    let palette = Palette::stdout(color);
+    // The first line is the address: scripts and tests read it.
+    say!(
+        "agentbus serving {} (store {})",
+        palette.bold(&server.url()),
+        args.store
+    );
+    let last = server.run_until(shutdown_signal()).await?;
+    match last {
+        Some(sequence) => say!("stopped; store flushed up to sequence {sequence}"),
+        None => say!("stopped"),
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The `--store` argument: which store `serve`, `demo` and `replay` open.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use agentbus_store::{EventStore, SqliteStore};
+
+/// A store named on the command line.
+///
+/// `sqlite:PATH` (or a bare path), `postgres://...` / `postgresql://...`,
+/// `memory` (an in-memory SQLite store: sequences and resume work, nothing
+/// outlives the process) or `none` (no store: the API answers from the bus's
+/// bounded history).
+///
+/// ```
+/// use agentbus_cli::StoreSpec;
+///
+/// assert_eq!("sqlite:events.db".parse::<StoreSpec>().unwrap(), StoreSpec::Sqlite("events.db".into()));
+/// assert_eq!("./events.db".parse::<StoreSpec>().unwrap(), StoreSpec::Sqlite("./events.db".into()));
+/// assert_eq!("memory".parse::<StoreSpec>().unwrap(), StoreSpec::Memory);
+/// assert!(matches!("postgres://postgres@127.0.0.1/events".parse::<StoreSpec>().unwrap(), StoreSpec::Postgres(_)));
+/// assert!("sqlite:".parse::<StoreSpec>().is_err());
+/// assert!("mysql://db".parse::<StoreSpec>().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// A SQLite file, created and migrated on open.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+    /// An in-memory SQLite store.
+    Memory,
+    /// No store.
+    None,
+}
+
+impl StoreSpec {
+    /// Whether events in this store outlive the process.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Self::Sqlite(_) | Self::Postgres(_))
+    }
+}
+
+/// A `--store` value that names no store kind.
+#[derive(Debug, thiserror::Error)]
+#[error("expected sqlite:PATH, postgres://..., memory or none, got {input:?}")]
+pub struct ParseStoreSpecError {
+    input: String,
+}
+
+impl FromStr for StoreSpec {
+    type Err = ParseStoreSpecError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let error = || ParseStoreSpecError {
+            input: input.to_owned(),
+        };
+        match input {
+            "memory" | "sqlite::memory:" => return Ok(Self::Memory),
+            "none" => return Ok(Self::None),
+            "" => return Err(error()),
+            _ => {}
+        }
+        if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+            return Ok(Self::Postgres(input.to_owned()));
+        }
+        if let Some(path) = input.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            return if path.is_empty() {
+                Err(error())
+            } else {
+                Ok(Self::Sqlite(PathBuf::from(path)))
+            };
+        }
+        // Any other scheme is a mistake, not a file name.
+        if input.contains("://") {
+            return Err(error());
+        }
+        Ok(Self::Sqlite(PathBuf::from(input)))
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    /// The spec as typed, with a PostgreSQL password hidden.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(url) => f.write_str(&hide_password(url)),
+            Self::Memory => f.write_str("memory"),
+            Self::None => f.write_str("none"),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_passwords_are_hidden_when_shown() {
+        let spec: StoreSpec = "postgres://app:hunter2@127.0.0.1:5432/events"
+            .parse()
+            .unwrap();
+        assert_eq!(spec.to_string(), "postgres://app:***@127.0.0.1:5432/events");
+        assert!(spec.is_durable());
+        assert!(!StoreSpec::Memory.is_durable());
+    }
+}
+
+/// A store named on the command line could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenStoreError {
+    /// The store refused to open (see the cause).
+    #[error("cannot open the store {spec}")]
+    Store {
+        /// The store, as given (password hidden).
+        spec: String,
+        /// Why.
+        #[source]
+        source: agentbus_store::StoreError,
+    },
+    /// PostgreSQL support was left out of this build.
+    #[error(
+        "cannot open the store {spec}: this agentbus was built without the `postgres` feature"
+    )]
+    PostgresUnsupported {
+        /// The store, as given (password hidden).
+        spec: String,
+    },
+}
+
+impl StoreSpec {
+    /// Opens (and for SQLite creates and migrates) the store; `None` for
+    /// [`StoreSpec::None`].
+    pub async fn open(&self) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
+        let spec = self.to_string();
+        let failed = |source| OpenStoreError::Store {
+            spec: spec.clone(),
+            source,
+        };
+        let store: Arc<dyn EventStore> = match self {
+            Self::Sqlite(path) => Arc::new(SqliteStore::open(path).map_err(failed)?),
+            Self::Memory => Arc::new(SqliteStore::open_in_memory().map_err(failed)?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => Arc::new(
+                agentbus_store::PostgresStore::connect(url)
+                    .await
+                    .map_err(failed)?,
+            ),
+            #[cfg(not(feature = "postgres"))]
+            Self::Postgres(_) => return Err(OpenStoreError::PostgresUnsupported { spec }),
+            Self::None => return Ok(None),
+        };
+        Ok(Some(store))
+    }
+}

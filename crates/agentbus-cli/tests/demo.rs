@@ -1,0 +1,88 @@
+//! `agentbus demo`: runs for `--duration`, serves the API meanwhile, and
+//! its scenarios show up as causal chains.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::demo;
+
+async fn events(url: &str, query: &str) -> Vec<serde_json::Value> {
+    let page: serde_json::Value = reqwest::get(format!("{url}/api/events?{query}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_demo_plays_its_scenarios_and_exits_0() {
+    let (mut process, url) = demo(&["--duration", "6s", "--pace", "40ms"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // Wait for a conflict: it ends the longest chain of a round.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conflict = loop {
+        let found = runtime.block_on(events(&url, "type=task.conflict.detected&limit=1"));
+        if let Some(conflict) = found.into_iter().next() {
+            break conflict;
+        }
+        assert!(Instant::now() < deadline, "no conflict within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(conflict["data"]["file_path"], "src/db/pool.rs");
+    assert_ne!(conflict["data"]["agent1_id"], conflict["data"]["agent2_id"]);
+
+    // The chain: task.created -> task.assigned -> task.started -> agent.tool.executed -> conflict.
+    let root = conflict["correlation_id"]
+        .as_str()
+        .expect("the conflict belongs to a chain");
+    let chain = runtime.block_on(events(&url, &format!("correlation_id={root}&limit=100")));
+    let types: Vec<&str> = chain.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for expected in [
+        "task.assigned",
+        "task.started",
+        "agent.tool.executed",
+        "task.conflict.detected",
+    ] {
+        assert!(
+            types.contains(&expected),
+            "{expected} missing from the chain {types:?}"
+        );
+    }
+    let cause = conflict["causation_id"].as_str().unwrap();
+    let tool = chain
+        .iter()
+        .find(|e| e["id"] == cause)
+        .expect("the conflict's cause is in its chain");
+    assert_eq!(tool["type"], "agent.tool.executed");
+    let root_event: serde_json::Value = runtime
+        .block_on(async {
+            reqwest::get(format!("{url}/api/events/{root}"))
+                .await
+                .unwrap()
+                .json()
+                .await
+        })
+        .unwrap();
+    assert_eq!(root_event["type"], "task.created");
+
+    let status = process.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let out = process.rest_of_stdout(Duration::from_secs(10)).join("\n");
+    for expected in [
+        "joined circle 5",
+        "assigned to agent",
+        "conflict: agent 1 (Ada) and agent 2 (Brook)",
+        "shared with circle 7",
+        "handler failed",
+        "demo finished",
+    ] {
+        assert!(
+            out.contains(expected),
+            "{expected:?} missing from the demo's output:\n{out}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Events from NATS into the local bus.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventType};
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, consumer::pull, consumer::PullConsumer, AckKind};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::watch;
+
+use crate::bridge::{deliver_policy, Context};
+use crate::dedup::DedupWindow;
+use crate::echo::MarkedInbound;
+use crate::error::ConnectError;
+use crate::stats::bump;
+use crate::wire;
+
+pub(crate) enum Incoming {
+    Core(Vec<async_nats::Subscriber>),
+    JetStream(JetStreamSource),
+}
+
+pub(crate) struct JetStreamSource {
+    js: jetstream::Context,
+    messages: pull::Stream,
+}
+
+/// The subjects the bridge listens on: the whole prefix, or one per type.
+fn subjects(context: &Context) -> Vec<String> {
+    let prefix = &context.config.prefix;
+    let types = context.config.incoming_types;
+    if types == agentbus::EventTypeSet::all() {
+        vec![format!("{prefix}.>")]
+    } else {
+        types
+            .iter()
+            .map(|t| format!("{prefix}.{}", t.as_str()))
+            .collect()
+    }
+}
+
+pub(crate) async fn subscribe_core(
+    client: &async_nats::Client,
+    context: &Context,
+) -> Result<Vec<async_nats::Subscriber>, ConnectError> {
+    let mut subscribers = Vec::new();
+    for subject in subjects(context) {
+        subscribers.push(
+            client
+                .subscribe(subject)
+                .await
+                .map_err(ConnectError::Subscribe)?,
+        );
+    }
+    // The server has the subscriptions once it answered a ping after them.
+    let _ = client.flush().await;
+    Ok(subscribers)
+}
+
+pub(crate) async fn bind_jetstream(
+    js: &jetstream::Context,
+    context: &Context,
+) -> Result<JetStreamSource, ConnectError> {
+    let config = &context.config;
+    let stream_name = config.resolved_stream_name();
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![format!("{}.>", config.prefix)],
+            max_age: config.max_age,
+            duplicate_window: Duration::from_secs(120),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|source| ConnectError::Stream {
+            stream: stream_name,
+            source,
+        })?;
+    // One filter subject: several need a 2.10 server. Types not wanted are
+    // left out on receipt.
+    let mut filters = subjects(context);
+    let filter_subject = if filters.len() == 1 {
+        filters.remove(0)
+    } else {
+        format!("{}.>", config.prefix)
+    };
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            &context.name,
+            pull::Config {
+                durable_name: Some(context.name.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_ack_pending: 20_000,
+                deliver_policy: deliver_policy(config.start_from),
+                filter_subject,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|source| ConnectError::Consumer {
+            consumer: context.name.clone(),
+            source,
+        })?;
+    let messages = consume(&consumer).await.map_err(ConnectError::Consume)?;
+    Ok(JetStreamSource {
+        js: js.clone(),
+        messages,
+    })
+}
+
+async fn consume(
+    consumer: &PullConsumer,
+) -> Result<pull::Stream, async_nats::jetstream::consumer::StreamError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(1000)
+        .expires(Duration::from_secs(5))
+        .heartbeat(Duration::from_secs(1))
+        .messages()
+        .await
+}
+
+pub(crate) async fn run(context: Arc<Context>, incoming: Incoming, stop: watch::Receiver<bool>) {
+    let mut receiver = Receiver {
+        context: Arc::clone(&context),
+        sequences: HashMap::new(),
+        dedup: DedupWindow::new(context.config.dedup_window),
+        scope: context.config.scope_filter(),
+        warnings: 0,
+    };
+    match incoming {
+        Incoming::Core(subscribers) => receiver.run_core(subscribers, stop).await,
+        Incoming::JetStream(source) => receiver.run_jetstream(source, stop).await,
+    }
+}
+
+/// Why a message was not delivered.
+enum Skip {
+    Echo,
+    Duplicate,
+    Filtered,
+    Invalid(String),
+    UnknownType(String),
+    Oversized(usize),
+}
+
+struct Receiver {
+    context: Arc<Context>,
+    /// Core mode: the last sequence number seen per sending bridge and type.
+    sequences: HashMap<Box<str>, [u64; EventType::COUNT]>,
+    dedup: DedupWindow,
+    scope: Option<crate::config::EventFilter>,
+    warnings: u64,
+}
+
+impl Receiver {
+    async fn run_core(
+        &mut self,
+        subscribers: Vec<async_nats::Subscriber>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut messages = futures_util::stream::select_all(subscribers);
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = crate::bridge::stopped(&mut stop) => break,
+                message = messages.next() => message,
+            };
+            let Some(message) = message else { break };
+            self.account_sequence(&message.subject, message.headers.as_ref());
+            self.handle(
+                &message.subject,
+                message.headers.as_ref(),
+                &message.payload,
+                false,
+            )
+            .await;
+        }
+    }
+
+    async fn run_jetstream(&mut self, source: JetStreamSource, mut stop: watch::Receiver<bool>) {
+        let JetStreamSource { js, mut messages } = source;
+        let mut backoff = Duration::from_millis(10);
+        'outer: loop {
+            let next = tokio::select! {
+                biased;
+                _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    backoff = Duration::from_millis(10);
+                    self.handle(
+                        &message.subject,
+                        message.headers.as_ref(),
+                        &message.payload,
+                        true,
+                    )
+                    .await;
+                    // Acked once delivered locally (skipped ones too, or they
+                    // would come back forever). Explicit acks: acking one
+                    // never acks another still on its way.
+                    if let Err(err) = message.ack().await {
+                        // Delivered again after ack_wait; the id window drops it.
+                        tracing::debug!(error = %err, "jetstream ack failed");
+                    }
+                }
+                other => {
+                    match other {
+                        Some(Err(err)) => {
+                            tracing::debug!(error = %err, "jetstream consumer interrupted; rebinding")
+                        }
+                        _ => tracing::debug!("jetstream consumer ended; rebinding"),
+                    }
+                    // Rebind: the server may have restarted and forgotten the
+                    // pull requests. The durable consumer resumes after what
+                    // was acked; redeliveries are dropped by the id window.
+                    loop {
+                        tokio::select! {
+                            biased;
+                            _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(self.context.config.max_reconnect_delay);
+                        match bind_jetstream(&js, &self.context).await {
+                            Ok(source) => {
+                                messages = source.messages;
+                                break;
+                            }
+                            Err(err) => tracing::debug!(error = %err, "rebinding failed"),
+                        }
+                    }
+                }
+            }
+        }
+        // Hand back what arrived but was not delivered, so the next life of
+        // this consumer gets it at once rather than after ack_wait.
+        while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
+    }
+
+    /// Core mode: counts the messages missing before this one from its sender.
+    fn account_sequence(&mut self, subject: &str, headers: Option<&HeaderMap>) {
+        let Some((instance, sequence)) = wire::sequence(headers) else {
+            return;
+        };
+        let Ok(event_type) = wire::subject_type(&self.context.config.prefix, subject) else {
+            return;
+        };
+        if instance == self.context.instance {
+            return;
+        }
+        let last = match self.sequences.get_mut(instance) {
+            Some(last) => last,
+            None => self
+                .sequences
+                .entry(instance.into())
+                .or_insert([0; EventType::COUNT]),
+        };
+        let last = &mut last[event_type.index()];
+        if sequence > *last + 1 {
+            let lost = sequence - *last - 1;
+            bump(&self.context.shared.counters.incoming_lost, lost);
+            tracing::warn!(
+                lost,
+                sender = instance,
+                "events from NATS lost before they arrived"
+            );
+        }
+        *last = (*last).max(sequence);
+    }
+
+    async fn handle(
+        &mut self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        dedup: bool,
+    ) {
+        match self.accept(subject, headers, payload, dedup) {
+            Ok(event) => {
+                let event = Arc::new(event);
+                let bus = &self.context.bus;
+                let publish = std::pin::pin!(bus.publish(Arc::clone(&event)));
+                MarkedInbound::new(event, publish).await;
+                bump(&self.context.shared.counters.received, 1);
+            }
+            Err(skip) => self.count(skip, subject),
+        }
+    }
+
+    fn accept(
+        &mut self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        dedup: bool,
+    ) -> Result<Event, Skip> {
+        let context = &*self.context;
+        if wire::header(headers, &wire::ORIGIN) == Some(context.name.as_str())
+            || wire::sequence(headers).is_some_and(|(instance, _)| instance == context.instance)
+        {
+            return Err(Skip::Echo);
+        }
+        let subject_type = wire::subject_type(&context.config.prefix, subject)
+            .map_err(|()| Skip::UnknownType(subject.to_owned()))?;
+        if payload.len() > context.config.max_event_bytes {
+            return Err(Skip::Oversized(payload.len()));
+        }
+        let event = decode(payload)?;
+        if event.event_type != subject_type {
+            return Err(Skip::Invalid(format!(
+                "type `{}` on subject `{subject}`",
+                event.event_type
+            )));
+        }
+        if !context.config.incoming_types.contains(event.event_type)
+            || !self.scope.as_ref().is_none_or(|scope| scope(&event))
+        {
+            return Err(Skip::Filtered);
+        }
+        if dedup && !self.dedup.insert(event.id) {
+            return Err(Skip::Duplicate);
+        }
+        Ok(event)
+    }
+
+    fn count(&mut self, skip: Skip, subject: &str) {
+        let counters = &self.context.shared.counters;
+        let (counter, problem): (&AtomicU64, Option<String>) = match skip {
+            Skip::Echo => (&counters.echoes_skipped, None),
+            Skip::Duplicate => (&counters.duplicates_skipped, None),
+            Skip::Filtered => (&counters.filtered, None),
+            Skip::Invalid(why) => (
+                &counters.rejected_invalid,
+                Some(format!("not an event: {why}")),
+            ),
+            Skip::UnknownType(name) => (
+                &counters.rejected_unknown_type,
+                Some(format!("unknown event type: {name}")),
+            ),
+            Skip::Oversized(bytes) => (
+                &counters.rejected_oversized,
+                Some(format!("{bytes} bytes, over max_event_bytes")),
+            ),
+        };
+        bump(counter, 1);
+        if let Some(problem) = problem {
+            // Bad input can come in floods: log the first few, then every
+            // thousandth; the counters have the rest.
+            self.warnings += 1;
+            if self.warnings <= 10 || self.warnings % 1000 == 0 {
+                tracing::warn!(
+                    subject,
+                    problem,
+                    skipped = self.warnings,
+                    "message from NATS skipped"
+                );
+            }
+        }
+    }
+}
+
+fn decode(payload: &[u8]) -> Result<Event, Skip> {
+    let text = std::str::from_utf8(payload).map_err(|err| Skip::Invalid(err.to_string()))?;
+    Event::from_json(text).map_err(|err| {
+        // Tell an unknown type (a newer sender) from a malformed message.
+        let type_name = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|value| value.get("type")?.as_str().map(str::to_owned));
+        match type_name {
+            Some(name) if name.parse::<EventType>().is_err() => Skip::UnknownType(name),
+            _ => Skip::Invalid(err.to_string()),
+        }
+    })
+}

@@ -1,0 +1,380 @@
+//! Local events out to NATS.
+
+use std::collections::VecDeque;
+use std::future::IntoFuture;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventStream, EventType, TryRecvError};
+use async_nats::header::HeaderMap;
+use async_nats::{jetstream, Subject};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::bridge::{on_bridge_thread, waits, Context, Control, Shared};
+use crate::echo::is_inbound;
+use crate::stats::bump;
+use crate::wire::Stamp;
+
+/// How many local events are taken per wake-up before yielding to the
+/// runtime's other tasks.
+const BATCH: usize = 256;
+
+/// How long a graceful stop waits for buffered events to be stored.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Subscribes the outgoing side on the local bus: a bounded stream whose
+/// filter, run inline by publishers, drops inbound events (no echo), applies
+/// the circle and project filter, and in JetStream [`Overflow::Wait`] mode
+/// reserves room, waiting for it.
+///
+/// [`Overflow::Wait`]: crate::Overflow::Wait
+pub(crate) fn subscribe(context: &Context) -> EventStream {
+    let config = &context.config;
+    let scope = config.scope_filter();
+    let capacity = config.outgoing_buffer;
+    let subscription = context.bus.subscription(config.outgoing_types);
+    if !waits(config) {
+        return match scope {
+            None => subscription.filter(|event: &Event| !is_inbound(event)),
+            Some(scope) => {
+                subscription.filter(move |event: &Event| !is_inbound(event) && scope(event))
+            }
+        }
+        .name("agentbus-nats outgoing")
+        .stream(capacity);
+    }
+    let shared = Arc::clone(&context.shared);
+    subscription
+        .filter(move |event: &Event| {
+            if is_inbound(event) || !scope.as_ref().is_none_or(|scope| scope(event)) {
+                return false;
+            }
+            reserve(&shared, capacity)
+        })
+        .name("agentbus-nats outgoing")
+        .stream(capacity)
+}
+
+/// Takes one slot of the outgoing buffer, waiting while it is full. Never
+/// waits on the bridge's own thread (a handler reacting to an inbound event),
+/// which is the one that makes room: there a full buffer drops and counts.
+fn reserve(shared: &Shared, capacity: usize) -> bool {
+    let mut pause = 0u32;
+    loop {
+        let used = shared.reserved.load(Ordering::Relaxed);
+        if used < capacity {
+            if shared
+                .reserved
+                .compare_exchange_weak(used, used + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            continue;
+        }
+        if shared.closed.load(Ordering::Relaxed) || on_bridge_thread() {
+            bump(&shared.counters.outgoing_dropped, 1);
+            return false;
+        }
+        // Full: the server is away or slower than the publishers. Back off
+        // from spinning to sleeping; this is the overflow path.
+        pause = pause.saturating_add(1);
+        if pause < 64 {
+            std::hint::spin_loop();
+        } else if pause < 128 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+pub(crate) struct Outgoing {
+    pub(crate) sender: Sender,
+    pub(crate) jetstream: Option<jetstream::Context>,
+    pub(crate) local: EventStream,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// An encoded event on its way out.
+struct Message {
+    subject: Subject,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+type AckFuture = <jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture;
+
+/// What turns local events into NATS messages.
+pub(crate) struct Sender {
+    pub(crate) context: Arc<Context>,
+    pub(crate) client: async_nats::Client,
+    pub(crate) stamp: Stamp,
+    /// `<prefix>.<dotted type>` by type index.
+    pub(crate) subjects: Vec<Subject>,
+}
+
+impl Outgoing {
+    pub(crate) async fn run(self) {
+        match self.jetstream.clone() {
+            None => self.run_core().await,
+            Some(js) => self.run_jetstream(js).await,
+        }
+    }
+}
+
+impl Sender {
+    /// Encodes `event`, or counts it as rejected.
+    fn encode(&self, event: &Event, sequence: Option<u64>) -> Option<Message> {
+        let payload = match event.to_json() {
+            Ok(json) => json,
+            Err(err) => {
+                bump(&self.context.shared.counters.outgoing_rejected, 1);
+                tracing::warn!(event_id = %event.id, error = %err, "event not sent: cannot encode");
+                return None;
+            }
+        };
+        if payload.len() > self.context.config.max_event_bytes {
+            bump(&self.context.shared.counters.outgoing_rejected, 1);
+            tracing::warn!(
+                event_id = %event.id,
+                bytes = payload.len(),
+                max = self.context.config.max_event_bytes,
+                "event not sent: larger than max_event_bytes"
+            );
+            return None;
+        }
+        let id = event.id.to_string();
+        let headers = match sequence {
+            Some(sequence) => self.stamp.core(&id, sequence),
+            None => self.stamp.jetstream(&id),
+        };
+        Some(Message {
+            subject: self.subjects[event.event_type.index()].clone(),
+            headers,
+            payload: Bytes::from(payload),
+        })
+    }
+
+    fn count_lag(&self, missed: u64) {
+        bump(&self.context.shared.counters.outgoing_dropped, missed);
+        tracing::warn!(missed, "outgoing buffer full: events dropped");
+    }
+
+    /// Sends up to `limit` buffered events without waiting for more.
+    async fn drain_core(&self, local: &mut EventStream, sequences: &mut [u64], limit: usize) {
+        for _ in 0..limit {
+            match local.try_recv() {
+                Ok(event) => self.send_core(sequences, &event).await,
+                Err(TryRecvError::Lagged(missed)) => self.count_lag(missed),
+                Err(_) => break,
+            }
+        }
+    }
+
+    async fn send_core(&self, sequences: &mut [u64], event: &Event) {
+        let slot = &mut sequences[event.event_type.index()];
+        let Some(message) = self.encode(event, Some(*slot + 1)) else {
+            return;
+        };
+        *slot += 1;
+        let counters = &self.context.shared.counters;
+        match self
+            .client
+            .publish_with_headers(message.subject, message.headers, message.payload)
+            .await
+        {
+            Ok(()) => bump(&counters.sent, 1),
+            Err(err) => {
+                bump(&counters.outgoing_rejected, 1);
+                tracing::warn!(event_id = %event.id, error = %err, "event not sent");
+            }
+        }
+    }
+}
+
+impl Outgoing {
+    async fn run_core(self) {
+        let Outgoing {
+            sender,
+            mut local,
+            mut control,
+            mut stop,
+            ..
+        } = self;
+        let mut sequences = [0u64; EventType::COUNT];
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = crate::bridge::stopped(&mut stop) => break,
+                Some(Control::Flush(done)) = control.recv() => {
+                    sender.drain_core(&mut local, &mut sequences, usize::MAX).await;
+                    let _ = sender.client.flush().await;
+                    let _ = done.send(());
+                    continue;
+                }
+                next = local.recv() => next,
+            };
+            match first {
+                None => break,
+                Some(Err(lagged)) => sender.count_lag(lagged.0),
+                Some(Ok(event)) => sender.send_core(&mut sequences, &event).await,
+            }
+            sender.drain_core(&mut local, &mut sequences, BATCH).await;
+        }
+        sender
+            .drain_core(&mut local, &mut sequences, usize::MAX)
+            .await;
+        let _ = tokio::time::timeout(STOP_DEADLINE, sender.client.flush()).await;
+    }
+
+    async fn run_jetstream(self, js: jetstream::Context) {
+        let Outgoing {
+            sender,
+            mut local,
+            mut control,
+            mut stop,
+            ..
+        } = self;
+        let config = &sender.context.config;
+        let (capacity, window) = (config.outgoing_buffer, config.acks_in_flight);
+        let shared = Arc::clone(&sender.context.shared);
+        let waits = waits(config);
+        // `pending[..acks.len()]` are published and awaiting their acks; the
+        // rest are not sent yet.
+        let mut pending: VecDeque<Message> = VecDeque::new();
+        let mut acks: VecDeque<AckFuture> = VecDeque::new();
+        let mut flushes: Vec<(usize, oneshot::Sender<()>)> = Vec::new();
+        let mut delivered_total = 0usize;
+        let mut stopping: Option<tokio::time::Instant> = None;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            // Take local events while there is room, a batch at a time so
+            // encoding and sending interleave.
+            for _ in 0..BATCH {
+                if pending.len() >= capacity {
+                    break;
+                }
+                match local.try_recv() {
+                    Ok(event) => match sender.encode(&event, None) {
+                        Some(message) => pending.push_back(message),
+                        None => release(&shared, waits, 1),
+                    },
+                    Err(TryRecvError::Lagged(missed)) => sender.count_lag(missed),
+                    Err(_) => break,
+                }
+            }
+            // Publish what is not sent yet, up to the ack window.
+            let mut failed = false;
+            while acks.len() < window && acks.len() < pending.len() {
+                let message = &pending[acks.len()];
+                match js
+                    .publish_with_headers(
+                        message.subject.clone(),
+                        message.headers.clone(),
+                        message.payload.clone(),
+                    )
+                    .await
+                {
+                    Ok(ack) => acks.push_back(ack.into_future()),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "jetstream publish failed");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if let Some(deadline) = stopping {
+                if pending.is_empty() && local.try_recv().is_err() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        unsent = pending.len(),
+                        "bridge stopped before every buffered event was stored"
+                    );
+                    break;
+                }
+            }
+            if failed {
+                bump(&shared.counters.resent, acks.len() as u64);
+                acks.clear();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_reconnect_delay);
+                continue;
+            }
+            tokio::select! {
+                biased;
+                result = async { acks.front_mut().expect("checked").as_mut().await }, if !acks.is_empty() => {
+                    acks.pop_front();
+                    match result {
+                        Ok(_) => {
+                            pending.pop_front();
+                            delivered_total += 1;
+                            backoff = Duration::from_millis(10);
+                            bump(&shared.counters.sent, 1);
+                            release(&shared, waits, 1);
+                            settle(&mut flushes, delivered_total);
+                        }
+                        Err(err) => {
+                            // The ones behind it are sent again too: order is
+                            // kept, and the server drops the duplicates.
+                            tracing::debug!(error = %err, "jetstream ack failed; sending again");
+                            bump(&shared.counters.resent, (acks.len() + 1) as u64);
+                            acks.clear();
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(config.max_reconnect_delay);
+                        }
+                    }
+                }
+                _ = crate::bridge::stopped(&mut stop), if stopping.is_none() => {
+                    stopping = Some(tokio::time::Instant::now() + STOP_DEADLINE);
+                }
+                Some(Control::Flush(done)) = control.recv() => {
+                    // Everything taken so far, and what is in the local
+                    // buffer now, must be stored first.
+                    while let Ok(event) = local.try_recv() {
+                        match sender.encode(&event, None) {
+                            Some(message) => pending.push_back(message),
+                            None => release(&shared, waits, 1),
+                        }
+                    }
+                    flushes.push((delivered_total + pending.len(), done));
+                    settle(&mut flushes, delivered_total);
+                }
+                next = local.recv(), if pending.len() < capacity && stopping.is_none() => {
+                    match next {
+                        Some(Ok(event)) => match sender.encode(&event, None) {
+                            Some(message) => pending.push_back(message),
+                            None => release(&shared, waits, 1),
+                        },
+                        Some(Err(lagged)) => sender.count_lag(lagged.0),
+                        None => stopping = Some(tokio::time::Instant::now() + STOP_DEADLINE),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers the flushes whose events are all stored.
+fn settle(flushes: &mut Vec<(usize, oneshot::Sender<()>)>, stored: usize) {
+    let mut index = 0;
+    while index < flushes.len() {
+        if flushes[index].0 <= stored {
+            let (_, done) = flushes.swap_remove(index);
+            let _ = done.send(());
+        } else {
+            index += 1;
+        }
+    }
+}
+
+fn release(shared: &Shared, waits: bool, count: usize) {
+    if waits {
+        shared.reserved.fetch_sub(count, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,141 @@
+//! Bad input from NATS: counted, logged, skipped; the bridge keeps running.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge};
+use bytes::Bytes;
+use common::{runtime, wait_until, NatsServer};
+
+fn bad_input_is_counted_and_skipped(jetstream: bool) {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let bus = EventBus::new();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&delivered);
+    bus.subscribe_all(move |_e: &Event| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default()
+                .name("victim")
+                .jetstream(jetstream)
+                .max_event_bytes(4096)
+                .ack_wait(Duration::from_secs(1)),
+        ))
+        .expect("connects");
+    let raw = rt
+        .block_on(async_nats::connect(server.url()))
+        .expect("raw client connects");
+
+    let valid = |event: Event| Bytes::from(event.to_json().unwrap());
+    let big = Event::new(EventType::TaskCompleted)
+        .with_data(serde_json::json!({"blob": "x".repeat(8192)}));
+    let messages: Vec<(&str, Bytes)> = vec![
+        // Not an event.
+        (
+            "agentbus.task.completed",
+            Bytes::from_static(b"not json at all"),
+        ),
+        (
+            "agentbus.task.completed",
+            Bytes::from_static(b"{\"no\": \"type\"}"),
+        ),
+        (
+            "agentbus.task.completed",
+            Bytes::from_static(b"{\"type\": \"task.completed\", \"circle_id\": \"five\"}"),
+        ),
+        (
+            "agentbus.task.completed",
+            Bytes::from_static(&[0xff, 0xfe, 0x00]),
+        ),
+        (
+            "agentbus.task.completed",
+            valid(Event::new(EventType::TaskFailed)),
+        ),
+        // Unknown types, by subject or by payload.
+        (
+            "agentbus.memory.forgotten",
+            Bytes::from_static(b"{\"type\": \"memory.forgotten\"}"),
+        ),
+        (
+            "agentbus.task.completed",
+            Bytes::from_static(b"{\"type\": \"task.teleported\"}"),
+        ),
+        // Oversized.
+        ("agentbus.task.completed", valid(big)),
+        // And then a good one.
+        (
+            "agentbus.task.completed",
+            valid(Event::new(EventType::TaskCompleted).with_circle(1)),
+        ),
+    ];
+    rt.block_on(async {
+        for (subject, payload) in messages {
+            raw.publish(subject, payload).await.unwrap();
+        }
+        raw.flush().await.unwrap();
+    });
+
+    assert!(
+        wait_until(Duration::from_secs(10), || delivered
+            .load(Ordering::Relaxed)
+            == 1),
+        "the good event arrives after the bad ones"
+    );
+    let expect = |stats: agentbus_nats::BridgeStats| {
+        assert_eq!(stats.rejected_invalid, 5, "{stats:?}");
+        assert_eq!(stats.rejected_unknown_type, 2, "{stats:?}");
+        assert_eq!(stats.rejected_oversized, 1, "{stats:?}");
+        assert_eq!(stats.received, 1, "{stats:?}");
+    };
+    assert!(wait_until(Duration::from_secs(5), || bridge
+        .stats()
+        .rejected_oversized
+        == 1));
+    expect(bridge.stats());
+    if jetstream {
+        // Skipped messages are acked too: nothing comes back after ack_wait.
+        std::thread::sleep(Duration::from_millis(2500));
+        expect(bridge.stats());
+    }
+
+    // Still running: an event published locally goes out, one from NATS comes in.
+    let mut sub = rt.block_on(raw.subscribe("agentbus.task.started")).unwrap();
+    rt.block_on(raw.flush()).unwrap();
+    bus.publish_blocking(Event::new(EventType::TaskStarted));
+    let out = rt.block_on(async {
+        use futures_util::StreamExt;
+        tokio::time::timeout(Duration::from_secs(10), sub.next()).await
+    });
+    let out = out.expect("the local event went out").expect("a message");
+    assert!(Event::from_json(std::str::from_utf8(&out.payload).unwrap()).is_ok());
+    rt.block_on(raw.publish(
+        "agentbus.task.completed",
+        valid(Event::new(EventType::TaskCompleted)),
+    ))
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || delivered
+        .load(Ordering::Relaxed)
+        == 3));
+    rt.block_on(bridge.shutdown());
+}
+
+#[test]
+fn core_bad_input_is_counted_and_skipped() {
+    bad_input_is_counted_and_skipped(false);
+}
+
+#[test]
+fn jetstream_bad_input_is_counted_and_skipped() {
+    bad_input_is_counted_and_skipped(true);
+}

@@ -1,0 +1,198 @@
+//! Connection loss: reconnection with backoff, and JetStream's bounded
+//! outgoing buffer with its overflow policy.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
+use common::{runtime, wait_until, NatsServer};
+
+fn counter(bus: &EventBus) -> Arc<AtomicU64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let sink = Arc::clone(&count);
+    bus.subscribe(EventType::TaskCompleted, move |_e: &Event| {
+        sink.fetch_add(1, Ordering::Relaxed);
+    });
+    count
+}
+
+fn config(name: &str) -> BridgeConfig {
+    BridgeConfig::default()
+        .name(name)
+        .max_reconnect_delay(Duration::from_millis(100))
+        .ack_timeout(Duration::from_millis(500))
+        .ack_wait(Duration::from_secs(1))
+}
+
+#[test]
+fn core_reconnects_and_counts_what_was_lost_meanwhile() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let received = counter(&b);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(&server.url(), &a, config("a")))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, config("b")))
+        .unwrap();
+    a.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert!(wait_until(Duration::from_secs(10), || received
+        .load(Ordering::Relaxed)
+        == 1));
+
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge_a
+        .stats()
+        .connected));
+    for _ in 0..100 {
+        a.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    server.restart();
+    assert!(wait_until(Duration::from_secs(20), || bridge_a
+        .stats()
+        .connected
+        && bridge_b.stats().connected));
+    // After the reconnection events flow again; send until one arrives.
+    let mut published = 101;
+    let arrived = wait_until(Duration::from_secs(20), || {
+        let before = received.load(Ordering::Relaxed);
+        a.publish_blocking(Event::new(EventType::TaskCompleted));
+        published += 1;
+        wait_until(Duration::from_millis(200), || {
+            received.load(Ordering::Relaxed) > before
+        })
+    });
+    assert!(arrived, "events flow after the reconnection");
+    std::thread::sleep(Duration::from_millis(300));
+    let (stats_a, stats_b) = (bridge_a.stats(), bridge_b.stats());
+    assert!(stats_a.disconnects >= 1 && stats_b.disconnects >= 1);
+    let got = received.load(Ordering::Relaxed);
+    assert_eq!(
+        got + stats_a.outgoing_dropped + stats_b.incoming_lost,
+        published,
+        "every event arrived or was counted lost: {stats_a:?} {stats_b:?}"
+    );
+}
+
+/// Publishes `count` events from a plain thread; returns how many calls
+/// have returned so far, live.
+fn publish_in_background(
+    bus: &EventBus,
+    count: u64,
+) -> (Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let done = Arc::new(AtomicU64::new(0));
+    let (bus, progress) = (bus.clone(), Arc::clone(&done));
+    let handle = std::thread::spawn(move || {
+        for _ in 0..count {
+            bus.publish_blocking(Event::new(EventType::TaskCompleted));
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    (done, handle)
+}
+
+#[test]
+fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let received = counter(&b);
+    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(100);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            js("a").overflow(Overflow::Wait),
+        ))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
+        .unwrap();
+
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge_a
+        .stats()
+        .connected));
+    let (done, publisher) = publish_in_background(&a, 300);
+    std::thread::sleep(Duration::from_secs(1));
+    let while_down = done.load(Ordering::Relaxed);
+    assert!(
+        while_down <= 100,
+        "publishers wait once 100 are buffered ({while_down} returned)"
+    );
+    assert!(
+        while_down >= 90,
+        "the buffer takes events while down ({while_down} returned)"
+    );
+
+    server.restart();
+    publisher.join().unwrap();
+    rt.block_on(bridge_a.flush());
+    assert!(
+        wait_until(Duration::from_secs(30), || received.load(Ordering::Relaxed)
+            == 300),
+        "all 300 arrive ({} did)",
+        received.load(Ordering::Relaxed)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(received.load(Ordering::Relaxed), 300, "and none twice");
+    let stats = bridge_a.stats();
+    assert_eq!((stats.sent, stats.outgoing_dropped), (300, 0), "{stats:?}");
+    drop(bridge_b);
+}
+
+#[test]
+fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let received = counter(&b);
+    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(100);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            js("a").overflow(Overflow::DropOldest),
+        ))
+        .unwrap();
+    let _bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
+        .unwrap();
+
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge_a
+        .stats()
+        .connected));
+    let (done, publisher) = publish_in_background(&a, 1000);
+    assert!(
+        wait_until(Duration::from_secs(10), || done.load(Ordering::Relaxed)
+            == 1000),
+        "publishers never wait under DropOldest"
+    );
+    publisher.join().unwrap();
+    server.restart();
+    rt.block_on(bridge_a.flush());
+    let stats = bridge_a.stats();
+    assert!(stats.outgoing_dropped >= 700, "{stats:?}");
+    assert_eq!(stats.sent + stats.outgoing_dropped, 1000, "{stats:?}");
+    assert!(wait_until(Duration::from_secs(30), || received
+        .load(Ordering::Relaxed)
+        == stats.sent));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        stats.sent,
+        "what was sent arrived once"
+    );
+}

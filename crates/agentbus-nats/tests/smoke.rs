@@ -1,0 +1,167 @@
+//! Two buses in one test process, each with a bridge to one real
+//! nats-server: events cross once each way, and never come back.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventId, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge};
+use common::{runtime, wait_until, NatsServer};
+
+/// Records the ids of the `task.completed` events a bus's subscribers see.
+fn recorder(bus: &EventBus) -> Arc<Mutex<Vec<EventId>>> {
+    let seen: Arc<Mutex<Vec<EventId>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    bus.subscribe(EventType::TaskCompleted, move |event: &Event| {
+        sink.lock().unwrap().push(event.id);
+    });
+    seen
+}
+
+fn crosses_both_ways_once(jetstream: bool) {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let (seen_a, seen_b) = (recorder(&a), recorder(&b));
+    let config = |name: &str| BridgeConfig::default().name(name).jetstream(jetstream);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(&server.url(), &a, config("a")))
+        .expect("a connects");
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, config("b")))
+        .expect("b connects");
+
+    let from_a = Event::new(EventType::TaskCompleted).with_data(serde_json::json!({"n": 1}));
+    let from_b = Event::new(EventType::TaskCompleted).with_circle(7);
+    a.publish_blocking(from_a.clone());
+    b.publish_blocking(from_b.clone());
+
+    assert!(
+        wait_until(Duration::from_secs(10), || seen_a.lock().unwrap().len()
+            == 2
+            && seen_b.lock().unwrap().len() == 2),
+        "both events on both buses: a saw {:?}, b saw {:?}",
+        seen_a.lock().unwrap(),
+        seen_b.lock().unwrap()
+    );
+    // Give an echo time to show up, then check nothing came twice.
+    rt.block_on(bridge_a.flush());
+    rt.block_on(bridge_b.flush());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(*seen_a.lock().unwrap(), vec![from_a.id, from_b.id]);
+    assert_eq!(*seen_b.lock().unwrap(), vec![from_b.id, from_a.id]);
+
+    let received = b.history(&agentbus::HistoryQuery::new());
+    let copy = received
+        .iter()
+        .find(|e| e.id == from_a.id)
+        .expect("a's event on b");
+    assert_eq!(**copy, from_a, "the event arrives whole");
+
+    let (stats_a, stats_b) = (bridge_a.stats(), bridge_b.stats());
+    assert_eq!((stats_a.sent, stats_a.received), (1, 1), "{stats_a:?}");
+    assert_eq!((stats_b.sent, stats_b.received), (1, 1), "{stats_b:?}");
+    assert!(stats_a.connected && stats_b.connected);
+    let final_a = rt.block_on(bridge_a.shutdown());
+    assert!(!final_a.connected);
+    rt.block_on(bridge_b.shutdown());
+}
+
+#[test]
+fn core_events_cross_both_ways_once() {
+    crosses_both_ways_once(false);
+}
+
+#[test]
+fn jetstream_events_cross_both_ways_once() {
+    crosses_both_ways_once(true);
+}
+
+#[test]
+fn an_event_a_handler_publishes_in_reaction_goes_out() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    // On b, each incoming task.completed causes a task.started.
+    let reactor = b.clone();
+    b.subscribe(EventType::TaskCompleted, move |event: &Event| {
+        reactor.publish_blocking(Event::new(EventType::TaskStarted).caused_by(event));
+    });
+    let started: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = Arc::clone(&started);
+    a.subscribe(EventType::TaskStarted, move |event: &Event| {
+        sink.lock().unwrap().push(event.clone());
+    });
+    let _bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            BridgeConfig::default().name("a"),
+        ))
+        .unwrap();
+    let _bridge_b = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &b,
+            BridgeConfig::default().name("b"),
+        ))
+        .unwrap();
+    let cause = Event::new(EventType::TaskCompleted);
+    a.publish_blocking(cause.clone());
+    assert!(wait_until(Duration::from_secs(10), || started
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = started.lock().unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].causation_id, Some(cause.id));
+}
+
+#[test]
+fn connect_to_nothing_is_an_error() {
+    let rt = runtime();
+    let bus = EventBus::new();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = rt.block_on(NatsBridge::connect(
+        &format!("nats://127.0.0.1:{port}"),
+        &bus,
+        BridgeConfig::default(),
+    ));
+    let err = result.expect_err("nothing listens there");
+    assert_eq!(err.to_string(), "cannot connect to nats server");
+    assert!(std::error::Error::source(&err).is_some());
+    assert_eq!(bus.stats().active_subscribers, 0, "nothing left subscribed");
+}
+
+#[test]
+fn a_bad_prefix_or_name_is_refused() {
+    let rt = runtime();
+    let bus = EventBus::new();
+    for config in [
+        BridgeConfig::default().prefix("a.>"),
+        BridgeConfig::default().prefix(""),
+        BridgeConfig::default().name("two words"),
+        BridgeConfig::default().name("dotted.name"),
+    ] {
+        let err = rt
+            .block_on(NatsBridge::connect("nats://127.0.0.1:1", &bus, config))
+            .expect_err("refused before connecting");
+        assert!(
+            err.to_string().starts_with("invalid bridge config"),
+            "{err}"
+        );
+    }
+}
