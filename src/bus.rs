@@ -4,17 +4,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc as StdArc, OnceLock};
-use std::task::{Context, Poll, Waker};
 
 use crossbeam_utils::CachePadded;
 
-use crate::dispatch::{fan_out, Delivery, PublishOutcome};
+use crate::dispatch::PublishOutcome;
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
-use crate::executor::block_on;
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
@@ -30,34 +27,11 @@ use crate::table::{TableCache, Tables};
 ///
 /// `EventBus` is a cheap handle: clones share one bus.
 ///
-/// # Behaviour
-///
-/// - **Fan-out.** Every subscriber of the event's type whose filter passes is
-///   called exactly once per publish; subscribers of other types never are.
-///   Filters run first, on the publishing thread. Sync handlers run inline, in
-///   subscription order; async handlers of one publish run concurrently and
-///   `publish` resolves when all have finished.
-/// - **No executor needed.** With only sync subscribers a publish spawns
-///   nothing, needs no runtime and allocates nothing beyond the `Arc` that
-///   history keeps. [`EventBus::publish_blocking`] works from plain threads
-///   and polls any async handlers on the calling thread.
-/// - **Slow handlers.** A sync handler runs on the publisher's thread, so a
-///   slow one delays that publish (and only that publisher); an async one
-///   delays only the `publish` future that awaits it. Offload long work with
-///   your runtime's `spawn`.
-/// - **Failures.** A handler that returns `Err` or panics, or a filter that
-///   panics, is counted in [`PublishOutcome::failed`] and
-///   [`BusStats::handler_errors`] and logged with `tracing`; every other
-///   handler still runs and `publish` itself never panics.
-/// - **Re-entrancy.** No lock is held while user code runs: handlers may
-///   publish, subscribe and unsubscribe (themselves included).
-/// - **Unsubscribe during dispatch.** Once [`EventBus::unsubscribe`] returns,
-///   no publish that starts afterwards calls the handler, nor does the rest of
-///   a dispatch on the thread that unsubscribed. A publish already running on
-///   another thread may still call it once.
-/// - **Ordering.** Sequential publishes reach each handler in publish order.
-/// - **History.** Recorded at publish, before handlers run; see
-///   [`EventBus::history`].
+/// A publish reaches every subscriber of the event's type whose filter
+/// passes, exactly once; sync handlers inline on the publishing thread, the
+/// async handlers of one publish concurrently. Failures and panics are
+/// isolated and counted. The full statement, including unsubscribe during
+/// dispatch, ordering and history, is [`docs::semantics`](crate::docs::semantics).
 ///
 /// ```
 /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
@@ -91,9 +65,9 @@ pub struct EventBus {
 pub(crate) struct Inner {
     /// Distinguishes this bus's subscription ids from every other bus's.
     id: u64,
-    tables: Tables,
-    history: History,
-    counters: Counters,
+    pub(crate) tables: Tables,
+    pub(crate) history: History,
+    pub(crate) counters: Counters,
     /// Padded: writers lock it on every subscribe and unsubscribe, and it
     /// must not share a line with anything publishers read.
     registry: CachePadded<Mutex<Registry>>,
@@ -361,9 +335,44 @@ impl EventBus {
     /// Publishes `event` (an [`Event`] or an `Arc<Event>`) and resolves when
     /// every handler has run.
     ///
-    /// Nothing happens until the future is polled. It is `Send`, so it can be
-    /// awaited on any runtime. Dropping it after the first poll cancels the
-    /// async handlers still running.
+    /// Nothing is delivered until the future is polled. It is `Send`, so it
+    /// can be awaited on any runtime. Dropping it after the first poll
+    /// cancels the async handlers still running.
+    ///
+    /// **Causation.** Called from inside a handler (a sync handler's call, or
+    /// a poll of an async handler's future, on whatever thread polls it), the
+    /// event is stamped as caused by the event being handled:
+    /// `causation_id` becomes the handled event's id and `correlation_id` its
+    /// correlation id, or its id when it starts the chain, as
+    /// [`Event::caused_by`] does. An event whose publisher set either id
+    /// keeps both as given, and so does every event published outside a
+    /// handler. The stamp is applied when `publish` is called. If the
+    /// `Arc<Event>` passed in is shared, the bus stamps a copy (history and
+    /// handlers see the copy; other holders of the `Arc` keep the original);
+    /// an `Event` or a unique `Arc` is stamped in place. A task spawned from a
+    /// handler inherits no cause; see [`with_cause`](crate::with_cause). Code
+    /// that reads an [`EventStream`] is not a handler: link what it
+    /// publishes with [`Event::caused_by`].
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
+    ///
+    /// let bus = EventBus::new();
+    /// let weak = bus.downgrade();
+    /// bus.subscribe(EventType::TaskCompleted, move |_task: &Event| {
+    ///     if let Some(bus) = weak.upgrade() {
+    ///         bus.publish_blocking(Event::new(EventType::AgentToolExecuted));
+    ///     }
+    /// });
+    /// let task = Event::new(EventType::TaskCompleted);
+    /// let task_id = task.id;
+    /// bus.publish_blocking(task);
+    ///
+    /// let chain = bus.history(&HistoryQuery::new().correlation_id(task_id));
+    /// assert_eq!(chain.len(), 2);
+    /// assert_eq!(chain[0].event_type, EventType::AgentToolExecuted);
+    /// assert_eq!(chain[0].causation_id, Some(task_id));
+    /// ```
     pub fn publish(
         &self,
         event: impl Into<StdArc<Event>>,
@@ -372,7 +381,8 @@ impl EventBus {
     }
 
     /// Publishes from synchronous code: runs the handlers on this thread and
-    /// returns when all have finished. Needs no runtime.
+    /// returns when all have finished. Needs no runtime. Called from inside
+    /// a handler, stamps the event as [`publish`](Self::publish) does.
     ///
     /// Async handlers are polled here with a minimal executor. One that needs
     /// a runtime's timers or I/O (Tokio's, say) only works if that runtime
@@ -382,9 +392,6 @@ impl EventBus {
     /// timer is the one waiting. From async code, use
     /// [`publish`](Self::publish).
     pub fn publish_blocking(&self, event: impl Into<StdArc<Event>>) -> PublishOutcome {
-        // Async handlers get their first poll during the fan-out with a no-op
-        // waker; most finish there. Any still pending are polled again by
-        // `block_on` with a waker that works, which they then keep.
         self.publish_blocking_with(event.into(), None)
     }
 
@@ -395,49 +402,17 @@ impl EventBus {
         event: StdArc<Event>,
         cache: Option<&mut TableCache>,
     ) -> PublishOutcome {
-        let mut first_poll = Context::from_waker(Waker::noop());
-        let delivery = self.dispatch(event, cache, &mut first_poll);
-        if delivery.is_done() {
-            delivery.outcome()
-        } else {
-            block_on(delivery)
-        }
+        crate::dispatch::publish_blocking(&self.inner, event, cache)
     }
 
     /// [`publish`](Self::publish), through `cache` if given.
+    #[inline]
     pub(crate) fn publish_with<'a>(
         &'a self,
         event: StdArc<Event>,
         cache: Option<&'a mut TableCache>,
     ) -> impl Future<Output = PublishOutcome> + Send + 'a {
-        Publish {
-            bus: self,
-            cache,
-            state: PublishState::Start(event),
-        }
-    }
-
-    #[inline]
-    fn dispatch(
-        &self,
-        event: StdArc<Event>,
-        cache: Option<&mut TableCache>,
-        cx: &mut Context<'_>,
-    ) -> Delivery<'_> {
-        let inner = &*self.inner;
-        inner.history.push(&event);
-        if let Some(cache) = cache {
-            // The cache's copy outlives this publish, so no handler's
-            // unsubscribe can make this the last reference here.
-            let table = cache.load(&inner.tables, event.event_type);
-            return fan_out(table, event, &inner.counters, cx);
-        }
-        let table = inner.tables.load(event.event_type);
-        let delivery = fan_out(&table, event, &inner.counters, cx);
-        // A handler may have unsubscribed a subscriber meanwhile, leaving this
-        // snapshot its last owner: its captures' Drop is user code and may panic.
-        quietly(|| drop(table));
-        delivery
+        crate::dispatch::publish(&self.inner, event, cache)
     }
 
     /// The newest events matching `query`, newest first (at most
@@ -508,51 +483,17 @@ impl WeakEventBus {
     }
 }
 
-/// The future [`EventBus::publish`] returns: fans out on its first poll,
-/// with that poll's context, so async handlers that finish at once are done
-/// before `publish` ever returns `Pending`.
-struct Publish<'bus> {
-    bus: &'bus EventBus,
-    cache: Option<&'bus mut TableCache>,
-    state: PublishState<'bus>,
-}
-
-enum PublishState<'bus> {
-    Start(StdArc<Event>),
-    Delivering(Delivery<'bus>),
-    Done,
-}
-
-impl Future for Publish<'_> {
-    type Output = PublishOutcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
-        let this = self.get_mut();
-        let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
-            PublishState::Start(event) => {
-                let delivery = this.bus.dispatch(event, this.cache.as_deref_mut(), cx);
-                if delivery.is_done() {
-                    return Poll::Ready(delivery.outcome());
-                }
-                // Every handler still running was polled just now.
-                this.state = PublishState::Delivering(delivery);
-                return Poll::Pending;
-            }
-            PublishState::Delivering(delivery) => delivery,
-            PublishState::Done => return Poll::Ready(PublishOutcome::default()),
-        };
-        let polled = Pin::new(&mut delivery).poll(cx);
-        if polled.is_pending() {
-            this.state = PublishState::Delivering(delivery);
-        }
-        polled
-    }
-}
-
-/// Configures an [`EventBus`]; from [`EventBus::builder`].
-#[derive(Clone, Debug)]
+/// Configures an [`EventBus`]; from [`EventBus::builder`] (or `default()`,
+/// the same).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventBusBuilder {
     history_capacity: usize,
+}
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        EventBus::builder()
+    }
 }
 
 impl EventBusBuilder {

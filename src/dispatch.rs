@@ -1,5 +1,7 @@
-//! One publish: the synchronous fan-out and the future that awaits async
-//! handlers.
+//! One publish, from the call to its outcome: the causal stamp (see
+//! `cause.rs`), the history record, the synchronous fan-out, and the future
+//! that awaits async handlers. `EventBus` and `Publisher` only choose the
+//! tables (a `Publisher` passes its [`TableCache`]).
 //!
 //! Sync handlers run inline, in subscription order, on the publishing thread.
 //! Each async handler's future is created and polled once during the fan-out
@@ -11,18 +13,17 @@
 //! as delivered nor as failed.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
+use crate::bus::Inner;
+use crate::cause::{stamp, Handling};
 use crate::event::Event;
-use crate::handler::{
-    drop_payload, panic_message, quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip,
-    Subscriber,
-};
+use crate::executor::block_on;
+use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip, Subscriber};
 use crate::stats::Counters;
-use crate::table::Table;
+use crate::table::{Table, TableCache};
 
 /// What one publish reached.
 ///
@@ -43,6 +44,105 @@ pub struct PublishOutcome {
     pub delivered: usize,
     /// Handlers that returned `Err` or panicked, plus filters that panicked.
     pub failed: usize,
+}
+
+/// [`EventBus::publish`](crate::EventBus::publish) on `bus`, through `cache`
+/// (a [`Publisher`](crate::Publisher)'s tables) if given.
+#[inline]
+pub(crate) fn publish<'a>(
+    bus: &'a Inner,
+    event: StdArc<Event>,
+    cache: Option<&'a mut TableCache>,
+) -> Publish<'a> {
+    Publish {
+        bus,
+        cache,
+        state: PublishState::Start(stamp(event)),
+    }
+}
+
+/// [`EventBus::publish_blocking`](crate::EventBus::publish_blocking) on
+/// `bus`, through `cache` if given.
+#[inline]
+pub(crate) fn publish_blocking(
+    bus: &Inner,
+    event: StdArc<Event>,
+    cache: Option<&mut TableCache>,
+) -> PublishOutcome {
+    // Async handlers get their first poll during the fan-out with a no-op
+    // waker; most finish there. Any still pending are polled again by
+    // `block_on` with a waker that works, which they then keep.
+    let mut first_poll = Context::from_waker(Waker::noop());
+    let delivery = dispatch(bus, stamp(event), cache, &mut first_poll);
+    if delivery.is_done() {
+        delivery.outcome()
+    } else {
+        block_on(delivery)
+    }
+}
+
+/// Records `event` in history and runs the synchronous part of its publish.
+#[inline]
+fn dispatch<'a>(
+    bus: &'a Inner,
+    event: StdArc<Event>,
+    cache: Option<&mut TableCache>,
+    cx: &mut Context<'_>,
+) -> Delivery<'a> {
+    bus.history.push(&event);
+    if let Some(cache) = cache {
+        // The cache's copy outlives this publish, so no handler's
+        // unsubscribe can make this the last reference here.
+        let table = cache.load(&bus.tables, event.event_type);
+        return fan_out(table, event, &bus.counters, cx);
+    }
+    let table = bus.tables.load(event.event_type);
+    let delivery = fan_out(&table, event, &bus.counters, cx);
+    // A handler may have unsubscribed a subscriber meanwhile, leaving this
+    // snapshot its last owner: its captures' Drop is user code and may panic.
+    quietly(|| drop(table));
+    delivery
+}
+
+/// The future [`EventBus::publish`](crate::EventBus::publish) returns: fans
+/// out on its first poll, with that poll's context, so async handlers that
+/// finish at once are done before `publish` ever returns `Pending`.
+pub(crate) struct Publish<'bus> {
+    bus: &'bus Inner,
+    cache: Option<&'bus mut TableCache>,
+    state: PublishState<'bus>,
+}
+
+enum PublishState<'bus> {
+    Start(StdArc<Event>),
+    Delivering(Delivery<'bus>),
+    Done,
+}
+
+impl Future for Publish<'_> {
+    type Output = PublishOutcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+        let this = self.get_mut();
+        let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
+            PublishState::Start(event) => {
+                let delivery = dispatch(this.bus, event, this.cache.as_deref_mut(), cx);
+                if delivery.is_done() {
+                    return Poll::Ready(delivery.outcome());
+                }
+                // Every handler still running was polled just now.
+                this.state = PublishState::Delivering(delivery);
+                return Poll::Pending;
+            }
+            PublishState::Delivering(delivery) => delivery,
+            PublishState::Done => return Poll::Ready(PublishOutcome::default()),
+        };
+        let polled = Pin::new(&mut delivery).poll(cx);
+        if polled.is_pending() {
+            this.state = PublishState::Delivering(delivery);
+        }
+        polled
+    }
 }
 
 /// An async handler started by a publish and not finished yet.
@@ -71,18 +171,14 @@ impl Running {
             return Poll::Ready(false); // set until drop
         };
         let reporter = &self.reporter;
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => Poll::Ready(true),
-            Ok(Poll::Ready(Err(message))) => {
+        match reporter.catch(event, "", || future.as_mut().poll(cx)) {
+            Some(Poll::Pending) => Poll::Pending,
+            Some(Poll::Ready(Ok(()))) => Poll::Ready(true),
+            Some(Poll::Ready(Err(message))) => {
                 reporter.report(event, &message);
                 Poll::Ready(false)
             }
-            Err(payload) => {
-                reporter.report(event, &format!("panicked: {}", panic_message(&payload)));
-                drop_payload(payload);
-                Poll::Ready(false)
-            }
+            None => Poll::Ready(false),
         }
     }
 }
@@ -99,7 +195,7 @@ impl Drop for Running {
 /// Runs the synchronous part of a publish over `table` and returns what is
 /// left to await.
 #[inline]
-pub(crate) fn fan_out<'a>(
+fn fan_out<'a>(
     table: &Table,
     event: StdArc<Event>,
     counters: &'a Counters,
@@ -107,6 +203,7 @@ pub(crate) fn fan_out<'a>(
 ) -> Delivery<'a> {
     let mut outcome = PublishOutcome::default();
     let mut running = Vec::new();
+    let handling = Handling::enter(&event);
     for subscriber in table.iter() {
         let event = &event;
         match subscriber.wants(event) {
@@ -136,6 +233,7 @@ pub(crate) fn fan_out<'a>(
             outcome.failed += 1;
         }
     }
+    drop(handling);
     counters.record(outcome.delivered as u64, outcome.failed as u64);
     Delivery {
         outcome,
@@ -173,7 +271,7 @@ fn start_async(
 
 /// The async remainder of a publish: resolves to the full
 /// [`PublishOutcome`] once every async handler has finished.
-pub(crate) struct Delivery<'a> {
+struct Delivery<'a> {
     outcome: PublishOutcome,
     /// A `Vec`, not an inline array: most publishes leave nothing pending,
     /// and an empty `Vec` costs three words to make and one compare to drop,
@@ -187,11 +285,11 @@ pub(crate) struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// The outcome so far; final when [`is_done`](Self::is_done).
-    pub(crate) fn outcome(&self) -> PublishOutcome {
+    fn outcome(&self) -> PublishOutcome {
         self.outcome
     }
 
-    pub(crate) fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.running.is_empty()
     }
 }
@@ -203,6 +301,7 @@ impl Future for Delivery<'_> {
         let this = &mut *self;
         let (mut delivered, mut failed) = (0, 0);
         let event = &this.event;
+        let _handling = Handling::enter(event);
         let mut index = 0;
         while index < this.running.len() {
             let Poll::Ready(succeeded) = this.running[index].poll_handler(cx, event) else {

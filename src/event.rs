@@ -25,7 +25,10 @@ use crate::wire::Rfc3339;
 /// On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
 /// fresh id, the current time and `{}`. Unknown fields are ignored, so newer
 /// producers can add fields. Malformed JSON, unknown type names and fields of
-/// the wrong type are a [`DecodeEventError`], never a panic.
+/// the wrong type are a [`DecodeEventError`], never a panic. An event from a
+/// newer build with a type this build lacks is such an error, one that
+/// names the type ([`DecodeEventError::unknown_type`]) so the caller can skip
+/// it or keep its JSON; it is never retyped or dropped silently.
 ///
 /// # Example
 ///
@@ -43,7 +46,7 @@ use crate::wire::Rfc3339;
 /// let json = event.to_json().unwrap();
 /// assert_eq!(Event::from_json(&json).unwrap(), event);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Unique, time-ordered id, set by [`Event::new`].
     pub id: EventId,
@@ -59,12 +62,18 @@ pub struct Event {
     /// The project the event belongs to.
     pub project_id: Option<i64>,
     /// The chain this event belongs to: the id of the event that started it.
-    /// `None` for an event that starts no chain and was caused by none.
+    /// `None` for an event that starts no chain and was caused by none (an
+    /// event with `None` is the root of the chain named by its own id).
+    /// Set by [`with_correlation`](Self::with_correlation),
+    /// [`caused_by`](Self::caused_by), or by the bus when the event is
+    /// published from inside a handler (see
+    /// [`EventBus::publish`](crate::EventBus::publish)).
     pub correlation_id: Option<EventId>,
-    /// The event whose handling published this one.
+    /// The event whose handling published this one; set like
+    /// `correlation_id`.
     pub causation_id: Option<EventId>,
     /// When the event was created.
-    #[serde(serialize_with = "crate::wire::serialize_timestamp")]
+    #[serde(serialize_with = "Rfc3339::serialize_time")]
     pub timestamp: SystemTime,
 }
 
@@ -146,10 +155,14 @@ impl Event {
     ///
     /// Fails only for a timestamp before 1970 or after 9999.
     pub fn to_json(&self) -> Result<String, EncodeEventError> {
-        Ok(serde_json::to_string(self)?)
+        serde_json::to_string(self).map_err(EncodeEventError::new)
     }
 
     /// Decodes an event from JSON (see [`Event`]'s JSON form).
+    ///
+    /// Use this rather than `serde_json::from_str::<Event>`: both reject the
+    /// same input, but only this one's error tells an unknown event type
+    /// apart ([`DecodeEventError::kind`]).
     ///
     /// ```
     /// use agentbus::{Event, EventType};
@@ -158,23 +171,12 @@ impl Event {
     /// assert_eq!(event.event_type, EventType::MemoryShared);
     /// assert!(event.data.as_object().unwrap().is_empty());
     ///
-    /// assert!(Event::from_json(r#"{"type": "memory.forgotten"}"#).is_err());
+    /// let newer = Event::from_json(r#"{"type": "memory.forgotten"}"#).unwrap_err();
+    /// assert_eq!(newer.unknown_type(), Some("memory.forgotten"));
     /// assert!(Event::from_json(r#"{"type": "memory.shared", "circle_id": "five"}"#).is_err());
     /// ```
     pub fn from_json(json: &str) -> Result<Self, DecodeEventError> {
-        Ok(serde_json::from_str(json)?)
-    }
-}
-
-struct Timestamp(SystemTime);
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let parsed: Rfc3339 = crate::wire::deserialize_parsed(
-            deserializer,
-            "an RFC 3339 UTC timestamp such as \"2026-11-23T23:54:30.123456789Z\"",
-        )?;
-        Ok(Timestamp(parsed.0))
+        DecodeEventError::catch(|| serde_json::from_str(json))
     }
 }
 
@@ -191,7 +193,7 @@ struct WireEvent {
     project_id: Option<i64>,
     correlation_id: Option<EventId>,
     causation_id: Option<EventId>,
-    timestamp: Option<Timestamp>,
+    timestamp: Option<Rfc3339>,
 }
 
 fn empty_object() -> Value {

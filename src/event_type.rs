@@ -1,5 +1,6 @@
 //! The closed set of event types, in the specification's order.
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -138,10 +139,40 @@ impl Serialize for EventType {
 
 impl<'de> Deserialize<'de> for EventType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::wire::deserialize_parsed(
+        let Recorded(event_type) = crate::wire::deserialize_parsed(
             deserializer,
             "a dotted event type name such as \"task.completed\"",
-        )
+        )?;
+        Ok(event_type)
+    }
+}
+
+thread_local! {
+    /// The name the last failed deserialisation of an [`EventType`] on this
+    /// thread rejected. A serde error keeps only a message; this lets
+    /// [`DecodeEventError`](crate::DecodeEventError) say, typed, that an
+    /// event failed on an unknown type and which.
+    static REJECTED_NAME: Cell<Option<ParseEventTypeError>> = const { Cell::new(None) };
+}
+
+/// Takes the name recorded by the last failed [`EventType`] deserialisation
+/// on this thread, if any.
+pub(crate) fn take_rejected_name() -> Option<ParseEventTypeError> {
+    // `try_with`: a decode from a thread-local destructor finds no record.
+    REJECTED_NAME.try_with(Cell::take).ok().flatten()
+}
+
+/// An [`EventType`] parsed for serde: a rejection is recorded for
+/// [`take_rejected_name`] on its way out.
+struct Recorded(EventType);
+
+impl FromStr for Recorded {
+    type Err = ParseEventTypeError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        name.parse().map(Recorded).inspect_err(|err| {
+            let _ = REJECTED_NAME.try_with(|rejected| rejected.set(Some(err.clone())));
+        })
     }
 }
 
@@ -194,10 +225,8 @@ impl EventTypeSet {
     }
 
     /// The types in the set, in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .into_iter()
-            .filter(move |t| self.contains(*t))
+    pub fn iter(self) -> EventTypeSetIter {
+        self.into_iter()
     }
 }
 
@@ -218,6 +247,48 @@ impl<const N: usize> From<[EventType; N]> for EventTypeSet {
         types.into_iter().collect()
     }
 }
+
+impl Extend<EventType> for EventTypeSet {
+    fn extend<I: IntoIterator<Item = EventType>>(&mut self, types: I) {
+        *self = types.into_iter().fold(*self, Self::with);
+    }
+}
+
+impl IntoIterator for EventTypeSet {
+    type Item = EventType;
+    type IntoIter = EventTypeSetIter;
+
+    fn into_iter(self) -> EventTypeSetIter {
+        EventTypeSetIter(self.0)
+    }
+}
+
+/// The types of an [`EventTypeSet`], in declaration order; from its
+/// `into_iter`.
+#[derive(Clone, Debug)]
+pub struct EventTypeSetIter(u32);
+
+impl Iterator for EventTypeSetIter {
+    type Item = EventType;
+
+    fn next(&mut self) -> Option<EventType> {
+        if self.0 == 0 {
+            return None;
+        }
+        let index = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(EventType::ALL[index])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.0.count_ones() as usize;
+        (len, Some(len))
+    }
+}
+
+impl ExactSizeIterator for EventTypeSetIter {}
+
+impl std::iter::FusedIterator for EventTypeSetIter {}
 
 impl FromIterator<EventType> for EventTypeSet {
     fn from_iter<I: IntoIterator<Item = EventType>>(types: I) -> Self {

@@ -21,11 +21,36 @@ use crate::sync::{AtomicU8, Ordering};
 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 ///
-/// `Err` counts as a failed delivery and is logged; it never reaches the
-/// publisher as an error.
-pub trait HandlerResult {
+/// `Err` counts as a failed delivery and is logged with the error's
+/// `Display` text; it never reaches the publisher as an error.
+///
+/// The trait is sealed: those two are the only implementations, so the bus
+/// can change how it reads a handler's result without breaking anyone. A
+/// handler with another result type maps it, for example with
+/// `.map_err(|err| format!("{err:#}"))` to log an error's whole chain.
+///
+/// ```compile_fail,E0277
+/// use agentbus::HandlerResult;
+///
+/// struct Verdict;
+/// impl HandlerResult for Verdict {
+///     fn into_outcome(self) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait HandlerResult: sealed::Sealed {
     /// `Ok(())` for success, otherwise the error's message.
     fn into_outcome(self) -> Result<(), String>;
+}
+
+mod sealed {
+    /// Implemented only by the crate's [`HandlerResult`](super::HandlerResult)
+    /// types; unreachable from outside, so nobody else can implement it.
+    pub trait Sealed {}
+
+    impl Sealed for () {}
+    impl<E: std::fmt::Display> Sealed for Result<(), E> {}
 }
 
 impl HandlerResult for () {
@@ -120,6 +145,38 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Runs `user_code` (a filter, a handler, or a poll of a handler's
+    /// future) for `event`; `None` if it panicked. The panic is reported as
+    /// `"{what}panicked: {message}"` and its payload dropped without letting
+    /// the payload's own `Drop` unwind: every panic of user code the bus
+    /// catches goes through here.
+    #[inline(always)]
+    pub(crate) fn catch<T>(
+        &self,
+        event: &Event,
+        what: &'static str,
+        user_code: impl FnOnce() -> T,
+    ) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(user_code)) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                self.report_panic(event, what, payload);
+                None
+            }
+        }
+    }
+
+    /// Out of line and cold: keeps formatting off the callers' fast path.
+    #[cold]
+    #[inline(never)]
+    fn report_panic(&self, event: &Event, what: &'static str, payload: Box<dyn Any + Send>) {
+        self.report(
+            event,
+            &format!("{what}panicked: {}", panic_message(&payload)),
+        );
+        drop_payload(payload);
+    }
+
     /// Logs a failed delivery of `event` at `WARN`.
     pub(crate) fn report(&self, event: &Event, error: &str) {
         let id;
@@ -203,34 +260,41 @@ impl Subscriber {
         }
     }
 
+    /// Clears [`ACTIVE`](Self::ACTIVE). Called by unsubscribe and reset,
+    /// under the registry lock, before the tables are swapped.
+    ///
+    /// Relaxed here and in [`wants`](Self::wants): the flag publishes nothing
+    /// else. A publish that skips on it reads no data the unsubscriber wrote,
+    /// and the guarantees rest elsewhere: a publish that starts after
+    /// unsubscribe returned misses the handler because it loads the new table
+    /// (arc-swap, or the `Release`/`Acquire` table version a `Publisher`
+    /// checks); the rest of a dispatch on the unsubscribing thread sees the
+    /// flag by program order; and a publish already running elsewhere may
+    /// call the handler once either way. The loom models in `tests/loom.rs`
+    /// (`table_swap_*`, `publish_vs_unsubscribe`) check the first with these
+    /// orderings; `tests/publish.rs`
+    /// (`handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch`)
+    /// the second.
     pub(crate) fn deactivate(&self) {
-        // Release pairs with the Acquire in `wants`.
-        self.state.fetch_and(!Self::ACTIVE, Ordering::Release);
+        self.state.fetch_and(!Self::ACTIVE, Ordering::Relaxed);
     }
 
     /// Whether `event` should go to this subscriber: still active, in its
     /// scope, and its filter (run here, on the publishing thread) passes.
     #[inline]
     pub(crate) fn wants(&self, event: &Event) -> Result<(), Skip> {
-        // Acquire pairs with the Release in `deactivate`.
-        let state = self.state.load(Ordering::Acquire);
+        // Relaxed: see `deactivate`.
+        let state = self.state.load(Ordering::Relaxed);
         if state != Self::ACTIVE && (state & Self::ACTIVE == 0 || !self.scope.admits(event)) {
             return Err(Skip::NotWanted);
         }
         let Some(filter) = &self.filter else {
             return Ok(());
         };
-        match catch_unwind(AssertUnwindSafe(|| filter(event))) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Skip::NotWanted),
-            Err(payload) => {
-                self.report(
-                    event,
-                    &format!("filter panicked: {}", panic_message(&payload)),
-                );
-                drop_payload(payload);
-                Err(Skip::FilterPanicked)
-            }
+        match self.reporter.catch(event, "filter ", || filter(event)) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Skip::NotWanted),
+            None => Err(Skip::FilterPanicked),
         }
     }
 
@@ -241,17 +305,13 @@ impl Subscriber {
         event: &Event,
         call: impl FnOnce() -> Result<(), Failure>,
     ) -> bool {
-        match catch_unwind(AssertUnwindSafe(call)) {
-            Ok(Ok(())) => true,
-            Ok(Err(Failure(message))) => {
+        match self.reporter.catch(event, "", call) {
+            Some(Ok(())) => true,
+            Some(Err(Failure(message))) => {
                 self.report(event, &message);
                 false
             }
-            Err(payload) => {
-                self.report(event, &format!("panicked: {}", panic_message(&payload)));
-                drop_payload(payload);
-                false
-            }
+            None => false,
         }
     }
 
@@ -261,14 +321,8 @@ impl Subscriber {
         handler: &AsyncHandler,
         event: &StdArc<Event>,
     ) -> Option<BoxFuture> {
-        match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
-            Ok(future) => Some(future),
-            Err(payload) => {
-                self.report(event, &format!("panicked: {}", panic_message(&payload)));
-                drop_payload(payload);
-                None
-            }
-        }
+        self.reporter
+            .catch(event, "", || handler(StdArc::clone(event)))
     }
 
     pub(crate) fn id(&self) -> SubscriptionId {
@@ -285,7 +339,7 @@ impl Subscriber {
 /// Takes the `Box` itself: given `&(dyn Any + Send)`, a `&Box<dyn Any + Send>`
 /// silently coerces to a `dyn Any` *of the box*, and no downcast ever matches.
 #[allow(clippy::borrowed_box)]
-pub(crate) fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
+fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
     let payload: &(dyn Any + Send) = &**payload;
     if let Some(message) = payload.downcast_ref::<&'static str>() {
         message
@@ -297,7 +351,7 @@ pub(crate) fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
 }
 
 /// Drops a panic payload without letting a panicking `Drop` escape.
-pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+fn drop_payload(payload: Box<dyn Any + Send>) {
     if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         // A payload whose Drop panicked again: leaking it is the only way
         // out that cannot unwind into the publisher.

@@ -4,31 +4,15 @@
 //! typed [`Event`]s once; the bus fans each one out to every matching
 //! subscriber, sync or async, and keeps a bounded history for debugging.
 //!
-//! # Behaviour
+//! Publishing takes no lock: each [`EventType`] has a copy-on-write
+//! subscriber table swapped with one atomic write, and the history is a
+//! lock-free ring. A handler that fails or panics is counted and logged,
+//! never felt by the others. Every event can carry its causal chain
+//! ([`Event::correlation_id`], [`Event::causation_id`]).
 //!
-//! - **Publishing takes no lock.** Each [`EventType`] has its own
-//!   copy-on-write subscriber table, loaded with one atomic read; subscribing
-//!   and unsubscribing swap in a new table without ever blocking publishers.
-//! - **Exactly once, in order.** Every subscriber of the event's type whose
-//!   filter passes is called once per publish; sequential publishes reach each
-//!   handler in publish order.
-//! - **Sync handlers run inline** on the publishing thread; **async handlers**
-//!   of one publish run concurrently and [`EventBus::publish`] awaits them.
-//!   With only sync subscribers no executor is involved.
-//! - **Failures are isolated.** A handler that returns `Err` or panics, or a
-//!   filter that panics, is counted and logged (`tracing`, `WARN`); all other
-//!   handlers still run and publish never panics.
-//! - **Unsubscribe during dispatch.** After [`EventBus::unsubscribe`] returns,
-//!   later publishes never call the handler; one already running on another
-//!   thread may call it once more. The handler is dropped when the last such
-//!   publish ends, or, for a [`Publisher`], at its next publish.
-//! - **Hot paths** publish through a [`Publisher`] (one per thread or task),
-//!   which skips arc-swap's per-publish protocol by keeping its own
-//!   references to the tables.
-//! - **History overflow.** The ring keeps exactly the newest `capacity`
-//!   events (default 1000) and releases older ones; see [`HistoryQuery`].
-//! - **Slow consumers.** An [`EventStream`] never blocks publishers: when its
-//!   buffer is full it drops the oldest event and reports how many it missed.
+//! The behaviour is stated once, in [`docs::semantics`]; [`docs::tour`]
+//! shows the whole API, [`docs::design`] how it is built and
+//! [`docs::reliability`] how it is checked and what it does with bad input.
 //!
 //! # Quick start
 //!
@@ -60,7 +44,10 @@
 // Only the history ring needs `unsafe` (raw `Arc` pointers in 128-bit words).
 #![deny(unsafe_code)]
 
+pub mod docs;
+
 mod bus;
+mod cause;
 mod dispatch;
 mod error;
 mod event;
@@ -80,13 +67,14 @@ mod wire;
 
 pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
+    cause::with_cause,
     dispatch::PublishOutcome,
     error::{
-        BuildError, DecodeEventError, EncodeEventError, Lagged, ParseEventIdError,
-        ParseEventTypeError, TryRecvError,
+        BuildError, DecodeEventError, DecodeEventErrorKind, EncodeEventError, Lagged,
+        ParseEventIdError, ParseEventTypeError, TryRecvError,
     },
     event::Event,
-    event_type::{EventType, EventTypeSet},
+    event_type::{EventType, EventTypeSet, EventTypeSetIter},
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},

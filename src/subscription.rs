@@ -26,6 +26,19 @@ pub struct SubscriptionBuilder<'bus> {
     filter: Option<Filter>,
 }
 
+impl std::fmt::Debug for SubscriptionBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionBuilder")
+            .field("types", &self.types)
+            .field("name", &self.name)
+            .field("circle_id", &self.scope.circle_id)
+            .field("source_agent_id", &self.scope.source_agent_id)
+            .field("project_id", &self.scope.project_id)
+            .field("filter", &self.filter.as_ref().map(|_| "<closure>"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'bus> SubscriptionBuilder<'bus> {
     pub(crate) fn new(bus: &'bus EventBus, types: EventTypeSet) -> Self {
         Self {

@@ -227,7 +227,8 @@ fn timestamps_outside_rfc3339_cannot_be_encoded() {
         event.timestamp = at;
         let result = std::panic::catch_unwind(|| event.to_json()).expect("to_json panicked");
         let err = result.unwrap_err();
-        assert!(err.to_string().contains("timestamp"), "{err}");
+        let cause = std::error::Error::source(&err).expect("serde's error");
+        assert!(cause.to_string().contains("timestamp"), "{err}: {cause}");
         assert!(serde_json::to_string(&event).is_err());
     }
     let mut event = Event::new(EventType::SystemError);

@@ -225,7 +225,9 @@ fn json_shape_is_exact() {
     assert_eq!(
         keys,
         [
+            "causation_id",
             "circle_id",
+            "correlation_id",
             "data",
             "id",
             "project_id",
@@ -240,6 +242,8 @@ fn json_shape_is_exact() {
     assert_eq!(json["source_agent_id"], 1);
     assert_eq!(json["circle_id"], 5);
     assert_eq!(json["project_id"], Value::Null);
+    assert_eq!(json["correlation_id"], Value::Null);
+    assert_eq!(json["causation_id"], Value::Null);
     assert_eq!(json["timestamp"], "2026-11-29T23:54:30.123456789Z");
 }
 
@@ -331,9 +335,60 @@ fn decode_keeps_given_fields_and_accepts_nulls() {
 }
 
 #[test]
+fn causal_ids_round_trip_through_json() {
+    let root = Event::new(EventType::TaskCompleted);
+    let call = Event::new(EventType::AgentToolExecuted).caused_by(&root);
+    let memory = Event::new(EventType::MemoryShared).caused_by(&call);
+    for event in [&root, &call, &memory] {
+        let json = event.to_json().unwrap();
+        let back = Event::from_json(&json).unwrap();
+        assert_eq!(&back, event);
+        let value: Value = serde_json::from_str(&json).unwrap();
+        let text = |id: Option<EventId>| id.map_or(Value::Null, |id| id.to_string().into());
+        assert_eq!(value["correlation_id"], text(event.correlation_id));
+        assert_eq!(value["causation_id"], text(event.causation_id));
+    }
+    assert_eq!(memory.causation_id, Some(call.id));
+    assert_eq!(memory.correlation_id, Some(root.id));
+    let only_chain = Event::new(EventType::MemoryRecalled).with_correlation(root.id);
+    assert_eq!(
+        Event::from_json(&only_chain.to_json().unwrap()).unwrap(),
+        only_chain
+    );
+}
+
+#[test]
+fn json_without_causal_ids_decodes_to_none() {
+    let absent = Event::from_json(r#"{"type": "task.created"}"#).unwrap();
+    assert_eq!((absent.correlation_id, absent.causation_id), (None, None));
+    let null = Event::from_json(
+        r#"{"type": "task.created", "correlation_id": null, "causation_id": null}"#,
+    )
+    .unwrap();
+    assert_eq!((null.correlation_id, null.causation_id), (None, None));
+    let given = Event::from_json(
+        r#"{"type": "task.created", "correlation_id": "0190f3a4-1b2c-7d3e-8f40-123456789abc"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        given.correlation_id.map(|id| id.to_string()).as_deref(),
+        Some("0190f3a4-1b2c-7d3e-8f40-123456789abc")
+    );
+    assert_eq!(given.causation_id, None);
+    for bad in [
+        r#"{"type": "task.created", "causation_id": "not-a-uuid"}"#,
+        r#"{"type": "task.created", "correlation_id": 7}"#,
+    ] {
+        assert!(Event::from_json(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn decode_requires_type() {
     let err = Event::from_json(r#"{"data": {}}"#).unwrap_err();
-    assert!(err.to_string().contains("type"), "{err}");
+    // The message says what failed; its source says why.
+    let cause = std::error::Error::source(&err).expect("the parser's error");
+    assert!(cause.to_string().contains("type"), "{err}: {cause}");
     assert!(Event::from_json(r#"{"type": null}"#).is_err());
 }
 

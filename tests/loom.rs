@@ -1,6 +1,7 @@
 //! Loom models of the bus's concurrent paths: the copy-on-write subscriber
-//! tables against publishers, and the lock-free history ring against
-//! publishers, readers, `clear_history` and `reset`.
+//! tables against publishers, the lock-free history ring against
+//! publishers, readers, `clear_history` and `reset`, and the per-thread
+//! tracking of the event being handled that stamps causation.
 //!
 //! Run (release, separate target dir so a normal build is not invalidated):
 //!
@@ -759,5 +760,53 @@ fn reset_vs_publish() {
         for e in [&old, &new] {
             assert_eq!(StdArc::strong_count(e), 1, "event leaked by the ring");
         }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Causation
+// ---------------------------------------------------------------------------
+
+/// Two threads each publish a root whose sync handler publishes a follow-up.
+/// The handled event is tracked per thread (a loom thread-local in loom
+/// builds, as every modelled thread shares one OS thread), so however the two
+/// dispatches interleave, each follow-up is caused by its own thread's root,
+/// and a publish outside any handler stays unstamped.
+#[test]
+fn causation_is_per_thread() {
+    const ROOT: EventType = EventType::TaskCreated;
+    const FOLLOW_UP: EventType = EventType::TaskAssigned;
+    model("causation_is_per_thread", || {
+        let bus = EventBus::builder().history_capacity(4).build();
+        let weak = bus.downgrade();
+        bus.subscribe(ROOT, move |root: &Event| {
+            if let Some(bus) = weak.upgrade() {
+                bus.publish_blocking(Event::new(FOLLOW_UP).with_circle(root.circle_id.unwrap()));
+            }
+        });
+        let other = {
+            let bus = bus.clone();
+            thread::spawn(move || {
+                bus.publish_blocking(event(ROOT, 1));
+            })
+        };
+        bus.publish_blocking(event(ROOT, 0));
+        other.join().unwrap();
+
+        let all = whole_history(&bus);
+        assert_eq!(all.len(), 4);
+        for follow_up in all.iter().filter(|e| e.event_type == FOLLOW_UP) {
+            let root = all
+                .iter()
+                .find(|e| e.event_type == ROOT && e.circle_id == follow_up.circle_id)
+                .expect("a follow-up without its root");
+            assert_eq!(
+                (follow_up.causation_id, follow_up.correlation_id),
+                (Some(root.id), Some(root.id)),
+                "a follow-up was stamped with another thread's root"
+            );
+            assert_eq!((root.causation_id, root.correlation_id), (None, None));
+        }
+        bus.reset();
     });
 }

@@ -16,7 +16,7 @@ use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
 /// The largest message a client may send (they are ignored anyway).
 const MAX_INCOMING_MESSAGE: usize = 64 << 10;
 /// Frames written before one flush.
-const BATCH: usize = 128;
+const BATCH: usize = 512;
 
 pub(crate) async fn upgrade(
     State(state): State<SharedState>,

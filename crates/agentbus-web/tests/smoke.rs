@@ -56,3 +56,52 @@ async fn health_publish_read_and_live() {
     assert_eq!(stats["events_published"], 2);
     assert_eq!(stats["websocket_clients"], 1);
 }
+
+#[tokio::test]
+async fn openapi_document_describes_every_route_and_type() {
+    let server = Server::start(WebApi::new(EventBus::new())).await;
+    let reply = get(&server.url("/api/openapi.json")).await;
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/health",
+        "/api/events",
+        "/api/events/{id}",
+        "/api/stats",
+        "/api/stream",
+        "/ws",
+        "/api/openapi.json",
+        "/",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+    }
+    let types: Vec<String> =
+        serde_json::from_value(doc["components"]["schemas"]["EventType"]["enum"].clone()).unwrap();
+    let ours: Vec<&str> = agentbus::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(types, ours);
+}
+
+#[tokio::test]
+async fn dashboard_is_one_self_contained_page() {
+    let server = Server::start(WebApi::new(EventBus::new())).await;
+    let reply = get(&server.url("/")).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert!(
+        page.contains("\"task.conflict.detected\""),
+        "event types are filled in"
+    );
+    assert!(!page.contains("__EVENT_TYPES__"));
+    // Nothing is fetched from elsewhere: no CDN, no external script or font.
+    for needle in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(needle), "external asset: {needle}");
+    }
+}
