@@ -5,7 +5,9 @@
 //! cargo bench -p agentbus-nats --bench bridge
 //! ```
 //!
-//! Rows: core and JetStream throughput (bridge vs raw), cross-connection
+//! Rows: core and JetStream throughput (bridge vs a raw client doing the same
+//! work: JSON encode, publish with the same headers, receive, read the
+//! headers, decode; core also against a raw client without headers), cross-connection
 //! latency publish-in-A -> handler-in-B in core mode (hdrhistogram), and the
 //! local publish cost with a bridge attached vs without (medians).
 //! `BENCH_EVENTS` sets the throughput runs' event count (default 100,000).
@@ -82,7 +84,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Raw core: encode and publish N events on one connection; another
 /// connection receives and decodes them. Events per second end to end.
-fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f64 {
+/// With `headers`, the raw client also does the bridge's header work: it
+/// sends origin, event id and sequence headers, and reads them back.
+fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize, headers: bool) -> f64 {
     rt.block_on(async {
         let publisher = async_nats::connect(url).await.unwrap();
         let receiver = async_nats::ConnectOptions::new()
@@ -90,7 +94,7 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f6
             .connect(url)
             .await
             .unwrap();
-        let subject = format!("raw{round}.task.completed");
+        let subject = format!("raw{round}{headers}.task.completed");
         let mut sub = receiver.subscribe(subject.clone()).await.unwrap();
         receiver.flush().await.unwrap();
         let events: Vec<Event> = (0..n).map(event).collect();
@@ -98,6 +102,13 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f6
             let mut count = 0u64;
             while count < n {
                 let message = sub.next().await.unwrap();
+                if headers {
+                    let map = message.headers.as_ref().unwrap();
+                    std::hint::black_box(map.get("Agentbus-Origin").unwrap());
+                    let seq = map.get("Agentbus-Seq").unwrap().as_str();
+                    let (_, number) = seq.split_once(' ').unwrap();
+                    std::hint::black_box(number.parse::<u64>().unwrap());
+                }
                 let event = Event::from_json(std::str::from_utf8(&message.payload).unwrap());
                 std::hint::black_box(event.unwrap());
                 count += 1;
@@ -105,9 +116,20 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f6
             Instant::now()
         });
         let started = Instant::now();
-        for event in &events {
+        for (seq, event) in events.iter().enumerate() {
             let payload = Bytes::from(event.to_json().unwrap());
-            publisher.publish(subject.clone(), payload).await.unwrap();
+            if headers {
+                let mut map = async_nats::HeaderMap::new();
+                map.insert("Agentbus-Origin", "raw");
+                map.insert("Agentbus-Event-Id", event.id.to_string().as_str());
+                map.insert("Agentbus-Seq", format!("instance {}", seq + 1));
+                publisher
+                    .publish_with_headers(subject.clone(), map, payload)
+                    .await
+                    .unwrap();
+            } else {
+                publisher.publish(subject.clone(), payload).await.unwrap();
+            }
         }
         publisher.flush().await.unwrap();
         let ended = reader.await.unwrap();
@@ -181,6 +203,7 @@ fn raw_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) 
         let mut acks = std::collections::VecDeque::new();
         for event in &events {
             let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Agentbus-Origin", "raw");
             headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
             let payload = Bytes::from(event.to_json().unwrap());
             let ack = js
@@ -354,19 +377,25 @@ fn main() {
         "== throughput ({n} events of ~{} bytes; raw and bridge alternate, {ROUNDS} rounds, medians)",
         event(0).to_json().unwrap().len()
     );
-    let (mut raw, mut bridge, mut lost) = (Vec::new(), Vec::new(), 0);
+    let (mut bare, mut raw, mut bridge, mut lost) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for round in 0..ROUNDS {
-        raw.push(raw_core(&rt, &url, n, round));
+        bare.push(raw_core(&rt, &url, n, round, false));
+        raw.push(raw_core(&rt, &url, n, round, true));
         let (rate, round_lost) = bridge_core(&rt, &url, n, round);
         bridge.push(rate);
         lost += round_lost;
     }
-    let (raw, bridge) = (median(raw), median(bridge));
+    let (bare, raw, bridge) = (median(bare), median(raw), median(bridge));
     println!(
         "core       raw {:>9.0} ev/s   bridge {:>9.0} ev/s   ratio {:.2}x   (bridge losses {lost})",
         raw,
         bridge,
         bridge / raw
+    );
+    println!(
+        "core       raw without headers {:>9.0} ev/s          ratio {:.2}x",
+        bare,
+        bridge / bare
     );
     let (mut raw, mut bridge) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
