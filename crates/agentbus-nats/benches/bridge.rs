@@ -5,10 +5,12 @@
 //! cargo bench -p agentbus-nats --bench bridge
 //! ```
 //!
-//! Rows: core and JetStream throughput (bridge vs raw), cross-connection
+//! Rows: core and JetStream throughput (bridge vs a raw client doing the same
+//! work: JSON encode, publish with the same headers, receive, read the
+//! headers, decode; core also against a raw client without headers), cross-connection
 //! latency publish-in-A -> handler-in-B in core mode (hdrhistogram), and the
 //! local publish cost with a bridge attached vs without (medians).
-//! `BENCH_EVENTS` sets the throughput runs' event count (default 200,000).
+//! `BENCH_EVENTS` sets the throughput runs' event count (default 100,000).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -82,7 +84,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Raw core: encode and publish N events on one connection; another
 /// connection receives and decodes them. Events per second end to end.
-fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
+/// With `headers`, the raw client also does the bridge's header work: it
+/// sends origin, event id and sequence headers, and reads them back.
+fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize, headers: bool) -> f64 {
     rt.block_on(async {
         let publisher = async_nats::connect(url).await.unwrap();
         let receiver = async_nats::ConnectOptions::new()
@@ -90,13 +94,21 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
             .connect(url)
             .await
             .unwrap();
-        let mut sub = receiver.subscribe("raw.task.completed").await.unwrap();
+        let subject = format!("raw{round}{headers}.task.completed");
+        let mut sub = receiver.subscribe(subject.clone()).await.unwrap();
         receiver.flush().await.unwrap();
         let events: Vec<Event> = (0..n).map(event).collect();
         let reader = tokio::spawn(async move {
             let mut count = 0u64;
             while count < n {
                 let message = sub.next().await.unwrap();
+                if headers {
+                    let map = message.headers.as_ref().unwrap();
+                    std::hint::black_box(map.get("Agentbus-Origin").unwrap());
+                    let seq = map.get("Agentbus-Seq").unwrap().as_str();
+                    let (_, number) = seq.split_once(' ').unwrap();
+                    std::hint::black_box(number.parse::<u64>().unwrap());
+                }
                 let event = Event::from_json(std::str::from_utf8(&message.payload).unwrap());
                 std::hint::black_box(event.unwrap());
                 count += 1;
@@ -104,12 +116,20 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
             Instant::now()
         });
         let started = Instant::now();
-        for event in &events {
+        for (seq, event) in events.iter().enumerate() {
             let payload = Bytes::from(event.to_json().unwrap());
-            publisher
-                .publish("raw.task.completed", payload)
-                .await
-                .unwrap();
+            if headers {
+                let mut map = async_nats::HeaderMap::new();
+                map.insert("Agentbus-Origin", "raw");
+                map.insert("Agentbus-Event-Id", event.id.to_string().as_str());
+                map.insert("Agentbus-Seq", format!("instance {}", seq + 1));
+                publisher
+                    .publish_with_headers(subject.clone(), map, payload)
+                    .await
+                    .unwrap();
+            } else {
+                publisher.publish(subject.clone(), payload).await.unwrap();
+            }
         }
         publisher.flush().await.unwrap();
         let ended = reader.await.unwrap();
@@ -119,7 +139,7 @@ fn raw_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
 
 /// The bridge, core mode: publish N events on bus A; bus B's handler counts
 /// them. Events per second end to end (B's count / time).
-fn bridge_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> (f64, u64) {
+fn bridge_core(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> (f64, u64) {
     let (a, b) = (EventBus::new(), EventBus::new());
     let count = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&count);
@@ -128,8 +148,8 @@ fn bridge_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> (f64, u64) {
     });
     let config = |name: &str| {
         BridgeConfig::default()
-            .name(name)
-            .prefix("bench")
+            .name(format!("{name}{round}"))
+            .prefix(format!("bench{round}"))
             .outgoing_buffer(1 << 20)
             .subscription_capacity(1 << 20)
     };
@@ -167,13 +187,13 @@ fn bridge_core(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> (f64, u64) {
 
 /// Raw JetStream: encode and publish N events with 256 acks in flight and
 /// `Nats-Msg-Id` set, until every ack is in. Events per second.
-fn raw_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
+fn raw_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f64 {
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: "RAW".into(),
-            subjects: vec!["raw.>".into()],
+            name: format!("RAWJS{round}"),
+            subjects: vec![format!("rawjs{round}.>")],
             ..Default::default()
         })
         .await
@@ -183,10 +203,11 @@ fn raw_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
         let mut acks = std::collections::VecDeque::new();
         for event in &events {
             let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Agentbus-Origin", "raw");
             headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
             let payload = Bytes::from(event.to_json().unwrap());
             let ack = js
-                .publish_with_headers("raw.task.completed", headers, payload)
+                .publish_with_headers(format!("rawjs{round}.task.completed"), headers, payload)
                 .await
                 .unwrap();
             acks.push_back(ack);
@@ -203,15 +224,15 @@ fn raw_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
 
 /// The bridge, JetStream mode: publish N events on a bus, then `flush`
 /// (every one stored). Events per second.
-fn bridge_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
+fn bridge_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64, round: usize) -> f64 {
     let bus = EventBus::new();
     let bridge = rt
         .block_on(NatsBridge::connect(
             url,
             &bus,
             BridgeConfig::default()
-                .name("js")
-                .prefix("benchjs")
+                .name(format!("js{round}"))
+                .prefix(format!("benchjs{round}"))
                 .jetstream(true)
                 .outgoing_buffer(1 << 20)
                 // Publish only: this bench compares the sending side.
@@ -229,6 +250,13 @@ fn bridge_jetstream(rt: &tokio::runtime::Runtime, url: &str, n: u64) -> f64 {
     assert_eq!(bridge.stats().sent, n);
     rt.block_on(bridge.shutdown());
     rate
+}
+
+const ROUNDS: usize = 3;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 fn percentiles(histogram: &Histogram<u64>) -> String {
@@ -340,25 +368,41 @@ fn main() {
     let n: u64 = std::env::var("BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(100_000);
     let server = Server::start();
     let url = server.url();
     let rt = runtime();
 
     println!(
-        "== throughput ({n} events of ~{} bytes)",
+        "== throughput ({n} events of ~{} bytes; raw and bridge alternate, {ROUNDS} rounds, medians)",
         event(0).to_json().unwrap().len()
     );
-    let raw = raw_core(&rt, &url, n);
-    let (bridge, lost) = bridge_core(&rt, &url, n);
+    let (mut bare, mut raw, mut bridge, mut lost) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for round in 0..ROUNDS {
+        bare.push(raw_core(&rt, &url, n, round, false));
+        raw.push(raw_core(&rt, &url, n, round, true));
+        let (rate, round_lost) = bridge_core(&rt, &url, n, round);
+        bridge.push(rate);
+        lost += round_lost;
+    }
+    let (bare, raw, bridge) = (median(bare), median(raw), median(bridge));
     println!(
         "core       raw {:>9.0} ev/s   bridge {:>9.0} ev/s   ratio {:.2}x   (bridge losses {lost})",
         raw,
         bridge,
         bridge / raw
     );
-    let raw = raw_jetstream(&rt, &url, n);
-    let bridge = bridge_jetstream(&rt, &url, n);
+    println!(
+        "core       raw without headers {:>9.0} ev/s          ratio {:.2}x",
+        bare,
+        bridge / bare
+    );
+    let (mut raw, mut bridge) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        raw.push(raw_jetstream(&rt, &url, n, round));
+        bridge.push(bridge_jetstream(&rt, &url, n, round));
+    }
+    let (raw, bridge) = (median(raw), median(bridge));
     println!(
         "jetstream  raw {:>9.0} ev/s   bridge {:>9.0} ev/s   ratio {:.2}x",
         raw,

@@ -286,7 +286,12 @@ async fn run(
                     .ack_timeout(context.config.ack_timeout)
                     .build(client.clone());
                 let consumer = incoming::bind_jetstream(&js, &context).await?;
-                Ok((client, Some(js), Incoming::JetStream(consumer), stamp))
+                Ok((
+                    client,
+                    Some(js),
+                    Incoming::JetStream(Box::new(consumer)),
+                    stamp,
+                ))
             }
         }
     };
@@ -294,6 +299,8 @@ async fn run(
         Ok(parts) => parts,
         Err(err) => {
             context.shared.closed.store(true, Ordering::Relaxed);
+            // Unsubscribed before the caller hears of the failure.
+            drop(local);
             let _ = ready.send(Err(err));
             return;
         }

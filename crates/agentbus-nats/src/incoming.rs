@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use crate::wire;
 
 pub(crate) enum Incoming {
     Core(Vec<async_nats::Subscriber>),
-    JetStream(JetStreamSource),
+    JetStream(Box<JetStreamSource>),
 }
 
 pub(crate) struct JetStreamSource {
@@ -135,7 +136,7 @@ pub(crate) async fn run(context: Arc<Context>, incoming: Incoming, stop: watch::
     };
     match incoming {
         Incoming::Core(subscribers) => receiver.run_core(subscribers, stop).await,
-        Incoming::JetStream(source) => receiver.run_jetstream(source, stop).await,
+        Incoming::JetStream(source) => receiver.run_jetstream(*source, stop).await,
     }
 }
 
@@ -166,10 +167,15 @@ impl Receiver {
     ) {
         let mut messages = futures_util::stream::select_all(subscribers);
         loop {
-            let message = tokio::select! {
-                biased;
-                _ = crate::bridge::stopped(&mut stop) => break,
-                message = messages.next() => message,
+            // A message already waiting skips the select, whose stop branch
+            // would register and unregister a waiter every time.
+            let message = match messages.next().now_or_never() {
+                Some(message) if !self.context.shared.closed.load(Relaxed) => message,
+                _ => tokio::select! {
+                    biased;
+                    _ = crate::bridge::stopped(&mut stop) => break,
+                    message = messages.next() => message,
+                },
             };
             let Some(message) = message else { break };
             self.account_sequence(&message.subject, message.headers.as_ref());
@@ -187,10 +193,13 @@ impl Receiver {
         let JetStreamSource { js, mut messages } = source;
         let mut backoff = Duration::from_millis(10);
         'outer: loop {
-            let next = tokio::select! {
-                biased;
-                _ = crate::bridge::stopped(&mut stop) => break 'outer,
-                next = messages.next() => next,
+            let next = match messages.next().now_or_never() {
+                Some(next) if !self.context.shared.closed.load(Relaxed) => next,
+                _ => tokio::select! {
+                    biased;
+                    _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                    next = messages.next() => next,
+                },
             };
             match next {
                 Some(Ok(message)) => {
@@ -355,7 +364,7 @@ impl Receiver {
             // Bad input can come in floods: log the first few, then every
             // thousandth; the counters have the rest.
             self.warnings += 1;
-            if self.warnings <= 10 || self.warnings % 1000 == 0 {
+            if self.warnings <= 10 || self.warnings.is_multiple_of(1000) {
                 tracing::warn!(
                     subject,
                     problem,

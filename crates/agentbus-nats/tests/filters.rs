@@ -9,8 +9,11 @@ use agentbus::{Event, EventBus, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use common::{runtime, wait_until, NatsServer};
 
-fn recorder(bus: &EventBus) -> Arc<Mutex<Vec<(EventType, Option<i64>)>>> {
-    let seen: Arc<Mutex<Vec<(EventType, Option<i64>)>>> = Arc::default();
+/// The type and circle of each event a bus's subscribers saw.
+type Seen = Arc<Mutex<Vec<(EventType, Option<i64>)>>>;
+
+fn recorder(bus: &EventBus) -> Seen {
+    let seen: Seen = Arc::default();
     let sink = Arc::clone(&seen);
     bus.subscribe_all(move |e: &Event| sink.lock().unwrap().push((e.event_type, e.circle_id)));
     seen
