@@ -450,7 +450,7 @@ fn main() {
     for row in &rows {
         let (name, base) = row.baseline.clone().unwrap();
         let ratio = if row.unit == "ns" {
-            format!("+{:.1} ns", row.rate - base)
+            format!("{:+.1} ns", row.rate - base)
         } else {
             format!("{:.2}x", row.rate / base)
         };
