@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, EventType, SubscriptionGuard, WeakEventBus};
+use agentbus::{with_cause, Event, EventBus, EventType, SubscriptionGuard, WeakEventBus};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
@@ -89,8 +89,10 @@ fn agent_label(id: Option<i64>) -> String {
 /// The specification's scenarios, played by simulated agents on a bus.
 ///
 /// [`Demo::install`] subscribes the reacting parts, each of which publishes
-/// its follow-up events a beat later as `caused_by` the event it reacted
-/// to, so every scene is one causal chain:
+/// its follow-up events a beat later from a task of its own run under
+/// [`with_cause`], so the bus stamps each follow-up as caused by the event
+/// it reacts to and every scene is one causal chain (the script's own scene
+/// openers use [`Event::caused_by`]):
 ///
 /// - **automatic task assignment**: `task.created` is assigned to the circle
 ///   member with the most matching competencies (`task.assigned`), or warned
@@ -138,17 +140,23 @@ struct World {
 
 impl World {
     /// Publishes the event `make` builds after `beats` paces, from a task
-    /// of its own. Built then, so its timestamp (and time-ordered id) is the
-    /// moment it is published.
-    fn later(self: &Arc<Self>, beats: f64, make: impl FnOnce() -> Event + Send + 'static) {
+    /// of its own, as caused by `cause`: the task runs under
+    /// [`with_cause`], so the bus stamps the causal ids. Built then, so its
+    /// timestamp (and time-ordered id) is the moment it is published.
+    fn later(
+        self: &Arc<Self>,
+        beats: f64,
+        cause: &Event,
+        make: impl FnOnce() -> Event + Send + 'static,
+    ) {
         let world = Arc::clone(self);
         let delay = self.pace.mul_f64(beats);
-        self.runtime.spawn(async move {
+        self.runtime.spawn(with_cause(cause, async move {
             tokio::time::sleep(delay).await;
             if let Some(bus) = world.live_bus() {
                 bus.publish(make()).await;
             }
-        });
+        }));
     }
 
     /// The bus, unless it is gone or the script has stopped.
@@ -481,7 +489,7 @@ fn auto_assign(world: &Arc<World>, event: &Event) {
         }
     };
     let cause = event.clone();
-    world.later(1.0, move || scoped(follow_up(), &cause).caused_by(&cause));
+    world.later(1.0, event, move || scoped(follow_up(), &cause));
 }
 
 /// Copies the circle and project of `cause` onto `event`.
@@ -540,6 +548,8 @@ fn work(world: &Arc<World>, assigned: &Event) {
         for make in steps {
             tokio::time::sleep(beat).await;
             let Some(bus) = world.live_bus() else { return };
+            // Stamped here rather than by `with_cause`: the next step needs
+            // this one's causal ids, and the bus stamps its own copy.
             let event = make().caused_by(&previous);
             bus.publish(event.clone()).await;
             previous = event;
@@ -571,10 +581,8 @@ fn detect_conflicts(world: &Arc<World>, event: &Event) {
         Some(&holder) if holder != agent => {
             let cause = event.clone();
             let data = json!({"file_path": path, "agent1_id": holder, "agent2_id": agent});
-            world.later(0.3, move || {
-                scoped(Event::new(EventType::TaskConflictDetected), &cause)
-                    .with_data(data)
-                    .caused_by(&cause)
+            world.later(0.3, event, move || {
+                scoped(Event::new(EventType::TaskConflictDetected), &cause).with_data(data)
             });
         }
         Some(_) => {}
@@ -598,11 +606,10 @@ fn pick_up_output(world: &Arc<World>, completed: &Event) {
     let cause = completed.clone();
     let data = json!({"tool_name": "fs_read", "params": {"path": output}});
     let teammate = teammate.id;
-    world.later(1.0, move || {
+    world.later(1.0, completed, move || {
         scoped(Event::new(EventType::AgentToolExecuted), &cause)
             .with_source_agent(teammate)
             .with_data(data)
-            .caused_by(&cause)
     });
 }
 
@@ -620,11 +627,10 @@ fn recall(world: &Arc<World>, shared: &Event) {
     let cause = shared.clone();
     let data = json!({"memory_id": shared.data["memory_id"], "content": shared.data["content"]});
     let listener = listener.id;
-    world.later(1.0, move || {
+    world.later(1.0, shared, move || {
         scoped(Event::new(EventType::MemoryRecalled), &cause)
             .with_source_agent(listener)
             .with_data(data)
-            .caused_by(&cause)
     });
 }
 
@@ -638,12 +644,10 @@ fn export_metrics(world: &Arc<World>, completed: &Event) -> Result<(), String> {
     }
     let message = "metrics exporter: connection refused (simulated)";
     let cause = completed.clone();
-    world.later(0.3, move || {
-        scoped(Event::new(EventType::SystemError), &cause)
-            .with_data(
-                json!({"handler": "metrics-exporter", "error": message, "event_id": cause.id}),
-            )
-            .caused_by(&cause)
+    world.later(0.3, completed, move || {
+        scoped(Event::new(EventType::SystemError), &cause).with_data(
+            json!({"handler": "metrics-exporter", "error": message, "event_id": cause.id}),
+        )
     });
     Err(message.to_owned())
 }

@@ -69,6 +69,21 @@ fn the_demo_plays_its_scenarios_and_exits_0() {
         .unwrap();
     assert_eq!(root_event["type"], "task.created");
 
+    // Knowledge sharing: the recall is caused by the share (stamped by the
+    // bus from `with_cause`).
+    let recalled = loop {
+        let found = runtime.block_on(events(&url, "type=memory.recalled&limit=1"));
+        if let Some(recalled) = found.into_iter().next() {
+            break recalled;
+        }
+        assert!(Instant::now() < deadline, "no memory.recalled within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let shared = runtime.block_on(events(&url, "type=memory.shared&limit=1"));
+    assert_eq!(recalled["causation_id"], shared[0]["id"]);
+    assert_eq!(recalled["correlation_id"], shared[0]["correlation_id"]);
+    assert_eq!(recalled["circle_id"], 7);
+
     let status = process.wait(Duration::from_secs(30));
     assert!(status.success(), "{status}");
     let out = process.rest_of_stdout(Duration::from_secs(10)).join("\n");
