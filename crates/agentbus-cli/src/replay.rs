@@ -1,6 +1,5 @@
 //! `agentbus replay`: publish a stored range again, in order.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -153,26 +152,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
             .map_err(|source| ReplayError::Post { after: 0, source })?;
             Target::Server(client)
         }
-        None => {
-            let bus = EventBus::new();
-            if !args.quiet {
-                let json = args.json;
-                let progress = progress.clone();
-                bus.subscription(EventTypeSet::all())
-                    .name("replay-printer")
-                    .handler(move |event: &Event| {
-                        let line = if json {
-                            serde_json::to_string(event).unwrap_or_default()
-                        } else {
-                            palette.event_line(event, None)
-                        };
-                        progress.suspend(|| {
-                            let _ = writeln!(std::io::stdout().lock(), "{line}");
-                        });
-                    });
-            }
-            Target::Bus(bus)
-        }
+        None => Target::Bus(EventBus::new()),
     };
 
     let started = Instant::now();
@@ -206,8 +186,18 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
         match &target {
             Target::Bus(bus) => {
                 for stored in &page {
-                    // The sequence is printed by the store's order; the bus
-                    // hands the same Arc to every subscriber.
+                    if !args.quiet {
+                        let line = if args.json {
+                            let mut value = serde_json::to_value(&stored.event).unwrap_or_default();
+                            if let Some(map) = value.as_object_mut() {
+                                map.insert("sequence".into(), stored.sequence.into());
+                            }
+                            value.to_string()
+                        } else {
+                            palette.event_line(&stored.event, Some(stored.sequence))
+                        };
+                        progress.suspend(|| say!("{line}"));
+                    }
                     bus.publish(Arc::new(stored.event.clone())).await;
                 }
             }
@@ -232,10 +222,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
         |(first, last)| format!("sequences {first}..={last}"),
     );
     let destination = match &target {
-        Target::Bus(bus) => {
-            let stats = bus.stats();
-            format!("a fresh bus ({} deliveries)", stats.events_delivered)
-        }
+        Target::Bus(bus) => format!("a fresh bus ({} published)", bus.stats().events_published),
         Target::Server(client) => client.base().to_string(),
     };
     note!(

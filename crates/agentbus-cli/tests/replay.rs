@@ -48,6 +48,11 @@ fn replay_prints_a_range_in_order() {
         replayed_ids,
         ids[1..4].iter().map(String::as_str).collect::<Vec<_>>()
     );
+    let sequences: Vec<_> = replayed
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [2, 3, 4]);
     let summary = String::from_utf8(output.stderr).unwrap();
     assert!(
         summary.contains("replayed 3 events (sequences 2..=4)"),
