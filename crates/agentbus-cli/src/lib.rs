@@ -56,7 +56,8 @@
 //!   then posts batches of `--batch`; each batch is all-or-nothing on the
 //!   server, and after a failure it says how many were published.
 //! - **`replay`** reads the store in pages of `--batch` and publishes each
-//!   event, in sequence order, on a fresh bus (printing it) or into a
+//!   event, in sequence order, on a fresh bus (printing it with its
+//!   sequence) or into a
 //!   running server with `--to-url`. Events keep their ids, so a server with
 //!   a store does not store them twice.
 //! - **`demo`** serves the same API over simulated agents (see [`Demo`]);
