@@ -582,6 +582,11 @@ impl HistoryQuery {
         self.scope.project_id
     }
 
+    /// The chain required, if any.
+    pub const fn get_correlation_id(&self) -> Option<EventId> {
+        self.correlation_id
+    }
+
     /// Whether `event` meets every criterion (the limit aside).
     pub fn matches(&self, event: &Event) -> bool {
         self.event_type.is_none_or(|t| t == event.event_type)

@@ -320,14 +320,19 @@ fn history_query_getters_return_what_was_set() {
     assert_eq!(query.get_source_agent_id(), None);
     assert_eq!(query.get_circle_id(), None);
     assert_eq!(query.get_project_id(), None);
+    assert_eq!(query.get_correlation_id(), None);
     assert_eq!(query, HistoryQuery::default());
+
+    let chain = Event::new(EventType::TaskCompleted).id;
 
     let query = query
         .event_type(EventType::MemoryShared)
         .source_agent_id(7)
         .circle_id(5)
         .project_id(2)
+        .correlation_id(chain)
         .limit(10);
+    assert_eq!(query.get_correlation_id(), Some(chain));
     assert_eq!(query.get_event_type(), Some(EventType::MemoryShared));
     assert_eq!(query.get_source_agent_id(), Some(7));
     assert_eq!(query.get_circle_id(), Some(5));
