@@ -6,7 +6,9 @@
 //!    (no `lagged`), and the bus's publish cost with them attached is
 //!    compared with the same bus and router with no client, and with a bare
 //!    bus (no router). Publishes go out from a plain thread in bursts of 100
-//!    every 5 ms; a burst's time divided by 100 is one sample.
+//!    every 5 ms; a burst's time divided by 100 is one sample. Run with the
+//!    default `client_buffer` (16,384 events) and with 65,536. The server has
+//!    its own runtime, as in its own process.
 //! 2. **Latency.** `POST /api/events` (one event) until a WebSocket client
 //!    has it, over loopback, 2000 times, without and with a SQLite store
 //!    (with one, the POST waits for the commit).
@@ -38,14 +40,18 @@ const CLIENTS: usize = 100;
 const RATE: u64 = 20_000;
 const SECONDS: u64 = 5;
 const BURST: u64 = 100;
-const CLIENT_BUFFER: usize = 1 << 16;
+/// The large per-client buffer (3 s at this rate); the default is also run.
+const LARGE_CLIENT_BUFFER: usize = 1 << 16;
 const LATENCY_ROUNDS: usize = 2000;
 const BATCH: usize = 1000;
 const BATCHES: usize = 100;
 
 fn main() {
+    // The clients' runtime; the server has its own (see `serve`), as it
+    // would in its own process.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bench-clients")
         .enable_all()
         .build()
         .unwrap();
@@ -53,17 +59,31 @@ fn main() {
         "agentbus-web benchmark ({} cores)\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    runtime.block_on(fan_out());
+    runtime.block_on(fan_out(agentbus_web::DEFAULT_CLIENT_BUFFER));
+    runtime.block_on(fan_out(LARGE_CLIENT_BUFFER));
     runtime.block_on(latency());
     runtime.block_on(durable_throughput());
 }
 
+/// Serves `api` on the server runtime (its own threads).
 async fn serve(api: WebApi) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = api.router();
-    tokio::spawn(async move { agentbus_web::serve(listener, app).await.unwrap() });
-    format!("{addr}")
+    static SERVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("web-server")
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    let (bound, at) = tokio::sync::oneshot::channel();
+    server.spawn(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        bound.send(listener.local_addr().unwrap()).unwrap();
+        let app = api.router();
+        agentbus_web::serve(listener, app).await.unwrap()
+    });
+    format!("{}", at.await.unwrap())
 }
 
 /// Publishes `RATE` events/s for `SECONDS` from a plain thread, in bursts;
@@ -110,15 +130,14 @@ fn paced_publish(bus: EventBus) -> Histogram<u64> {
     costs
 }
 
-async fn fan_out() {
+async fn fan_out(client_buffer: usize) {
     let total = RATE * SECONDS;
     // Baselines: a bare bus, then a bus with the router but no client.
     let bare = tokio::task::spawn_blocking(|| paced_publish(EventBus::new()))
         .await
         .unwrap();
     let bus = EventBus::new();
-    // A client may fall up to 3 s of this rate behind before it lags.
-    let addr = serve(WebApi::new(bus.clone()).client_buffer(CLIENT_BUFFER)).await;
+    let addr = serve(WebApi::new(bus.clone()).client_buffer(client_buffer)).await;
     let idle = {
         let bus = bus.clone();
         tokio::task::spawn_blocking(move || paced_publish(bus))
@@ -172,7 +191,7 @@ async fn fan_out() {
     let complete = counts.iter().filter(|&&n| n == total).count();
     let min = counts.iter().min().copied().unwrap_or(0);
 
-    println!("1. fan-out: {CLIENTS} WebSocket clients, bus publishing {RATE} events/s for {SECONDS} s ({total} events), client_buffer {CLIENT_BUFFER}");
+    println!("1. fan-out: {CLIENTS} WebSocket clients, bus publishing {RATE} events/s for {SECONDS} s ({total} events), client_buffer {client_buffer}");
     println!(
         "   clients that received all {total}: {complete}/{CLIENTS} (fewest: {min}); events skipped (lagged) in all: {}; the last client finished {:.0} ms after the last publish{}",
         lagged.load(Ordering::Relaxed),

@@ -2,7 +2,7 @@
 //!
 //! Without a store, the bus's publishing thread only pushes the event's
 //! `Arc` into a bounded lock-free buffer (an [`EventStream`]); the hub task
-//! drains it every millisecond (at once when this crate's own `POST`
+//! drains it every 2 ms (at once when this crate's own `POST`
 //! publishes). With a store, the hub follows the recorder's commits through
 //! one [`Recorder::subscribe_from`] stream, so every event it hands out has
 //! its sequence and is already durable. Either way it encodes each event to
@@ -227,31 +227,22 @@ impl Hub {
     }
 
     /// With a store: asks the hub to note the sequences of `ids` as they
-    /// commit. Call before publishing them.
-    pub(crate) fn expect(&self, ids: &[EventId]) {
+    /// commit. Call before publishing them; the ids are forgotten when the
+    /// returned [`Expected`] is consumed or dropped (a `POST` whose client
+    /// went away).
+    pub(crate) fn expect(&self, ids: &[EventId]) -> Expected<'_> {
         let mut awaited = lock(&self.awaited);
         for id in ids {
             awaited.insert(*id, None);
         }
         self.awaiting.store(awaited.len(), Ordering::Release);
+        Expected {
+            hub: self,
+            ids: ids.to_vec(),
+        }
     }
 
-    /// With a store: waits (at most `patience`) until the hub has broadcast
-    /// sequence `up_to`, then returns the sequences noted for `ids`
-    /// (`None` for an id that was already stored before, so not committed
-    /// again) and forgets them.
-    pub(crate) async fn sequences(
-        &self,
-        ids: &[EventId],
-        up_to: u64,
-        patience: Duration,
-    ) -> Vec<Option<u64>> {
-        let mut receiver = self.watermark.subscribe();
-        let _ = tokio::time::timeout(
-            patience,
-            receiver.wait_for(|w| w.is_some_and(|w| w >= up_to)),
-        )
-        .await;
+    fn forget(&self, ids: &[EventId]) -> Vec<Option<u64>> {
         let mut awaited = lock(&self.awaited);
         let sequences = ids.iter().map(|id| awaited.remove(id).flatten()).collect();
         self.awaiting.store(awaited.len(), Ordering::Release);
@@ -353,6 +344,36 @@ impl Hub {
             }
         }
         self.watermark.send_replace(Some(last));
+    }
+}
+
+/// Ids a `POST` waits to see committed; from [`Hub::expect`].
+pub(crate) struct Expected<'a> {
+    hub: &'a Hub,
+    ids: Vec<EventId>,
+}
+
+impl Expected<'_> {
+    /// Waits (at most `patience`) until the hub has broadcast sequence
+    /// `up_to`, then returns the sequence of each id (`None` for one that
+    /// was already stored before, so not committed again).
+    pub(crate) async fn sequences(mut self, up_to: u64, patience: Duration) -> Vec<Option<u64>> {
+        let mut receiver = self.hub.watermark.subscribe();
+        let _ = tokio::time::timeout(
+            patience,
+            receiver.wait_for(|w| w.is_some_and(|w| w >= up_to)),
+        )
+        .await;
+        let ids = std::mem::take(&mut self.ids);
+        self.hub.forget(&ids)
+    }
+}
+
+impl Drop for Expected<'_> {
+    fn drop(&mut self) {
+        if !self.ids.is_empty() {
+            self.hub.forget(&self.ids);
+        }
     }
 }
 

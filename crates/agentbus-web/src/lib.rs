@@ -76,11 +76,11 @@
 //!   cost does not grow with the number of clients, and no client slows the
 //!   bus or another client. Filters (`type`, `circle_id`, `source_agent_id`,
 //!   `project_id`, `correlation_id`) apply per client. Without a store, live
-//!   events reach clients within a millisecond of the publish (at once for
+//!   events reach clients within about 2 ms of the publish (at once for
 //!   events `POST`ed here); with one, as soon as they are committed, with
 //!   their `sequence`.
 //! - **Slow clients.** Each client may fall [`client_buffer`](WebApi::client_buffer)
-//!   events behind (default 4096). Beyond that, without a store it skips
+//!   events behind (default 16,384). Beyond that, without a store it skips
 //!   ahead and receives `{"lagged": n}` (n events it missed) before the next
 //!   event; with a store it is refilled from the store instead, and misses
 //!   nothing. A client that does not read for [`send_timeout`](WebApi::send_timeout)

@@ -55,16 +55,20 @@ pub(crate) async fn publish(
     };
     // The hub must be following the store before these commit, or it
     // could not report their sequences.
-    state.hub.ready().await;
-    state.hub.expect(&ids);
+    tokio::time::timeout(SEQUENCE_PATIENCE, state.hub.ready())
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(
+                "the store cannot be read yet (its last sequence is unknown); nothing was published",
+            )
+        })?;
+    let expected = state.hub.expect(&ids);
     for event in events {
         state.bus.publish(Arc::new(event)).await;
     }
     let last = match recorder.flush().await {
         Ok(last) => last,
         Err(error) => {
-            // Forget the ids: the reply is an error either way.
-            let _ = state.hub.sequences(&ids, 0, Duration::ZERO).await;
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -74,7 +78,7 @@ pub(crate) async fn publish(
             ));
         }
     };
-    let sequences = state.hub.sequences(&ids, last, SEQUENCE_PATIENCE).await;
+    let sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
     Ok(Json(Published {
         ids,
         sequences: Some(sequences),

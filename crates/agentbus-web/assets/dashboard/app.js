@@ -181,7 +181,6 @@ function row(event) {
   summary.append(data === "{}" ? "" : data.length > 180 ? data.slice(0, 180) + "…" : data);
   li.append(time, badge, summary);
   li.addEventListener("click", () => select(event));
-  li.addEventListener("animationend", () => li.classList.remove("fresh"));
   rows.set(event.id, li);
   return li;
 }
@@ -200,7 +199,12 @@ function render() {
   const nodes = shown.map((event) => {
     const li = row(event);
     li.classList.toggle("selected", state.selected != null && state.selected.id === event.id);
-    if (state.fresh.has(event.id)) li.classList.add("fresh");
+    if (state.fresh.has(event.id)) {
+      // A class and a timer, not a CSS animation: re-rendering moves rows,
+      // which would restart an animation on every frame.
+      li.classList.add("fresh");
+      setTimeout(() => li.classList.remove("fresh"), 900);
+    }
     return li;
   });
   state.fresh.clear();
