@@ -97,6 +97,12 @@ pub enum StoreError {
         /// Events dropped since the previous flush.
         count: u64,
     },
+    /// A store location that [`open`](crate::open) does not understand.
+    #[error("unsupported store location `{location}`: expected `sqlite:PATH`, `postgres://...` or `memory`")]
+    UnsupportedLocation {
+        /// The location given.
+        location: String,
+    },
     /// The recorder's writer has stopped (closed, or its thread is gone).
     #[error("the recorder is closed")]
     Closed,

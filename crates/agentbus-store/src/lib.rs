@@ -27,7 +27,8 @@
 //!   connections; batches go in with binary `COPY`.
 //!
 //! Both features are on by default. `Arc<dyn EventStore>` works wherever a
-//! store does, for a backend chosen at run time.
+//! store does, for a backend chosen at run time; [`open`] makes one from a
+//! location string (`sqlite:PATH`, `postgres://...`, `memory`).
 //!
 //! # The recorder
 //!
@@ -130,6 +131,7 @@
 
 mod catch_up;
 mod error;
+mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod projection;
@@ -149,6 +151,7 @@ pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
     error::{Cause, StoreError},
+    open::open,
     projection::Projection,
     query::{Order, ReadQuery, DEFAULT_READ_LIMIT},
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats},

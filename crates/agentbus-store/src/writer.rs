@@ -79,7 +79,15 @@ impl Writer {
     }
 
     pub(crate) fn run(self) {
-        let shared = Arc::clone(&self.shared);
+        /// Marks the writer gone however the thread ends (a panic included),
+        /// so publishers waiting for room give up instead of spinning.
+        struct Gone(Arc<Shared>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.writer_gone.store(true, Ordering::Release);
+            }
+        }
+        let _gone = Gone(Arc::clone(&self.shared));
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -87,7 +95,6 @@ impl Writer {
             Ok(runtime) => runtime.block_on(self.main()),
             Err(error) => tracing::error!(%error, "agentbus-store writer cannot start a runtime"),
         }
-        shared.writer_gone.store(true, Ordering::Release);
     }
 
     fn accept(&mut self, control: Control) {

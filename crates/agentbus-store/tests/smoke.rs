@@ -34,3 +34,27 @@ async fn smoke() {
     );
     assert_eq!(recorder.close().await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn full_synchronous_stores_and_reopens() {
+    use agentbus_store::{SqliteOptions, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let options = SqliteOptions {
+        synchronous: Synchronous::Full,
+    };
+    let store = SqliteStore::open_with(&path, options).unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store);
+    for _ in 0..10 {
+        bus.publish(Event::new(EventType::MemoryCreated)).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 10);
+    recorder.close().await.unwrap();
+    let reopened = agentbus_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(reopened.read(&ReadQuery::new()).await.unwrap().len(), 10);
+    let error = agentbus_store::open("redis://x").await.err().unwrap();
+    assert!(error.to_string().contains("redis://x"), "{error}");
+}
