@@ -52,9 +52,11 @@
 //!   The error is logged (`tracing`, `WARN`), kept in
 //!   [`RecorderStats::last_error`], and returned by every flush waiting
 //!   while an attempt fails ([`StoreError::FlushFailed`]); a flush after the
-//!   store is back succeeds. An event the store cannot represent (a
-//!   timestamp outside 1970..2262) is skipped, counted in
-//!   [`RecorderStats::rejected`] and logged at `ERROR`.
+//!   store is back succeeds. An event the store can never hold (a
+//!   timestamp outside 1970..2262, or data the database refuses:
+//!   [`StoreError::Rejected`]) is skipped, counted in
+//!   [`RecorderStats::rejected`] and logged at `ERROR`, and the rest of its
+//!   batch is stored: one bad event never stalls the recorder.
 //! - **Retention**, optional: a maximum count and/or age, pruned by the
 //!   writer in the background ([`RecorderBuilder::retention`]).
 //! - **Closing.** [`Recorder::close`] unsubscribes and commits what was

@@ -156,6 +156,12 @@ impl ReadQuery {
         self
     }
 
+    /// Oldest first (the default): shorthand for `order(Order::Ascending)`.
+    #[must_use]
+    pub fn ascending(self) -> Self {
+        self.order(Order::Ascending)
+    }
+
     /// Newest first: shorthand for `order(Order::Descending)`.
     #[must_use]
     pub fn descending(self) -> Self {

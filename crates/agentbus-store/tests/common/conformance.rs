@@ -646,3 +646,36 @@ pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + C
     assert_eq!(ns, (0..100).collect::<Vec<_>>(), "in publish order");
     assert!(recorder.stats().last_error.is_none());
 }
+
+/// Events the store refuses outright are skipped and counted, not retried
+/// forever: everything else is stored, in order, and flush succeeds.
+pub async fn events_the_store_refuses_are_skipped_not_retried_forever<S: EventStore + Clone>(
+    store: S,
+) {
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .linger(Duration::from_millis(20)) // so the poisoned events share batches
+        .attach(&bus, super::Picky(store.clone()));
+    for n in 0..100u64 {
+        let mut event = numbered(n);
+        if n == 10 || n == 50 {
+            event.data["poison"] = serde_json::json!(true);
+        }
+        bus.publish(event).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 98);
+    let stats = recorder.stats();
+    assert_eq!(
+        (stats.rejected, stats.committed, stats.lag),
+        (2, 98, 0),
+        "{stats:?}"
+    );
+    let all = read_all(&store).await;
+    assert_contiguous(&all, 1, 98);
+    let ns: Vec<u64> = all
+        .iter()
+        .map(|s| s.event.data["n"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..100).filter(|n| *n != 10 && *n != 50).collect();
+    assert_eq!(ns, expected);
+}
