@@ -155,7 +155,7 @@ pub use crate::{
     error::{Cause, StoreError},
     open::open,
     projection::Projection,
-    query::{Order, ReadQuery, DEFAULT_READ_LIMIT},
+    query::{Order, ReadQuery},
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats},
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
