@@ -630,9 +630,18 @@ pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + C
     let error = recorder.flush().await.unwrap_err();
     assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
     assert!(std::error::Error::source(&error).is_some());
-    let stats = recorder.stats();
+    // The writer moves events from the queue to its batch without a lock,
+    // so a snapshot may catch a few between the two counts: look again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = recorder.stats();
+        if stats.lag == 99 || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
     assert!(
-        stats.errors > 0 && stats.last_error.is_some() && stats.lag() == 99,
+        stats.errors > 0 && stats.last_error.is_some() && stats.lag == 99,
         "{stats:?}"
     );
 
