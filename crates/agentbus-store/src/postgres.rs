@@ -96,7 +96,21 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |error| StoreError::backend("postgres", operation, error)
+    move |error| {
+        // Class 22 (data exception) and 54 (program limit exceeded, e.g. a
+        // row too large): the data itself is refused, no retry will help.
+        let refused = error
+            .code()
+            .is_some_and(|code| code.code().starts_with("22") || code.code().starts_with("54"));
+        if refused && operation == "append" {
+            StoreError::Rejected {
+                backend: "postgres",
+                source: Arc::new(error),
+            }
+        } else {
+            StoreError::backend("postgres", operation, error)
+        }
+    }
 }
 
 fn pool_error(operation: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StoreError {
@@ -177,47 +191,79 @@ impl PostgresStore {
     }
 
     async fn append_events(&self, events: &[Arc<Event>]) -> Result<Appended, StoreError> {
-        let failed = pg_error("append");
+        for event in events {
+            timestamp_nanos(event)?;
+        }
         let mut client = self.pool.get().await.map_err(pool_error("append"))?;
-        let tx = client.transaction().await.map_err(&failed)?;
-        // The counter row's lock serialises writers until commit: sequences
-        // are gap-free (a rollback undoes the increment) and in commit order.
-        let mut last: i64 = tx
-            .query_one(
-                "SELECT value FROM agentbus_meta WHERE key = 'last_sequence' FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(&failed)?
-            .get(0);
+        // Repeats within the batch are left out up front; ids stored
+        // earlier are rare (a replay into the same store, a batch retried
+        // after its commit's reply was lost), so the batch is first copied
+        // optimistically and only a unique violation takes the slow path,
+        // which looks the ids up first.
+        let mut seen = HashSet::with_capacity(events.len());
+        let fresh: Vec<bool> = events
+            .iter()
+            .map(|event| seen.insert(event.id.as_uuid()))
+            .collect();
+        match self.copy_batch(&mut client, events, &fresh).await {
+            Err(error) if is_unique_violation(&error) => {}
+            other => return other.map_err(pg_error("append")),
+        }
+        let mut fresh = fresh;
         let ids: Vec<Uuid> = events.iter().map(|event| event.id.as_uuid()).collect();
-        let mut seen: HashSet<Uuid> = tx
+        let stored: HashSet<Uuid> = client
             .query("SELECT id FROM agentbus_events WHERE id = ANY($1)", &[&ids])
             .await
-            .map_err(&failed)?
+            .map_err(pg_error("append"))?
             .iter()
             .map(|row| row.get(0))
             .collect();
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            if !seen.insert(event.id.as_uuid()) {
-                sequences.push(None);
-                continue;
-            }
-            last += 1;
-            sequences.push(Some(last as u64));
-            rows.push((last, timestamp_nanos(event)?, event));
+        for (fresh, event) in fresh.iter_mut().zip(events) {
+            *fresh &= !stored.contains(&event.id.as_uuid());
         }
-        if !rows.is_empty() {
-            let sink = tx.copy_in(COPY).await.map_err(&failed)?;
+        self.copy_batch(&mut client, events, &fresh)
+            .await
+            .map_err(pg_error("append"))
+    }
+
+    /// Copies the `fresh` events in one transaction, numbering them after
+    /// the counter row, whose lock serialises writers until commit: so
+    /// sequences are gap-free (a rollback undoes the increment) and in
+    /// commit order.
+    async fn copy_batch(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        events: &[Arc<Event>],
+        fresh: &[bool],
+    ) -> Result<Appended, tokio_postgres::Error> {
+        let count = fresh.iter().filter(|fresh| **fresh).count() as i64;
+        let tx = client.transaction().await?;
+        let last: i64 = tx
+            .query_one(
+                "UPDATE agentbus_meta SET value = value + $1 WHERE key = 'last_sequence' RETURNING value",
+                &[&count],
+            )
+            .await?
+            .get(0);
+        let mut sequence = last - count;
+        let mut sequences = Vec::with_capacity(events.len());
+        if count > 0 {
+            let sink = tx.copy_in(COPY).await?;
             let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
-            for (sequence, timestamp, event) in &rows {
+            for (event, fresh) in events.iter().zip(fresh) {
+                if !fresh {
+                    sequences.push(None);
+                    continue;
+                }
+                sequence += 1;
+                sequences.push(Some(sequence as u64));
                 let id = event.id.as_uuid();
                 let correlation = event.correlation_id.map(|id| id.as_uuid());
                 let causation = event.causation_id.map(|id| id.as_uuid());
+                // Checked by `append_events` before the transaction.
+                let timestamp = timestamp_nanos(event).unwrap_or(i64::MAX);
                 let row: [&(dyn ToSql + Sync); 10] = [
-                    sequence,
+                    &sequence,
                     &id,
                     &event.event_type.as_str(),
                     &event.source_agent_id,
@@ -225,20 +271,16 @@ impl PostgresStore {
                     &event.project_id,
                     &correlation,
                     &causation,
-                    timestamp,
+                    &timestamp,
                     &event.data,
                 ];
-                writer.as_mut().write(&row).await.map_err(&failed)?;
+                writer.as_mut().write(&row).await?;
             }
-            writer.finish().await.map_err(&failed)?;
-            tx.execute(
-                "UPDATE agentbus_meta SET value = $1 WHERE key = 'last_sequence'",
-                &[&last],
-            )
-            .await
-            .map_err(&failed)?;
+            writer.finish().await?;
+        } else {
+            sequences.resize(events.len(), None);
         }
-        tx.commit().await.map_err(&failed)?;
+        tx.commit().await?;
         Ok(Appended {
             sequences,
             last_sequence: last as u64,
@@ -364,6 +406,10 @@ impl PostgresStore {
         tx.commit().await.map_err(&failed)?;
         Ok(removed)
     }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
 fn describe(config: &tokio_postgres::Config) -> String {

@@ -19,6 +19,7 @@ pub struct PgCluster {
     data: PathBuf,
     sockets: PathBuf,
     pub port: u16,
+    fsync: bool,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -53,7 +54,14 @@ fn free_port() -> u16 {
 /// The cluster, or `None` after printing why the suite is skipped. Panics
 /// instead of skipping under `AGENTBUS_REQUIRE_SERVICES=1`.
 pub fn start_or_skip(suite: &str) -> Option<PgCluster> {
-    match PgCluster::start() {
+    start_or_skip_with(suite, false)
+}
+
+/// [`start_or_skip`], with `fsync` on (the server's durable default, for
+/// benchmarks) or off (faster tests; a killed client or a stopped server
+/// loses nothing either way, only a machine crash would).
+pub fn start_or_skip_with(suite: &str, fsync: bool) -> Option<PgCluster> {
+    match PgCluster::start(fsync) {
         Ok(cluster) => Some(cluster),
         Err(why) => {
             if std::env::var(REQUIRE).as_deref() == Ok("1") {
@@ -91,7 +99,7 @@ fn run(command: &mut Command) -> Result<(), String> {
 }
 
 impl PgCluster {
-    pub fn start() -> Result<Self, String> {
+    pub fn start(fsync: bool) -> Result<Self, String> {
         let bin = find_bin().ok_or("no /usr/lib/postgresql/*/bin/initdb on this machine")?;
         let (uid, gid) = postgres_ids().ok_or("there is no `postgres` user")?;
         let dir = tempfile::Builder::new()
@@ -124,6 +132,7 @@ impl PgCluster {
             data,
             sockets,
             port: 0,
+            fsync,
         };
         cluster.watchdog();
         let mut last_error = String::new();
@@ -161,9 +170,14 @@ impl PgCluster {
     fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c fsync=off -c full_page_writes=off -c max_connections=200",
+             -c max_connections=200 {}",
             self.port,
-            self.sockets.display()
+            self.sockets.display(),
+            if self.fsync {
+                ""
+            } else {
+                "-c fsync=off -c full_page_writes=off"
+            }
         );
         run(Command::new("runuser")
             .args(["-u", "postgres", "--"])

@@ -1,0 +1,479 @@
+//! Publish-to-durable throughput, publish cost and catch-up speed, each next
+//! to its raw baseline measured in the same run. Prints a Markdown table.
+//!
+//! `cargo bench -p agentbus-store --bench store` (PostgreSQL rows need the
+//! server binaries; see `.ci/install/postgres.sh`).
+
+#[path = "../tests/common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbus::{Event, EventBus, EventType};
+use agentbus_store::{
+    Appended, BoxFuture, EventStore, PostgresStore, ReadQuery, Recorder, Retention, SqliteStore,
+    StoreError, StoredEvent,
+};
+use futures_util::StreamExt;
+use serde_json::json;
+
+const EVENTS: usize = 200_000;
+
+fn events(count: usize) -> Vec<Arc<Event>> {
+    (0..count)
+        .map(|n| {
+            Arc::new(
+                Event::new(EventType::TaskCompleted)
+                    .with_data(json!({"task_id": n, "result": "success"}))
+                    .with_source_agent(1)
+                    .with_circle(5),
+            )
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Row {
+    what: String,
+    rate: f64,
+    unit: &'static str,
+    baseline: Option<(String, f64)>,
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Publishes `events` through a recorder into `store` from one thread and
+/// waits for the flush: events per second, publish to durable.
+fn recorder_throughput<S: EventStore>(
+    rt: &tokio::runtime::Runtime,
+    store: S,
+    events: &[Arc<Event>],
+) -> f64 {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store);
+    let mut publisher = bus.publisher();
+    let started = Instant::now();
+    for event in events {
+        publisher.publish_blocking(Arc::clone(event));
+    }
+    let last = rt.block_on(recorder.flush()).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(last as usize, events.len());
+    rt.block_on(recorder.close()).unwrap();
+    rate(events.len(), elapsed)
+}
+
+const SQLITE_INSERT: &str =
+    "INSERT INTO agentbus_events (sequence, id, event_type, source_agent_id, \
+    circle_id, project_id, correlation_id, causation_id, timestamp_ns, data) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+fn nanos(event: &Event) -> i64 {
+    event
+        .timestamp
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Raw rusqlite into the same schema and settings (WAL, synchronous=NORMAL):
+/// `per_tx` rows per transaction.
+fn sqlite_raw(path: &std::path::Path, events: &[Arc<Event>], per_tx: usize) -> f64 {
+    drop(SqliteStore::open(path).unwrap()); // the schema
+    let mut connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .unwrap();
+    let started = Instant::now();
+    let mut sequence = 0i64;
+    for chunk in events.chunks(per_tx) {
+        let tx = connection.transaction().unwrap();
+        {
+            let mut insert = tx.prepare_cached(SQLITE_INSERT).unwrap();
+            for event in chunk {
+                sequence += 1;
+                insert
+                    .execute(rusqlite::params![
+                        sequence,
+                        &event.id.as_uuid().as_bytes()[..],
+                        event.event_type.as_str(),
+                        event.source_agent_id,
+                        event.circle_id,
+                        event.project_id,
+                        Option::<Vec<u8>>::None,
+                        Option::<Vec<u8>>::None,
+                        nanos(event),
+                        event.data.to_string(),
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    rate(events.len(), started.elapsed())
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Raw binary COPY of 1000-row batches, or one INSERT per event, into the
+/// same schema.
+async fn pg_raw(url: &str, events: &[Arc<Event>], copy: bool) -> f64 {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+    drop(PostgresStore::connect(url).await.unwrap());
+    let mut client = pg_client(url).await;
+    let started = Instant::now();
+    let mut sequence = 0i64;
+    if copy {
+        let types = [
+            Type::INT8,
+            Type::UUID,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::UUID,
+            Type::UUID,
+            Type::INT8,
+            Type::JSON,
+        ];
+        for chunk in events.chunks(1000) {
+            let tx = client.transaction().await.unwrap();
+            let sink = tx
+                .copy_in("COPY agentbus_events (sequence, id, event_type, source_agent_id, circle_id, \
+                          project_id, correlation_id, causation_id, timestamp_ns, data) FROM STDIN BINARY")
+                .await
+                .unwrap();
+            let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+            for event in chunk {
+                sequence += 1;
+                let none: Option<uuid::Uuid> = None;
+                let row: [&(dyn ToSql + Sync); 10] = [
+                    &sequence,
+                    &event.id.as_uuid(),
+                    &event.event_type.as_str(),
+                    &event.source_agent_id,
+                    &event.circle_id,
+                    &event.project_id,
+                    &none,
+                    &none,
+                    &nanos(event),
+                    &event.data,
+                ];
+                writer.as_mut().write(&row).await.unwrap();
+            }
+            writer.finish().await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    } else {
+        let insert = client
+            .prepare("INSERT INTO agentbus_events (sequence, id, event_type, source_agent_id, circle_id, \
+                      project_id, timestamp_ns, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .await
+            .unwrap();
+        for event in events {
+            sequence += 1;
+            client
+                .execute(
+                    &insert,
+                    &[
+                        &sequence,
+                        &event.id.as_uuid(),
+                        &event.event_type.as_str(),
+                        &event.source_agent_id,
+                        &event.circle_id,
+                        &event.project_id,
+                        &nanos(event),
+                        &event.data,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    rate(events.len(), started.elapsed())
+}
+
+/// Median nanoseconds per publish (batches of 1000) on two buses with one
+/// no-op handler each, one also with a recorder, sampled alternately so
+/// drift affects both alike. The recorder's queue is large enough that
+/// publishers never wait, and is drained between samples, untimed.
+fn publish_cost(rt: &tokio::runtime::Runtime, events: &[Arc<Event>]) -> (f64, f64) {
+    let bus = |recorded: bool| {
+        let bus = EventBus::builder().history_capacity(1).build();
+        bus.subscribe_all(|_e: &Event| {});
+        let recorder = recorded.then(|| {
+            Recorder::builder()
+                .capacity(1 << 17)
+                .attach(&bus, SqliteStore::open_in_memory().unwrap())
+        });
+        (bus, recorder)
+    };
+    let (plain, _) = bus(false);
+    let (recorded, recorder) = bus(true);
+    let recorder = recorder.unwrap();
+    let mut publishers = [plain.publisher(), recorded.publisher()];
+    let mut samples = [Vec::new(), Vec::new()];
+    // Each bus publishes its own events, so both find them equally cold in
+    // cache (the same events would be warm for whichever bus goes second).
+    let halves = events.split_at(events.len() / 2);
+    let halves = [halves.0, halves.1];
+    for round in 0..400 {
+        for (which, publisher) in publishers.iter_mut().enumerate() {
+            let start = (round % 100) * 1000;
+            let chunk = &halves[which][start..start + 1000];
+            let started = Instant::now();
+            for event in chunk {
+                publisher.publish_blocking(Arc::clone(event));
+            }
+            samples[which].push(started.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        if round % 50 == 49 {
+            // Already-stored ids are skipped, so repeats cost the writer little.
+            rt.block_on(recorder.flush()).unwrap();
+        }
+    }
+    let [mut without, mut with] = samples;
+    without.sort_by(f64::total_cmp);
+    with.sort_by(f64::total_cmp);
+    (with[with.len() / 2], without[without.len() / 2])
+}
+
+/// Catch-up from sequence 0 through `subscribe_from`, and raw page reads.
+fn catch_up(rt: &tokio::runtime::Runtime, store: SqliteStore, count: usize) -> (f64, f64) {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let stream_rate = rt.block_on(async {
+        let started = Instant::now();
+        let seen = recorder
+            .subscribe_from(0, ReadQuery::new())
+            .take(count)
+            .fold(0usize, |n, item| {
+                item.unwrap();
+                async move { n + 1 }
+            })
+            .await;
+        assert_eq!(seen, count);
+        rate(count, started.elapsed())
+    });
+    let started = Instant::now();
+    let mut after = 0;
+    let mut read = 0;
+    loop {
+        let page = store
+            .read_blocking(&ReadQuery::new().after(after).limit(1000))
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        read += page.len();
+    }
+    assert_eq!(read, count);
+    (stream_rate, rate(count, started.elapsed()))
+}
+
+/// A store whose appends take at least 2 ms per batch of at most 100.
+struct Slow(SqliteStore);
+
+impl EventStore for Slow {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.0.append(events).await
+        })
+    }
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.0.read(query)
+    }
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.0.last_sequence()
+    }
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.0.prune(retention)
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Publishers four times faster than the writer: peak queue and RSS growth.
+fn bounded_memory(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (usize, usize, u64, f64) {
+    let bus = EventBus::builder().history_capacity(1).build();
+    let capacity = 10_000;
+    let recorder = Recorder::builder()
+        .capacity(capacity)
+        .max_batch(100)
+        .attach(&bus, Slow(SqliteStore::open(dir.join("slow.db")).unwrap()));
+    let rss_before = rss_kib();
+    let published = 60_000;
+    let publisher = {
+        let bus = bus.clone();
+        std::thread::spawn(move || {
+            for n in 0..published {
+                bus.publish_blocking(
+                    Event::new(EventType::TaskCreated)
+                        .with_data(json!({"n": n, "blob": "y".repeat(200)})),
+                );
+            }
+        })
+    };
+    let mut peak = 0;
+    let mut peak_rss = rss_before;
+    while !publisher.is_finished() {
+        peak = peak.max(recorder.stats().queued);
+        peak_rss = peak_rss.max(rss_kib());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    publisher.join().unwrap();
+    let last = rt.block_on(recorder.flush()).unwrap();
+    assert_eq!(last as usize, published);
+    let waits = recorder.stats().waits;
+    (
+        peak,
+        capacity,
+        peak_rss.saturating_sub(rss_before),
+        waits as f64,
+    )
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let rt = runtime();
+    let events = events(EVENTS);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+
+    let raw_batched = sqlite_raw(&dir.path().join("raw.db"), &events, 1000);
+    let raw_per_event = sqlite_raw(&dir.path().join("raw1.db"), &events[..20_000], 1);
+    let recorded = recorder_throughput(
+        &rt,
+        SqliteStore::open(dir.path().join("rec.db")).unwrap(),
+        &events,
+    );
+    rows.push(Row {
+        what: "SQLite: publish -> durable through the recorder".into(),
+        rate: recorded,
+        unit: "events/s",
+        baseline: Some((
+            "raw rusqlite, 1000 rows per transaction".into(),
+            raw_batched,
+        )),
+    });
+    rows.push(Row {
+        what: "SQLite: publish -> durable through the recorder".into(),
+        rate: recorded,
+        unit: "events/s",
+        baseline: Some((
+            "raw rusqlite, one transaction per event".into(),
+            raw_per_event,
+        )),
+    });
+
+    if let Some(cluster) = pg::start_or_skip_with("store bench (PostgreSQL rows)", true) {
+        let copy = rt.block_on(pg_raw(&cluster.create_database(), &events, true));
+        let per_event = rt.block_on(pg_raw(&cluster.create_database(), &events[..3_000], false));
+        let store = rt
+            .block_on(PostgresStore::connect(&cluster.create_database()))
+            .unwrap();
+        let recorded = recorder_throughput(&rt, store, &events);
+        rows.push(Row {
+            what: "PostgreSQL: publish -> durable through the recorder".into(),
+            rate: recorded,
+            unit: "events/s",
+            baseline: Some(("raw binary COPY, 1000 rows per transaction".into(), copy)),
+        });
+        rows.push(Row {
+            what: "PostgreSQL: publish -> durable through the recorder".into(),
+            rate: recorded,
+            unit: "events/s",
+            baseline: Some(("raw INSERT per event".into(), per_event)),
+        });
+    }
+
+    let (with, without) = publish_cost(&rt, &events);
+    rows.push(Row {
+        what: "publish with a recorder attached (median ns/publish)".into(),
+        rate: with,
+        unit: "ns",
+        baseline: Some(("same publish, no recorder".into(), without)),
+    });
+
+    let (stream, raw_read) = catch_up(
+        &rt,
+        SqliteStore::open(dir.path().join("rec.db")).unwrap(),
+        EVENTS,
+    );
+    rows.push(Row {
+        what: "SQLite catch-up: subscribe_from(0) stream".into(),
+        rate: stream,
+        unit: "events/s",
+        baseline: Some(("read_blocking, pages of 1000".into(), raw_read)),
+    });
+
+    let (peak, capacity, rss_growth, waits) = bounded_memory(&rt, dir.path());
+
+    println!("| measurement | result | baseline (same run) | ratio |");
+    println!("|---|---:|---|---:|");
+    for row in &rows {
+        let (name, base) = row.baseline.clone().unwrap();
+        let ratio = if row.unit == "ns" {
+            format!("{:+.1} ns", row.rate - base)
+        } else {
+            format!("{:.2}x", row.rate / base)
+        };
+        let fmt = |v: f64| {
+            if row.unit == "ns" {
+                format!("{v:.1} ns")
+            } else if v >= 10_000.0 {
+                format!("{:.0}k {}", v / 1000.0, row.unit)
+            } else {
+                format!("{v:.0} {}", row.unit)
+            }
+        };
+        println!(
+            "| {} | {} | {}: {} | {} |",
+            row.what,
+            fmt(row.rate),
+            name,
+            fmt(base),
+            ratio
+        );
+    }
+    println!(
+        "| slow writer (2 ms per 100-event batch), 60k publishes | peak queue {peak} of {capacity}, RSS +{:.1} MiB, {waits:.0} publisher waits | | |",
+        rss_growth as f64 / 1024.0
+    );
+}
