@@ -66,7 +66,8 @@ impl ParseEventIdError {
 }
 
 /// JSON that does not decode to an [`Event`](crate::Event), from
-/// [`Event::from_json`](crate::Event::from_json).
+/// [`Event::from_json`](crate::Event::from_json) (and its `_slice` and
+/// `_value` forms).
 ///
 /// Its message is `invalid event json`; what is wrong, and where, is the
 /// JSON parser's error in [`source`](std::error::Error::source) (print the
@@ -151,7 +152,7 @@ impl DecodeEventError {
         match self.json.classify() {
             Category::Syntax => DecodeEventErrorKind::Syntax,
             Category::Eof => DecodeEventErrorKind::Eof,
-            // No I/O happens decoding a `&str`.
+            // No I/O happens: every input is already in memory.
             Category::Data | Category::Io => DecodeEventErrorKind::Data,
         }
     }

@@ -178,6 +178,33 @@ impl Event {
     pub fn from_json(json: &str) -> Result<Self, DecodeEventError> {
         DecodeEventError::catch(|| serde_json::from_str(json))
     }
+
+    /// [`from_json`](Self::from_json) for bytes, such as a message payload;
+    /// bytes that are not UTF-8 are a [`DecodeEventError`] too.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    ///
+    /// let event = Event::from_json_slice(br#"{"type": "task.created"}"#).unwrap();
+    /// assert_eq!(event.event_type, EventType::TaskCreated);
+    /// ```
+    pub fn from_json_slice(json: &[u8]) -> Result<Self, DecodeEventError> {
+        DecodeEventError::catch(|| serde_json::from_slice(json))
+    }
+
+    /// [`from_json`](Self::from_json) for a parsed JSON value, such as a
+    /// `jsonb` column; the error's line and column are 0.
+    ///
+    /// ```
+    /// use agentbus::Event;
+    /// use serde_json::json;
+    ///
+    /// let err = Event::from_json_value(json!({"type": "agent.dreamed"})).unwrap_err();
+    /// assert_eq!(err.unknown_type(), Some("agent.dreamed"));
+    /// ```
+    pub fn from_json_value(json: Value) -> Result<Self, DecodeEventError> {
+        DecodeEventError::catch(|| serde_json::from_value(json))
+    }
 }
 
 /// The wire shape, with the optional fields the decoder fills in.

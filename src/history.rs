@@ -582,6 +582,11 @@ impl HistoryQuery {
         self.scope.project_id
     }
 
+    /// The chain required, if any.
+    pub const fn get_correlation_id(&self) -> Option<EventId> {
+        self.correlation_id
+    }
+
     /// Whether `event` meets every criterion (the limit aside).
     pub fn matches(&self, event: &Event) -> bool {
         self.event_type.is_none_or(|t| t == event.event_type)
@@ -652,8 +657,9 @@ mod tests {
     #[test]
     fn racing_push_read_and_clear_release_every_event() {
         const WRITERS: usize = 2;
+        const CAPACITY: usize = 2;
         let pushes = scaled(20_000, 60);
-        let history = Arc::new(History::new(4));
+        let history = Arc::new(History::new(CAPACITY));
         let start = Arc::new(Barrier::new(WRITERS + 2));
         let writers_done = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
@@ -678,7 +684,7 @@ mod tests {
                 start.wait();
                 while !done.load(Ordering::Acquire) {
                     let events = history.read(&HistoryQuery::new().limit(usize::MAX));
-                    assert!(events.len() <= 4);
+                    assert!(events.len() <= CAPACITY);
                     for (i, a) in events.iter().enumerate() {
                         assert!(!events[..i].iter().any(|b| Arc::ptr_eq(a, b)), "twice");
                     }
@@ -706,7 +712,7 @@ mod tests {
         reader.join().unwrap();
         clearer.join().unwrap();
         let alive = weaks.iter().filter(|w| w.strong_count() > 0).count();
-        assert!(alive <= 4, "{alive} events outlive their slots");
+        assert!(alive <= CAPACITY, "{alive} events outlive their slots");
         assert_eq!(alive, history.read(&HistoryQuery::new()).len());
         drop(history);
         assert!(weaks.iter().all(|w| w.strong_count() == 0));

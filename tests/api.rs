@@ -202,6 +202,34 @@ fn an_unknown_type_is_a_typed_error_naming_it() {
 }
 
 #[test]
+fn bytes_and_values_decode_with_the_same_typed_errors() {
+    let newer = json!({"type": "agent.dreamed", "circle_id": 5});
+    let known = json!({"type": "memory.shared", "circle_id": 5});
+    let from_bytes = Event::from_json_slice(newer.to_string().as_bytes()).unwrap_err();
+    assert_eq!(from_bytes.unknown_type(), Some("agent.dreamed"));
+    assert_eq!((from_bytes.line(), from_bytes.column() > 0), (1, true));
+    let from_value = Event::from_json_value(newer).unwrap_err();
+    assert_eq!(from_value.unknown_type(), Some("agent.dreamed"));
+    assert_eq!((from_value.line(), from_value.column()), (0, 0));
+
+    let event = Event::from_json_value(known.clone()).unwrap();
+    assert_eq!(event.event_type, EventType::MemoryShared);
+    let same = Event::from_json_slice(event.to_json().unwrap().as_bytes()).unwrap();
+    assert_eq!(same, event);
+
+    let not_utf8 = Event::from_json_slice(b"{\"type\": \"task.\xff\"}").unwrap_err();
+    assert_eq!(not_utf8.kind(), DecodeEventErrorKind::Syntax);
+    assert_eq!(not_utf8.unknown_type(), None);
+    let wrong = Event::from_json_value(json!({"type": "task.created", "circle_id": "five"}));
+    assert_eq!(wrong.unwrap_err().kind(), DecodeEventErrorKind::Data);
+    let not_an_object = Event::from_json_value(json!([known]));
+    assert_eq!(
+        not_an_object.unwrap_err().kind(),
+        DecodeEventErrorKind::Data
+    );
+}
+
+#[test]
 fn an_unknown_type_reports_where_it_is() {
     let err = decode_error("{\n  \"data\": {},\n  \"type\": \"memory.forgotten\"\n}");
     assert_eq!(err.unknown_type(), Some("memory.forgotten"));
@@ -292,14 +320,19 @@ fn history_query_getters_return_what_was_set() {
     assert_eq!(query.get_source_agent_id(), None);
     assert_eq!(query.get_circle_id(), None);
     assert_eq!(query.get_project_id(), None);
+    assert_eq!(query.get_correlation_id(), None);
     assert_eq!(query, HistoryQuery::default());
+
+    let chain = Event::new(EventType::TaskCompleted).id;
 
     let query = query
         .event_type(EventType::MemoryShared)
         .source_agent_id(7)
         .circle_id(5)
         .project_id(2)
+        .correlation_id(chain)
         .limit(10);
+    assert_eq!(query.get_correlation_id(), Some(chain));
     assert_eq!(query.get_event_type(), Some(EventType::MemoryShared));
     assert_eq!(query.get_source_agent_id(), Some(7));
     assert_eq!(query.get_circle_id(), Some(5));

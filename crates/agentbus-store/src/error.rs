@@ -79,6 +79,21 @@ pub enum StoreError {
         #[source]
         source: Cause,
     },
+    /// The backend refuses the data of a batch (a value too large, or one
+    /// the database cannot represent): retrying cannot help. The
+    /// [`Recorder`](crate::Recorder) then writes the batch's events one at a
+    /// time and skips those refused, counting them in
+    /// [`RecorderStats::rejected`](crate::RecorderStats::rejected). A custom
+    /// [`EventStore`](crate::EventStore) returns this for events it will
+    /// never accept.
+    #[error("{backend} rejected the batch's data")]
+    Rejected {
+        /// `"sqlite"`, `"postgres"`, or a custom store's name.
+        backend: &'static str,
+        /// The database's error.
+        #[source]
+        source: Cause,
+    },
     /// [`Recorder::flush`](crate::Recorder::flush) could not make everything
     /// durable: the writer's latest attempt failed. The events stay queued
     /// and the writer keeps retrying; a later flush succeeds once the store
@@ -96,6 +111,12 @@ pub enum StoreError {
     EventsDropped {
         /// Events dropped since the previous flush.
         count: u64,
+    },
+    /// A store location that [`open`](crate::open) does not understand.
+    #[error("unsupported store location `{location}`: expected `sqlite:PATH`, `postgres://...` or `memory`")]
+    UnsupportedLocation {
+        /// The location given.
+        location: String,
     },
     /// The recorder's writer has stopped (closed, or its thread is gone).
     #[error("the recorder is closed")]

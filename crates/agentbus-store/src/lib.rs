@@ -27,7 +27,8 @@
 //!   connections; batches go in with binary `COPY`.
 //!
 //! Both features are on by default. `Arc<dyn EventStore>` works wherever a
-//! store does, for a backend chosen at run time.
+//! store does, for a backend chosen at run time; [`open`] makes one from a
+//! location string (`sqlite:PATH`, `postgres://...`, `memory`).
 //!
 //! # The recorder
 //!
@@ -51,9 +52,11 @@
 //!   The error is logged (`tracing`, `WARN`), kept in
 //!   [`RecorderStats::last_error`], and returned by every flush waiting
 //!   while an attempt fails ([`StoreError::FlushFailed`]); a flush after the
-//!   store is back succeeds. An event the store cannot represent (a
-//!   timestamp outside 1970..2262) is skipped, counted in
-//!   [`RecorderStats::rejected`] and logged at `ERROR`.
+//!   store is back succeeds. An event the store can never hold (a
+//!   timestamp outside 1970..2262, or data the database refuses:
+//!   [`StoreError::Rejected`]) is skipped, counted in
+//!   [`RecorderStats::rejected`] and logged at `ERROR`, and the rest of its
+//!   batch is stored: one bad event never stalls the recorder.
 //! - **Retention**, optional: a maximum count and/or age, pruned by the
 //!   writer in the background ([`RecorderBuilder::retention`]).
 //! - **Closing.** [`Recorder::close`] unsubscribes and commits what was
@@ -130,6 +133,7 @@
 
 mod catch_up;
 mod error;
+mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod projection;
@@ -149,8 +153,9 @@ pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
     error::{Cause, StoreError},
+    open::open,
     projection::Projection,
-    query::{Order, ReadQuery, DEFAULT_READ_LIMIT},
+    query::{Order, ReadQuery},
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats},
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},

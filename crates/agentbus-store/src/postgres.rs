@@ -96,7 +96,21 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn pg_error(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |error| StoreError::backend("postgres", operation, error)
+    move |error| {
+        // Class 22 (data exception) and 54 (program limit exceeded, e.g. a
+        // row too large): the data itself is refused, no retry will help.
+        let refused = error
+            .code()
+            .is_some_and(|code| code.code().starts_with("22") || code.code().starts_with("54"));
+        if refused && operation == "append" {
+            StoreError::Rejected {
+                backend: "postgres",
+                source: Arc::new(error),
+            }
+        } else {
+            StoreError::backend("postgres", operation, error)
+        }
+    }
 }
 
 fn pool_error(operation: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StoreError {

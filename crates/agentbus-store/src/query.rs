@@ -4,10 +4,6 @@ use std::time::SystemTime;
 
 use agentbus::{Event, EventId, EventType, EventTypeSet};
 
-/// The most events one [`EventStore::read`](crate::EventStore::read) returns
-/// unless [`ReadQuery::limit`] says otherwise.
-pub const DEFAULT_READ_LIMIT: usize = 1000;
-
 /// The order of a read, by sequence.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Order {
@@ -60,7 +56,8 @@ impl Default for ReadQuery {
 }
 
 impl ReadQuery {
-    /// Every stored event, ascending, at most [`DEFAULT_READ_LIMIT`].
+    /// Every stored event, ascending, with no limit: on a large store, page
+    /// with [`limit`](Self::limit) and [`after`](Self::after).
     pub fn new() -> Self {
         Self {
             after: 0,
@@ -73,7 +70,7 @@ impl ReadQuery {
             since: None,
             until: None,
             order: Order::Ascending,
-            limit: DEFAULT_READ_LIMIT,
+            limit: usize::MAX,
         }
     }
 
@@ -156,13 +153,19 @@ impl ReadQuery {
         self
     }
 
+    /// Oldest first (the default): shorthand for `order(Order::Ascending)`.
+    #[must_use]
+    pub fn ascending(self) -> Self {
+        self.order(Order::Ascending)
+    }
+
     /// Newest first: shorthand for `order(Order::Descending)`.
     #[must_use]
     pub fn descending(self) -> Self {
         self.order(Order::Descending)
     }
 
-    /// At most `limit` events ([`DEFAULT_READ_LIMIT`] unless set).
+    /// At most `limit` events (no limit unless set).
     #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;

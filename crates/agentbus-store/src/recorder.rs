@@ -48,8 +48,8 @@ pub struct RecorderStats {
     /// Events not recorded because the queue was full under
     /// [`Overflow::DropNewest`].
     pub dropped: u64,
-    /// Events the store cannot represent (a timestamp outside 1970..2262),
-    /// logged and skipped.
+    /// Events the store can never hold (a timestamp outside 1970..2262, or
+    /// data the backend refuses), logged and skipped.
     pub rejected: u64,
     /// Times a publisher waited for room under [`Overflow::Wait`].
     pub waits: u64,
@@ -61,14 +61,16 @@ pub struct RecorderStats {
     pub pruned: u64,
     /// The store's last sequence after this recorder's latest commit.
     pub last_sequence: u64,
+    /// Events handed off but not yet committed: `queued + in_flight`.
+    pub lag: u64,
     /// The error of the latest failed attempt, cleared by the next success.
     pub last_error: Option<StoreError>,
 }
 
 impl RecorderStats {
-    /// Events handed off but not yet committed: `queued + in_flight`.
+    /// Events handed off but not yet committed: the [`lag`](Self::lag) field.
     pub fn lag(&self) -> u64 {
-        (self.queued + self.in_flight) as u64
+        self.lag
     }
 }
 
@@ -439,9 +441,12 @@ impl Recorder {
         let shared = &self.handle.shared;
         let counters = &shared.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let queued = shared.queue.len();
+        let in_flight = load(&counters.in_flight) as usize;
         RecorderStats {
-            queued: shared.queue.len(),
-            in_flight: load(&counters.in_flight) as usize,
+            queued,
+            in_flight,
+            lag: (queued + in_flight) as u64,
             committed: load(&counters.committed),
             duplicates: load(&counters.duplicates),
             dropped: load(&counters.dropped),

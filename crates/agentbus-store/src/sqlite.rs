@@ -117,7 +117,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn sqlite_error(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |error| StoreError::backend("sqlite", operation, error)
+    move |error| match error.sqlite_error_code() {
+        // A value over SQLite's size limits: no retry will store it.
+        Some(ErrorCode::TooBig) => StoreError::Rejected {
+            backend: "sqlite",
+            source: Arc::new(error),
+        },
+        _ => StoreError::backend("sqlite", operation, error),
+    }
 }
 
 impl SqliteStore {

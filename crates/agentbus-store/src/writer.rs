@@ -79,7 +79,15 @@ impl Writer {
     }
 
     pub(crate) fn run(self) {
-        let shared = Arc::clone(&self.shared);
+        /// Marks the writer gone however the thread ends (a panic included),
+        /// so publishers waiting for room give up instead of spinning.
+        struct Gone(Arc<Shared>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.writer_gone.store(true, Ordering::Release);
+            }
+        }
+        let _gone = Gone(Arc::clone(&self.shared));
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -87,7 +95,6 @@ impl Writer {
             Ok(runtime) => runtime.block_on(self.main()),
             Err(error) => tracing::error!(%error, "agentbus-store writer cannot start a runtime"),
         }
-        shared.writer_gone.store(true, Ordering::Release);
     }
 
     fn accept(&mut self, control: Control) {
@@ -224,13 +231,23 @@ impl Writer {
                 continue;
             }
 
-            match self.store.append(&pending).await {
+            let attempt = match self.store.append(&pending).await {
                 Ok(appended) => {
+                    self.committed(&pending, appended);
+                    pending.clear();
+                    Ok(())
+                }
+                // The store refuses some event of the batch itself: commit
+                // the others one by one and skip what is refused, rather
+                // than retrying a batch that can never commit.
+                Err(StoreError::Rejected { .. }) => self.isolate(&mut pending).await,
+                Err(error) => Err(error),
+            };
+            match attempt {
+                Ok(()) => {
                     backoff = self.config.retry_min;
                     failures_while_closing = 0;
-                    self.committed(&pending, appended);
                     self.settled = self.taken;
-                    pending.clear();
                     self.shared.counters.in_flight.store(0, Ordering::Relaxed);
                     if self.answer_settled().await {
                         return;
@@ -286,6 +303,36 @@ impl Writer {
             tracing::error!(event_id = %event.id, "agentbus-store cannot store an event with a timestamp outside 1970..2262; skipped");
             false
         });
+    }
+
+    /// Appends `pending` one event at a time, skipping (counting and
+    /// logging) each the store rejects; stops at the first other error,
+    /// leaving the rest in `pending`, in order.
+    async fn isolate(&mut self, pending: &mut Vec<Arc<Event>>) -> Result<(), StoreError> {
+        let mut rest = std::mem::take(pending).into_iter();
+        while let Some(event) = rest.next() {
+            match self.store.append(std::slice::from_ref(&event)).await {
+                Ok(appended) => self.committed(std::slice::from_ref(&event), appended),
+                Err(error @ StoreError::Rejected { .. }) => {
+                    self.shared
+                        .counters
+                        .rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        event_id = %event.id,
+                        %error,
+                        source = ?std::error::Error::source(&error).map(ToString::to_string),
+                        "agentbus-store: the store rejects this event; skipped"
+                    );
+                }
+                Err(error) => {
+                    pending.push(event);
+                    pending.extend(rest);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {

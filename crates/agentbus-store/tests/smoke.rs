@@ -34,3 +34,54 @@ async fn smoke() {
     );
     assert_eq!(recorder.close().await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn full_synchronous_stores_and_reopens() {
+    use agentbus_store::{SqliteOptions, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let options = SqliteOptions {
+        synchronous: Synchronous::Full,
+    };
+    let store = SqliteStore::open_with(&path, options).unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store);
+    for _ in 0..10 {
+        bus.publish(Event::new(EventType::MemoryCreated)).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 10);
+    recorder.close().await.unwrap();
+    let reopened = agentbus_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(reopened.read(&ReadQuery::new()).await.unwrap().len(), 10);
+    let error = agentbus_store::open("redis://x").await.err().unwrap();
+    assert!(error.to_string().contains("redis://x"), "{error}");
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_commits_what_was_handed_off() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let clone = recorder.clone();
+    drop(recorder);
+    for _ in 0..100 {
+        bus.publish(Event::new(EventType::ConversationMessage))
+            .await;
+    }
+    assert_eq!(clone.stats().dropped, 0);
+    drop(clone); // unsubscribes; the writer drains and stops in the background
+    bus.publish(Event::new(EventType::ConversationMessage))
+        .await; // not recorded
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.last_sequence().await.unwrap() < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer drained the queue"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(store.last_sequence().await.unwrap(), 100);
+}

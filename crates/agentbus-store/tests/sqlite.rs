@@ -29,4 +29,5 @@ conformance_suite! { store();
     a_slow_writer_slows_publishers_and_memory_stays_bounded,
     drop_policy_counts_drops_and_flush_reports_them,
     store_failures_are_retried_and_flush_reports_them,
+    events_the_store_refuses_are_skipped_not_retried_forever,
 }

@@ -18,7 +18,7 @@ use crate::hub::Hub;
 /// The default largest request body, 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// The default number of events buffered per live client before it lags.
-pub const DEFAULT_CLIENT_BUFFER: usize = 4096;
+pub const DEFAULT_CLIENT_BUFFER: usize = 16_384;
 /// The default largest number of simultaneous WebSocket and SSE clients.
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// The default time a live client may take to accept a write.
@@ -97,7 +97,7 @@ impl WebApi {
     }
 
     /// How many events a live (WebSocket or SSE) client may fall behind
-    /// before it skips ahead and is told `{"lagged": n}` (default 4096).
+    /// before it skips ahead and is told `{"lagged": n}` (default 16,384: under a second at 20k events/s; the hub keeps that many recent events in memory, shared by all clients).
     #[must_use]
     pub fn client_buffer(mut self, events: usize) -> Self {
         self.client_buffer = events.max(1);

@@ -80,7 +80,7 @@
 //!   events `POST`ed here); with one, as soon as they are committed, with
 //!   their `sequence`.
 //! - **Slow clients.** Each client may fall [`client_buffer`](WebApi::client_buffer)
-//!   events behind (default 4096). Beyond that, without a store it skips
+//!   events behind (default 16,384). Beyond that, without a store it skips
 //!   ahead and receives `{"lagged": n}` (n events it missed) before the next
 //!   event; with a store it is refilled from the store instead, and misses
 //!   nothing. A client that does not read for [`send_timeout`](WebApi::send_timeout)

@@ -110,3 +110,39 @@ impl<S: EventStore> EventStore for Throttled<S> {
         self.inner.prune(retention)
     }
 }
+
+/// A store that refuses, as a database refuses data it cannot hold, every
+/// batch containing an event whose data has `"poison": true`.
+pub struct Picky<S>(pub S);
+
+impl<S: EventStore> EventStore for Picky<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        if events.iter().any(|event| event.data["poison"] == true) {
+            return Box::pin(async {
+                Err(StoreError::Rejected {
+                    backend: "test",
+                    source: Arc::new(Injected),
+                })
+            });
+        }
+        self.0.append(events)
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.0.read(query)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.0.last_sequence()
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.0.prune(retention)
+    }
+}
