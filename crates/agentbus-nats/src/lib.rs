@@ -14,10 +14,11 @@
 //! # Behaviour
 //!
 //! **Headers.** Each message carries `Agentbus-Origin` (the bridge's
-//! [`name`](BridgeConfig::name)), `Agentbus-Instance` (a token unique to the
-//! connected bridge) and `Agentbus-Event-Id`; in core mode also
-//! `Agentbus-Seq` (per sender and type, from 1), in JetStream mode
-//! `Nats-Msg-Id` (the event id, for the server's deduplication).
+//! [`name`](BridgeConfig::name)) and the event id: in core mode as
+//! `Agentbus-Event-Id`, with `Agentbus-Seq: <instance> <n>` (a token unique
+//! to the connected sending bridge, and its sequence number for the event's
+//! type, from 1); in JetStream mode as `Nats-Msg-Id`, which the server
+//! deduplicates on.
 //!
 //! **No echo, no loops.** An event that came in from NATS is published
 //! locally with a thread-local mark that every bridge's outgoing filter
