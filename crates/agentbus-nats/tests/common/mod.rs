@@ -257,6 +257,18 @@ impl Peer {
         parse_stats(&self.wait_line("stats ", Duration::from_secs(10)))
     }
 
+    /// SIGKILL; what it printed before stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread sees end of file once the pipe drains.
+        let (lock, signal) = &*self.output;
+        let mut output = lock.lock().unwrap();
+        while !output.exited {
+            output = signal.wait(output).unwrap();
+        }
+    }
+
     /// Graceful exit; returns the final stats.
     pub fn exit(&mut self) -> HashMap<String, u64> {
         self.send("exit");
