@@ -160,7 +160,9 @@ impl NatsBridge {
                 finished: Some(finished_rx),
             }),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(ConnectError::Config("the bridge thread ended during setup")),
+            Err(_) => Err(ConnectError::Thread(std::io::Error::other(
+                "the bridge thread ended during setup",
+            ))),
         }
     }
 

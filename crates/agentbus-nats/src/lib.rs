@@ -14,10 +14,11 @@
 //! # Behaviour
 //!
 //! **Headers.** Each message carries `Agentbus-Origin` (the bridge's
-//! [`name`](BridgeConfig::name)), `Agentbus-Instance` (a token unique to the
-//! connected bridge) and `Agentbus-Event-Id`; in core mode also
-//! `Agentbus-Seq` (per sender and type, from 1), in JetStream mode
-//! `Nats-Msg-Id` (the event id, for the server's deduplication).
+//! [`name`](BridgeConfig::name)) and the event id: in core mode as
+//! `Agentbus-Event-Id`, with `Agentbus-Seq: <instance> <n>` (a token unique
+//! to the connected sending bridge, and its sequence number for the event's
+//! type, from 1); in JetStream mode as `Nats-Msg-Id`, which the server
+//! deduplicates on.
 //!
 //! **No echo, no loops.** An event that came in from NATS is published
 //! locally with a thread-local mark that every bridge's outgoing filter
@@ -80,7 +81,7 @@
 //! **Overflow** (JetStream; [`Overflow`]): with [`Overflow::Wait`] (the
 //! default) a local publish that finds the buffer full waits until there is
 //! room, so nothing is lost and publishers slow down to what the server
-//! takes; a publish from the bridge's own thread (a handler reacting to an
+//! takes; a publish from one of the bridge's threads (a handler reacting to an
 //! incoming event) never waits, since that thread is the one that makes room,
 //! and drops and counts instead. With [`Overflow::DropOldest`] the oldest
 //! buffered events are dropped and counted. Core mode always drops and
@@ -95,8 +96,13 @@
 //! `tracing` (the first ten, then every thousandth) and skipped (in
 //! JetStream, acked, so it does not come back). The bridge keeps running.
 //!
+//! **Threads.** A bridge runs on a Tokio runtime of its own
+//! ([`worker_threads`](BridgeConfig::worker_threads), 2 by default), so it
+//! works whatever runtime (or none) the application uses, and a publisher
+//! waiting for room never blocks the threads that make it.
+//!
 //! **Handlers.** Incoming events are published one at a time on the bridge's
-//! own thread (its own Tokio runtime), awaiting each publish: a slow handler
+//! runtime, awaiting each publish: a slow handler
 //! slows the bridge's intake (core mode: then the client's buffer fills and
 //! drops, counted; JetStream: the server waits). Failing handlers are the
 //! bus's business (counted in its stats); the event is still acked.

@@ -10,6 +10,7 @@ use agentbus::{Event, EventStream, EventType, TryRecvError};
 use async_nats::header::HeaderMap;
 use async_nats::{jetstream, Subject};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bridge::{on_bridge_thread, waits, Context, Control, Shared};
@@ -251,9 +252,35 @@ impl Outgoing {
         let mut delivered_total = 0usize;
         let mut stopping: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(10);
+        // What an ack (or its failure) does; used by the fast path below and
+        // by the select.
+        macro_rules! on_ack {
+            ($result:expr) => {
+                match $result {
+                    Ok(_) => {
+                        pending.pop_front();
+                        delivered_total += 1;
+                        backoff = Duration::from_millis(10);
+                        bump(&shared.counters.sent, 1);
+                        release(&shared, waits, 1);
+                        settle(&mut flushes, delivered_total);
+                    }
+                    Err(err) => {
+                        // The ones behind it are sent again too: order is
+                        // kept, and the server drops the duplicates.
+                        tracing::debug!(error = %err, "jetstream ack failed; sending again");
+                        bump(&shared.counters.resent, (acks.len() + 1) as u64);
+                        acks.clear();
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(config.max_reconnect_delay);
+                    }
+                }
+            };
+        }
         loop {
             // Take local events while there is room, a batch at a time so
             // encoding and sending interleave.
+            let mut drained = false;
             for _ in 0..BATCH {
                 if pending.len() >= capacity {
                     break;
@@ -264,7 +291,10 @@ impl Outgoing {
                         None => release(&shared, waits, 1),
                     },
                     Err(TryRecvError::Lagged(missed)) => sender.count_lag(missed),
-                    Err(_) => break,
+                    Err(_) => {
+                        drained = true;
+                        break;
+                    }
                 }
             }
             // Publish what is not sent yet, up to the ack window.
@@ -288,7 +318,7 @@ impl Outgoing {
                 }
             }
             if let Some(deadline) = stopping {
-                if pending.is_empty() && local.try_recv().is_err() {
+                if pending.is_empty() && drained {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -306,29 +336,18 @@ impl Outgoing {
                 backoff = (backoff * 2).min(config.max_reconnect_delay);
                 continue;
             }
+            // The oldest ack is usually in by now: take it without building
+            // the select (whose stop branch registers a waiter each time).
+            if let Some(result) = acks.front_mut().and_then(|ack| ack.as_mut().now_or_never()) {
+                acks.pop_front();
+                on_ack!(result);
+                continue;
+            }
             tokio::select! {
                 biased;
                 result = async { acks.front_mut().expect("checked").as_mut().await }, if !acks.is_empty() => {
                     acks.pop_front();
-                    match result {
-                        Ok(_) => {
-                            pending.pop_front();
-                            delivered_total += 1;
-                            backoff = Duration::from_millis(10);
-                            bump(&shared.counters.sent, 1);
-                            release(&shared, waits, 1);
-                            settle(&mut flushes, delivered_total);
-                        }
-                        Err(err) => {
-                            // The ones behind it are sent again too: order is
-                            // kept, and the server drops the duplicates.
-                            tracing::debug!(error = %err, "jetstream ack failed; sending again");
-                            bump(&shared.counters.resent, (acks.len() + 1) as u64);
-                            acks.clear();
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(config.max_reconnect_delay);
-                        }
-                    }
+                    on_ack!(result);
                 }
                 _ = crate::bridge::stopped(&mut stop), if stopping.is_none() => {
                     stopping = Some(tokio::time::Instant::now() + STOP_DEADLINE);
@@ -336,10 +355,14 @@ impl Outgoing {
                 Some(Control::Flush(done)) = control.recv() => {
                     // Everything taken so far, and what is in the local
                     // buffer now, must be stored first.
-                    while let Ok(event) = local.try_recv() {
-                        match sender.encode(&event, None) {
-                            Some(message) => pending.push_back(message),
-                            None => release(&shared, waits, 1),
+                    loop {
+                        match local.try_recv() {
+                            Ok(event) => match sender.encode(&event, None) {
+                                Some(message) => pending.push_back(message),
+                                None => release(&shared, waits, 1),
+                            },
+                            Err(TryRecvError::Lagged(missed)) => sender.count_lag(missed),
+                            Err(_) => break,
                         }
                     }
                     flushes.push((delivered_total + pending.len(), done));

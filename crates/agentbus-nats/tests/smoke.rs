@@ -166,3 +166,57 @@ fn a_bad_prefix_or_name_is_refused() {
         );
     }
 }
+
+#[test]
+fn two_bridges_on_one_bus_do_not_ping_pong_or_relay() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let rt = runtime();
+    // x is on two subject spaces, y only on the first, z only on the second.
+    let (x, y, z) = (EventBus::new(), EventBus::new(), EventBus::new());
+    let (seen_x, seen_y, seen_z) = (recorder(&x), recorder(&y), recorder(&z));
+    let connect = |bus: &EventBus, name: &str, prefix: &str| {
+        rt.block_on(NatsBridge::connect(
+            &server.url(),
+            bus,
+            BridgeConfig::default().name(name).prefix(prefix),
+        ))
+        .unwrap()
+    };
+    let x_one = connect(&x, "x1", "one");
+    let x_two = connect(&x, "x2", "two");
+    let y_one = connect(&y, "y", "one");
+    let z_two = connect(&z, "z", "two");
+
+    let from_x = Event::new(EventType::TaskCompleted);
+    let from_y = Event::new(EventType::TaskCompleted);
+    x.publish_blocking(from_x.clone());
+    y.publish_blocking(from_y.clone());
+    assert!(wait_until(Duration::from_secs(10), || {
+        seen_x.lock().unwrap().len() == 2
+            && seen_y.lock().unwrap().len() == 2
+            && seen_z.lock().unwrap().len() == 1
+    }));
+    for bridge in [&x_one, &x_two, &y_one, &z_two] {
+        rt.block_on(bridge.flush());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // x's event reached y and z once each and never came back; y's reached
+    // x once and went no further (x is not a relay: z never sees it).
+    let sorted = |mut ids: Vec<EventId>| {
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        sorted(seen_x.lock().unwrap().clone()),
+        sorted(vec![from_x.id, from_y.id])
+    );
+    assert_eq!(
+        sorted(seen_y.lock().unwrap().clone()),
+        sorted(vec![from_x.id, from_y.id])
+    );
+    assert_eq!(*seen_z.lock().unwrap(), vec![from_x.id]);
+    assert_eq!((x_one.stats().sent, x_two.stats().sent), (1, 1));
+    assert_eq!((y_one.stats().sent, z_two.stats().sent), (1, 0));
+}

@@ -14,6 +14,7 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    first_start: bool,
 }
 
 /// A loopback port free now and not handed out before in this process
@@ -55,12 +56,38 @@ impl NatsServer {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().expect("a temp dir"),
+            first_start: true,
         };
         server.launch();
         Some(server)
     }
 
     fn launch(&mut self) {
+        // Another program on this machine may take the port between our
+        // check and the server's bind: the server then exits, and whatever
+        // holds the port answers. Our server names itself; only its INFO
+        // counts. On a first start, try another port.
+        for _ in 0..5 {
+            if self.try_launch() {
+                return;
+            }
+            assert!(
+                self.first_start,
+                "port {} was taken while nats-server restarted",
+                self.port
+            );
+            self.port = free_port();
+        }
+        panic!("nats-server did not start on five free ports");
+    }
+
+    fn server_name(&self) -> String {
+        format!("agentbus-nats-test-{}-{}", std::process::id(), self.port)
+    }
+
+    /// Starts the server; `true` once it is the one answering on the port.
+    fn try_launch(&mut self) -> bool {
+        let name = self.server_name();
         let child = Command::new("nats-server")
             .args([
                 "-js",
@@ -68,6 +95,8 @@ impl NatsServer {
                 "127.0.0.1",
                 "-p",
                 &self.port.to_string(),
+                "-n",
+                &name,
                 "-sd",
             ])
             .arg(self.store.path())
@@ -77,7 +106,26 @@ impl NatsServer {
             .expect("nats-server starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let child = self.child.as_mut().expect("just started");
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return false;
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut info = String::new();
+                let _ = BufReader::new(stream).read_line(&mut info);
+                if info.contains(&format!("\"server_name\":\"{name}\"")) {
+                    self.first_start = false;
+                    return true;
+                }
+                if !info.is_empty() {
+                    // Someone else's server holds the port.
+                    self.kill();
+                    return false;
+                }
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen within 10 s"
@@ -255,6 +303,18 @@ impl Peer {
     pub fn stats(&mut self) -> HashMap<String, u64> {
         self.send("stats");
         parse_stats(&self.wait_line("stats ", Duration::from_secs(10)))
+    }
+
+    /// SIGKILL; what it printed before stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread sees end of file once the pipe drains.
+        let (lock, signal) = &*self.output;
+        let mut output = lock.lock().unwrap();
+        while !output.exited {
+            output = signal.wait(output).unwrap();
+        }
     }
 
     /// Graceful exit; returns the final stats.
