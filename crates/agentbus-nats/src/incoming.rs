@@ -56,8 +56,16 @@ pub(crate) async fn subscribe_core(
                 .map_err(ConnectError::Subscribe)?,
         );
     }
-    // The server has the subscriptions once it answered a ping after them.
-    let _ = client.flush().await;
+    // `flush` only empties the socket buffer. A request nobody answers is a
+    // round trip: once the server says "no responders" it has processed the
+    // subscriptions sent before it, so nothing published after `connect`
+    // returns is missed.
+    let probe = format!("_agentbus_sync.{}", context.instance);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.request(probe, bytes::Bytes::new()),
+    )
+    .await;
     Ok(subscribers)
 }
 

@@ -104,14 +104,14 @@ fn an_event_a_handler_publishes_in_reaction_goes_out() {
     a.subscribe(EventType::TaskStarted, move |event: &Event| {
         sink.lock().unwrap().push(event.clone());
     });
-    let _bridge_a = rt
+    let bridge_a = rt
         .block_on(NatsBridge::connect(
             &server.url(),
             &a,
             BridgeConfig::default().name("a"),
         ))
         .unwrap();
-    let _bridge_b = rt
+    let bridge_b = rt
         .block_on(NatsBridge::connect(
             &server.url(),
             &b,
@@ -120,11 +120,13 @@ fn an_event_a_handler_publishes_in_reaction_goes_out() {
         .unwrap();
     let cause = Event::new(EventType::TaskCompleted);
     a.publish_blocking(cause.clone());
-    assert!(wait_until(Duration::from_secs(10), || started
-        .lock()
-        .unwrap()
-        .len()
-        == 1));
+    assert!(
+        wait_until(Duration::from_secs(10), || started.lock().unwrap().len()
+            == 1),
+        "the reaction came back: a {:?}, b {:?}",
+        bridge_a.stats(),
+        bridge_b.stats()
+    );
     std::thread::sleep(Duration::from_millis(200));
     let started = started.lock().unwrap();
     assert_eq!(started.len(), 1);
