@@ -11,7 +11,7 @@ mod pg;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventId, EventType};
 use agentbus_store::{
     Appended, BoxFuture, EventStore, PostgresStore, ReadQuery, Recorder, Retention, SqliteStore,
     StoreError, StoredEvent,
@@ -306,6 +306,9 @@ impl EventStore for Slow {
         query: &'a ReadQuery,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
         self.0.read(query)
+    }
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.0.get(id)
     }
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.0.last_sequence()

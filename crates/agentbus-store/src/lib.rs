@@ -80,7 +80,10 @@
 //!
 //! - [`EventStore::read`] with a [`ReadQuery`]: a sequence range, type,
 //!   circle, agent, project, correlation and time filters, either order,
-//!   paged by sequence.
+//!   paged by sequence. A correlation filter selects a whole causal chain,
+//!   its root included, as the bus history does
+//!   ([`ReadQuery::correlation_id`]).
+//! - [`EventStore::get`]: one event by id, from the unique index on ids.
 //! - [`Recorder::subscribe_from`]: the stored events after a sequence, then
 //!   live ones as they commit, with no gap and no duplicate at the seam; a
 //!   consumer that falls behind is refilled from the store instead of

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use agentbus::{Event, EventType};
+use agentbus::{Event, EventId, EventType};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -321,19 +321,22 @@ impl PostgresStore {
         if let Some(project) = query.get_project_id() {
             condition(&mut sql, "project_id", "=", Box::new(project));
         }
-        if let Some(correlation) = query.get_correlation_id() {
-            condition(
-                &mut sql,
-                "correlation_id",
-                "=",
-                Box::new(correlation.as_uuid()),
-            );
-        }
         if let Some(since) = query.get_since() {
             condition(&mut sql, "timestamp_ns", ">=", Box::new(clamp_nanos(since)));
         }
         if let Some(until) = query.get_until() {
             condition(&mut sql, "timestamp_ns", "<", Box::new(clamp_nanos(until)));
+        }
+        if let Some(chain) = query.get_correlation_id() {
+            // The chain's root has no correlation id: it belongs by its own
+            // id. Each side of the OR is an index lookup (the partial
+            // correlation index, the unique id index), combined by a bitmap OR.
+            parameters.push(Box::new(chain.as_uuid()));
+            let n = parameters.len();
+            let _ = write!(
+                sql,
+                " AND (correlation_id = ${n} OR (correlation_id IS NULL AND id = ${n}))"
+            );
         }
         let order = match query.get_order() {
             Order::Ascending => "ASC",
@@ -353,6 +356,22 @@ impl PostgresStore {
             .await
             .map_err(&failed)?;
         rows.iter().map(decode_row).collect()
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let failed = pg_error("read");
+        let client = self.pool.get().await.map_err(pool_error("read"))?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM agentbus_events WHERE id = $1"
+            ))
+            .await
+            .map_err(&failed)?;
+        let row = client
+            .query_opt(&statement, &[&id.as_uuid()])
+            .await
+            .map_err(&failed)?;
+        row.as_ref().map(decode_row).transpose()
     }
 
     async fn last_sequence_value(&self) -> Result<u64, StoreError> {
@@ -474,6 +493,10 @@ impl EventStore for PostgresStore {
         query: &'a ReadQuery,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
         Box::pin(self.read_events(query))
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        Box::pin(self.get_event(id))
     }
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -124,8 +124,24 @@ impl ReadQuery {
         self
     }
 
-    /// Only events of the causal chain `correlation_id` (see
-    /// [`Event::correlation_id`]).
+    /// Only the events of one causal chain, as
+    /// [`HistoryQuery::correlation_id`](agentbus::HistoryQuery::correlation_id)
+    /// selects them from the bus history: the event `correlation_id` that
+    /// started the chain (if stored) and every event whose
+    /// [`Event::correlation_id`] is `correlation_id`. An event belongs to the
+    /// chain its `correlation_id` names, or to its own id's when it has none.
+    /// Both backends answer from indexes (on ids and on correlation ids).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    /// use agentbus_store::ReadQuery;
+    ///
+    /// let task = Event::new(EventType::TaskCompleted);
+    /// let call = Event::new(EventType::AgentToolExecuted).caused_by(&task);
+    /// let chain = ReadQuery::new().correlation_id(task.id);
+    /// assert!(chain.matches(&task) && chain.matches(&call));
+    /// assert!(!chain.matches(&Event::new(EventType::TaskCompleted)));
+    /// ```
     #[must_use]
     pub fn correlation_id(mut self, correlation_id: EventId) -> Self {
         self.correlation_id = Some(correlation_id);
@@ -246,7 +262,7 @@ impl ReadQuery {
             && field_matches(self.project_id, event.project_id)
             && self
                 .correlation_id
-                .is_none_or(|wanted| event.correlation_id == Some(wanted))
+                .is_none_or(|chain| event.correlation_id.unwrap_or(event.id) == chain)
             && self.since.is_none_or(|since| event.timestamp >= since)
             && self.until.is_none_or(|until| event.timestamp < until)
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use agentbus::{Event, EventType};
+use agentbus::{Event, EventId, EventType};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
@@ -75,7 +75,7 @@ pub struct SqliteOptions {
 /// apart, and the sequence counter lives in the file.
 ///
 /// ```
-/// use agentbus::{Event, EventType};
+/// use agentbus::{Event, EventId, EventType};
 /// use agentbus_store::{EventStore, ReadQuery, SqliteStore};
 /// use std::sync::Arc;
 ///
@@ -242,6 +242,11 @@ impl SqliteStore {
         self.with_reader(|connection| read(connection, query))
     }
 
+    /// [`EventStore::get`] on the calling thread.
+    pub fn get_blocking(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.with_reader(|connection| get(connection, id))
+    }
+
     /// [`EventStore::last_sequence`] on the calling thread.
     pub fn last_sequence_blocking(&self) -> Result<u64, StoreError> {
         self.with_reader(last_sequence)
@@ -338,6 +343,19 @@ fn append(connection: &mut Connection, events: &[Arc<Event>]) -> Result<Appended
     })
 }
 
+fn get(connection: &Connection, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+    let failed = sqlite_error("read");
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM agentbus_events WHERE id = ?1"
+        ))
+        .map_err(&failed)?;
+    let mut rows = statement
+        .query([&id.as_uuid().as_bytes()[..]])
+        .map_err(&failed)?;
+    rows.next().map_err(&failed)?.map(decode_row).transpose()
+}
+
 fn type_list(query: &ReadQuery) -> String {
     let mut list = String::new();
     for event_type in EventType::ALL {
@@ -384,19 +402,22 @@ fn read(connection: &Connection, query: &ReadQuery) -> Result<Vec<StoredEvent>, 
     if let Some(project) = query.get_project_id() {
         condition(&mut sql, "project_id", "=", Box::new(project));
     }
-    if let Some(correlation) = query.get_correlation_id() {
-        condition(
-            &mut sql,
-            "correlation_id",
-            "=",
-            Box::new(correlation.as_uuid().into_bytes().to_vec()),
-        );
-    }
     if let Some(since) = query.get_since() {
         condition(&mut sql, "timestamp_ns", ">=", Box::new(clamp_nanos(since)));
     }
     if let Some(until) = query.get_until() {
         condition(&mut sql, "timestamp_ns", "<", Box::new(clamp_nanos(until)));
+    }
+    if let Some(chain) = query.get_correlation_id() {
+        // The chain's root has no correlation id: it belongs by its own id.
+        // Each side of the OR is an index lookup (the partial correlation
+        // index, the unique id index).
+        parameters.push(Box::new(chain.as_uuid().into_bytes().to_vec()));
+        let n = parameters.len();
+        let _ = write!(
+            sql,
+            " AND (correlation_id = ?{n} OR (correlation_id IS NULL AND id = ?{n}))"
+        );
     }
     let order = match query.get_order() {
         Order::Ascending => "ASC",
@@ -533,6 +554,11 @@ impl EventStore for SqliteStore {
         let store = self.clone();
         let query = query.clone();
         Box::pin(blocking(move || store.read_blocking(&query)))
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        let store = self.clone();
+        Box::pin(blocking(move || store.get_blocking(id)))
     }
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use agentbus::Event;
+use agentbus::{Event, EventId};
 
 use crate::error::StoreError;
 use crate::query::ReadQuery;
@@ -94,6 +94,13 @@ pub trait EventStore: Send + Sync + 'static {
         query: &'a ReadQuery,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
 
+    /// The stored event with this id, if any: one lookup in the unique
+    /// index on ids, however large the store. `Ok(None)` when no event with
+    /// `id` was stored (or it was pruned); a stored row that no longer
+    /// decodes is the same typed error [`read`](Self::read) returns, naming
+    /// its sequence.
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>>;
+
     /// The last sequence given out; `0` when nothing was ever stored.
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
@@ -115,6 +122,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
         query: &'a ReadQuery,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
         (**self).read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        (**self).get(id)
     }
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

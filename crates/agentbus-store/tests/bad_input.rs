@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use agentbus::EventBus;
+use agentbus::{EventBus, EventId};
 use agentbus_store::{
     EventStore, PostgresStore, Projection, ReadQuery, Recorder, SqliteStore, StoreError,
 };
@@ -54,8 +54,8 @@ fn a_store_of_a_newer_schema_version_is_refused() {
 }
 
 /// Five events, the third rewritten as a type this build does not know and
-/// the fourth with a payload that is not JSON.
-async fn damaged_sqlite() -> (tempfile::TempDir, SqliteStore) {
+/// the fourth with a payload that is not JSON; with the five ids.
+async fn damaged_sqlite() -> (tempfile::TempDir, SqliteStore, Vec<EventId>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).unwrap();
@@ -72,13 +72,31 @@ async fn damaged_sqlite() -> (tempfile::TempDir, SqliteStore) {
         [],
     )
     .unwrap();
-    (dir, store)
+    (dir, store, events.iter().map(|event| event.id).collect())
 }
 
 async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventStore + Clone>(
     store: S,
+    ids: &[EventId],
     corrupt_field: &str,
 ) {
+    // Read by id: a bad row is the same typed error, its neighbours read.
+    let error = store.get(ids[2]).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::UnknownEventType { sequence: 3, event_type } if event_type == "memory.forgotten"),
+        "{error:?}"
+    );
+    let error = store.get(ids[3]).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { sequence: 4, field, .. } if *field == corrupt_field),
+        "{error:?}"
+    );
+    assert!(error.to_string().starts_with("stored event 4 "), "{error}");
+    for (index, id) in [(0, ids[0]), (1, ids[1]), (4, ids[4])] {
+        let stored = store.get(id).await.unwrap().expect("a readable row");
+        assert_eq!((stored.sequence, stored.event.id), (index + 1, id));
+    }
+
     let error = store.read(&ReadQuery::new()).await.unwrap_err();
     match &error {
         StoreError::UnknownEventType {
@@ -138,8 +156,8 @@ async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventSto
 
 #[tokio::test]
 async fn sqlite_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() {
-    let (_dir, store) = damaged_sqlite().await;
-    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, "data").await;
+    let (_dir, store, ids) = damaged_sqlite().await;
+    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "data").await;
 }
 
 #[tokio::test]
@@ -166,7 +184,8 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
         )
         .await
         .unwrap();
-    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, "event_type").await;
+    let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "event_type").await;
 }
 
 #[tokio::test]

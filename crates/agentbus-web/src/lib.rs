@@ -69,7 +69,10 @@
 //!   (ascending by sequence; `next` is the `after` of the next page, or, in
 //!   `order=desc`, its `before`), else the bus history (newest events only,
 //!   no sequences; `after`/`before` are then a 400). `correlation_id`
-//!   returns a causal chain, the event that started it included.
+//!   returns a causal chain, the event that started it included, on every
+//!   page. `GET /api/events/{id}` looks the id up in the store (with its
+//!   `sequence`, however old the event), then in the bus history (an event
+//!   not yet committed, or a server without a store).
 //! - **Live clients.** WebSocket and SSE clients share one subscription: the
 //!   bus's publisher only hands each event's `Arc` to a lock-free buffer, and
 //!   a hub task encodes each event once and broadcasts it. So the publish

@@ -32,9 +32,10 @@ impl Filter {
             && self
                 .project_id
                 .is_none_or(|id| event.project_id == Some(id))
-            && self.correlation_id.is_none_or(|id| {
-                // The event that starts a chain is part of it too.
-                event.correlation_id == Some(id) || event.id == id
+            && self.correlation_id.is_none_or(|chain| {
+                // As the bus history and the store select a chain: the event
+                // that starts it has no correlation id and belongs by its own.
+                event.correlation_id.unwrap_or(event.id) == chain
             })
     }
 }

@@ -1,16 +1,14 @@
 //! `GET /api/events` and `GET /api/events/{id}`.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use agentbus::{EventId, HistoryQuery};
-use agentbus_store::{EventStore, Order as StoreOrder, ReadQuery, StoredEvent};
+use agentbus_store::{EventStore, Order as StoreOrder, ReadQuery};
 use axum::extract::{Path, State};
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Filter, Order, Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::params::{Order, Params, DEFAULT_LIMIT, READ_PARAMS};
 
 /// The query string as name/value pairs, or a 400.
 pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
@@ -95,30 +93,10 @@ async fn list_stored(
     if let Some(id) = filter.correlation_id {
         query = query.correlation_id(id);
     }
-    let mut page = store
+    let page = store
         .read(&query)
         .await
         .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
-    // The event that starts a chain has no correlation id of its own; the
-    // chain's first page includes it, as the bus history does.
-    if let Some(root_id) = filter.correlation_id {
-        let first_page = params.after.unwrap_or(0) == 0 && params.before.is_none();
-        if first_page && !page.iter().any(|stored| stored.event.id == root_id) {
-            if let Some(root) = find_stored(store, root_id).await? {
-                let rest = Filter {
-                    correlation_id: None,
-                    ..filter.clone()
-                };
-                if rest.matches(&root.event) {
-                    match order {
-                        Order::Asc => page.insert(0, root),
-                        Order::Desc => page.push(root),
-                    }
-                    page.truncate(limit);
-                }
-            }
-        }
-    }
     let next = if page.len() == limit {
         page.last().map(|stored| stored.sequence)
     } else {
@@ -152,36 +130,28 @@ pub(crate) async fn one(
     let id: EventId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("\"{id}\" is not an event id (a uuid)")))?;
-    let json = match &state.recorder {
-        Some(recorder) => find_stored(recorder.store().as_ref(), id)
-            .await?
-            .and_then(|stored| crate::hub::encode(&stored.event, Some(stored.sequence))),
-        None => state
-            .bus
-            .history(&HistoryQuery::new().limit(usize::MAX))
-            .into_iter()
-            .find(|event| event.id == id)
-            .and_then(|event| crate::hub::encode(&event, None)),
-    };
-    json.map(json_response)
+    // The store first: it has the event's sequence and keeps events long
+    // after the history ring drops them. An event published but not yet
+    // committed is still found in the history.
+    if let Some(recorder) = &state.recorder {
+        let stored =
+            recorder.store().get(id).await.map_err(|error| {
+                ApiError::unavailable(format!("the store cannot be read: {error}"))
+            })?;
+        if let Some(json) =
+            stored.and_then(|stored| crate::hub::encode(&stored.event, Some(stored.sequence)))
+        {
+            return Ok(json_response(json));
+        }
+    }
+    state
+        .bus
+        .history(&HistoryQuery::new().limit(usize::MAX))
+        .into_iter()
+        .find(|event| event.id == id)
+        .and_then(|event| crate::hub::encode(&event, None))
+        .map(json_response)
         .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))
-}
-
-/// The store has no read by id: look in the millisecond the id was minted
-/// (ids are UUID v7, stamped with their event's creation time), which finds
-/// every event whose id and timestamp came from [`Event::new`] or the JSON
-/// decoder, however large the store.
-async fn find_stored(store: &dyn EventStore, id: EventId) -> Result<Option<StoredEvent>, ApiError> {
-    let minted = UNIX_EPOCH + Duration::from_millis(id.timestamp_millis());
-    let query = ReadQuery::new()
-        .since(minted)
-        .until(minted + Duration::from_millis(1))
-        .limit(usize::MAX);
-    let candidates = store
-        .read(&query)
-        .await
-        .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
-    Ok(candidates.into_iter().find(|stored| stored.event.id == id))
 }
 
 pub(crate) fn json_response(body: String) -> Response {

@@ -232,4 +232,128 @@ async fn causal_chain_includes_its_root() {
             grandchild.id.to_string()
         ]
     );
+
+    // Paging through the chain, either way, gives the root exactly once.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = get(&server.url(&format!(
+            "/api/events?correlation_id={}&limit=1&after={after}",
+            root.id
+        )))
+        .await
+        .json();
+        paged.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids);
+    let newest_first = get(&server.url(&format!(
+        "/api/events?correlation_id={}&order=desc",
+        root.id
+    )))
+    .await
+    .json();
+    let reversed: Vec<&str> = newest_first["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(reversed, ids.iter().rev().copied().collect::<Vec<_>>());
+    // Other filters apply to the root like to the rest of the chain.
+    let completed = get(&server.url(&format!(
+        "/api/events?correlation_id={}&type=task.completed",
+        root.id
+    )))
+    .await
+    .json();
+    assert_eq!(
+        completed["events"][0]["id"].as_str(),
+        Some(grandchild.id.to_string().as_str())
+    );
+    assert_eq!(completed["events"].as_array().unwrap().len(), 1);
+}
+
+/// `GET /api/events/{id}` reads the store by id: an event whose id says
+/// nothing about its timestamp, long gone from the bus history, is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_by_id_is_read_from_the_store_after_history_forgot_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::builder().history_capacity(2).build();
+    let recorder = Recorder::attach(
+        &bus,
+        SqliteStore::open(dir.path().join("events.db")).unwrap(),
+    );
+    let server = Server::start(WebApi::new(bus.clone()).store(recorder.clone())).await;
+
+    // Its own id (minted elsewhere, years before its timestamp) and an old
+    // timestamp: neither points at the other.
+    let id = "01890a5d-ac96-774b-bcce-b302099a8057";
+    let old = json!({
+        "type": "task.completed",
+        "id": id,
+        "timestamp": "2001-09-09T01:46:40.123456789Z",
+        "circle_id": 4,
+        "data": {"result": "done"}
+    });
+    let reply = post_json(&server.url("/api/events"), &old.to_string()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["sequences"], json!([1]));
+    // Push it out of the two-event history.
+    assert_eq!(
+        post_json(&server.url("/api/events"), &batch(3, 1))
+            .await
+            .status,
+        200
+    );
+    assert!(bus
+        .history(&agentbus::HistoryQuery::new().limit(usize::MAX))
+        .iter()
+        .all(|event| event.id.to_string() != id));
+
+    let one = get(&server.url(&format!("/api/events/{id}"))).await;
+    assert_eq!(one.status, 200, "{}", String::from_utf8_lossy(&one.body));
+    let event = one.json();
+    assert_eq!(event["id"], id);
+    assert_eq!(event["sequence"], 1);
+    assert_eq!(event["timestamp"], "2001-09-09T01:46:40.123456789Z");
+    assert_eq!(event["circle_id"], 4);
+    assert_eq!(event["data"], json!({"result": "done"}));
+    // The newest events read by id too.
+    let newest = get(&server.url("/api/events?order=desc&limit=1"))
+        .await
+        .json();
+    let newest_id = newest["events"][0]["id"].as_str().unwrap();
+    let by_id = get(&server.url(&format!("/api/events/{newest_id}"))).await;
+    assert_eq!(by_id.json()["sequence"], 4);
+
+    // An unknown id is a JSON 404; a malformed one a JSON 400.
+    let unknown = get(&server.url("/api/events/01890a5d-ac96-774b-bcce-b302099a8058")).await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.error().contains("no event with id"),
+        "{}",
+        unknown.error()
+    );
+    let malformed = get(&server.url("/api/events/not-a-uuid")).await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.error().contains("not-a-uuid"),
+        "{}",
+        malformed.error()
+    );
 }

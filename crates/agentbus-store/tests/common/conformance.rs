@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use agentbus::{Event, EventBus, EventType, EventTypeSet, HistoryQuery};
+use agentbus::{Event, EventBus, EventId, EventType, EventTypeSet, HistoryQuery};
 use agentbus_store::{
     replay, EventStore, Order, Overflow, Projection, ReadQuery, Recorder, Retention, StoreError,
     StoredEvent,
@@ -135,8 +135,8 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     );
     assert_eq!(
         sequences(read(ReadQuery::new().correlation_id(chain.id)).await),
-        vec![42],
-        "the chain's correlation id is on the caused event"
+        vec![41, 42],
+        "the chain: its root, then the event caused by it"
     );
     assert_eq!(
         read(ReadQuery::new().since(before).until(after_all))
@@ -175,6 +175,171 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     assert_eq!(
         sequences(read(ReadQuery::new().after(5).up_to(8).order(Order::Descending)).await),
         vec![8, 7, 6]
+    );
+}
+
+pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
+    let events: Vec<Arc<Event>> = (0..20).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    for (index, event) in events.iter().enumerate() {
+        let stored = store.get(event.id).await.unwrap().expect("a stored id");
+        assert_eq!(stored.sequence, index as u64 + 1);
+        assert_eq!(stored.event, **event, "every field");
+    }
+    // An id never stored, and one minted in the same millisecond as a stored
+    // one, are not found.
+    assert!(store
+        .get(Event::new(EventType::TaskCreated).id)
+        .await
+        .unwrap()
+        .is_none());
+    // (Ids minted in a row differ in their low bits: flip a high one.)
+    let neighbour = EventId::from(uuid::Uuid::from_u128(
+        events[0].id.as_uuid().as_u128() ^ (1 << 40),
+    ));
+    assert!(events.iter().all(|event| event.id != neighbour));
+    assert_eq!(
+        neighbour.timestamp_millis(),
+        events[0].id.timestamp_millis()
+    );
+    assert!(store.get(neighbour).await.unwrap().is_none());
+    // A repeat append does not change what an id reads back.
+    store.append(&events[3..5]).await.unwrap();
+    assert_eq!(store.get(events[4].id).await.unwrap().unwrap().sequence, 5);
+    // Pruned events are gone from `get` too.
+    assert_eq!(
+        store
+            .prune(&Retention::forever().max_events(5))
+            .await
+            .unwrap(),
+        15
+    );
+    assert!(store.get(events[0].id).await.unwrap().is_none());
+    assert_eq!(
+        store.get(events[19].id).await.unwrap().unwrap().sequence,
+        20
+    );
+    // Through `Arc<dyn EventStore>` as well.
+    let dynamic: Arc<dyn EventStore> = Arc::new(store.clone());
+    assert_eq!(
+        dynamic.get(events[17].id).await.unwrap().unwrap().event,
+        *events[17]
+    );
+}
+
+pub async fn correlation_reads_a_whole_chain_as_the_bus_history_does<S: EventStore + Clone>(
+    store: S,
+) {
+    // Two chains interleaved with unrelated events, one of them with a
+    // branch: a tool call caused by the task, a memory caused by the call.
+    let task = Event::new(EventType::TaskCompleted).with_circle(1);
+    let call = Event::new(EventType::AgentToolExecuted).caused_by(&task);
+    let memory = Event::new(EventType::MemoryShared)
+        .caused_by(&call)
+        .with_circle(1);
+    let other = Event::new(EventType::TaskCreated).with_circle(1);
+    let other_child = Event::new(EventType::TaskStarted).caused_by(&other);
+    let events: Vec<Arc<Event>> = vec![
+        numbered(0),
+        task.clone(),
+        other.clone(),
+        numbered(1),
+        call.clone(),
+        other_child.clone(),
+        memory.clone(),
+        numbered(2),
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect();
+
+    // The bus history is the reference.
+    let bus = EventBus::builder().history_capacity(64).build();
+    for event in &events {
+        bus.publish(Arc::clone(event)).await;
+    }
+    store.append(&events).await.unwrap();
+    let sequences = |stored: &[StoredEvent]| stored.iter().map(|s| s.sequence).collect::<Vec<_>>();
+    for root in [&task, &other, &call, &memory] {
+        let mut expected: Vec<_> = bus
+            .history(
+                &HistoryQuery::new()
+                    .correlation_id(root.id)
+                    .limit(usize::MAX),
+            )
+            .iter()
+            .map(|event| event.id)
+            .collect();
+        expected.reverse();
+        let stored = store
+            .read(&ReadQuery::new().correlation_id(root.id))
+            .await
+            .unwrap();
+        let ids: Vec<_> = stored.iter().map(|s| s.event.id).collect();
+        assert_eq!(ids, expected, "the chain of {}", root.event_type);
+        assert!(
+            stored
+                .iter()
+                .all(|s| ReadQuery::new().correlation_id(root.id).matches(&s.event)),
+            "`matches` agrees with the read"
+        );
+    }
+    assert_eq!(
+        sequences(
+            &store
+                .read(&ReadQuery::new().correlation_id(task.id))
+                .await
+                .unwrap()
+        ),
+        vec![2, 5, 7],
+        "root, call and memory: a chain is named by its root"
+    );
+    // An event caused by another is not the root of a chain of its own.
+    assert!(store
+        .read(&ReadQuery::new().correlation_id(call.id))
+        .await
+        .unwrap()
+        .is_empty());
+    // Other filters, order and paging apply to the root like to the rest.
+    let chain = ReadQuery::new().correlation_id(task.id);
+    assert_eq!(
+        sequences(&store.read(&chain.clone().circle_id(1)).await.unwrap()),
+        vec![2, 7]
+    );
+    assert_eq!(
+        sequences(
+            &store
+                .read(&chain.clone().descending().limit(2))
+                .await
+                .unwrap()
+        ),
+        vec![7, 5]
+    );
+    assert_eq!(
+        sequences(&store.read(&chain.clone().after(2)).await.unwrap()),
+        vec![5, 7]
+    );
+    assert_eq!(
+        sequences(
+            &store
+                .read(&chain.clone().event_type(EventType::TaskCompleted))
+                .await
+                .unwrap()
+        ),
+        vec![2]
+    );
+    // A chain whose root was never stored still reads its members.
+    let orphan_root = Event::new(EventType::TaskCreated);
+    let orphan = Arc::new(Event::new(EventType::TaskStarted).caused_by(&orphan_root));
+    store.append(&[Arc::clone(&orphan)]).await.unwrap();
+    assert_eq!(
+        sequences(
+            &store
+                .read(&ReadQuery::new().correlation_id(orphan_root.id))
+                .await
+                .unwrap()
+        ),
+        vec![9]
     );
 }
 

@@ -8,7 +8,7 @@ pub mod pg;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{Event, EventType};
+use agentbus::{Event, EventId, EventType};
 use agentbus_store::{
     Appended, BoxFuture, EventStore, ReadQuery, Retention, StoreError, StoredEvent,
 };
@@ -102,6 +102,10 @@ impl<S: EventStore> EventStore for Throttled<S> {
         self.inner.read(query)
     }
 
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.inner.get(id)
+    }
+
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.last_sequence()
     }
@@ -136,6 +140,10 @@ impl<S: EventStore> EventStore for Picky<S> {
         query: &'a ReadQuery,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
         self.0.read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.0.get(id)
     }
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
