@@ -47,6 +47,11 @@ struct Shared {
     buffer: ArrayQueue<Arc<Event>>,
     missed: AtomicU64,
     closed: AtomicBool,
+    /// Set by the consumer before it looks at the buffer a last time and
+    /// returns `Pending`; publishers wake it only then, so a busy consumer
+    /// costs a publish one plain load instead of the waker's read-modify-write
+    /// and a cross-thread wake per event.
+    waiting: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -61,7 +66,14 @@ impl Feeder {
             // orders nothing else.
             self.0.missed.fetch_add(1, Ordering::Relaxed);
         }
-        self.0.waker.wake();
+        // SeqCst pairs with the consumer's SeqCst store of `waiting` in
+        // `poll_next`, through the buffer's own SeqCst accesses (the tail
+        // compare-and-swap of the push; the fence before the emptiness check
+        // of the pop): either this load sees `waiting` set, or the
+        // consumer's last look at the buffer sees this event.
+        if self.0.waiting.load(Ordering::SeqCst) && self.0.waiting.swap(false, Ordering::SeqCst) {
+            self.0.waker.wake();
+        }
     }
 }
 
@@ -103,6 +115,7 @@ impl EventStream {
             buffer: ArrayQueue::new(capacity.max(1)),
             missed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let feeder = Feeder(Arc::clone(&shared));
@@ -156,9 +169,11 @@ impl Stream for EventStream {
         if let Poll::Ready(item) = attempt(&mut self) {
             return Poll::Ready(item);
         }
-        // Register, then look again: an event pushed between the first look
-        // and the registration would otherwise wake nobody.
+        // Register and say so, then look again: an event pushed between the
+        // first look and the registration would otherwise wake nobody. SeqCst
+        // pairs with the publishers' load in `Feeder::feed`.
         self.shared.waker.register(cx.waker());
+        self.shared.waiting.store(true, Ordering::SeqCst);
         attempt(&mut self)
     }
 }
