@@ -41,7 +41,7 @@ use crate::event::Event;
 use crate::handler::Handler;
 use crate::id::SubscriptionId;
 use crate::subscription::SubscriptionGuard;
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{dekker_fence, AtomicBool, AtomicU64, Ordering};
 
 struct Shared {
     buffer: ArrayQueue<Arc<Event>>,
@@ -70,7 +70,9 @@ impl Feeder {
         // `poll_next`, through the buffer's own SeqCst accesses (the tail
         // compare-and-swap of the push; the fence before the emptiness check
         // of the pop): either this load sees `waiting` set, or the
-        // consumer's last look at the buffer sees this event.
+        // consumer's last look at the buffer sees this event. (Loom checks
+        // that handshake with the fence, see `dekker_fence`.)
+        dekker_fence();
         if self.0.waiting.load(Ordering::SeqCst) && self.0.waiting.swap(false, Ordering::SeqCst) {
             self.0.waker.wake();
         }
@@ -174,6 +176,7 @@ impl Stream for EventStream {
         // pairs with the publishers' load in `Feeder::feed`.
         self.shared.waker.register(cx.waker());
         self.shared.waiting.store(true, Ordering::SeqCst);
+        dekker_fence();
         attempt(&mut self)
     }
 }

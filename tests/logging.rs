@@ -92,11 +92,13 @@ fn failures_are_logged_with_name_event_id_and_error() {
     assert!(line_of("returns-err").contains("disk full"));
     assert!(line_of("panics-str").contains("static str panic"));
     assert!(line_of("panics-string").contains("formatted panic for system.error"));
-    assert!(line_of("panics-u32").contains("panic"));
-    assert!(line_of("panics-custom").contains("panic"));
+    assert!(line_of("panics-u32").contains("panicked: non-string panic payload"));
+    assert!(line_of("panics-custom").contains("panicked: non-string panic payload"));
     assert!(line_of("filter-panics").contains("filter exploded"));
     assert!(line_of("async-err").contains("async went wrong"));
     assert!(line_of("async-panics").contains("async panic after await"));
+    assert!(line_of("async-err-after-pending").contains("async failed on a later poll"));
+    assert!(line_of("async-panics-after-pending").contains("async panic on a later poll"));
     assert!(line_of("async-panics-before-future").contains("panicked making the future"));
 }
 

@@ -771,7 +771,8 @@ fn reset_vs_publish() {
 /// The handled event is tracked per thread (a loom thread-local in loom
 /// builds, as every modelled thread shares one OS thread), so however the two
 /// dispatches interleave, each follow-up is caused by its own thread's root,
-/// and a publish outside any handler stays unstamped.
+/// and a publish outside any handler stays unstamped; the counters, which
+/// both threads bump, lose nothing.
 #[test]
 fn causation_is_per_thread() {
     const ROOT: EventType = EventType::TaskCreated;
@@ -793,6 +794,11 @@ fn causation_is_per_thread() {
         bus.publish_blocking(event(ROOT, 0));
         other.join().unwrap();
 
+        // Every modelled thread shares one OS thread and so one stats stripe,
+        // which loom builds bump atomically: a lost update fails here.
+        let stats = bus.stats();
+        assert_eq!((stats.events_published, stats.events_delivered), (4, 2));
+
         let all = whole_history(&bus);
         assert_eq!(all.len(), 4);
         for follow_up in all.iter().filter(|e| e.event_type == FOLLOW_UP) {
@@ -808,5 +814,94 @@ fn causation_is_per_thread() {
             assert_eq!((root.causation_id, root.correlation_id), (None, None));
         }
         bus.reset();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// EventStream
+// ---------------------------------------------------------------------------
+
+/// Records whether it was woken. A std flag, like the call counts: it is the
+/// model's observation, not part of the protocol.
+#[derive(Default)]
+struct WakeFlag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.0.store(true, StdOrdering::SeqCst);
+    }
+}
+
+/// A consumer polls an empty stream while another thread publishes to it.
+/// However the two interleave, the poll either returns the event or leaves a
+/// wakeup behind: a `Pending` that nobody wakes would hang a receiver with
+/// an event buffered. Removing the stream's second look at its buffer (after
+/// it registers and says it is waiting) fails this model.
+#[test]
+fn stream_poll_vs_publish() {
+    const T: EventType = EventType::TaskCreated;
+    model("stream_poll_vs_publish", || {
+        use futures_core::Stream;
+        use std::task::{Context, Poll, Waker};
+
+        let bus = EventBus::builder().history_capacity(0).build();
+        let mut stream = bus.stream(T, 2);
+        let publisher = {
+            let bus = bus.clone();
+            thread::spawn(move || {
+                bus.publish_blocking(event(T, 1));
+            })
+        };
+        let woken = StdArc::new(WakeFlag::default());
+        let waker = Waker::from(StdArc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let first = std::pin::Pin::new(&mut stream).poll_next(&mut cx);
+        publisher.join().unwrap();
+        match first {
+            Poll::Ready(Some(Ok(received))) => assert_eq!(received.circle_id, Some(1)),
+            Poll::Pending => {
+                assert!(
+                    woken.0.load(StdOrdering::SeqCst),
+                    "lost wakeup: the poll returned Pending and the publish never woke it"
+                );
+                let again = std::pin::Pin::new(&mut stream).poll_next(&mut cx);
+                assert!(matches!(again, Poll::Ready(Some(Ok(_)))), "{again:?}");
+            }
+            other => panic!("expected the event or Pending, got {other:?}"),
+        }
+        drop(stream);
+        bus.reset();
+    });
+}
+
+/// One thread publishes an event and drops the last handle to the bus,
+/// which closes the stream; the consumer polls `try_recv` until it reports
+/// `Closed`. However they interleave, the event comes out before `Closed`:
+/// an event pushed just before the close is never lost to the consumer's
+/// look at the flag.
+#[test]
+fn stream_close_vs_try_recv() {
+    const T: EventType = EventType::TaskCreated;
+    model("stream_close_vs_try_recv", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let mut stream = bus.stream(T, 2);
+        let publisher = thread::spawn(move || {
+            bus.publish_blocking(event(T, 1));
+            drop(bus);
+        });
+        let mut received = Vec::new();
+        loop {
+            match stream.try_recv() {
+                Ok(event) => received.push(event.circle_id),
+                Err(agentbus::TryRecvError::Empty) => thread::yield_now(),
+                Err(agentbus::TryRecvError::Closed) => break,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        publisher.join().unwrap();
+        assert_eq!(received, [Some(1)], "the event before the close was lost");
     });
 }

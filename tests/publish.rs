@@ -10,7 +10,7 @@ use agentbus::{Event, EventBus, EventType, HistoryQuery, PublishOutcome, Subscri
 use serde_json::json;
 
 mod common;
-use common::{counter, runtime, subscribe_failing_handlers, PanicOnDrop, FAILING};
+use common::{counter, runtime, subscribe_failing_handlers, PanicOnDrop, YieldOnce, FAILING};
 
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// in time, so a deadlock shows up as a failure instead of a hung run.
@@ -437,14 +437,27 @@ fn publish_blocking_from_plain_thread_without_runtime() {
     assert_eq!(stats.handler_errors, 0);
 }
 
+/// Sets its flag when dropped: shows that a handler's future, and what it
+/// captured, was released.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn dropping_the_publish_future_cancels_async_handlers() {
     let bus = EventBus::new();
     let finished = counter();
-    let f = Arc::clone(&finished);
+    let future_dropped = Arc::new(AtomicBool::new(false));
+    let (f, d) = (Arc::clone(&finished), Arc::clone(&future_dropped));
     bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| {
         let f = Arc::clone(&f);
+        let on_drop = SetOnDrop(Arc::clone(&d));
         async move {
+            let _on_drop = on_drop;
             std::future::pending::<()>().await;
             f.fetch_add(1, Ordering::SeqCst);
         }
@@ -453,11 +466,74 @@ fn dropping_the_publish_future_cancels_async_handlers() {
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(future.as_mut().poll(&mut cx).is_pending());
+    // The test, the handler closure and the running future.
+    assert_eq!(Arc::strong_count(&finished), 3);
+    assert!(!future_dropped.load(Ordering::SeqCst));
     drop(future);
+    assert!(
+        future_dropped.load(Ordering::SeqCst),
+        "the cancelled handler's future was not dropped"
+    );
+    assert_eq!(
+        Arc::strong_count(&finished),
+        2,
+        "the cancelled future's captures were not released"
+    );
     assert_eq!(finished.load(Ordering::SeqCst), 0);
-    // The bus is unaffected.
-    assert_eq!(bus.stats().events_published, 1);
-    assert_eq!(bus.stats().handler_errors, 0);
+    // The bus is unaffected; a cancelled handler is neither delivered nor failed.
+    let stats = bus.stats();
+    assert_eq!(
+        (
+            stats.events_published,
+            stats.events_delivered,
+            stats.handler_errors
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn async_handlers_failing_after_a_pending_poll_are_counted_as_failures() {
+    let bus = EventBus::new();
+    bus.subscribe_async(EventType::TaskFailed, |_e: Arc<Event>| async {
+        YieldOnce::default().await;
+        Err::<(), _>("failed on the second poll")
+    });
+    bus.subscribe_async(EventType::TaskFailed, |_e: Arc<Event>| async {
+        YieldOnce::default().await;
+        if true {
+            panic!("panicked on the second poll");
+        }
+    });
+    bus.subscribe_async(EventType::TaskFailed, |_e: Arc<Event>| async {
+        YieldOnce::default().await;
+    });
+    let expected = PublishOutcome {
+        delivered: 1,
+        failed: 2,
+    };
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::TaskFailed)),
+        expected
+    );
+    assert_eq!(
+        runtime().block_on(bus.publish(Event::new(EventType::TaskFailed))),
+        expected
+    );
+    let mut publisher = bus.publisher();
+    assert_eq!(
+        runtime().block_on(publisher.publish(Event::new(EventType::TaskFailed))),
+        expected
+    );
+    let stats = bus.stats();
+    assert_eq!(
+        (
+            stats.events_published,
+            stats.events_delivered,
+            stats.handler_errors
+        ),
+        (3, 3, 6)
+    );
 }
 
 // ------------------------------------------------------- error isolation
@@ -969,7 +1045,7 @@ fn an_error_whose_display_panics_is_a_failure() {
 }
 
 #[test]
-fn a_future_whose_drop_panics_is_contained() {
+fn a_future_whose_drop_panics_is_contained_and_counted_as_failed() {
     let bus = EventBus::new();
     bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| DropPanics);
     let ok = counter();
@@ -977,30 +1053,80 @@ fn a_future_whose_drop_panics_is_contained() {
     bus.subscribe(EventType::SystemError, move |_e: &Event| {
         o.fetch_add(1, Ordering::SeqCst);
     });
-    let outcome = bus.publish_blocking(Event::new(EventType::SystemError));
-    // The handler itself completed; only its clean-up panicked.
-    assert_eq!(outcome.delivered + outcome.failed, 2);
+    // The bus drops a handler's future within the poll that completes it, so
+    // a panic in its Drop is that handler's panic: a failure, not a delivery.
+    // The other handler is unaffected.
+    let expected = PublishOutcome {
+        delivered: 1,
+        failed: 1,
+    };
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::SystemError)),
+        expected
+    );
     assert_eq!(ok.load(Ordering::SeqCst), 1);
     assert_eq!(
-        bus.publish_blocking(Event::new(EventType::SystemError))
-            .delivered,
-        outcome.delivered
+        runtime().block_on(bus.publish(Event::new(EventType::SystemError))),
+        expected
     );
+    assert_eq!(ok.load(Ordering::SeqCst), 2);
+    let stats = bus.stats();
+    assert_eq!((stats.events_delivered, stats.handler_errors), (2, 2));
+}
+
+#[test]
+fn a_future_whose_drop_panics_after_a_pending_poll_fails() {
+    let bus = EventBus::new();
+    bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| async {
+        let _armed = PanicOnDrop;
+        YieldOnce::default().await;
+    });
+    // Completed on a later poll, by the publish future: still a failure.
+    let failed = PublishOutcome {
+        delivered: 0,
+        failed: 1,
+    };
+    assert_eq!(
+        bus.publish_blocking(Event::new(EventType::SystemError)),
+        failed
+    );
+    assert_eq!(
+        runtime().block_on(bus.publish(Event::new(EventType::SystemError))),
+        failed
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.events_delivered, stats.handler_errors), (0, 2));
 }
 
 #[test]
 fn cancelling_a_publish_whose_future_drop_panics_is_contained() {
     let bus = EventBus::new();
-    bus.subscribe_async(EventType::SystemError, |_e: Arc<Event>| async {
-        let _armed = DropPanics;
-        std::future::pending::<()>().await;
+    let future_dropped = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&future_dropped);
+    bus.subscribe_async(EventType::SystemError, move |_e: Arc<Event>| {
+        // Dropped in reverse order: the flag is set, then the drop panics.
+        let armed = (PanicOnDrop, SetOnDrop(Arc::clone(&d)));
+        async move {
+            let _armed = armed;
+            std::future::pending::<()>().await;
+        }
     });
     let mut future = Box::pin(bus.publish(Event::new(EventType::SystemError)));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(future.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(Arc::strong_count(&future_dropped), 3);
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(future)));
     assert!(dropped.is_ok(), "dropping the publish future panicked");
+    assert!(
+        future_dropped.load(Ordering::SeqCst),
+        "the cancelled handler's future was not dropped"
+    );
+    assert_eq!(
+        Arc::strong_count(&future_dropped),
+        2,
+        "the cancelled future's captures were not released"
+    );
     assert_eq!(
         bus.publish_blocking(Event::new(EventType::TaskCreated)),
         PublishOutcome::default()

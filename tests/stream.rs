@@ -1,10 +1,13 @@
 //! `EventStream`: bounded pull subscriptions, lag reporting, closing.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, EventTypeSet, Lagged, TryRecvError};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde_json::json;
 
 mod common;
@@ -342,4 +345,79 @@ fn every_event_is_received_or_counted_as_missed_under_concurrency() {
     assert_eq!(received + missed, 20_000);
     // The newest event of all always survives.
     assert!(last.contains(&Some(9_999)), "{last:?}");
+}
+
+/// A waker that publishes one event the first time it is cloned. The stream
+/// clones the waker it registers, so that event lands after the stream's
+/// first look at its buffer and before it returns: the window in which a
+/// wakeup is lost unless the stream looks again after registering.
+struct PublishOnClone {
+    bus: EventBus,
+    published: AtomicBool,
+    woken: AtomicBool,
+}
+
+static PUBLISH_ON_CLONE: RawWakerVTable = RawWakerVTable::new(
+    |data| {
+        // SAFETY: every RawWaker with this vtable holds one strong count of
+        // an `Arc<PublishOnClone>` (made by `publish_on_clone` or this
+        // function); borrowing it without taking that count is sound.
+        let hook = unsafe { &*data.cast::<PublishOnClone>() };
+        if !hook.published.swap(true, Ordering::SeqCst) {
+            hook.bus.publish_blocking(numbered(99));
+        }
+        // SAFETY: as above; the clone gets its own strong count.
+        unsafe { Arc::increment_strong_count(data.cast::<PublishOnClone>()) };
+        RawWaker::new(data, &PUBLISH_ON_CLONE)
+    },
+    |data| {
+        // SAFETY: `wake` consumes the waker's strong count.
+        let hook = unsafe { Arc::from_raw(data.cast::<PublishOnClone>()) };
+        hook.woken.store(true, Ordering::SeqCst);
+    },
+    |data| {
+        // SAFETY: borrowed, as in `clone`.
+        let hook = unsafe { &*data.cast::<PublishOnClone>() };
+        hook.woken.store(true, Ordering::SeqCst);
+    },
+    |data| {
+        // SAFETY: `drop` releases the waker's strong count.
+        drop(unsafe { Arc::from_raw(data.cast::<PublishOnClone>()) });
+    },
+);
+
+fn publish_on_clone(bus: &EventBus) -> (Waker, Arc<PublishOnClone>) {
+    let hook = Arc::new(PublishOnClone {
+        bus: bus.clone(),
+        published: AtomicBool::new(false),
+        woken: AtomicBool::new(false),
+    });
+    let data = Arc::into_raw(Arc::clone(&hook)).cast::<()>();
+    // SAFETY: `data` carries the strong count the vtable's functions expect.
+    let waker = unsafe { Waker::from_raw(RawWaker::new(data, &PUBLISH_ON_CLONE)) };
+    (waker, hook)
+}
+
+#[test]
+fn an_event_published_while_the_stream_registers_its_waker_is_not_missed() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 4);
+    let (waker, hook) = publish_on_clone(&bus);
+    let mut cx = Context::from_waker(&waker);
+    let polled = Pin::new(&mut stream).poll_next(&mut cx);
+    assert!(
+        hook.published.load(Ordering::SeqCst),
+        "the stream never registered (cloned) the waker, so the test tested nothing"
+    );
+    match polled {
+        Poll::Ready(Some(Ok(event))) => assert_eq!(n_of(&event), 99),
+        Poll::Pending => panic!(
+            "lost wakeup: the stream returned Pending with the event buffered (woken: {})",
+            hook.woken.load(Ordering::SeqCst)
+        ),
+        other => panic!("expected the event, got {other:?}"),
+    }
+    drop(waker);
+    drop(stream);
+    assert_eq!(Arc::strong_count(&hook), 1, "a waker clone leaked");
 }

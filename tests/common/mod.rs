@@ -49,8 +49,8 @@ struct CustomPayload(#[allow(dead_code)] u64);
 /// Subscribes, to `SystemError`, three handlers that succeed (counting in
 /// `ok_calls`) and [`FAILING`] named ones that fail in every way a handler
 /// can: `Err`, panics with `&str`, `String` and non-string payloads, a
-/// panicking filter, async `Err`, async panic, and a panic while making the
-/// future.
+/// panicking filter, async `Err` and async panic on the first poll and on a
+/// later one, and a panic while making the future.
 pub fn subscribe_failing_handlers(bus: &EventBus, ok_calls: &Arc<AtomicUsize>) {
     let ok = Arc::clone(ok_calls);
     bus.subscribe(EventType::SystemError, move |_e: &Event| {
@@ -90,6 +90,20 @@ pub fn subscribe_failing_handlers(bus: &EventBus, ok_calls: &Arc<AtomicUsize>) {
             }
         });
     bus.subscription(EventType::SystemError)
+        .name("async-err-after-pending")
+        .async_handler(|_e: Arc<Event>| async {
+            YieldOnce::default().await;
+            Err::<(), _>("async failed on a later poll")
+        });
+    bus.subscription(EventType::SystemError)
+        .name("async-panics-after-pending")
+        .async_handler(|_e: Arc<Event>| async {
+            YieldOnce::default().await;
+            if true {
+                panic!("async panic on a later poll");
+            }
+        });
+    bus.subscription(EventType::SystemError)
         .name("async-panics-before-future")
         .async_handler(|_e: Arc<Event>| -> futures::future::Ready<()> {
             panic!("panicked making the future")
@@ -108,4 +122,28 @@ pub fn subscribe_failing_handlers(bus: &EventBus, ok_calls: &Arc<AtomicUsize>) {
 }
 
 /// How many of [`subscribe_failing_handlers`]' handlers fail per publish.
-pub const FAILING: usize = 9;
+pub const FAILING: usize = 11;
+
+/// A future that is pending on its first poll (waking its task at once) and
+/// ready on the next: puts an async handler past its first poll, which the
+/// bus makes during the fan-out, into the publish future's later polls.
+#[derive(Default)]
+pub struct YieldOnce {
+    yielded: bool,
+}
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.yielded {
+            return std::task::Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
