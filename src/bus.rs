@@ -439,6 +439,10 @@ impl EventBus {
     }
 
     /// Forgets the history and releases its events.
+    ///
+    /// Events published before the call began are gone once it returns, and
+    /// events published after it returned are kept; one published while it
+    /// runs may or may not be kept.
     pub fn clear_history(&self) {
         self.inner.history.clear();
     }

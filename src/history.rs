@@ -597,7 +597,8 @@ impl HistoryQuery {
     }
 }
 
-#[cfg(all(test, not(agentbus_loom)))]
+#[cfg(test)]
+#[cfg(not(agentbus_loom))]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Barrier, Weak};
@@ -649,6 +650,27 @@ mod tests {
         history.push(&kept[0]);
         drop(history);
         assert_eq!(Arc::strong_count(&kept[0]), 1, "drop releases the slots");
+    }
+
+    /// A writer that swaps an event out while a read is flagged parks it,
+    /// then collects it itself when no read holds the lock (the state just
+    /// after a read drained the parked list and unlocked, which a racing
+    /// writer can see): nothing stays parked once both are done.
+    #[test]
+    fn a_writer_collects_what_it_parked_once_no_read_holds_the_lock() {
+        let history = History::new(1);
+        let ring = history.ring.as_ref().unwrap();
+        let (first, second) = (event(0, EventType::ALL[0]), event(1, EventType::ALL[0]));
+        history.push(&first);
+        ring.reading.store(true, Ordering::SeqCst);
+        history.push(&second);
+        ring.reading.store(false, Ordering::SeqCst);
+        assert!(
+            ring.retired.is_empty(),
+            "the pushed-out event stayed parked"
+        );
+        assert_eq!(Arc::strong_count(&first), 1, "the pushed-out event leaked");
+        assert_eq!(Arc::strong_count(&second), 2);
     }
 
     /// Two writers, a reader and a clearer race on a small ring. Run under

@@ -208,7 +208,8 @@ pub struct BusStats {
     pub history_size: usize,
 }
 
-#[cfg(all(test, not(agentbus_loom)))]
+#[cfg(test)]
+#[cfg(not(agentbus_loom))]
 mod tests {
     use super::*;
 

@@ -292,6 +292,15 @@ fn enormous_history_capacity_is_a_typed_error() {
 }
 
 #[test]
+fn the_maximum_history_capacity_itself_is_accepted() {
+    let bus = EventBus::builder()
+        .history_capacity(MAX_HISTORY_CAPACITY)
+        .try_build()
+        .expect("the documented maximum is a valid capacity");
+    assert_eq!(bus.history_capacity(), MAX_HISTORY_CAPACITY);
+}
+
+#[test]
 fn build_lowers_an_enormous_capacity_to_the_maximum() {
     let bus = EventBus::builder().history_capacity(usize::MAX).build();
     assert_eq!(bus.history_capacity(), MAX_HISTORY_CAPACITY);

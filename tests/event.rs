@@ -186,6 +186,30 @@ fn ids_are_unique_across_threads() {
     assert_eq!(all.len(), 20_000);
 }
 
+/// Each thread seeds its 74-bit counter at random; the UUID carries the
+/// counter's top 12 bits between the version and the variant (RFC 9562's
+/// `rand_a`), so across threads that field is random too, and every id is a
+/// well-formed v7 UUID.
+#[test]
+fn ids_are_v7_uuids_whose_counter_is_seeded_at_random_per_thread() {
+    let ids: Vec<u128> = (0..16)
+        .map(|_| {
+            std::thread::spawn(|| Event::new(EventType::TaskCreated).id.as_uuid().as_u128())
+                .join()
+                .unwrap()
+        })
+        .collect();
+    for &id in &ids {
+        assert_eq!((id >> 76) & 0xf, 7, "version of {id:032x}");
+        assert_eq!((id >> 62) & 0b11, 0b10, "variant of {id:032x}");
+    }
+    let rand_a: Vec<u128> = ids.iter().map(|id| (id >> 64) & 0xfff).collect();
+    // 16 random 12-bit values: all equal, or all below 4 (the counter's top
+    // 10 bits never seeded), with odds under 2^-150.
+    assert!(rand_a.iter().any(|&bits| bits != rand_a[0]), "{rand_a:x?}");
+    assert!(rand_a.iter().any(|&bits| bits > 3), "{rand_a:x?}");
+}
+
 #[test]
 fn event_id_text_round_trip() {
     let id = Event::new(EventType::TaskCreated).id;

@@ -437,6 +437,48 @@ fn publish_blocking_from_plain_thread_without_runtime() {
     assert_eq!(stats.handler_errors, 0);
 }
 
+#[test]
+fn publish_blocking_wakes_when_another_thread_consumes_the_waker() {
+    let bus = EventBus::new();
+    let polls = counter();
+    let p = Arc::clone(&polls);
+    bus.subscribe_async(EventType::AgentStarted, move |_e: Arc<Event>| {
+        let done = Arc::new(AtomicBool::new(false));
+        let latest: Arc<Mutex<Option<std::task::Waker>>> = Arc::default();
+        let mut waker_thread = None;
+        let polls = Arc::clone(&p);
+        std::future::poll_fn(move |cx| {
+            polls.fetch_add(1, Ordering::SeqCst);
+            if done.load(Ordering::SeqCst) {
+                return std::task::Poll::Ready(());
+            }
+            // Like a well-behaved future: keep the latest waker, and have
+            // another thread wake it by value (`Waker::wake`, not `wake_by_ref`).
+            *latest.lock().unwrap() = Some(cx.waker().clone());
+            waker_thread.get_or_insert_with(|| {
+                let (done, latest) = (Arc::clone(&done), Arc::clone(&latest));
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    done.store(true, Ordering::SeqCst);
+                    if let Some(waker) = latest.lock().unwrap().take() {
+                        waker.wake();
+                    }
+                })
+            });
+            std::task::Poll::Pending
+        })
+    });
+    let outcome = within(Duration::from_secs(10), move || {
+        bus.publish_blocking(Event::new(EventType::AgentStarted))
+    });
+    assert_eq!(outcome.delivered, 1);
+    // During the fan-out, once more by the blocking executor, and once after
+    // the wake (unless the 20 ms were over before the executor's poll): the
+    // executor parks in between instead of spinning.
+    let polls = polls.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&polls), "{polls} polls");
+}
+
 /// Sets its flag when dropped: shows that a handler's future, and what it
 /// captured, was released.
 struct SetOnDrop(Arc<AtomicBool>);
@@ -490,6 +532,45 @@ fn dropping_the_publish_future_cancels_async_handlers() {
         ),
         (1, 0, 0)
     );
+}
+
+/// Pending until it has been polled `limit` times, then fails: counts how
+/// often the bus polls a handler that is waiting for something else.
+struct CountsPolls {
+    polls: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Future for CountsPolls {
+    type Output = Result<(), &'static str>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if self.polls.fetch_add(1, Ordering::SeqCst) + 1 >= self.limit {
+            std::task::Poll::Ready(Err("polled in a loop instead of on wakeups"))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn a_pending_async_handler_is_polled_once_per_poll_of_the_publish_future() {
+    let bus = EventBus::new();
+    let polls = counter();
+    let p = Arc::clone(&polls);
+    bus.subscribe_async(EventType::TaskCreated, move |_e: Arc<Event>| CountsPolls {
+        polls: Arc::clone(&p),
+        limit: 100,
+    });
+    let mut future = Box::pin(bus.publish(Event::new(EventType::TaskCreated)));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    for expected_polls in 1..=3 {
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), expected_polls);
+    }
 }
 
 #[test]

@@ -321,6 +321,9 @@ fn event_type_set_operations() {
         vec![EventType::SystemError, EventType::SystemWarning]
     );
     assert!(EventTypeSet::empty().is_empty());
+    assert!(!set.is_empty());
+    assert!(!EventTypeSet::from(EventType::TaskFailed).is_empty());
+    assert_eq!(set.len(), 2);
     assert_eq!(EventTypeSet::all().len(), EventType::COUNT);
     assert_eq!(
         EventTypeSet::all().iter().collect::<Vec<_>>(),

@@ -32,7 +32,10 @@
 //!
 //! The [`publish`](crate::EventBus::publish) future is `Send`, does nothing
 //! until polled, and dropping it after the first poll cancels the async
-//! handlers still running.
+//! handlers still running: their futures, and everything they captured, are
+//! dropped then, and they count neither as delivered nor as failed. (A panic
+//! in such a future's `Drop` is swallowed; the drop of the publish future
+//! does not unwind.)
 //!
 //! # Slow handlers
 //!
@@ -47,7 +50,11 @@
 //! [`PublishOutcome::failed`](crate::PublishOutcome::failed) and
 //! [`BusStats::handler_errors`](crate::BusStats::handler_errors), and logged
 //! with `tracing` at `WARN` (handler name, subscription, event id and type,
-//! error). All other handlers still run, `publish` never panics, and the bus
+//! error). An async handler counts when it finishes, on its first poll or a
+//! later one, and a failure on a later poll is a failure like any other. Its
+//! future is dropped within the poll that finishes it, so a panic in that
+//! future's `Drop` (or a captured value's) makes the handler a failure too.
+//! All other handlers still run, `publish` never panics, and the bus
 //! stays usable. A panicking handler still goes through the process's panic
 //! hook, which prints it unless you replace the hook.
 //!
