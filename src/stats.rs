@@ -246,6 +246,20 @@ mod tests {
         );
     }
 
+    /// A thread's stripe goes back when it exits: threads that come and go
+    /// one after another, more of them than there are stripes, each own
+    /// one instead of falling back to the shared stripe.
+    #[test]
+    fn exited_threads_return_their_stripes() {
+        for round in 0..3 * EXCLUSIVE_STRIPES {
+            let (index, exclusive) = std::thread::spawn(my_stripe).join().unwrap();
+            assert!(
+                exclusive && index < EXCLUSIVE_STRIPES,
+                "thread {round} got stripe {index} (exclusive: {exclusive})"
+            );
+        }
+    }
+
     /// The exclusive path really is the one-writer path: a thread that owns
     /// its stripe counts exactly with plain stores.
     #[test]

@@ -392,13 +392,18 @@ fn a_subscription_builder_debugs_without_its_closure() {
 }
 
 #[test]
-fn a_bus_debugs_as_its_capacity_and_counters() {
+fn a_bus_and_its_publishers_debug_as_its_capacity_and_counters() {
     let bus = EventBus::builder().history_capacity(7).build();
     bus.publish_blocking(Event::new(EventType::TaskCompleted));
     let text = format!("{bus:?}");
     assert!(text.starts_with("EventBus {"), "{text}");
     assert!(text.contains("history_capacity: 7"), "{text}");
     assert!(text.contains("events_published: 1"), "{text}");
+    let publisher = format!("{:?}", bus.publisher());
+    assert!(
+        publisher.starts_with("Publisher { bus: EventBus {"),
+        "{publisher}"
+    );
 }
 
 // ------------------------------------------------------------------ traits

@@ -421,3 +421,41 @@ fn an_event_published_while_the_stream_registers_its_waker_is_not_missed() {
     drop(stream);
     assert_eq!(Arc::strong_count(&hook), 1, "a waker clone leaked");
 }
+
+/// Counts its wakes.
+#[derive(Default)]
+struct WakeCount(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_waiting_consumer_is_woken_once_however_many_events_arrive() {
+    let bus = EventBus::new();
+    let mut stream = bus.stream(EventType::TaskCreated, 8);
+    let wakes = Arc::new(WakeCount::default());
+    let waker = Waker::from(Arc::clone(&wakes));
+    let mut cx = Context::from_waker(&waker);
+    assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
+    for n in 0..3 {
+        bus.publish_blocking(numbered(n));
+    }
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    for n in 0..3 {
+        match Pin::new(&mut stream).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(event))) => assert_eq!(n_of(&event), n),
+            other => panic!("expected event {n}, got {other:?}"),
+        }
+    }
+    // Waiting again re-arms the wake, once more.
+    assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
+    bus.publish_blocking(numbered(3));
+    bus.publish_blocking(numbered(4));
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+}
