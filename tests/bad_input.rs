@@ -251,6 +251,26 @@ fn out_of_range_timestamps_in_json_are_errors() {
 }
 
 #[test]
+fn a_field_of_the_wrong_json_type_names_what_was_expected() {
+    for (field, expected) in [
+        ("id", "expected an event id as a UUID string"),
+        ("type", "expected a dotted event type name"),
+        ("timestamp", "expected an RFC 3339 UTC timestamp"),
+    ] {
+        let mut json = json!({"type": "task.created"});
+        json[field] = json!(42);
+        let err = decode(&json.to_string()).unwrap_err();
+        let cause = std::error::Error::source(&err)
+            .expect("the serde error is the cause")
+            .to_string();
+        assert!(
+            cause.contains("invalid type: integer `42`") && cause.contains(expected),
+            "{field}: {cause}"
+        );
+    }
+}
+
+#[test]
 fn an_event_with_a_pre_epoch_timestamp_still_publishes() {
     let bus = EventBus::new();
     let mut event = Event::new(EventType::SystemError);
