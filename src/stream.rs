@@ -70,8 +70,10 @@ impl Feeder {
         // `poll_next`, through the buffer's own SeqCst accesses (the tail
         // compare-and-swap of the push; the fence before the emptiness check
         // of the pop): either this load sees `waiting` set, or the
-        // consumer's last look at the buffer sees this event. (Loom checks
-        // that handshake with the fence, see `dekker_fence`.)
+        // consumer's last look at the buffer sees this event. The loom model
+        // `stream_poll_vs_publish` checks the protocol (loom sees the queue
+        // as one step per call, not its internals) with the fence loom
+        // builds put here, see `dekker_fence`.
         dekker_fence();
         if self.0.waiting.load(Ordering::SeqCst) && self.0.waiting.swap(false, Ordering::SeqCst) {
             self.0.waker.wake();

@@ -8,10 +8,11 @@
 //! | what | how | command |
 //! |---|---|---|
 //! | every semantic above | integration tests by area (`tests/publish.rs`, `subscribe.rs`, `publisher.rs`, `history.rs`, `stream.rs`, `stats.rs`, `logging.rs`, `event.rs`, `alloc.rs`, `bad_input.rs`) | `cargo test` |
-//! | concurrency, exhaustively | 12 loom models: table swap vs publish/subscribe/unsubscribe (through the bus and through a `Publisher` holding the old table), publish vs unsubscribe (no call after unsubscribe returns, no leak), the history ring with one and two writers against a reader at capacities 1, 2 and 3, `clear_history` vs publish and vs a reader, `reset` vs publish. Loom builds keep released events in a graveyard and fail a model that reads one, so a use-after-free is an assertion, not silent UB | `LOOM_MAX_PREEMPTIONS=4 CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg agentbus_loom" cargo test --release --test loom` |
+//! | concurrency, exhaustively | 15 loom models: table swap vs publish/subscribe/unsubscribe (through the bus and through a `Publisher` holding the old table), publish vs unsubscribe (no call after unsubscribe returns, no leak), the history ring with one and two writers against a reader at capacities 1, 2 and 3, `clear_history` vs publish and vs a reader, `reset` vs publish, causation per thread (and counters that lose no update), an `EventStream` polled while another thread publishes (no lost wakeup) and closed while it drains (no lost last event). Loom builds keep released events in a graveyard and fail a model that reads one, so a use-after-free is an assertion, not silent UB | `LOOM_MAX_PREEMPTIONS=4 CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg agentbus_loom" cargo test --release --test loom` |
 //! | hostile input | three libFuzzer targets: `decode` (bytes → `Event` → JSON → equal `Event`), `bus_ops` (random subscribe / filter / unsubscribe with live, stale and foreign ids / publish / history / clear / reset / stats, against a `Vec` + `VecDeque` reference model), `history_ring` (capacities 0–64 against a `VecDeque`, checking every released `Arc`) | `cargo +nightly fuzz run decode` (or `bus_ops`, `history_ring`); `fuzz/smoke.sh` runs each briefly |
 //! | load | `tests/stress.rs`: 4 publishers + subscription churn + 2 history readers with exact delivery counts, per-publisher order, no duplicate or torn history entries and `history_size == capacity` at the end; handlers that panic (any payload, even one whose `Drop` panics), fail, block, publish recursively and unsubscribe themselves; 1.5 M publishes with a full history, checking pushed-out events are freed and resident memory stays flat | `cargo test --release --test stress` |
 //! | soak | the same mix for as long as you like, printing the counts | `AGENTBUS_SOAK_SECS=600 cargo test --release --test stress soak -- --nocapture` |
+//! | the tests themselves | mutation testing: cargo-mutants changes `src/` one mutant at a time (operators flipped, bodies replaced by defaults) and runs the unit and integration tests against each; a mutant they do not catch is a gap, or an equivalent change listed with its reason in `benches/MUTANTS.md` | `bash .ci/mutants` (over an hour on two cores; resumable) |
 //!
 //! Figures from the runs behind this release (2-core AMD EPYC VM, shared with
 //! other jobs while they ran):
@@ -22,7 +23,11 @@
 //!   released events, either fence of the loom build's read/release handshake
 //!   removed, no lapped-writer check, clear emptying newer slots, reset keeping
 //!   history, unsubscribe not removing the table entry, a `Publisher` skipping
-//!   its version check); these mutation runs are not automated.
+//!   its version check). The two `EventStream` models and the counter check
+//!   each fail with their bug planted (no second look after registering; no
+//!   second pop once closed; a shared stripe bumped by load and store).
+//! - mutation testing: the last full run of `.ci/mutants`, its survivors and
+//!   the equivalent mutants are in `benches/MUTANTS.md`.
 //! - fuzzing (long runs made during development; CI runs 20 s per target):
 //!   `decode` 7.4 M runs in 241 s (≈ 31 k exec/s), `bus_ops` 299 k runs
 //!   in 512 s (≈ 580 exec/s), `history_ring` 439 k runs in 271 s (≈ 1.6 k exec/s),
@@ -90,6 +95,14 @@
 //! ```
 //!
 //! `fuzz/smoke.sh` runs every target briefly from its committed corpus.
+//!
+//! Mutation testing needs cargo-mutants (`.ci/mutants` installs it); settings
+//! are in `.cargo/mutants.toml`. It runs the shards one after another and
+//! skips those already finished, so it resumes after an interruption:
+//!
+//! ```text
+//! bash .ci/mutants
+//! ```
 //!
 //! Benchmarks (criterion, with the peers side by side):
 //!
