@@ -4,10 +4,6 @@
 //! `cargo bench -p agentbus-store --bench store` (PostgreSQL rows need the
 //! server binaries; see `.ci/install/postgres.sh`).
 
-#[path = "../tests/common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +12,7 @@ use agentbus_store::{
     Appended, BoxFuture, EventStore, PostgresStore, ReadQuery, Recorder, Retention, SqliteStore,
     StoreError, StoredEvent,
 };
+use agentbus_testkit::Postgres;
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -405,7 +402,7 @@ fn main() {
         )),
     });
 
-    if let Some(cluster) = pg::start_or_skip_with("store bench (PostgreSQL rows)", true) {
+    if let Some(cluster) = Postgres::start_durable_or_skip("store bench (PostgreSQL rows)") {
         let copy = rt.block_on(pg_raw(&cluster.create_database(), &events, true));
         let per_event = rt.block_on(pg_raw(&cluster.create_database(), &events[..3_000], false));
         let store = rt
