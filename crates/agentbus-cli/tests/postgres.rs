@@ -69,11 +69,7 @@ mod over_postgres {
 
     #[test]
     fn an_unreachable_postgres_is_a_clear_startup_error() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = agentbus_testkit::free_port();
         let output = run(&[
             "serve",
             "--addr",

@@ -40,9 +40,13 @@ impl Unavailable {
 /// Every `start_or_skip` of this crate ends here, so the policy is the same
 /// for each service.
 pub fn skip_or_fail<T>(test: &str, started: Result<T, Unavailable>) -> Option<T> {
+    decide(services_required(), test, started)
+}
+
+fn decide<T>(required: bool, test: &str, started: Result<T, Unavailable>) -> Option<T> {
     match started {
         Ok(service) => Some(service),
-        Err(why) if services_required() => {
+        Err(why) if required => {
             panic!("{test}: {why}, and {REQUIRE_SERVICES}=1 requires it")
         }
         Err(why) => {
@@ -55,4 +59,32 @@ pub fn skip_or_fail<T>(test: &str, started: Result<T, Unavailable>) -> Option<T>
 /// `true` when [`REQUIRE_SERVICES`] is `1`.
 pub fn services_required() -> bool {
     std::env::var(REQUIRE_SERVICES).as_deref() == Ok("1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing() -> Result<(), Unavailable> {
+        Err(Unavailable::new("nats-server", "nats.sh", "not on PATH"))
+    }
+
+    #[test]
+    fn a_started_service_is_used_whether_required_or_not() {
+        assert_eq!(decide(false, "t", Ok(7)), Some(7));
+        assert_eq!(decide(true, "t", Ok(7)), Some(7));
+    }
+
+    #[test]
+    fn a_missing_service_skips_when_not_required() {
+        assert_eq!(decide(false, "t", missing()), None);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "t: nats-server cannot start: not on PATH (install it with `bash .ci/install/nats.sh`), and AGENTBUS_REQUIRE_SERVICES=1 requires it"
+    )]
+    fn a_missing_service_fails_when_required() {
+        decide(true, "t", missing());
+    }
 }

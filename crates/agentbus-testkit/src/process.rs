@@ -21,8 +21,9 @@ impl ProcessGuard {
     /// Spawns `command` in a new process group, with a watchdog.
     pub fn spawn(command: &mut Command) -> io::Result<Self> {
         let child = command.process_group(0).spawn()?;
+        // `-PID`: the group (the watchdog's sh takes no `--`).
         after_this_process(
-            &format!("kill -KILL -- -{} 2>/dev/null", child.id()),
+            &format!("kill -KILL -{} 2>/dev/null", child.id()),
             Some(child.id()),
         );
         Ok(Self {

@@ -25,7 +25,7 @@ use crate::traffic::numbered;
 /// returns, the message already printed). The calling crate needs tokio
 /// with `macros` and `rt-multi-thread`.
 ///
-/// ```ignore
+/// ```text
 /// agentbus_testkit::conformance_suite!(sqlite_store());
 /// ```
 #[macro_export]
