@@ -7,11 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventId, EventType};
-use agentbus_store::{
-    Appended, BoxFuture, EventStore, PostgresStore, ReadQuery, Recorder, Retention, SqliteStore,
-    StoreError, StoredEvent,
-};
+use agentbus::{Event, EventBus, EventType};
+use agentbus_store::{EventStore, PostgresStore, ReadQuery, Recorder, SqliteStore};
 use agentbus_testkit::store::Throttled;
 use agentbus_testkit::Postgres;
 use futures_util::StreamExt;
