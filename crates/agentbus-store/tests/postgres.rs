@@ -18,6 +18,7 @@ conformance_suite! { store().await;
     append_gives_gap_free_sequences_and_skips_known_ids,
     events_round_trip_exactly,
     read_filters_orders_and_pages,
+    cursors_beyond_the_largest_sequence_read_nothing,
     get_reads_one_event_by_id,
     correlation_reads_a_whole_chain_as_the_bus_history_does,
     recorder_stores_every_event_of_concurrent_publishers,

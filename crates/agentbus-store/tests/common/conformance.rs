@@ -178,6 +178,30 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     );
 }
 
+pub async fn cursors_beyond_the_largest_sequence_read_nothing<S: EventStore + Clone>(store: S) {
+    let events: Vec<Arc<Event>> = (0..5).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    // Sequences are stored as i64: a larger `after` is past every event,
+    // not a negative number before the first.
+    for after in [i64::MAX as u64, 1 << 63, u64::MAX - 1, u64::MAX] {
+        for order in [Order::Ascending, Order::Descending] {
+            let page = store
+                .read(&ReadQuery::new().after(after).order(order))
+                .await
+                .unwrap();
+            assert!(page.is_empty(), "after {after} ({order:?}) read {page:?}");
+        }
+    }
+    assert_eq!(
+        store
+            .read(&ReadQuery::new().after(3).up_to(u64::MAX))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
     let events: Vec<Arc<Event>> = (0..20).map(|n| Arc::new(numbered(n))).collect();
     store.append(&events).await.unwrap();
