@@ -85,6 +85,7 @@ impl Writer {
         impl Drop for Gone {
             fn drop(&mut self) {
                 self.0.writer_gone.store(true, Ordering::Release);
+                self.0.room.notify_waiters();
             }
         }
         let _gone = Gone(Arc::clone(&self.shared));
@@ -283,6 +284,7 @@ impl Writer {
     }
 
     fn fill(&mut self, pending: &mut Vec<Arc<Event>>) {
+        let before = pending.len();
         while pending.len() < self.config.max_batch {
             match self.shared.queue.pop() {
                 Some(event) => {
@@ -291,6 +293,9 @@ impl Writer {
                 }
                 None => break,
             }
+        }
+        if pending.len() > before {
+            self.shared.room.notify_waiters();
         }
     }
 

@@ -48,8 +48,13 @@
 //!   events are committed and survive a crash. `sequences` gives each
 //!   event's sequence, or `null` for an id that was already stored, so
 //!   posting the same ids again is a safe retry. If the store cannot confirm
-//!   durability the reply is 503; the events were published and stay queued
-//!   in the recorder. Without a store `sequences` is `null`.
+//!   durability within [`durable_timeout`](WebApi::durable_timeout) (default
+//!   10 s: waiting for room in the recorder's queue, then for the commit)
+//!   the reply is 503 and says which events were published: those stay
+//!   queued in the recorder and may still be committed. The wait never
+//!   blocks a Tokio worker, so a stalled store (a locked file, a database
+//!   down) leaves `/api/health`, `/api/stats` and reads answering. Without a
+//!   store `sequences` is `null`.
 //! - **Errors.** Every error is JSON `{"error": "..."}`, one lowercase line:
 //!   400 for malformed JSON, an unknown type or a field of the wrong type
 //!   (naming the field, and the array index: `event 2: field `circle_id`:

@@ -63,19 +63,42 @@ pub(crate) async fn publish(
             )
         })?;
     let expected = state.hub.expect(&ids);
-    for event in events {
-        state.bus.publish(Arc::new(event)).await;
+    // One deadline for room and commit: a stalled store gets the client a
+    // 503 in bounded time, and no worker ever waits on the recorder's queue.
+    let deadline = tokio::time::Instant::now() + state.durable_timeout;
+    let total = events.len();
+    let mut published = 0;
+    let mut events = events.into_iter();
+    while published < total {
+        let room =
+            match tokio::time::timeout_at(deadline, recorder.reserve(total - published)).await {
+                Ok(Ok(room)) => room,
+                Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string())),
+                Err(_) => {
+                    return Err(not_durable(
+                        published,
+                        total,
+                        &format!(
+                        "the store is not keeping up: no room in the recorder's queue within {:?}",
+                        state.durable_timeout
+                    ),
+                    ))
+                }
+            };
+        for event in events.by_ref().take(room.events()) {
+            state.bus.publish(Arc::new(event)).await;
+            published += 1;
+        }
     }
-    let last = match recorder.flush().await {
-        Ok(last) => last,
-        Err(error) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the events were published but are not confirmed durable ({error}); \
-                     they stay queued, and posting them again with the same ids is safe"
-                ),
-            ));
+    let last = match tokio::time::timeout_at(deadline, recorder.flush()).await {
+        Ok(Ok(last)) => last,
+        Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string())),
+        Err(_) => {
+            return Err(not_durable(
+                total,
+                total,
+                &format!("not committed within {:?}", state.durable_timeout),
+            ))
         }
     };
     let sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
@@ -83,6 +106,24 @@ pub(crate) async fn publish(
         ids,
         sequences: Some(sequences),
     }))
+}
+
+/// The 503 of a `POST` whose events are not confirmed durable: says what
+/// was published (and so may still be committed) and that a retry is safe.
+fn not_durable(published: usize, total: usize, why: &str) -> ApiError {
+    let what = if published == 0 {
+        "nothing was published".to_owned()
+    } else if published == total {
+        "the events were published but are not confirmed durable; they stay queued and may \
+         still be committed, and posting them again with the same ids is safe"
+            .to_owned()
+    } else {
+        format!(
+            "the first {published} of the {total} events were published and may still be \
+             committed, the others were not; posting them all again with the same ids is safe"
+        )
+    };
+    ApiError::unavailable(format!("{why}; {what}"))
 }
 
 /// How long a durable `POST` waits for the hub to report its sequences.
