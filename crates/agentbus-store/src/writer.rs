@@ -12,7 +12,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::error::StoreError;
 use crate::recorder::{RecorderBuilder, Shared};
 use crate::store::EventStore;
-use crate::stored::timestamp_nanos;
 
 pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
@@ -301,11 +300,11 @@ impl Writer {
 
     fn reject_unstorable(&self, pending: &mut Vec<Arc<Event>>) {
         pending.retain(|event| {
-            if timestamp_nanos(event).is_ok() {
+            let Err(error) = self.store.check(event) else {
                 return true;
-            }
+            };
             self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(event_id = %event.id, "agentbus-store cannot store an event with a timestamp outside 1970..2262; skipped");
+            tracing::error!(event_id = %event.id, %error, "agentbus-store: the store cannot hold this event; skipped");
             false
         });
     }

@@ -47,7 +47,13 @@
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each
 //!   event's sequence, or `null` for an id that was already stored, so
-//!   posting the same ids again is a safe retry. If the store cannot confirm
+//!   posting the same ids again is a safe retry, and `null` means nothing
+//!   else. An event the store cannot hold
+//!   ([`EventStore::check`](agentbus_store::EventStore::check): a timestamp
+//!   outside 1970-01-01..2262-04-11) is a 400 naming it, before anything is
+//!   published; one the database refuses only when writing is skipped by
+//!   the recorder, counted in `store.rejected` of `/api/stats`, and makes
+//!   the reply a 500 naming it. If the store cannot confirm
 //!   durability within [`durable_timeout`](WebApi::durable_timeout) (default
 //!   10 s: waiting for room in the recorder's queue, then for the commit)
 //!   the reply is 503 and says which events were published: those stay

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventId};
+use agentbus_store::{EventStore, StoreError};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -41,7 +42,7 @@ pub(crate) async fn publish(
                 ApiError::bad_request(format!("could not read the request body: {error}"))
             }
         })?;
-    let events = decode(&body)?;
+    let (events, array) = decode(&body)?;
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
@@ -53,6 +54,13 @@ pub(crate) async fn publish(
             sequences: None,
         }));
     };
+    // Refuse what the store would skip: a 200 then always means stored.
+    for (index, event) in events.iter().enumerate() {
+        recorder
+            .store()
+            .check(event)
+            .map_err(|error| unstorable(at(index, array), &error))?;
+    }
     // The hub must be following the store before these commit, or it
     // could not report their sequences.
     tokio::time::timeout(SEQUENCE_PATIENCE, state.hub.ready())
@@ -63,6 +71,7 @@ pub(crate) async fn publish(
             )
         })?;
     let expected = state.hub.expect(&ids);
+    let rejected_before = recorder.stats().rejected;
     // One deadline for room and commit: a stalled store gets the client a
     // 503 in bounded time, and no worker ever waits on the recorder's queue.
     let deadline = tokio::time::Instant::now() + state.durable_timeout;
@@ -101,11 +110,79 @@ pub(crate) async fn publish(
             ))
         }
     };
-    let sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
+    let before = expected.before();
+    let mut sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
+    // Usually every `None` is an id stored before: the hub saw everything
+    // up to `last`, and the store refused nothing meanwhile.
+    let surely_stored = state.hub.watermark().is_some_and(|w| w >= last)
+        && recorder.stats().rejected == rejected_before;
+    if !surely_stored && sequences.contains(&None) {
+        let store = recorder.store().as_ref();
+        settle(store, &ids, &mut sequences, before, array).await?;
+    }
     Ok(Json(Published {
         ids,
         sequences: Some(sequences),
     }))
+}
+
+/// Fills in the sequences the hub did not report (it was slow), and makes
+/// sure every other `None` is an id stored before this `POST`: `null` in
+/// the reply means "already stored", nothing else.
+async fn settle(
+    store: &dyn EventStore,
+    ids: &[EventId],
+    sequences: &mut [Option<u64>],
+    before: u64,
+    array: bool,
+) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for (index, (id, slot)) in ids.iter().zip(sequences.iter_mut()).enumerate() {
+        // A repeat of an id earlier in this body is already stored by it.
+        if !seen.insert(*id) || slot.is_some() {
+            continue;
+        }
+        let stored = store.get(*id).await.map_err(|error| {
+            ApiError::unavailable(format!(
+                "the events are committed but the store cannot be read to report their sequences: {error}"
+            ))
+        })?;
+        match stored {
+            Some(stored) if stored.sequence > before => *slot = Some(stored.sequence),
+            Some(_) => {}
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "{}was published but the store refused it (counted in `store.rejected` \
+                         of /api/stats); the other events are stored",
+                        at(index, array)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `event 2: ` inside an array body, nothing for a single event.
+fn at(index: usize, array: bool) -> String {
+    if array {
+        format!("event {index}: ")
+    } else {
+        String::new()
+    }
+}
+
+/// The 400 for an event the attached store cannot hold.
+fn unstorable(at: String, error: &StoreError) -> ApiError {
+    match error {
+        StoreError::TimestampOutOfRange { .. } => ApiError::bad_request(format!(
+            "{at}field `timestamp`: the store holds timestamps from 1970-01-01T00:00:00Z \
+             to 2262-04-11T23:47:16.854775807Z"
+        )),
+        other => ApiError::bad_request(format!("{at}the store cannot hold this event: {other}")),
+    }
 }
 
 /// The 503 of a `POST` whose events are not confirmed durable: says what
@@ -157,8 +234,9 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// One event object or an array of them; every error names where it is.
-pub(crate) fn decode(body: &[u8]) -> Result<Vec<Event>, ApiError> {
+/// One event object or an array of them (and whether it was an array);
+/// every error names where it is.
+pub(crate) fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let events = match first {
         Some(b'[') => {
@@ -176,19 +254,16 @@ pub(crate) fn decode(body: &[u8]) -> Result<Vec<Event>, ApiError> {
         }
         None => return Err(ApiError::bad_request("malformed json: the body is empty")),
     };
+    let array = first == Some(&b'[');
     for (index, event) in events.iter().enumerate() {
         if !encodable(event.timestamp) {
-            let at = if first == Some(&b'[') {
-                format!("event {index}: ")
-            } else {
-                String::new()
-            };
             return Err(ApiError::bad_request(format!(
-                "{at}field `timestamp`: must be between 1970-01-01 and 9999-12-31"
+                "{}field `timestamp`: must be between 1970-01-01 and 9999-12-31",
+                at(index, array)
             )));
         }
     }
-    Ok(events)
+    Ok((events, array))
 }
 
 fn encodable(at: SystemTime) -> bool {
