@@ -91,7 +91,8 @@ impl WebApi {
     }
 
     /// The largest request body accepted, in bytes (default 1 MiB); larger
-    /// bodies get 413.
+    /// bodies get 413, at once when `Content-Length` declares one (so a
+    /// client sending `Expect: 100-continue` is never invited to send it).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;

@@ -28,16 +28,23 @@ pub(crate) async fn publish(
 ) -> Result<Json<Published>, ApiError> {
     require_json(request.headers())?;
     let limit = state.body_limit;
+    // Before the body is read: a client that sent `Expect: 100-continue`
+    // gets the 413 instead of an invitation to send what will be refused.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
+    }
     let body = axum::body::to_bytes(request.into_body(), limit)
         .await
         .map_err(|error| {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body is larger than the limit of {limit} bytes"),
-                )
+                self::too_large(limit)
             } else {
                 ApiError::bad_request(format!("could not read the request body: {error}"))
             }
@@ -183,6 +190,13 @@ fn unstorable(at: String, error: &StoreError) -> ApiError {
         )),
         other => ApiError::bad_request(format!("{at}the store cannot hold this event: {other}")),
     }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// The 503 of a `POST` whose events are not confirmed durable: says what
