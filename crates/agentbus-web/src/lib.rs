@@ -43,6 +43,8 @@
 //!   publishes only if every event is valid, in order, awaiting the bus's
 //!   handlers (a slow async handler delays the reply). Events keep the `id`
 //!   and `timestamp` they were posted with; missing ones are filled in.
+//!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
+//!   or `u64`), which JSON parsing would round, is a 400 naming its event.
 //! - **Durability.** With a store, the reply comes only after the
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each

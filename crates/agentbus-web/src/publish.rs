@@ -269,6 +269,13 @@ pub(crate) fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
         None => return Err(ApiError::bad_request("malformed json: the body is empty")),
     };
     let array = first == Some(&b'[');
+    if let Some((index, literal)) = first_inexact_integer(body) {
+        return Err(ApiError::bad_request(format!(
+            "{}integer {literal} is beyond 64 bits and would lose its exact value: \
+             send it as a string",
+            at(index, array)
+        )));
+    }
     for (index, event) in events.iter().enumerate() {
         if !encodable(event.timestamp) {
             return Err(ApiError::bad_request(format!(
@@ -278,6 +285,60 @@ pub(crate) fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
         }
     }
     Ok((events, array))
+}
+
+/// The first integer literal beyond `i64`/`u64` in a body that parsed, and
+/// the index of the event holding it (among the top-level array's items).
+///
+/// serde_json reads such a literal as an `f64`, silently rounding it; its
+/// `arbitrary_precision` feature would keep it, but features are shared by
+/// the whole build and that one changes the core's `Value`s for everyone.
+/// One pass over bytes already known to be valid JSON.
+fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
+    let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    let mut at = 0;
+    while at < body.len() {
+        let byte = body[at];
+        at += 1;
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => index += 1,
+            b'-' | b'0'..=b'9' => {
+                let start = at - 1;
+                while at < body.len()
+                    && matches!(body[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    at += 1;
+                }
+                let literal = &body[start..at];
+                // 19 digits always fit; only longer integers can overflow.
+                if literal.len() >= 19 && !literal.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    let text = String::from_utf8_lossy(literal);
+                    let fits = if text.starts_with('-') {
+                        text.parse::<i64>().is_ok()
+                    } else {
+                        text.parse::<u64>().is_ok()
+                    };
+                    if !fits {
+                        return Some((index, text.into_owned()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn encodable(at: SystemTime) -> bool {
