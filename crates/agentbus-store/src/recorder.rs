@@ -22,7 +22,8 @@ use crate::writer::{Committed, Control, Writer};
 pub enum Overflow {
     /// The publisher waits (spinning, then sleeping briefly) until the writer
     /// makes room: publishers slow down to the store's pace and nothing is
-    /// lost. The default.
+    /// lost. The default. The wait holds the publishing thread: an async
+    /// publisher awaits [`Recorder::reserve`] first instead.
     #[default]
     Wait,
     /// The event is not recorded; it is counted in
@@ -443,19 +444,22 @@ impl Recorder {
         let shared = &self.handle.shared;
         let events = events.min(shared.queue.capacity());
         loop {
-            // Registered before looking, so room made in between wakes us.
             let mut room = std::pin::pin!(shared.room.notified());
-            room.as_mut().enable();
-            if shared.writer_gone.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
+            for _ in 0..2 {
+                if shared.writer_gone.load(Ordering::Acquire) {
+                    return Err(StoreError::Closed);
+                }
+                if shared.try_reserve(events) {
+                    return Ok(Reservation {
+                        shared: Arc::clone(shared),
+                        events,
+                    });
+                }
+                // Registered before looking again, so room made in between
+                // wakes us (the first look skips registering: usually there
+                // is room).
+                room.as_mut().enable();
             }
-            if shared.try_reserve(events) {
-                return Ok(Reservation {
-                    shared: Arc::clone(shared),
-                    events,
-                });
-            }
-            shared.wake_writer_now();
             room.await;
         }
     }

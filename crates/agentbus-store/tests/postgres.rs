@@ -31,6 +31,7 @@ conformance_suite! { store().await;
     two_recorders_share_one_store,
     a_store_chosen_at_run_time_works_behind_arc_dyn,
     a_slow_writer_slows_publishers_and_memory_stays_bounded,
+    reserving_publishers_never_wait_on_their_thread,
     drop_policy_counts_drops_and_flush_reports_them,
     store_failures_are_retried_and_flush_reports_them,
     events_the_store_refuses_are_skipped_not_retried_forever,
