@@ -18,7 +18,8 @@ use crate::error::ApiError;
 pub(crate) struct Published {
     ids: Vec<EventId>,
     /// `None` without a store; per event, `None` when its id was already
-    /// stored (a retry), so it was not stored again.
+    /// stored (a retry, or a repeat earlier in the body), so it was not
+    /// stored again, and for no other reason.
     sequences: Option<Vec<Option<u64>>>,
 }
 
@@ -86,21 +87,18 @@ pub(crate) async fn publish(
     let mut published = 0;
     let mut events = events.into_iter();
     while published < total {
-        let room =
-            match tokio::time::timeout_at(deadline, recorder.reserve(total - published)).await {
-                Ok(Ok(room)) => room,
-                Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string())),
-                Err(_) => {
-                    return Err(not_durable(
-                        published,
-                        total,
-                        &format!(
-                        "the store is not keeping up: no room in the recorder's queue within {:?}",
-                        state.durable_timeout
-                    ),
-                    ))
-                }
-            };
+        let room = tokio::time::timeout_at(deadline, recorder.reserve(total - published)).await;
+        let room = match room {
+            Ok(Ok(room)) => room,
+            Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string())),
+            Err(_) => {
+                let why = format!(
+                    "the store is not keeping up: no room in the recorder's queue within {:?}",
+                    state.durable_timeout
+                );
+                return Err(not_durable(published, total, &why));
+            }
+        };
         for event in events.by_ref().take(room.events()) {
             state.bus.publish(Arc::new(event)).await;
             published += 1;
@@ -110,11 +108,8 @@ pub(crate) async fn publish(
         Ok(Ok(last)) => last,
         Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string())),
         Err(_) => {
-            return Err(not_durable(
-                total,
-                total,
-                &format!("not committed within {:?}", state.durable_timeout),
-            ))
+            let why = format!("not committed within {:?}", state.durable_timeout);
+            return Err(not_durable(total, total, &why));
         }
     };
     let before = expected.before();
