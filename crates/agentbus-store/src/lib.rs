@@ -44,6 +44,10 @@
 //!   each drop in [`RecorderStats::dropped`], logs it, and makes the next
 //!   [`flush`](Recorder::flush) return [`StoreError::EventsDropped`].
 //!   The queue never grows past its capacity (65,536 by default).
+//!   Under `Wait` a publisher waits on its own thread; an async publisher
+//!   that must never block its thread (a handler on a Tokio worker) first
+//!   awaits [`Recorder::reserve`], which waits for room without blocking,
+//!   under whatever timeout it chooses.
 //! - **Flush.** [`Recorder::flush`] resolves once every event published
 //!   before the call is committed, and returns the store's last sequence.
 //! - **Errors and retries.** A failed write (disk full, PostgreSQL down, a
@@ -159,7 +163,7 @@ pub use crate::{
     open::open,
     projection::Projection,
     query::{Order, ReadQuery},
-    recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats},
+    recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats, Reservation},
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
     stored::StoredEvent,

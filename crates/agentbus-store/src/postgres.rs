@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::query::{Order, ReadQuery};
 use crate::store::{Appended, BoxFuture, EventStore, Retention};
-use crate::stored::{timestamp_nanos, Columns, StoredEvent};
+use crate::stored::{clamp_nanos, clamp_sequence, timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`agentbus_meta`).
 pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 1;
@@ -444,17 +444,6 @@ fn describe(config: &tokio_postgres::Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let database = config.get_dbname().unwrap_or("");
     format!("{host}:{port}/{database}")
-}
-
-fn clamp_sequence(sequence: u64) -> i64 {
-    i64::try_from(sequence).unwrap_or(i64::MAX)
-}
-
-fn clamp_nanos(at: SystemTime) -> i64 {
-    match at.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
 }
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {

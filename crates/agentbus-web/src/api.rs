@@ -49,6 +49,7 @@ pub struct WebApi {
     client_buffer: usize,
     max_clients: usize,
     send_timeout: Duration,
+    durable_timeout: Duration,
 }
 
 impl WebApi {
@@ -62,6 +63,7 @@ impl WebApi {
             client_buffer: DEFAULT_CLIENT_BUFFER,
             max_clients: DEFAULT_MAX_CLIENTS,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            durable_timeout: Duration::from_secs(10),
         }
     }
 
@@ -89,7 +91,8 @@ impl WebApi {
     }
 
     /// The largest request body accepted, in bytes (default 1 MiB); larger
-    /// bodies get 413.
+    /// bodies get 413, at once when `Content-Length` declares one (so a
+    /// client sending `Expect: 100-continue` is never invited to send it).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -120,6 +123,15 @@ impl WebApi {
         self
     }
 
+    /// With a store: how long a `POST` may wait for room in the recorder's
+    /// queue and for its events to commit before it gets 503 (default
+    /// 10 s). The wait never blocks a Tokio worker.
+    #[must_use]
+    pub fn durable_timeout(mut self, timeout: Duration) -> Self {
+        self.durable_timeout = timeout;
+        self
+    }
+
     /// The bus this API publishes to and reads from.
     pub fn bus(&self) -> &EventBus {
         &self.bus
@@ -137,6 +149,7 @@ impl WebApi {
             body_limit: self.body_limit,
             max_clients: self.max_clients,
             send_timeout: self.send_timeout,
+            durable_timeout: self.durable_timeout,
             bus: self.bus,
             hub,
         });
@@ -178,6 +191,7 @@ pub(crate) struct AppState {
     pub(crate) body_limit: usize,
     pub(crate) max_clients: usize,
     pub(crate) send_timeout: Duration,
+    pub(crate) durable_timeout: Duration,
     pub(crate) hub: Arc<Hub>,
 }
 

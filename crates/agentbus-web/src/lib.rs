@@ -43,13 +43,26 @@
 //!   publishes only if every event is valid, in order, awaiting the bus's
 //!   handlers (a slow async handler delays the reply). Events keep the `id`
 //!   and `timestamp` they were posted with; missing ones are filled in.
+//!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
+//!   or `u64`), which JSON parsing would round, is a 400 naming its event.
 //! - **Durability.** With a store, the reply comes only after the
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each
 //!   event's sequence, or `null` for an id that was already stored, so
-//!   posting the same ids again is a safe retry. If the store cannot confirm
-//!   durability the reply is 503; the events were published and stay queued
-//!   in the recorder. Without a store `sequences` is `null`.
+//!   posting the same ids again is a safe retry, and `null` means nothing
+//!   else. An event the store cannot hold
+//!   ([`EventStore::check`](agentbus_store::EventStore::check): a timestamp
+//!   outside 1970-01-01..2262-04-11) is a 400 naming it, before anything is
+//!   published; one the database refuses only when writing is skipped by
+//!   the recorder, counted in `store.rejected` of `/api/stats`, and makes
+//!   the reply a 500 naming it. If the store cannot confirm
+//!   durability within [`durable_timeout`](WebApi::durable_timeout) (default
+//!   10 s: waiting for room in the recorder's queue, then for the commit)
+//!   the reply is 503 and says which events were published: those stay
+//!   queued in the recorder and may still be committed. The wait never
+//!   blocks a Tokio worker, so a stalled store (a locked file, a database
+//!   down) leaves `/api/health`, `/api/stats` and reads answering. Without a
+//!   store `sequences` is `null`.
 //! - **Errors.** Every error is JSON `{"error": "..."}`, one lowercase line:
 //!   400 for malformed JSON, an unknown type or a field of the wrong type
 //!   (naming the field, and the array index: `event 2: field `circle_id`:
