@@ -146,6 +146,29 @@ impl SqliteStore {
         Self::init(connection, location, Some(path.to_path_buf()), options)
     }
 
+    /// [`open`](Self::open) for reading an existing store: a missing file is
+    /// [`StoreError::NotFound`], never created. The file is still opened
+    /// read-write (WAL needs its `-shm` file) and migrated if older.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let connection = Connection::open_with_flags(path, flags).map_err(|error| {
+            match error.sqlite_error_code() {
+                Some(ErrorCode::CannotOpen) if !path.exists() => StoreError::NotFound {
+                    location: location.clone(),
+                },
+                _ => sqlite_error("open")(error),
+            }
+        })?;
+        Self::init(
+            connection,
+            location,
+            Some(path.to_path_buf()),
+            SqliteOptions::default(),
+        )
+    }
+
     /// A store in memory, gone when the last handle is dropped: for tests and
     /// for `--store memory`.
     pub fn open_in_memory() -> Result<Self, StoreError> {
