@@ -30,7 +30,12 @@ pub struct ServeArgs {
 
     /// Where events are kept: sqlite:PATH, postgres://..., memory (in-memory
     /// SQLite) or none (the API answers from the bus history).
-    #[arg(long, env = "AGENTBUS_STORE", default_value = "sqlite:./agentbus.db")]
+    #[arg(
+        long,
+        env = "AGENTBUS_STORE",
+        hide_env_values = true,
+        default_value = "sqlite:./agentbus.db"
+    )]
     pub store: StoreSpec,
 
     /// Require this bearer token on every route but /api/health.
