@@ -15,7 +15,7 @@ pub struct ServerArgs {
         env = "AGENTBUS_URL",
         hide_env_values = true,
         default_value = "http://127.0.0.1:7878",
-        value_parser = parse_base_url
+        value_parser = crate::redacting_parser::RedactingParser(parse_base_url)
     )]
     pub url: Url,
 

@@ -104,6 +104,7 @@ mod filter;
 mod history;
 mod nats;
 mod publish;
+mod redacting_parser;
 mod render;
 mod replay;
 mod scenarios;

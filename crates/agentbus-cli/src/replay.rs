@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{ApiClient, ClientError, ServerArgs};
 use crate::filter::FilterArgs;
+use crate::redacting_parser::RedactingParser;
 use crate::render::{ColorChoice, Palette};
 use crate::store_spec::{OpenStoreError, StoreSpec};
 
@@ -21,7 +22,7 @@ use crate::store_spec::{OpenStoreError, StoreSpec};
 pub struct ReplayArgs {
     /// The store to read: sqlite:PATH or postgres://... (never created: it
     /// must exist).
-    #[arg(long, env = "AGENTBUS_STORE", hide_env_values = true, value_parser = parse_durable_store)]
+    #[arg(long, env = "AGENTBUS_STORE", hide_env_values = true, value_parser = RedactingParser(parse_durable_store))]
     pub store: StoreSpec,
 
     /// First sequence to replay (inclusive).
@@ -66,9 +67,7 @@ pub struct ReplayArgs {
 }
 
 fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
-    let spec: StoreSpec = text
-        .parse()
-        .map_err(|error: crate::ParseStoreSpecError| error.to_string())?;
+    let spec = crate::store_spec::parse_store_spec(text)?;
     if !spec.is_durable() {
         return Err(format!(
             "{spec} holds nothing to replay: give sqlite:PATH or postgres://..."

@@ -34,7 +34,8 @@ pub struct ServeArgs {
         long,
         env = "AGENTBUS_STORE",
         hide_env_values = true,
-        default_value = "sqlite:./agentbus.db"
+        default_value = "sqlite:./agentbus.db",
+        value_parser = crate::redacting_parser::RedactingParser(crate::store_spec::parse_store_spec)
     )]
     pub store: StoreSpec,
 

@@ -55,6 +55,12 @@ pub struct ParseStoreSpecError {
     input: String,
 }
 
+/// [`StoreSpec::from_str`] for clap, with the error as text.
+pub(crate) fn parse_store_spec(text: &str) -> Result<StoreSpec, String> {
+    text.parse()
+        .map_err(|error: ParseStoreSpecError| error.to_string())
+}
+
 impl FromStr for StoreSpec {
     type Err = ParseStoreSpecError;
 

@@ -235,3 +235,28 @@ fn client_errors_show_the_url_without_its_password() {
         );
     }
 }
+
+/// clap echoes a rejected value in its usage error; a location's is redacted.
+#[test]
+fn usage_errors_show_a_rejected_location_without_its_password() {
+    for command in [
+        &["serve", "--store", "mysql://app:hunter2@127.0.0.1/events"][..],
+        &["demo", "--store", "mysql://app:hunter2@127.0.0.1/events"],
+        &["replay", "--store", "mysql://app:hunter2@127.0.0.1/events"],
+        &["history", "--url", "https://ann:hunter2@127.0.0.1:7878"],
+    ] {
+        let finished = finish(agentbus(command), Duration::from_secs(30));
+        assert_eq!(
+            finished.status.and_then(|status| status.code()),
+            Some(2),
+            "{command:?}: {}",
+            finished.stderr
+        );
+        finished.assert_hides(&["hunter2"]);
+        assert!(
+            finished.stderr.contains(":***@127.0.0.1"),
+            "{command:?}: {}",
+            finished.stderr
+        );
+    }
+}
