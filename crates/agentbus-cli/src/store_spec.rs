@@ -159,10 +159,11 @@ impl StoreSpec {
         self.open_as(false).await
     }
 
-    /// [`open`](Self::open) for commands that only read: a SQLite file that
-    /// does not exist is an error
-    /// ([`StoreError::NotFound`](agentbus_store::StoreError::NotFound)),
-    /// never created.
+    /// [`open`](Self::open) for commands that only read: a store that does
+    /// not exist (no SQLite file, or no agentbus schema in the file or the
+    /// PostgreSQL database) is an error
+    /// ([`StoreError::NotFound`](agentbus_store::StoreError::NotFound));
+    /// nothing is created.
     pub async fn open_existing(&self) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
         self.open_as(true).await
     }
@@ -179,6 +180,12 @@ impl StoreSpec {
             }
             Self::Sqlite(path) => Arc::new(SqliteStore::open(path).map_err(failed)?),
             Self::Memory => Arc::new(SqliteStore::open_in_memory().map_err(failed)?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) if existing => Arc::new(
+                agentbus_store::PostgresStore::connect_existing(url)
+                    .await
+                    .map_err(failed)?,
+            ),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => Arc::new(
                 agentbus_store::PostgresStore::connect(url)

@@ -113,11 +113,13 @@ pub enum StoreError {
         count: u64,
     },
     /// A store opened for reading ([`open_existing`](crate::open_existing),
-    /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing))
-    /// does not exist; nothing was created.
+    /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing),
+    /// [`PostgresStore::connect_existing`](crate::PostgresStore::connect_existing))
+    /// does not exist: no such file, or a database without the agentbus
+    /// schema. Nothing was created.
     #[error("store `{location}` does not exist")]
     NotFound {
-        /// The file path.
+        /// The file path, or the database (`host:port/database`).
         location: String,
     },
     /// A store location that [`open`](crate::open) does not understand.

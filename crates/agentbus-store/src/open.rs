@@ -88,9 +88,10 @@ pub async fn open(location: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     open_as(location, false).await
 }
 
-/// [`open`] for commands that only read: a SQLite file that does not exist
-/// is [`StoreError::NotFound`] and is not created. (A PostgreSQL database
-/// is never created by either; `memory` is a fresh empty store.)
+/// [`open`] for commands that only read: a store that does not exist (no
+/// SQLite file, or a SQLite file or PostgreSQL database without the
+/// agentbus schema) is [`StoreError::NotFound`], and nothing is created.
+/// (`memory` is a fresh empty store.)
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -129,10 +130,15 @@ async fn open_as(location: &str, existing: bool) -> Result<Arc<dyn EventStore>, 
     #[cfg(feature = "postgres")]
     {
         if is_postgres_location(location) {
-            return Ok(Arc::new(crate::PostgresStore::connect(location).await?));
+            let store = if existing {
+                crate::PostgresStore::connect_existing(location).await?
+            } else {
+                crate::PostgresStore::connect(location).await?
+            };
+            return Ok(Arc::new(store));
         }
     }
-    let _ = existing; // read only by the sqlite branch, which may be compiled out
+    let _ = existing; // read only by backends that may be compiled out
     Err(StoreError::UnsupportedLocation {
         location: Redacted(location).to_string(),
     })

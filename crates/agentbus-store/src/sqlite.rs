@@ -146,8 +146,9 @@ impl SqliteStore {
         Self::init(connection, location, Some(path.to_path_buf()), options)
     }
 
-    /// [`open`](Self::open) for reading an existing store: a missing file is
-    /// [`StoreError::NotFound`], never created. The file is still opened
+    /// [`open`](Self::open) for reading an existing store: a missing file,
+    /// or a SQLite file without the agentbus schema, is
+    /// [`StoreError::NotFound`]; nothing is created. The file is still opened
     /// read-write (WAL needs its `-shm` file) and migrated if older.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
@@ -161,6 +162,12 @@ impl SqliteStore {
                 _ => sqlite_error("open")(error),
             }
         })?;
+        // A file without the schema (empty, or another program's database)
+        // would get it from `init`; a file that is not SQLite fails there.
+        let version = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0));
+        if matches!(version, Ok(0)) {
+            return Err(StoreError::NotFound { location });
+        }
         Self::init(
             connection,
             location,
