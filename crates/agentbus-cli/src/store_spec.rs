@@ -11,9 +11,10 @@ use agentbus_store::{EventStore, SqliteStore};
 /// A store named on the command line.
 ///
 /// `sqlite:PATH` (or a bare path), `postgres://...` / `postgresql://...`
-/// or a PostgreSQL `key=value` string (`host=... dbname=...`), `memory` (an in-memory SQLite store: sequences and resume work, nothing
-/// outlives the process) or `none` (no store: the API answers from the bus's
-/// bounded history).
+/// or a PostgreSQL `key=value` string (`host=... dbname=...`), `memory`
+/// (an in-memory SQLite store: sequences and resume work, nothing outlives
+/// the process) or `none` (no store: the API answers from the bus's bounded
+/// history). `Display` and `Debug` show it [`Redacted`].
 ///
 /// ```
 /// use agentbus_cli::StoreSpec;
@@ -26,7 +27,7 @@ use agentbus_store::{EventStore, SqliteStore};
 /// assert!("sqlite:".parse::<StoreSpec>().is_err());
 /// assert!("mysql://db".parse::<StoreSpec>().is_err());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// A SQLite file, created and migrated on open.
     Sqlite(PathBuf),
@@ -47,12 +48,10 @@ impl StoreSpec {
 
 /// A `--store` value that names no store kind.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "expected sqlite:PATH, postgres://..., memory or none, got \"{}\"",
-    Redacted(input)
-)]
+#[error("expected sqlite:PATH, postgres://..., memory or none, got \"{shown}\"")]
 pub struct ParseStoreSpecError {
-    input: String,
+    /// The input, its secrets redacted.
+    shown: String,
 }
 
 /// [`StoreSpec::from_str`] for clap, with the error as text.
@@ -66,7 +65,7 @@ impl FromStr for StoreSpec {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let error = || ParseStoreSpecError {
-            input: input.to_owned(),
+            shown: Redacted(input).to_string(),
         };
         match input {
             "memory" | "sqlite::memory:" => return Ok(Self::Memory),
@@ -90,6 +89,17 @@ impl FromStr for StoreSpec {
             return Err(error());
         }
         Ok(Self::Sqlite(PathBuf::from(input)))
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&Redacted(url)).finish(),
+            Self::Memory => f.write_str("Memory"),
+            Self::None => f.write_str("None"),
+        }
     }
 }
 
@@ -122,8 +132,9 @@ mod tests {
             spec.to_string(),
             "host=127.0.0.1 user=app password=*** dbname=events"
         );
+        assert!(!format!("{spec:?}").contains("hunter2"), "{spec:?}");
         let error = "mysql://app:hunter2@db".parse::<StoreSpec>().unwrap_err();
-        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(!format!("{error} {error:?}").contains("hunter2"), "{error}");
         assert!(spec.is_durable());
         assert!(!StoreSpec::Memory.is_durable());
     }
