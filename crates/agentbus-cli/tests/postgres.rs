@@ -206,8 +206,27 @@ mod over_postgres {
             .unwrap();
         let key_value =
             format!("host=127.0.0.1 port={port} user=postgres password=hunter2 dbname=postgres");
-        let server = Server::start(&["--store", &key_value]);
-        let out = run_ok(&server.url, &["publish", "task.created"]);
+        let mut serve = common::agentbus();
+        serve.env("RUST_LOG", "info").args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            &key_value,
+        ]);
+        let server = common::Running::spawn(serve);
+        let first = server.stdout_line(Duration::from_secs(60), |line| line.contains("http://"));
+        assert!(
+            first.contains("(store host=127.0.0.1 port=") && first.contains("password=***"),
+            "{first}"
+        );
+        assert!(!first.contains("hunter2"), "{first}");
+        let url = first
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .trim_end_matches('/');
+        let out = run_ok(url, &["publish", "task.created"]);
         assert!(out.contains("(sequence 1)"), "{out}");
         drop(server);
         let replayed = run(&["replay", "--store", &key_value, "--json"]);
