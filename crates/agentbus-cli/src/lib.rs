@@ -59,7 +59,13 @@
 //!   event, in sequence order, on a fresh bus (printing it with its
 //!   sequence) or into a
 //!   running server with `--to-url`. Events keep their ids, so a server with
-//!   a store does not store them twice.
+//!   a store does not store them twice. It never creates a store: a SQLite
+//!   file that does not exist is an error (exit 1) naming it.
+//! - **Secrets.** A location (`--store`, `--nats`, `--url`, `--to-url`) is
+//!   shown in every line and error with its passwords and tokens as `***`
+//!   ([`agentbus::Redacted`]); `--help` never shows the values of the
+//!   `AGENTBUS_*` variables. A PostgreSQL store can also be given as a
+//!   `key=value` string (`host=... user=... password=... dbname=...`).
 //! - **`demo`** serves the same API over simulated agents (see [`Demo`]);
 //!   its default store is `memory`.
 //!
@@ -98,6 +104,7 @@ mod filter;
 mod history;
 mod nats;
 mod publish;
+mod redacting_parser;
 mod render;
 mod replay;
 mod scenarios;

@@ -30,7 +30,13 @@ pub struct ServeArgs {
 
     /// Where events are kept: sqlite:PATH, postgres://..., memory (in-memory
     /// SQLite) or none (the API answers from the bus history).
-    #[arg(long, env = "AGENTBUS_STORE", default_value = "sqlite:./agentbus.db")]
+    #[arg(
+        long,
+        env = "AGENTBUS_STORE",
+        hide_env_values = true,
+        default_value = "sqlite:./agentbus.db",
+        value_parser = crate::redacting_parser::RedactingParser(crate::store_spec::parse_store_spec)
+    )]
     pub store: StoreSpec,
 
     /// Require this bearer token on every route but /api/health.

@@ -12,6 +12,14 @@ use common::{json_lines, run_ok, Running, Server};
 /// A nats-server on a free port, or `None` (with a message) when the program
 /// is missing and services are not required.
 fn nats_server(jetstream: bool) -> Option<(Running, String, tempfile::TempDir)> {
+    nats_server_with(jetstream, &[])
+}
+
+/// [`nats_server`] with more `nats-server` arguments (`--user`, ...).
+fn nats_server_with(
+    jetstream: bool,
+    extra_args: &[&str],
+) -> Option<(Running, String, tempfile::TempDir)> {
     let available = Command::new("nats-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -44,6 +52,7 @@ fn nats_server(jetstream: bool) -> Option<(Running, String, tempfile::TempDir)> 
     if jetstream {
         command.arg("-js");
     }
+    command.args(extra_args);
     let process = Running::spawn(command);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -135,4 +144,33 @@ fn an_unreachable_nats_server_is_a_clear_startup_error() {
         line.contains("cannot bridge to NATS at nats://127.0.0.1:"),
         "{line}"
     );
+}
+
+#[test]
+fn the_bridged_nats_url_is_logged_without_its_password() {
+    let Some((_nats, url, _dir)) =
+        nats_server_with(false, &["--user", "ann", "--pass", "natspass"])
+    else {
+        return;
+    };
+    let with_password = url.replacen("nats://", "nats://ann:natspass@", 1);
+    let mut command = common::agentbus();
+    command.env("RUST_LOG", "info").args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        "none",
+        "--nats",
+        &with_password,
+    ]);
+    let process = Running::spawn(command);
+    let first = process.stdout_line(Duration::from_secs(60), |line| line.contains("http://"));
+    let bridged = process.stderr_line(Duration::from_secs(30), |line| {
+        line.contains("bridged to NATS")
+    });
+    assert!(bridged.contains("nats://ann:***@127.0.0.1:"), "{bridged}");
+    for line in [first, bridged] {
+        assert!(!line.contains("natspass"), "{line}");
+    }
 }

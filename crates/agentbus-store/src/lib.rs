@@ -28,7 +28,8 @@
 //!
 //! Both features are on by default. `Arc<dyn EventStore>` works wherever a
 //! store does, for a backend chosen at run time; [`open`] makes one from a
-//! location string (`sqlite:PATH`, `postgres://...`, `memory`).
+//! location string (`sqlite:PATH`, `postgres://...`, `memory`), and
+//! [`open_existing`] does for readers, never creating a SQLite file.
 //!
 //! # The recorder
 //!
@@ -160,7 +161,7 @@ pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
     error::{Cause, StoreError},
-    open::open,
+    open::{is_postgres_location, open, open_existing},
     projection::Projection,
     query::{Order, ReadQuery},
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats, Reservation},

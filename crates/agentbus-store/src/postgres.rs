@@ -124,6 +124,34 @@ impl PostgresStore {
     /// Fails with [`StoreError::SchemaTooNew`] if a newer build created the
     /// schema, and [`StoreError::Backend`] if the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::pooled(url)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// [`connect`](Self::connect) for reading an existing store: a database
+    /// without the agentbus schema is [`StoreError::NotFound`], and nothing
+    /// is created in it.
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let store = Self::pooled(url)?;
+        let client = store.pool.get().await.map_err(pool_error("connect"))?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('agentbus_meta') IS NOT NULL", &[])
+            .await
+            .map_err(pg_error("open"))?
+            .get(0);
+        drop(client);
+        if !exists {
+            return Err(StoreError::NotFound {
+                location: store.location.to_string(),
+            });
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool, not yet connected.
+    fn pooled(url: &str) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|error| StoreError::backend("postgres", "parse url", error))?;
@@ -143,12 +171,10 @@ impl PostgresStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|error| StoreError::backend("postgres", "connect", error))?;
-        let store = Self {
+        Ok(Self {
             pool,
             location: location.into(),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// Where the store lives: `host:port/database` (no credentials).

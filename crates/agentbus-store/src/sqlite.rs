@@ -146,6 +146,36 @@ impl SqliteStore {
         Self::init(connection, location, Some(path.to_path_buf()), options)
     }
 
+    /// [`open`](Self::open) for reading an existing store: a missing file,
+    /// or a SQLite file without the agentbus schema, is
+    /// [`StoreError::NotFound`]; nothing is created. The file is still opened
+    /// read-write (WAL needs its `-shm` file) and migrated if older.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let connection = Connection::open_with_flags(path, flags).map_err(|error| {
+            match error.sqlite_error_code() {
+                Some(ErrorCode::CannotOpen) if !path.exists() => StoreError::NotFound {
+                    location: location.clone(),
+                },
+                _ => sqlite_error("open")(error),
+            }
+        })?;
+        // A file without the schema (empty, or another program's database)
+        // would get it from `init`; a file that is not SQLite fails there.
+        let version = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0));
+        if matches!(version, Ok(0)) {
+            return Err(StoreError::NotFound { location });
+        }
+        Self::init(
+            connection,
+            location,
+            Some(path.to_path_buf()),
+            SqliteOptions::default(),
+        )
+    }
+
     /// A store in memory, gone when the last handle is dropped: for tests and
     /// for `--store memory`.
     pub fn open_in_memory() -> Result<Self, StoreError> {

@@ -15,6 +15,8 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     first_start: bool,
+    /// More `nats-server` arguments (`--user`, `--auth`, ...).
+    extra_args: Vec<String>,
 }
 
 /// A loopback port free now and not handed out before in this process
@@ -39,6 +41,11 @@ impl NatsServer {
     /// `nats-server` is not installed, unless `AGENTBUS_REQUIRE_SERVICES=1`,
     /// where that is a failure.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `nats-server` arguments.
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
         let installed = Command::new("nats-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -57,6 +64,7 @@ impl NatsServer {
             port: free_port(),
             store: tempfile::tempdir().expect("a temp dir"),
             first_start: true,
+            extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
         };
         server.launch();
         Some(server)
@@ -100,6 +108,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
