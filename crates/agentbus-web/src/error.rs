@@ -1,6 +1,8 @@
 //! [`ApiError`]: every error reply is `{"error": "..."}` with its status.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -47,5 +49,60 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The largest non-JSON error body read to build the JSON one; longer
+/// ones give the status's reason instead.
+const MAX_FOREIGN_ERROR: usize = 4 << 10;
+
+/// Turns an error reply that is not JSON (axum's own: 405, a path that does
+/// not decode, any extractor's rejection) into `{"error": "..."}`, keeping
+/// its status and headers (`Allow` on a 405).
+pub(crate) async fn to_json(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !is_error || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allowed = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        format!("method {method} is not allowed here (allowed: {allowed})")
+    } else {
+        let text = axum::body::to_bytes(body, MAX_FOREIGN_ERROR)
+            .await
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+            .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
+            .filter(|line| !line.is_empty());
+        match text {
+            Some(line) => lowercase_first(&line),
+            None => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        }
+    };
+    let json = ApiError::new(status, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

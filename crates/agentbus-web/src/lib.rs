@@ -115,11 +115,14 @@
 
 mod api;
 mod auth;
+mod connection;
 mod dashboard;
 mod error;
+mod headers;
 mod hub;
 mod live;
 mod openapi;
+mod origin;
 mod params;
 mod publish;
 mod read;
@@ -133,5 +136,7 @@ pub use crate::{
         WebApi, DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_BUFFER, DEFAULT_MAX_CLIENTS,
         DEFAULT_SEND_TIMEOUT,
     },
-    serve::serve,
+    serve::{
+        serve, Serve, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    },
 };
