@@ -117,9 +117,9 @@ fn host_allowed(allowed: &Allowed, host: &HostPort, local: Option<IpAddr>) -> bo
         .parse::<IpAddr>()
     {
         // A rebinding page's `Host` is a name it controls, never an
-        // address, but only the loopback and the listening address are
-        // this server for sure.
-        if ip.is_loopback() || Some(ip) == local {
+        // address; the loopback, the listening address and the unspecified
+        // one a server bound to `0.0.0.0` prints are this server.
+        if ip.is_loopback() || ip.is_unspecified() || Some(ip) == local {
             return true;
         }
     }

@@ -130,6 +130,8 @@ async fn a_foreign_host_is_refused_even_on_health() {
         ("localhost".to_owned(), 200),
         (format!("127.0.0.2:{port}"), 200),
         (format!("[::1]:{port}"), 200),
+        // What a server bound to every interface prints as its address.
+        (format!("0.0.0.0:{port}"), 200),
         ("bus.example".to_owned(), 200),
         ("BUS.example:443".to_owned(), 200),
         ("api.example:8080".to_owned(), 200),
