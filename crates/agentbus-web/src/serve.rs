@@ -70,14 +70,17 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// use std::time::Duration;
 ///
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
-/// agentbus_web::Serve::new(listener, app)
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = agentbus_web::Serve::new(listener, app)
 ///     .header_read_timeout(Some(Duration::from_secs(5)))
 ///     .max_connections(512)
 ///     .graceful_shutdown(async {
-///         let _ = tokio::signal::ctrl_c().await;
-///     })
-///     .run()
-///     .await
+///         let _ = stopped.await;
+///     });
+/// let running = tokio::spawn(server.run());
+/// // ... later: stop accepting, let the requests in progress finish.
+/// let _ = stop.send(());
+/// running.await.expect("the server task panicked")
 /// # }
 /// ```
 #[must_use = "a server does nothing until `run` is awaited"]
