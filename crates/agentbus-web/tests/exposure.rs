@@ -422,3 +422,40 @@ async fn every_reply_carries_the_security_headers() {
     assert!(policy.contains("script-src 'sha256-"), "{policy}");
     assert!(policy.contains("connect-src 'self'"), "{policy}");
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_request_in_progress_and_stops_accepting() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(
+        agentbus_web::Serve::new(listener, WebApi::new(EventBus::new()).router())
+            .graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    // A request whose headers are half sent when the shutdown starts.
+    let mut in_progress = TcpStream::connect(addr).await.unwrap();
+    in_progress
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let reply = raw_exchange(
+        addr,
+        b"GET /api/health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    stop.send(()).unwrap();
+    in_progress.write_all(b"\r\n").await.unwrap();
+    let reply = closed_within(&mut in_progress, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
