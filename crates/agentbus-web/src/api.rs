@@ -127,7 +127,8 @@ impl WebApi {
     /// `https://app.example`) may call the API too. By default only the
     /// server's own pages may: a request whose `Origin` header is another
     /// origin gets 403. Requests without `Origin` (anything but a browser)
-    /// are not affected.
+    /// are not affected. Replies to a listed origin carry the CORS headers
+    /// that let its pages read them.
     #[must_use]
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where

@@ -84,7 +84,11 @@
 //!     [`WebApi::allowed_origins`] (`--allow-origin`); `Origin: null`
 //!     (sandboxed frames, local files) is refused. Browsers send `Origin`
 //!     on every WebSocket handshake and cross-origin request; other clients
-//!     usually send none and are not affected.
+//!     usually send none and are not affected. Replies to a listed origin
+//!     carry `Access-Control-Allow-Origin` (its pages may read them, SSE
+//!     included), and its preflight `OPTIONS` requests get 204 allowing
+//!     `GET`, `POST` and the `Authorization`, `Content-Type` and
+//!     `Last-Event-ID` headers.
 //!
 //!   The token, when set, is still required on top of this.
 //! - **Security headers.** Every reply carries `X-Content-Type-Options:

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -46,20 +46,62 @@ impl Allowed {
     }
 }
 
+/// How long a browser may cache the answer to a preflight request.
+const PREFLIGHT_MAX_AGE_SECS: &str = "600";
+
 /// Refuses (403) a request whose `Host` is not allowed, or whose `Origin`
-/// is present and is neither the server's own nor listed.
+/// is present and is neither the server's own nor listed. A listed origin
+/// gets the CORS headers that let its pages read the reply, and its
+/// preflight requests are answered here.
 pub(crate) async fn check(
     State(state): State<SharedState>,
     request: Request,
     next: Next,
 ) -> Response {
     match verdict(&state.allowed, &request) {
-        Ok(()) => next.run(request).await,
+        Ok(Caller::SameOrigin) => next.run(request).await,
+        Ok(Caller::Listed(origin)) => {
+            let preflight = request.method() == Method::OPTIONS
+                && request
+                    .headers()
+                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            let mut response = if preflight {
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, POST"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("authorization, content-type, last-event-id"),
+                );
+                headers.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static(PREFLIGHT_MAX_AGE_SECS),
+                );
+                response
+            } else {
+                next.run(request).await
+            };
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.append(header::VARY, HeaderValue::from_static("origin"));
+            response
+        }
         Err(refusal) => refusal.into_response(),
     }
 }
 
-fn verdict(allowed: &Allowed, request: &Request) -> Result<(), ApiError> {
+/// Who sent a request that passed the checks.
+enum Caller {
+    /// No `Origin`, or the server's own.
+    SameOrigin,
+    /// A page of a listed origin (the `Origin` header's value).
+    Listed(HeaderValue),
+}
+
+fn verdict(allowed: &Allowed, request: &Request) -> Result<Caller, ApiError> {
     let local = request
         .extensions()
         .get::<LocalAddr>()
@@ -87,7 +129,7 @@ fn verdict(allowed: &Allowed, request: &Request) -> Result<(), ApiError> {
         None => None,
     };
     let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return Ok(());
+        return Ok(Caller::SameOrigin);
     };
     let text = origin
         .to_str()
@@ -99,8 +141,10 @@ fn verdict(allowed: &Allowed, request: &Request) -> Result<(), ApiError> {
         host.name == parsed.host.name
             && host.port.or(parsed.default_port()) == parsed.port_or_default()
     });
-    if own || allowed.origins.contains(&parsed.normalized()) {
-        Ok(())
+    if own {
+        Ok(Caller::SameOrigin)
+    } else if allowed.origins.contains(&parsed.normalized()) {
+        Ok(Caller::Listed(origin.clone()))
     } else {
         Err(forbidden_origin(text))
     }

@@ -103,6 +103,49 @@ async fn the_own_origin_and_listed_origins_are_accepted() {
             String::from_utf8_lossy(&reply.body)
         );
     }
+    // A listed origin's pages may read the replies (CORS), a preflight
+    // included; the server's own pages need no CORS.
+    let reply = request(
+        "GET",
+        &server.url("/api/events"),
+        &[("origin", "https://app.example")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let reply = request("GET", &server.url("/api/events"), &[("origin", &own)], "").await;
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
+    let reply = request(
+        "OPTIONS",
+        &server.url("/api/events"),
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(reply.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("content-type"));
+    let reply = request(
+        "OPTIONS",
+        &server.url("/api/events"),
+        &[("origin", EVIL), ("access-control-request-method", "POST")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 403);
     // Another port of the same host is another origin.
     let other_port = format!("http://127.0.0.1:{}", server.addr.port().wrapping_add(1));
     let reply = request(
