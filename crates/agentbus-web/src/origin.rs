@@ -270,3 +270,36 @@ impl Origin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listening address passes only on the connection that came in on
+    /// it (tests reach no other interface than the loopback).
+    #[test]
+    fn the_listening_address_is_accepted_as_host() {
+        let allowed = Allowed::default();
+        let host = HostPort::parse("10.0.0.5:7878").unwrap();
+        let local = "10.0.0.5".parse().ok();
+        assert!(host_allowed(&allowed, &host, local));
+        assert!(!host_allowed(&allowed, &host, None));
+        assert!(!host_allowed(&allowed, &host, "10.0.0.6".parse().ok()));
+        let v6 = HostPort::parse("[fd00::5]:7878").unwrap();
+        assert!(host_allowed(&allowed, &v6, "fd00::5".parse().ok()));
+    }
+
+    #[test]
+    fn origins_are_compared_without_default_ports_or_case() {
+        assert_eq!(
+            Allowed::origin("HTTPS://App.Example:443/"),
+            "https://app.example"
+        );
+        assert_eq!(
+            Allowed::origin("http://app.example:8080"),
+            "http://app.example:8080"
+        );
+        assert!(Origin::parse("null").is_none());
+        assert!(Origin::parse("https://app.example/path").is_none());
+    }
+}

@@ -20,9 +20,11 @@ use crate::api::SharedState;
 use crate::error::ApiError;
 use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
 
-/// Events queued between a client's task and its response body: enough to
-/// keep the socket busy, small next to the client buffer.
-const QUEUE: usize = 64;
+/// Batches queued between a client's task and its response body, and
+/// events per batch: enough to keep the socket busy with few wake-ups,
+/// small next to the client buffer.
+const QUEUE: usize = 4;
+const BATCH: usize = 64;
 
 pub(crate) async fn stream(
     State(state): State<SharedState>,
@@ -34,10 +36,17 @@ pub(crate) async fn stream(
     let live = Feed::new(&state, selection);
     let (queue, events) = mpsc::channel(QUEUE);
     tokio::spawn(feed(live, queue, state.send_timeout, guard));
-    let events = futures_util::stream::unfold(events, |mut events| async move {
-        let event = events.recv().await?;
-        Some((Ok(event), events))
-    });
+    let events = futures_util::stream::unfold(
+        (events, Vec::new().into_iter()),
+        |(mut events, mut batch)| async move {
+            loop {
+                if let Some(event) = batch.next() {
+                    return Some((Ok(event), (events, batch)));
+                }
+                batch = events.recv().await?.into_iter();
+            }
+        },
+    );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -45,7 +54,7 @@ pub(crate) async fn stream(
 /// waited `send_timeout`; the client counts until then.
 async fn feed(
     mut live: Feed,
-    queue: mpsc::Sender<SseEvent>,
+    queue: mpsc::Sender<Vec<SseEvent>>,
     send_timeout: Duration,
     guard: ClientGuard,
 ) {
@@ -54,8 +63,13 @@ async fn feed(
             out = live.next() => out,
             () = queue.closed() => break,
         };
-        let Some(out) = out else { break };
-        match tokio::time::timeout(send_timeout, queue.send(event(out))).await {
+        let Some(first) = out else { break };
+        let mut batch = vec![event(first)];
+        while batch.len() < BATCH {
+            let Some(out) = live.try_next() else { break };
+            batch.push(event(out));
+        }
+        match tokio::time::timeout(send_timeout, queue.send(batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {
