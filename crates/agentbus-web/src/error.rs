@@ -73,12 +73,8 @@ pub(crate) async fn to_json(request: Request, next: Next) -> Response {
     }
     let (mut parts, body) = response.into_parts();
     let message = if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allowed = parts
-            .headers
-            .get(header::ALLOW)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
-        format!("method {method} is not allowed here (allowed: {allowed})")
+        // axum adds `Allow` outside this layer, so it is not known here.
+        format!("method {method} is not allowed on this route (the `Allow` header lists those that are)")
     } else {
         let text = axum::body::to_bytes(body, MAX_FOREIGN_ERROR)
             .await
@@ -87,7 +83,7 @@ pub(crate) async fn to_json(request: Request, next: Next) -> Response {
             .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
             .filter(|line| !line.is_empty());
         match text {
-            Some(line) => lowercase_first(&line),
+            Some(line) => lowercase_outside_backticks(&line),
             None => status.canonical_reason().unwrap_or("error").to_lowercase(),
         }
     };
@@ -99,10 +95,18 @@ pub(crate) async fn to_json(request: Request, next: Next) -> Response {
     Response::from_parts(parts, json_body)
 }
 
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+/// axum's messages are capitalized; ours are not. Names in backticks
+/// keep their case.
+fn lowercase_outside_backticks(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 0 {
+                part.to_lowercase()
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
