@@ -21,7 +21,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 #[command(after_help = "Examples:\n  \
     agentbus serve                                         # SQLite ./agentbus.db on 127.0.0.1:7878\n  \
     agentbus serve --store postgres://postgres@127.0.0.1/events --token s3cret\n  \
-    agentbus serve --addr 0.0.0.0:7878 --token s3cret      # reachable from other hosts")]
+    agentbus serve --addr 0.0.0.0:7878 --token s3cret      # reachable from other hosts, by address\n  \
+    agentbus serve --addr 0.0.0.0:7878 --token s3cret --allow-host bus.lan   # ... and as bus.lan")]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the first line printed
     /// says which).
@@ -59,8 +60,9 @@ pub struct ServeArgs {
 /// keeps (the details are in `agentbus_web`'s crate docs).
 #[derive(Clone, Debug, clap::Args)]
 pub struct ExposureArgs {
-    /// Also let web pages of this origin (scheme://host[:port]) call the
-    /// API; by default only the server's own pages may. Repeatable.
+    /// Also let web pages of this origin (SCHEME://HOST or
+    /// SCHEME://HOST:PORT) call the API; by default only the server's own
+    /// pages may. Repeatable.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     pub allow_origins: Vec<String>,
 
