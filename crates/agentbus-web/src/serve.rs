@@ -47,7 +47,8 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///   a connection on which no byte moves either way for that long while a
 ///   request is served (a client that stopped sending its body, or stopped
 ///   reading the reply) is closed. Server-Sent Events send a comment every
-///   15 s, so a live stream that is read is never idle. A WebSocket, once
+///   15 s, so a live stream that is read is never idle (keep the timeout
+///   above that). A WebSocket, once
 ///   upgraded, is governed by the API's `send_timeout` instead.
 /// - **Connection limit** ([`max_connections`](Self::max_connections),
 ///   default 2048, WebSockets and SSE streams included): at the limit, new

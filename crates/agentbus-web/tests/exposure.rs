@@ -506,3 +506,57 @@ async fn graceful_shutdown_finishes_the_request_in_progress_and_stops_accepting(
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
 }
+
+/// An upgraded WebSocket keeps its connection slot until it closes.
+#[tokio::test]
+async fn a_websocket_counts_against_the_connection_limit() {
+    let server = Server::with_limits(WebApi::new(EventBus::new()), |serve| {
+        serve.max_connections(1)
+    })
+    .await;
+    let socket = connect_ws(&server.ws_url("/ws")).await;
+    let mut waiting = TcpStream::connect(server.addr).await.unwrap();
+    waiting
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut byte))
+            .await
+            .is_err(),
+        "served beyond the limit while the websocket is open"
+    );
+    drop(socket);
+    let reply = read_reply(&mut waiting).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+/// A reply the client stopped reading moves no byte: the idle timeout
+/// closes the connection, whatever the handler's own timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_reply_is_closed_after_the_idle_timeout() {
+    let bus = EventBus::new();
+    let server = Server::with_limits(
+        WebApi::new(bus.clone()).send_timeout(Duration::from_secs(3600)),
+        |serve| serve.idle_timeout(Some(Duration::from_secs(1))),
+    )
+    .await;
+    let mut never_reads = TcpStream::connect(server.addr).await.unwrap();
+    never_reads
+        .write_all(b"GET /api/stream HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let stats = server.url("/api/stats");
+    for _ in 0..500 {
+        if get(&stats).await.json()["sse_clients"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    flood_until(&bus, Duration::from_secs(60), async || {
+        get(&stats).await.json()["sse_clients"] == 0
+    })
+    .await;
+    drop(never_reads);
+}
