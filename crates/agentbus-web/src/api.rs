@@ -144,7 +144,7 @@ impl WebApi {
 
     /// Requests may name these hosts in `Host` too: a name (any port) or
     /// `name:port`. By default only loopback names and addresses
-    /// (`localhost`, `127.0.0.0/8`, `[::1]`) and, when served by
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`, and `0.0.0.0`/`[::]`) and, when served by
     /// [`serve`](crate::serve) or [`Serve`](crate::Serve), the address the
     /// connection came in on are accepted; any other `Host` gets 403 (DNS
     /// rebinding). List the names clients use to reach this server, and,
