@@ -66,6 +66,7 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
         history: 1000,
         body_limit: 1 << 20,
         nats: None,
+        exposure: Default::default(),
     })
     .await?;
     let palette = Palette::stdout(color);

@@ -38,7 +38,11 @@
 //!   crash (even SIGKILL) loses nothing that was acknowledged. On Ctrl-C or
 //!   SIGTERM it stops accepting connections, gives open ones 3 s, stops the
 //!   NATS bridge (which sends what it buffered), then commits every recorded
-//!   event and prints the last sequence.
+//!   event and prints the last sequence. It refuses foreign web pages and
+//!   cuts off slow and idle connections as [`agentbus_web`] describes;
+//!   `--allow-origin` and `--allow-host` (repeatable) let more pages and
+//!   host names in, `--header-timeout` (default 10 s), `--idle-timeout`
+//!   (60 s) and `--max-connections` (2048) tune the limits.
 //! - **`--nats URL`** bridges the served bus to NATS (core, or JetStream with
 //!   `--jetstream`): local events go out, other buses' events come in and are
 //!   stored and shown like local ones; a bus ignores its own events coming
@@ -125,7 +129,7 @@ pub use crate::{
     render::{ColorChoice, Palette},
     replay::{ReplayArgs, ReplayError},
     scenarios::{Demo, DemoConfig},
-    serve::{ServeArgs, ServeError},
+    serve::{ExposureArgs, ServeArgs, ServeError},
     stats::{StatsArgs, StatsError},
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
     tail::{TailArgs, TailError},

@@ -14,6 +14,7 @@ use axum::Router;
 
 use crate::auth::Token;
 use crate::hub::Hub;
+use crate::origin::Allowed;
 
 /// The default largest request body, 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -50,6 +51,7 @@ pub struct WebApi {
     max_clients: usize,
     send_timeout: Duration,
     durable_timeout: Duration,
+    allowed: Allowed,
 }
 
 impl WebApi {
@@ -64,6 +66,7 @@ impl WebApi {
             max_clients: DEFAULT_MAX_CLIENTS,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             durable_timeout: Duration::from_secs(10),
+            allowed: Allowed::default(),
         }
     }
 
@@ -132,6 +135,46 @@ impl WebApi {
         self
     }
 
+    /// Web pages of these origins (`scheme://host[:port]`, e.g.
+    /// `https://app.example`) may call the API too. By default only the
+    /// server's own pages may: a request whose `Origin` header is another
+    /// origin gets 403. Requests without `Origin` (anything but a browser)
+    /// are not affected. Replies to a listed origin carry the CORS headers
+    /// that let its pages read them.
+    #[must_use]
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.allowed.origins = origins
+            .into_iter()
+            .map(|origin| Allowed::origin(origin.as_ref()))
+            .collect();
+        self
+    }
+
+    /// Requests may name these hosts in `Host` too: a name (any port) or
+    /// `name:port`. By default only loopback names and addresses
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`, and `0.0.0.0`/`[::]`) and, when served by
+    /// [`serve`](crate::serve) or [`Serve`](crate::Serve), the address the
+    /// connection came in on are accepted; any other `Host` gets 403 (DNS
+    /// rebinding). List the names clients use to reach this server, and,
+    /// when you mount the router in your own server, the addresses it
+    /// listens on beyond the loopback.
+    #[must_use]
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.allowed.hosts = hosts
+            .into_iter()
+            .map(|host| Allowed::host(host.as_ref()))
+            .collect();
+        self
+    }
+
     /// The bus this API publishes to and reads from.
     pub fn bus(&self) -> &EventBus {
         &self.bus
@@ -150,6 +193,7 @@ impl WebApi {
             max_clients: self.max_clients,
             send_timeout: self.send_timeout,
             durable_timeout: self.durable_timeout,
+            allowed: self.allowed,
             bus: self.bus,
             hub,
         });
@@ -178,6 +222,12 @@ impl WebApi {
             ))
             // The publish handler enforces the limit itself with a JSON 413.
             .layer(DefaultBodyLimit::disable())
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                crate::origin::check,
+            ))
+            .layer(middleware::from_fn(crate::error::to_json))
+            .layer(middleware::from_fn(crate::headers::add))
             .with_state(state)
     }
 }
@@ -192,6 +242,7 @@ pub(crate) struct AppState {
     pub(crate) max_clients: usize,
     pub(crate) send_timeout: Duration,
     pub(crate) durable_timeout: Duration,
+    pub(crate) allowed: Allowed,
     pub(crate) hub: Arc<Hub>,
 }
 
