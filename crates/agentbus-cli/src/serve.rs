@@ -93,6 +93,11 @@ pub struct ExposureArgs {
     #[arg(long, value_name = "N", default_value_t = agentbus_web::DEFAULT_MAX_CONNECTIONS,
           value_parser = parse_max_connections)]
     pub max_connections: usize,
+
+    /// With a store: how long a POST may wait for its events to be durable
+    /// (room in the recorder's queue, then the commit) before it gets 503.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub durable_timeout: Duration,
 }
 
 impl Default for ExposureArgs {
@@ -103,6 +108,7 @@ impl Default for ExposureArgs {
             header_timeout: agentbus_web::DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: agentbus_web::DEFAULT_IDLE_TIMEOUT,
             max_connections: agentbus_web::DEFAULT_MAX_CONNECTIONS,
+            durable_timeout: agentbus_web::DEFAULT_DURABLE_TIMEOUT,
         }
     }
 }
@@ -209,7 +215,8 @@ impl Server {
             .token(config.token)
             .body_limit(config.body_limit)
             .allowed_origins(&config.exposure.allow_origins)
-            .allowed_hosts(&config.exposure.allow_hosts);
+            .allowed_hosts(&config.exposure.allow_hosts)
+            .durable_timeout(config.exposure.durable_timeout);
         if let Some(recorder) = &recorder {
             api = api.store(recorder.clone());
         }

@@ -24,6 +24,8 @@ pub const DEFAULT_CLIENT_BUFFER: usize = 16_384;
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// The default time a live client may take to accept a write.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a `POST` may wait for its events to be durable, 10 s.
+pub const DEFAULT_DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The web API over one [`EventBus`]: configure it, then call
 /// [`router`](Self::router) and mount or [`serve`](crate::serve) the result.
@@ -65,7 +67,7 @@ impl WebApi {
             client_buffer: DEFAULT_CLIENT_BUFFER,
             max_clients: DEFAULT_MAX_CLIENTS,
             send_timeout: DEFAULT_SEND_TIMEOUT,
-            durable_timeout: Duration::from_secs(10),
+            durable_timeout: DEFAULT_DURABLE_TIMEOUT,
             allowed: Allowed::default(),
         }
     }
