@@ -23,7 +23,9 @@ use crate::wire::Rfc3339;
 ///
 /// The timestamp is RFC 3339 in UTC with nanoseconds, so a round trip is exact.
 /// On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
-/// fresh id, the current time and `{}`. Unknown fields are ignored, so newer
+/// fresh id, the current time and `{}`. A fresh id always carries the real
+/// clock's time, whatever `timestamp` claims, so input can neither back- nor
+/// future-date ids. Unknown fields are ignored, so newer
 /// producers can add fields. Malformed JSON, unknown type names and fields of
 /// the wrong type are a [`DecodeEventError`], never a panic. An event from a
 /// newer build with a type this build lacks is such an error, one that
@@ -232,7 +234,10 @@ impl<'de> Deserialize<'de> for Event {
         let wire = WireEvent::deserialize(deserializer)?;
         let timestamp = wire.timestamp.map_or_else(SystemTime::now, |t| t.0);
         Ok(Event {
-            id: wire.id.unwrap_or_else(|| EventId::generate(timestamp)),
+            // From the real clock, not the claimed timestamp (see `generate`).
+            id: wire
+                .id
+                .unwrap_or_else(|| EventId::generate(SystemTime::now())),
             event_type: wire.event_type,
             data: wire.data,
             source_agent_id: wire.source_agent_id,

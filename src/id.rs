@@ -52,11 +52,14 @@ fn random_counter_seed() -> u128 {
 }
 
 impl EventId {
-    /// A fresh id stamped with `at` (milliseconds since the Unix epoch).
-    pub(crate) fn generate(at: SystemTime) -> Self {
+    /// A fresh id stamped with `now`, which must be a reading of the real
+    /// clock (`SystemTime::now()`), never a time taken from input: the
+    /// thread keeps the largest millisecond it has seen, so one far-future
+    /// time would stamp every later id of the thread with it.
+    pub(crate) fn generate(now: SystemTime) -> Self {
         // u64 arithmetic: `Duration::as_millis` works in u128, which costs a
         // wide division on every event. Saturates ~584 million years out.
-        let millis = at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        let millis = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
             since
                 .as_secs()
                 .saturating_mul(1000)

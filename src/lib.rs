@@ -57,6 +57,7 @@ mod handler;
 mod history;
 mod id;
 mod publisher;
+mod redact;
 mod scope;
 mod stats;
 mod stream;
@@ -79,6 +80,7 @@ pub use crate::{
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
     publisher::Publisher,
+    redact::Redacted,
     stats::BusStats,
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},

@@ -340,6 +340,46 @@ fn decode_fills_missing_id_timestamp_and_data() {
     assert_ne!(a.id, b.id, "each decode gets a fresh id");
 }
 
+/// A decoded event without an id gets one from the real clock: a claimed
+/// `timestamp` in 9999 (or 1999) dates neither its own id nor, through the
+/// thread's monotonic id clock, the later ids of the thread.
+#[test]
+fn ids_take_their_time_from_the_real_clock_not_a_decoded_timestamp() {
+    let now_millis = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = now_millis();
+    let future =
+        Event::from_json(r#"{"type": "task.created", "timestamp": "9999-12-31T23:59:59Z"}"#)
+            .unwrap();
+    let past = Event::from_json(r#"{"type": "task.created", "timestamp": "1999-01-01T00:00:00Z"}"#)
+        .unwrap();
+    let fresh = Event::new(EventType::TaskCreated);
+    let decoded = Event::from_json(r#"{"type": "task.created"}"#).unwrap();
+    let after = now_millis();
+    assert_eq!(
+        future.timestamp,
+        UNIX_EPOCH + Duration::from_secs(253_402_300_799),
+        "the claimed timestamp itself is kept"
+    );
+    for (name, event) in [
+        ("future", &future),
+        ("past", &past),
+        ("fresh", &fresh),
+        ("decoded", &decoded),
+    ] {
+        let millis = event.id.timestamp_millis();
+        assert!(
+            (before..=after).contains(&millis),
+            "{name}: id dated {millis}, expected {before}..={after}"
+        );
+    }
+    assert!(future.id < past.id && past.id < fresh.id && fresh.id < decoded.id);
+}
+
 #[test]
 fn decode_keeps_given_fields_and_accepts_nulls() {
     let json = r#"{"id": "0190f3a4-1b2c-7d3e-8f40-123456789abc", "type": "task.failed",

@@ -59,6 +59,8 @@
 //! | a huge payload (10 MB string in `data`) | decodes and round-trips |
 //! | non-object `data` (`[1, 2]`, `null`) | kept as given; `Event::new` always uses `{}` |
 //! | timestamp before 1970 or after 9999 | `to_json` returns `EncodeEventError`; the event still publishes |
+//! | a decoded event without `id` whose `timestamp` is far in the future or past | its fresh id (and every later one) is dated by the real clock, never by the claimed time |
+//! | a location string holding a password or token (store, NATS server, URL) | shown through [`Redacted`](crate::Redacted) by every extra crate: secrets as `***` |
 //! | history capacity 0 | history off: `history()` is empty, `history_size` 0 |
 //! | history capacity above `MAX_HISTORY_CAPACITY` (4 Mi) | `try_build` → `BuildError::HistoryCapacityTooLarge`; `build` lowers it to the maximum with a `tracing` warning |
 //! | history query limit 0 / `usize::MAX` | empty / the whole history |

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentbus::{Event, EventId};
+use agentbus::{Event, EventId, Redacted};
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 
@@ -13,8 +13,9 @@ pub struct ServerArgs {
     #[arg(
         long,
         env = "AGENTBUS_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:7878",
-        value_parser = parse_base_url
+        value_parser = crate::redacting_parser::RedactingParser(parse_base_url)
     )]
     pub url: Url,
 
@@ -61,7 +62,7 @@ pub enum ClientError {
     /// The request did not get an answer: refused, reset or timed out.
     #[error("cannot reach {url}")]
     Unreachable {
-        /// The URL called.
+        /// The URL called, its secrets redacted.
         url: String,
         /// Why.
         #[source]
@@ -70,7 +71,7 @@ pub enum ClientError {
     /// The server answered with an error status.
     #[error("{url} answered {status}: {message}")]
     Status {
-        /// The URL called.
+        /// The URL called, its secrets redacted.
         url: String,
         /// The HTTP status.
         status: StatusCode,
@@ -80,7 +81,7 @@ pub enum ClientError {
     /// The answer was not the JSON the API promises.
     #[error("unexpected answer from {url}")]
     Decode {
-        /// The URL called.
+        /// The URL called, its secrets redacted.
         url: String,
         /// Why it did not decode.
         #[source]
@@ -118,6 +119,12 @@ pub struct EventsPage {
     /// The `after` for the next page, or `None` on the last one.
     #[serde(default)]
     pub next: Option<u64>,
+}
+
+/// `url` for an error message: without its password (reqwest's own
+/// errors would show it, hence their `without_url`).
+fn shown(url: &Url) -> String {
+    Redacted(url.as_str()).to_string()
 }
 
 #[derive(Deserialize)]
@@ -193,8 +200,8 @@ impl ApiClient {
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {
-                url: url.to_string(),
-                source,
+                url: shown(&url),
+                source: source.without_url(),
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -203,14 +210,14 @@ impl ApiClient {
                 .map(|body| body.error)
                 .unwrap_or_else(|_| body.trim().to_owned());
             return Err(ClientError::Status {
-                url: url.to_string(),
+                url: shown(&url),
                 status,
                 message,
             });
         }
         response.json().await.map_err(|source| ClientError::Decode {
-            url: url.to_string(),
-            source,
+            url: shown(&url),
+            source: source.without_url(),
         })
     }
 

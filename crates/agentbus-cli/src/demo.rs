@@ -31,7 +31,8 @@ pub struct DemoArgs {
     pub pace: Duration,
 
     /// Where the demo's events are kept (see `agentbus serve --help`).
-    #[arg(long, default_value = "memory")]
+    #[arg(long, default_value = "memory",
+          value_parser = crate::redacting_parser::RedactingParser(crate::store_spec::parse_store_spec))]
     pub store: StoreSpec,
 
     /// Require this bearer token on the API, as `serve` does.
@@ -65,6 +66,7 @@ pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoEr
         history: 1000,
         body_limit: 1 << 20,
         nats: None,
+        exposure: Default::default(),
     })
     .await?;
     let palette = Palette::stdout(color);

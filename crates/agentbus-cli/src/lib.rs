@@ -38,7 +38,11 @@
 //!   crash (even SIGKILL) loses nothing that was acknowledged. On Ctrl-C or
 //!   SIGTERM it stops accepting connections, gives open ones 3 s, stops the
 //!   NATS bridge (which sends what it buffered), then commits every recorded
-//!   event and prints the last sequence.
+//!   event and prints the last sequence. It refuses foreign web pages and
+//!   cuts off slow and idle connections as [`agentbus_web`] describes;
+//!   `--allow-origin` and `--allow-host` (repeatable) let more pages and
+//!   host names in, `--header-timeout` (default 10 s), `--idle-timeout`
+//!   (60 s) and `--max-connections` (2048) tune the limits.
 //! - **`--nats URL`** bridges the served bus to NATS (core, or JetStream with
 //!   `--jetstream`): local events go out, other buses' events come in and are
 //!   stored and shown like local ones; a bus ignores its own events coming
@@ -59,7 +63,13 @@
 //!   event, in sequence order, on a fresh bus (printing it with its
 //!   sequence) or into a
 //!   running server with `--to-url`. Events keep their ids, so a server with
-//!   a store does not store them twice.
+//!   a store does not store them twice. It never creates a store: a SQLite
+//!   file that does not exist is an error (exit 1) naming it.
+//! - **Secrets.** A location (`--store`, `--nats`, `--url`, `--to-url`) is
+//!   shown in every line and error with its passwords and tokens as `***`
+//!   ([`agentbus::Redacted`]); `--help` never shows the values of the
+//!   `AGENTBUS_*` variables. A PostgreSQL store can also be given as a
+//!   `key=value` string (`host=... user=... password=... dbname=...`).
 //! - **`demo`** serves the same API over simulated agents (see [`Demo`]);
 //!   its default store is `memory`.
 //!
@@ -98,6 +108,7 @@ mod filter;
 mod history;
 mod nats;
 mod publish;
+mod redacting_parser;
 mod render;
 mod replay;
 mod scenarios;
@@ -118,7 +129,7 @@ pub use crate::{
     render::{ColorChoice, Palette},
     replay::{ReplayArgs, ReplayError},
     scenarios::{Demo, DemoConfig},
-    serve::{ServeArgs, ServeError},
+    serve::{ExposureArgs, ServeArgs, ServeError},
     stats::{StatsArgs, StatsError},
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
     tail::{TailArgs, TailError},

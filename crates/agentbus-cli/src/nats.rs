@@ -1,6 +1,6 @@
 //! `--nats URL [--jetstream]`: bridge the served bus to a NATS server.
 
-use agentbus::EventBus;
+use agentbus::{EventBus, Redacted};
 use agentbus_nats::{BridgeConfig, ConnectError, NatsBridge};
 
 /// The NATS options of `agentbus serve`.
@@ -8,7 +8,12 @@ use agentbus_nats::{BridgeConfig, ConnectError, NatsBridge};
 pub struct NatsArgs {
     /// Bridge the bus to this NATS server (`nats://127.0.0.1:4222`): local
     /// events are sent there and events from other buses arrive here.
-    #[arg(long, env = "AGENTBUS_NATS", value_name = "URL")]
+    #[arg(
+        long,
+        env = "AGENTBUS_NATS",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub nats: Option<String>,
 
     /// Bridge through JetStream (durable, acknowledged) instead of core NATS.
@@ -24,6 +29,7 @@ pub struct NatsArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot bridge to NATS at {url}")]
 pub struct NatsError {
+    /// The server URL, its secrets redacted.
     url: String,
     #[source]
     source: ConnectError,
@@ -48,10 +54,10 @@ impl Bridge {
         let bridge = NatsBridge::connect(url, bus, config)
             .await
             .map_err(|source| NatsError {
-                url: url.clone(),
+                url: Redacted(url).to_string(),
                 source,
             })?;
-        tracing::info!(%url, jetstream = args.jetstream, name = bridge.name(), "bridged to NATS");
+        tracing::info!(url = %Redacted(url), jetstream = args.jetstream, name = bridge.name(), "bridged to NATS");
         Ok(Some(Self(bridge)))
     }
 

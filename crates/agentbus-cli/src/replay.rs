@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentbus::{Event, EventBus, EventTypeSet};
+use agentbus::{Event, EventBus, EventTypeSet, Redacted};
 use agentbus_store::{ReadQuery, StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{ApiClient, ClientError, ServerArgs};
 use crate::filter::FilterArgs;
+use crate::redacting_parser::RedactingParser;
 use crate::render::{ColorChoice, Palette};
 use crate::store_spec::{OpenStoreError, StoreSpec};
 
@@ -19,8 +20,9 @@ use crate::store_spec::{OpenStoreError, StoreSpec};
     agentbus replay --store sqlite:old.db --to-url http://127.0.0.1:7878  # publish it into a running server\n\n\
     Replayed events keep their ids: a server with a store does not store them twice.")]
 pub struct ReplayArgs {
-    /// The store to read: sqlite:PATH or postgres://...
-    #[arg(long, env = "AGENTBUS_STORE", value_parser = parse_durable_store)]
+    /// The store to read: sqlite:PATH or postgres://... (never created: it
+    /// must exist).
+    #[arg(long, env = "AGENTBUS_STORE", hide_env_values = true, value_parser = RedactingParser(parse_durable_store))]
     pub store: StoreSpec,
 
     /// First sequence to replay (inclusive).
@@ -65,9 +67,7 @@ pub struct ReplayArgs {
 }
 
 fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
-    let spec: StoreSpec = text
-        .parse()
-        .map_err(|error: crate::ParseStoreSpecError| error.to_string())?;
+    let spec = crate::store_spec::parse_store_spec(text)?;
     if !spec.is_durable() {
         return Err(format!(
             "{spec} holds nothing to replay: give sqlite:PATH or postgres://..."
@@ -96,9 +96,9 @@ pub enum ReplayError {
         source: StoreError,
     },
     /// `--to-url` is not a usable URL.
-    #[error("invalid --to-url {url:?}: {reason}")]
+    #[error("invalid --to-url \"{url}\": {reason}")]
     Url {
-        /// The URL given.
+        /// The URL given, its secrets redacted.
         url: String,
         /// Why.
         reason: String,
@@ -123,7 +123,7 @@ enum Target {
 /// Runs `agentbus replay`.
 pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), ReplayError> {
     let spec = args.store.to_string();
-    let Some(store) = args.store.open().await? else {
+    let Some(store) = args.store.open_existing().await? else {
         return Err(ReplayError::NoStore(spec));
     };
     let last = match args.to {
@@ -142,7 +142,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
     let target = match &args.to_url {
         Some(url) => {
             let parsed = crate::client::parse_base_url(url).map_err(|reason| ReplayError::Url {
-                url: url.clone(),
+                url: Redacted(url).to_string(),
                 reason,
             })?;
             let client = ApiClient::new(&ServerArgs {
@@ -223,7 +223,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
     );
     let destination = match &target {
         Target::Bus(bus) => format!("a fresh bus ({} published)", bus.stats().events_published),
-        Target::Server(client) => client.base().to_string(),
+        Target::Server(client) => Redacted(client.base().as_str()).to_string(),
     };
     note!(
         "replayed {replayed} events ({range}) from {spec} into {destination} in {:.1?}",

@@ -21,7 +21,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 #[command(after_help = "Examples:\n  \
     agentbus serve                                         # SQLite ./agentbus.db on 127.0.0.1:7878\n  \
     agentbus serve --store postgres://postgres@127.0.0.1/events --token s3cret\n  \
-    agentbus serve --addr 0.0.0.0:7878 --token s3cret      # reachable from other hosts")]
+    agentbus serve --addr 0.0.0.0:7878 --token s3cret      # reachable from other hosts, by address\n  \
+    agentbus serve --addr 0.0.0.0:7878 --token s3cret --allow-host bus.lan   # ... and as bus.lan")]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the first line printed
     /// says which).
@@ -30,7 +31,13 @@ pub struct ServeArgs {
 
     /// Where events are kept: sqlite:PATH, postgres://..., memory (in-memory
     /// SQLite) or none (the API answers from the bus history).
-    #[arg(long, env = "AGENTBUS_STORE", default_value = "sqlite:./agentbus.db")]
+    #[arg(
+        long,
+        env = "AGENTBUS_STORE",
+        hide_env_values = true,
+        default_value = "sqlite:./agentbus.db",
+        value_parser = crate::redacting_parser::RedactingParser(crate::store_spec::parse_store_spec)
+    )]
     pub store: StoreSpec,
 
     /// Require this bearer token on every route but /api/health.
@@ -49,6 +56,92 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub nats: crate::nats::NatsArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub exposure: ExposureArgs,
+}
+
+/// Who may talk to the server, and how long and how many connections it
+/// keeps (the details are in `agentbus_web`'s crate docs).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExposureArgs {
+    /// Also let web pages of this origin (SCHEME://HOST or
+    /// SCHEME://HOST:PORT) call the API; by default only the server's own
+    /// pages may. Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allow_origins: Vec<String>,
+
+    /// Also accept requests naming this host (NAME or NAME:PORT) in their
+    /// Host header; by default only loopback names and addresses and the
+    /// address the server listens on are. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = parse_host)]
+    pub allow_hosts: Vec<String>,
+
+    /// Time a client gets to send a request's headers (also how long an
+    /// idle keep-alive connection stays open); 0 for no limit.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Time a connection may move no byte while a request is served
+    /// (a client that stopped reading the reply); 0 for no limit.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest number of open connections (WebSockets and SSE streams
+    /// included); more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = agentbus_web::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
+
+    /// With a store: how long a POST may wait for its events to be durable
+    /// (room in the recorder's queue, then the commit) before it gets 503.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub durable_timeout: Duration,
+}
+
+impl Default for ExposureArgs {
+    fn default() -> Self {
+        Self {
+            allow_origins: Vec::new(),
+            allow_hosts: Vec::new(),
+            header_timeout: agentbus_web::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: agentbus_web::DEFAULT_IDLE_TIMEOUT,
+            max_connections: agentbus_web::DEFAULT_MAX_CONNECTIONS,
+            durable_timeout: agentbus_web::DEFAULT_DURABLE_TIMEOUT,
+        }
+    }
+}
+
+fn parse_origin(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or("an origin starts with http:// or https://")?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err("an origin is scheme://host[:port], without a path".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_host(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(['/', '?', '#', '@', ' ']) {
+        return Err("a host is NAME or NAME:PORT, without a scheme or path".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("a positive number of connections".into()),
+    }
+}
+
+/// A zero duration turns a limit off.
+fn limit(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
 }
 
 /// `agentbus serve` (or the demo's server) failed.
@@ -89,6 +182,7 @@ pub(crate) struct Server {
     listener: TcpListener,
     app: axum::Router,
     addr: SocketAddr,
+    exposure: ExposureArgs,
     nats: Option<crate::nats::Bridge>,
 }
 
@@ -100,6 +194,7 @@ pub(crate) struct ServerConfig<'a> {
     pub(crate) history: usize,
     pub(crate) body_limit: usize,
     pub(crate) nats: Option<&'a crate::nats::NatsArgs>,
+    pub(crate) exposure: ExposureArgs,
 }
 
 impl Server {
@@ -118,7 +213,10 @@ impl Server {
         }
         let mut api = agentbus_web::WebApi::new(bus.clone())
             .token(config.token)
-            .body_limit(config.body_limit);
+            .body_limit(config.body_limit)
+            .allowed_origins(&config.exposure.allow_origins)
+            .allowed_hosts(&config.exposure.allow_hosts)
+            .durable_timeout(config.exposure.durable_timeout);
         if let Some(recorder) = &recorder {
             api = api.store(recorder.clone());
         }
@@ -143,6 +241,7 @@ impl Server {
             listener,
             app,
             addr,
+            exposure: config.exposure,
             nats,
         })
     }
@@ -160,10 +259,15 @@ impl Server {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Option<u64>, ServeError> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopping_tx.send(());
-        });
+        let serve = agentbus_web::Serve::new(self.listener, self.app)
+            .header_read_timeout(limit(self.exposure.header_timeout))
+            .idle_timeout(limit(self.exposure.idle_timeout))
+            .max_connections(self.exposure.max_connections)
+            .graceful_shutdown(async move {
+                stop.await;
+                let _ = stopping_tx.send(());
+            })
+            .run();
         let deadline = async move {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -219,6 +323,7 @@ pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), Serve
         history: args.history as usize,
         body_limit: args.body_limit,
         nats: Some(&args.nats),
+        exposure: args.exposure.clone(),
     })
     .await?;
     let palette = Palette::stdout(color);

@@ -125,4 +125,25 @@ mod tests {
             "{text}"
         );
     }
+
+    #[tokio::test]
+    async fn a_server_with_a_store_shows_what_the_store_rejected() {
+        let bus = agentbus::EventBus::new();
+        let store = agentbus_store::SqliteStore::open_in_memory().unwrap();
+        let recorder = agentbus_store::Recorder::attach(&bus, store);
+        let app = agentbus_web::WebApi::new(bus).store(recorder).router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(agentbus_web::serve(listener, app));
+        let args = ServerArgs {
+            url: crate::client::parse_base_url(&format!("http://{addr}")).unwrap(),
+            token: None,
+        };
+        let stats = ApiClient::new(&args).unwrap().stats().await.unwrap();
+        server.abort();
+        let mut text = String::new();
+        render(&stats, 0, Palette::new(false), &mut text);
+        let store = &text[text.find("\nstore\n").expect("a store block")..];
+        assert!(store.contains("\n  rejected "), "{text}");
+    }
 }

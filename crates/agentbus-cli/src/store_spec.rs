@@ -5,14 +5,16 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use agentbus::Redacted;
 use agentbus_store::{EventStore, SqliteStore};
 
 /// A store named on the command line.
 ///
-/// `sqlite:PATH` (or a bare path), `postgres://...` / `postgresql://...`,
-/// `memory` (an in-memory SQLite store: sequences and resume work, nothing
-/// outlives the process) or `none` (no store: the API answers from the bus's
-/// bounded history).
+/// `sqlite:PATH` (or a bare path), `postgres://...` / `postgresql://...`
+/// or a PostgreSQL `key=value` string (`host=... dbname=...`), `memory`
+/// (an in-memory SQLite store: sequences and resume work, nothing outlives
+/// the process) or `none` (no store: the API answers from the bus's bounded
+/// history). `Display` and `Debug` show it [`Redacted`].
 ///
 /// ```
 /// use agentbus_cli::StoreSpec;
@@ -21,14 +23,15 @@ use agentbus_store::{EventStore, SqliteStore};
 /// assert_eq!("./events.db".parse::<StoreSpec>().unwrap(), StoreSpec::Sqlite("./events.db".into()));
 /// assert_eq!("memory".parse::<StoreSpec>().unwrap(), StoreSpec::Memory);
 /// assert!(matches!("postgres://postgres@127.0.0.1/events".parse::<StoreSpec>().unwrap(), StoreSpec::Postgres(_)));
+/// assert!(matches!("host=127.0.0.1 password=x".parse::<StoreSpec>().unwrap(), StoreSpec::Postgres(_)));
 /// assert!("sqlite:".parse::<StoreSpec>().is_err());
 /// assert!("mysql://db".parse::<StoreSpec>().is_err());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// A SQLite file, created and migrated on open.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
+    /// A PostgreSQL connection URL or `key=value` string.
     Postgres(String),
     /// An in-memory SQLite store.
     Memory,
@@ -45,9 +48,16 @@ impl StoreSpec {
 
 /// A `--store` value that names no store kind.
 #[derive(Debug, thiserror::Error)]
-#[error("expected sqlite:PATH, postgres://..., memory or none, got {input:?}")]
+#[error("expected sqlite:PATH, postgres://..., memory or none, got \"{shown}\"")]
 pub struct ParseStoreSpecError {
-    input: String,
+    /// The input, its secrets redacted.
+    shown: String,
+}
+
+/// [`StoreSpec::from_str`] for clap, with the error as text.
+pub(crate) fn parse_store_spec(text: &str) -> Result<StoreSpec, String> {
+    text.parse()
+        .map_err(|error: ParseStoreSpecError| error.to_string())
 }
 
 impl FromStr for StoreSpec {
@@ -55,7 +65,7 @@ impl FromStr for StoreSpec {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let error = || ParseStoreSpecError {
-            input: input.to_owned(),
+            shown: Redacted(input).to_string(),
         };
         match input {
             "memory" | "sqlite::memory:" => return Ok(Self::Memory),
@@ -63,7 +73,7 @@ impl FromStr for StoreSpec {
             "" => return Err(error()),
             _ => {}
         }
-        if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        if agentbus_store::is_postgres_location(input) {
             return Ok(Self::Postgres(input.to_owned()));
         }
         if let Some(path) = input.strip_prefix("sqlite:") {
@@ -82,29 +92,26 @@ impl FromStr for StoreSpec {
     }
 }
 
-impl fmt::Display for StoreSpec {
-    /// The spec as typed, with a PostgreSQL password hidden.
+impl fmt::Debug for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Self::Postgres(url) => f.write_str(&hide_password(url)),
-            Self::Memory => f.write_str("memory"),
-            Self::None => f.write_str("none"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&Redacted(url)).finish(),
+            Self::Memory => f.write_str("Memory"),
+            Self::None => f.write_str("None"),
         }
     }
 }
 
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
-fn hide_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+impl fmt::Display for StoreSpec {
+    /// The spec as typed, its secrets redacted ([`Redacted`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(url) => write!(f, "{}", Redacted(url)),
+            Self::Memory => f.write_str("memory"),
+            Self::None => f.write_str("none"),
+        }
     }
 }
 
@@ -118,6 +125,16 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(spec.to_string(), "postgres://app:***@127.0.0.1:5432/events");
+        let spec: StoreSpec = "host=127.0.0.1 user=app password=hunter2 dbname=events"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "host=127.0.0.1 user=app password=*** dbname=events"
+        );
+        assert!(!format!("{spec:?}").contains("hunter2"), "{spec:?}");
+        let error = "mysql://app:hunter2@db".parse::<StoreSpec>().unwrap_err();
+        assert!(!format!("{error} {error:?}").contains("hunter2"), "{error}");
         assert!(spec.is_durable());
         assert!(!StoreSpec::Memory.is_durable());
     }
@@ -130,7 +147,7 @@ pub enum OpenStoreError {
     /// The store refused to open (see the cause).
     #[error("cannot open the store {spec}")]
     Store {
-        /// The store, as given (password hidden).
+        /// The store, as given (secrets redacted).
         spec: String,
         /// Why.
         #[source]
@@ -141,7 +158,7 @@ pub enum OpenStoreError {
         "cannot open the store {spec}: this agentbus was built without the `postgres` feature"
     )]
     PostgresUnsupported {
-        /// The store, as given (password hidden).
+        /// The store, as given (secrets redacted).
         spec: String,
     },
 }
@@ -150,14 +167,36 @@ impl StoreSpec {
     /// Opens (and for SQLite creates and migrates) the store; `None` for
     /// [`StoreSpec::None`].
     pub async fn open(&self) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
+        self.open_as(false).await
+    }
+
+    /// [`open`](Self::open) for commands that only read: a store that does
+    /// not exist (no SQLite file, or no agentbus schema in the file or the
+    /// PostgreSQL database) is an error
+    /// ([`StoreError::NotFound`](agentbus_store::StoreError::NotFound));
+    /// nothing is created.
+    pub async fn open_existing(&self) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
+        self.open_as(true).await
+    }
+
+    async fn open_as(&self, existing: bool) -> Result<Option<Arc<dyn EventStore>>, OpenStoreError> {
         let spec = self.to_string();
         let failed = |source| OpenStoreError::Store {
             spec: spec.clone(),
             source,
         };
         let store: Arc<dyn EventStore> = match self {
+            Self::Sqlite(path) if existing => {
+                Arc::new(SqliteStore::open_existing(path).map_err(failed)?)
+            }
             Self::Sqlite(path) => Arc::new(SqliteStore::open(path).map_err(failed)?),
             Self::Memory => Arc::new(SqliteStore::open_in_memory().map_err(failed)?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) if existing => Arc::new(
+                agentbus_store::PostgresStore::connect_existing(url)
+                    .await
+                    .map_err(failed)?,
+            ),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => Arc::new(
                 agentbus_store::PostgresStore::connect(url)

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use agentbus::Redacted;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
 
@@ -121,14 +122,14 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                     .and_then(|value| value["error"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| body.trim().to_owned());
                 return Err(TailError::Refused {
-                    url: url.to_string(),
+                    url: Redacted(url.as_str()).to_string(),
                     status: response.status().as_u16(),
                     message,
                 });
             }
             Err(source) if !connected_once || args.no_reconnect => {
                 return Err(TailError::Connect {
-                    url: url.to_string(),
+                    url: Redacted(url.as_str()).to_string(),
                     source: Box::new(source),
                 })
             }
@@ -144,7 +145,11 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         } else {
             "following"
         };
-        note!("{} {url} (Ctrl-C to stop)", notes.dim(verb));
+        note!(
+            "{} {} (Ctrl-C to stop)",
+            notes.dim(verb),
+            Redacted(url.as_str())
+        );
         connected_once = true;
         backoff = Duration::from_millis(250);
 
@@ -204,7 +209,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
         };
         if args.no_reconnect {
             return Err(TailError::Lost {
-                url: url.to_string(),
+                url: Redacted(url.as_str()).to_string(),
                 source: failure.map(Box::new),
             });
         }

@@ -89,3 +89,34 @@ fn an_unreachable_nats_server_is_a_clear_startup_error() {
         "{line}"
     );
 }
+
+#[test]
+fn the_bridged_nats_url_is_logged_without_its_password() {
+    let Some(nats) = NatsServer::start_with_args_or_skip(
+        "agentbus serve --nats logs no password",
+        &["--user", "ann", "--pass", "natspass"],
+    ) else {
+        return;
+    };
+    let url = nats.url();
+    let with_password = url.replacen("nats://", "nats://ann:natspass@", 1);
+    let mut command = common::agentbus();
+    command.env("RUST_LOG", "info").args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        "none",
+        "--nats",
+        &with_password,
+    ]);
+    let process = Running::spawn(command);
+    let first = process.stdout_line(Duration::from_secs(60), |line| line.contains("http://"));
+    let bridged = process.stderr_line(Duration::from_secs(30), |line| {
+        line.contains("bridged to NATS")
+    });
+    assert!(bridged.contains("nats://ann:***@127.0.0.1:"), "{bridged}");
+    for line in [first, bridged] {
+        assert!(!line.contains("natspass"), "{line}");
+    }
+}

@@ -14,6 +14,7 @@ use crate::config::{BridgeConfig, Mode, Overflow, StartFrom};
 use crate::error::ConnectError;
 use crate::incoming::{self, Incoming};
 use crate::outgoing::{self, Outgoing, Sender};
+use crate::servers::Servers;
 use crate::stats::{bump, BridgeStats, Counters};
 use crate::wire::Stamp;
 
@@ -70,7 +71,9 @@ pub(crate) struct Context {
 
 impl NatsBridge {
     /// Connects `bus` to the NATS server at `url` (`nats://host:port`, or a
-    /// comma-separated list) and starts bridging.
+    /// comma-separated list; `nats://user:password@host` or
+    /// `nats://token@host` to authenticate: see the crate docs) and starts
+    /// bridging.
     ///
     /// Returns once connected and, in JetStream mode, once the stream and the
     /// durable consumer exist, so events published locally from then on are
@@ -102,6 +105,7 @@ impl NatsBridge {
     ) -> Result<NatsBridge, ConnectError> {
         let name = config.resolved_name();
         validate(&config, &name)?;
+        let servers = Servers::parse(url)?;
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             reserved: AtomicUsize::new(0),
@@ -121,7 +125,6 @@ impl NatsBridge {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (finished_tx, finished_rx) = oneshot::channel();
-        let url = url.to_owned();
         let worker_threads = context.config.worker_threads;
         std::thread::Builder::new()
             .name(format!("agentbus-nats-{name}"))
@@ -145,7 +148,7 @@ impl NatsBridge {
                             return;
                         }
                     };
-                    runtime.block_on(run(context, url, local, control_rx, stop_rx, ready_tx));
+                    runtime.block_on(run(context, servers, local, control_rx, stop_rx, ready_tx));
                     drop(runtime);
                     let _ = finished_tx.send(());
                 }
@@ -248,7 +251,7 @@ fn reconnect_delay(max: Duration) -> impl Fn(usize) -> Duration + Send + Sync + 
 
 async fn run(
     context: Context,
-    url: String,
+    servers: Servers,
     local: agentbus::EventStream,
     control: mpsc::UnboundedReceiver<Control>,
     mut stop: watch::Receiver<bool>,
@@ -257,7 +260,8 @@ async fn run(
     let context = Arc::new(context);
     let setup = async {
         let shared = Arc::clone(&context.shared);
-        let client = async_nats::ConnectOptions::new()
+        let client = servers
+            .authenticate(async_nats::ConnectOptions::new())
             .name(&context.name)
             .no_echo()
             .subscription_capacity(context.config.subscription_capacity)
@@ -266,7 +270,7 @@ async fn run(
                 let shared = Arc::clone(&shared);
                 async move { on_client_event(&shared, event) }
             })
-            .connect(url.as_str())
+            .connect(servers.addrs)
             .await
             .map_err(ConnectError::Connect)?;
         context

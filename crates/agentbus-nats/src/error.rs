@@ -6,6 +6,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ConnectError {
+    /// A server of the list is not a NATS URL (`nats://host:port`, `tls://`,
+    /// `ws://`, `wss://` or `host:port`).
+    #[error("invalid nats server url")]
+    Url(#[source] std::io::Error),
     /// The NATS server could not be reached.
     #[error("cannot connect to nats server")]
     Connect(#[source] async_nats::ConnectError),

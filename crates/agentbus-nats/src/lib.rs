@@ -69,6 +69,15 @@
 //! flight can arrive after newer ones. A new consumer starts with events
 //! published after it was created ([`StartFrom`]).
 //!
+//! **Servers and credentials.** [`NatsBridge::connect`] takes one server
+//! (`nats://host:port`, `tls://`, `ws://`, `wss://`, or `host:port`) or a
+//! comma-separated list, tried in turn. Credentials written in the URL
+//! authenticate: `nats://user:password@host` (percent-escaped) or
+//! `nats://token@host`; the servers of a list share one set. They are
+//! taken out of the URLs before the NATS client sees them, so no error and
+//! no log line (the client's included) shows them; the agentbus crates print
+//! a server list only through [`agentbus::Redacted`].
+//!
 //! **Disconnects.** The client reconnects on its own, with backoff from 10 ms
 //! doubling to [`max_reconnect_delay`](BridgeConfig::max_reconnect_delay),
 //! forever; [`BridgeStats::connected`] and
@@ -152,6 +161,7 @@ mod echo;
 mod error;
 mod incoming;
 mod outgoing;
+mod servers;
 mod stats;
 mod wire;
 

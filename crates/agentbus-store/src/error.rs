@@ -112,10 +112,20 @@ pub enum StoreError {
         /// Events dropped since the previous flush.
         count: u64,
     },
+    /// A store opened for reading ([`open_existing`](crate::open_existing),
+    /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing),
+    /// [`PostgresStore::connect_existing`](crate::PostgresStore::connect_existing))
+    /// does not exist: no such file, or a database without the agentbus
+    /// schema. Nothing was created.
+    #[error("store `{location}` does not exist")]
+    NotFound {
+        /// The file path, or the database (`host:port/database`).
+        location: String,
+    },
     /// A store location that [`open`](crate::open) does not understand.
     #[error("unsupported store location `{location}`: expected `sqlite:PATH`, `postgres://...` or `memory`")]
     UnsupportedLocation {
-        /// The location given.
+        /// The location given, its secrets redacted.
         location: String,
     },
     /// The recorder's writer has stopped (closed, or its thread is gone).

@@ -28,7 +28,8 @@
 //!
 //! Both features are on by default. `Arc<dyn EventStore>` works wherever a
 //! store does, for a backend chosen at run time; [`open`] makes one from a
-//! location string (`sqlite:PATH`, `postgres://...`, `memory`).
+//! location string (`sqlite:PATH`, `postgres://...`, `memory`), and
+//! [`open_existing`] does for readers, never creating a SQLite file.
 //!
 //! # The recorder
 //!
@@ -44,6 +45,10 @@
 //!   each drop in [`RecorderStats::dropped`], logs it, and makes the next
 //!   [`flush`](Recorder::flush) return [`StoreError::EventsDropped`].
 //!   The queue never grows past its capacity (65,536 by default).
+//!   Under `Wait` a publisher waits on its own thread; an async publisher
+//!   that must never block its thread (a handler on a Tokio worker) first
+//!   awaits [`Recorder::reserve`], which waits for room without blocking,
+//!   under whatever timeout it chooses.
 //! - **Flush.** [`Recorder::flush`] resolves once every event published
 //!   before the call is committed, and returns the store's last sequence.
 //! - **Errors and retries.** A failed write (disk full, PostgreSQL down, a
@@ -156,10 +161,10 @@ pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
     error::{Cause, StoreError},
-    open::open,
+    open::{is_postgres_location, open, open_existing},
     projection::Projection,
     query::{Order, ReadQuery},
-    recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats},
+    recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats, Reservation},
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
     stored::StoredEvent,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::query::{Order, ReadQuery};
 use crate::store::{Appended, BoxFuture, EventStore, Retention};
-use crate::stored::{timestamp_nanos, Columns, StoredEvent};
+use crate::stored::{clamp_nanos, clamp_sequence, timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`agentbus_meta`).
 pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 1;
@@ -124,6 +124,34 @@ impl PostgresStore {
     /// Fails with [`StoreError::SchemaTooNew`] if a newer build created the
     /// schema, and [`StoreError::Backend`] if the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::pooled(url)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// [`connect`](Self::connect) for reading an existing store: a database
+    /// without the agentbus schema is [`StoreError::NotFound`], and nothing
+    /// is created in it.
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let store = Self::pooled(url)?;
+        let client = store.pool.get().await.map_err(pool_error("connect"))?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('agentbus_meta') IS NOT NULL", &[])
+            .await
+            .map_err(pg_error("open"))?
+            .get(0);
+        drop(client);
+        if !exists {
+            return Err(StoreError::NotFound {
+                location: store.location.to_string(),
+            });
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The pool, not yet connected.
+    fn pooled(url: &str) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|error| StoreError::backend("postgres", "parse url", error))?;
@@ -143,12 +171,10 @@ impl PostgresStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|error| StoreError::backend("postgres", "connect", error))?;
-        let store = Self {
+        Ok(Self {
             pool,
             location: location.into(),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// Where the store lives: `host:port/database` (no credentials).
@@ -444,17 +470,6 @@ fn describe(config: &tokio_postgres::Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let database = config.get_dbname().unwrap_or("");
     format!("{host}:{port}/{database}")
-}
-
-fn clamp_sequence(sequence: u64) -> i64 {
-    i64::try_from(sequence).unwrap_or(i64::MAX)
-}
-
-fn clamp_nanos(at: SystemTime) -> i64 {
-    match at.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
 }
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {

@@ -1,7 +1,7 @@
 //! [`Recorder`]: records every event published on a bus into a store, with
 //! a lock-free hand-off on the publishing thread and a background writer.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use crate::writer::{Committed, Control, Writer};
 pub enum Overflow {
     /// The publisher waits (spinning, then sleeping briefly) until the writer
     /// makes room: publishers slow down to the store's pace and nothing is
-    /// lost. The default.
+    /// lost. The default. The wait holds the publishing thread: an async
+    /// publisher awaits [`Recorder::reserve`] first instead.
     #[default]
     Wait,
     /// The event is not recorded; it is counted in
@@ -170,6 +171,11 @@ pub(crate) struct Shared {
     /// Set by the writer before it sleeps for lack of events.
     pub(crate) writer_idle: AtomicBool,
     pub(crate) wake: Notify,
+    /// Queue slots promised by [`Recorder::reserve`] and not yet released.
+    reserved: AtomicUsize,
+    /// Woken when the writer takes events off the queue or a reservation
+    /// ends: a [`Recorder::reserve`] waiting for room looks again.
+    pub(crate) room: Notify,
     /// Set when the writer has stopped: waiting publishers give up.
     pub(crate) writer_gone: AtomicBool,
     pub(crate) counters: Counters,
@@ -346,6 +352,8 @@ impl Recorder {
             overflow: config.overflow,
             writer_idle: AtomicBool::new(false),
             wake: Notify::new(),
+            reserved: AtomicUsize::new(0),
+            room: Notify::new(),
             writer_gone: AtomicBool::new(false),
             counters: Counters::default(),
             last_error: Mutex::new(None),
@@ -397,6 +405,63 @@ impl Recorder {
             .map_err(|_| StoreError::Closed)?;
         self.handle.shared.wake_writer_now();
         result.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Waits, without blocking the thread, until the queue has room for
+    /// `events` more events (at most its capacity) beyond what is queued and
+    /// what other reservations hold, and holds that room until the returned
+    /// [`Reservation`] is dropped.
+    ///
+    /// Publishing at most [`Reservation::events`] events while holding it
+    /// never waits for room under [`Overflow::Wait`] (nor drops under
+    /// [`Overflow::DropNewest`]), as long as every publisher racing for the
+    /// queue reserves too. An async publisher that must not block its
+    /// thread when the store stalls (a web handler on a Tokio worker) reserves
+    /// first, under a timeout of its choice; a batch larger than the queue
+    /// is published in parts, one reservation each.
+    ///
+    /// Fails with [`StoreError::Closed`] once the writer has stopped.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{Recorder, SqliteStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::builder()
+    ///     .capacity(2)
+    ///     .attach(&bus, SqliteStore::open_in_memory()?);
+    /// let room = recorder.reserve(5).await?;
+    /// assert_eq!(room.events(), 2, "at most the queue's capacity");
+    /// bus.publish(Event::new(EventType::TaskCreated)).await;
+    /// bus.publish(Event::new(EventType::TaskCreated)).await;
+    /// drop(room);
+    /// assert_eq!(recorder.flush().await?, 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn reserve(&self, events: usize) -> Result<Reservation, StoreError> {
+        let shared = &self.handle.shared;
+        let events = events.min(shared.queue.capacity());
+        loop {
+            let mut room = std::pin::pin!(shared.room.notified());
+            for _ in 0..2 {
+                if shared.writer_gone.load(Ordering::Acquire) {
+                    return Err(StoreError::Closed);
+                }
+                if shared.try_reserve(events) {
+                    return Ok(Reservation {
+                        shared: Arc::clone(shared),
+                        events,
+                    });
+                }
+                // Registered before looking again, so room made in between
+                // wakes us (the first look skips registering: usually there
+                // is room).
+                room.as_mut().enable();
+            }
+            room.await;
+        }
     }
 
     /// Stops recording: unsubscribes from the bus, commits everything
@@ -525,7 +590,61 @@ impl Recorder {
     }
 }
 
+/// Room in a recorder's queue held for one publisher; from
+/// [`Recorder::reserve`]. Dropping it gives back what was not used.
+#[must_use = "the room is given back when the reservation is dropped"]
+pub struct Reservation {
+    shared: Arc<Shared>,
+    events: usize,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+impl Reservation {
+    /// How many events this reservation holds room for.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.shared
+            .reserved
+            .fetch_sub(self.events, Ordering::AcqRel);
+        self.shared.room.notify_waiters();
+    }
+}
+
 impl Shared {
+    /// Takes room for `events` if the queue has it beyond what is queued
+    /// and reserved. Events published under a reservation count twice until
+    /// it is dropped: cautious, never too generous.
+    fn try_reserve(&self, events: usize) -> bool {
+        let capacity = self.queue.capacity();
+        let mut reserved = self.reserved.load(Ordering::Acquire);
+        loop {
+            if self.queue.len() + reserved + events > capacity {
+                return false;
+            }
+            match self.reserved.compare_exchange_weak(
+                reserved,
+                reserved + events,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => reserved = now,
+            }
+        }
+    }
+
     /// Wakes the writer whether or not it said it was idle (for control
     /// messages, which arrive on their own channel).
     pub(crate) fn wake_writer_now(&self) {

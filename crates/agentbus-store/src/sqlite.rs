@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use crate::error::StoreError;
 use crate::query::{Order, ReadQuery};
 use crate::store::{blocking, Appended, BoxFuture, EventStore, Retention};
-use crate::stored::{corrupt, timestamp_nanos, Columns, StoredEvent};
+use crate::stored::{clamp_nanos, clamp_sequence, corrupt, timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 1;
@@ -144,6 +144,36 @@ impl SqliteStore {
         let location = path.display().to_string();
         let connection = Connection::open(path).map_err(sqlite_error("open"))?;
         Self::init(connection, location, Some(path.to_path_buf()), options)
+    }
+
+    /// [`open`](Self::open) for reading an existing store: a missing file,
+    /// or a SQLite file without the agentbus schema, is
+    /// [`StoreError::NotFound`]; nothing is created. The file is still opened
+    /// read-write (WAL needs its `-shm` file) and migrated if older.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+        let connection = Connection::open_with_flags(path, flags).map_err(|error| {
+            match error.sqlite_error_code() {
+                Some(ErrorCode::CannotOpen) if !path.exists() => StoreError::NotFound {
+                    location: location.clone(),
+                },
+                _ => sqlite_error("open")(error),
+            }
+        })?;
+        // A file without the schema (empty, or another program's database)
+        // would get it from `init`; a file that is not SQLite fails there.
+        let version = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0));
+        if matches!(version, Ok(0)) {
+            return Err(StoreError::NotFound { location });
+        }
+        Self::init(
+            connection,
+            location,
+            Some(path.to_path_buf()),
+            SqliteOptions::default(),
+        )
     }
 
     /// A store in memory, gone when the last handle is dropped: for tests and
@@ -379,19 +409,15 @@ fn read(connection: &Connection, query: &ReadQuery) -> Result<Vec<StoredEvent>, 
     if !query.all_types() {
         let _ = write!(sql, " AND event_type IN ({})", type_list(query));
     }
-    let mut parameters: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(query.get_after() as i64)];
+    let mut parameters: Vec<Box<dyn rusqlite::ToSql>> =
+        vec![Box::new(clamp_sequence(query.get_after()))];
     let mut condition =
         |sql: &mut String, column: &str, op: &str, value: Box<dyn rusqlite::ToSql>| {
             parameters.push(value);
             let _ = write!(sql, " AND {column} {op} ?{}", parameters.len());
         };
     if let Some(up_to) = query.get_up_to() {
-        condition(
-            &mut sql,
-            "sequence",
-            "<=",
-            Box::new(up_to.min(i64::MAX as u64) as i64),
-        );
+        condition(&mut sql, "sequence", "<=", Box::new(clamp_sequence(up_to)));
     }
     if let Some(circle) = query.get_circle_id() {
         condition(&mut sql, "circle_id", "=", Box::new(circle));
@@ -435,14 +461,6 @@ fn read(connection: &Connection, query: &ReadQuery) -> Result<Vec<StoredEvent>, 
         events.push(decode_row(row)?);
     }
     Ok(events)
-}
-
-/// Nanoseconds since the epoch for a time bound, clamped to the stored range.
-fn clamp_nanos(at: SystemTime) -> i64 {
-    match at.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
 }
 
 fn uuid_column(
@@ -511,7 +529,7 @@ fn prune(
         removed += tx
             .execute(
                 "DELETE FROM agentbus_events WHERE sequence <= ?1",
-                [keep_from.min(i64::MAX as u64) as i64],
+                [clamp_sequence(keep_from)],
             )
             .map_err(&failed)? as u64;
     }

@@ -107,6 +107,37 @@ pub trait EventStore: Send + Sync + 'static {
     /// Removes the oldest events beyond `retention`; returns how many. The
     /// sequence counter is unaffected.
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Whether this store can hold `event`, decided without touching the
+    /// database: the one place that says what a store refuses, so a
+    /// publisher can refuse at the door what the [`Recorder`](crate::Recorder)
+    /// would otherwise skip (and count in
+    /// [`RecorderStats::rejected`](crate::RecorderStats::rejected)).
+    ///
+    /// Both backends store timestamps as `i64` nanoseconds since the Unix
+    /// epoch, so they hold 1970-01-01T00:00:00Z to
+    /// 2262-04-11T23:47:16.854775807Z and refuse anything else with
+    /// [`StoreError::TimestampOutOfRange`]; that is the default. A custom
+    /// store that refuses more overrides it (keeping the timestamp check if
+    /// it stores timestamps the same way).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    /// use agentbus_store::{EventStore, SqliteStore, StoreError};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let store = SqliteStore::open_in_memory().unwrap();
+    /// assert!(store.check(&Event::new(EventType::TaskCreated)).is_ok());
+    /// let mut late = Event::new(EventType::TaskCreated);
+    /// late.timestamp = UNIX_EPOCH + Duration::from_secs(10_000_000_000); // year 2286
+    /// assert!(matches!(
+    ///     store.check(&late),
+    ///     Err(StoreError::TimestampOutOfRange { .. })
+    /// ));
+    /// ```
+    fn check(&self, event: &Event) -> Result<(), StoreError> {
+        crate::stored::timestamp_nanos(event).map(|_| ())
+    }
 }
 
 impl<S: EventStore + ?Sized> EventStore for Arc<S> {
@@ -134,6 +165,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
         (**self).prune(retention)
+    }
+
+    fn check(&self, event: &Event) -> Result<(), StoreError> {
+        (**self).check(event)
     }
 }
 

@@ -12,7 +12,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::error::StoreError;
 use crate::recorder::{RecorderBuilder, Shared};
 use crate::store::EventStore;
-use crate::stored::timestamp_nanos;
 
 pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
@@ -85,6 +84,7 @@ impl Writer {
         impl Drop for Gone {
             fn drop(&mut self) {
                 self.0.writer_gone.store(true, Ordering::Release);
+                self.0.room.notify_waiters();
             }
         }
         let _gone = Gone(Arc::clone(&self.shared));
@@ -283,6 +283,7 @@ impl Writer {
     }
 
     fn fill(&mut self, pending: &mut Vec<Arc<Event>>) {
+        let before = pending.len();
         while pending.len() < self.config.max_batch {
             match self.shared.queue.pop() {
                 Some(event) => {
@@ -292,15 +293,18 @@ impl Writer {
                 None => break,
             }
         }
+        if pending.len() > before {
+            self.shared.room.notify_waiters();
+        }
     }
 
     fn reject_unstorable(&self, pending: &mut Vec<Arc<Event>>) {
         pending.retain(|event| {
-            if timestamp_nanos(event).is_ok() {
+            let Err(error) = self.store.check(event) else {
                 return true;
-            }
+            };
             self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(event_id = %event.id, "agentbus-store cannot store an event with a timestamp outside 1970..2262; skipped");
+            tracing::error!(event_id = %event.id, %error, "agentbus-store: the store cannot hold this event; skipped");
             false
         });
     }

@@ -32,16 +32,24 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     first_start: bool,
+    /// More `nats-server` arguments (`--user`, `--auth`, ...).
+    extra_args: Vec<String>,
 }
 
 impl NatsServer {
     /// A running server, or `None` as [`skip_or_fail`] decides when
     /// `nats-server` is not installed.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        skip_or_fail(test, Self::start())
+        Self::start_with_args_or_skip(test, &[])
     }
 
-    fn start() -> Result<Self, Unavailable> {
+    /// [`start_or_skip`](Self::start_or_skip) with more `nats-server`
+    /// arguments (`--user`, `--auth`, ...).
+    pub fn start_with_args_or_skip(test: &str, extra_args: &[&str]) -> Option<Self> {
+        skip_or_fail(test, Self::start(extra_args))
+    }
+
+    fn start(extra_args: &[&str]) -> Result<Self, Unavailable> {
         let installed = Command::new("nats-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -60,6 +68,7 @@ impl NatsServer {
             port: free_port(),
             store: tempfile::tempdir().expect("a temp dir"),
             first_start: true,
+            extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
         };
         server.launch();
         Ok(server)
@@ -92,6 +101,7 @@ impl NatsServer {
                 .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
                 .args(["-n", &name, "-sd"])
                 .arg(self.store.path())
+                .args(&self.extra_args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )

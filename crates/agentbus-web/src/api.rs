@@ -14,6 +14,7 @@ use axum::Router;
 
 use crate::auth::Token;
 use crate::hub::Hub;
+use crate::origin::Allowed;
 
 /// The default largest request body, 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -23,6 +24,8 @@ pub const DEFAULT_CLIENT_BUFFER: usize = 16_384;
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// The default time a live client may take to accept a write.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a `POST` may wait for its events to be durable, 10 s.
+pub const DEFAULT_DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The web API over one [`EventBus`]: configure it, then call
 /// [`router`](Self::router) and mount or [`serve`](crate::serve) the result.
@@ -49,6 +52,8 @@ pub struct WebApi {
     client_buffer: usize,
     max_clients: usize,
     send_timeout: Duration,
+    durable_timeout: Duration,
+    allowed: Allowed,
 }
 
 impl WebApi {
@@ -62,6 +67,8 @@ impl WebApi {
             client_buffer: DEFAULT_CLIENT_BUFFER,
             max_clients: DEFAULT_MAX_CLIENTS,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            durable_timeout: DEFAULT_DURABLE_TIMEOUT,
+            allowed: Allowed::default(),
         }
     }
 
@@ -89,7 +96,8 @@ impl WebApi {
     }
 
     /// The largest request body accepted, in bytes (default 1 MiB); larger
-    /// bodies get 413.
+    /// bodies get 413, at once when `Content-Length` declares one (so a
+    /// client sending `Expect: 100-continue` is never invited to send it).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -120,6 +128,55 @@ impl WebApi {
         self
     }
 
+    /// With a store: how long a `POST` may wait for room in the recorder's
+    /// queue and for its events to commit before it gets 503 (default
+    /// 10 s). The wait never blocks a Tokio worker.
+    #[must_use]
+    pub fn durable_timeout(mut self, timeout: Duration) -> Self {
+        self.durable_timeout = timeout;
+        self
+    }
+
+    /// Web pages of these origins (`scheme://host[:port]`, e.g.
+    /// `https://app.example`) may call the API too. By default only the
+    /// server's own pages may: a request whose `Origin` header is another
+    /// origin gets 403. Requests without `Origin` (anything but a browser)
+    /// are not affected. Replies to a listed origin carry the CORS headers
+    /// that let its pages read them.
+    #[must_use]
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.allowed.origins = origins
+            .into_iter()
+            .map(|origin| Allowed::origin(origin.as_ref()))
+            .collect();
+        self
+    }
+
+    /// Requests may name these hosts in `Host` too: a name (any port) or
+    /// `name:port`. By default only loopback names and addresses
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`, and `0.0.0.0`/`[::]`) and, when served by
+    /// [`serve`](crate::serve) or [`Serve`](crate::Serve), the address the
+    /// connection came in on are accepted; any other `Host` gets 403 (DNS
+    /// rebinding). List the names clients use to reach this server, and,
+    /// when you mount the router in your own server, the addresses it
+    /// listens on beyond the loopback.
+    #[must_use]
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.allowed.hosts = hosts
+            .into_iter()
+            .map(|host| Allowed::host(host.as_ref()))
+            .collect();
+        self
+    }
+
     /// The bus this API publishes to and reads from.
     pub fn bus(&self) -> &EventBus {
         &self.bus
@@ -137,6 +194,8 @@ impl WebApi {
             body_limit: self.body_limit,
             max_clients: self.max_clients,
             send_timeout: self.send_timeout,
+            durable_timeout: self.durable_timeout,
+            allowed: self.allowed,
             bus: self.bus,
             hub,
         });
@@ -165,6 +224,12 @@ impl WebApi {
             ))
             // The publish handler enforces the limit itself with a JSON 413.
             .layer(DefaultBodyLimit::disable())
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                crate::origin::check,
+            ))
+            .layer(middleware::from_fn(crate::error::to_json))
+            .layer(middleware::from_fn(crate::headers::add))
             .with_state(state)
     }
 }
@@ -178,6 +243,8 @@ pub(crate) struct AppState {
     pub(crate) body_limit: usize,
     pub(crate) max_clients: usize,
     pub(crate) send_timeout: Duration,
+    pub(crate) durable_timeout: Duration,
+    pub(crate) allowed: Allowed,
     pub(crate) hub: Arc<Hub>,
 }
 

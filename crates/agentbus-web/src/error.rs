@@ -1,6 +1,8 @@
 //! [`ApiError`]: every error reply is `{"error": "..."}` with its status.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -48,4 +50,63 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The largest non-JSON error body read to build the JSON one; longer
+/// ones give the status's reason instead.
+const MAX_FOREIGN_ERROR: usize = 4 << 10;
+
+/// Turns an error reply that is not JSON (axum's own: 405, a path that does
+/// not decode, any extractor's rejection) into `{"error": "..."}`, keeping
+/// its status and headers (`Allow` on a 405).
+pub(crate) async fn to_json(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !is_error || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        // axum adds `Allow` outside this layer, so it is not known here.
+        format!("method {method} is not allowed on this route (the `Allow` header lists those that are)")
+    } else {
+        let text = axum::body::to_bytes(body, MAX_FOREIGN_ERROR)
+            .await
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+            .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
+            .filter(|line| !line.is_empty());
+        match text {
+            Some(line) => lowercase_outside_backticks(&line),
+            None => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        }
+    };
+    let json = ApiError::new(status, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
+}
+
+/// axum's messages are capitalized; ours are not. Names in backticks
+/// keep their case.
+fn lowercase_outside_backticks(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 0 {
+                part.to_lowercase()
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }

@@ -239,6 +239,7 @@ impl Hub {
         Expected {
             hub: self,
             ids: ids.to_vec(),
+            before: self.watermark().unwrap_or(0),
         }
     }
 
@@ -351,9 +352,17 @@ impl Hub {
 pub(crate) struct Expected<'a> {
     hub: &'a Hub,
     ids: Vec<EventId>,
+    /// The watermark when the ids were noted: an id stored at or below it
+    /// was stored before.
+    before: u64,
 }
 
 impl Expected<'_> {
+    /// The last sequence the hub had broadcast when these ids were noted.
+    pub(crate) fn before(&self) -> u64 {
+        self.before
+    }
+
     /// Waits (at most `patience`) until the hub has broadcast sequence
     /// `up_to`, then returns the sequence of each id (`None` for one that
     /// was already stored before, so not committed again).

@@ -3,7 +3,8 @@
 //!
 //! [`WebApi`] turns an [`EventBus`](agentbus::EventBus) (and optionally an
 //! [`agentbus_store::Recorder`]) into an axum [`Router`](axum::Router) that
-//! you mount in your own server or run with [`serve`]:
+//! you mount in your own server or run with [`serve`] (or [`Serve`], to
+//! set the connection limits):
 //!
 //! ```no_run
 //! use agentbus::EventBus;
@@ -43,23 +44,72 @@
 //!   publishes only if every event is valid, in order, awaiting the bus's
 //!   handlers (a slow async handler delays the reply). Events keep the `id`
 //!   and `timestamp` they were posted with; missing ones are filled in.
+//!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
+//!   or `u64`), which JSON parsing would round, is a 400 naming its event.
 //! - **Durability.** With a store, the reply comes only after the
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each
 //!   event's sequence, or `null` for an id that was already stored, so
-//!   posting the same ids again is a safe retry. If the store cannot confirm
-//!   durability the reply is 503; the events were published and stay queued
-//!   in the recorder. Without a store `sequences` is `null`.
+//!   posting the same ids again is a safe retry, and `null` means nothing
+//!   else. An event the store cannot hold
+//!   ([`EventStore::check`](agentbus_store::EventStore::check): a timestamp
+//!   outside 1970-01-01..2262-04-11) is a 400 naming it, before anything is
+//!   published; one the database refuses only when writing is skipped by
+//!   the recorder, counted in `store.rejected` of `/api/stats`, and makes
+//!   the reply a 500 naming it. If the store cannot confirm
+//!   durability within [`durable_timeout`](WebApi::durable_timeout) (default
+//!   10 s: waiting for room in the recorder's queue, then for the commit)
+//!   the reply is 503 and says which events were published: those stay
+//!   queued in the recorder and may still be committed. The wait never
+//!   blocks a Tokio worker, so a stalled store (a locked file, a database
+//!   down) leaves `/api/health`, `/api/stats` and reads answering. Without a
+//!   store `sequences` is `null`.
 //! - **Errors.** Every error is JSON `{"error": "..."}`, one lowercase line:
-//!   400 for malformed JSON, an unknown type or a field of the wrong type
+//!   400 for malformed JSON, a path that does not decode (`/api/events/%ff`), an unknown type or a field of the wrong type
 //!   (naming the field, and the array index: `event 2: field `circle_id`:
 //!   invalid type: string "five", expected i64`), for an unknown or
 //!   out-of-range query parameter (`limit` is 1..=10000; empty values mean
-//!   "not set") or a bad `Last-Event-ID`; 401 without the token; 404 for an
-//!   unknown event or route; 413 over the body limit (default 1 MiB); 415
-//!   when the body is not declared `application/json` (or `+json`); 503 when
-//!   the client limit is reached or the store cannot be read. Nothing panics
-//!   on bad input, and nothing is published from a rejected request.
+//!   "not set") or a bad `Last-Event-ID`; 401 without the token; 403 for a
+//!   foreign `Origin` or `Host` (below); 404 for an unknown event or route;
+//!   405 for a method a route does not have (with `Allow`); 413 over the
+//!   body limit (default 1 MiB); 415 when the body is not declared
+//!   `application/json` (or `+json`); 503 when the client limit is reached
+//!   or the store cannot be read. Under [`serve`]/[`Serve`], what hyper
+//!   refuses before routing is JSON too: 400 for a malformed request, 414
+//!   for a request target over 64 KiB, 431 for headers over about 400 KiB
+//!   (these close the connection). Nothing panics on bad input, and nothing
+//!   is published from a rejected request.
+//! - **Foreign web pages.** Any page the user opens can make the browser
+//!   call `127.0.0.1`, so every route (the dashboard, `/ws`, `/api/stream`
+//!   and `/api/health` included) checks two headers first, and answers 403
+//!   JSON when one is refused:
+//!   - `Host` must be a loopback name or address (`localhost`,
+//!     `127.0.0.0/8`, `[::1]`, any port), the address the connection came
+//!     in on (known under [`serve`]/[`Serve`]; also the unspecified `0.0.0.0`
+//!     or `[::]` a server bound to every interface prints), or one listed
+//!     with [`WebApi::allowed_hosts`] (`--allow-host`). This stops DNS
+//!     rebinding, where a page's own name is pointed at this server. A
+//!     request without `Host` (HTTP/1.0, never a browser) passes. Mounted
+//!     in your own server, the router does not know its address: list the
+//!     names and non-loopback addresses clients use.
+//!   - `Origin`, when present, must be the server's own (the scheme and
+//!     the request's `Host`: the dashboard's requests) or one listed with
+//!     [`WebApi::allowed_origins`] (`--allow-origin`); `Origin: null`
+//!     (sandboxed frames, local files) is refused. Browsers send `Origin`
+//!     on every WebSocket handshake and cross-origin request; other clients
+//!     usually send none and are not affected. Replies to a listed origin
+//!     carry `Access-Control-Allow-Origin` (its pages may read them, SSE
+//!     included), and its preflight `OPTIONS` requests get 204 allowing
+//!     `GET`, `POST` and the `Authorization`, `Content-Type` and
+//!     `Last-Event-ID` headers.
+//!
+//!   The token, when set, is still required on top of this.
+//! - **Security headers.** Every reply carries `X-Content-Type-Options:
+//!   nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
+//!   a `Content-Security-Policy`: `default-src 'none'; frame-ancestors
+//!   'none'` for the API, and for the dashboard one that allows only its
+//!   own inline script and style (by their SHA-256 hashes), requests to its
+//!   own origin (`connect-src 'self'`) and `data:` images.
 //! - **Authentication.** With [`WebApi::token`], every route but
 //!   `/api/health` needs `Authorization: Bearer <token>` or, for browsers'
 //!   WebSocket and EventSource (which cannot set headers) and the dashboard,
@@ -87,7 +137,9 @@
 //!   ahead and receives `{"lagged": n}` (n events it missed) before the next
 //!   event; with a store it is refilled from the store instead, and misses
 //!   nothing. A client that does not read for [`send_timeout`](WebApi::send_timeout)
-//!   (default 30 s) is disconnected. Messages a WebSocket client sends are
+//!   (default 30 s) is dropped, WebSocket and SSE alike: its slot and buffer
+//!   are freed at once (a WebSocket is closed; an SSE stream ends, and
+//!   under [`Serve`] its socket is closed after the idle timeout). Messages a WebSocket client sends are
 //!   ignored (pings are answered); one over 64 KiB or a protocol error
 //!   closes that connection only.
 //! - **Resume.** With a store, `/ws?after=N` and `/api/stream?after=N` (or
@@ -96,7 +148,18 @@
 //!   go live, with no gap and no duplicate at the seam. Without a store,
 //!   resuming is a 400.
 //! - **Limits.** At most [`max_clients`](WebApi::max_clients) live clients
-//!   (default 1024) at once; more get 503 until one leaves.
+//!   (default 1024) at once; more get 503 until one leaves. Under
+//!   [`serve`]/[`Serve`] (and `agentbus serve`): a client gets
+//!   [`header_read_timeout`](Serve::header_read_timeout) (default 10 s,
+//!   `--header-timeout`) to send a request's headers, which also closes
+//!   idle keep-alive connections; a connection on which no byte moves for
+//!   [`idle_timeout`](Serve::idle_timeout) (default 60 s, `--idle-timeout`)
+//!   during a request is closed; at most
+//!   [`max_connections`](Serve::max_connections) (default 2048,
+//!   `--max-connections`) are open at once, WebSockets and SSE streams
+//!   included, and more wait in the listen queue until one closes. The
+//!   request body limit is [`body_limit`](WebApi::body_limit) (default
+//!   1 MiB).
 //! - **Dashboard.** `GET /` is one self-contained page (markup, style and
 //!   script embedded in the binary; no CDN, works offline): a live feed,
 //!   newest first, coloured by domain, pausable; filters by type, circle,
@@ -115,11 +178,14 @@
 
 mod api;
 mod auth;
+mod connection;
 mod dashboard;
 mod error;
+mod headers;
 mod hub;
 mod live;
 mod openapi;
+mod origin;
 mod params;
 mod publish;
 mod read;
@@ -130,8 +196,10 @@ mod ws;
 
 pub use crate::{
     api::{
-        WebApi, DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_BUFFER, DEFAULT_MAX_CLIENTS,
-        DEFAULT_SEND_TIMEOUT,
+        WebApi, DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_BUFFER, DEFAULT_DURABLE_TIMEOUT,
+        DEFAULT_MAX_CLIENTS, DEFAULT_SEND_TIMEOUT,
     },
-    serve::serve,
+    serve::{
+        serve, Serve, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    },
 };

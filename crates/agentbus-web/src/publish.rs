@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventId};
+use agentbus_store::{EventStore, StoreError};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -17,7 +18,8 @@ use crate::error::ApiError;
 pub(crate) struct Published {
     ids: Vec<EventId>,
     /// `None` without a store; per event, `None` when its id was already
-    /// stored (a retry), so it was not stored again.
+    /// stored (a retry, or a repeat earlier in the body), so it was not
+    /// stored again, and for no other reason.
     sequences: Option<Vec<Option<u64>>>,
 }
 
@@ -27,21 +29,28 @@ pub(crate) async fn publish(
 ) -> Result<Json<Published>, ApiError> {
     require_json(request.headers())?;
     let limit = state.body_limit;
+    // Before the body is read: a client that sent `Expect: 100-continue`
+    // gets the 413 instead of an invitation to send what will be refused.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
+    }
     let body = axum::body::to_bytes(request.into_body(), limit)
         .await
         .map_err(|error| {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body is larger than the limit of {limit} bytes"),
-                )
+                self::too_large(limit)
             } else {
                 ApiError::bad_request(format!("could not read the request body: {error}"))
             }
         })?;
-    let events = decode(&body)?;
+    let (events, array) = decode(&body)?;
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
@@ -53,6 +62,13 @@ pub(crate) async fn publish(
             sequences: None,
         }));
     };
+    // Refuse what the store would skip: a 200 then always means stored.
+    for (index, event) in events.iter().enumerate() {
+        recorder
+            .store()
+            .check(event)
+            .map_err(|error| unstorable(at(index, array), &error))?;
+    }
     // The hub must be following the store before these commit, or it
     // could not report their sequences.
     tokio::time::timeout(SEQUENCE_PATIENCE, state.hub.ready())
@@ -63,26 +79,137 @@ pub(crate) async fn publish(
             )
         })?;
     let expected = state.hub.expect(&ids);
-    for event in events {
-        state.bus.publish(Arc::new(event)).await;
+    let rejected_before = recorder.stats().rejected;
+    // One deadline for room and commit: a stalled store gets the client a
+    // 503 in bounded time, and no worker ever waits on the recorder's queue.
+    let deadline = tokio::time::Instant::now() + state.durable_timeout;
+    let total = events.len();
+    let mut published = 0;
+    let mut events = events.into_iter();
+    while published < total {
+        let room = tokio::time::timeout_at(deadline, recorder.reserve(total - published)).await;
+        let room = match room {
+            Ok(Ok(room)) => room,
+            Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string())),
+            Err(_) => {
+                let why = format!(
+                    "the store is not keeping up: no room in the recorder's queue within {:?}",
+                    state.durable_timeout
+                );
+                return Err(not_durable(published, total, &why));
+            }
+        };
+        for event in events.by_ref().take(room.events()) {
+            state.bus.publish(Arc::new(event)).await;
+            published += 1;
+        }
     }
-    let last = match recorder.flush().await {
-        Ok(last) => last,
-        Err(error) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the events were published but are not confirmed durable ({error}); \
-                     they stay queued, and posting them again with the same ids is safe"
-                ),
-            ));
+    let last = match tokio::time::timeout_at(deadline, recorder.flush()).await {
+        Ok(Ok(last)) => last,
+        Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string())),
+        Err(_) => {
+            let why = format!("not committed within {:?}", state.durable_timeout);
+            return Err(not_durable(total, total, &why));
         }
     };
-    let sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
+    let before = expected.before();
+    let mut sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
+    // Usually every `None` is an id stored before: the hub saw everything
+    // up to `last`, and the store refused nothing meanwhile.
+    let surely_stored = state.hub.watermark().is_some_and(|w| w >= last)
+        && recorder.stats().rejected == rejected_before;
+    if !surely_stored && sequences.contains(&None) {
+        let store = recorder.store().as_ref();
+        settle(store, &ids, &mut sequences, before, array).await?;
+    }
     Ok(Json(Published {
         ids,
         sequences: Some(sequences),
     }))
+}
+
+/// Fills in the sequences the hub did not report (it was slow), and makes
+/// sure every other `None` is an id stored before this `POST`: `null` in
+/// the reply means "already stored", nothing else.
+async fn settle(
+    store: &dyn EventStore,
+    ids: &[EventId],
+    sequences: &mut [Option<u64>],
+    before: u64,
+    array: bool,
+) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for (index, (id, slot)) in ids.iter().zip(sequences.iter_mut()).enumerate() {
+        // A repeat of an id earlier in this body is already stored by it.
+        if !seen.insert(*id) || slot.is_some() {
+            continue;
+        }
+        let stored = store.get(*id).await.map_err(|error| {
+            ApiError::unavailable(format!(
+                "the events are committed but the store cannot be read to report their sequences: {error}"
+            ))
+        })?;
+        match stored {
+            Some(stored) if stored.sequence > before => *slot = Some(stored.sequence),
+            Some(_) => {}
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "{}was published but the store refused it (counted in `store.rejected` \
+                         of /api/stats); the other events are stored",
+                        at(index, array)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `event 2: ` inside an array body, nothing for a single event.
+fn at(index: usize, array: bool) -> String {
+    if array {
+        format!("event {index}: ")
+    } else {
+        String::new()
+    }
+}
+
+/// The 400 for an event the attached store cannot hold.
+fn unstorable(at: String, error: &StoreError) -> ApiError {
+    match error {
+        StoreError::TimestampOutOfRange { .. } => ApiError::bad_request(format!(
+            "{at}field `timestamp`: the store holds timestamps from 1970-01-01T00:00:00Z \
+             to 2262-04-11T23:47:16.854775807Z"
+        )),
+        other => ApiError::bad_request(format!("{at}the store cannot hold this event: {other}")),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
+}
+
+/// The 503 of a `POST` whose events are not confirmed durable: says what
+/// was published (and so may still be committed) and that a retry is safe.
+fn not_durable(published: usize, total: usize, why: &str) -> ApiError {
+    let what = if published == 0 {
+        "nothing was published".to_owned()
+    } else if published == total {
+        "the events were published but are not confirmed durable; they stay queued and may \
+         still be committed, and posting them again with the same ids is safe"
+            .to_owned()
+    } else {
+        format!(
+            "the first {published} of the {total} events were published and may still be \
+             committed, the others were not; posting them all again with the same ids is safe"
+        )
+    };
+    ApiError::unavailable(format!("{why}; {what}"))
 }
 
 /// How long a durable `POST` waits for the hub to report its sequences.
@@ -116,8 +243,9 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// One event object or an array of them; every error names where it is.
-pub(crate) fn decode(body: &[u8]) -> Result<Vec<Event>, ApiError> {
+/// One event object or an array of them (and whether it was an array);
+/// every error names where it is.
+pub(crate) fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let events = match first {
         Some(b'[') => {
@@ -135,19 +263,77 @@ pub(crate) fn decode(body: &[u8]) -> Result<Vec<Event>, ApiError> {
         }
         None => return Err(ApiError::bad_request("malformed json: the body is empty")),
     };
+    let array = first == Some(&b'[');
+    if let Some((index, literal)) = first_inexact_integer(body) {
+        return Err(ApiError::bad_request(format!(
+            "{}integer {literal} is beyond 64 bits and would lose its exact value: \
+             send it as a string",
+            at(index, array)
+        )));
+    }
     for (index, event) in events.iter().enumerate() {
         if !encodable(event.timestamp) {
-            let at = if first == Some(&b'[') {
-                format!("event {index}: ")
-            } else {
-                String::new()
-            };
             return Err(ApiError::bad_request(format!(
-                "{at}field `timestamp`: must be between 1970-01-01 and 9999-12-31"
+                "{}field `timestamp`: must be between 1970-01-01 and 9999-12-31",
+                at(index, array)
             )));
         }
     }
-    Ok(events)
+    Ok((events, array))
+}
+
+/// The first integer literal beyond `i64`/`u64` in a body that parsed, and
+/// the index of the event holding it (among the top-level array's items).
+///
+/// serde_json reads such a literal as an `f64`, silently rounding it; its
+/// `arbitrary_precision` feature would keep it, but features are shared by
+/// the whole build and that one changes the core's `Value`s for everyone.
+/// One pass over bytes already known to be valid JSON.
+fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
+    let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    let mut at = 0;
+    while at < body.len() {
+        let byte = body[at];
+        at += 1;
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => index += 1,
+            b'-' | b'0'..=b'9' => {
+                let start = at - 1;
+                while at < body.len()
+                    && matches!(body[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    at += 1;
+                }
+                let literal = &body[start..at];
+                // 19 digits always fit; only longer integers can overflow.
+                if literal.len() >= 19 && !literal.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    let text = String::from_utf8_lossy(literal);
+                    let fits = if text.starts_with('-') {
+                        text.parse::<i64>().is_ok()
+                    } else {
+                        text.parse::<u64>().is_ok()
+                    };
+                    if !fits {
+                        return Some((index, text.into_owned()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn encodable(at: SystemTime) -> bool {

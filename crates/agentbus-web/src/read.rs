@@ -1,6 +1,8 @@
 //! `GET /api/events` and `GET /api/events/{id}`.
 
-use agentbus::{EventId, HistoryQuery};
+use std::sync::Arc;
+
+use agentbus::{Event, EventBus, EventId, HistoryQuery};
 use agentbus_store::{EventStore, Order as StoreOrder, ReadQuery};
 use axum::extract::{Path, State};
 use axum::http::{header, Uri};
@@ -8,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Order, Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::params::{Filter, Order, Params, DEFAULT_LIMIT, READ_PARAMS};
 
 /// The query string as name/value pairs, or a 400.
 pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
@@ -28,31 +30,75 @@ pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<R
             "query parameters `after` and `before` need a store: this server keeps no sequences",
         ));
     }
-    // History is newest first; take every match, then order and cut.
-    let mut events: Vec<_> = state
-        .bus
-        .history(&HistoryQuery::new().limit(usize::MAX))
-        .into_iter()
-        .filter(|event| params.filter.matches(event))
-        .collect();
-    if params.order.unwrap_or_default() == Order::Asc {
-        events.reverse();
-    }
-    events.truncate(limit);
-    let mut body = String::with_capacity(64 + events.len() * 256);
-    body.push_str("{\"events\":[");
-    let mut first = true;
-    for event in &events {
-        if let Some(json) = crate::hub::encode(event, None) {
-            if !first {
-                body.push(',');
-            }
-            first = false;
-            body.push_str(&json);
+    // Off the runtime: with a large history and a sparse filter the scan
+    // is long, and a worker must keep answering other requests meanwhile.
+    let bus = state.bus.clone();
+    let descending = params.order.unwrap_or_default() == Order::Desc;
+    let filter = params.filter;
+    tokio::task::spawn_blocking(move || {
+        let mut events = newest_matching(&bus, &filter, limit);
+        if !descending {
+            events.reverse();
         }
+        let mut body = String::with_capacity(64 + events.len() * 256);
+        body.push_str("{\"events\":[");
+        let mut first = true;
+        for event in &events {
+            if let Some(json) = crate::hub::encode(event, None) {
+                if !first {
+                    body.push(',');
+                }
+                first = false;
+                body.push_str(&json);
+            }
+        }
+        body.push_str("],\"next\":null}");
+        json_response(body)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the server is shutting down"))
+}
+
+/// The newest `limit` events of the bus history that match `filter`,
+/// newest first. The history stops at `limit` matches; only a filter on
+/// several types (which [`HistoryQuery`] cannot express) reads a window
+/// that grows until it holds `limit` of them or covers the whole history.
+fn newest_matching(bus: &EventBus, filter: &Filter, limit: usize) -> Vec<Arc<Event>> {
+    let mut query = HistoryQuery::new();
+    if let Some(id) = filter.circle_id {
+        query = query.circle_id(id);
     }
-    body.push_str("],\"next\":null}");
-    Ok(json_response(body))
+    if let Some(id) = filter.source_agent_id {
+        query = query.source_agent_id(id);
+    }
+    if let Some(id) = filter.project_id {
+        query = query.project_id(id);
+    }
+    if let Some(id) = filter.correlation_id {
+        query = query.correlation_id(id);
+    }
+    let types = match filter.types {
+        None => return bus.history(&query.limit(limit)),
+        Some(types) if types.is_empty() => return Vec::new(),
+        Some(types) => types,
+    };
+    if let (1, Some(only)) = (types.len(), types.iter().next()) {
+        return bus.history(&query.event_type(only).limit(limit));
+    }
+    let mut window = limit.saturating_mul(4);
+    loop {
+        let events = bus.history(&query.clone().limit(window));
+        let whole = events.len() < window;
+        let matching: Vec<_> = events
+            .into_iter()
+            .filter(|event| types.contains(event.event_type))
+            .take(limit)
+            .collect();
+        if matching.len() == limit || whole {
+            return matching;
+        }
+        window = window.saturating_mul(4);
+    }
 }
 
 /// A page from the store. `next` is the cursor for the following page: the
@@ -144,14 +190,18 @@ pub(crate) async fn one(
             return Ok(json_response(json));
         }
     }
-    state
-        .bus
-        .history(&HistoryQuery::new().limit(usize::MAX))
-        .into_iter()
-        .find(|event| event.id == id)
-        .and_then(|event| crate::hub::encode(&event, None))
-        .map(json_response)
-        .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))
+    // The history has no index by id: scan it off the runtime.
+    let bus = state.bus.clone();
+    tokio::task::spawn_blocking(move || {
+        bus.history(&HistoryQuery::new().limit(usize::MAX))
+            .into_iter()
+            .find(|event| event.id == id)
+            .and_then(|event| crate::hub::encode(&event, None))
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the server is shutting down"))?
+    .map(json_response)
+    .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))
 }
 
 pub(crate) fn json_response(body: String) -> Response {

@@ -33,6 +33,7 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
                     "committed": stats.committed,
                     "duplicates": stats.duplicates,
                     "dropped": stats.dropped,
+                    "rejected": stats.rejected,
                     "errors": stats.errors,
                     "last_error": stats.last_error.as_ref().map(|e| e.to_string()),
                 }),

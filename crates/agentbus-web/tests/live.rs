@@ -78,7 +78,7 @@ async fn sse_streams_matching_events() {
     let server = Server::start(WebApi::new(bus.clone())).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stream
-        .write_all(b"GET /api/stream?type=memory.shared HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n")
+        .write_all(b"GET /api/stream?type=memory.shared HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
     wait_for_clients(&server, 1).await;

@@ -35,6 +35,7 @@ macro_rules! conformance_suite {
             append_gives_gap_free_sequences_and_skips_known_ids,
             events_round_trip_exactly,
             read_filters_orders_and_pages,
+            cursors_beyond_the_largest_sequence_read_nothing,
             get_reads_one_event_by_id,
             correlation_reads_a_whole_chain_as_the_bus_history_does,
             recorder_stores_every_event_of_concurrent_publishers,
@@ -47,6 +48,7 @@ macro_rules! conformance_suite {
             two_recorders_share_one_store,
             a_store_chosen_at_run_time_works_behind_arc_dyn,
             a_slow_writer_slows_publishers_and_memory_stays_bounded,
+            reserving_publishers_never_wait_on_their_thread,
             drop_policy_counts_drops_and_flush_reports_them,
             store_failures_are_retried_and_flush_reports_them,
             events_the_store_refuses_are_skipped_not_retried_forever,
@@ -215,6 +217,33 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     assert_eq!(
         sequences(read(ReadQuery::new().after(5).up_to(8).order(Order::Descending)).await),
         vec![8, 7, 6]
+    );
+}
+
+/// Cursors past the largest sequence a backend can hold (`after` up to
+/// `u64::MAX`) read nothing in either order, and `up_to: u64::MAX` reads to
+/// the end.
+pub async fn cursors_beyond_the_largest_sequence_read_nothing<S: EventStore + Clone>(store: S) {
+    let events: Vec<Arc<Event>> = (0..5).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    // Sequences are stored as i64: a larger `after` is past every event,
+    // not a negative number before the first.
+    for after in [i64::MAX as u64, 1 << 63, u64::MAX - 1, u64::MAX] {
+        for order in [Order::Ascending, Order::Descending] {
+            let page = store
+                .read(&ReadQuery::new().after(after).order(order))
+                .await
+                .unwrap();
+            assert!(page.is_empty(), "after {after} ({order:?}) read {page:?}");
+        }
+    }
+    assert_eq!(
+        store
+            .read(&ReadQuery::new().after(3).up_to(u64::MAX))
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }
 
@@ -796,6 +825,59 @@ pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventSto
     assert!(stats.waits > 0, "publishers waited: {stats:?}");
     assert_eq!(stats.dropped, 0);
     assert_contiguous(&read_all(&store).await, 1, 600);
+}
+
+/// Async publishers that reserve room first never wait on their thread:
+/// through a small queue and a slow writer, nothing is lost and no publish
+/// found the queue full; a reservation waits without blocking the runtime.
+pub async fn reserving_publishers_never_wait_on_their_thread<S: EventStore + Clone>(store: S) {
+    let slow = Throttled::new(store.clone(), Duration::from_millis(2));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(8)
+        .max_batch(4)
+        .attach(&bus, slow);
+    let publishers: Vec<_> = (0..4u64)
+        .map(|publisher| {
+            let (bus, recorder) = (bus.clone(), recorder.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while n < 50 {
+                    let room = recorder.reserve(50 - n as usize).await.unwrap();
+                    assert!((1..=8).contains(&room.events()));
+                    for _ in 0..room.events() {
+                        bus.publish(numbered(publisher * 1000 + n)).await;
+                        n += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    assert_eq!(recorder.flush().await.unwrap(), 200);
+    let stats = recorder.stats();
+    assert_eq!((stats.waits, stats.dropped), (0, 0), "{stats:?}");
+    assert_contiguous(&read_all(&store).await, 1, 200);
+
+    // While every slot is held, another reservation waits, and a timer on
+    // the same runtime still fires: the wait blocks nothing.
+    let held = recorder.reserve(usize::MAX).await.unwrap();
+    assert_eq!(held.events(), 8, "at most the capacity");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), recorder.reserve(1))
+            .await
+            .is_err()
+    );
+    drop(held);
+    let room = tokio::time::timeout(Duration::from_secs(10), recorder.reserve(1))
+        .await
+        .expect("room once the reservation is dropped")
+        .unwrap();
+    drop(room);
+    recorder.close().await.unwrap();
+    assert!(matches!(recorder.reserve(1).await, Err(StoreError::Closed)));
 }
 
 /// With a drop policy and a slow writer, events are dropped, counted, and

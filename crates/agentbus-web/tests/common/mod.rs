@@ -39,6 +39,20 @@ impl Server {
         Self { addr, task }
     }
 
+    /// Serves `api` with the connection limits set by `configure`.
+    pub async fn with_limits(
+        api: WebApi,
+        configure: impl FnOnce(agentbus_web::Serve) -> agentbus_web::Serve,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serve = configure(agentbus_web::Serve::new(listener, api.router()));
+        let task = tokio::spawn(async move {
+            serve.run().await.unwrap();
+        });
+        Self { addr, task }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -99,6 +113,17 @@ pub async fn request(
         headers,
         body,
     }
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it
+/// or `within` passes; returns what was read.
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8], within: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(raw).await.unwrap();
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(within, socket.read_to_end(&mut received)).await;
+    String::from_utf8_lossy(&received).into_owned()
 }
 
 pub async fn get(url: &str) -> Reply {
