@@ -33,6 +33,15 @@ fn running(pid: &str) -> bool {
     })
 }
 
+/// Waits up to 10 s for `pid` to stop running, or panics with `what`.
+fn wait_gone(pid: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(pid) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn dropping_the_guard_kills_the_process_and_what_it_started() {
     let mut guard = ProcessGuard::spawn(
@@ -49,14 +58,7 @@ fn dropping_the_guard_kills_the_process_and_what_it_started() {
     assert!(running(&grandchild) && running(&child));
 
     drop(guard);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running(&grandchild) {
-        assert!(
-            Instant::now() < deadline,
-            "the grandchild outlived the guard"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(&grandchild, "the grandchild outlived the guard");
     assert!(!running(&child));
 }
 
@@ -89,12 +91,5 @@ fn a_test_process_that_dies_without_unwinding_leaves_no_process_behind() {
         .find_map(|line| line.strip_prefix("guarded "))
         .unwrap_or_else(|| panic!("no pid in {stdout:?}"))
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running(&pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the guarded process outlived its test process"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&pid, "the guarded process outlived its test process");
 }
