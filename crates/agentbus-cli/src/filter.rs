@@ -63,8 +63,8 @@ impl FilterArgs {
         filter
     }
 
-    /// The filters as query parameters, in the API's names (see
-    /// [`query_parameters`]).
+    /// The filters as query parameters, in the API's names (types in
+    /// declaration order).
     ///
     /// ```
     /// use agentbus::EventType;
