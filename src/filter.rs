@@ -168,6 +168,6 @@ impl EventFilter {
         self.scope.admits(event)
             && self
                 .correlation_id
-                .is_none_or(|chain| event.correlation_id.unwrap_or(event.id) == chain)
+                .is_none_or(|chain| event.chain_id() == chain)
     }
 }

@@ -108,7 +108,7 @@ pub(crate) fn select(query: &ReadQuery, dialect: Dialect) -> Option<Select> {
         select.condition(dialect, "timestamp_ns", "<", until);
     }
     if let Some(chain) = filter.get_correlation_id() {
-        // `EventFilter::correlation_id`'s rule: the chain's first event has
+        // The core's rule (`Event::chain_id`): the chain's first event has
         // no correlation id and belongs by its own id. Each side of the OR
         // is an index lookup (the partial correlation index, the unique id
         // index).
