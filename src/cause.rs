@@ -97,7 +97,7 @@ fn stamp_handled(mut event: StdArc<Event>, parent: *const Event) -> StdArc<Event
         // thread, so it is the event of a live `Handling` guard, which
         // borrows it for longer than this call (see `Handling`).
         let parent = unsafe { &*parent };
-        (parent.id, parent.correlation_id.unwrap_or(parent.id))
+        (parent.id, parent.chain_id())
     };
     if event.id == causation {
         // Re-publishing the handled event (a relay to another bus, say) does

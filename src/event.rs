@@ -149,8 +149,19 @@ impl Event {
     #[must_use]
     pub fn caused_by(mut self, parent: &Event) -> Self {
         self.causation_id = Some(parent.id);
-        self.correlation_id = Some(parent.correlation_id.unwrap_or(parent.id));
+        self.correlation_id = Some(parent.chain_id());
         self
+    }
+
+    /// The causal chain the event belongs to: the one its `correlation_id`
+    /// names, or, without one, the chain its own id starts. The one
+    /// statement of that rule ([`EventFilter::correlation_id`] selects by
+    /// it; the stores' SQL renders it).
+    ///
+    /// [`EventFilter::correlation_id`]: crate::EventFilter::correlation_id
+    #[inline]
+    pub(crate) fn chain_id(&self) -> EventId {
+        self.correlation_id.unwrap_or(self.id)
     }
 
     /// Encodes the event as JSON (see [`Event`]'s JSON form).

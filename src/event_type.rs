@@ -214,6 +214,22 @@ impl EventTypeSet {
         self.0 & event_type.bit() != 0
     }
 
+    /// Whether the type at `index` ([`EventType::index`], below 32) is in
+    /// the set: the history ring's test on the type tag of its slots.
+    #[inline]
+    pub(crate) const fn contains_index(self, index: usize) -> bool {
+        self.0 >> index & 1 != 0
+    }
+
+    /// The one type of a set that holds exactly one.
+    pub(crate) const fn single(self) -> Option<EventType> {
+        if self.len() == 1 {
+            Some(EventType::ALL[self.0.trailing_zeros() as usize])
+        } else {
+            None
+        }
+    }
+
     /// How many types the set holds.
     pub const fn len(self) -> usize {
         self.0.count_ones() as usize

@@ -43,9 +43,9 @@ use std::sync::Arc as StdArc;
 use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
-use crate::event_type::EventType;
+use crate::event_type::{EventType, EventTypeSet};
+use crate::filter::EventFilter;
 use crate::id::EventId;
-use crate::scope::Scope;
 use crate::sync::{
     dekker_fence, fence, lock, try_lock, AtomicBool, AtomicU64, AtomicWord, Mutex, Ordering,
     RetiredList,
@@ -355,10 +355,7 @@ impl Ring {
             if ticket_plus_one(current) != ticket + 1 || pointer(current).is_null() {
                 continue; // not written yet, overwritten, or cleared
             }
-            if query
-                .event_type
-                .is_some_and(|t| t.index() != type_index(current))
-            {
+            if !query.filter.types.contains_index(type_index(current)) {
                 continue;
             }
             #[cfg(agentbus_loom)]
@@ -371,7 +368,7 @@ impl Ring {
                 StdArc::increment_strong_count(pointer(current));
                 StdArc::from_raw(pointer(current))
             };
-            if query.matches(&event) {
+            if query.filter.matches_beyond_type(&event) {
                 found.push(event);
             }
         }
@@ -445,13 +442,13 @@ impl Drop for Ring {
     }
 }
 
-/// Which events [`EventBus::history`](crate::EventBus::history) returns.
+/// Which events [`EventBus::history`](crate::EventBus::history) returns: an
+/// [`EventFilter`] and a limit.
 ///
-/// Every criterion set must match; the newest `limit` matches (default 100)
-/// come back newest first.
+/// The newest `limit` matches (default 100) come back newest first.
 ///
 /// ```
-/// use agentbus::{EventType, HistoryQuery};
+/// use agentbus::{EventFilter, EventType, HistoryQuery};
 ///
 /// let query = HistoryQuery::new()
 ///     .event_type(EventType::TaskCompleted)
@@ -460,21 +457,31 @@ impl Drop for Ring {
 /// assert_eq!(query.get_limit(), 10);
 /// assert_eq!(query.get_circle_id(), Some(1));
 /// assert_eq!(query.get_project_id(), None);
+///
+/// // The same criteria, from a filter built elsewhere.
+/// let filter = EventFilter::new().event_type(EventType::TaskCompleted).circle_id(1);
+/// assert_eq!(HistoryQuery::from(filter).limit(10), query);
 /// ```
 ///
 /// The builder methods take the criteria's plain names, so the getters are
 /// `get_`-prefixed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistoryQuery {
-    event_type: Option<EventType>,
-    scope: Scope,
-    correlation_id: Option<EventId>,
+    filter: EventFilter,
     limit: usize,
 }
 
 impl Default for HistoryQuery {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl From<EventFilter> for HistoryQuery {
+    /// The events `filter` matches, at most
+    /// [`DEFAULT_LIMIT`](HistoryQuery::DEFAULT_LIMIT).
+    fn from(filter: EventFilter) -> Self {
+        Self::new().filter(filter)
     }
 }
 
@@ -485,45 +492,51 @@ impl HistoryQuery {
     /// Every event, at most [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT).
     pub const fn new() -> Self {
         Self {
-            event_type: None,
-            scope: Scope::ANY,
-            correlation_id: None,
+            filter: EventFilter::new(),
             limit: Self::DEFAULT_LIMIT,
         }
     }
 
-    /// Only events of this type.
+    /// Only the events `filter` matches; replaces every criterion set so
+    /// far (the limit stays).
+    #[must_use]
+    pub const fn filter(mut self, filter: EventFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Only events of this type (see [`EventFilter::event_type`], which also
+    /// takes a set of types).
     #[must_use]
     pub const fn event_type(mut self, event_type: EventType) -> Self {
-        self.event_type = Some(event_type);
+        self.filter.types = EventTypeSet::empty().with(event_type);
         self
     }
 
     /// Only events from this agent.
     #[must_use]
     pub const fn source_agent_id(mut self, agent_id: i64) -> Self {
-        self.scope.source_agent_id = Some(agent_id);
+        self.filter = self.filter.source_agent_id(agent_id);
         self
     }
 
     /// Only events of this circle.
     #[must_use]
     pub const fn circle_id(mut self, circle_id: i64) -> Self {
-        self.scope.circle_id = Some(circle_id);
+        self.filter = self.filter.circle_id(circle_id);
         self
     }
 
     /// Only events of this project.
     #[must_use]
     pub const fn project_id(mut self, project_id: i64) -> Self {
-        self.scope.project_id = Some(project_id);
+        self.filter = self.filter.project_id(project_id);
         self
     }
 
-    /// Only the events of one chain: the event `id` that started it (if
-    /// history still holds it) and every event whose `correlation_id` is
-    /// `id`. An event belongs to the chain its `correlation_id` names, or to
-    /// its own id's when it has none.
+    /// Only the events of one chain, as [`EventFilter::correlation_id`]
+    /// defines it: the event `id` that started it (if history still holds
+    /// it) and every event whose `correlation_id` is `id`.
     ///
     /// ```
     /// use agentbus::{Event, EventBus, EventType, HistoryQuery};
@@ -545,7 +558,7 @@ impl HistoryQuery {
     /// ```
     #[must_use]
     pub const fn correlation_id(mut self, id: EventId) -> Self {
-        self.correlation_id = Some(id);
+        self.filter = self.filter.correlation_id(id);
         self
     }
 
@@ -557,43 +570,45 @@ impl HistoryQuery {
         self
     }
 
+    /// The criteria.
+    pub const fn get_filter(&self) -> &EventFilter {
+        &self.filter
+    }
+
     /// The limit set (100 unless changed).
     pub const fn get_limit(&self) -> usize {
         self.limit
     }
 
-    /// The event type required, if any.
+    /// The event type required, if exactly one is: `None` when the filter
+    /// admits every type, or several (see [`get_filter`](Self::get_filter)).
     pub const fn get_event_type(&self) -> Option<EventType> {
-        self.event_type
+        self.filter.types.single()
     }
 
     /// The source agent required, if any.
     pub const fn get_source_agent_id(&self) -> Option<i64> {
-        self.scope.source_agent_id
+        self.filter.get_source_agent_id()
     }
 
     /// The circle required, if any.
     pub const fn get_circle_id(&self) -> Option<i64> {
-        self.scope.circle_id
+        self.filter.get_circle_id()
     }
 
     /// The project required, if any.
     pub const fn get_project_id(&self) -> Option<i64> {
-        self.scope.project_id
+        self.filter.get_project_id()
     }
 
     /// The chain required, if any.
     pub const fn get_correlation_id(&self) -> Option<EventId> {
-        self.correlation_id
+        self.filter.get_correlation_id()
     }
 
     /// Whether `event` meets every criterion (the limit aside).
     pub fn matches(&self, event: &Event) -> bool {
-        self.event_type.is_none_or(|t| t == event.event_type)
-            && self.scope.admits(event)
-            && self
-                .correlation_id
-                .is_none_or(|chain| event.correlation_id.unwrap_or(event.id) == chain)
+        self.filter.matches(event)
     }
 }
 

@@ -53,9 +53,11 @@ mod error;
 mod event;
 mod event_type;
 mod executor;
+mod filter;
 mod handler;
 mod history;
 mod id;
+mod order;
 mod publisher;
 mod redact;
 mod scope;
@@ -76,9 +78,11 @@ pub use crate::{
     },
     event::Event,
     event_type::{EventType, EventTypeSet, EventTypeSetIter},
+    filter::EventFilter,
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
+    order::Order,
     publisher::Publisher,
     redact::Redacted,
     stats::BusStats,

@@ -1,13 +1,20 @@
 //! Matching on the fields every event carries: its source agent, circle and
 //! project.
 //!
-//! One [`Scope`] serves both [`HistoryQuery`](crate::HistoryQuery) and the
-//! field filters of [`SubscriptionBuilder`](crate::SubscriptionBuilder)
-//! (`source_agent_id`, `circle_id`, `project_id`). Each field set must equal
-//! the event's, and an event without that field never matches. A subscriber
-//! scoped this way is checked inline on the publishing thread, without
-//! calling a closure, which is what makes it cheaper than the equivalent
-//! [`filter`](crate::SubscriptionBuilder::filter).
+//! One [`Scope`] holds the field criteria of an
+//! [`EventFilter`](crate::EventFilter) (and so of
+//! [`HistoryQuery`](crate::HistoryQuery)) and the field filters of
+//! [`SubscriptionBuilder`](crate::SubscriptionBuilder)
+//! (`source_agent_id`, `circle_id`, `project_id`): the rule is written here
+//! once. Each field set must equal the event's, and an event without that
+//! field never matches. A subscriber scoped this way is checked inline on
+//! the publishing thread, without calling a closure, which is what makes it
+//! cheaper than the equivalent [`filter`](crate::SubscriptionBuilder::filter).
+//!
+//! A subscriber keeps a `Scope` rather than a whole `EventFilter`: the
+//! subscriber table already routes by type, subscriptions have no chain
+//! criterion, and the filter's type set and chain id would add 24 bytes to
+//! the publishing thread's cache line of every subscriber.
 
 use crate::event::Event;
 

@@ -10,10 +10,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use agentbus::{
     event_bus, BuildError, BusStats, DecodeEventError, DecodeEventErrorKind, EncodeEventError,
-    Event, EventBus, EventBusBuilder, EventId, EventStream, EventType, EventTypeSet,
-    EventTypeSetIter, HistoryQuery, Lagged, ParseEventIdError, ParseEventTypeError, PublishOutcome,
-    Publisher, SubscriptionBuilder, SubscriptionGuard, SubscriptionId, TryRecvError, WeakEventBus,
-    DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY,
+    Event, EventBus, EventBusBuilder, EventFilter, EventId, EventStream, EventType, EventTypeSet,
+    EventTypeSetIter, HistoryQuery, Lagged, Order, ParseEventIdError, ParseEventTypeError,
+    PublishOutcome, Publisher, SubscriptionBuilder, SubscriptionGuard, SubscriptionId,
+    TryRecvError, WeakEventBus, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY,
 };
 use serde_json::json;
 
@@ -342,6 +342,46 @@ fn history_query_getters_return_what_was_set() {
 }
 
 #[test]
+fn event_filter_getters_return_what_was_set() {
+    let filter = EventFilter::new();
+    assert_eq!(filter.get_event_types(), EventTypeSet::all());
+    assert_eq!(filter.get_source_agent_id(), None);
+    assert_eq!(filter.get_circle_id(), None);
+    assert_eq!(filter.get_project_id(), None);
+    assert_eq!(filter.get_correlation_id(), None);
+    assert_eq!(filter, EventFilter::default());
+
+    let chain = Event::new(EventType::TaskCompleted).id;
+    let types = EventTypeSet::from([EventType::MemoryShared, EventType::TaskFailed]);
+    let filter = filter
+        .event_type(types)
+        .source_agent_id(7)
+        .circle_id(5)
+        .project_id(2)
+        .correlation_id(chain);
+    assert_eq!(filter.get_event_types(), types);
+    assert_eq!(filter.get_source_agent_id(), Some(7));
+    assert_eq!(filter.get_circle_id(), Some(5));
+    assert_eq!(filter.get_project_id(), Some(2));
+    assert_eq!(filter.get_correlation_id(), Some(chain));
+    assert_ne!(filter, EventFilter::new());
+
+    // A history query built from the filter reports the same criteria.
+    let query = HistoryQuery::from(filter.clone());
+    assert_eq!(query.get_filter(), &filter);
+    assert_eq!(query.get_event_type(), None, "two types are not one");
+    assert_eq!(query.get_circle_id(), Some(5));
+    assert_eq!(query.get_limit(), HistoryQuery::DEFAULT_LIMIT);
+    assert_eq!(
+        HistoryQuery::new()
+            .event_type(EventType::TaskFailed)
+            .get_filter()
+            .get_event_types(),
+        EventTypeSet::from(EventType::TaskFailed)
+    );
+}
+
+#[test]
 fn event_type_sets_iterate_and_extend() {
     let mut set = EventTypeSet::from([EventType::TaskFailed, EventType::AgentStarted]);
     set.extend([EventType::SystemWarning, EventType::TaskFailed]);
@@ -422,6 +462,8 @@ fn public_types_implement_the_common_traits() {
     value::<EventTypeSet>();
     value::<SubscriptionId>();
     value::<HistoryQuery>();
+    value::<EventFilter>();
+    value::<Order>();
     value::<PublishOutcome>();
     value::<BusStats>();
     value::<EventBusBuilder>();
@@ -440,6 +482,7 @@ fn public_types_implement_the_common_traits() {
     copy::<SubscriptionId>();
     copy::<PublishOutcome>();
     copy::<BusStats>();
+    copy::<Order>();
     fn ordered<T: Ord>() {}
     ordered::<EventId>();
     ordered::<EventType>();

@@ -4,7 +4,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use agentbus::{Event, EventBus, EventId, EventType, HistoryQuery, DEFAULT_HISTORY_CAPACITY};
+use agentbus::{
+    Event, EventBus, EventFilter, EventId, EventType, EventTypeSet, HistoryQuery,
+    DEFAULT_HISTORY_CAPACITY,
+};
 use serde_json::json;
 
 /// `native` iterations natively, `miri` under Miri: `.ci/run` runs this
@@ -310,6 +313,40 @@ fn type_filter_on_a_full_ring_of_mixed_types() {
         numbers(&bus.history(&HistoryQuery::new().event_type(EventType::TaskFailed))),
         vec![24, 21, 18, 15]
     );
+}
+
+/// A filter on several types (which `HistoryQuery::event_type` cannot say)
+/// selects from the ring's type tags like one type does, and the limit
+/// counts matches.
+#[test]
+fn a_filter_on_several_types_selects_each_and_stops_at_the_limit() {
+    let bus = bus_with(10);
+    let types = [
+        EventType::TaskFailed,
+        EventType::TaskCreated,
+        EventType::TaskCompleted,
+    ];
+    for n in 0..25u64 {
+        let mut event = numbered(n);
+        event.event_type = types[n as usize % 3];
+        bus.publish_blocking(event.with_circle(n as i64 % 2));
+    }
+    // The ring holds 15..25; failures and completions are those not 1 mod 3.
+    let either = EventTypeSet::from([EventType::TaskFailed, EventType::TaskCompleted]);
+    let filter = EventFilter::new().event_type(either);
+    let query = HistoryQuery::from(filter.clone());
+    assert_eq!(
+        numbers(&bus.history(&query)),
+        vec![24, 23, 21, 20, 18, 17, 15]
+    );
+    assert_eq!(
+        numbers(&bus.history(&query.clone().limit(3))),
+        vec![24, 23, 21]
+    );
+    let even = HistoryQuery::from(filter.circle_id(0));
+    assert_eq!(numbers(&bus.history(&even)), vec![24, 20, 18]);
+    let none = HistoryQuery::from(EventFilter::new().event_type(EventTypeSet::empty()));
+    assert!(bus.history(&none).is_empty());
 }
 
 #[test]

@@ -160,7 +160,21 @@
 //! ```
 //!
 //! `history` returns `Vec<Arc<Event>>`, newest first: the newest `limit`
-//! events (100 by default) that match every criterion set.
+//! events (100 by default) that match every criterion set. The criteria are
+//! an [`EventFilter`](crate::EventFilter), the type the store's reads, the
+//! web API and the CLI select events with too; a filter also takes several
+//! types at once:
+//!
+//! ```
+//! use agentbus::{Event, EventBus, EventFilter, EventType, HistoryQuery};
+//!
+//! let bus = EventBus::new();
+//! bus.publish_blocking(Event::new(EventType::TaskFailed).with_circle(1));
+//! let ends = EventFilter::new()
+//!     .event_type([EventType::TaskCompleted, EventType::TaskFailed])
+//!     .circle_id(1);
+//! assert_eq!(bus.history(&HistoryQuery::from(ends).limit(10)).len(), 1);
+//! ```
 //!
 //! # Streams
 //!

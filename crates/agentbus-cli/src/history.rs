@@ -5,16 +5,41 @@ use std::io::Write;
 use agentbus::EventId;
 
 use crate::client::{ApiClient, ClientError, ServerArgs};
-use crate::filter::FilterArgs;
+use crate::filter::{query_parameters, FilterArgs};
 use crate::render::{ColorChoice, Palette};
 
-/// The order of `agentbus history`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// The order of `agentbus history`, as clap parsed it before `--order` took
+/// the core's [`agentbus::Order`].
+#[deprecated(note = "`HistoryArgs::order` is an `agentbus::Order`; convert with `into()`")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
     /// Oldest first.
     Asc,
     /// Newest first.
     Desc,
+}
+
+#[allow(deprecated)]
+impl From<Order> for agentbus::Order {
+    fn from(order: Order) -> Self {
+        match order {
+            Order::Asc => Self::Ascending,
+            Order::Desc => Self::Descending,
+        }
+    }
+}
+
+/// Parses `--order`: `asc` or `desc`, as the API names them.
+fn order_parser() -> impl clap::builder::TypedValueParser<Value = agentbus::Order> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("asc").help("Oldest first"),
+        PossibleValue::new("desc").help("Newest first"),
+    ])
+    .map(|name| match name.as_str() {
+        "asc" => agentbus::Order::Ascending,
+        _ => agentbus::Order::Descending,
+    })
 }
 
 /// Arguments of `agentbus history`.
@@ -43,8 +68,8 @@ pub struct HistoryArgs {
     /// Oldest or newest first. Without it (and without `--after` and
     /// `--all`) the newest `--limit` events are shown, oldest first, like
     /// `tail -n`.
-    #[arg(long, value_enum)]
-    pub order: Option<Order>,
+    #[arg(long, value_parser = order_parser())]
+    pub order: Option<agentbus::Order>,
 
     /// Follow the pages to the end instead of stopping after one.
     #[arg(long)]
@@ -72,17 +97,18 @@ pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), His
     // The newest page, shown oldest first.
     let latest = args.order.is_none() && args.after.is_none() && !args.all;
     loop {
-        let mut query = args.filter.query();
+        let mut filter = args.filter.filter();
         if let Some(correlation) = args.correlation {
-            query.push(("correlation_id", correlation.to_string()));
+            filter = filter.correlation_id(correlation);
         }
+        let mut query = query_parameters(&filter);
         if let Some(after) = after {
             query.push(("after", after.to_string()));
         }
         query.push(("limit", args.limit.to_string()));
         let order = match args.order {
-            Some(Order::Asc) => Some("asc"),
-            Some(Order::Desc) => Some("desc"),
+            Some(agentbus::Order::Ascending) => Some("asc"),
+            Some(agentbus::Order::Descending) => Some("desc"),
             None if latest => Some("desc"),
             None => None,
         };

@@ -117,13 +117,15 @@ mod stats;
 mod store_spec;
 mod tail;
 
+#[allow(deprecated)]
+pub use crate::history::Order;
 pub use crate::{
     cli::{Cli, Command},
     client::{ApiClient, ClientError, EventsPage, PublishReply, SequencedEvent, ServerArgs},
     demo::{DemoArgs, DemoError},
     error::{report, CommandError},
     filter::FilterArgs,
-    history::{HistoryArgs, HistoryError, Order},
+    history::{HistoryArgs, HistoryError},
     nats::{NatsArgs, NatsError},
     publish::{PublishArgs, PublishError},
     render::{ColorChoice, Palette},

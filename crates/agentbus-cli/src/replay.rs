@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentbus::{Event, EventBus, EventTypeSet, Redacted};
+use agentbus::{Event, EventBus, Redacted};
 use agentbus_store::{ReadQuery, StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -159,23 +159,12 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
     let mut after = args.from.saturating_sub(1);
     let mut replayed = 0u64;
     let mut span: Option<(u64, u64)> = None;
+    let filter = args.filter.filter();
     while after < last {
-        let mut query = ReadQuery::new()
+        let query = ReadQuery::from(filter.clone())
             .after(after)
             .up_to(last)
             .limit(args.batch as usize);
-        if !args.filter.types.is_empty() {
-            query = query.event_type(args.filter.types.iter().copied().collect::<EventTypeSet>());
-        }
-        if let Some(circle) = args.filter.circle {
-            query = query.circle_id(circle);
-        }
-        if let Some(agent) = args.filter.agent {
-            query = query.source_agent_id(agent);
-        }
-        if let Some(project) = args.filter.project {
-            query = query.project_id(project);
-        }
         let page = store
             .read(&query)
             .await

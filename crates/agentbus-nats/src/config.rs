@@ -41,7 +41,11 @@ pub enum StartFrom {
     All,
 }
 
-pub(crate) type EventFilter = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+/// The circle and project check both directions run. Not an
+/// [`agentbus::EventFilter`]: that holds one circle and one project, the
+/// bridge a set of each; the rule is the same (an event without the field
+/// never matches).
+pub(crate) type ScopeCheck = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// The settings of a [`NatsBridge`](crate::NatsBridge); every setter
 /// returns the changed config.
@@ -320,7 +324,7 @@ impl BridgeConfig {
     }
 
     /// The circle and project filter, `None` when both are open.
-    pub(crate) fn scope_filter(&self) -> Option<EventFilter> {
+    pub(crate) fn scope_filter(&self) -> Option<ScopeCheck> {
         let circles = self.circles.clone();
         let projects = self.projects.clone();
         if circles.is_none() && projects.is_none() {

@@ -163,7 +163,7 @@ struct Receiver {
     /// Core mode: the last sequence number seen per sending bridge and type.
     sequences: HashMap<Box<str>, [u64; EventType::COUNT]>,
     dedup: DedupWindow,
-    scope: Option<crate::config::EventFilter>,
+    scope: Option<crate::config::ScopeCheck>,
     warnings: u64,
 }
 

@@ -12,10 +12,11 @@ use futures_core::Stream;
 use tokio::sync::broadcast;
 
 use crate::error::StoreError;
-use crate::query::{Order, ReadQuery};
+use crate::query::ReadQuery;
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
 use crate::writer::Committed;
+use agentbus::Order;
 
 /// Rows per store read while catching up.
 const PAGE: usize = 1000;

@@ -148,6 +148,8 @@ mod projection;
 mod query;
 mod recorder;
 mod replay;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -163,9 +165,12 @@ pub use crate::{
     error::{Cause, StoreError},
     open::{is_postgres_location, open, open_existing},
     projection::Projection,
-    query::{Order, ReadQuery},
+    query::ReadQuery,
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats, Reservation},
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
     stored::StoredEvent,
 };
+/// The order of a read: the core's, re-exported so that this crate's
+/// earlier name keeps working.
+pub use agentbus::Order;

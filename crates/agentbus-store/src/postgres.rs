@@ -2,11 +2,10 @@
 //! tokio-postgres connections, batches written with binary COPY.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use agentbus::{Event, EventId, EventType};
+use agentbus::{Event, EventId};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -14,9 +13,10 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::query::{Order, ReadQuery};
+use crate::query::ReadQuery;
+use crate::sql::{self, clamp_nanos, Dialect, Parameter};
 use crate::store::{Appended, BoxFuture, EventStore, Retention};
-use crate::stored::{clamp_nanos, clamp_sequence, timestamp_nanos, Columns, StoredEvent};
+use crate::stored::{timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`agentbus_meta`).
 pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 1;
@@ -57,9 +57,6 @@ const COPY_TYPES: [Type; 10] = [
     Type::INT8,
     Type::JSON,
 ];
-
-const COLUMNS: &str = "sequence, id, event_type, source_agent_id, circle_id, project_id, \
-    correlation_id, causation_id, timestamp_ns, data";
 
 /// The PostgreSQL store: one table of events and one of metadata in the
 /// database of the URL, created and migrated on connect.
@@ -315,64 +312,22 @@ impl PostgresStore {
 
     async fn read_events(&self, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let failed = pg_error("read");
-        if query.get_limit() == 0 || query.get_event_types().is_empty() {
+        let Some(select) = sql::select(query, Dialect::Postgres) else {
             return Ok(Vec::new());
-        }
-        let mut sql = format!("SELECT {COLUMNS} FROM agentbus_events WHERE sequence > $1");
-        let mut parameters: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(clamp_sequence(query.get_after()))];
-        let mut condition =
-            |sql: &mut String, column: &str, op: &str, value: Box<dyn ToSql + Sync + Send>| {
-                parameters.push(value);
-                // `= ANY` takes its array in parentheses; the others take them too.
-                let _ = write!(sql, " AND {column} {op} (${})", parameters.len());
-            };
-        if !query.all_types() {
-            let names: Vec<String> = EventType::ALL
-                .into_iter()
-                .filter(|t| query.get_event_types().contains(*t))
-                .map(|t| t.as_str().to_owned())
-                .collect();
-            condition(&mut sql, "event_type", "= ANY", Box::new(names));
-        }
-        if let Some(up_to) = query.get_up_to() {
-            condition(&mut sql, "sequence", "<=", Box::new(clamp_sequence(up_to)));
-        }
-        if let Some(circle) = query.get_circle_id() {
-            condition(&mut sql, "circle_id", "=", Box::new(circle));
-        }
-        if let Some(agent) = query.get_source_agent_id() {
-            condition(&mut sql, "source_agent_id", "=", Box::new(agent));
-        }
-        if let Some(project) = query.get_project_id() {
-            condition(&mut sql, "project_id", "=", Box::new(project));
-        }
-        if let Some(since) = query.get_since() {
-            condition(&mut sql, "timestamp_ns", ">=", Box::new(clamp_nanos(since)));
-        }
-        if let Some(until) = query.get_until() {
-            condition(&mut sql, "timestamp_ns", "<", Box::new(clamp_nanos(until)));
-        }
-        if let Some(chain) = query.get_correlation_id() {
-            // The chain's root has no correlation id: it belongs by its own
-            // id. Each side of the OR is an index lookup (the partial
-            // correlation index, the unique id index), combined by a bitmap OR.
-            parameters.push(Box::new(chain.as_uuid()));
-            let n = parameters.len();
-            let _ = write!(
-                sql,
-                " AND (correlation_id = ${n} OR (correlation_id IS NULL AND id = ${n}))"
-            );
-        }
-        let order = match query.get_order() {
-            Order::Ascending => "ASC",
-            Order::Descending => "DESC",
         };
-        let limit = i64::try_from(query.get_limit()).unwrap_or(i64::MAX);
-        let _ = write!(sql, " ORDER BY sequence {order} LIMIT {limit}");
-
         let client = self.pool.get().await.map_err(pool_error("read"))?;
-        let statement = client.prepare_cached(&sql).await.map_err(&failed)?;
+        let statement = client.prepare_cached(&select.sql).await.map_err(&failed)?;
+        let parameters: Vec<Box<dyn ToSql + Sync + Send>> = select
+            .parameters
+            .into_iter()
+            .map(|parameter| -> Box<dyn ToSql + Sync + Send> {
+                match parameter {
+                    Parameter::Integer(value) => Box::new(value),
+                    Parameter::Id(id) => Box::new(id.as_uuid()),
+                    Parameter::Types(names) => Box::new(names),
+                }
+            })
+            .collect();
         let parameters: Vec<&(dyn ToSql + Sync)> = parameters
             .iter()
             .map(|p| &**p as &(dyn ToSql + Sync))
@@ -388,9 +343,7 @@ impl PostgresStore {
         let failed = pg_error("read");
         let client = self.pool.get().await.map_err(pool_error("read"))?;
         let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM agentbus_events WHERE id = $1"
-            ))
+            .prepare_cached(&sql::select_by_id(Dialect::Postgres))
             .await
             .map_err(&failed)?;
         let row = client

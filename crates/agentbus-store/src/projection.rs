@@ -2,9 +2,10 @@
 //! snapshot.
 
 use crate::error::StoreError;
-use crate::query::{Order, ReadQuery};
+use crate::query::ReadQuery;
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
+use agentbus::Order;
 
 /// A state folded from stored events (event sourcing), with the sequence it
 /// has seen up to.

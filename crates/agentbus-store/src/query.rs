@@ -2,21 +2,12 @@
 
 use std::time::SystemTime;
 
-use agentbus::{Event, EventId, EventType, EventTypeSet};
+use agentbus::{Event, EventFilter, EventId, EventTypeSet, Order};
 
-/// The order of a read, by sequence.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Order {
-    /// Oldest first (the default).
-    #[default]
-    Ascending,
-    /// Newest first.
-    Descending,
-}
-
-/// Which stored events to read: a sequence range, field filters, time bounds,
-/// an order and a limit. Every filter narrows the result; an event without a
-/// filtered field (say, no `circle_id`) never matches that filter.
+/// Which stored events to read: a sequence range, an [`EventFilter`], time
+/// bounds, an [`Order`] (by sequence) and a limit. Every criterion narrows
+/// the result; an event without a filtered field (say, no `circle_id`)
+/// never matches that criterion.
 ///
 /// Page forwards with `after(last_sequence_seen)`, backwards with
 /// `descending().before(first_sequence_seen)`.
@@ -34,15 +25,27 @@ pub enum Order {
 /// assert_eq!(query.get_limit(), 50);
 /// assert_eq!(query.get_order(), Order::Ascending);
 /// ```
+///
+/// A filter built elsewhere (from the web API's parameters, the CLI's flags)
+/// becomes a query with [`filter`](Self::filter) or `From`:
+///
+/// ```
+/// use agentbus::{EventFilter, EventType};
+/// use agentbus_store::ReadQuery;
+///
+/// let filter = EventFilter::new().event_type(EventType::TaskCompleted).circle_id(5);
+/// let query = ReadQuery::from(filter.clone()).after(100).limit(50);
+/// assert_eq!(query.get_filter(), &filter);
+/// assert_eq!(
+///     query,
+///     ReadQuery::new().after(100).event_type(EventType::TaskCompleted).circle_id(5).limit(50)
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadQuery {
     pub(crate) after: u64,
     pub(crate) up_to: Option<u64>,
-    pub(crate) types: EventTypeSet,
-    pub(crate) circle_id: Option<i64>,
-    pub(crate) source_agent_id: Option<i64>,
-    pub(crate) project_id: Option<i64>,
-    pub(crate) correlation_id: Option<EventId>,
+    pub(crate) filter: EventFilter,
     pub(crate) since: Option<SystemTime>,
     pub(crate) until: Option<SystemTime>,
     pub(crate) order: Order,
@@ -55,6 +58,13 @@ impl Default for ReadQuery {
     }
 }
 
+impl From<EventFilter> for ReadQuery {
+    /// Every stored event `filter` matches, ascending, with no limit.
+    fn from(filter: EventFilter) -> Self {
+        Self::new().filter(filter)
+    }
+}
+
 impl ReadQuery {
     /// Every stored event, ascending, with no limit: on a large store, page
     /// with [`limit`](Self::limit) and [`after`](Self::after).
@@ -62,11 +72,7 @@ impl ReadQuery {
         Self {
             after: 0,
             up_to: None,
-            types: EventTypeSet::all(),
-            circle_id: None,
-            source_agent_id: None,
-            project_id: None,
-            correlation_id: None,
+            filter: EventFilter::new(),
             since: None,
             until: None,
             order: Order::Ascending,
@@ -95,42 +101,52 @@ impl ReadQuery {
         self.up_to(sequence.saturating_sub(1))
     }
 
-    /// Only events of these types: one [`EventType`] or an [`EventTypeSet`].
-    /// Replaces an earlier type filter.
+    /// Only the events `filter` matches; replaces every criterion of an
+    /// earlier [`filter`](Self::filter), [`event_type`](Self::event_type),
+    /// [`circle_id`](Self::circle_id) and the like (sequence and time bounds,
+    /// order and limit stay).
+    #[must_use]
+    pub fn filter(mut self, filter: EventFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Only events of these types: one [`EventType`](agentbus::EventType) or an
+    /// [`EventTypeSet`].
+    /// Replaces an earlier type filter. See [`EventFilter::event_type`].
     #[must_use]
     pub fn event_type(mut self, types: impl Into<EventTypeSet>) -> Self {
-        self.types = types.into();
+        self.filter = self.filter.event_type(types);
         self
     }
 
     /// Only events of circle `circle_id`.
     #[must_use]
     pub fn circle_id(mut self, circle_id: i64) -> Self {
-        self.circle_id = Some(circle_id);
+        self.filter = self.filter.circle_id(circle_id);
         self
     }
 
     /// Only events from agent `agent_id`.
     #[must_use]
     pub fn source_agent_id(mut self, agent_id: i64) -> Self {
-        self.source_agent_id = Some(agent_id);
+        self.filter = self.filter.source_agent_id(agent_id);
         self
     }
 
     /// Only events of project `project_id`.
     #[must_use]
     pub fn project_id(mut self, project_id: i64) -> Self {
-        self.project_id = Some(project_id);
+        self.filter = self.filter.project_id(project_id);
         self
     }
 
-    /// Only the events of one causal chain, as
-    /// [`HistoryQuery::correlation_id`](agentbus::HistoryQuery::correlation_id)
-    /// selects them from the bus history: the event `correlation_id` that
-    /// started the chain (if stored) and every event whose
-    /// [`Event::correlation_id`] is `correlation_id`. An event belongs to the
-    /// chain its `correlation_id` names, or to its own id's when it has none.
-    /// Both backends answer from indexes (on ids and on correlation ids).
+    /// Only the events of one causal chain, as [`EventFilter::correlation_id`]
+    /// defines it (and [`HistoryQuery`](agentbus::HistoryQuery) selects it
+    /// from the bus history): the event `correlation_id` that started the
+    /// chain (if stored) and every event whose [`Event::correlation_id`] is
+    /// `correlation_id`. Both backends answer from indexes (on ids and on
+    /// correlation ids).
     ///
     /// ```
     /// use agentbus::{Event, EventType};
@@ -144,7 +160,7 @@ impl ReadQuery {
     /// ```
     #[must_use]
     pub fn correlation_id(mut self, correlation_id: EventId) -> Self {
-        self.correlation_id = Some(correlation_id);
+        self.filter = self.filter.correlation_id(correlation_id);
         self
     }
 
@@ -198,29 +214,34 @@ impl ReadQuery {
         self.up_to
     }
 
+    /// The criteria on the events themselves (types, fields, chain).
+    pub fn get_filter(&self) -> &EventFilter {
+        &self.filter
+    }
+
     /// The event types that match.
     pub fn get_event_types(&self) -> EventTypeSet {
-        self.types
+        self.filter.get_event_types()
     }
 
     /// The circle filter.
     pub fn get_circle_id(&self) -> Option<i64> {
-        self.circle_id
+        self.filter.get_circle_id()
     }
 
     /// The agent filter.
     pub fn get_source_agent_id(&self) -> Option<i64> {
-        self.source_agent_id
+        self.filter.get_source_agent_id()
     }
 
     /// The project filter.
     pub fn get_project_id(&self) -> Option<i64> {
-        self.project_id
+        self.filter.get_project_id()
     }
 
     /// The causal chain filter.
     pub fn get_correlation_id(&self) -> Option<EventId> {
-        self.correlation_id
+        self.filter.get_correlation_id()
     }
 
     /// The inclusive lower time bound.
@@ -256,23 +277,8 @@ impl ReadQuery {
     /// assert!(!query.matches(&Event::new(EventType::TaskCreated).with_circle(5)));
     /// ```
     pub fn matches(&self, event: &Event) -> bool {
-        self.types.contains(event.event_type)
-            && field_matches(self.circle_id, event.circle_id)
-            && field_matches(self.source_agent_id, event.source_agent_id)
-            && field_matches(self.project_id, event.project_id)
-            && self
-                .correlation_id
-                .is_none_or(|chain| event.correlation_id.unwrap_or(event.id) == chain)
+        self.filter.matches(event)
             && self.since.is_none_or(|since| event.timestamp >= since)
             && self.until.is_none_or(|until| event.timestamp < until)
     }
-
-    /// Whether the type filter admits every type (no SQL needed for it).
-    pub(crate) fn all_types(&self) -> bool {
-        self.types.len() == EventType::COUNT
-    }
-}
-
-fn field_matches(wanted: Option<i64>, actual: Option<i64>) -> bool {
-    wanted.is_none_or(|wanted| actual == Some(wanted))
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use agentbus::EventBus;
 
 use crate::error::StoreError;
-use crate::query::{Order, ReadQuery};
+use crate::query::ReadQuery;
 use crate::store::EventStore;
+use agentbus::Order;
 
 /// What [`replay`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use agentbus::{Event, EventId, EventType};
+use agentbus::{Event, EventId};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::query::{Order, ReadQuery};
+use crate::query::ReadQuery;
+use crate::sql::{self, clamp_nanos, clamp_sequence, Dialect, Parameter};
 use crate::store::{blocking, Appended, BoxFuture, EventStore, Retention};
-use crate::stored::{clamp_nanos, clamp_sequence, corrupt, timestamp_nanos, Columns, StoredEvent};
+use crate::stored::{corrupt, timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 1;
@@ -38,9 +39,6 @@ INSERT INTO agentbus_meta (key, value) VALUES ('last_sequence', 0);
 const INSERT: &str = "INSERT INTO agentbus_events (sequence, id, event_type, source_agent_id, \
     circle_id, project_id, correlation_id, causation_id, timestamp_ns, data) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING";
-
-const COLUMNS: &str = "sequence, id, event_type, source_agent_id, circle_id, project_id, \
-    correlation_id, causation_id, timestamp_ns, data";
 
 /// How hard SQLite works to make a commit survive a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -376,9 +374,7 @@ fn append(connection: &mut Connection, events: &[Arc<Event>]) -> Result<Appended
 fn get(connection: &Connection, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
     let failed = sqlite_error("read");
     let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM agentbus_events WHERE id = ?1"
-        ))
+        .prepare_cached(&sql::select_by_id(Dialect::Sqlite))
         .map_err(&failed)?;
     let mut rows = statement
         .query([&id.as_uuid().as_bytes()[..]])
@@ -386,81 +382,35 @@ fn get(connection: &Connection, id: EventId) -> Result<Option<StoredEvent>, Stor
     rows.next().map_err(&failed)?.map(decode_row).transpose()
 }
 
-fn type_list(query: &ReadQuery) -> String {
-    let mut list = String::new();
-    for event_type in EventType::ALL {
-        if query.get_event_types().contains(event_type) {
-            if !list.is_empty() {
-                list.push_str(", ");
-            }
-            // The names are the crate's own constants: no quoting needed.
-            let _ = write!(list, "'{}'", event_type.as_str());
-        }
-    }
-    list
-}
-
 fn read(connection: &Connection, query: &ReadQuery) -> Result<Vec<StoredEvent>, StoreError> {
     let failed = sqlite_error("read");
-    if query.get_limit() == 0 || query.get_event_types().is_empty() {
+    let Some(select) = sql::select(query, Dialect::Sqlite) else {
         return Ok(Vec::new());
-    }
-    let mut sql = format!("SELECT {COLUMNS} FROM agentbus_events WHERE sequence > ?1");
-    if !query.all_types() {
-        let _ = write!(sql, " AND event_type IN ({})", type_list(query));
-    }
-    let mut parameters: Vec<Box<dyn rusqlite::ToSql>> =
-        vec![Box::new(clamp_sequence(query.get_after()))];
-    let mut condition =
-        |sql: &mut String, column: &str, op: &str, value: Box<dyn rusqlite::ToSql>| {
-            parameters.push(value);
-            let _ = write!(sql, " AND {column} {op} ?{}", parameters.len());
-        };
-    if let Some(up_to) = query.get_up_to() {
-        condition(&mut sql, "sequence", "<=", Box::new(clamp_sequence(up_to)));
-    }
-    if let Some(circle) = query.get_circle_id() {
-        condition(&mut sql, "circle_id", "=", Box::new(circle));
-    }
-    if let Some(agent) = query.get_source_agent_id() {
-        condition(&mut sql, "source_agent_id", "=", Box::new(agent));
-    }
-    if let Some(project) = query.get_project_id() {
-        condition(&mut sql, "project_id", "=", Box::new(project));
-    }
-    if let Some(since) = query.get_since() {
-        condition(&mut sql, "timestamp_ns", ">=", Box::new(clamp_nanos(since)));
-    }
-    if let Some(until) = query.get_until() {
-        condition(&mut sql, "timestamp_ns", "<", Box::new(clamp_nanos(until)));
-    }
-    if let Some(chain) = query.get_correlation_id() {
-        // The chain's root has no correlation id: it belongs by its own id.
-        // Each side of the OR is an index lookup (the partial correlation
-        // index, the unique id index).
-        parameters.push(Box::new(chain.as_uuid().into_bytes().to_vec()));
-        let n = parameters.len();
-        let _ = write!(
-            sql,
-            " AND (correlation_id = ?{n} OR (correlation_id IS NULL AND id = ?{n}))"
-        );
-    }
-    let order = match query.get_order() {
-        Order::Ascending => "ASC",
-        Order::Descending => "DESC",
     };
-    let limit = i64::try_from(query.get_limit()).unwrap_or(i64::MAX);
-    let _ = write!(sql, " ORDER BY sequence {order} LIMIT {limit}");
-
-    let mut statement = connection.prepare_cached(&sql).map_err(&failed)?;
+    let mut statement = connection.prepare_cached(&select.sql).map_err(&failed)?;
     let mut rows = statement
-        .query(rusqlite::params_from_iter(parameters.iter()))
+        .query(rusqlite::params_from_iter(select.parameters.iter()))
         .map_err(&failed)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(&failed)? {
         events.push(decode_row(row)?);
     }
     Ok(events)
+}
+
+impl rusqlite::ToSql for Parameter {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(ToSqlOutput::Owned(match self {
+            Parameter::Integer(value) => Value::Integer(*value),
+            Parameter::Id(id) => Value::Blob(id.as_uuid().as_bytes().to_vec()),
+            Parameter::Types(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "SQLite takes a type list in the SQL, not as a parameter".into(),
+                ))
+            }
+        }))
+    }
 }
 
 fn uuid_column(

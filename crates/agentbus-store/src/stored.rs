@@ -32,22 +32,6 @@ pub(crate) fn timestamp_nanos(event: &Event) -> Result<i64, StoreError> {
         })
 }
 
-/// A sequence as both schemas store it (`i64`), clamped: a cursor past
-/// `i64::MAX` is past every stored event, never a negative number.
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) fn clamp_sequence(sequence: u64) -> i64 {
-    i64::try_from(sequence).unwrap_or(i64::MAX)
-}
-
-/// Nanoseconds since the epoch for a time bound, clamped to the stored range.
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) fn clamp_nanos(at: SystemTime) -> i64 {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
 pub(crate) fn system_time(nanos: i64) -> SystemTime {
     let magnitude = Duration::from_nanos(nanos.unsigned_abs());
     if nanos >= 0 {

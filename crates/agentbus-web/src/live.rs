@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentbus::EventFilter;
 use agentbus_store::{EventStore, ReadQuery};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -15,7 +16,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use crate::api::SharedState;
 use crate::error::ApiError;
 use crate::hub::{Frame, Hub, Item};
-use crate::params::{Filter, Params, LIVE_PARAMS};
+use crate::params::{Params, LIVE_PARAMS};
 
 /// Rows per store read when a client catches up or is refilled.
 const REFILL_PAGE: usize = 1000;
@@ -84,7 +85,7 @@ impl Drop for ClientGuard {
 /// What a live client asked for.
 #[derive(Debug)]
 pub(crate) struct Selection {
-    pub(crate) filter: Filter,
+    pub(crate) filter: EventFilter,
     /// Resume after this sequence (`after`, or SSE's `Last-Event-ID`).
     pub(crate) after: Option<u64>,
 }
@@ -140,7 +141,7 @@ pub(crate) struct Feed {
     hub: Arc<Hub>,
     receiver: broadcast::Receiver<Item>,
     closed: bool,
-    filter: Filter,
+    filter: EventFilter,
     store: Option<Arc<dyn EventStore>>,
     /// With a store: the last sequence passed; `None` until the first event
     /// for a client that did not ask to resume.
@@ -302,25 +303,9 @@ impl Feed {
     }
 
     fn query(&self, after: u64, up_to: u64) -> ReadQuery {
-        let mut query = ReadQuery::new()
+        ReadQuery::from(self.filter.clone())
             .after(after)
             .up_to(up_to)
-            .limit(REFILL_PAGE);
-        if let Some(types) = self.filter.types {
-            query = query.event_type(types);
-        }
-        if let Some(id) = self.filter.circle_id {
-            query = query.circle_id(id);
-        }
-        if let Some(id) = self.filter.source_agent_id {
-            query = query.source_agent_id(id);
-        }
-        if let Some(id) = self.filter.project_id {
-            query = query.project_id(id);
-        }
-        if let Some(id) = self.filter.correlation_id {
-            query = query.correlation_id(id);
-        }
-        query
+            .limit(REFILL_PAGE)
     }
 }

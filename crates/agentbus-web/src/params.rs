@@ -2,7 +2,7 @@
 //! parsed strictly, so a typo or an out-of-range value is a 400 naming it
 //! rather than a silently wider result.
 
-use agentbus::{Event, EventId, EventType, EventTypeSet};
+use agentbus::{EventFilter, EventType, EventTypeSet, Order};
 
 use crate::error::ApiError;
 
@@ -11,48 +11,11 @@ pub(crate) const MAX_LIMIT: usize = 10_000;
 /// The page size when `limit` is not given.
 pub(crate) const DEFAULT_LIMIT: usize = 100;
 
-/// Which events a reader wants.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Filter {
-    pub(crate) types: Option<EventTypeSet>,
-    pub(crate) circle_id: Option<i64>,
-    pub(crate) source_agent_id: Option<i64>,
-    pub(crate) project_id: Option<i64>,
-    pub(crate) correlation_id: Option<EventId>,
-}
-
-impl Filter {
-    pub(crate) fn matches(&self, event: &Event) -> bool {
-        self.types
-            .is_none_or(|types| types.contains(event.event_type))
-            && self.circle_id.is_none_or(|id| event.circle_id == Some(id))
-            && self
-                .source_agent_id
-                .is_none_or(|id| event.source_agent_id == Some(id))
-            && self
-                .project_id
-                .is_none_or(|id| event.project_id == Some(id))
-            && self.correlation_id.is_none_or(|chain| {
-                // As the bus history and the store select a chain: the event
-                // that starts it has no correlation id and belongs by its own.
-                event.correlation_id.unwrap_or(event.id) == chain
-            })
-    }
-}
-
-/// Reading order for `GET /api/events`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Order {
-    #[default]
-    Asc,
-    Desc,
-}
-
 /// Every parameter any reading endpoint accepts; each endpoint says which
 /// it allows.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Params {
-    pub(crate) filter: Filter,
+    pub(crate) filter: EventFilter,
     pub(crate) after: Option<u64>,
     pub(crate) before: Option<u64>,
     pub(crate) limit: Option<usize>,
@@ -88,6 +51,8 @@ impl Params {
     /// `?circle_id=&type=` is the same as no filter.
     pub(crate) fn parse(pairs: &[(String, String)], allowed: &[&str]) -> Result<Self, ApiError> {
         let mut params = Params::default();
+        // Every `type` parameter adds to one set.
+        let mut types: Option<EventTypeSet> = None;
         for (name, value) in pairs {
             if name == "token" {
                 continue;
@@ -104,26 +69,28 @@ impl Params {
             }
             match name.as_str() {
                 "type" => {
-                    let mut types = params.filter.types.unwrap_or_default();
+                    let types = types.get_or_insert_with(EventTypeSet::empty);
                     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                         let event_type: EventType = part.parse().map_err(|_| {
                             ApiError::bad_request(format!(
                                 "query parameter `type`: unknown event type \"{part}\""
                             ))
                         })?;
-                        types = types.with(event_type);
+                        *types = types.with(event_type);
                     }
-                    params.filter.types = Some(types);
                 }
-                "circle_id" => params.filter.circle_id = Some(integer(name, value)?),
-                "source_agent_id" => params.filter.source_agent_id = Some(integer(name, value)?),
-                "project_id" => params.filter.project_id = Some(integer(name, value)?),
+                "circle_id" => params.filter = params.filter.circle_id(integer(name, value)?),
+                "source_agent_id" => {
+                    params.filter = params.filter.source_agent_id(integer(name, value)?);
+                }
+                "project_id" => params.filter = params.filter.project_id(integer(name, value)?),
                 "correlation_id" => {
-                    params.filter.correlation_id = Some(value.parse().map_err(|_| {
+                    let id = value.parse().map_err(|_| {
                         ApiError::bad_request(format!(
                             "query parameter `correlation_id`: \"{value}\" is not an event id (a uuid)"
                         ))
-                    })?);
+                    })?;
+                    params.filter = params.filter.correlation_id(id);
                 }
                 "after" => params.after = Some(sequence("query parameter `after`", value)?),
                 "before" => params.before = Some(sequence("query parameter `before`", value)?),
@@ -142,8 +109,8 @@ impl Params {
                 }
                 "order" => {
                     params.order = Some(match value {
-                        "asc" => Order::Asc,
-                        "desc" => Order::Desc,
+                        "asc" => Order::Ascending,
+                        "desc" => Order::Descending,
                         _ => {
                             return Err(ApiError::bad_request(format!(
                                 "query parameter `order`: expected \"asc\" or \"desc\", got \"{value}\""
@@ -153,6 +120,9 @@ impl Params {
                 }
                 _ => unreachable!("every allowed name is handled"),
             }
+        }
+        if let Some(types) = types {
+            params.filter = params.filter.event_type(types);
         }
         Ok(params)
     }

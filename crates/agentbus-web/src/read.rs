@@ -1,16 +1,14 @@
 //! `GET /api/events` and `GET /api/events/{id}`.
 
-use std::sync::Arc;
-
-use agentbus::{Event, EventBus, EventId, HistoryQuery};
-use agentbus_store::{EventStore, Order as StoreOrder, ReadQuery};
+use agentbus::{EventId, HistoryQuery, Order};
+use agentbus_store::{EventStore, ReadQuery};
 use axum::extract::{Path, State};
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Filter, Order, Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::params::{Params, DEFAULT_LIMIT, READ_PARAMS};
 
 /// The query string as name/value pairs, or a 400.
 pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
@@ -33,10 +31,11 @@ pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<R
     // Off the runtime: with a large history and a sparse filter the scan
     // is long, and a worker must keep answering other requests meanwhile.
     let bus = state.bus.clone();
-    let descending = params.order.unwrap_or_default() == Order::Desc;
-    let filter = params.filter;
+    let descending = params.order.unwrap_or_default() == Order::Descending;
+    // The history stops at `limit` matches, newest first.
+    let query = HistoryQuery::from(params.filter).limit(limit);
     tokio::task::spawn_blocking(move || {
-        let mut events = newest_matching(&bus, &filter, limit);
+        let mut events = bus.history(&query);
         if !descending {
             events.reverse();
         }
@@ -59,48 +58,6 @@ pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<R
     .map_err(|_| ApiError::unavailable("the server is shutting down"))
 }
 
-/// The newest `limit` events of the bus history that match `filter`,
-/// newest first. The history stops at `limit` matches; only a filter on
-/// several types (which [`HistoryQuery`] cannot express) reads a window
-/// that grows until it holds `limit` of them or covers the whole history.
-fn newest_matching(bus: &EventBus, filter: &Filter, limit: usize) -> Vec<Arc<Event>> {
-    let mut query = HistoryQuery::new();
-    if let Some(id) = filter.circle_id {
-        query = query.circle_id(id);
-    }
-    if let Some(id) = filter.source_agent_id {
-        query = query.source_agent_id(id);
-    }
-    if let Some(id) = filter.project_id {
-        query = query.project_id(id);
-    }
-    if let Some(id) = filter.correlation_id {
-        query = query.correlation_id(id);
-    }
-    let types = match filter.types {
-        None => return bus.history(&query.limit(limit)),
-        Some(types) if types.is_empty() => return Vec::new(),
-        Some(types) => types,
-    };
-    if let (1, Some(only)) = (types.len(), types.iter().next()) {
-        return bus.history(&query.event_type(only).limit(limit));
-    }
-    let mut window = limit.saturating_mul(4);
-    loop {
-        let events = bus.history(&query.clone().limit(window));
-        let whole = events.len() < window;
-        let matching: Vec<_> = events
-            .into_iter()
-            .filter(|event| types.contains(event.event_type))
-            .take(limit)
-            .collect();
-        if matching.len() == limit || whole {
-            return matching;
-        }
-        window = window.saturating_mul(4);
-    }
-}
-
 /// A page from the store. `next` is the cursor for the following page: the
 /// `after` to pass in ascending order, the `before` in descending order;
 /// `null` when this page was the last.
@@ -109,35 +66,15 @@ async fn list_stored(
     params: &Params,
     limit: usize,
 ) -> Result<Response, ApiError> {
-    let filter = &params.filter;
-    let order = params.order.unwrap_or_default();
-    let mut query = ReadQuery::new()
+    let mut query = ReadQuery::from(params.filter.clone())
         .after(params.after.unwrap_or(0))
         .limit(limit)
-        .order(match order {
-            Order::Asc => StoreOrder::Ascending,
-            Order::Desc => StoreOrder::Descending,
-        });
+        .order(params.order.unwrap_or_default());
     if let Some(before) = params.before {
         if before == 0 {
             return Ok(json_response("{\"events\":[],\"next\":null}".to_owned()));
         }
         query = query.before(before);
-    }
-    if let Some(types) = filter.types {
-        query = query.event_type(types);
-    }
-    if let Some(id) = filter.circle_id {
-        query = query.circle_id(id);
-    }
-    if let Some(id) = filter.source_agent_id {
-        query = query.source_agent_id(id);
-    }
-    if let Some(id) = filter.project_id {
-        query = query.project_id(id);
-    }
-    if let Some(id) = filter.correlation_id {
-        query = query.correlation_id(id);
     }
     let page = store
         .read(&query)
