@@ -1,71 +1,19 @@
 //! `agentbus serve --nats`: two servers bridged through a real nats-server
-//! (started here on a free loopback port; skipped when it is not installed,
-//! unless `AGENTBUS_REQUIRE_SERVICES=1`).
+//! (agentbus-testkit's, on a free loopback port; skipped when it is not
+//! installed, unless `AGENTBUS_REQUIRE_SERVICES=1`).
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agentbus_testkit::NatsServer;
 use common::{json_lines, run_ok, Running, Server};
 
-/// A nats-server on a free port, or `None` (with a message) when the program
-/// is missing and services are not required.
-fn nats_server(jetstream: bool) -> Option<(Running, String, tempfile::TempDir)> {
-    nats_server_with(jetstream, &[])
-}
-
-/// [`nats_server`] with more `nats-server` arguments (`--user`, ...).
-fn nats_server_with(
-    jetstream: bool,
-    extra_args: &[&str],
-) -> Option<(Running, String, tempfile::TempDir)> {
-    let available = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !available {
-        assert!(
-            std::env::var_os("AGENTBUS_REQUIRE_SERVICES").is_none_or(|v| v != "1"),
-            "nats-server is required (AGENTBUS_REQUIRE_SERVICES=1) but not installed"
-        );
-        eprintln!("skipped: nats-server is not installed (apt-get install nats-server, or .ci/install/nats.sh)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new("nats-server");
-    command.args([
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-sd",
-        dir.path().to_str().unwrap(),
-    ]);
-    if jetstream {
-        command.arg("-js");
-    }
-    command.args(extra_args);
-    let process = Running::spawn(command);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((process, format!("nats://127.0.0.1:{port}"), dir))
-}
-
 fn bridged(jetstream: bool) {
-    let Some((_nats, url, _dir)) = nats_server(jetstream) else {
+    let Some(nats) = NatsServer::start_or_skip("agentbus serve --nats") else {
         return;
     };
+    let url = nats.url();
     let mut args_a = vec!["--store", "memory", "--nats", &url, "--nats-name", "a"];
     let mut args_b = vec!["--store", "memory", "--nats", &url, "--nats-name", "b"];
     if jetstream {
@@ -121,11 +69,7 @@ fn two_servers_share_events_over_jetstream() {
 
 #[test]
 fn an_unreachable_nats_server_is_a_clear_startup_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agentbus_testkit::free_port();
     let mut command = common::agentbus();
     command.args([
         "serve",
@@ -148,11 +92,13 @@ fn an_unreachable_nats_server_is_a_clear_startup_error() {
 
 #[test]
 fn the_bridged_nats_url_is_logged_without_its_password() {
-    let Some((_nats, url, _dir)) =
-        nats_server_with(false, &["--user", "ann", "--pass", "natspass"])
-    else {
+    let Some(nats) = NatsServer::start_with_args_or_skip(
+        "agentbus serve --nats logs no password",
+        &["--user", "ann", "--pass", "natspass"],
+    ) else {
         return;
     };
+    let url = nats.url();
     let with_password = url.replacen("nats://", "nats://ann:natspass@", 1);
     let mut command = common::agentbus();
     command.env("RUST_LOG", "info").args([

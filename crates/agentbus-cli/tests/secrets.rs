@@ -8,14 +8,7 @@ use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use agentbus_testkit::free_port;
 
 /// What a finished (or, after `timeout`, killed) run printed.
 struct Finished {
@@ -96,7 +89,7 @@ fn agentbus(args: &[&str]) -> Command {
 
 #[test]
 fn help_never_shows_the_values_of_agentbus_variables() {
-    let port = closed_port();
+    let port = free_port();
     let variables = [
         (
             "AGENTBUS_STORE",
@@ -139,7 +132,7 @@ fn help_never_shows_the_values_of_agentbus_variables() {
 
 #[test]
 fn an_unreachable_postgres_store_is_named_without_its_password() {
-    let port = closed_port();
+    let port = free_port();
     for store in [
         format!("postgres://app:hunter2@127.0.0.1:{port}/events"),
         format!("postgres://app:p@ss@hunter2@127.0.0.1:{port}/events"),
@@ -162,7 +155,7 @@ fn an_unreachable_postgres_store_is_named_without_its_password() {
 /// after the password.
 #[test]
 fn a_postgres_key_value_store_is_recognised_and_redacted() {
-    let port = closed_port();
+    let port = free_port();
     let store = format!("host=127.0.0.1 port={port} user=app password=hunter2 dbname=events");
     for command in [
         &["serve", "--addr", "127.0.0.1:0", "--store"][..],
@@ -185,7 +178,7 @@ fn a_postgres_key_value_store_is_recognised_and_redacted() {
 
 #[test]
 fn an_unreachable_nats_server_is_named_without_its_credentials() {
-    let port = closed_port();
+    let port = free_port();
     for nats in [
         format!("nats://ann:natspass@127.0.0.1:{port}"),
         format!("nats://tokenpass@127.0.0.1:{port}"),
@@ -213,7 +206,7 @@ fn an_unreachable_nats_server_is_named_without_its_credentials() {
 
 #[test]
 fn client_errors_show_the_url_without_its_password() {
-    let port = closed_port();
+    let port = free_port();
     let url = format!("http://ann:urlpass@127.0.0.1:{port}/");
     for command in [
         &["history"][..],

@@ -58,11 +58,7 @@ fn usage_errors_exit_2_with_a_message() {
 #[test]
 fn a_runtime_error_is_one_line_on_stderr_and_exit_1() {
     // A port nothing listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agentbus_testkit::free_port();
     let output = run(&["stats", "--url", &format!("http://127.0.0.1:{port}")]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();

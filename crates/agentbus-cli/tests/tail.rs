@@ -116,11 +116,7 @@ fn tail_reconnects_and_resumes_after_a_server_restart() {
 
 #[test]
 fn tail_without_a_server_fails_at_once() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agentbus_testkit::free_port();
     let output = common::run(&["tail", "--url", &format!("http://127.0.0.1:{port}")]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,60 +12,16 @@
 //! local publish cost with a bridge attached vs without (medians).
 //! `BENCH_EVENTS` sets the throughput runs' event count (default 100,000).
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentbus::{Event, EventBus, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, NatsBridge};
+use agentbus_testkit::NatsServer;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-
-struct Server {
-    child: Child,
-    port: u16,
-    _store: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = tempfile::tempdir().unwrap();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH (bash .ci/install/nats.sh)");
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            child,
-            port,
-            _store: store,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn event(n: u64) -> Event {
     Event::new(EventType::TaskCompleted)
@@ -371,7 +327,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let server = Server::start();
+    let Some(server) = NatsServer::start_or_skip("the bridge benchmark") else {
+        return;
+    };
     let url = server.url();
     let rt = runtime();
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
+use agentbus_testkit::NatsServer;
 use bytes::Bytes;
-use common::{runtime, wait_until, NatsServer};
+use common::{runtime, wait_until};
 
 fn bad_input_is_counted_and_skipped(jetstream: bool) {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip("bad_input_is_counted_and_skipped") else {
         return;
     };
     let rt = runtime();

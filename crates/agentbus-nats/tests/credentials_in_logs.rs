@@ -36,11 +36,7 @@ fn credentials_never_reach_the_logs() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .init();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = agentbus_testkit::free_port();
     for url in [
         format!("nats://ann:natspass@127.0.0.1:{port}"),
         format!("nats://tokenpass@127.0.0.1:{port}"),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, NatsBridge};
-use common::{runtime, wait_until, NatsServer};
+use agentbus_testkit::NatsServer;
+use common::{runtime, wait_until};
 
 /// The type and circle of each event a bus's subscribers saw.
 type Seen = Arc<Mutex<Vec<(EventType, Option<i64>)>>>;
@@ -21,7 +22,7 @@ fn recorder(bus: &EventBus) -> Seen {
 
 #[test]
 fn types_and_circles_choose_what_crosses() {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip("types_and_circles_choose_what_crosses") else {
         return;
     };
     let rt = runtime();
@@ -92,7 +93,7 @@ fn types_and_circles_choose_what_crosses() {
 
 #[test]
 fn a_custom_prefix_uses_its_own_subjects() {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip("a_custom_prefix_uses_its_own_subjects") else {
         return;
     };
     let rt = runtime();

@@ -6,20 +6,25 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{assert_exactly_once_in_order, NatsServer, Peer};
+use agentbus_testkit::{NatsPeer, NatsServer};
+use common::assert_exactly_once_in_order;
+
+agentbus_testkit::nats_peer_entry!();
 
 /// Per publisher; two publishers make 100k events.
 const PER_PUBLISHER: u64 = 50_000;
 
 #[test]
 fn server_sigkilled_and_restarted_while_two_processes_publish() {
-    let Some(mut server) = NatsServer::start() else {
+    let Some(mut server) =
+        NatsServer::start_or_skip("server_sigkilled_and_restarted_while_two_processes_publish")
+    else {
         return;
     };
     let started = Instant::now();
     let mut peers = [
-        Peer::start(&server.url(), "p1", "jetstream", &[]),
-        Peer::start(&server.url(), "p2", "jetstream", &[]),
+        NatsPeer::start(&server.url(), "p1", "jetstream", &[]),
+        NatsPeer::start(&server.url(), "p2", "jetstream", &[]),
     ];
     // Half before the kill, half while the server is down and coming back.
     let half = PER_PUBLISHER / 2;
@@ -92,11 +97,13 @@ const STREAM: u64 = 20_000;
 
 #[test]
 fn a_consumer_restarted_gracefully_resumes_nothing_missed_nothing_twice() {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip(
+        "a_consumer_restarted_gracefully_resumes_nothing_missed_nothing_twice",
+    ) else {
         return;
     };
-    let mut publisher = Peer::start(&server.url(), "publisher", "jetstream", &[]);
-    let mut first = Peer::start(&server.url(), "consumer", "jetstream", &[]);
+    let mut publisher = NatsPeer::start(&server.url(), "publisher", "jetstream", &[]);
+    let mut first = NatsPeer::start(&server.url(), "consumer", "jetstream", &[]);
     publisher.send(&format!("publish {STREAM}"));
     assert!(first.wait_received(STREAM as usize / 4, Duration::from_secs(60)));
     first.exit();
@@ -107,7 +114,7 @@ fn a_consumer_restarted_gracefully_resumes_nothing_missed_nothing_twice() {
         before.len()
     );
 
-    let mut second = Peer::start(&server.url(), "consumer", "jetstream", &[]);
+    let mut second = NatsPeer::start(&server.url(), "consumer", "jetstream", &[]);
     let rest = STREAM as usize - before.len();
     if !second.wait_received(rest, Duration::from_secs(30)) {
         let after = second.received().remove("publisher").unwrap_or_default();
@@ -136,11 +143,13 @@ fn a_consumer_restarted_gracefully_resumes_nothing_missed_nothing_twice() {
 
 #[test]
 fn a_consumer_sigkilled_mid_stream_resumes_nothing_missed() {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) =
+        NatsServer::start_or_skip("a_consumer_sigkilled_mid_stream_resumes_nothing_missed")
+    else {
         return;
     };
-    let mut publisher = Peer::start(&server.url(), "publisher", "jetstream", &[]);
-    let mut first = Peer::start(&server.url(), "consumer", "jetstream", &[]);
+    let mut publisher = NatsPeer::start(&server.url(), "publisher", "jetstream", &[]);
+    let mut first = NatsPeer::start(&server.url(), "consumer", "jetstream", &[]);
     publisher.send(&format!("publish {STREAM}"));
     assert!(first.wait_received(STREAM as usize / 4, Duration::from_secs(60)));
     first.kill();
@@ -149,7 +158,7 @@ fn a_consumer_sigkilled_mid_stream_resumes_nothing_missed() {
     publisher.send("flush");
     publisher.wait_line("flushed", Duration::from_secs(60));
 
-    let second = Peer::start(&server.url(), "consumer", "jetstream", &[]);
+    let second = NatsPeer::start(&server.url(), "consumer", "jetstream", &[]);
     let covers_all = |after: &[u64]| {
         let seen: HashSet<u64> = before.iter().chain(after).copied().collect();
         seen.len() as u64 == STREAM

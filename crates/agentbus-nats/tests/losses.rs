@@ -1,21 +1,21 @@
 //! Core mode under overload: what the bridges report lost is what was lost.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{NatsServer, Peer};
+use agentbus_testkit::{NatsPeer, NatsServer};
+
+agentbus_testkit::nats_peer_entry!();
 
 const BURST: u64 = 50_000;
 
 #[test]
 fn core_reported_losses_equal_actual_losses() {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip("core_reported_losses_equal_actual_losses") else {
         return;
     };
-    let mut sender = Peer::start(&server.url(), "sender", "core", &[]);
+    let mut sender = NatsPeer::start(&server.url(), "sender", "core", &[]);
     // A slow consumer with a small client buffer: the client drops.
-    let mut receiver = Peer::start(
+    let mut receiver = NatsPeer::start(
         &server.url(),
         "receiver",
         "core",

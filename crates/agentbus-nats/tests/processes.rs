@@ -4,18 +4,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exactly_once_in_order, NatsServer, Peer};
+use agentbus_testkit::{NatsPeer, NatsServer};
+use common::assert_exactly_once_in_order;
+
+agentbus_testkit::nats_peer_entry!();
 
 const PER_PEER: u64 = 5_000;
 
 fn three_processes(mode: &str) {
-    let Some(server) = NatsServer::start() else {
+    let Some(server) = NatsServer::start_or_skip("three_processes") else {
         return;
     };
     let names = ["p1", "p2", "p3"];
-    let mut peers: Vec<Peer> = names
+    let mut peers: Vec<NatsPeer> = names
         .iter()
-        .map(|name| Peer::start(&server.url(), name, mode, &[]))
+        .map(|name| NatsPeer::start(&server.url(), name, mode, &[]))
         .collect();
     for peer in &mut peers {
         peer.send(&format!("publish {PER_PEER}"));

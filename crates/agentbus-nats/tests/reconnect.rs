@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
-use common::{runtime, wait_until, NatsServer};
+use agentbus_testkit::NatsServer;
+use common::{runtime, wait_until};
 
 fn counter(bus: &EventBus) -> Arc<AtomicU64> {
     let count = Arc::new(AtomicU64::new(0));
@@ -30,7 +31,9 @@ fn config(name: &str) -> BridgeConfig {
 
 #[test]
 fn core_reconnects_and_counts_what_was_lost_meanwhile() {
-    let Some(mut server) = NatsServer::start() else {
+    let Some(mut server) =
+        NatsServer::start_or_skip("core_reconnects_and_counts_what_was_lost_meanwhile")
+    else {
         return;
     };
     let rt = runtime();
@@ -100,7 +103,9 @@ fn publish_in_background(
 
 #[test]
 fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing() {
-    let Some(mut server) = NatsServer::start() else {
+    let Some(mut server) = NatsServer::start_or_skip(
+        "jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing",
+    ) else {
         return;
     };
     let rt = runtime();
@@ -152,7 +157,9 @@ fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing()
 
 #[test]
 fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
-    let Some(mut server) = NatsServer::start() else {
+    let Some(mut server) =
+        NatsServer::start_or_skip("jetstream_drop_policy_never_blocks_and_counts_what_it_dropped")
+    else {
         return;
     };
     let rt = runtime();

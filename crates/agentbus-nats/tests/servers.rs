@@ -7,16 +7,8 @@ use std::error::Error;
 
 use agentbus::EventBus;
 use agentbus_nats::{BridgeConfig, ConnectError, NatsBridge};
-use common::{runtime, NatsServer};
-
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use agentbus_testkit::{free_port, NatsServer};
+use common::runtime;
 
 fn connect(url: &str) -> Result<NatsBridge, ConnectError> {
     runtime().block_on(NatsBridge::connect(
@@ -39,7 +31,7 @@ fn whole_chain(error: &ConnectError) -> String {
 
 #[test]
 fn a_server_list_is_tried_server_by_server() {
-    let (a, b) = (closed_port(), closed_port());
+    let (a, b) = (free_port(), free_port());
     for list in [
         format!("nats://127.0.0.1:{a},nats://127.0.0.1:{b}"),
         format!("nats://127.0.0.1:{a}, 127.0.0.1:{b}"),
@@ -60,7 +52,7 @@ fn a_server_list_is_tried_server_by_server() {
 
 #[test]
 fn bad_server_lists_are_typed_errors_without_their_secrets() {
-    let port = closed_port();
+    let port = free_port();
     let not_nats = connect(&format!("http://ann:hunter2@127.0.0.1:{port}")).err();
     assert!(
         matches!(not_nats, Some(ConnectError::Url(_))),
@@ -82,7 +74,10 @@ fn bad_server_lists_are_typed_errors_without_their_secrets() {
 
 #[test]
 fn a_user_and_password_in_the_url_authenticate() {
-    let Some(server) = NatsServer::start_with(&["--user", "ann", "--pass", "p@ss word"]) else {
+    let Some(server) = NatsServer::start_with_args_or_skip(
+        "a_user_and_password_in_the_url_authenticate",
+        &["--user", "ann", "--pass", "p@ss word"],
+    ) else {
         return;
     };
     let port = server.url().rsplit(':').next().unwrap().to_owned();
@@ -96,7 +91,10 @@ fn a_user_and_password_in_the_url_authenticate() {
 
 #[test]
 fn a_token_in_the_url_authenticates() {
-    let Some(server) = NatsServer::start_with(&["--auth", "s3cret"]) else {
+    let Some(server) = NatsServer::start_with_args_or_skip(
+        "a_token_in_the_url_authenticates",
+        &["--auth", "s3cret"],
+    ) else {
         return;
     };
     let port = server.url().rsplit(':').next().unwrap().to_owned();

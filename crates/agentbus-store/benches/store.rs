@@ -4,18 +4,13 @@
 //! `cargo bench -p agentbus-store --bench store` (PostgreSQL rows need the
 //! server binaries; see `.ci/install/postgres.sh`).
 
-#[path = "../tests/common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventId, EventType};
-use agentbus_store::{
-    Appended, BoxFuture, EventStore, PostgresStore, ReadQuery, Recorder, Retention, SqliteStore,
-    StoreError, StoredEvent,
-};
+use agentbus::{Event, EventBus, EventType};
+use agentbus_store::{EventStore, PostgresStore, ReadQuery, Recorder, SqliteStore};
+use agentbus_testkit::store::Throttled;
+use agentbus_testkit::Postgres;
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -288,36 +283,6 @@ fn catch_up(rt: &tokio::runtime::Runtime, store: SqliteStore, count: usize) -> (
     (stream_rate, rate(count, started.elapsed()))
 }
 
-/// A store whose appends take at least 2 ms per batch of at most 100.
-struct Slow(SqliteStore);
-
-impl EventStore for Slow {
-    fn append<'a>(
-        &'a self,
-        events: &'a [Arc<Event>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            self.0.append(events).await
-        })
-    }
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.0.read(query)
-    }
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.0.get(id)
-    }
-    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.0.last_sequence()
-    }
-    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.0.prune(retention)
-    }
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -337,7 +302,14 @@ fn bounded_memory(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (usize
     let recorder = Recorder::builder()
         .capacity(capacity)
         .max_batch(100)
-        .attach(&bus, Slow(SqliteStore::open(dir.join("slow.db")).unwrap()));
+        .attach(
+            &bus,
+            // Appends take at least 2 ms per batch of at most 100.
+            Throttled::new(
+                SqliteStore::open(dir.join("slow.db")).unwrap(),
+                Duration::from_millis(2),
+            ),
+        );
     let rss_before = rss_kib();
     let published = 60_000;
     let publisher = {
@@ -405,7 +377,7 @@ fn main() {
         )),
     });
 
-    if let Some(cluster) = pg::start_or_skip_with("store bench (PostgreSQL rows)", true) {
+    if let Some(cluster) = Postgres::start_durable_or_skip("store bench (PostgreSQL rows)") {
         let copy = rt.block_on(pg_raw(&cluster.create_database(), &events, true));
         let per_event = rt.block_on(pg_raw(&cluster.create_database(), &events[..3_000], false));
         let store = rt

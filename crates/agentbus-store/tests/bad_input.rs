@@ -1,8 +1,6 @@
 //! Bad input gets a typed error naming what and where, never a panic, and
 //! the rest of the store stays readable.
 
-mod common;
-
 use std::sync::Arc;
 
 use agentbus::{EventBus, EventId};
@@ -11,7 +9,8 @@ use agentbus_store::{
 };
 use futures_util::StreamExt;
 
-use common::numbered;
+use agentbus_testkit::traffic::numbered;
+use agentbus_testkit::{free_port, Postgres};
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
@@ -162,7 +161,7 @@ async fn sqlite_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() {
 
 #[tokio::test]
 async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() {
-    let Some(cluster) = common::pg::shared("agentbus-store bad input (PostgreSQL)") else {
+    let Some(cluster) = Postgres::shared_or_skip("agentbus-store bad input (PostgreSQL)") else {
         return;
     };
     let url = cluster.create_database();
@@ -190,7 +189,7 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
 
 #[tokio::test]
 async fn postgres_of_a_newer_schema_version_is_refused() {
-    let Some(cluster) = common::pg::shared("agentbus-store bad input (PostgreSQL)") else {
+    let Some(cluster) = Postgres::shared_or_skip("agentbus-store bad input (PostgreSQL)") else {
         return;
     };
     let url = cluster.create_database();
@@ -218,18 +217,14 @@ async fn postgres_of_a_newer_schema_version_is_refused() {
     assert!(
         error
             .to_string()
-            .contains(&format!("127.0.0.1:{}", cluster.port)),
+            .contains(&format!("127.0.0.1:{}", cluster.port())),
         "{error}"
     );
 }
 
 #[tokio::test]
 async fn postgres_unreachable_is_a_backend_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let error = PostgresStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/x"))
         .await
         .unwrap_err();

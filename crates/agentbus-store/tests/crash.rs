@@ -8,8 +8,6 @@
 //! The binary is its own child: with `AGENTBUS_CRASH_CHILD` set it runs the
 //! publisher instead of the test.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -53,7 +51,9 @@ fn main() {
     let kills = crash_repeatedly(&sqlite, SQLITE_KILLS, &mut rng);
     println!("sqlite: {kills} kills, store verified after each");
 
-    if let Some(cluster) = common::pg::start_or_skip("agentbus-store crash test (PostgreSQL)") {
+    if let Some(cluster) =
+        agentbus_testkit::Postgres::start_or_skip("agentbus-store crash test (PostgreSQL)")
+    {
         let target = format!("postgres:{}", cluster.create_database());
         let kills = crash_repeatedly(&target, POSTGRES_KILLS, &mut rng);
         println!("postgres: {kills} kills, store verified after each");
@@ -166,9 +166,9 @@ fn parse_ack(line: &str) -> u64 {
 fn verify(target: &str, acknowledged: &BTreeMap<u64, Option<u64>>) {
     runtime().block_on(async {
         let store = open(target).await;
-        let all = common::read_all(&store).await;
+        let all = agentbus_testkit::store::read_all(&store).await;
         let last = store.last_sequence().await.unwrap();
-        common::assert_contiguous(&all, 1, last);
+        agentbus_testkit::store::assert_contiguous(&all, 1, last);
         let ids: HashSet<_> = all.iter().map(|s| s.event.id).collect();
         assert_eq!(ids.len(), all.len(), "no duplicate rows");
         let mut per_run: BTreeMap<u64, Vec<u64>> = BTreeMap::new();

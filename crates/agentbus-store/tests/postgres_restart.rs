@@ -3,8 +3,6 @@
 //! recorder's default policy makes publishers wait rather than drop).
 //! This binary owns its cluster, since it stops it.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,11 +11,13 @@ use std::time::Duration;
 use agentbus::EventBus;
 use agentbus_store::{PostgresStore, Recorder, StoreError};
 
-use common::{assert_contiguous, numbered, read_all};
+use agentbus_testkit::store::{assert_contiguous, read_all};
+use agentbus_testkit::traffic::numbered;
+use agentbus_testkit::Postgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_restarted_under_load_loses_nothing_flushed() {
-    let Some(cluster) = common::pg::start_or_skip("agentbus-store PostgreSQL restart test") else {
+    let Some(cluster) = Postgres::start_or_skip("agentbus-store PostgreSQL restart test") else {
         return;
     };
     let url = cluster.create_database();

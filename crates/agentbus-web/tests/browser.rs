@@ -327,7 +327,10 @@ async fn screenshot_under_load() {
             "the socket",
         )
         .await;
-    let load = tokio::spawn(simulate(bus.clone(), Duration::from_secs(25)));
+    let load = tokio::spawn(agentbus_testkit::traffic::simulate(
+        bus.clone(),
+        Duration::from_secs(25),
+    ));
     tokio::time::sleep(Duration::from_secs(20)).await;
     browser
         .wait_until(
@@ -348,73 +351,4 @@ async fn screenshot_under_load() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("dashboard.png"), &png).unwrap();
     eprintln!("screenshot: {}", dir.join("dashboard.png").display());
-}
-
-/// Agents in three circles: tasks created, assigned, worked on with tools,
-/// completed or failed, memories shared, conversation and the odd warning.
-async fn simulate(bus: EventBus, duration: Duration) {
-    use agentbus::{Event, EventType};
-    let end = tokio::time::Instant::now() + duration;
-    let mut task = 0u64;
-    while tokio::time::Instant::now() < end {
-        task += 1;
-        let circle = (task % 3 + 1) as i64;
-        let agent = (task % 7 + 1) as i64;
-        let created = Event::new(EventType::TaskCreated)
-            .with_data(json!({"task_id": task, "title": format!("implement feature #{task}")}))
-            .with_circle(circle)
-            .with_project(42);
-        let assigned = Event::new(EventType::AgentTaskAssigned)
-            .with_data(json!({"task_id": task}))
-            .with_source_agent(agent)
-            .with_circle(circle)
-            .caused_by(&created);
-        let tool = Event::new(EventType::AgentToolExecuted)
-            .with_data(json!({"tool": "run_tests", "passed": 41 + task % 5}))
-            .with_source_agent(agent)
-            .with_circle(circle)
-            .caused_by(&assigned);
-        let done = if task.is_multiple_of(11) {
-            Event::new(EventType::TaskFailed)
-                .with_data(json!({"task_id": task, "error": "timeout"}))
-        } else {
-            Event::new(EventType::TaskCompleted)
-                .with_data(json!({"task_id": task, "result": "success"}))
-        }
-        .with_source_agent(agent)
-        .with_circle(circle)
-        .caused_by(&tool);
-        let memory = Event::new(EventType::MemoryShared)
-            .with_data(json!({"summary": format!("feature #{task} lives in module {}", task % 9)}))
-            .with_source_agent(agent)
-            .with_circle(circle)
-            .caused_by(&done);
-        for event in [created, assigned, tool, done, memory] {
-            bus.publish(event).await;
-        }
-        if task.is_multiple_of(3) {
-            bus.publish(
-                Event::new(EventType::ConversationMessage)
-                    .with_data(json!({"text": "review please"}))
-                    .with_source_agent(agent)
-                    .with_circle(circle),
-            )
-            .await;
-        }
-        if task.is_multiple_of(17) {
-            bus.publish(
-                Event::new(EventType::SystemWarning).with_data(json!({"message": "slow handler"})),
-            )
-            .await;
-        }
-        if task.is_multiple_of(23) {
-            bus.publish(
-                Event::new(EventType::CircleMemberAdded)
-                    .with_circle(circle)
-                    .with_source_agent(agent + 10),
-            )
-            .await;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }

@@ -1,33 +1,15 @@
-//! Shared by the test binaries: the PostgreSQL harness, the conformance
-//! suite both backends run, and small helpers.
-#![allow(dead_code)]
+//! The store conformance suite, and stores that misbehave on purpose.
 
 pub mod conformance;
-pub mod pg;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{Event, EventId, EventType};
+use agentbus::{Event, EventId};
 use agentbus_store::{
     Appended, BoxFuture, EventStore, ReadQuery, Retention, StoreError, StoredEvent,
 };
-use serde_json::json;
-
-/// An event numbered `n`, with the fields every filter test looks at.
-pub fn numbered(n: u64) -> Event {
-    let types = [
-        EventType::TaskCreated,
-        EventType::TaskAssigned,
-        EventType::TaskCompleted,
-        EventType::MemoryShared,
-    ];
-    Event::new(types[(n % 4) as usize])
-        .with_data(json!({"n": n, "nested": {"list": [1, 2.5, "three"], "ok": true}}))
-        .with_circle((n % 3) as i64)
-        .with_source_agent((n % 5) as i64)
-        .with_project(7)
-}
 
 /// Checks that `events` hold sequences `from..=to`, each once, in order.
 pub fn assert_contiguous(events: &[StoredEvent], from: u64, to: u64) {
@@ -39,7 +21,7 @@ pub fn assert_contiguous(events: &[StoredEvent], from: u64, to: u64) {
     );
 }
 
-/// Reads everything, paging.
+/// Everything in `store`, read in pages of 5,000.
 pub async fn read_all<S: EventStore + ?Sized>(store: &S) -> Vec<StoredEvent> {
     let mut all = Vec::new();
     loop {
@@ -55,24 +37,29 @@ pub async fn read_all<S: EventStore + ?Sized>(store: &S) -> Vec<StoredEvent> {
     }
 }
 
-/// A store whose appends are slowed down (a writer slower than publishers),
-/// or fail while `failing` is set.
+/// A store whose appends wait `delay` first (a writer slower than the
+/// publishers), and fail with [`Injected`] while `failing` is set.
 pub struct Throttled<S> {
+    /// The store appends reach after the delay.
     pub inner: S,
+    /// How long each append waits.
     pub delay: Duration,
-    pub failing: std::sync::atomic::AtomicBool,
+    /// While `true`, appends fail.
+    pub failing: AtomicBool,
 }
 
 impl<S> Throttled<S> {
+    /// `inner` behind a `delay`, not failing.
     pub fn new(inner: S, delay: Duration) -> Self {
         Self {
             inner,
             delay,
-            failing: std::sync::atomic::AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         }
     }
 }
 
+/// The cause of the failures [`Throttled`] and [`Picky`] inject.
 #[derive(Debug, thiserror::Error)]
 #[error("injected failure")]
 pub struct Injected;
@@ -84,7 +71,7 @@ impl<S: EventStore> EventStore for Throttled<S> {
     ) -> BoxFuture<'a, Result<Appended, StoreError>> {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
-            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Backend {
                     backend: "test",
                     operation: "append",
@@ -116,7 +103,8 @@ impl<S: EventStore> EventStore for Throttled<S> {
 }
 
 /// A store that refuses, as a database refuses data it cannot hold, every
-/// batch containing an event whose data has `"poison": true`.
+/// batch containing an event whose data has `"poison": true`
+/// ([`StoreError::Rejected`]).
 pub struct Picky<S>(pub S);
 
 impl<S: EventStore> EventStore for Picky<S> {

@@ -1,5 +1,7 @@
-//! One behaviour for both backends: every case here runs against SQLite and
-//! PostgreSQL (tests/sqlite.rs, tests/postgres.rs).
+//! One behaviour for every backend: each case takes a fresh, empty store and
+//! checks one promise of [`EventStore`] and the recorder, catch-up, replay
+//! and projections built on it. The store crate runs the suite against
+//! SQLite and PostgreSQL with [`conformance_suite!`](crate::conformance_suite).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,22 +15,58 @@ use agentbus_store::{
 };
 use futures_util::StreamExt;
 
-use super::{assert_contiguous, numbered, read_all, Throttled};
+use super::{assert_contiguous, read_all, Picky, Throttled};
+use crate::traffic::numbered;
 
-/// Runs `case` for each backend; `$make` yields `Option<store>` (None: skipped).
+/// One `#[tokio::test]` per case of the suite (a multi-threaded runtime
+/// with two workers), each calling the case with the store `$make` yields:
+/// an expression evaluated in the test, of type `Option<S>` where `S:
+/// EventStore + Clone` (`None`: the backend is unavailable and the test
+/// returns, the message already printed). The calling crate needs tokio
+/// with `macros` and `rt-multi-thread`.
+///
+/// ```text
+/// agentbus_testkit::conformance_suite!(sqlite_store());
+/// ```
 #[macro_export]
 macro_rules! conformance_suite {
-    ($make:expr; $($case:ident),* $(,)?) => {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            append_gives_gap_free_sequences_and_skips_known_ids,
+            events_round_trip_exactly,
+            read_filters_orders_and_pages,
+            cursors_beyond_the_largest_sequence_read_nothing,
+            get_reads_one_event_by_id,
+            correlation_reads_a_whole_chain_as_the_bus_history_does,
+            recorder_stores_every_event_of_concurrent_publishers,
+            flush_covers_every_earlier_publish_while_publishers_run,
+            catch_up_seam_has_no_gap_and_no_duplicate,
+            catch_up_refills_a_consumer_that_fell_behind,
+            replay_keeps_ids_and_never_stores_twice,
+            projection_resumed_from_a_snapshot_equals_a_rebuild,
+            retention_prunes_in_the_background,
+            two_recorders_share_one_store,
+            a_store_chosen_at_run_time_works_behind_arc_dyn,
+            a_slow_writer_slows_publishers_and_memory_stays_bounded,
+            reserving_publishers_never_wait_on_their_thread,
+            drop_policy_counts_drops_and_flush_reports_them,
+            store_failures_are_retried_and_flush_reports_them,
+            events_the_store_refuses_are_skipped_not_retried_forever,
+        );
+    };
+    (@cases $make:expr; $($case:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let Some(store) = $make else { return };
-                common::conformance::$case(store).await;
+                $crate::store::conformance::$case(store).await;
             }
         )*
     };
 }
 
+/// `append` numbers new events from 1 without gaps and skips ids already
+/// stored (also ids repeated within a batch) without using up a sequence.
 pub async fn append_gives_gap_free_sequences_and_skips_known_ids<S: EventStore + Clone>(store: S) {
     assert_eq!(store.last_sequence().await.unwrap(), 0);
     let events: Vec<Arc<Event>> = (0..5).map(|n| Arc::new(numbered(n))).collect();
@@ -62,6 +100,8 @@ pub async fn append_gives_gap_free_sequences_and_skips_known_ids<S: EventStore +
     assert_eq!(store.last_sequence().await.unwrap(), 5);
 }
 
+/// Every field of an event comes back exactly as appended: odd data,
+/// extreme ids, a causal link, a timestamp to the nanosecond.
 pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
     let parent = Event::new(EventType::TaskCompleted)
         .with_data(serde_json::json!({
@@ -85,6 +125,8 @@ pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
     );
 }
 
+/// `read` applies each filter of [`ReadQuery`], both orders, `after`,
+/// `up_to` and `limit`, alone and together.
 pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     let before = SystemTime::now();
     let mut events: Vec<Arc<Event>> = (0..40).map(|n| Arc::new(numbered(n))).collect();
@@ -178,6 +220,9 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
     );
 }
 
+/// Cursors past the largest sequence a backend can hold (`after` up to
+/// `u64::MAX`) read nothing in either order, and `up_to: u64::MAX` reads to
+/// the end.
 pub async fn cursors_beyond_the_largest_sequence_read_nothing<S: EventStore + Clone>(store: S) {
     let events: Vec<Arc<Event>> = (0..5).map(|n| Arc::new(numbered(n))).collect();
     store.append(&events).await.unwrap();
@@ -202,6 +247,7 @@ pub async fn cursors_beyond_the_largest_sequence_read_nothing<S: EventStore + Cl
     );
 }
 
+/// `get` finds each stored event by id, and nothing for an id never stored.
 pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
     let events: Vec<Arc<Event>> = (0..20).map(|n| Arc::new(numbered(n))).collect();
     store.append(&events).await.unwrap();
@@ -251,6 +297,8 @@ pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
     );
 }
 
+/// A correlation query reads a whole causal chain, branches included, as
+/// the bus history's does.
 pub async fn correlation_reads_a_whole_chain_as_the_bus_history_does<S: EventStore + Clone>(
     store: S,
 ) {
@@ -367,6 +415,8 @@ pub async fn correlation_reads_a_whole_chain_as_the_bus_history_does<S: EventSto
     );
 }
 
+/// A recorder stores every event of several publishing threads, each
+/// thread's in its order.
 pub async fn recorder_stores_every_event_of_concurrent_publishers<S: EventStore + Clone>(store: S) {
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, store.clone());
@@ -412,6 +462,8 @@ pub async fn recorder_stores_every_event_of_concurrent_publishers<S: EventStore 
     assert!(matches!(recorder.flush().await, Err(StoreError::Closed)));
 }
 
+/// `flush` returns only once every event published before it is stored,
+/// while other publishers keep going.
 pub async fn flush_covers_every_earlier_publish_while_publishers_run<S: EventStore + Clone>(
     store: S,
 ) {
@@ -551,6 +603,8 @@ pub async fn catch_up_refills_a_consumer_that_fell_behind<S: EventStore + Clone>
         .is_none());
 }
 
+/// `replay` publishes stored events with their ids, and a recorder on the
+/// same store does not store them again.
 pub async fn replay_keeps_ids_and_never_stores_twice<S: EventStore + Clone>(store: S) {
     let source = EventBus::new();
     let recorder = Recorder::attach(&source, store.clone());
@@ -608,6 +662,8 @@ fn tally(state: &mut Tally, stored: &StoredEvent) {
     state.sum += stored.event.data["n"].as_u64().unwrap_or(0);
 }
 
+/// A projection resumed from a snapshot reaches the state a rebuild from
+/// the start reaches.
 pub async fn projection_resumed_from_a_snapshot_equals_a_rebuild<S: EventStore + Clone>(store: S) {
     let batch =
         |range: std::ops::Range<u64>| range.map(|n| Arc::new(numbered(n))).collect::<Vec<_>>();
@@ -632,6 +688,7 @@ pub async fn projection_resumed_from_a_snapshot_equals_a_rebuild<S: EventStore +
     assert!(!resumed.apply(&seen[0]));
 }
 
+/// The recorder's retention prunes old events in the background.
 pub async fn retention_prunes_in_the_background<S: EventStore + Clone>(store: S) {
     let bus = EventBus::new();
     let recorder = Recorder::builder()
@@ -692,6 +749,8 @@ pub async fn retention_prunes_in_the_background<S: EventStore + Clone>(store: S)
     assert_eq!((left[0].sequence, left[0].event.id), (503, young.id));
 }
 
+/// Two buses recording into one store: every event stored once, sequences
+/// contiguous.
 pub async fn two_recorders_share_one_store<S: EventStore + Clone>(store: S) {
     let (a, b) = (EventBus::new(), EventBus::new());
     let (ra, rb) = (
@@ -720,6 +779,7 @@ pub async fn two_recorders_share_one_store<S: EventStore + Clone>(store: S) {
     assert_eq!(ids.len(), 2_000);
 }
 
+/// The store works behind `Arc<dyn EventStore>`.
 pub async fn a_store_chosen_at_run_time_works_behind_arc_dyn<S: EventStore + Clone>(store: S) {
     let dynamic: Arc<dyn EventStore> = Arc::new(store.clone());
     let bus = EventBus::new();
@@ -820,6 +880,8 @@ pub async fn reserving_publishers_never_wait_on_their_thread<S: EventStore + Clo
     assert!(matches!(recorder.reserve(1).await, Err(StoreError::Closed)));
 }
 
+/// With a drop policy and a slow writer, events are dropped, counted, and
+/// `flush` reports how many.
 pub async fn drop_policy_counts_drops_and_flush_reports_them<S: EventStore + Clone>(store: S) {
     let slow = Throttled::new(store.clone(), Duration::from_millis(20));
     let bus = EventBus::new();
@@ -907,7 +969,7 @@ pub async fn events_the_store_refuses_are_skipped_not_retried_forever<S: EventSt
     let bus = EventBus::new();
     let recorder = Recorder::builder()
         .linger(Duration::from_millis(20)) // so the poisoned events share batches
-        .attach(&bus, super::Picky(store.clone()));
+        .attach(&bus, Picky(store.clone()));
     for n in 0..100u64 {
         let mut event = numbered(n);
         if n == 10 || n == 50 {
