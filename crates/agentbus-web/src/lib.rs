@@ -178,9 +178,11 @@
 
 mod api;
 mod auth;
+mod body;
 mod connection;
 mod dashboard;
 mod error;
+mod extract;
 mod headers;
 mod hub;
 mod live;
@@ -191,6 +193,7 @@ mod publish;
 mod read;
 mod serve;
 mod sse;
+mod state;
 mod stats;
 mod ws;
 

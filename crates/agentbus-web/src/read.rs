@@ -1,24 +1,20 @@
 //! `GET /api/events` and `GET /api/events/{id}`.
 
-use agentbus::{EventId, HistoryQuery, Order};
+use agentbus::{HistoryQuery, Order};
 use agentbus_store::{EventStore, ReadQuery};
-use axum::extract::{Path, State};
-use axum::http::{header, Uri};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::extract::{EventIdPath, ReadParams};
+use crate::params::{Params, DEFAULT_LIMIT};
+use crate::state::SharedState;
 
-/// The query string as name/value pairs, or a 400.
-pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map(|axum::extract::Query(pairs)| pairs)
-        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-}
-
-pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<Response, ApiError> {
-    let params = Params::parse(&query_pairs(&uri)?, READ_PARAMS)?;
+pub(crate) async fn list(
+    State(state): State<SharedState>,
+    ReadParams(params): ReadParams,
+) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if let Some(recorder) = &state.recorder {
         return list_stored(recorder.store().as_ref(), &params, limit).await;
@@ -76,10 +72,7 @@ async fn list_stored(
         }
         query = query.before(before);
     }
-    let page = store
-        .read(&query)
-        .await
-        .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
+    let page = store.read(&query).await?;
     let next = if page.len() == limit {
         page.last().map(|stored| stored.sequence)
     } else {
@@ -108,19 +101,13 @@ async fn list_stored(
 
 pub(crate) async fn one(
     State(state): State<SharedState>,
-    Path(id): Path<String>,
+    EventIdPath(id): EventIdPath,
 ) -> Result<Response, ApiError> {
-    let id: EventId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("\"{id}\" is not an event id (a uuid)")))?;
     // The store first: it has the event's sequence and keeps events long
     // after the history ring drops them. An event published but not yet
     // committed is still found in the history.
     if let Some(recorder) = &state.recorder {
-        let stored =
-            recorder.store().get(id).await.map_err(|error| {
-                ApiError::unavailable(format!("the store cannot be read: {error}"))
-            })?;
+        let stored = recorder.store().get(id).await?;
         if let Some(json) =
             stored.and_then(|stored| crate::hub::encode(&stored.event, Some(stored.sequence)))
         {
