@@ -121,7 +121,7 @@ mod tail;
 pub use crate::history::Order;
 pub use crate::{
     cli::{Cli, Command},
-    client::{ApiClient, ClientError, EventsPage, PublishReply, SequencedEvent, ServerArgs},
+    client::{ApiClient, ClientError, ServerArgs},
     demo::{DemoArgs, DemoError},
     error::{report, CommandError},
     filter::FilterArgs,
@@ -136,6 +136,8 @@ pub use crate::{
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
     tail::{TailArgs, TailError},
 };
+// The API's wire types, defined once by the server crate.
+pub use agentbus_web::{EventsPage, PublishReply, SequencedEvent};
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -161,7 +161,7 @@ async fn publish_one(
     Ok(())
 }
 
-fn reply_json(reply: &crate::client::PublishReply) -> serde_json::Value {
+fn reply_json(reply: &agentbus_web::PublishReply) -> serde_json::Value {
     serde_json::json!({"ids": reply.ids, "sequences": reply.sequences})
 }
 

@@ -7,7 +7,9 @@ use agentbus::Redacted;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
 
-use crate::client::{ApiClient, ClientError, SequencedEvent, ServerArgs};
+use agentbus_web::SequencedEvent;
+
+use crate::client::{ApiClient, ClientError, ServerArgs};
 use crate::filter::FilterArgs;
 use crate::render::{ColorChoice, Palette};
 

@@ -7,6 +7,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::wire::ErrorReply;
+
 /// An error reply: a status and a one-line, lowercase message sent as
 /// `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +63,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(ErrorReply {
+                error: self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {

@@ -8,33 +8,23 @@ use agentbus_store::{EventStore, StoreError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
 
 use crate::body::{at, EventsBody};
 use crate::error::ApiError;
 use crate::state::SharedState;
-
-/// The reply to a successful publish.
-#[derive(Serialize)]
-pub(crate) struct Published {
-    ids: Vec<EventId>,
-    /// `None` without a store; per event, `None` when its id was already
-    /// stored (a retry, or a repeat earlier in the body), so it was not
-    /// stored again, and for no other reason.
-    sequences: Option<Vec<Option<u64>>>,
-}
+use crate::wire::PublishReply;
 
 pub(crate) async fn publish(
     State(state): State<SharedState>,
     EventsBody { events, array }: EventsBody,
-) -> Result<Json<Published>, ApiError> {
+) -> Result<Json<PublishReply>, ApiError> {
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
             state.bus.publish(Arc::new(event)).await;
         }
         state.hub.nudge();
-        return Ok(Json(Published {
+        return Ok(Json(PublishReply {
             ids,
             sequences: None,
         }));
@@ -99,7 +89,7 @@ pub(crate) async fn publish(
         let store = recorder.store().as_ref();
         settle(store, &ids, &mut sequences, before, array).await?;
     }
-    Ok(Json(Published {
+    Ok(Json(PublishReply {
         ids,
         sequences: Some(sequences),
     }))

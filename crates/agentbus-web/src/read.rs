@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::extract::{EventIdPath, ReadParams};
 use crate::params::{Params, DEFAULT_LIMIT};
 use crate::state::SharedState;
+use crate::wire::EventsPage;
 
 pub(crate) async fn list(
     State(state): State<SharedState>,
@@ -35,19 +36,10 @@ pub(crate) async fn list(
         if !descending {
             events.reverse();
         }
-        let mut body = String::with_capacity(64 + events.len() * 256);
-        body.push_str("{\"events\":[");
-        let mut first = true;
-        for event in &events {
-            if let Some(json) = crate::hub::encode(event, None) {
-                if !first {
-                    body.push(',');
-                }
-                first = false;
-                body.push_str(&json);
-            }
-        }
-        body.push_str("],\"next\":null}");
+        let encoded = events
+            .iter()
+            .filter_map(|event| crate::hub::encode(event, None));
+        let body = EventsPage::encode(encoded, None);
         json_response(body)
     })
     .await
@@ -68,7 +60,7 @@ async fn list_stored(
         .order(params.order.unwrap_or_default());
     if let Some(before) = params.before {
         if before == 0 {
-            return Ok(json_response("{\"events\":[],\"next\":null}".to_owned()));
+            return Ok(json_response(EventsPage::encode([], None)));
         }
         query = query.before(before);
     }
@@ -78,24 +70,10 @@ async fn list_stored(
     } else {
         None
     };
-    let mut body = String::with_capacity(64 + page.len() * 256);
-    body.push_str("{\"events\":[");
-    let mut first = true;
-    for stored in &page {
-        if let Some(json) = crate::hub::encode(&stored.event, Some(stored.sequence)) {
-            if !first {
-                body.push(',');
-            }
-            first = false;
-            body.push_str(&json);
-        }
-    }
-    body.push_str("],\"next\":");
-    match next {
-        Some(next) => body.push_str(&next.to_string()),
-        None => body.push_str("null"),
-    }
-    body.push('}');
+    let encoded = page
+        .iter()
+        .filter_map(|stored| crate::hub::encode(&stored.event, Some(stored.sequence)));
+    let body = EventsPage::encode(encoded, next);
     Ok(json_response(body))
 }
 
