@@ -117,24 +117,28 @@ mod stats;
 mod store_spec;
 mod tail;
 
+// The deprecated names (the old error types, `Order`) stay exported until
+// the next breaking release.
 #[allow(deprecated)]
-pub use crate::history::Order;
 pub use crate::{
     cli::{Cli, Command},
     client::{ApiClient, ClientError, ServerArgs},
-    demo::{DemoArgs, DemoError},
-    error::{report, CommandError},
+    demo::DemoArgs,
+    error::{
+        report, CommandError, DemoError, HistoryError, PublishError, ReplayError, ServeError,
+        StatsError, TailError,
+    },
     filter::FilterArgs,
-    history::{HistoryArgs, HistoryError},
+    history::{HistoryArgs, Order},
     nats::{NatsArgs, NatsError},
-    publish::{PublishArgs, PublishError},
+    publish::PublishArgs,
     render::{ColorChoice, Palette},
-    replay::{ReplayArgs, ReplayError},
+    replay::ReplayArgs,
     scenarios::{Demo, DemoConfig},
-    serve::{ExposureArgs, ServeArgs, ServeError},
-    stats::{StatsArgs, StatsError},
+    serve::{ExposureArgs, ServeArgs},
+    stats::StatsArgs,
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
-    tail::{TailArgs, TailError},
+    tail::TailArgs,
 };
 // The API's wire types, defined once by the server crate.
 pub use agentbus_web::{EventsPage, PublishReply, SequencedEvent};
