@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use agentbus::{Event, EventTypeSet};
 
+use crate::commands::serve::{shutdown_signal, Server, ServerConfig};
 use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
 use crate::scenarios::{Demo, DemoConfig};
-use crate::serve::{shutdown_signal, Server, ServerConfig};
 use crate::store_spec::StoreSpec;
 
 /// Arguments of `agentbus demo`.
