@@ -2,7 +2,6 @@
 //! documented on the type, where rustdoc shows it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc as StdArc, OnceLock};
 
@@ -15,11 +14,9 @@ use crate::event_type::EventTypeSet;
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
-use crate::publisher::Publisher;
+use crate::inner::{Inner, Registry};
 use crate::scope::Scope;
 use crate::stats::{BusStats, Counters};
-use crate::stream::EventStream;
-use crate::subscription::{SubscriptionBuilder, SubscriptionGuard};
 use crate::sync::{lock, Arc, Mutex};
 use crate::table::{TableCache, Tables};
 
@@ -60,25 +57,6 @@ use crate::table::{TableCache, Tables};
 #[derive(Clone)]
 pub struct EventBus {
     inner: StdArc<Inner>,
-}
-
-pub(crate) struct Inner {
-    /// Distinguishes this bus's subscription ids from every other bus's.
-    id: u64,
-    pub(crate) tables: Tables,
-    pub(crate) history: History,
-    pub(crate) counters: Counters,
-    /// Padded: writers lock it on every subscribe and unsubscribe, and it
-    /// must not share a line with anything publishers read.
-    registry: CachePadded<Mutex<Registry>>,
-}
-
-/// The writers' side: who is subscribed to what. Guarded by a mutex that
-/// publishers never take.
-#[derive(Default)]
-struct Registry {
-    last_id: u64,
-    subscriptions: HashMap<SubscriptionId, (EventTypeSet, Arc<Subscriber>)>,
 }
 
 impl Default for EventBus {
@@ -229,31 +207,6 @@ impl EventBus {
         self.subscribe(EventTypeSet::all(), handler)
     }
 
-    /// Starts a subscription with a filter, a name, or a stream as its end.
-    ///
-    /// ```
-    /// use agentbus::{Event, EventBus, EventType};
-    ///
-    /// let bus = EventBus::new();
-    /// bus.subscription(EventType::TaskCompleted)
-    ///     .filter(|e: &Event| e.circle_id == Some(5))
-    ///     .name("circle-5-watcher")
-    ///     .handler(|e: &Event| println!("circle 5 finished {}", e.data["task_id"]));
-    ///
-    /// let hit = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(5));
-    /// let miss = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(6));
-    /// assert_eq!((hit.delivered, miss.delivered), (1, 0));
-    /// ```
-    pub fn subscription(&self, types: impl Into<EventTypeSet>) -> SubscriptionBuilder<'_> {
-        SubscriptionBuilder::new(self, types.into())
-    }
-
-    /// A bounded stream of the events of `types`, buffering at most
-    /// `capacity` of them (see [`EventStream`]).
-    pub fn stream(&self, types: impl Into<EventTypeSet>, capacity: usize) -> EventStream {
-        self.subscription(types).stream(capacity)
-    }
-
     pub(crate) fn register(
         &self,
         types: EventTypeSet,
@@ -308,30 +261,6 @@ impl EventBus {
         true
     }
 
-    /// A guard that unsubscribes `id` from this bus when dropped.
-    ///
-    /// ```
-    /// use agentbus::{Event, EventBus, EventType};
-    ///
-    /// let bus = EventBus::new();
-    /// {
-    ///     let _guard = bus.guard(bus.subscribe(EventType::TaskStarted, |_e: &Event| {}));
-    ///     assert_eq!(bus.stats().active_subscribers, 1);
-    /// }
-    /// assert_eq!(bus.stats().active_subscribers, 0);
-    /// ```
-    pub fn guard(&self, id: SubscriptionId) -> SubscriptionGuard {
-        SubscriptionGuard::new(self, id)
-    }
-
-    /// A publishing handle for one thread or task that keeps its own
-    /// references to the subscriber tables: faster, and little affected by
-    /// subscription churn on other types, but a removed handler is dropped
-    /// at the handle's next publish rather than at once. See [`Publisher`].
-    pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.clone())
-    }
-
     /// Publishes `event` (an [`Event`] or an `Arc<Event>`) and resolves when
     /// every handler has run.
     ///
@@ -351,7 +280,7 @@ impl EventBus {
     /// handlers see the copy; other holders of the `Arc` keep the original);
     /// an `Event` or a unique `Arc` is stamped in place. A task spawned from a
     /// handler inherits no cause; see [`with_cause`](crate::with_cause). Code
-    /// that reads an [`EventStream`] is not a handler: link what it
+    /// that reads an [`EventStream`](crate::EventStream) is not a handler: link what it
     /// publishes with [`Event::caused_by`].
     ///
     /// ```

@@ -17,11 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
-use crate::bus::Inner;
 use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
 use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip, Subscriber};
+use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::table::{Table, TableCache};
 

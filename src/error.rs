@@ -5,6 +5,7 @@
 //! error returns it from `source()` and does not repeat its text; the rest
 //! are leaves whose message says everything.
 
+use std::cell::Cell;
 use std::fmt;
 
 use thiserror::Error;
@@ -63,6 +64,27 @@ impl ParseEventIdError {
             reason: reason.to_string(),
         }
     }
+}
+
+thread_local! {
+    /// The name the last failed deserialisation of an
+    /// [`EventType`](crate::EventType) on this thread rejected. A serde
+    /// error keeps only a message; this lets [`DecodeEventError`] say,
+    /// typed, that an event failed on an unknown type and which.
+    static REJECTED_NAME: Cell<Option<ParseEventTypeError>> = const { Cell::new(None) };
+}
+
+/// Records the name an [`EventType`](crate::EventType) deserialisation
+/// rejected, for [`take_rejected_name`].
+pub(crate) fn record_rejected_name(rejected: &ParseEventTypeError) {
+    let _ = REJECTED_NAME.try_with(|slot| slot.set(Some(rejected.clone())));
+}
+
+/// Takes the name recorded by the last failed
+/// [`EventType`](crate::EventType) deserialisation on this thread, if any.
+fn take_rejected_name() -> Option<ParseEventTypeError> {
+    // `try_with`: a decode from a thread-local destructor finds no record.
+    REJECTED_NAME.try_with(Cell::take).ok().flatten()
 }
 
 /// JSON that does not decode to an [`Event`](crate::Event), from
@@ -134,11 +156,11 @@ impl DecodeEventError {
     ) -> Result<T, Self> {
         // A name rejected by some earlier, unrelated decode on this thread
         // must not be blamed on this one.
-        drop(crate::event_type::take_rejected_name());
+        drop(take_rejected_name());
         decode().map_err(|json| {
             // A rejected name aborts decoding, so if one was recorded it is
             // what this error is about.
-            let unknown_type = crate::event_type::take_rejected_name().filter(|_| json.is_data());
+            let unknown_type = take_rejected_name().filter(|_| json.is_data());
             Self { json, unknown_type }
         })
     }

@@ -1,12 +1,11 @@
 //! The closed set of event types, in the specification's order.
 
-use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::ParseEventTypeError;
+use crate::error::{record_rejected_name, ParseEventTypeError};
 
 macro_rules! event_types {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
@@ -147,32 +146,15 @@ impl<'de> Deserialize<'de> for EventType {
     }
 }
 
-thread_local! {
-    /// The name the last failed deserialisation of an [`EventType`] on this
-    /// thread rejected. A serde error keeps only a message; this lets
-    /// [`DecodeEventError`](crate::DecodeEventError) say, typed, that an
-    /// event failed on an unknown type and which.
-    static REJECTED_NAME: Cell<Option<ParseEventTypeError>> = const { Cell::new(None) };
-}
-
-/// Takes the name recorded by the last failed [`EventType`] deserialisation
-/// on this thread, if any.
-pub(crate) fn take_rejected_name() -> Option<ParseEventTypeError> {
-    // `try_with`: a decode from a thread-local destructor finds no record.
-    REJECTED_NAME.try_with(Cell::take).ok().flatten()
-}
-
 /// An [`EventType`] parsed for serde: a rejection is recorded for
-/// [`take_rejected_name`] on its way out.
+/// [`DecodeEventError`](crate::DecodeEventError) on its way out.
 struct Recorded(EventType);
 
 impl FromStr for Recorded {
     type Err = ParseEventTypeError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        name.parse().map(Recorded).inspect_err(|err| {
-            let _ = REJECTED_NAME.try_with(|rejected| rejected.set(Some(err.clone())));
-        })
+        name.parse().map(Recorded).inspect_err(record_rejected_name)
     }
 }
 

@@ -57,6 +57,7 @@ mod filter;
 mod handler;
 mod history;
 mod id;
+mod inner;
 mod order;
 mod publisher;
 mod redact;

@@ -39,6 +39,49 @@ impl std::fmt::Debug for SubscriptionBuilder<'_> {
     }
 }
 
+impl EventBus {
+    /// Starts a subscription with a filter, a name, or a stream as its end.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    ///
+    /// let bus = EventBus::new();
+    /// bus.subscription(EventType::TaskCompleted)
+    ///     .filter(|e: &Event| e.circle_id == Some(5))
+    ///     .name("circle-5-watcher")
+    ///     .handler(|e: &Event| println!("circle 5 finished {}", e.data["task_id"]));
+    ///
+    /// let hit = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(5));
+    /// let miss = bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(6));
+    /// assert_eq!((hit.delivered, miss.delivered), (1, 0));
+    /// ```
+    pub fn subscription(&self, types: impl Into<EventTypeSet>) -> SubscriptionBuilder<'_> {
+        SubscriptionBuilder::new(self, types.into())
+    }
+
+    /// A bounded stream of the events of `types`, buffering at most
+    /// `capacity` of them (see [`EventStream`]).
+    pub fn stream(&self, types: impl Into<EventTypeSet>, capacity: usize) -> EventStream {
+        self.subscription(types).stream(capacity)
+    }
+
+    /// A guard that unsubscribes `id` from this bus when dropped.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    ///
+    /// let bus = EventBus::new();
+    /// {
+    ///     let _guard = bus.guard(bus.subscribe(EventType::TaskStarted, |_e: &Event| {}));
+    ///     assert_eq!(bus.stats().active_subscribers, 1);
+    /// }
+    /// assert_eq!(bus.stats().active_subscribers, 0);
+    /// ```
+    pub fn guard(&self, id: SubscriptionId) -> SubscriptionGuard {
+        SubscriptionGuard::new(self, id)
+    }
+}
+
 impl<'bus> SubscriptionBuilder<'bus> {
     pub(crate) fn new(bus: &'bus EventBus, types: EventTypeSet) -> Self {
         Self {

@@ -2,10 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    demo::DemoArgs, history::HistoryArgs, publish::PublishArgs, render::ColorChoice,
-    replay::ReplayArgs, serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
+use crate::commands::{
+    demo::DemoArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
+    serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
 };
+use crate::render::ColorChoice;
 
 /// The parsed command line of `agentbus`.
 ///

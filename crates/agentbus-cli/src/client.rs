@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Redacted};
+use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
-use serde::Deserialize;
 
 /// Where the server is and how to authenticate: shared by the client commands.
 #[derive(Clone, Debug, clap::Args)]
@@ -89,47 +89,10 @@ pub enum ClientError {
     },
 }
 
-/// The answer to `POST /api/events`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct PublishReply {
-    /// The ids of the published events, in the order sent.
-    pub ids: Vec<EventId>,
-    /// Their store sequences; `None` when the server has no store.
-    /// An event already stored (same id) has `None`: it was not stored twice.
-    pub sequences: Option<Vec<Option<u64>>>,
-}
-
-/// An event as the API returns it: the core's JSON form plus the store
-/// sequence when the server has a store.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct SequencedEvent {
-    /// The event.
-    #[serde(flatten)]
-    pub event: Event,
-    /// Its store sequence, when stored.
-    #[serde(default)]
-    pub sequence: Option<u64>,
-}
-
-/// One page of `GET /api/events`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct EventsPage {
-    /// The events of this page.
-    pub events: Vec<SequencedEvent>,
-    /// The `after` for the next page, or `None` on the last one.
-    #[serde(default)]
-    pub next: Option<u64>,
-}
-
 /// `url` for an error message: without its password (reqwest's own
 /// errors would show it, hence their `without_url`).
 fn shown(url: &Url) -> String {
     Redacted(url.as_str()).to_string()
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
 }
 
 /// A client of one server's HTTP API.
@@ -206,7 +169,7 @@ impl ApiClient {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<ErrorBody>(&body)
+            let message = serde_json::from_str::<ErrorReply>(&body)
                 .map(|body| body.error)
                 .unwrap_or_else(|_| body.trim().to_owned());
             return Err(ClientError::Status {

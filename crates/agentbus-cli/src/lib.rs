@@ -102,40 +102,40 @@ macro_rules! note {
 
 mod cli;
 mod client;
-mod demo;
+mod commands;
 mod error;
 mod filter;
-mod history;
 mod nats;
-mod publish;
 mod redacting_parser;
 mod render;
-mod replay;
 mod scenarios;
-mod serve;
-mod stats;
 mod store_spec;
-mod tail;
 
+// The deprecated names (the old error types, `Order`) stay exported until
+// the next breaking release.
 #[allow(deprecated)]
-pub use crate::history::Order;
 pub use crate::{
     cli::{Cli, Command},
-    client::{ApiClient, ClientError, EventsPage, PublishReply, SequencedEvent, ServerArgs},
-    demo::{DemoArgs, DemoError},
-    error::{report, CommandError},
+    client::{ApiClient, ClientError, ServerArgs},
+    commands::demo::DemoArgs,
+    commands::history::{HistoryArgs, Order},
+    commands::publish::PublishArgs,
+    commands::replay::ReplayArgs,
+    commands::serve::{ExposureArgs, ServeArgs},
+    commands::stats::StatsArgs,
+    commands::tail::TailArgs,
+    error::{
+        report, CommandError, DemoError, HistoryError, PublishError, ReplayError, ServeError,
+        StatsError, TailError,
+    },
     filter::FilterArgs,
-    history::{HistoryArgs, HistoryError},
     nats::{NatsArgs, NatsError},
-    publish::{PublishArgs, PublishError},
     render::{ColorChoice, Palette},
-    replay::{ReplayArgs, ReplayError},
     scenarios::{Demo, DemoConfig},
-    serve::{ExposureArgs, ServeArgs, ServeError},
-    stats::{StatsArgs, StatsError},
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
-    tail::{TailArgs, TailError},
 };
+// The API's wire types, defined once by the server crate.
+pub use agentbus_web::{EventsPage, PublishReply, SequencedEvent};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -171,13 +171,13 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
     let color = cli.color;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args, color).await?,
-            Command::Demo(args) => demo::run(args, color).await?,
-            Command::Publish(args) => publish::run(args, color).await?,
-            Command::Tail(args) => tail::run(args, color).await?,
-            Command::History(args) => history::run(args, color).await?,
-            Command::Replay(args) => replay::run(args, color).await?,
-            Command::Stats(args) => stats::run(args, color).await?,
+            Command::Serve(args) => commands::serve::run(args, color).await?,
+            Command::Demo(args) => commands::demo::run(args, color).await?,
+            Command::Publish(args) => commands::publish::run(args, color).await?,
+            Command::Tail(args) => commands::tail::run(args, color).await?,
+            Command::History(args) => commands::history::run(args, color).await?,
+            Command::Replay(args) => commands::replay::run(args, color).await?,
+            Command::Stats(args) => commands::stats::run(args, color).await?,
         }
         Ok(())
     })

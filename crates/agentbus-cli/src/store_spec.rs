@@ -6,9 +6,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use agentbus::Redacted;
-use agentbus_store::{EventStore, SqliteStore};
+use agentbus_store::{EventStore, StoreLocation};
 
-/// A store named on the command line.
+/// A store named on the command line: a [`StoreLocation`], a bare path
+/// (a SQLite file) or `none`.
 ///
 /// `sqlite:PATH` (or a bare path), `postgres://...` / `postgresql://...`
 /// or a PostgreSQL `key=value` string (`host=... dbname=...`), `memory`
@@ -63,42 +64,53 @@ pub(crate) fn parse_store_spec(text: &str) -> Result<StoreSpec, String> {
 impl FromStr for StoreSpec {
     type Err = ParseStoreSpecError;
 
+    /// `none`, a bare path or `sqlite::memory:`, else a [`StoreLocation`].
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let error = || ParseStoreSpecError {
             shown: Redacted(input).to_string(),
         };
         match input {
-            "memory" | "sqlite::memory:" => return Ok(Self::Memory),
+            "sqlite::memory:" => return Ok(Self::Memory),
             "none" => return Ok(Self::None),
             "" => return Err(error()),
             _ => {}
         }
-        if agentbus_store::is_postgres_location(input) {
-            return Ok(Self::Postgres(input.to_owned()));
+        match input.parse::<StoreLocation>() {
+            Ok(location) => Ok(location.into()),
+            // Any other scheme is a mistake, not a file name.
+            Err(_) if input.starts_with("sqlite:") || input.contains("://") => Err(error()),
+            Err(_) => Ok(Self::Sqlite(PathBuf::from(input))),
         }
-        if let Some(path) = input.strip_prefix("sqlite:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            return if path.is_empty() {
-                Err(error())
-            } else {
-                Ok(Self::Sqlite(PathBuf::from(path)))
-            };
+    }
+}
+
+impl From<StoreLocation> for StoreSpec {
+    fn from(location: StoreLocation) -> Self {
+        match location {
+            StoreLocation::Sqlite(path) => Self::Sqlite(path),
+            StoreLocation::Postgres(url) => Self::Postgres(url),
+            StoreLocation::Memory => Self::Memory,
         }
-        // Any other scheme is a mistake, not a file name.
-        if input.contains("://") {
-            return Err(error());
+    }
+}
+
+impl StoreSpec {
+    /// The store's location; `None` for [`StoreSpec::None`].
+    pub fn location(&self) -> Option<StoreLocation> {
+        match self {
+            Self::Sqlite(path) => Some(StoreLocation::Sqlite(path.clone())),
+            Self::Postgres(url) => Some(StoreLocation::Postgres(url.clone())),
+            Self::Memory => Some(StoreLocation::Memory),
+            Self::None => None,
         }
-        Ok(Self::Sqlite(PathBuf::from(input)))
     }
 }
 
 impl fmt::Debug for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
-            Self::Postgres(url) => f.debug_tuple("Postgres").field(&Redacted(url)).finish(),
-            Self::Memory => f.write_str("Memory"),
-            Self::None => f.write_str("None"),
+        match self.location() {
+            Some(location) => location.fmt(f),
+            None => f.write_str("None"),
         }
     }
 }
@@ -106,11 +118,9 @@ impl fmt::Debug for StoreSpec {
 impl fmt::Display for StoreSpec {
     /// The spec as typed, its secrets redacted ([`Redacted`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Self::Postgres(url) => write!(f, "{}", Redacted(url)),
-            Self::Memory => f.write_str("memory"),
-            Self::None => f.write_str("none"),
+        match self.location() {
+            Some(location) => location.fmt(f),
+            None => f.write_str("none"),
         }
     }
 }
@@ -185,28 +195,19 @@ impl StoreSpec {
             spec: spec.clone(),
             source,
         };
-        let store: Arc<dyn EventStore> = match self {
-            Self::Sqlite(path) if existing => {
-                Arc::new(SqliteStore::open_existing(path).map_err(failed)?)
-            }
-            Self::Sqlite(path) => Arc::new(SqliteStore::open(path).map_err(failed)?),
-            Self::Memory => Arc::new(SqliteStore::open_in_memory().map_err(failed)?),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(url) if existing => Arc::new(
-                agentbus_store::PostgresStore::connect_existing(url)
-                    .await
-                    .map_err(failed)?,
-            ),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(url) => Arc::new(
-                agentbus_store::PostgresStore::connect(url)
-                    .await
-                    .map_err(failed)?,
-            ),
+        let location = match self {
             #[cfg(not(feature = "postgres"))]
             Self::Postgres(_) => return Err(OpenStoreError::PostgresUnsupported { spec }),
-            Self::None => return Ok(None),
+            _ => match self.location() {
+                Some(location) => location,
+                None => return Ok(None),
+            },
         };
-        Ok(Some(store))
+        let store = if existing {
+            location.open_existing().await
+        } else {
+            location.open().await
+        };
+        store.map(Some).map_err(failed)
     }
 }

@@ -10,33 +10,14 @@ use async_nats::header::HeaderValue;
 use async_nats::jetstream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::{BridgeConfig, Mode, Overflow, StartFrom};
+use crate::config::{BridgeConfig, Mode};
+use crate::context::{mark_bridge_thread, stopped, Context, Control, Shared};
 use crate::error::ConnectError;
 use crate::incoming::{self, Incoming};
 use crate::outgoing::{self, Outgoing, Sender};
 use crate::servers::Servers;
 use crate::stats::{bump, BridgeStats, Counters};
 use crate::wire::Stamp;
-
-/// State shared by the bridge's handle, its tasks and the filter that runs on
-/// local publishers' threads.
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    /// JetStream with [`Overflow::Wait`]: events accepted and not yet acked.
-    pub(crate) reserved: AtomicUsize,
-    /// Set when the bridge stops: waiting publishers give up.
-    pub(crate) closed: AtomicBool,
-}
-
-pub(crate) enum Control {
-    Flush(oneshot::Sender<()>),
-}
-
-thread_local! {
-    /// Set on the bridge's own thread, where a publisher must never wait for
-    /// room that only this thread can make.
-    static BRIDGE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 
 /// A connection between a local [`EventBus`] and a NATS server (see the
 /// crate docs for what it guarantees).
@@ -58,15 +39,6 @@ impl std::fmt::Debug for NatsBridge {
             .field("stats", &self.stats())
             .finish()
     }
-}
-
-/// Everything the bridge thread needs to run.
-pub(crate) struct Context {
-    pub(crate) bus: EventBus,
-    pub(crate) config: BridgeConfig,
-    pub(crate) name: String,
-    pub(crate) instance: String,
-    pub(crate) shared: Arc<Shared>,
 }
 
 impl NatsBridge {
@@ -131,14 +103,14 @@ impl NatsBridge {
             .spawn({
                 let name = name.clone();
                 move || {
-                    BRIDGE_THREAD.with(|flag| flag.set(true));
+                    mark_bridge_thread();
                     // Two workers: encoding and decoding overlap the client's
                     // socket I/O, as they would with a raw client on a
                     // multi-threaded runtime.
                     let runtime = match tokio::runtime::Builder::new_multi_thread()
                         .worker_threads(worker_threads)
                         .thread_name(format!("agentbus-nats-{name}"))
-                        .on_thread_start(|| BRIDGE_THREAD.with(|flag| flag.set(true)))
+                        .on_thread_start(mark_bridge_thread)
                         .enable_all()
                         .build()
                     {
@@ -233,11 +205,6 @@ fn validate(config: &BridgeConfig, name: &str) -> Result<(), ConnectError> {
         ));
     }
     Ok(())
-}
-
-/// Whether the current thread is a bridge's own.
-pub(crate) fn on_bridge_thread() -> bool {
-    BRIDGE_THREAD.with(std::cell::Cell::get)
 }
 
 fn reconnect_delay(max: Duration) -> impl Fn(usize) -> Duration + Send + Sync + 'static {
@@ -355,20 +322,4 @@ fn on_client_event(shared: &Shared, event: async_nats::Event) {
         async_nats::Event::SlowConsumer(_) => bump(&counters.slow_consumer_signals, 1),
         other => tracing::debug!(event = %other, "nats client event"),
     }
-}
-
-pub(crate) fn deliver_policy(start: StartFrom) -> jetstream::consumer::DeliverPolicy {
-    match start {
-        StartFrom::New => jetstream::consumer::DeliverPolicy::New,
-        StartFrom::All => jetstream::consumer::DeliverPolicy::All,
-    }
-}
-
-pub(crate) fn waits(config: &BridgeConfig) -> bool {
-    config.mode == Mode::JetStream && config.overflow == Overflow::Wait
-}
-
-/// Resolves once the bridge is told to stop (or its handle is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }

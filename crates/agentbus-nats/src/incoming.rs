@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, consumer::pull, consumer::PullConsumer, AckKin
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
-use crate::bridge::{deliver_policy, Context};
+use crate::context::{deliver_policy, Context};
 use crate::dedup::DedupWindow;
 use crate::echo::MarkedInbound;
 use crate::error::ConnectError;
@@ -181,7 +181,7 @@ impl Receiver {
                 Some(message) if !self.context.shared.closed.load(Relaxed) => message,
                 _ => tokio::select! {
                     biased;
-                    _ = crate::bridge::stopped(&mut stop) => break,
+                    _ = crate::context::stopped(&mut stop) => break,
                     message = messages.next() => message,
                 },
             };
@@ -205,7 +205,7 @@ impl Receiver {
                 Some(next) if !self.context.shared.closed.load(Relaxed) => next,
                 _ => tokio::select! {
                     biased;
-                    _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                    _ = crate::context::stopped(&mut stop) => break 'outer,
                     next = messages.next() => next,
                 },
             };
@@ -240,7 +240,7 @@ impl Receiver {
                     loop {
                         tokio::select! {
                             biased;
-                            _ = crate::bridge::stopped(&mut stop) => break 'outer,
+                            _ = crate::context::stopped(&mut stop) => break 'outer,
                             _ = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(self.context.config.max_reconnect_delay);

@@ -156,6 +156,7 @@
 
 mod bridge;
 mod config;
+mod context;
 mod dedup;
 mod echo;
 mod error;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::bridge::{on_bridge_thread, waits, Context, Control, Shared};
+use crate::context::{on_bridge_thread, waits, Context, Control, Shared};
 use crate::echo::is_inbound;
 use crate::stats::bump;
 use crate::wire::Stamp;
@@ -210,7 +210,7 @@ impl Outgoing {
         loop {
             let first = tokio::select! {
                 biased;
-                _ = crate::bridge::stopped(&mut stop) => break,
+                _ = crate::context::stopped(&mut stop) => break,
                 Some(Control::Flush(done)) = control.recv() => {
                     sender.drain_core(&mut local, &mut sequences, usize::MAX).await;
                     let _ = sender.client.flush().await;
@@ -349,7 +349,7 @@ impl Outgoing {
                     acks.pop_front();
                     on_ack!(result);
                 }
-                _ = crate::bridge::stopped(&mut stop), if stopping.is_none() => {
+                _ = crate::context::stopped(&mut stop), if stopping.is_none() => {
                     stopping = Some(tokio::time::Instant::now() + STOP_DEADLINE);
                 }
                 Some(Control::Flush(done)) = control.recv() => {

@@ -122,7 +122,8 @@ pub enum StoreError {
         /// The file path, or the database (`host:port/database`).
         location: String,
     },
-    /// A store location that [`open`](crate::open) does not understand.
+    /// A string that is no [`StoreLocation`](crate::StoreLocation), or one
+    /// whose backend was left out of this build.
     #[error("unsupported store location `{location}`: expected `sqlite:PATH`, `postgres://...` or `memory`")]
     UnsupportedLocation {
         /// The location given, its secrets redacted.

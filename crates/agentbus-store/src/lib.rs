@@ -141,6 +141,7 @@
 
 mod catch_up;
 mod error;
+mod location;
 mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -163,7 +164,8 @@ pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
     error::{Cause, StoreError},
-    open::{is_postgres_location, open, open_existing},
+    location::{is_postgres_location, ParseStoreLocationError, StoreLocation},
+    open::{open, open_existing},
     projection::Projection,
     query::ReadQuery,
     recorder::{Overflow, Recorder, RecorderBuilder, RecorderStats, Reservation},

@@ -15,6 +15,7 @@ use axum::Router;
 use crate::auth::Token;
 use crate::hub::Hub;
 use crate::origin::Allowed;
+use crate::state::{AppState, SharedState};
 
 /// The default largest request body, 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -190,15 +191,14 @@ impl WebApi {
         hub.start();
         let state = Arc::new(AppState {
             recorder: self.recorder,
-            token: self.token.map(Token::new),
             body_limit: self.body_limit,
             max_clients: self.max_clients,
             send_timeout: self.send_timeout,
             durable_timeout: self.durable_timeout,
-            allowed: self.allowed,
             bus: self.bus,
             hub,
         });
+        let token = self.token.map(|token| Arc::new(Token::new(token)));
         let guarded = Router::new()
             .route("/", get(crate::dashboard::page))
             .route(
@@ -211,7 +211,7 @@ impl WebApi {
             .route("/api/stream", get(crate::sse::stream))
             .route("/ws", get(crate::ws::upgrade))
             .route_layer(middleware::from_fn_with_state(
-                Arc::clone(&state),
+                token,
                 crate::auth::require_token,
             ));
         Router::new()
@@ -225,7 +225,7 @@ impl WebApi {
             // The publish handler enforces the limit itself with a JSON 413.
             .layer(DefaultBodyLimit::disable())
             .layer(middleware::from_fn_with_state(
-                Arc::clone(&state),
+                Arc::new(self.allowed),
                 crate::origin::check,
             ))
             .layer(middleware::from_fn(crate::error::to_json))
@@ -233,22 +233,6 @@ impl WebApi {
             .with_state(state)
     }
 }
-
-/// What every handler shares.
-#[derive(Debug)]
-pub(crate) struct AppState {
-    pub(crate) bus: EventBus,
-    pub(crate) recorder: Option<Recorder>,
-    pub(crate) token: Option<Token>,
-    pub(crate) body_limit: usize,
-    pub(crate) max_clients: usize,
-    pub(crate) send_timeout: Duration,
-    pub(crate) durable_timeout: Duration,
-    pub(crate) allowed: Allowed,
-    pub(crate) hub: Arc<Hub>,
-}
-
-pub(crate) type SharedState = Arc<AppState>;
 
 async fn start_hub(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     state.hub.start();

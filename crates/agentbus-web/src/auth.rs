@@ -1,12 +1,13 @@
 //! Bearer-token authentication, compared in constant time.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use crate::api::SharedState;
 use crate::error::ApiError;
 
 /// The configured token.
@@ -32,11 +33,11 @@ impl Token {
 /// Lets the request through when no token is configured, or when it carries
 /// the token as `Authorization: Bearer <token>` or as `?token=<token>`.
 pub(crate) async fn require_token(
-    State(state): State<SharedState>,
+    State(token): State<Option<Arc<Token>>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = &state.token else {
+    let Some(token) = &token else {
         return next.run(request).await;
     };
     let from_header = request

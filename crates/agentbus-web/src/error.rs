@@ -1,10 +1,13 @@
 //! [`ApiError`]: every error reply is `{"error": "..."}` with its status.
 
+use agentbus_store::StoreError;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+use crate::wire::ErrorReply;
 
 /// An error reply: a status and a one-line, lowercase message sent as
 /// `{"error": message}`.
@@ -33,13 +36,36 @@ impl ApiError {
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
+
+    /// axum's own error (an extractor's rejection, a 405) as JSON: its
+    /// status and the first line of its text, lowercase but for names in
+    /// backticks; the status's reason when there is no text.
+    pub(crate) fn rejected(status: StatusCode, text: &str) -> Self {
+        let line = text.lines().next().map(str::trim).unwrap_or_default();
+        let message = if line.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_lowercase()
+        } else {
+            lowercase_outside_backticks(line)
+        };
+        Self::new(status, message)
+    }
+}
+
+/// A store that cannot be read: 503, the server works but its store does
+/// not answer.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(format!("the store cannot be read: {error}"))
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(ErrorReply {
+                error: self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -72,22 +98,21 @@ pub(crate) async fn to_json(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+    let json = if status == StatusCode::METHOD_NOT_ALLOWED {
         // axum adds `Allow` outside this layer, so it is not known here.
-        format!("method {method} is not allowed on this route (the `Allow` header lists those that are)")
+        ApiError::new(
+            status,
+            format!("method {method} is not allowed on this route (the `Allow` header lists those that are)"),
+        )
     } else {
         let text = axum::body::to_bytes(body, MAX_FOREIGN_ERROR)
             .await
             .ok()
             .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
-            .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
-            .filter(|line| !line.is_empty());
-        match text {
-            Some(line) => lowercase_outside_backticks(&line),
-            None => status.canonical_reason().unwrap_or("error").to_lowercase(),
-        }
-    };
-    let json = ApiError::new(status, message).into_response();
+            .unwrap_or_default();
+        ApiError::rejected(status, &text)
+    }
+    .into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_TYPE);
     let (json_parts, json_body) = json.into_parts();

@@ -176,24 +176,50 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 mod api;
+#[cfg(feature = "server")]
 mod auth;
+#[cfg(feature = "server")]
+mod body;
+#[cfg(feature = "server")]
 mod connection;
+#[cfg(feature = "server")]
 mod dashboard;
+#[cfg(feature = "server")]
 mod error;
+#[cfg(feature = "server")]
+mod extract;
+#[cfg(feature = "server")]
 mod headers;
+#[cfg(feature = "server")]
 mod hub;
+#[cfg(feature = "server")]
 mod live;
+#[cfg(feature = "server")]
 mod openapi;
+#[cfg(feature = "server")]
 mod origin;
+#[cfg(feature = "server")]
 mod params;
+#[cfg(feature = "server")]
 mod publish;
+#[cfg(feature = "server")]
 mod read;
+#[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
 mod sse;
+#[cfg(feature = "server")]
+mod state;
+#[cfg(feature = "server")]
 mod stats;
+mod wire;
+#[cfg(feature = "server")]
 mod ws;
 
+pub use crate::wire::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
+#[cfg(feature = "server")]
 pub use crate::{
     api::{
         WebApi, DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_BUFFER, DEFAULT_DURABLE_TIMEOUT,

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use agentbus::EventFilter;
 use agentbus_store::{EventStore, ReadQuery};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use crate::api::SharedState;
 use crate::error::ApiError;
 use crate::hub::{Frame, Hub, Item};
-use crate::params::{Params, LIVE_PARAMS};
+use crate::params::Params;
+use crate::state::SharedState;
 
 /// Rows per store read when a client catches up or is refilled.
 const REFILL_PAGE: usize = 1000;
@@ -93,10 +93,9 @@ pub(crate) struct Selection {
 impl Selection {
     pub(crate) fn parse(
         state: &SharedState,
-        uri: &Uri,
+        params: Params,
         headers: Option<&HeaderMap>,
     ) -> Result<Self, ApiError> {
-        let params = Params::parse(&crate::read::query_pairs(uri)?, LIVE_PARAMS)?;
         let mut after = params.after;
         if let Some(headers) = headers {
             if let Some(value) = headers.get("last-event-id") {

@@ -8,13 +8,13 @@
 //! and every WebSocket handshake, so both are checked on every route.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::SharedState;
 use crate::error::ApiError;
 
 /// The local address of the connection a request came in on; [`Serve`](crate::Serve)
@@ -54,11 +54,11 @@ const PREFLIGHT_MAX_AGE_SECS: &str = "600";
 /// gets the CORS headers that let its pages read the reply, and its
 /// preflight requests are answered here.
 pub(crate) async fn check(
-    State(state): State<SharedState>,
+    State(allowed): State<Arc<Allowed>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match verdict(&state.allowed, &request) {
+    match verdict(&allowed, &request) {
         Ok(Caller::SameOrigin) => next.run(request).await,
         Ok(Caller::Listed(origin)) => {
             let preflight = request.method() == Method::OPTIONS

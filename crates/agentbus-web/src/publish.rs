@@ -1,63 +1,30 @@
 //! `POST /api/events`: decode all, then publish all.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use agentbus::{Event, EventId};
+use agentbus::EventId;
 use agentbus_store::{EventStore, StoreError};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
 
-use crate::api::SharedState;
+use crate::body::{at, EventsBody};
 use crate::error::ApiError;
-
-/// The reply to a successful publish.
-#[derive(Serialize)]
-pub(crate) struct Published {
-    ids: Vec<EventId>,
-    /// `None` without a store; per event, `None` when its id was already
-    /// stored (a retry, or a repeat earlier in the body), so it was not
-    /// stored again, and for no other reason.
-    sequences: Option<Vec<Option<u64>>>,
-}
+use crate::state::SharedState;
+use crate::wire::PublishReply;
 
 pub(crate) async fn publish(
     State(state): State<SharedState>,
-    request: Request,
-) -> Result<Json<Published>, ApiError> {
-    require_json(request.headers())?;
-    let limit = state.body_limit;
-    // Before the body is read: a client that sent `Expect: 100-continue`
-    // gets the 413 instead of an invitation to send what will be refused.
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                self::too_large(limit)
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {error}"))
-            }
-        })?;
-    let (events, array) = decode(&body)?;
+    EventsBody { events, array }: EventsBody,
+) -> Result<Json<PublishReply>, ApiError> {
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
             state.bus.publish(Arc::new(event)).await;
         }
         state.hub.nudge();
-        return Ok(Json(Published {
+        return Ok(Json(PublishReply {
             ids,
             sequences: None,
         }));
@@ -122,7 +89,7 @@ pub(crate) async fn publish(
         let store = recorder.store().as_ref();
         settle(store, &ids, &mut sequences, before, array).await?;
     }
-    Ok(Json(Published {
+    Ok(Json(PublishReply {
         ids,
         sequences: Some(sequences),
     }))
@@ -167,15 +134,6 @@ async fn settle(
     Ok(())
 }
 
-/// `event 2: ` inside an array body, nothing for a single event.
-fn at(index: usize, array: bool) -> String {
-    if array {
-        format!("event {index}: ")
-    } else {
-        String::new()
-    }
-}
-
 /// The 400 for an event the attached store cannot hold.
 fn unstorable(at: String, error: &StoreError) -> ApiError {
     match error {
@@ -185,13 +143,6 @@ fn unstorable(at: String, error: &StoreError) -> ApiError {
         )),
         other => ApiError::bad_request(format!("{at}the store cannot hold this event: {other}")),
     }
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than the limit of {limit} bytes"),
-    )
 }
 
 /// The 503 of a `POST` whose events are not confirmed durable: says what
@@ -214,180 +165,3 @@ fn not_durable(published: usize, total: usize, why: &str) -> ApiError {
 
 /// How long a durable `POST` waits for the hub to report its sequences.
 const SEQUENCE_PATIENCE: Duration = Duration::from_secs(10);
-
-/// 415 unless the body is declared JSON (`application/json` or any
-/// `application/*+json`, parameters allowed).
-pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let declared = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match declared.as_deref() {
-        Some("application/json") => Ok(()),
-        Some(media) if media.starts_with("application/") && media.ends_with("+json") => Ok(()),
-        Some(other) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content type must be application/json, got {other}"),
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/json, got none",
-        )),
-    }
-}
-
-/// One event object or an array of them (and whether it was an array);
-/// every error names where it is.
-pub(crate) fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let events = match first {
-        Some(b'[') => {
-            let events: Vec<Event> = from_slice(body)?;
-            if events.is_empty() {
-                return Err(ApiError::bad_request("the array holds no event"));
-            }
-            events
-        }
-        Some(b'{') => vec![from_slice::<Event>(body)?],
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "malformed json: expected an event object or an array of them",
-            ))
-        }
-        None => return Err(ApiError::bad_request("malformed json: the body is empty")),
-    };
-    let array = first == Some(&b'[');
-    if let Some((index, literal)) = first_inexact_integer(body) {
-        return Err(ApiError::bad_request(format!(
-            "{}integer {literal} is beyond 64 bits and would lose its exact value: \
-             send it as a string",
-            at(index, array)
-        )));
-    }
-    for (index, event) in events.iter().enumerate() {
-        if !encodable(event.timestamp) {
-            return Err(ApiError::bad_request(format!(
-                "{}field `timestamp`: must be between 1970-01-01 and 9999-12-31",
-                at(index, array)
-            )));
-        }
-    }
-    Ok((events, array))
-}
-
-/// The first integer literal beyond `i64`/`u64` in a body that parsed, and
-/// the index of the event holding it (among the top-level array's items).
-///
-/// serde_json reads such a literal as an `f64`, silently rounding it; its
-/// `arbitrary_precision` feature would keep it, but features are shared by
-/// the whole build and that one changes the core's `Value`s for everyone.
-/// One pass over bytes already known to be valid JSON.
-fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
-    let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    let mut at = 0;
-    while at < body.len() {
-        let byte = body[at];
-        at += 1;
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 1 => index += 1,
-            b'-' | b'0'..=b'9' => {
-                let start = at - 1;
-                while at < body.len()
-                    && matches!(body[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-                {
-                    at += 1;
-                }
-                let literal = &body[start..at];
-                // 19 digits always fit; only longer integers can overflow.
-                if literal.len() >= 19 && !literal.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-                    let text = String::from_utf8_lossy(literal);
-                    let fits = if text.starts_with('-') {
-                        text.parse::<i64>().is_ok()
-                    } else {
-                        text.parse::<u64>().is_ok()
-                    };
-                    if !fits {
-                        return Some((index, text.into_owned()));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn encodable(at: SystemTime) -> bool {
-    const RFC3339_MAX_SECS: u64 = 253_402_300_800;
-    at.duration_since(UNIX_EPOCH)
-        .is_ok_and(|since| since.as_secs() < RFC3339_MAX_SECS)
-}
-
-fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(describe)?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::bad_request(format!("malformed json: {error}")))?;
-    Ok(value)
-}
-
-/// `event 2: field `circle_id`: invalid type: ...` for data errors,
-/// `malformed json: ...` for syntax errors.
-fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let inner = error.inner();
-    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-        return ApiError::bad_request(format!("malformed json: {inner}"));
-    }
-    let mut index = None;
-    let mut fields = Vec::new();
-    for segment in error.path().iter() {
-        match segment {
-            serde_path_to_error::Segment::Seq { index: i }
-                if index.is_none() && fields.is_empty() =>
-            {
-                index = Some(*i)
-            }
-            other => fields.push(other.to_string()),
-        }
-    }
-    let mut message = String::new();
-    if let Some(index) = index {
-        message.push_str(&format!("event {index}: "));
-    }
-    let field = fields.join(".").trim_start_matches('.').to_owned();
-    let text = strip_position(&inner.to_string());
-    if field.is_empty() || field == "?" {
-        message.push_str(&text);
-    } else {
-        message.push_str(&format!("field `{field}`: {text}"));
-    }
-    ApiError::bad_request(message)
-}
-
-/// serde_json appends " at line L column C"; the path says more.
-fn strip_position(text: &str) -> String {
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text.to_owned(),
-    }
-}

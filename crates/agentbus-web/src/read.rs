@@ -1,24 +1,21 @@
 //! `GET /api/events` and `GET /api/events/{id}`.
 
-use agentbus::{EventId, HistoryQuery, Order};
+use agentbus::{HistoryQuery, Order};
 use agentbus_store::{EventStore, ReadQuery};
-use axum::extract::{Path, State};
-use axum::http::{header, Uri};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::SharedState;
 use crate::error::ApiError;
-use crate::params::{Params, DEFAULT_LIMIT, READ_PARAMS};
+use crate::extract::{EventIdPath, ReadParams};
+use crate::params::{Params, DEFAULT_LIMIT};
+use crate::state::SharedState;
+use crate::wire::EventsPage;
 
-/// The query string as name/value pairs, or a 400.
-pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map(|axum::extract::Query(pairs)| pairs)
-        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-}
-
-pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<Response, ApiError> {
-    let params = Params::parse(&query_pairs(&uri)?, READ_PARAMS)?;
+pub(crate) async fn list(
+    State(state): State<SharedState>,
+    ReadParams(params): ReadParams,
+) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if let Some(recorder) = &state.recorder {
         return list_stored(recorder.store().as_ref(), &params, limit).await;
@@ -39,19 +36,10 @@ pub(crate) async fn list(State(state): State<SharedState>, uri: Uri) -> Result<R
         if !descending {
             events.reverse();
         }
-        let mut body = String::with_capacity(64 + events.len() * 256);
-        body.push_str("{\"events\":[");
-        let mut first = true;
-        for event in &events {
-            if let Some(json) = crate::hub::encode(event, None) {
-                if !first {
-                    body.push(',');
-                }
-                first = false;
-                body.push_str(&json);
-            }
-        }
-        body.push_str("],\"next\":null}");
+        let encoded = events
+            .iter()
+            .filter_map(|event| crate::hub::encode(event, None));
+        let body = EventsPage::encode(encoded, None);
         json_response(body)
     })
     .await
@@ -72,55 +60,32 @@ async fn list_stored(
         .order(params.order.unwrap_or_default());
     if let Some(before) = params.before {
         if before == 0 {
-            return Ok(json_response("{\"events\":[],\"next\":null}".to_owned()));
+            return Ok(json_response(EventsPage::encode([], None)));
         }
         query = query.before(before);
     }
-    let page = store
-        .read(&query)
-        .await
-        .map_err(|error| ApiError::unavailable(format!("the store cannot be read: {error}")))?;
+    let page = store.read(&query).await?;
     let next = if page.len() == limit {
         page.last().map(|stored| stored.sequence)
     } else {
         None
     };
-    let mut body = String::with_capacity(64 + page.len() * 256);
-    body.push_str("{\"events\":[");
-    let mut first = true;
-    for stored in &page {
-        if let Some(json) = crate::hub::encode(&stored.event, Some(stored.sequence)) {
-            if !first {
-                body.push(',');
-            }
-            first = false;
-            body.push_str(&json);
-        }
-    }
-    body.push_str("],\"next\":");
-    match next {
-        Some(next) => body.push_str(&next.to_string()),
-        None => body.push_str("null"),
-    }
-    body.push('}');
+    let encoded = page
+        .iter()
+        .filter_map(|stored| crate::hub::encode(&stored.event, Some(stored.sequence)));
+    let body = EventsPage::encode(encoded, next);
     Ok(json_response(body))
 }
 
 pub(crate) async fn one(
     State(state): State<SharedState>,
-    Path(id): Path<String>,
+    EventIdPath(id): EventIdPath,
 ) -> Result<Response, ApiError> {
-    let id: EventId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("\"{id}\" is not an event id (a uuid)")))?;
     // The store first: it has the event's sequence and keeps events long
     // after the history ring drops them. An event published but not yet
     // committed is still found in the history.
     if let Some(recorder) = &state.recorder {
-        let stored =
-            recorder.store().get(id).await.map_err(|error| {
-                ApiError::unavailable(format!("the store cannot be read: {error}"))
-            })?;
+        let stored = recorder.store().get(id).await?;
         if let Some(json) =
             stored.and_then(|stored| crate::hub::encode(&stored.event, Some(stored.sequence)))
         {

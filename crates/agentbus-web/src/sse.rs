@@ -11,14 +11,15 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use crate::api::SharedState;
 use crate::error::ApiError;
+use crate::extract::LiveParams;
 use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
+use crate::state::SharedState;
 
 /// Batches queued between a client's task and its response body, and
 /// events per batch: enough to keep the socket busy with few wake-ups,
@@ -28,10 +29,10 @@ const BATCH: usize = 64;
 
 pub(crate) async fn stream(
     State(state): State<SharedState>,
-    uri: Uri,
+    LiveParams(params): LiveParams,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let selection = Selection::parse(&state, &uri, Some(&headers))?;
+    let selection = Selection::parse(&state, params, Some(&headers))?;
     let guard = ClientGuard::acquire(&state, Kind::Sse)?;
     let live = Feed::new(&state, selection);
     let (queue, events) = mpsc::channel(QUEUE);

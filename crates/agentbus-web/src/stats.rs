@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::api::SharedState;
+use crate::state::SharedState;
 
 pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
     let bus = state.bus.stats();

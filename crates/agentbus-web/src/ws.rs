@@ -5,13 +5,13 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 
-use crate::api::SharedState;
 use crate::error::ApiError;
+use crate::extract::LiveParams;
 use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
+use crate::state::SharedState;
 
 /// The largest message a client may send (they are ignored anyway).
 const MAX_INCOMING_MESSAGE: usize = 64 << 10;
@@ -20,10 +20,10 @@ const BATCH: usize = 512;
 
 pub(crate) async fn upgrade(
     State(state): State<SharedState>,
-    uri: Uri,
+    LiveParams(params): LiveParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let selection = Selection::parse(&state, &uri, None)?;
+    let selection = Selection::parse(&state, params, None)?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
             rejection.status(),

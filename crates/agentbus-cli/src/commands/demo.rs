@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use agentbus::{Event, EventTypeSet};
 
+use crate::commands::serve::{shutdown_signal, Server, ServerConfig};
+use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
 use crate::scenarios::{Demo, DemoConfig};
-use crate::serve::{shutdown_signal, ServeError, Server, ServerConfig};
 use crate::store_spec::StoreSpec;
 
 /// Arguments of `agentbus demo`.
@@ -52,13 +53,14 @@ fn parse_pace(text: &str) -> Result<Duration, String> {
     Ok(pace)
 }
 
-/// `agentbus demo` failed.
-#[derive(Debug, thiserror::Error)]
-#[error("the demo failed")]
-pub struct DemoError(#[from] ServeError);
-
 /// Runs `agentbus demo` until `--duration` has passed, Ctrl-C or SIGTERM.
-pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), DemoError> {
+pub(crate) async fn run(args: DemoArgs, color: ColorChoice) -> Result<(), CommandError> {
+    demo(args, color)
+        .await
+        .map_err(|error| CommandError::Demo(Box::new(error)))
+}
+
+async fn demo(args: DemoArgs, color: ColorChoice) -> Result<(), CommandError> {
     let server = Server::start(ServerConfig {
         addr: args.addr,
         store: &args.store,

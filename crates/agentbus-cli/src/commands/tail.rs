@@ -7,7 +7,10 @@ use agentbus::Redacted;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
 
-use crate::client::{ApiClient, ClientError, SequencedEvent, ServerArgs};
+use agentbus_web::SequencedEvent;
+
+use crate::client::{ApiClient, ServerArgs};
+use crate::error::CommandError;
 use crate::filter::FilterArgs;
 use crate::render::{ColorChoice, Palette};
 
@@ -44,54 +47,16 @@ pub struct TailArgs {
     pub server: ServerArgs,
 }
 
-/// `agentbus tail` failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TailError {
-    /// The client could not be set up.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// The first connection failed (later ones are retried).
-    #[error("cannot connect to {url}")]
-    Connect {
-        /// The WebSocket URL.
-        url: String,
-        /// Why.
-        #[source]
-        source: Box<tungstenite::Error>,
-    },
-    /// The server refused the WebSocket upgrade (a bad filter, a missing
-    /// token, too many clients).
-    #[error("{url} answered {status}: {message}")]
-    Refused {
-        /// The WebSocket URL.
-        url: String,
-        /// The HTTP status.
-        status: u16,
-        /// The `error` field of the JSON answer, or the body as text.
-        message: String,
-    },
-    /// The connection dropped and `--no-reconnect` was given.
-    #[error("the connection to {url} was lost")]
-    Lost {
-        /// The WebSocket URL.
-        url: String,
-        /// Why, when the connection failed rather than closed.
-        #[source]
-        source: Option<Box<tungstenite::Error>>,
-    },
-}
-
 /// Runs `agentbus tail` until Ctrl-C, `--count` events, or (with
 /// `--no-reconnect`) a lost connection.
-pub(crate) async fn run(args: TailArgs, color: ColorChoice) -> Result<(), TailError> {
+pub(crate) async fn run(args: TailArgs, color: ColorChoice) -> Result<(), CommandError> {
     tokio::select! {
         result = follow(&args, color) => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 
-async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
+async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), CommandError> {
     let client = ApiClient::new(&args.server)?;
     let palette = Palette::stdout(color);
     let notes = Palette::stderr(color);
@@ -121,14 +86,14 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
                     .ok()
                     .and_then(|value| value["error"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| body.trim().to_owned());
-                return Err(TailError::Refused {
+                return Err(CommandError::Refused {
                     url: Redacted(url.as_str()).to_string(),
                     status: response.status().as_u16(),
                     message,
                 });
             }
             Err(source) if !connected_once || args.no_reconnect => {
-                return Err(TailError::Connect {
+                return Err(CommandError::Connect {
                     url: Redacted(url.as_str()).to_string(),
                     source: Box::new(source),
                 })
@@ -208,7 +173,7 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), TailError> {
             }
         };
         if args.no_reconnect {
-            return Err(TailError::Lost {
+            return Err(CommandError::Lost {
                 url: Redacted(url.as_str()).to_string(),
                 source: failure.map(Box::new),
             });

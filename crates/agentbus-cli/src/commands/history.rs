@@ -4,7 +4,8 @@ use std::io::Write;
 
 use agentbus::EventId;
 
-use crate::client::{ApiClient, ClientError, ServerArgs};
+use crate::client::{ApiClient, ServerArgs};
+use crate::error::CommandError;
 use crate::filter::{query_parameters, FilterArgs};
 use crate::render::{ColorChoice, Palette};
 
@@ -84,14 +85,9 @@ pub struct HistoryArgs {
     pub server: ServerArgs,
 }
 
-/// `agentbus history` failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the history")]
-pub struct HistoryError(#[from] ClientError);
-
 /// Runs `agentbus history`.
-pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), HistoryError> {
-    let client = ApiClient::new(&args.server)?;
+pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), CommandError> {
+    let client = ApiClient::new(&args.server).map_err(CommandError::History)?;
     let palette = Palette::stdout(color);
     let mut after = args.after;
     // The newest page, shown oldest first.
@@ -115,7 +111,7 @@ pub(crate) async fn run(args: HistoryArgs, color: ColorChoice) -> Result<(), His
         if let Some(order) = order {
             query.push(("order", order.to_owned()));
         }
-        let mut page = client.events(&query).await?;
+        let mut page = client.events(&query).await.map_err(CommandError::History)?;
         if latest {
             page.events.reverse();
         }

@@ -4,7 +4,8 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::client::{ApiClient, ClientError, ServerArgs};
+use crate::client::{ApiClient, ServerArgs};
+use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
 
 /// Arguments of `agentbus stats`.
@@ -19,15 +20,10 @@ pub struct StatsArgs {
     pub server: ServerArgs,
 }
 
-/// `agentbus stats` failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the stats")]
-pub struct StatsError(#[from] ClientError);
-
 /// Runs `agentbus stats`.
-pub(crate) async fn run(args: StatsArgs, color: ColorChoice) -> Result<(), StatsError> {
-    let client = ApiClient::new(&args.server)?;
-    let stats = client.stats().await?;
+pub(crate) async fn run(args: StatsArgs, color: ColorChoice) -> Result<(), CommandError> {
+    let client = ApiClient::new(&args.server).map_err(CommandError::Stats)?;
+    let stats = client.stats().await.map_err(CommandError::Stats)?;
     let text = if args.json {
         format!("{stats}\n")
     } else {

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{BuildError, EventBus, MAX_HISTORY_CAPACITY};
-use agentbus_store::{EventStore, Recorder, StoreError};
+use agentbus::{EventBus, MAX_HISTORY_CAPACITY};
+use agentbus_store::{EventStore, Recorder};
 use tokio::net::TcpListener;
 
+use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
-use crate::store_spec::{OpenStoreError, StoreSpec};
+use crate::store_spec::StoreSpec;
 
 /// How long open connections (WebSockets, SSE streams) get to finish after
 /// a shutdown signal before the server stops anyway.
@@ -144,36 +145,6 @@ fn limit(duration: Duration) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
 }
 
-/// `agentbus serve` (or the demo's server) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServeError {
-    /// The bus could not be built with the given settings.
-    #[error("invalid bus settings")]
-    Bus(#[from] BuildError),
-    /// The store could not be opened.
-    #[error(transparent)]
-    OpenStore(#[from] OpenStoreError),
-    /// The address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server stopped with an I/O error.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-    /// The last events could not be made durable at shutdown.
-    #[error("cannot flush the store at shutdown")]
-    Flush(#[source] StoreError),
-    /// The NATS bridge could not connect.
-    #[error(transparent)]
-    Nats(#[from] crate::nats::NatsError),
-}
-
 /// A bound server: the bus, its recorder (when there is a store) and the
 /// router, ready to run. Shared by `serve` and `demo`.
 pub(crate) struct Server {
@@ -199,7 +170,7 @@ pub(crate) struct ServerConfig<'a> {
 
 impl Server {
     /// Opens the store, attaches the recorder, builds the router and binds.
-    pub(crate) async fn start(config: ServerConfig<'_>) -> Result<Self, ServeError> {
+    pub(crate) async fn start(config: ServerConfig<'_>) -> Result<Self, CommandError> {
         let bus = EventBus::builder()
             .history_capacity(config.history)
             .try_build()?;
@@ -221,13 +192,14 @@ impl Server {
             api = api.store(recorder.clone());
         }
         let app = api.router();
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| CommandError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| CommandError::Bind {
             addr: config.addr,
             source,
         })?;
@@ -257,7 +229,7 @@ impl Server {
     pub(crate) async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<Option<u64>, ServeError> {
+    ) -> Result<Option<u64>, CommandError> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = agentbus_web::Serve::new(self.listener, self.app)
             .header_read_timeout(limit(self.exposure.header_timeout))
@@ -276,14 +248,18 @@ impl Server {
             }
         };
         tokio::select! {
-            result = serve => result.map_err(ServeError::Serve)?,
+            result = serve => result.map_err(CommandError::Serve)?,
             () = deadline => tracing::debug!("connections still open after the grace period; stopping anyway"),
         }
         if let Some(nats) = self.nats {
             nats.shutdown().await;
         }
         match self.recorder {
-            Some(recorder) => recorder.close().await.map(Some).map_err(ServeError::Flush),
+            Some(recorder) => recorder
+                .close()
+                .await
+                .map(Some)
+                .map_err(CommandError::Flush),
             None => Ok(None),
         }
     }
@@ -315,7 +291,7 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// Runs `agentbus serve` until Ctrl-C or SIGTERM.
-pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), ServeError> {
+pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), CommandError> {
     let server = Server::start(ServerConfig {
         addr: args.addr,
         store: &args.store,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use agentbus::{Event, EventId, EventType};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::client::{ApiClient, ClientError, ServerArgs};
+use crate::client::{ApiClient, ServerArgs};
+use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
 
 /// Arguments of `agentbus publish`.
@@ -68,43 +69,9 @@ fn parse_json(text: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))
 }
 
-/// `agentbus publish` failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PublishError {
-    /// The server could not be asked or refused the events.
-    #[error("cannot publish")]
-    Client(#[from] ClientError),
-    /// `--caused-by` names an event the server does not know.
-    #[error("the event {0} given with --caused-by is unknown to the server")]
-    UnknownCause(EventId),
-    /// The `--file` could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An event in the `--file` is not a valid event.
-    #[error("{path}: event {index} (line {line}) is not a valid event")]
-    BadEvent {
-        /// The file.
-        path: PathBuf,
-        /// The event's position in the file, from 0.
-        index: usize,
-        /// Its line, from 1.
-        line: usize,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 /// Runs `agentbus publish`.
-pub(crate) async fn run(args: PublishArgs, color: ColorChoice) -> Result<(), PublishError> {
-    let client = ApiClient::new(&args.server)?;
+pub(crate) async fn run(args: PublishArgs, color: ColorChoice) -> Result<(), CommandError> {
+    let client = ApiClient::new(&args.server).map_err(CommandError::Publish)?;
     let palette = Palette::stdout(color);
     match &args.file {
         Some(path) => publish_file(&client, path, &args, palette).await,
@@ -116,7 +83,7 @@ async fn publish_one(
     client: &ApiClient,
     args: &PublishArgs,
     palette: Palette,
-) -> Result<(), PublishError> {
+) -> Result<(), CommandError> {
     let event_type = args.event_type.expect("clap requires TYPE without --file");
     let mut event = Event::new(event_type);
     if let Some(data) = &args.data {
@@ -134,11 +101,15 @@ async fn publish_one(
     if let Some(cause) = args.caused_by {
         let parent = client
             .event(cause)
-            .await?
-            .ok_or(PublishError::UnknownCause(cause))?;
+            .await
+            .map_err(CommandError::Publish)?
+            .ok_or(CommandError::UnknownCause(cause))?;
         event = event.caused_by(&parent.event);
     }
-    let reply = client.publish(std::slice::from_ref(&event)).await?;
+    let reply = client
+        .publish(std::slice::from_ref(&event))
+        .await
+        .map_err(CommandError::Publish)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(stdout, "{}", reply_json(&reply));
@@ -161,14 +132,14 @@ async fn publish_one(
     Ok(())
 }
 
-fn reply_json(reply: &crate::client::PublishReply) -> serde_json::Value {
+fn reply_json(reply: &agentbus_web::PublishReply) -> serde_json::Value {
     serde_json::json!({"ids": reply.ids, "sequences": reply.sequences})
 }
 
 /// Reads a file (or stdin) of events: a JSON array, or one event per line
 /// (blank lines skipped).
-fn read_events(path: &PathBuf) -> Result<Vec<Event>, PublishError> {
-    let read_error = |source| PublishError::Read {
+fn read_events(path: &PathBuf) -> Result<Vec<Event>, CommandError> {
+    let read_error = |source| CommandError::ReadFile {
         path: path.clone(),
         source,
     };
@@ -182,7 +153,7 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, PublishError> {
     }
     if text.trim_start().starts_with('[') {
         let values: Vec<serde_json::Value> =
-            serde_json::from_str(&text).map_err(|source| PublishError::BadEvent {
+            serde_json::from_str(&text).map_err(|source| CommandError::BadEvent {
                 path: path.clone(),
                 index: 0,
                 line: source.line(),
@@ -192,7 +163,7 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, PublishError> {
             .into_iter()
             .enumerate()
             .map(|(index, value)| {
-                serde_json::from_value(value).map_err(|source| PublishError::BadEvent {
+                serde_json::from_value(value).map_err(|source| CommandError::BadEvent {
                     path: path.clone(),
                     index,
                     line: 1,
@@ -206,7 +177,7 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, PublishError> {
         .filter(|(_, line)| !line.trim().is_empty())
         .enumerate()
         .map(|(index, (line, json))| {
-            serde_json::from_str(json).map_err(|source| PublishError::BadEvent {
+            serde_json::from_str(json).map_err(|source| CommandError::BadEvent {
                 path: path.clone(),
                 index,
                 line: line + 1,
@@ -221,7 +192,7 @@ async fn publish_file(
     path: &PathBuf,
     args: &PublishArgs,
     palette: Palette,
-) -> Result<(), PublishError> {
+) -> Result<(), CommandError> {
     let events = read_events(path)?;
     let progress = ProgressBar::new(events.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
@@ -240,7 +211,7 @@ async fn publish_file(
                     "{published} of {} events were published before the error",
                     events.len()
                 );
-                return Err(error.into());
+                return Err(CommandError::Publish(error));
             }
         };
         for sequence in reply.sequences.iter().flatten() {

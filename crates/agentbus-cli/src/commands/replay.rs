@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentbus::{Event, EventBus, Redacted};
-use agentbus_store::{ReadQuery, StoreError};
+use agentbus_store::ReadQuery;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::client::{ApiClient, ClientError, ServerArgs};
+use crate::client::{ApiClient, ServerArgs};
+use crate::error::CommandError;
 use crate::filter::FilterArgs;
 use crate::redacting_parser::RedactingParser;
 use crate::render::{ColorChoice, Palette};
-use crate::store_spec::{OpenStoreError, StoreSpec};
+use crate::store_spec::StoreSpec;
 
 /// Arguments of `agentbus replay`.
 #[derive(Clone, Debug, clap::Args)]
@@ -76,44 +77,6 @@ fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
     Ok(spec)
 }
 
-/// `agentbus replay` failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplayError {
-    /// The store could not be opened.
-    #[error(transparent)]
-    Open(#[from] OpenStoreError),
-    /// `--store none` names no store.
-    #[error("{0} holds nothing to replay")]
-    NoStore(String),
-    /// Reading the store failed.
-    #[error("cannot read the store after sequence {after}")]
-    Read {
-        /// The last sequence replayed before the failure.
-        after: u64,
-        /// Why.
-        #[source]
-        source: StoreError,
-    },
-    /// `--to-url` is not a usable URL.
-    #[error("invalid --to-url \"{url}\": {reason}")]
-    Url {
-        /// The URL given, its secrets redacted.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// Posting to the server failed.
-    #[error("cannot publish to the server after sequence {after}")]
-    Post {
-        /// The last sequence published before the failure.
-        after: u64,
-        /// Why.
-        #[source]
-        source: ClientError,
-    },
-}
-
 /// Where replayed events go.
 enum Target {
     Bus(EventBus),
@@ -121,17 +84,17 @@ enum Target {
 }
 
 /// Runs `agentbus replay`.
-pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), ReplayError> {
+pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), CommandError> {
     let spec = args.store.to_string();
     let Some(store) = args.store.open_existing().await? else {
-        return Err(ReplayError::NoStore(spec));
+        return Err(CommandError::NoStore(spec));
     };
     let last = match args.to {
         Some(to) => to,
         None => store
             .last_sequence()
             .await
-            .map_err(|source| ReplayError::Read { after: 0, source })?,
+            .map_err(|source| CommandError::ReadStore { after: 0, source })?,
     };
     let palette = Palette::stdout(color);
     let progress = ProgressBar::new(last.saturating_sub(args.from.saturating_sub(1))).with_style(
@@ -141,15 +104,16 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
 
     let target = match &args.to_url {
         Some(url) => {
-            let parsed = crate::client::parse_base_url(url).map_err(|reason| ReplayError::Url {
-                url: Redacted(url).to_string(),
-                reason,
-            })?;
+            let parsed =
+                crate::client::parse_base_url(url).map_err(|reason| CommandError::Url {
+                    url: Redacted(url).to_string(),
+                    reason,
+                })?;
             let client = ApiClient::new(&ServerArgs {
                 url: parsed,
                 token: args.token.clone(),
             })
-            .map_err(|source| ReplayError::Post { after: 0, source })?;
+            .map_err(|source| CommandError::Post { after: 0, source })?;
             Target::Server(client)
         }
         None => Target::Bus(EventBus::new()),
@@ -168,7 +132,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
         let page = store
             .read(&query)
             .await
-            .map_err(|source| ReplayError::Read { after, source })?;
+            .map_err(|source| CommandError::ReadStore { after, source })?;
         let Some(page_last) = page.last().map(|stored| stored.sequence) else {
             break;
         };
@@ -195,7 +159,7 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Repl
                 client
                     .publish(&events)
                     .await
-                    .map_err(|source| ReplayError::Post { after, source })?;
+                    .map_err(|source| CommandError::Post { after, source })?;
             }
         }
         let first = page[0].sequence;
