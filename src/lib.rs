@@ -58,6 +58,7 @@ mod handler;
 mod history;
 mod id;
 mod order;
+mod overflow;
 mod publisher;
 mod redact;
 mod scope;
@@ -83,6 +84,7 @@ pub use crate::{
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
     order::Order,
+    overflow::{wait_for_room, Overflow},
     publisher::Publisher,
     redact::Redacted,
     stats::BusStats,
