@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, EventTypeSet, SubscriptionGuard};
+use agentbus::{wait_for_room, Event, EventBus, EventTypeSet, SubscriptionGuard};
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
@@ -16,22 +16,24 @@ use crate::store::{EventStore, Retention};
 use crate::writer::{Committed, Control, Writer};
 
 /// What a publisher does when the recorder's queue is full (the writer is
-/// slower than the publishers, or the store is down and being retried).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Overflow {
-    /// The publisher waits (spinning, then sleeping briefly) until the writer
-    /// makes room: publishers slow down to the store's pace and nothing is
-    /// lost. The default. The wait holds the publishing thread: an async
-    /// publisher awaits [`Recorder::reserve`] first instead.
-    #[default]
-    Wait,
-    /// The event is not recorded; it is counted in
-    /// [`RecorderStats::dropped`], logged (`WARN`, rate-limited), and the next
-    /// [`Recorder::flush`] returns [`StoreError::EventsDropped`]. Publishers
-    /// never wait. Handlers still receive the event.
-    DropNewest,
-}
+/// slower than the publishers, or the store is down and being retried): the
+/// core's [`agentbus::Overflow`], re-exported here. The recorder honours
+/// every policy:
+///
+/// - [`Wait`](Overflow::Wait) (the default): the publisher waits (spinning,
+///   then sleeping briefly) until the writer makes room: publishers slow down
+///   to the store's pace and nothing is lost. The wait holds the publishing
+///   thread: an async publisher awaits [`Recorder::reserve`] first instead.
+/// - [`DropNewest`](Overflow::DropNewest): the event being published is not
+///   recorded.
+/// - [`DropOldest`](Overflow::DropOldest): the oldest queued event is not
+///   recorded, and the new one takes its place.
+///
+/// Under both drop policies publishers never wait, each dropped event is
+/// counted in [`RecorderStats::dropped`] and logged (`WARN`, rate-limited),
+/// and the next [`Recorder::flush`] returns [`StoreError::EventsDropped`].
+/// Handlers still receive every event.
+pub use agentbus::Overflow;
 
 /// A snapshot of a recorder's counters; from [`Recorder::stats`].
 #[derive(Clone, Debug, Default)]
@@ -47,7 +49,7 @@ pub struct RecorderStats {
     /// Events skipped because their id was already stored (a replay, say).
     pub duplicates: u64,
     /// Events not recorded because the queue was full under
-    /// [`Overflow::DropNewest`].
+    /// [`Overflow::DropNewest`] or [`Overflow::DropOldest`].
     pub dropped: u64,
     /// Events the store can never hold (a timestamp outside 1970..2262, or
     /// data the backend refuses), logged and skipped.
@@ -219,28 +221,33 @@ impl Shared {
     }
 
     #[cold]
-    fn full(&self, mut event: Arc<Event>) {
-        if self.overflow == Overflow::DropNewest {
-            self.drop_event(&event);
-            return;
-        }
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        let mut attempt = 0u32;
-        loop {
-            self.wake_writer_now();
-            if self.writer_gone.load(Ordering::Acquire) {
-                self.drop_event(&event);
-                return;
+    fn full(&self, event: Arc<Event>) {
+        match self.overflow {
+            Overflow::DropNewest => self.drop_event(&event),
+            Overflow::DropOldest => {
+                if let Some(oldest) = self.queue.force_push(event) {
+                    self.drop_event(&oldest);
+                }
             }
-            match attempt {
-                0..=63 => std::hint::spin_loop(),
-                64..=127 => std::thread::yield_now(),
-                _ => std::thread::sleep(Duration::from_micros(50)),
-            }
-            attempt = attempt.saturating_add(1);
-            match self.queue.push(event) {
-                Ok(()) => return,
-                Err(back) => event = back,
+            // `Wait`, and any policy a newer core adds: never lose silently.
+            _ => {
+                self.counters.waits.fetch_add(1, Ordering::Relaxed);
+                let mut event = Some(event);
+                wait_for_room(|| {
+                    let pending = event.take()?;
+                    self.wake_writer_now();
+                    if self.writer_gone.load(Ordering::Acquire) {
+                        self.drop_event(&pending);
+                        return Some(());
+                    }
+                    match self.queue.push(pending) {
+                        Ok(()) => Some(()),
+                        Err(back) => {
+                            event = Some(back);
+                            None
+                        }
+                    }
+                });
             }
         }
     }
@@ -414,7 +421,7 @@ impl Recorder {
     ///
     /// Publishing at most [`Reservation::events`] events while holding it
     /// never waits for room under [`Overflow::Wait`] (nor drops under
-    /// [`Overflow::DropNewest`]), as long as every publisher racing for the
+    /// the drop policies), as long as every publisher racing for the
     /// queue reserves too. An async publisher that must not block its
     /// thread when the store stalls (a web handler on a Tokio worker) reserves
     /// first, under a timeout of its choice; a batch larger than the queue
