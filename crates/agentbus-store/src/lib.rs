@@ -155,6 +155,7 @@ mod sql;
 mod sqlite;
 mod store;
 mod stored;
+mod tracked;
 mod writer;
 
 #[cfg(feature = "postgres")]
@@ -171,6 +172,7 @@ pub use crate::{
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
     stored::StoredEvent,
+    tracked::Tracked,
 };
 /// The order of a read: the core's, re-exported so that this crate's
 /// earlier name keeps working.

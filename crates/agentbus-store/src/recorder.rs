@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agentbus::{wait_for_room, Event, EventBus, EventTypeSet, SubscriptionGuard};
+use agentbus::{wait_for_room, Event, EventBus, EventId, EventTypeSet, SubscriptionGuard};
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
@@ -13,6 +13,7 @@ use crate::catch_up::CatchUp;
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::{EventStore, Retention};
+use crate::tracked::{Tracked, Tracking};
 use crate::writer::{Committed, Control, Writer};
 
 /// What a publisher does when the recorder's queue is full (the writer is
@@ -182,6 +183,8 @@ pub(crate) struct Shared {
     pub(crate) writer_gone: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) last_error: Mutex<Option<StoreError>>,
+    /// Events whose sequences a publisher waits for ([`Recorder::track`]).
+    pub(crate) tracking: Arc<Tracking>,
 }
 
 #[derive(Default)]
@@ -364,6 +367,7 @@ impl Recorder {
             writer_gone: AtomicBool::new(false),
             counters: Counters::default(),
             last_error: Mutex::new(None),
+            tracking: Arc::default(),
         });
         let (control, control_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(config.live_capacity);
@@ -412,6 +416,40 @@ impl Recorder {
             .map_err(|_| StoreError::Closed)?;
         self.handle.shared.wake_writer_now();
         result.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Notes `ids` so that the writer reports the sequence it gives each as
+    /// it commits them: call it before publishing the events, then
+    /// [`Tracked::commit`] after, which flushes and returns the sequences
+    /// (`None` for an id already stored) without reading the store. A
+    /// publisher that must answer with the sequences of what it published
+    /// (a web `POST`) uses it instead of [`flush`](Self::flush).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{Recorder, SqliteStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// let first = Event::new(EventType::TaskCreated);
+    /// bus.publish(first.clone()).await;
+    /// recorder.flush().await?; // stored as 1
+    /// let second = Event::new(EventType::TaskCreated);
+    ///
+    /// let tracked = recorder.track(&[first.id, second.id]);
+    /// bus.publish(first).await; // a retry: already stored
+    /// bus.publish(second).await;
+    /// assert_eq!(tracked.commit().await?, [None, Some(2)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn track(&self, ids: &[EventId]) -> Tracked {
+        let recorder = self.clone();
+        self.handle.shared.tracking.track(
+            ids,
+            Box::new(move || Box::pin(async move { recorder.flush().await })),
+        )
     }
 
     /// Waits, without blocking the thread, until the queue has room for

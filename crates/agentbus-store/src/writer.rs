@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::error::StoreError;
 use crate::recorder::{RecorderBuilder, Shared};
 use crate::store::EventStore;
+use crate::tracked::Outcome;
 
 pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
@@ -304,6 +305,7 @@ impl Writer {
                 return true;
             };
             self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            self.shared.tracking.settle([(event.id, Outcome::Refused)]);
             tracing::error!(event_id = %event.id, %error, "agentbus-store: the store cannot hold this event; skipped");
             false
         });
@@ -322,6 +324,7 @@ impl Writer {
                         .counters
                         .rejected
                         .fetch_add(1, Ordering::Relaxed);
+                    self.shared.tracking.settle([(event.id, Outcome::Refused)]);
                     tracing::error!(
                         event_id = %event.id,
                         %error,
@@ -340,6 +343,12 @@ impl Writer {
     }
 
     fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {
+        self.shared.tracking.settle(pending.iter().zip(&appended.sequences).map(
+            |(event, sequence)| {
+                let outcome = sequence.map_or(Outcome::AlreadyStored, Outcome::Stored);
+                (event.id, outcome)
+            },
+        ));
         let counters = &self.shared.counters;
         let stored = appended.sequences.iter().flatten().count() as u64;
         counters.committed.fetch_add(stored, Ordering::Relaxed);
