@@ -232,7 +232,7 @@ impl Writer {
                 continue;
             }
 
-            let attempt = match self.store.append(&pending).await {
+            let attempt = match self.append(&pending).await {
                 Ok(appended) => {
                     self.committed(&pending, appended);
                     pending.clear();
@@ -317,7 +317,7 @@ impl Writer {
     async fn isolate(&mut self, pending: &mut Vec<Arc<Event>>) -> Result<(), StoreError> {
         let mut rest = std::mem::take(pending).into_iter();
         while let Some(event) = rest.next() {
-            match self.store.append(std::slice::from_ref(&event)).await {
+            match self.append(std::slice::from_ref(&event)).await {
                 Ok(appended) => self.committed(std::slice::from_ref(&event), appended),
                 Err(error @ StoreError::Rejected { .. }) => {
                     self.shared
@@ -340,6 +340,15 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Appends on this thread when the store blocks anyway (SQLite): the
+    /// writer has the thread to itself.
+    async fn append(&self, events: &[Arc<Event>]) -> Result<crate::store::Appended, StoreError> {
+        match self.store.append_inline(events) {
+            Some(appended) => appended,
+            None => self.store.append(events).await,
+        }
     }
 
     fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {
