@@ -10,8 +10,8 @@ use crate::event::Event;
 use crate::event_type::EventTypeSet;
 use crate::handler::{Filter, Handler, HandlerResult};
 use crate::id::SubscriptionId;
-use crate::scope::Scope;
 use crate::overflow::Overflow;
+use crate::scope::Scope;
 use crate::stream::EventStream;
 
 /// A subscription being set up; from [`EventBus::subscription`].

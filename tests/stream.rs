@@ -473,7 +473,10 @@ fn a_waiting_stream_holds_the_publisher_until_the_consumer_takes_an_event() {
         std::thread::spawn(move || bus.publish_blocking(numbered(1)))
     };
     std::thread::sleep(Duration::from_millis(50));
-    assert!(!publisher.is_finished(), "the buffer is full: the publisher waits");
+    assert!(
+        !publisher.is_finished(),
+        "the buffer is full: the publisher waits"
+    );
     assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
     publisher.join().unwrap();
     assert_eq!(n_of(&stream.try_recv().unwrap()), 1, "nothing lost");

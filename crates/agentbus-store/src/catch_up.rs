@@ -15,13 +15,18 @@ use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
-use crate::writer::Committed;
 use agentbus::Order;
 
 /// Rows per store read while catching up.
 const PAGE: usize = 1000;
 /// The pause before retrying a read that failed.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// One committed batch, as catch-up streams receive it: the events that
+/// were stored (duplicates left out) with their sequences.
+pub(crate) struct Committed {
+    pub(crate) events: Vec<(u64, Arc<Event>)>,
+}
 
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).

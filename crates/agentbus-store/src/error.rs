@@ -112,7 +112,7 @@ pub enum StoreError {
         /// Events dropped since the previous flush.
         count: u64,
     },
-    /// A store opened for reading ([`open_existing`](crate::open_existing),
+    /// A store opened for reading ([`open_existing`](super::open_existing),
     /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing),
     /// [`PostgresStore::connect_existing`](crate::PostgresStore::connect_existing))
     /// does not exist: no such file, or a database without the agentbus
@@ -122,7 +122,7 @@ pub enum StoreError {
         /// The file path, or the database (`host:port/database`).
         location: String,
     },
-    /// A store location that [`open`](crate::open) does not understand.
+    /// A store location that [`open`](super::open) does not understand.
     #[error("unsupported store location `{location}`: expected `sqlite:PATH`, `postgres://...` or `memory`")]
     UnsupportedLocation {
         /// The location given, its secrets redacted.

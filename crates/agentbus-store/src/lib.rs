@@ -156,7 +156,6 @@ mod sqlite;
 mod store;
 mod stored;
 mod tracked;
-mod writer;
 
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PostgresStore;

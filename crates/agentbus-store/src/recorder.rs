@@ -5,16 +5,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agentbus::{wait_for_room, Event, EventBus, EventId, EventTypeSet, SubscriptionGuard};
+use agentbus::{Event, EventBus, EventId, EventTypeSet, SubscriptionGuard};
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use crate::catch_up::CatchUp;
+use self::shared::{Counters, RecorderConfig, Shared};
+use self::writer::{Control, Writer};
+use crate::catch_up::{CatchUp, Committed};
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::{EventStore, Retention};
-use crate::tracked::{Tracked, Tracking};
-use crate::writer::{Committed, Control, Writer};
+use crate::tracked::Tracked;
+
+mod shared;
+mod writer;
 
 /// What a publisher does when the recorder's queue is full (the writer is
 /// slower than the publishers, or the store is down and being retried): the
@@ -80,33 +84,9 @@ impl RecorderStats {
 
 /// How a recorder batches, bounds its queue, retries and prunes; from
 /// [`Recorder::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RecorderBuilder {
-    pub(crate) capacity: usize,
-    pub(crate) max_batch: usize,
-    pub(crate) linger: Duration,
-    pub(crate) overflow: Overflow,
-    pub(crate) retention: Retention,
-    pub(crate) prune_interval: Duration,
-    pub(crate) retry_min: Duration,
-    pub(crate) retry_max: Duration,
-    pub(crate) live_capacity: usize,
-}
-
-impl Default for RecorderBuilder {
-    fn default() -> Self {
-        Self {
-            capacity: 65_536,
-            max_batch: 1000,
-            linger: Duration::ZERO,
-            overflow: Overflow::Wait,
-            retention: Retention::forever(),
-            prune_interval: Duration::from_secs(60),
-            retry_min: Duration::from_millis(10),
-            retry_max: Duration::from_secs(1),
-            live_capacity: 256,
-        }
-    }
+    config: RecorderConfig,
 }
 
 impl RecorderBuilder {
@@ -115,14 +95,14 @@ impl RecorderBuilder {
     /// plus one batch.
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
+        self.config.capacity = capacity.max(1);
         self
     }
 
     /// The most events per transaction (default 1000; at least 1).
     #[must_use]
     pub fn max_batch(mut self, max_batch: usize) -> Self {
-        self.max_batch = max_batch.max(1);
+        self.config.max_batch = max_batch.max(1);
         self
     }
 
@@ -131,14 +111,14 @@ impl RecorderBuilder {
     /// grow under load and a lone event commits at once).
     #[must_use]
     pub fn linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
+        self.config.linger = linger;
         self
     }
 
     /// What publishers do when the queue is full (default [`Overflow::Wait`]).
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
+        self.config.overflow = overflow;
         self
     }
 
@@ -146,8 +126,8 @@ impl RecorderBuilder {
     /// every `interval`.
     #[must_use]
     pub fn retention(mut self, retention: Retention, interval: Duration) -> Self {
-        self.retention = retention;
-        self.prune_interval = interval.max(Duration::from_millis(1));
+        self.config.retention = retention;
+        self.config.prune_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -155,115 +135,15 @@ impl RecorderBuilder {
     /// to `max` (default 10 ms to 1 s).
     #[must_use]
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_min = min.max(Duration::from_micros(100));
-        self.retry_max = max.max(self.retry_min);
+        self.config.retry_min = min.max(Duration::from_micros(100));
+        self.config.retry_max = max.max(self.config.retry_min);
         self
     }
 
     /// Starts recording every event published on `bus` into `store` from
     /// now on (see [`Recorder::attach`]).
     pub fn attach<S: EventStore>(self, bus: &EventBus, store: S) -> Recorder {
-        Recorder::start(self, bus, Arc::new(store))
-    }
-}
-
-/// The state publishers and the writer share.
-pub(crate) struct Shared {
-    pub(crate) queue: ArrayQueue<Arc<Event>>,
-    overflow: Overflow,
-    /// Set by the writer before it sleeps for lack of events.
-    pub(crate) writer_idle: AtomicBool,
-    pub(crate) wake: Notify,
-    /// Queue slots promised by [`Recorder::reserve`] and not yet released.
-    reserved: AtomicUsize,
-    /// Woken when the writer takes events off the queue or a reservation
-    /// ends: a [`Recorder::reserve`] waiting for room looks again.
-    pub(crate) room: Notify,
-    /// Set when the writer has stopped: waiting publishers give up.
-    pub(crate) writer_gone: AtomicBool,
-    pub(crate) counters: Counters,
-    pub(crate) last_error: Mutex<Option<StoreError>>,
-    /// Events whose sequences a publisher waits for ([`Recorder::track`]).
-    pub(crate) tracking: Arc<Tracking>,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) committed: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) waits: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) pruned: AtomicU64,
-    pub(crate) last_sequence: AtomicU64,
-}
-
-impl Shared {
-    /// The publishing thread's whole cost: one push into a lock-free
-    /// bounded queue and one load.
-    #[inline]
-    fn hand_off(&self, event: &Arc<Event>) {
-        if let Err(event) = self.queue.push(Arc::clone(event)) {
-            self.full(event);
-        }
-        // SeqCst pairs with the writer's store before its last look at the
-        // queue: either it sees our event or we see it idle.
-        if self.writer_idle.load(Ordering::SeqCst) {
-            self.wake_writer();
-        }
-    }
-
-    #[cold]
-    pub(crate) fn wake_writer(&self) {
-        if self.writer_idle.swap(false, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
-    }
-
-    #[cold]
-    fn full(&self, event: Arc<Event>) {
-        match self.overflow {
-            Overflow::DropNewest => self.drop_event(&event),
-            Overflow::DropOldest => {
-                if let Some(oldest) = self.queue.force_push(event) {
-                    self.drop_event(&oldest);
-                }
-            }
-            // `Wait`, and any policy a newer core adds: never lose silently.
-            _ => {
-                self.counters.waits.fetch_add(1, Ordering::Relaxed);
-                let mut event = Some(event);
-                wait_for_room(|| {
-                    let pending = event.take()?;
-                    self.wake_writer_now();
-                    if self.writer_gone.load(Ordering::Acquire) {
-                        self.drop_event(&pending);
-                        return Some(());
-                    }
-                    match self.queue.push(pending) {
-                        Ok(()) => Some(()),
-                        Err(back) => {
-                            event = Some(back);
-                            None
-                        }
-                    }
-                });
-            }
-        }
-    }
-
-    fn drop_event(&self, event: &Event) {
-        let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if dropped.is_power_of_two() {
-            tracing::warn!(
-                event_id = %event.id,
-                dropped,
-                "agentbus-store recorder queue full: event not recorded"
-            );
-        }
+        Recorder::start(self.config, bus, Arc::new(store))
     }
 }
 
@@ -356,7 +236,7 @@ impl Recorder {
         RecorderBuilder::default()
     }
 
-    fn start(config: RecorderBuilder, bus: &EventBus, store: Arc<dyn EventStore>) -> Recorder {
+    fn start(config: RecorderConfig, bus: &EventBus, store: Arc<dyn EventStore>) -> Recorder {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(config.capacity),
             overflow: config.overflow,
@@ -664,36 +544,5 @@ impl Drop for Reservation {
             .reserved
             .fetch_sub(self.events, Ordering::AcqRel);
         self.shared.room.notify_waiters();
-    }
-}
-
-impl Shared {
-    /// Takes room for `events` if the queue has it beyond what is queued
-    /// and reserved. Events published under a reservation count twice until
-    /// it is dropped: cautious, never too generous.
-    fn try_reserve(&self, events: usize) -> bool {
-        let capacity = self.queue.capacity();
-        let mut reserved = self.reserved.load(Ordering::Acquire);
-        loop {
-            if self.queue.len() + reserved + events > capacity {
-                return false;
-            }
-            match self.reserved.compare_exchange_weak(
-                reserved,
-                reserved + events,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => reserved = now,
-            }
-        }
-    }
-
-    /// Wakes the writer whether or not it said it was idle (for control
-    /// messages, which arrive on their own channel).
-    pub(crate) fn wake_writer_now(&self) {
-        self.writer_idle.store(false, Ordering::SeqCst);
-        self.wake.notify_one();
     }
 }

@@ -129,7 +129,8 @@ pub struct Tracked {
     pub(crate) flush: Option<Flush>,
 }
 
-pub(crate) type Flush = Box<dyn FnOnce() -> BoxFuture<'static, Result<u64, StoreError>> + Send + Sync>;
+pub(crate) type Flush =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<u64, StoreError>> + Send + Sync>;
 
 impl std::fmt::Debug for Tracked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

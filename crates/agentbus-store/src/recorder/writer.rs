@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use agentbus::Event;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::shared::{RecorderConfig, Shared};
+use crate::catch_up::Committed;
 use crate::error::StoreError;
-use crate::recorder::{RecorderBuilder, Shared};
 use crate::store::EventStore;
 use crate::tracked::Outcome;
 
@@ -19,12 +20,6 @@ pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
 pub(crate) enum Control {
     Flush { done: Reply },
     Close { done: Option<Reply> },
-}
-
-/// One committed batch, as catch-up streams receive it: the events that
-/// were stored (duplicates left out) with their sequences.
-pub(crate) struct Committed {
-    pub(crate) events: Vec<(u64, Arc<Event>)>,
 }
 
 /// A flush (or close) waiting for the writer to have committed everything
@@ -40,7 +35,7 @@ struct Waiter {
 const CLOSE_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Writer {
-    config: RecorderBuilder,
+    config: RecorderConfig,
     shared: Arc<Shared>,
     store: Arc<dyn EventStore>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -57,7 +52,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(
-        config: RecorderBuilder,
+        config: RecorderConfig,
         shared: Arc<Shared>,
         store: Arc<dyn EventStore>,
         control: mpsc::UnboundedReceiver<Control>,
@@ -352,12 +347,17 @@ impl Writer {
     }
 
     fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {
-        self.shared.tracking.settle(pending.iter().zip(&appended.sequences).map(
-            |(event, sequence)| {
-                let outcome = sequence.map_or(Outcome::AlreadyStored, Outcome::Stored);
-                (event.id, outcome)
-            },
-        ));
+        self.shared
+            .tracking
+            .settle(
+                pending
+                    .iter()
+                    .zip(&appended.sequences)
+                    .map(|(event, sequence)| {
+                        let outcome = sequence.map_or(Outcome::AlreadyStored, Outcome::Stored);
+                        (event.id, outcome)
+                    }),
+            );
         let counters = &self.shared.counters;
         let stored = appended.sequences.iter().flatten().count() as u64;
         counters.committed.fetch_add(stored, Ordering::Relaxed);
