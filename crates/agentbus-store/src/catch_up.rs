@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use agentbus::Order;
 use futures_core::Stream;
 use tokio::sync::broadcast;
 
@@ -15,7 +16,6 @@ use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
-use agentbus::Order;
 
 /// Rows per store read while catching up.
 const PAGE: usize = 1000;
