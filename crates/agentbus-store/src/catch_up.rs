@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use agentbus::Order;
+use agentbus::{Event, Order};
 use futures_core::Stream;
 use tokio::sync::broadcast;
 
@@ -28,10 +28,14 @@ pub(crate) struct Committed {
     pub(crate) events: Vec<(u64, Arc<Event>)>,
 }
 
+/// What a catch-up stream yields before it is shaped into [`StoredEvent`]s:
+/// the sequence and the event in the `Arc` it was committed (or read) in.
+type Shared = Result<(u64, Arc<Event>), StoreError>;
+
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
 pub struct CatchUp {
-    inner: Pin<Box<dyn Stream<Item = Result<StoredEvent, StoreError>> + Send>>,
+    inner: Pin<Box<dyn Stream<Item = Shared> + Send>>,
 }
 
 impl std::fmt::Debug for CatchUp {
@@ -44,7 +48,48 @@ impl Stream for CatchUp {
     type Item = Result<StoredEvent, StoreError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        self.inner.as_mut().poll_next(cx).map(|item| {
+            item.map(|shared| {
+                shared.map(|(sequence, event)| StoredEvent {
+                    sequence,
+                    // A live event is shared with the bus: copied here, and
+                    // only here (`shared` avoids it).
+                    event: Arc::unwrap_or_clone(event),
+                })
+            })
+        })
+    }
+}
+
+impl CatchUp {
+    /// This stream with each event as the `Arc` it was committed in, and
+    /// its sequence: the same events, in the same order, without copying
+    /// those that arrive live (the recorder hands catch-up streams the very
+    /// `Arc` published on the bus). For a consumer that shares events on
+    /// (a web hub that encodes each once for many clients).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{ReadQuery, Recorder, SqliteStore};
+    /// use futures_util::StreamExt;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// let mut stream = recorder.subscribe_from(0, ReadQuery::new()).shared();
+    /// let event = Arc::new(Event::new(EventType::TaskCreated));
+    /// bus.publish(Arc::clone(&event)).await;
+    /// let (sequence, live) = stream.next().await.unwrap()?;
+    /// assert_eq!(sequence, 1);
+    /// assert!(Arc::ptr_eq(&live, &event), "the published Arc itself");
+    /// # Ok(()) }
+    /// ```
+    pub fn shared(
+        self,
+    ) -> impl Stream<Item = Result<(u64, Arc<Event>), StoreError>> + Send + Unpin {
+        self.inner
     }
 }
 
@@ -66,7 +111,7 @@ struct State {
     /// The last sequence delivered or passed over (filtered out).
     cursor: u64,
     filter: ReadQuery,
-    buffer: VecDeque<Result<StoredEvent, StoreError>>,
+    buffer: VecDeque<Shared>,
     mode: Mode,
     /// The recorder is gone: after the final backlog, end.
     ending: bool,
@@ -101,7 +146,7 @@ impl CatchUp {
 }
 
 impl State {
-    async fn next(&mut self) -> Option<Result<StoredEvent, StoreError>> {
+    async fn next(&mut self) -> Option<Shared> {
         loop {
             if let Some(item) = self.buffer.pop_front() {
                 return Some(item);
@@ -151,7 +196,7 @@ impl State {
                 } else {
                     page.last().map_or(up_to, |last| last.sequence)
                 };
-                self.buffer.extend(page.into_iter().map(Ok));
+                self.buffer.extend(page.into_iter().map(shared));
                 Ok(())
             }
             Err(error) => match error.sequence() {
@@ -160,7 +205,7 @@ impl State {
                 Some(bad) if bad > self.cursor => {
                     let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
                     let page = self.store.read(&before).await?;
-                    self.buffer.extend(page.into_iter().map(Ok));
+                    self.buffer.extend(page.into_iter().map(shared));
                     self.buffer.push_back(Err(error));
                     self.cursor = bad;
                     Ok(())
@@ -184,14 +229,14 @@ impl State {
                 return;
             }
             if self.filter.matches(event) {
-                self.buffer.push_back(Ok(StoredEvent {
-                    sequence,
-                    event: Event::clone(event),
-                }));
+                self.buffer.push_back(Ok((sequence, Arc::clone(event))));
             }
             self.cursor = sequence;
         }
     }
 }
 
-use agentbus::Event;
+/// A stored event as catch-up streams carry it.
+fn shared(stored: StoredEvent) -> Shared {
+    Ok((stored.sequence, Arc::new(stored.event)))
+}

@@ -283,18 +283,18 @@ impl Hub {
     }
 
     /// Hands committed events to the clients and moves the watermark.
-    fn take_stored(&self, batch: Vec<StoredEvent>) {
-        let Some(last) = batch.last().map(|s| s.sequence) else {
+    fn take_stored(&self, batch: Vec<(u64, Arc<Event>)>) {
+        let Some(last) = batch.last().map(|&(sequence, _)| sequence) else {
             return;
         };
         {
             let mut rates = lock(&self.rates);
             rates.advance(unix_seconds());
-            for stored in batch {
-                self.count(&stored.event, &mut rates);
+            for (sequence, event) in batch {
+                self.count(&event, &mut rates);
                 // Always encode: a client may join and resume from this
                 // sequence at any time, and the watermark says it was sent.
-                if let Some(frame) = Frame::stored(stored) {
+                if let Some(frame) = Frame::new(event, Some(sequence)) {
                     self.broadcast(frame);
                 }
             }
@@ -338,7 +338,7 @@ async fn run_store(hub: Weak<Hub>, recorder: Recorder) {
         Some(strong) => strong.watermark.send_replace(Some(after)),
         None => return,
     };
-    let mut stream = recorder.subscribe_from(after, ReadQuery::new());
+    let mut stream = recorder.subscribe_from(after, ReadQuery::new()).shared();
     drop(recorder);
     loop {
         // Wake now and then to notice that the router is gone.
