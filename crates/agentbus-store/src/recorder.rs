@@ -544,5 +544,7 @@ impl Drop for Reservation {
             .reserved
             .fetch_sub(self.events, Ordering::AcqRel);
         self.shared.room.notify_waiters();
+        // The writer may be holding a batch open for this publisher.
+        self.shared.wake_writer_now();
     }
 }

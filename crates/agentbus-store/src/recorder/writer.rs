@@ -34,6 +34,9 @@ struct Waiter {
 /// still queued (nobody was promised it was durable).
 const CLOSE_ATTEMPTS: u32 = 3;
 
+/// How long a batch waits at most for the rest of a reserved publish.
+const RESERVED_LINGER: Duration = Duration::from_millis(2);
+
 pub(crate) struct Writer {
     config: RecorderConfig,
     shared: Arc<Shared>,
@@ -195,13 +198,13 @@ impl Writer {
         loop {
             self.drain_control();
             self.fill(&mut pending);
-            if !pending.is_empty()
-                && pending.len() < max_batch
-                && !self.config.linger.is_zero()
-                && self.waiters.is_empty()
-            {
-                tokio::time::sleep(self.config.linger).await;
-                self.fill(&mut pending);
+            if !pending.is_empty() && pending.len() < max_batch && self.waiters.is_empty() {
+                if self.config.linger.is_zero() {
+                    self.gather_reserved(&mut pending).await;
+                } else {
+                    tokio::time::sleep(self.config.linger).await;
+                    self.fill(&mut pending);
+                }
             }
             self.reject_unstorable(&mut pending);
             self.shared
@@ -291,6 +294,30 @@ impl Writer {
         }
         if pending.len() > before {
             self.shared.room.notify_waiters();
+        }
+    }
+
+    /// While a publisher holds a [`Reservation`](crate::Reservation) it is
+    /// publishing a batch of its own (a web `POST`): waits for the rest of
+    /// it (until the reservation ends, the batch is full, a flush or close
+    /// arrives, or [`RESERVED_LINGER`] passes), so it commits in one
+    /// transaction rather than in as many as the writer can turn around.
+    async fn gather_reserved(&mut self, pending: &mut Vec<Arc<Event>>) {
+        let until = tokio::time::Instant::now() + RESERVED_LINGER;
+        while self.shared.reserved.load(Ordering::Acquire) > 0
+            && pending.len() < self.config.max_batch
+            && self.waiters.is_empty()
+            && !self.closing
+        {
+            // Woken by the reservation's end, a control message, or a
+            // publisher waiting for room; a permit left by an earlier wake
+            // only costs one more look.
+            let woken = tokio::time::timeout_at(until, self.shared.wake.notified()).await;
+            self.drain_control();
+            self.fill(pending);
+            if woken.is_err() {
+                return;
+            }
         }
     }
 
