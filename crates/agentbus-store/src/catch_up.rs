@@ -28,14 +28,21 @@ pub(crate) struct Committed {
     pub(crate) events: Vec<(u64, Arc<Event>)>,
 }
 
-/// What a catch-up stream yields before it is shaped into [`StoredEvent`]s:
-/// the sequence and the event in the `Arc` it was committed (or read) in.
-type Shared = Result<(u64, Arc<Event>), StoreError>;
+/// One event as a catch-up stream carries it, before it is shaped for its
+/// consumer: neither a row read nor a live event is copied on the way.
+enum Delivered {
+    /// A row read from the store.
+    Read(StoredEvent),
+    /// A live event: the `Arc` published on the bus, and its sequence.
+    Live(u64, Arc<Event>),
+}
+
+type Item = Result<Delivered, StoreError>;
 
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
 pub struct CatchUp {
-    inner: Pin<Box<dyn Stream<Item = Shared> + Send>>,
+    inner: Pin<Box<dyn Stream<Item = Item> + Send>>,
 }
 
 impl std::fmt::Debug for CatchUp {
@@ -49,12 +56,15 @@ impl Stream for CatchUp {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx).map(|item| {
-            item.map(|shared| {
-                shared.map(|(sequence, event)| StoredEvent {
-                    sequence,
+            item.map(|delivered| {
+                delivered.map(|delivered| match delivered {
+                    Delivered::Read(stored) => stored,
                     // A live event is shared with the bus: copied here, and
                     // only here (`shared` avoids it).
-                    event: Arc::unwrap_or_clone(event),
+                    Delivered::Live(sequence, event) => StoredEvent {
+                        sequence,
+                        event: Arc::unwrap_or_clone(event),
+                    },
                 })
             })
         })
@@ -89,7 +99,12 @@ impl CatchUp {
     pub fn shared(
         self,
     ) -> impl Stream<Item = Result<(u64, Arc<Event>), StoreError>> + Send + Unpin {
-        self.inner
+        futures_util::StreamExt::map(self.inner, |item| {
+            item.map(|delivered| match delivered {
+                Delivered::Read(stored) => (stored.sequence, Arc::new(stored.event)),
+                Delivered::Live(sequence, event) => (sequence, event),
+            })
+        })
     }
 }
 
@@ -111,7 +126,7 @@ struct State {
     /// The last sequence delivered or passed over (filtered out).
     cursor: u64,
     filter: ReadQuery,
-    buffer: VecDeque<Shared>,
+    buffer: VecDeque<Item>,
     mode: Mode,
     /// The recorder is gone: after the final backlog, end.
     ending: bool,
@@ -146,7 +161,7 @@ impl CatchUp {
 }
 
 impl State {
-    async fn next(&mut self) -> Option<Shared> {
+    async fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.buffer.pop_front() {
                 return Some(item);
@@ -196,7 +211,8 @@ impl State {
                 } else {
                     page.last().map_or(up_to, |last| last.sequence)
                 };
-                self.buffer.extend(page.into_iter().map(shared));
+                self.buffer
+                    .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
                 Ok(())
             }
             Err(error) => match error.sequence() {
@@ -205,7 +221,8 @@ impl State {
                 Some(bad) if bad > self.cursor => {
                     let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
                     let page = self.store.read(&before).await?;
-                    self.buffer.extend(page.into_iter().map(shared));
+                    self.buffer
+                        .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
                     self.buffer.push_back(Err(error));
                     self.cursor = bad;
                     Ok(())
@@ -229,14 +246,10 @@ impl State {
                 return;
             }
             if self.filter.matches(event) {
-                self.buffer.push_back(Ok((sequence, Arc::clone(event))));
+                self.buffer
+                    .push_back(Ok(Delivered::Live(sequence, Arc::clone(event))));
             }
             self.cursor = sequence;
         }
     }
-}
-
-/// A stored event as catch-up streams carry it.
-fn shared(stored: StoredEvent) -> Shared {
-    Ok((stored.sequence, Arc::new(stored.event)))
 }
