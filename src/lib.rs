@@ -59,6 +59,7 @@ mod history;
 mod id;
 mod inner;
 mod order;
+mod overflow;
 mod publisher;
 mod redact;
 mod scope;
@@ -84,6 +85,7 @@ pub use crate::{
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},
     order::Order,
+    overflow::{wait_for_room, Overflow},
     publisher::Publisher,
     redact::Redacted,
     stats::BusStats,

@@ -2,11 +2,20 @@
 //!
 //! # Behaviour
 //!
-//! - The publisher pushes into a fixed-size buffer and never waits. When the
-//!   buffer is full the *oldest* buffered event is dropped to make room, and
-//!   the stream counts it: the consumer's next read reports
-//!   [`Lagged`]`(n)` (or [`TryRecvError::Lagged`]) before resuming with the
-//!   oldest event that survived.
+//! - The publisher pushes into a fixed-size buffer. What it does when the
+//!   buffer is full is the stream's [`Overflow`] policy. By default
+//!   ([`EventBus::stream`](crate::EventBus::stream),
+//!   [`SubscriptionBuilder::stream`](crate::SubscriptionBuilder::stream)) it
+//!   is [`Overflow::DropOldest`]: the publisher never waits, the *oldest*
+//!   buffered event is dropped to make room, and the stream counts it: the
+//!   consumer's next read reports [`Lagged`]`(n)` (or
+//!   [`TryRecvError::Lagged`]) before resuming with the oldest event that
+//!   survived. [`SubscriptionBuilder::stream_with`](crate::SubscriptionBuilder::stream_with)
+//!   chooses another: under [`Overflow::DropNewest`] the new event is dropped
+//!   and counted the same way; under [`Overflow::Wait`] the publisher waits
+//!   on its own thread ([`wait_for_room`](crate::wait_for_room)) until the
+//!   consumer takes an event, or drops the stream, so nothing is lost (the
+//!   consumer must not run on the publishing thread).
 //! - The stream ends (`None` / [`TryRecvError::Closed`]) after the
 //!   subscription is removed by [`EventBus::reset`](crate::EventBus::reset)
 //!   or by dropping the bus, once buffered events are drained. (A
@@ -40,13 +49,18 @@ use crate::error::{Lagged, TryRecvError};
 use crate::event::Event;
 use crate::handler::Handler;
 use crate::id::SubscriptionId;
+use crate::overflow::{wait_for_room, Overflow};
 use crate::subscription::SubscriptionGuard;
 use crate::sync::{dekker_fence, AtomicBool, AtomicU64, Ordering};
 
 struct Shared {
     buffer: ArrayQueue<Arc<Event>>,
+    overflow: Overflow,
     missed: AtomicU64,
     closed: AtomicBool,
+    /// Set when the [`EventStream`] is dropped: a publisher waiting for room
+    /// under [`Overflow::Wait`] gives up.
+    consumer_gone: AtomicBool,
     /// Set by the consumer before it looks at the buffer a last time and
     /// returns `Pending`; publishers wake it only then, so a busy consumer
     /// costs a publish one plain load instead of the waker's read-modify-write
@@ -61,7 +75,12 @@ struct Feeder(Arc<Shared>);
 
 impl Feeder {
     fn feed(&self, event: &Arc<Event>) {
-        if self.0.buffer.force_push(Arc::clone(event)).is_some() {
+        let lost = match self.0.overflow {
+            Overflow::DropNewest => self.0.buffer.push(Arc::clone(event)).is_err(),
+            Overflow::Wait => self.push_waiting(Arc::clone(event)),
+            Overflow::DropOldest => self.0.buffer.force_push(Arc::clone(event)).is_some(),
+        };
+        if lost {
             // Relaxed: the count is read with a swap by the one consumer and
             // orders nothing else.
             self.0.missed.fetch_add(1, Ordering::Relaxed);
@@ -78,6 +97,26 @@ impl Feeder {
         if self.0.waiting.load(Ordering::SeqCst) && self.0.waiting.swap(false, Ordering::SeqCst) {
             self.0.waker.wake();
         }
+    }
+}
+
+impl Feeder {
+    /// Pushes `event`, waiting for room; `true` if the consumer went away
+    /// first (the event is lost with the stream).
+    #[cold]
+    fn push_waiting(&self, event: Arc<Event>) -> bool {
+        let mut event = Some(event);
+        wait_for_room(|| {
+            let pending = event.take()?;
+            match self.0.buffer.push(pending) {
+                Ok(()) => Some(false),
+                Err(_) if self.0.consumer_gone.load(Ordering::Acquire) => Some(true),
+                Err(back) => {
+                    event = Some(back);
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -113,12 +152,15 @@ impl std::fmt::Debug for EventStream {
 impl EventStream {
     pub(crate) fn subscribe(
         capacity: usize,
+        overflow: Overflow,
         register: impl FnOnce(Handler) -> SubscriptionGuard,
     ) -> Self {
         let shared = Arc::new(Shared {
             buffer: ArrayQueue::new(capacity.max(1)),
+            overflow,
             missed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            consumer_gone: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
@@ -135,6 +177,11 @@ impl EventStream {
     /// How many events the buffer holds at most.
     pub fn capacity(&self) -> usize {
         self.shared.buffer.capacity()
+    }
+
+    /// What a publisher does when the buffer is full.
+    pub fn overflow(&self) -> Overflow {
+        self.shared.overflow
     }
 
     /// The next buffered event, without waiting.
@@ -157,6 +204,13 @@ impl EventStream {
     /// Waits for the next event; `None` once the stream is closed and drained.
     pub async fn recv(&mut self) -> Option<Result<Arc<Event>, Lagged>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire of a publisher waiting for room.
+        self.shared.consumer_gone.store(true, Ordering::Release);
     }
 }
 

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::event_type::EventTypeSet;
 use crate::handler::{Filter, Handler, HandlerResult};
 use crate::id::SubscriptionId;
+use crate::overflow::Overflow;
 use crate::scope::Scope;
 use crate::stream::EventStream;
 
@@ -198,10 +199,19 @@ impl<'bus> SubscriptionBuilder<'bus> {
     }
 
     /// Registers a bounded stream buffering at most `capacity` events (`0` is
-    /// taken as 1). See [`EventStream`].
+    /// taken as 1) that drops the oldest when full
+    /// ([`Overflow::DropOldest`]). See [`EventStream`].
     pub fn stream(self, capacity: usize) -> EventStream {
+        self.stream_with(capacity, Overflow::DropOldest)
+    }
+
+    /// [`stream`](Self::stream) with the [`Overflow`] policy of the full
+    /// buffer chosen: see [`EventStream`] and [`Overflow`].
+    pub fn stream_with(self, capacity: usize, overflow: Overflow) -> EventStream {
         let bus = self.bus;
-        EventStream::subscribe(capacity, |handler| bus.guard(self.register(handler)))
+        EventStream::subscribe(capacity, overflow, |handler| {
+            bus.guard(self.register(handler))
+        })
     }
 
     fn register(self, handler: Handler) -> SubscriptionId {

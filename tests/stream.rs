@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, EventType, EventTypeSet, Lagged, TryRecvError};
+use agentbus::{Event, EventBus, EventType, EventTypeSet, Lagged, Overflow, TryRecvError};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 
@@ -458,4 +458,57 @@ fn a_waiting_consumer_is_woken_once_however_many_events_arrive() {
     bus.publish_blocking(numbered(3));
     bus.publish_blocking(numbered(4));
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_waiting_stream_holds_the_publisher_until_the_consumer_takes_an_event() {
+    let bus = EventBus::new();
+    let mut stream = bus
+        .subscription(EventType::TaskCreated)
+        .stream_with(1, Overflow::Wait);
+    assert_eq!(stream.overflow(), Overflow::Wait);
+    bus.publish_blocking(numbered(0));
+    let publisher = {
+        let bus = bus.clone();
+        std::thread::spawn(move || bus.publish_blocking(numbered(1)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !publisher.is_finished(),
+        "the buffer is full: the publisher waits"
+    );
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
+    publisher.join().unwrap();
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 1, "nothing lost");
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn a_waiting_publisher_gives_up_when_the_stream_is_dropped() {
+    let bus = EventBus::new();
+    let stream = bus
+        .subscription(EventType::TaskCreated)
+        .stream_with(1, Overflow::Wait);
+    bus.publish_blocking(numbered(0));
+    let publisher = {
+        let bus = bus.clone();
+        std::thread::spawn(move || bus.publish_blocking(numbered(1)))
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    drop(stream);
+    publisher.join().unwrap();
+}
+
+#[test]
+fn drop_newest_keeps_the_buffered_events() {
+    let bus = EventBus::new();
+    let mut stream = bus
+        .subscription(EventType::TaskCreated)
+        .stream_with(2, Overflow::DropNewest);
+    for n in 0..4 {
+        bus.publish_blocking(numbered(n));
+    }
+    assert_eq!(stream.try_recv(), Err(TryRecvError::Lagged(2)));
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 0);
+    assert_eq!(n_of(&stream.try_recv().unwrap()), 1);
 }

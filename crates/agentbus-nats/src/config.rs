@@ -18,17 +18,21 @@ pub enum Mode {
 }
 
 /// What a JetStream bridge does when its outgoing buffer is full (the server
-/// is unreachable, or slower than the local publishers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Overflow {
-    /// Publishers on the local bus wait (their `publish` blocks the thread
-    /// until there is room): slower, nothing lost. The default.
-    #[default]
-    Wait,
-    /// The oldest events not yet handed to NATS are dropped and counted in
-    /// [`BridgeStats::outgoing_dropped`](crate::BridgeStats::outgoing_dropped).
-    DropOldest,
-}
+/// is unreachable, or slower than the local publishers): the core's
+/// [`agentbus::Overflow`], re-exported here.
+///
+/// - [`Wait`](Overflow::Wait) (the default): publishers on the local bus
+///   wait (their `publish` blocks the thread until there is room): slower,
+///   nothing lost. A publish from one of the bridge's own threads drops and
+///   counts instead, since that thread is the one that makes room.
+/// - [`DropOldest`](Overflow::DropOldest): the oldest events not yet handed
+///   to NATS are dropped and counted in
+///   [`BridgeStats::outgoing_dropped`](crate::BridgeStats::outgoing_dropped).
+/// - [`DropNewest`](Overflow::DropNewest): the event being published is
+///   dropped and counted the same way; the buffered ones are kept.
+///
+/// Core mode always drops the oldest and counts it, whatever the policy.
+pub use agentbus::Overflow;
 
 /// Where a JetStream bridge's durable consumer starts the first time it is
 /// created (afterwards it always resumes where it stopped).

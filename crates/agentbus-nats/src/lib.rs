@@ -87,14 +87,10 @@
 //! ([`outgoing_buffer`](BridgeConfig::outgoing_buffer)) and sent on
 //! reconnection; the consumer is re-bound once the server is back.
 //!
-//! **Overflow** (JetStream; [`Overflow`]): with [`Overflow::Wait`] (the
-//! default) a local publish that finds the buffer full waits until there is
-//! room, so nothing is lost and publishers slow down to what the server
-//! takes; a publish from one of the bridge's threads (a handler reacting to an
-//! incoming event) never waits, since that thread is the one that makes room,
-//! and drops and counts instead. With [`Overflow::DropOldest`] the oldest
-//! buffered events are dropped and counted. Core mode always drops and
-//! counts.
+//! **Overflow** (JetStream): what a local publish does when the outgoing
+//! buffer is full is the [`Overflow`] policy: wait for room (the default;
+//! nothing lost), or drop the oldest or the newest and count it. Core mode
+//! always drops the oldest and counts.
 //!
 //! **Bad input.** A message that is not an event (not UTF-8, not JSON, the
 //! wrong shape, a type that does not match its subject), of an event type

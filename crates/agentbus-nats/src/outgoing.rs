@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{Event, EventStream, EventType, TryRecvError};
+use agentbus::{wait_for_room, Event, EventStream, EventType, Overflow, TryRecvError};
 use async_nats::header::HeaderMap;
 use async_nats::{jetstream, Subject};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::config::Mode;
 use crate::context::{on_bridge_thread, waits, Context, Control, Shared};
 use crate::echo::is_inbound;
 use crate::stats::bump;
@@ -37,6 +38,12 @@ pub(crate) fn subscribe(context: &Context) -> EventStream {
     let capacity = config.outgoing_buffer;
     let subscription = context.bus.subscription(config.outgoing_types);
     if !waits(config) {
+        // Core mode always drops the oldest; JetStream keeps the newest
+        // buffered events unless told to keep the older ones.
+        let overflow = match (config.mode, config.overflow) {
+            (Mode::JetStream, Overflow::DropNewest) => Overflow::DropNewest,
+            _ => Overflow::DropOldest,
+        };
         return match scope {
             None => subscription.filter(|event: &Event| !is_inbound(event)),
             Some(scope) => {
@@ -44,7 +51,7 @@ pub(crate) fn subscribe(context: &Context) -> EventStream {
             }
         }
         .name("agentbus-nats outgoing")
-        .stream(capacity);
+        .stream_with(capacity, overflow);
     }
     let shared = Arc::clone(&context.shared);
     subscription
@@ -62,34 +69,27 @@ pub(crate) fn subscribe(context: &Context) -> EventStream {
 /// waits on the bridge's own thread (a handler reacting to an inbound event),
 /// which is the one that makes room: there a full buffer drops and counts.
 fn reserve(shared: &Shared, capacity: usize) -> bool {
-    let mut pause = 0u32;
-    loop {
-        let used = shared.reserved.load(Ordering::Relaxed);
-        if used < capacity {
-            if shared
-                .reserved
-                .compare_exchange_weak(used, used + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                return true;
+    // Full: the server is away or slower than the publishers. This is the
+    // overflow path.
+    wait_for_room(|| {
+        let mut used = shared.reserved.load(Ordering::Relaxed);
+        while used < capacity {
+            match shared.reserved.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(true),
+                Err(now) => used = now,
             }
-            continue;
         }
         if shared.closed.load(Ordering::Relaxed) || on_bridge_thread() {
             bump(&shared.counters.outgoing_dropped, 1);
-            return false;
+            return Some(false);
         }
-        // Full: the server is away or slower than the publishers. Back off
-        // from spinning to sleeping; this is the overflow path.
-        pause = pause.saturating_add(1);
-        if pause < 64 {
-            std::hint::spin_loop();
-        } else if pause < 128 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
+        None
+    })
 }
 
 pub(crate) struct Outgoing {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use agentbus::{Event, Order};
 use futures_core::Stream;
 use tokio::sync::broadcast;
 
@@ -15,18 +16,33 @@ use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
-use crate::writer::Committed;
-use agentbus::Order;
 
 /// Rows per store read while catching up.
 const PAGE: usize = 1000;
 /// The pause before retrying a read that failed.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 
+/// One committed batch, as catch-up streams receive it: the events that
+/// were stored (duplicates left out) with their sequences.
+pub(crate) struct Committed {
+    pub(crate) events: Vec<(u64, Arc<Event>)>,
+}
+
+/// One event as a catch-up stream carries it, before it is shaped for its
+/// consumer: neither a row read nor a live event is copied on the way.
+enum Delivered {
+    /// A row read from the store.
+    Read(StoredEvent),
+    /// A live event: the `Arc` published on the bus, and its sequence.
+    Live(u64, Arc<Event>),
+}
+
+type Item = Result<Delivered, StoreError>;
+
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
 pub struct CatchUp {
-    inner: Pin<Box<dyn Stream<Item = Result<StoredEvent, StoreError>> + Send>>,
+    inner: Pin<Box<dyn Stream<Item = Item> + Send>>,
 }
 
 impl std::fmt::Debug for CatchUp {
@@ -39,7 +55,58 @@ impl Stream for CatchUp {
     type Item = Result<StoredEvent, StoreError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        self.inner.as_mut().poll_next(cx).map(|item| {
+            item.map(|delivered| {
+                delivered.map(|delivered| match delivered {
+                    Delivered::Read(stored) => stored,
+                    // A live event is shared with the bus: copied here, and
+                    // only here (`shared` avoids it).
+                    Delivered::Live(sequence, event) => StoredEvent {
+                        sequence,
+                        event: Arc::unwrap_or_clone(event),
+                    },
+                })
+            })
+        })
+    }
+}
+
+impl CatchUp {
+    /// This stream with each event as the `Arc` it was committed in, and
+    /// its sequence: the same events, in the same order, without copying
+    /// those that arrive live (the recorder hands catch-up streams the very
+    /// `Arc` published on the bus). For a consumer that shares events on
+    /// (a web hub that encodes each once for many clients).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{ReadQuery, Recorder, SqliteStore};
+    /// use futures_util::StreamExt;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// let mut stream = recorder.subscribe_from(0, ReadQuery::new()).shared();
+    /// let event = Arc::new(Event::new(EventType::TaskCreated));
+    /// bus.publish(Arc::clone(&event)).await;
+    /// let (sequence, live) = stream.next().await.unwrap()?;
+    /// assert_eq!(sequence, 1);
+    /// // The published `Arc` itself when it arrived live; a fresh one when
+    /// // it had committed before the stream started and was read back.
+    /// assert_eq!(live.id, event.id);
+    /// # Ok(()) }
+    /// ```
+    pub fn shared(
+        self,
+    ) -> impl Stream<Item = Result<(u64, Arc<Event>), StoreError>> + Send + Unpin {
+        futures_util::StreamExt::map(self.inner, |item| {
+            item.map(|delivered| match delivered {
+                Delivered::Read(stored) => (stored.sequence, Arc::new(stored.event)),
+                Delivered::Live(sequence, event) => (sequence, event),
+            })
+        })
     }
 }
 
@@ -61,7 +128,7 @@ struct State {
     /// The last sequence delivered or passed over (filtered out).
     cursor: u64,
     filter: ReadQuery,
-    buffer: VecDeque<Result<StoredEvent, StoreError>>,
+    buffer: VecDeque<Item>,
     mode: Mode,
     /// The recorder is gone: after the final backlog, end.
     ending: bool,
@@ -96,7 +163,7 @@ impl CatchUp {
 }
 
 impl State {
-    async fn next(&mut self) -> Option<Result<StoredEvent, StoreError>> {
+    async fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.buffer.pop_front() {
                 return Some(item);
@@ -146,7 +213,8 @@ impl State {
                 } else {
                     page.last().map_or(up_to, |last| last.sequence)
                 };
-                self.buffer.extend(page.into_iter().map(Ok));
+                self.buffer
+                    .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
                 Ok(())
             }
             Err(error) => match error.sequence() {
@@ -155,7 +223,8 @@ impl State {
                 Some(bad) if bad > self.cursor => {
                     let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
                     let page = self.store.read(&before).await?;
-                    self.buffer.extend(page.into_iter().map(Ok));
+                    self.buffer
+                        .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
                     self.buffer.push_back(Err(error));
                     self.cursor = bad;
                     Ok(())
@@ -179,14 +248,10 @@ impl State {
                 return;
             }
             if self.filter.matches(event) {
-                self.buffer.push_back(Ok(StoredEvent {
-                    sequence,
-                    event: Event::clone(event),
-                }));
+                self.buffer
+                    .push_back(Ok(Delivered::Live(sequence, Arc::clone(event))));
             }
             self.cursor = sequence;
         }
     }
 }
-
-use agentbus::Event;

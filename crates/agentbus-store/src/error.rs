@@ -112,7 +112,7 @@ pub enum StoreError {
         /// Events dropped since the previous flush.
         count: u64,
     },
-    /// A store opened for reading ([`open_existing`](crate::open_existing),
+    /// A store opened for reading ([`open_existing`](super::open_existing),
     /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing),
     /// [`PostgresStore::connect_existing`](crate::PostgresStore::connect_existing))
     /// does not exist: no such file, or a database without the agentbus
@@ -128,6 +128,19 @@ pub enum StoreError {
     UnsupportedLocation {
         /// The location given, its secrets redacted.
         location: String,
+    },
+    /// An event tracked with [`Recorder::track`](crate::Recorder::track)
+    /// was not recorded: the store refused it (counted in
+    /// [`RecorderStats::rejected`](crate::RecorderStats::rejected)), the
+    /// overflow policy dropped it, or it was not published before
+    /// [`Tracked::commit`](crate::Tracked::commit). The other tracked events
+    /// were handled as usual.
+    #[error("event {index} ({id}) was not recorded")]
+    NotRecorded {
+        /// Its position among the tracked ids.
+        index: usize,
+        /// The event's id.
+        id: String,
     },
     /// The recorder's writer has stopped (closed, or its thread is gone).
     #[error("the recorder is closed")]

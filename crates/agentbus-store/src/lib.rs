@@ -39,10 +39,11 @@
 //!   its own commits batches: up to 1000 events (tunable), formed while the
 //!   previous batch commits, so a lone event commits at once and batches
 //!   grow under load. No async runtime is needed to attach one.
-//! - **Overflow is a policy chosen at attach time** ([`Overflow`]):
-//!   `Wait` (the default) makes publishers wait for room, so they slow to
-//!   the store's pace and nothing is lost; `DropNewest` never blocks, counts
-//!   each drop in [`RecorderStats::dropped`], logs it, and makes the next
+//! - **Overflow is a policy chosen at attach time** ([`Overflow`], the
+//!   core's): `Wait` (the default) makes publishers wait for room, so they
+//!   slow to the store's pace and nothing is lost; `DropNewest` and
+//!   `DropOldest` never block, count each drop in
+//!   [`RecorderStats::dropped`], log it, and make the next
 //!   [`flush`](Recorder::flush) return [`StoreError::EventsDropped`].
 //!   The queue never grows past its capacity (65,536 by default).
 //!   Under `Wait` a publisher waits on its own thread; an async publisher
@@ -155,7 +156,7 @@ mod sql;
 mod sqlite;
 mod store;
 mod stored;
-mod writer;
+mod tracked;
 
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PostgresStore;
@@ -172,6 +173,7 @@ pub use crate::{
     replay::{replay, Replayed},
     store::{Appended, BoxFuture, EventStore, Retention},
     stored::StoredEvent,
+    tracked::Tracked,
 };
 /// The order of a read: the core's, re-exported so that this crate's
 /// earlier name keeps working.

@@ -5,33 +5,40 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, EventTypeSet, SubscriptionGuard};
+use agentbus::{Event, EventBus, EventId, EventTypeSet, SubscriptionGuard};
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use crate::catch_up::CatchUp;
+use self::shared::{Counters, RecorderConfig, Shared};
+use self::writer::{Control, Writer};
+use crate::catch_up::{CatchUp, Committed};
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::{EventStore, Retention};
-use crate::writer::{Committed, Control, Writer};
+use crate::tracked::Tracked;
+
+mod shared;
+mod writer;
 
 /// What a publisher does when the recorder's queue is full (the writer is
-/// slower than the publishers, or the store is down and being retried).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Overflow {
-    /// The publisher waits (spinning, then sleeping briefly) until the writer
-    /// makes room: publishers slow down to the store's pace and nothing is
-    /// lost. The default. The wait holds the publishing thread: an async
-    /// publisher awaits [`Recorder::reserve`] first instead.
-    #[default]
-    Wait,
-    /// The event is not recorded; it is counted in
-    /// [`RecorderStats::dropped`], logged (`WARN`, rate-limited), and the next
-    /// [`Recorder::flush`] returns [`StoreError::EventsDropped`]. Publishers
-    /// never wait. Handlers still receive the event.
-    DropNewest,
-}
+/// slower than the publishers, or the store is down and being retried): the
+/// core's [`agentbus::Overflow`], re-exported here. The recorder honours
+/// every policy:
+///
+/// - [`Wait`](Overflow::Wait) (the default): the publisher waits (spinning,
+///   then sleeping briefly) until the writer makes room: publishers slow down
+///   to the store's pace and nothing is lost. The wait holds the publishing
+///   thread: an async publisher awaits [`Recorder::reserve`] first instead.
+/// - [`DropNewest`](Overflow::DropNewest): the event being published is not
+///   recorded.
+/// - [`DropOldest`](Overflow::DropOldest): the oldest queued event is not
+///   recorded, and the new one takes its place.
+///
+/// Under both drop policies publishers never wait, each dropped event is
+/// counted in [`RecorderStats::dropped`] and logged (`WARN`, rate-limited),
+/// and the next [`Recorder::flush`] returns [`StoreError::EventsDropped`].
+/// Handlers still receive every event.
+pub use agentbus::Overflow;
 
 /// A snapshot of a recorder's counters; from [`Recorder::stats`].
 #[derive(Clone, Debug, Default)]
@@ -47,7 +54,7 @@ pub struct RecorderStats {
     /// Events skipped because their id was already stored (a replay, say).
     pub duplicates: u64,
     /// Events not recorded because the queue was full under
-    /// [`Overflow::DropNewest`].
+    /// [`Overflow::DropNewest`] or [`Overflow::DropOldest`].
     pub dropped: u64,
     /// Events the store can never hold (a timestamp outside 1970..2262, or
     /// data the backend refuses), logged and skipped.
@@ -77,33 +84,9 @@ impl RecorderStats {
 
 /// How a recorder batches, bounds its queue, retries and prunes; from
 /// [`Recorder::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RecorderBuilder {
-    pub(crate) capacity: usize,
-    pub(crate) max_batch: usize,
-    pub(crate) linger: Duration,
-    pub(crate) overflow: Overflow,
-    pub(crate) retention: Retention,
-    pub(crate) prune_interval: Duration,
-    pub(crate) retry_min: Duration,
-    pub(crate) retry_max: Duration,
-    pub(crate) live_capacity: usize,
-}
-
-impl Default for RecorderBuilder {
-    fn default() -> Self {
-        Self {
-            capacity: 65_536,
-            max_batch: 1000,
-            linger: Duration::ZERO,
-            overflow: Overflow::Wait,
-            retention: Retention::forever(),
-            prune_interval: Duration::from_secs(60),
-            retry_min: Duration::from_millis(10),
-            retry_max: Duration::from_secs(1),
-            live_capacity: 256,
-        }
-    }
+    config: RecorderConfig,
 }
 
 impl RecorderBuilder {
@@ -112,14 +95,14 @@ impl RecorderBuilder {
     /// plus one batch.
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
+        self.config.capacity = capacity.max(1);
         self
     }
 
     /// The most events per transaction (default 1000; at least 1).
     #[must_use]
     pub fn max_batch(mut self, max_batch: usize) -> Self {
-        self.max_batch = max_batch.max(1);
+        self.config.max_batch = max_batch.max(1);
         self
     }
 
@@ -128,14 +111,14 @@ impl RecorderBuilder {
     /// grow under load and a lone event commits at once).
     #[must_use]
     pub fn linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
+        self.config.linger = linger;
         self
     }
 
     /// What publishers do when the queue is full (default [`Overflow::Wait`]).
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
+        self.config.overflow = overflow;
         self
     }
 
@@ -143,8 +126,8 @@ impl RecorderBuilder {
     /// every `interval`.
     #[must_use]
     pub fn retention(mut self, retention: Retention, interval: Duration) -> Self {
-        self.retention = retention;
-        self.prune_interval = interval.max(Duration::from_millis(1));
+        self.config.retention = retention;
+        self.config.prune_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -152,108 +135,15 @@ impl RecorderBuilder {
     /// to `max` (default 10 ms to 1 s).
     #[must_use]
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_min = min.max(Duration::from_micros(100));
-        self.retry_max = max.max(self.retry_min);
+        self.config.retry_min = min.max(Duration::from_micros(100));
+        self.config.retry_max = max.max(self.config.retry_min);
         self
     }
 
     /// Starts recording every event published on `bus` into `store` from
     /// now on (see [`Recorder::attach`]).
     pub fn attach<S: EventStore>(self, bus: &EventBus, store: S) -> Recorder {
-        Recorder::start(self, bus, Arc::new(store))
-    }
-}
-
-/// The state publishers and the writer share.
-pub(crate) struct Shared {
-    pub(crate) queue: ArrayQueue<Arc<Event>>,
-    overflow: Overflow,
-    /// Set by the writer before it sleeps for lack of events.
-    pub(crate) writer_idle: AtomicBool,
-    pub(crate) wake: Notify,
-    /// Queue slots promised by [`Recorder::reserve`] and not yet released.
-    reserved: AtomicUsize,
-    /// Woken when the writer takes events off the queue or a reservation
-    /// ends: a [`Recorder::reserve`] waiting for room looks again.
-    pub(crate) room: Notify,
-    /// Set when the writer has stopped: waiting publishers give up.
-    pub(crate) writer_gone: AtomicBool,
-    pub(crate) counters: Counters,
-    pub(crate) last_error: Mutex<Option<StoreError>>,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) committed: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) waits: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) pruned: AtomicU64,
-    pub(crate) last_sequence: AtomicU64,
-}
-
-impl Shared {
-    /// The publishing thread's whole cost: one push into a lock-free
-    /// bounded queue and one load.
-    #[inline]
-    fn hand_off(&self, event: &Arc<Event>) {
-        if let Err(event) = self.queue.push(Arc::clone(event)) {
-            self.full(event);
-        }
-        // SeqCst pairs with the writer's store before its last look at the
-        // queue: either it sees our event or we see it idle.
-        if self.writer_idle.load(Ordering::SeqCst) {
-            self.wake_writer();
-        }
-    }
-
-    #[cold]
-    pub(crate) fn wake_writer(&self) {
-        if self.writer_idle.swap(false, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
-    }
-
-    #[cold]
-    fn full(&self, mut event: Arc<Event>) {
-        if self.overflow == Overflow::DropNewest {
-            self.drop_event(&event);
-            return;
-        }
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        let mut attempt = 0u32;
-        loop {
-            self.wake_writer_now();
-            if self.writer_gone.load(Ordering::Acquire) {
-                self.drop_event(&event);
-                return;
-            }
-            match attempt {
-                0..=63 => std::hint::spin_loop(),
-                64..=127 => std::thread::yield_now(),
-                _ => std::thread::sleep(Duration::from_micros(50)),
-            }
-            attempt = attempt.saturating_add(1);
-            match self.queue.push(event) {
-                Ok(()) => return,
-                Err(back) => event = back,
-            }
-        }
-    }
-
-    fn drop_event(&self, event: &Event) {
-        let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if dropped.is_power_of_two() {
-            tracing::warn!(
-                event_id = %event.id,
-                dropped,
-                "agentbus-store recorder queue full: event not recorded"
-            );
-        }
+        Recorder::start(self.config, bus, Arc::new(store))
     }
 }
 
@@ -346,7 +236,7 @@ impl Recorder {
         RecorderBuilder::default()
     }
 
-    fn start(config: RecorderBuilder, bus: &EventBus, store: Arc<dyn EventStore>) -> Recorder {
+    fn start(config: RecorderConfig, bus: &EventBus, store: Arc<dyn EventStore>) -> Recorder {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(config.capacity),
             overflow: config.overflow,
@@ -357,6 +247,7 @@ impl Recorder {
             writer_gone: AtomicBool::new(false),
             counters: Counters::default(),
             last_error: Mutex::new(None),
+            tracking: Arc::default(),
         });
         let (control, control_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(config.live_capacity);
@@ -407,6 +298,40 @@ impl Recorder {
         result.await.unwrap_or(Err(StoreError::Closed))
     }
 
+    /// Notes `ids` so that the writer reports the sequence it gives each as
+    /// it commits them: call it before publishing the events, then
+    /// [`Tracked::commit`] after, which flushes and returns the sequences
+    /// (`None` for an id already stored) without reading the store. A
+    /// publisher that must answer with the sequences of what it published
+    /// (a web `POST`) uses it instead of [`flush`](Self::flush).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use agentbus_store::{Recorder, SqliteStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentbus_store::StoreError> {
+    /// let bus = EventBus::new();
+    /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// let first = Event::new(EventType::TaskCreated);
+    /// bus.publish(first.clone()).await;
+    /// recorder.flush().await?; // stored as 1
+    /// let second = Event::new(EventType::TaskCreated);
+    ///
+    /// let tracked = recorder.track(&[first.id, second.id]);
+    /// bus.publish(first).await; // a retry: already stored
+    /// bus.publish(second).await;
+    /// assert_eq!(tracked.commit().await?, [None, Some(2)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn track(&self, ids: &[EventId]) -> Tracked {
+        let recorder = self.clone();
+        self.handle.shared.tracking.track(
+            ids,
+            Box::new(move || Box::pin(async move { recorder.flush().await })),
+        )
+    }
+
     /// Waits, without blocking the thread, until the queue has room for
     /// `events` more events (at most its capacity) beyond what is queued and
     /// what other reservations hold, and holds that room until the returned
@@ -414,7 +339,7 @@ impl Recorder {
     ///
     /// Publishing at most [`Reservation::events`] events while holding it
     /// never waits for room under [`Overflow::Wait`] (nor drops under
-    /// [`Overflow::DropNewest`]), as long as every publisher racing for the
+    /// the drop policies), as long as every publisher racing for the
     /// queue reserves too. An async publisher that must not block its
     /// thread when the store stalls (a web handler on a Tokio worker) reserves
     /// first, under a timeout of its choice; a batch larger than the queue
@@ -619,36 +544,7 @@ impl Drop for Reservation {
             .reserved
             .fetch_sub(self.events, Ordering::AcqRel);
         self.shared.room.notify_waiters();
-    }
-}
-
-impl Shared {
-    /// Takes room for `events` if the queue has it beyond what is queued
-    /// and reserved. Events published under a reservation count twice until
-    /// it is dropped: cautious, never too generous.
-    fn try_reserve(&self, events: usize) -> bool {
-        let capacity = self.queue.capacity();
-        let mut reserved = self.reserved.load(Ordering::Acquire);
-        loop {
-            if self.queue.len() + reserved + events > capacity {
-                return false;
-            }
-            match self.reserved.compare_exchange_weak(
-                reserved,
-                reserved + events,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => reserved = now,
-            }
-        }
-    }
-
-    /// Wakes the writer whether or not it said it was idle (for control
-    /// messages, which arrive on their own channel).
-    pub(crate) fn wake_writer_now(&self) {
-        self.writer_idle.store(false, Ordering::SeqCst);
-        self.wake.notify_one();
+        // The writer may be holding a batch open for this publisher.
+        self.shared.wake_writer_now();
     }
 }

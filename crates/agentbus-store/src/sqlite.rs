@@ -515,6 +515,10 @@ impl EventStore for SqliteStore {
         Box::pin(blocking(move || store.append_blocking(&events)))
     }
 
+    fn append_inline(&self, events: &[Arc<Event>]) -> Option<Result<Appended, StoreError>> {
+        Some(self.append_blocking(events))
+    }
+
     fn read<'a>(
         &'a self,
         query: &'a ReadQuery,

@@ -88,6 +88,32 @@ pub trait EventStore: Send + Sync + 'static {
         events: &'a [Arc<Event>],
     ) -> BoxFuture<'a, Result<Appended, StoreError>>;
 
+    /// [`append`](Self::append) done on the calling thread, for a backend
+    /// whose work blocks anyway: `Some` of the result when the backend did
+    /// the append right here, `None` (the default) when it is async and the
+    /// caller must await [`append`](Self::append) instead.
+    ///
+    /// The [`Recorder`](crate::Recorder)'s writer, which has a thread of its
+    /// own, calls it first: [`SqliteStore`](crate::SqliteStore) then writes
+    /// on that thread rather than handing every batch to another one.
+    /// Blocks the thread for the whole transaction: never call it on an
+    /// async runtime's worker.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType};
+    /// use agentbus_store::{EventStore, SqliteStore};
+    /// use std::sync::Arc;
+    ///
+    /// let store = SqliteStore::open_in_memory().unwrap();
+    /// let events = [Arc::new(Event::new(EventType::TaskCreated))];
+    /// let appended = store.append_inline(&events).expect("sqlite blocks anyway");
+    /// assert_eq!(appended.unwrap().sequences, [Some(1)]);
+    /// ```
+    fn append_inline(&self, events: &[Arc<Event>]) -> Option<Result<Appended, StoreError>> {
+        let _ = events;
+        None
+    }
+
     /// The stored events matching `query`, ordered by sequence.
     fn read<'a>(
         &'a self,
@@ -146,6 +172,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
         events: &'a [Arc<Event>],
     ) -> BoxFuture<'a, Result<Appended, StoreError>> {
         (**self).append(events)
+    }
+
+    fn append_inline(&self, events: &[Arc<Event>]) -> Option<Result<Appended, StoreError>> {
+        (**self).append_inline(events)
     }
 
     fn read<'a>(

@@ -197,6 +197,11 @@ fn encodable(at: SystemTime) -> bool {
 }
 
 fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Plain serde_json accepts exactly what the tracked parse below does;
+    // only a body that fails pays for tracking the path to name where.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(describe)?;
     deserializer

@@ -11,12 +11,11 @@
 //! grow with the number of clients, and no client task is woken on the
 //! publisher's thread.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentbus::{Event, EventBus, EventId, EventStream, EventType, TryRecvError};
+use agentbus::{Event, EventBus, EventStream, EventType, TryRecvError};
 use agentbus_store::{ReadQuery, Recorder, StoredEvent};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -140,10 +139,6 @@ pub(crate) struct Hub {
     /// With a store: the last sequence broadcast, `None` until the hub has
     /// found where the store ends.
     watermark: watch::Sender<Option<u64>>,
-    /// With a store: ids a `POST` waits to see committed, and their
-    /// sequences once seen.
-    awaited: Mutex<HashMap<EventId, Option<u64>>>,
-    awaiting: AtomicUsize,
     /// Taken by the first call to [`Hub::start`].
     intake: Mutex<Option<Intake>>,
 }
@@ -177,8 +172,6 @@ impl Hub {
             websocket_clients: AtomicUsize::new(0),
             sse_clients: AtomicUsize::new(0),
             watermark: watch::Sender::new(None),
-            awaited: Mutex::new(HashMap::new()),
-            awaiting: AtomicUsize::new(0),
             intake: Mutex::new(Some(intake)),
         })
     }
@@ -218,36 +211,6 @@ impl Hub {
     /// With a store: the last sequence the hub has broadcast, once known.
     pub(crate) fn watermark(&self) -> Option<u64> {
         *self.watermark.borrow()
-    }
-
-    /// With a store: waits until the hub knows where the store ends.
-    pub(crate) async fn ready(&self) {
-        let mut receiver = self.watermark.subscribe();
-        let _ = receiver.wait_for(Option::is_some).await;
-    }
-
-    /// With a store: asks the hub to note the sequences of `ids` as they
-    /// commit. Call before publishing them; the ids are forgotten when the
-    /// returned [`Expected`] is consumed or dropped (a `POST` whose client
-    /// went away).
-    pub(crate) fn expect(&self, ids: &[EventId]) -> Expected<'_> {
-        let mut awaited = lock(&self.awaited);
-        for id in ids {
-            awaited.insert(*id, None);
-        }
-        self.awaiting.store(awaited.len(), Ordering::Release);
-        Expected {
-            hub: self,
-            ids: ids.to_vec(),
-            before: self.watermark().unwrap_or(0),
-        }
-    }
-
-    fn forget(&self, ids: &[EventId]) -> Vec<Option<u64>> {
-        let mut awaited = lock(&self.awaited);
-        let sequences = ids.iter().map(|id| awaited.remove(id).flatten()).collect();
-        self.awaiting.store(awaited.len(), Ordering::Release);
-        sequences
     }
 
     /// Events the hub has seen, per type, since it started.
@@ -319,70 +282,24 @@ impl Hub {
         }
     }
 
-    /// Hands committed events to the clients, notes awaited sequences and
-    /// moves the watermark.
-    fn take_stored(&self, batch: Vec<StoredEvent>) {
-        let Some(last) = batch.last().map(|s| s.sequence) else {
+    /// Hands committed events to the clients and moves the watermark.
+    fn take_stored(&self, batch: Vec<(u64, Arc<Event>)>) {
+        let Some(last) = batch.last().map(|&(sequence, _)| sequence) else {
             return;
         };
         {
             let mut rates = lock(&self.rates);
             rates.advance(unix_seconds());
-            let mut awaited =
-                (self.awaiting.load(Ordering::Acquire) > 0).then(|| lock(&self.awaited));
-            for stored in batch {
-                self.count(&stored.event, &mut rates);
-                if let Some(awaited) = awaited.as_mut() {
-                    if let Some(slot) = awaited.get_mut(&stored.event.id) {
-                        *slot = Some(stored.sequence);
-                    }
-                }
+            for (sequence, event) in batch {
+                self.count(&event, &mut rates);
                 // Always encode: a client may join and resume from this
                 // sequence at any time, and the watermark says it was sent.
-                if let Some(frame) = Frame::stored(stored) {
+                if let Some(frame) = Frame::new(event, Some(sequence)) {
                     self.broadcast(frame);
                 }
             }
         }
         self.watermark.send_replace(Some(last));
-    }
-}
-
-/// Ids a `POST` waits to see committed; from [`Hub::expect`].
-pub(crate) struct Expected<'a> {
-    hub: &'a Hub,
-    ids: Vec<EventId>,
-    /// The watermark when the ids were noted: an id stored at or below it
-    /// was stored before.
-    before: u64,
-}
-
-impl Expected<'_> {
-    /// The last sequence the hub had broadcast when these ids were noted.
-    pub(crate) fn before(&self) -> u64 {
-        self.before
-    }
-
-    /// Waits (at most `patience`) until the hub has broadcast sequence
-    /// `up_to`, then returns the sequence of each id (`None` for one that
-    /// was already stored before, so not committed again).
-    pub(crate) async fn sequences(mut self, up_to: u64, patience: Duration) -> Vec<Option<u64>> {
-        let mut receiver = self.hub.watermark.subscribe();
-        let _ = tokio::time::timeout(
-            patience,
-            receiver.wait_for(|w| w.is_some_and(|w| w >= up_to)),
-        )
-        .await;
-        let ids = std::mem::take(&mut self.ids);
-        self.hub.forget(&ids)
-    }
-}
-
-impl Drop for Expected<'_> {
-    fn drop(&mut self) {
-        if !self.ids.is_empty() {
-            self.hub.forget(&self.ids);
-        }
     }
 }
 
@@ -421,7 +338,7 @@ async fn run_store(hub: Weak<Hub>, recorder: Recorder) {
         Some(strong) => strong.watermark.send_replace(Some(after)),
         None => return,
     };
-    let mut stream = recorder.subscribe_from(after, ReadQuery::new());
+    let mut stream = recorder.subscribe_from(after, ReadQuery::new()).shared();
     drop(recorder);
     loop {
         // Wake now and then to notice that the router is gone.

@@ -1,7 +1,6 @@
 //! `POST /api/events`: decode all, then publish all.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use agentbus::EventId;
 use agentbus_store::{EventStore, StoreError};
@@ -36,17 +35,8 @@ pub(crate) async fn publish(
             .check(event)
             .map_err(|error| unstorable(at(index, array), &error))?;
     }
-    // The hub must be following the store before these commit, or it
-    // could not report their sequences.
-    tokio::time::timeout(SEQUENCE_PATIENCE, state.hub.ready())
-        .await
-        .map_err(|_| {
-            ApiError::unavailable(
-                "the store cannot be read yet (its last sequence is unknown); nothing was published",
-            )
-        })?;
-    let expected = state.hub.expect(&ids);
-    let rejected_before = recorder.stats().rejected;
+    // The writer reports each sequence as it commits: no store read after.
+    let tracked = recorder.track(&ids);
     // One deadline for room and commit: a stalled store gets the client a
     // 503 in bounded time, and no worker ever waits on the recorder's queue.
     let deadline = tokio::time::Instant::now() + state.durable_timeout;
@@ -71,67 +61,28 @@ pub(crate) async fn publish(
             published += 1;
         }
     }
-    let last = match tokio::time::timeout_at(deadline, recorder.flush()).await {
-        Ok(Ok(last)) => last,
+    let sequences = match tokio::time::timeout_at(deadline, tracked.commit()).await {
+        Ok(Ok(sequences)) => sequences,
+        Ok(Err(StoreError::NotRecorded { index, .. })) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "{}was published but the store refused it (counted in `store.rejected` \
+                     of /api/stats); the other events are stored",
+                    at(index, array)
+                ),
+            ))
+        }
         Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string())),
         Err(_) => {
             let why = format!("not committed within {:?}", state.durable_timeout);
             return Err(not_durable(total, total, &why));
         }
     };
-    let before = expected.before();
-    let mut sequences = expected.sequences(last, SEQUENCE_PATIENCE).await;
-    // Usually every `None` is an id stored before: the hub saw everything
-    // up to `last`, and the store refused nothing meanwhile.
-    let surely_stored = state.hub.watermark().is_some_and(|w| w >= last)
-        && recorder.stats().rejected == rejected_before;
-    if !surely_stored && sequences.contains(&None) {
-        let store = recorder.store().as_ref();
-        settle(store, &ids, &mut sequences, before, array).await?;
-    }
     Ok(Json(PublishReply {
         ids,
         sequences: Some(sequences),
     }))
-}
-
-/// Fills in the sequences the hub did not report (it was slow), and makes
-/// sure every other `None` is an id stored before this `POST`: `null` in
-/// the reply means "already stored", nothing else.
-async fn settle(
-    store: &dyn EventStore,
-    ids: &[EventId],
-    sequences: &mut [Option<u64>],
-    before: u64,
-    array: bool,
-) -> Result<(), ApiError> {
-    let mut seen = std::collections::HashSet::new();
-    for (index, (id, slot)) in ids.iter().zip(sequences.iter_mut()).enumerate() {
-        // A repeat of an id earlier in this body is already stored by it.
-        if !seen.insert(*id) || slot.is_some() {
-            continue;
-        }
-        let stored = store.get(*id).await.map_err(|error| {
-            ApiError::unavailable(format!(
-                "the events are committed but the store cannot be read to report their sequences: {error}"
-            ))
-        })?;
-        match stored {
-            Some(stored) if stored.sequence > before => *slot = Some(stored.sequence),
-            Some(_) => {}
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "{}was published but the store refused it (counted in `store.rejected` \
-                         of /api/stats); the other events are stored",
-                        at(index, array)
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The 400 for an event the attached store cannot hold.
@@ -162,6 +113,3 @@ fn not_durable(published: usize, total: usize, why: &str) -> ApiError {
     };
     ApiError::unavailable(format!("{why}; {what}"))
 }
-
-/// How long a durable `POST` waits for the hub to report its sequences.
-const SEQUENCE_PATIENCE: Duration = Duration::from_secs(10);

@@ -9,21 +9,17 @@ use std::time::{Duration, Instant};
 use agentbus::Event;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::shared::{RecorderConfig, Shared};
+use crate::catch_up::Committed;
 use crate::error::StoreError;
-use crate::recorder::{RecorderBuilder, Shared};
 use crate::store::EventStore;
+use crate::tracked::Outcome;
 
 pub(crate) type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
 pub(crate) enum Control {
     Flush { done: Reply },
     Close { done: Option<Reply> },
-}
-
-/// One committed batch, as catch-up streams receive it: the events that
-/// were stored (duplicates left out) with their sequences.
-pub(crate) struct Committed {
-    pub(crate) events: Vec<(u64, Arc<Event>)>,
 }
 
 /// A flush (or close) waiting for the writer to have committed everything
@@ -38,8 +34,11 @@ struct Waiter {
 /// still queued (nobody was promised it was durable).
 const CLOSE_ATTEMPTS: u32 = 3;
 
+/// How long a batch waits at most for the rest of a reserved publish.
+const RESERVED_LINGER: Duration = Duration::from_millis(2);
+
 pub(crate) struct Writer {
-    config: RecorderBuilder,
+    config: RecorderConfig,
     shared: Arc<Shared>,
     store: Arc<dyn EventStore>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -56,7 +55,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(
-        config: RecorderBuilder,
+        config: RecorderConfig,
         shared: Arc<Shared>,
         store: Arc<dyn EventStore>,
         control: mpsc::UnboundedReceiver<Control>,
@@ -199,13 +198,13 @@ impl Writer {
         loop {
             self.drain_control();
             self.fill(&mut pending);
-            if !pending.is_empty()
-                && pending.len() < max_batch
-                && !self.config.linger.is_zero()
-                && self.waiters.is_empty()
-            {
-                tokio::time::sleep(self.config.linger).await;
-                self.fill(&mut pending);
+            if !pending.is_empty() && pending.len() < max_batch && self.waiters.is_empty() {
+                if self.config.linger.is_zero() {
+                    self.gather_reserved(&mut pending).await;
+                } else {
+                    tokio::time::sleep(self.config.linger).await;
+                    self.fill(&mut pending);
+                }
             }
             self.reject_unstorable(&mut pending);
             self.shared
@@ -231,7 +230,7 @@ impl Writer {
                 continue;
             }
 
-            let attempt = match self.store.append(&pending).await {
+            let attempt = match self.append(&pending).await {
                 Ok(appended) => {
                     self.committed(&pending, appended);
                     pending.clear();
@@ -298,12 +297,37 @@ impl Writer {
         }
     }
 
+    /// While a publisher holds a [`Reservation`](crate::Reservation) it is
+    /// publishing a batch of its own (a web `POST`): waits for the rest of
+    /// it (until the reservation ends, the batch is full, a flush or close
+    /// arrives, or [`RESERVED_LINGER`] passes), so it commits in one
+    /// transaction rather than in as many as the writer can turn around.
+    async fn gather_reserved(&mut self, pending: &mut Vec<Arc<Event>>) {
+        let until = tokio::time::Instant::now() + RESERVED_LINGER;
+        while self.shared.reserved.load(Ordering::Acquire) > 0
+            && pending.len() < self.config.max_batch
+            && self.waiters.is_empty()
+            && !self.closing
+        {
+            // Woken by the reservation's end, a control message, or a
+            // publisher waiting for room; a permit left by an earlier wake
+            // only costs one more look.
+            let woken = tokio::time::timeout_at(until, self.shared.wake.notified()).await;
+            self.drain_control();
+            self.fill(pending);
+            if woken.is_err() {
+                return;
+            }
+        }
+    }
+
     fn reject_unstorable(&self, pending: &mut Vec<Arc<Event>>) {
         pending.retain(|event| {
             let Err(error) = self.store.check(event) else {
                 return true;
             };
             self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            self.shared.tracking.settle([(event.id, Outcome::Refused)]);
             tracing::error!(event_id = %event.id, %error, "agentbus-store: the store cannot hold this event; skipped");
             false
         });
@@ -315,13 +339,14 @@ impl Writer {
     async fn isolate(&mut self, pending: &mut Vec<Arc<Event>>) -> Result<(), StoreError> {
         let mut rest = std::mem::take(pending).into_iter();
         while let Some(event) = rest.next() {
-            match self.store.append(std::slice::from_ref(&event)).await {
+            match self.append(std::slice::from_ref(&event)).await {
                 Ok(appended) => self.committed(std::slice::from_ref(&event), appended),
                 Err(error @ StoreError::Rejected { .. }) => {
                     self.shared
                         .counters
                         .rejected
                         .fetch_add(1, Ordering::Relaxed);
+                    self.shared.tracking.settle([(event.id, Outcome::Refused)]);
                     tracing::error!(
                         event_id = %event.id,
                         %error,
@@ -339,7 +364,27 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends on this thread when the store blocks anyway (SQLite): the
+    /// writer has the thread to itself.
+    async fn append(&self, events: &[Arc<Event>]) -> Result<crate::store::Appended, StoreError> {
+        match self.store.append_inline(events) {
+            Some(appended) => appended,
+            None => self.store.append(events).await,
+        }
+    }
+
     fn committed(&mut self, pending: &[Arc<Event>], appended: crate::store::Appended) {
+        self.shared
+            .tracking
+            .settle(
+                pending
+                    .iter()
+                    .zip(&appended.sequences)
+                    .map(|(event, sequence)| {
+                        let outcome = sequence.map_or(Outcome::AlreadyStored, Outcome::Stored);
+                        (event.id, outcome)
+                    }),
+            );
         let counters = &self.shared.counters;
         let stored = appended.sequences.iter().flatten().count() as u64;
         counters.committed.fetch_add(stored, Ordering::Relaxed);
