@@ -19,6 +19,12 @@ use crate::servers::Servers;
 use crate::stats::{bump, BridgeStats, Counters};
 use crate::wire::Stamp;
 
+/// How long shutdown waits for the socket to take the last acks and
+/// messages: an ack lost here is a redelivery to the next consumer, so it
+/// is generous (with 2 s, a restart test on a loaded machine once saw
+/// redeliveries).
+const FINAL_FLUSH: Duration = Duration::from_secs(10);
+
 /// A connection between a local [`EventBus`] and a NATS server (see the
 /// crate docs for what it guarantees).
 ///
@@ -298,7 +304,7 @@ async fn run(
     context.shared.closed.store(true, Ordering::Relaxed);
     let _ = outgoing_task.await;
     let _ = incoming_task.await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    let _ = tokio::time::timeout(FINAL_FLUSH, client.flush()).await;
     drop(client);
     context
         .shared

@@ -114,7 +114,7 @@
 //!
 //! **Stopping.** [`NatsBridge::shutdown`] stops taking local events, sends
 //! what is buffered (JetStream: waits up to 10 s for the acks), hands back
-//! messages received but not yet delivered, flushes and closes. Dropping the
+//! messages received but not yet delivered, flushes (up to 10 s) and closes. Dropping the
 //! bridge stops it without waiting.
 //!
 //! # Example
