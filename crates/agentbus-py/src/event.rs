@@ -98,8 +98,11 @@ impl PyEvent {
         }
         event.correlation_id = parse_id(correlation_id, "correlation_id")?;
         event.causation_id = parse_id(causation_id, "causation_id")?;
+        // An aware datetime is kept as given; a naive one is shown as UTC.
         if let Some(timestamp) = timestamp.filter(|t| !t.is_none()) {
-            let _ = cached_timestamp.set(py, timestamp.clone().unbind());
+            if !timestamp.getattr(pyo3::intern!(py, "tzinfo"))?.is_none() {
+                let _ = cached_timestamp.set(py, timestamp.clone().unbind());
+            }
         }
         Ok(Self {
             inner: Arc::new(event),
