@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 
@@ -45,7 +45,9 @@ pub struct Awaitable {
     /// `None` once finished. A mutex only to make the object `Sync`: one
     /// task awaits it, so it is never contended (`try_lock` reports misuse).
     future: Mutex<Option<PyFuture>>,
-    waker: Arc<LoopWaker>,
+    /// Made on the first `Pending`: most awaitables finish on their first
+    /// poll and never need one.
+    waker: OnceLock<Arc<LoopWaker>>,
 }
 
 /// What one poll gives the awaiting task.
@@ -60,7 +62,7 @@ impl Awaitable {
     pub(crate) fn new(future: PyFuture) -> Self {
         Self {
             future: Mutex::new(Some(future)),
-            waker: Arc::new(LoopWaker::default()),
+            waker: OnceLock::new(),
         }
     }
 
@@ -74,9 +76,26 @@ impl Awaitable {
         let Some(future) = slot.as_mut() else {
             return Err(PyRuntimeError::new_err("this awaitable was already awaited"));
         };
-        self.waker.begin_poll();
-        let waker = Waker::from(Arc::clone(&self.waker));
-        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+        let polled = match self.waker.get() {
+            Some(waker) => {
+                waker.begin_poll();
+                future
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&Waker::from(Arc::clone(waker))))
+            }
+            // The first poll needs no waker if it finishes. If it does not,
+            // poll again at once with a real one: everything still pending
+            // registers it (the core re-polls each running handler, and a
+            // handler call re-registers with what it waits on).
+            None => match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(output) => Poll::Ready(output),
+                Poll::Pending if crate::handler::interrupted() => Poll::Pending,
+                Poll::Pending => {
+                    let waker = Arc::clone(self.waker.get_or_init(Default::default));
+                    future.as_mut().poll(&mut Context::from_waker(&Waker::from(waker)))
+                }
+            },
+        };
         if let Some(interrupt) = crate::handler::take_interrupt() {
             // Dropping the future closes the handlers still running.
             let cancelled = slot.take();
@@ -93,7 +112,10 @@ impl Awaitable {
             }
             Poll::Pending => {
                 drop(slot);
-                self.waker.park(py).map(Step::Yield)
+                match self.waker.get() {
+                    Some(waker) => waker.park(py).map(Step::Yield),
+                    None => Ok(Step::Yield(py.None())),
+                }
             }
         }
     }

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ use serde_json::Value;
 pub(crate) const MAX_KEYS: usize = 100_000;
 
 pub(crate) struct Dedup {
+    /// Mirrors `State::enabled`, so a bus without dedup takes no lock.
+    enabled: AtomicBool,
     hasher: RandomState,
     state: Mutex<State>,
 }
@@ -38,6 +41,7 @@ struct State {
 impl Default for Dedup {
     fn default() -> Self {
         Self {
+            enabled: AtomicBool::new(false),
             hasher: RandomState::new(),
             state: Mutex::new(State {
                 enabled: false,
@@ -80,6 +84,9 @@ impl Dedup {
         let mut state = self.lock();
         if let Some(enabled) = enabled {
             state.enabled = enabled;
+            // Relaxed: a publish racing with `configure` may see either
+            // setting; the map itself is only touched under the lock.
+            self.enabled.store(enabled, Ordering::Relaxed);
         }
         if let Some(window) = window {
             state.window = window;
@@ -100,7 +107,7 @@ impl Dedup {
     /// `true` if `event` repeats one accepted within the window; otherwise
     /// remembers it and returns `false`.
     pub(crate) fn is_duplicate(&self, event: &Event) -> bool {
-        if !self.lock().enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return false;
         }
         let mut hasher = self.hasher.build_hasher();

@@ -7,13 +7,12 @@
 //! `dict` it was given). Attributes are read-only: events are records of
 //! things that happened.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use agentbus::{Event, EventId};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
 use crate::{convert, event_type};
@@ -31,8 +30,30 @@ use crate::{convert, event_type};
 #[pyclass(name = "Event", module = "agentbus", frozen, weakref)]
 pub struct PyEvent {
     pub(crate) inner: Arc<Event>,
-    data: PyOnceLock<Py<PyAny>>,
-    timestamp: PyOnceLock<Py<PyAny>>,
+    // std's OnceLock, not PyOnceLock: the latter detaches from the
+    // interpreter to initialise, which costs microseconds per event. These
+    // are only ever `set` with a finished value (see `cached`), so no thread
+    // waits on one while holding the GIL.
+    data: OnceLock<Py<PyAny>>,
+    timestamp: OnceLock<Py<PyAny>>,
+}
+
+/// The cached object in `slot`, made by `make` on first use. If two threads
+/// race, both make one and the first stored wins.
+fn cached<'py>(
+    py: Python<'py>,
+    slot: &OnceLock<Py<PyAny>>,
+    make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    if let Some(value) = slot.get() {
+        return Ok(value.clone_ref(py));
+    }
+    let made = make()?.unbind();
+    let lost = slot.set(made.clone_ref(py));
+    Ok(match (lost, slot.get()) {
+        (Err(_), Some(winner)) => winner.clone_ref(py),
+        _ => made,
+    })
 }
 
 impl PyEvent {
@@ -40,8 +61,8 @@ impl PyEvent {
     pub(crate) fn from_arc(inner: Arc<Event>) -> Self {
         Self {
             inner,
-            data: PyOnceLock::new(),
-            timestamp: PyOnceLock::new(),
+            data: OnceLock::new(),
+            timestamp: OnceLock::new(),
         }
     }
 
@@ -81,15 +102,15 @@ impl PyEvent {
         causation_id: Option<&str>,
     ) -> PyResult<Self> {
         let mut event = Event::new(event_type::parse(r#type)?);
-        let cached_data = PyOnceLock::new();
+        let cached_data = OnceLock::new();
         if let Some(data) = data.filter(|d| !d.is_none()) {
             event.data = convert::to_json(data)?;
-            let _ = cached_data.set(py, data.clone().unbind());
+            let _ = cached_data.set(data.clone().unbind());
         }
         event.source_agent_id = source_agent_id;
         event.circle_id = circle_id;
         event.project_id = project_id;
-        let cached_timestamp = PyOnceLock::new();
+        let cached_timestamp = OnceLock::new();
         if let Some(timestamp) = timestamp.filter(|t| !t.is_none()) {
             event.timestamp = convert::from_datetime(timestamp)?;
         }
@@ -101,7 +122,7 @@ impl PyEvent {
         // An aware datetime is kept as given; a naive one is shown as UTC.
         if let Some(timestamp) = timestamp.filter(|t| !t.is_none()) {
             if !timestamp.getattr(pyo3::intern!(py, "tzinfo"))?.is_none() {
-                let _ = cached_timestamp.set(py, timestamp.clone().unbind());
+                let _ = cached_timestamp.set(timestamp.clone().unbind());
             }
         }
         Ok(Self {
@@ -120,11 +141,7 @@ impl PyEvent {
     /// The payload (a `dict` by convention); the same object on every access.
     #[getter]
     fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.data
-            .get_or_try_init(py, || {
-                convert::to_python(py, &self.inner.data).map(Bound::unbind)
-            })
-            .map(|data| data.clone_ref(py))
+        cached(py, &self.data, || convert::to_python(py, &self.inner.data))
     }
 
     /// The agent that triggered the event, or `None`.
@@ -148,11 +165,7 @@ impl PyEvent {
     /// When the event was created: an aware UTC `datetime`.
     #[getter]
     fn timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.timestamp
-            .get_or_try_init(py, || {
-                convert::to_datetime(py, self.inner.timestamp).map(Bound::unbind)
-            })
-            .map(|t| t.clone_ref(py))
+        cached(py, &self.timestamp, || convert::to_datetime(py, self.inner.timestamp))
     }
 
     /// The event's unique, time-ordered id.

@@ -37,20 +37,27 @@ pub(crate) fn class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .bind(py))
 }
 
-/// The enum member for `event_type`.
-pub(crate) fn member(py: Python<'_>, event_type: EventType) -> PyResult<Bound<'_, PyAny>> {
-    let members = MEMBERS.get_or_try_init(py, || {
+fn members(py: Python<'_>) -> PyResult<&Vec<Py<PyAny>>> {
+    MEMBERS.get_or_try_init(py, || {
         let class = class(py)?;
         EventType::ALL
             .iter()
             .map(|t| class.call1((t.as_str(),)).map(Bound::unbind))
             .collect::<PyResult<Vec<_>>>()
-    })?;
-    Ok(members[event_type.index()].bind(py).clone())
+    })
+}
+
+/// The enum member for `event_type`.
+pub(crate) fn member(py: Python<'_>, event_type: EventType) -> PyResult<Bound<'_, PyAny>> {
+    Ok(members(py)?[event_type.index()].bind(py).clone())
 }
 
 /// An `EventType` member or its dotted name as the core's type.
 pub(crate) fn parse(value: &Bound<'_, PyAny>) -> PyResult<EventType> {
+    // A member (the usual case) by identity: no string copy.
+    if let Some(index) = members(value.py())?.iter().position(|m| m.is(value)) {
+        return Ok(EventType::ALL[index]);
+    }
     let Ok(name) = value.cast::<PyString>() else {
         return Err(PyTypeError::new_err(format!(
             "event type must be an EventType or its dotted name, got {}",

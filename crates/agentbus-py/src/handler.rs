@@ -93,6 +93,11 @@ fn object_for_shared(py: Python<'_>, event: &Arc<Event>) -> PyResult<Py<PyEvent>
     Ok(object)
 }
 
+/// Whether a handler of this thread raised an interrupt not yet taken.
+pub(crate) fn interrupted() -> bool {
+    INTERRUPT.with(|slot| slot.borrow().is_some())
+}
+
 /// The interrupt a handler raised during this thread's last poll, if any.
 pub(crate) fn take_interrupt() -> Option<PyErr> {
     INTERRUPT.with(|slot| slot.borrow_mut().take())
