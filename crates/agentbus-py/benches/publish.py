@@ -5,7 +5,7 @@ The baseline is written here for the bench: a dict of handler lists, a deque
 history, a semaphore, and `asyncio.gather` over one wrapper coroutine per
 handler, with a dataclass event stamped with `datetime.now(timezone.utc)`.
 
-    python benches/publish.py [N]
+    python benches/publish.py [N]   (after `maturin develop --release`)
 
 Prints ns per publish for each case and the ratios, and the cost per
 handler of calling into Python from the Rust bus.
@@ -80,10 +80,17 @@ async def async_handler(event):
     """A trivial async handler."""
 
 
-async def loop_baseline(bus, n, make):
+async def publish_loop(bus, events):
+    """ns per `await bus.publish(...)` over `events` (a list, or a callable
+    building event i)."""
+    n = N
     start = time.perf_counter_ns()
-    for i in range(n):
-        await bus.publish(make(i))
+    if callable(events):
+        for i in range(n):
+            await bus.publish(events(i))
+    else:
+        for event in events:
+            await bus.publish(event)
     return (time.perf_counter_ns() - start) / n
 
 
@@ -95,62 +102,68 @@ def make_rs(i):
     return agentbus.Event(type=agentbus.EventType.TASK_COMPLETED, data={"i": i})
 
 
-def run(label, make_bus, make_event, handler, handlers=1):
-    bus = make_bus()
-    for _ in range(handlers):
-        if handler is not None:
-            bus.subscribe(agentbus.EventType.TASK_COMPLETED if bus is agentbus.event_bus else "task.completed", handler)
-    result = asyncio.run(loop_baseline(bus, N, make_event))
-    if bus is agentbus.event_bus:
-        bus.reset()
-    return result
-
-
-def rust_bus():
-    bus = agentbus.event_bus
-    bus.reset()
-    bus._max_history = 1000
+def python_bus(handlers):
+    bus = PyBus()
+    for handler in handlers:
+        bus.subscribe("task.completed", handler)
     return bus
 
 
-def main():
-    cases = {
-        "sync handler": sync_handler,
-        "async handler": async_handler,
-    }
-    best = defaultdict(lambda: float("inf"))
-    for _ in range(ROUNDS):
-        for name, handler in cases.items():
-            best[("python", name)] = min(best[("python", name)], run(name, PyBus, make_py, handler))
-            best[("agentbus", name)] = min(best[("agentbus", name)], run(name, rust_bus, make_rs, handler))
-        # Crossing into Python: the same publish with 0 and 10 sync handlers,
-        # events built beforehand, against calling the handler from Python.
-        prebuilt = [make_rs(i) for i in range(N)]
-        for handlers in (0, 10):
-            bus = rust_bus()
-            for _ in range(handlers):
-                bus.subscribe(agentbus.EventType.TASK_COMPLETED, sync_handler)
-            cost = asyncio.run(loop_baseline(bus, N, prebuilt.__getitem__))
+def rust_bus(handlers):
+    bus = agentbus.event_bus
+    bus.reset()
+    for handler in handlers:
+        bus.subscribe(agentbus.EventType.TASK_COMPLETED, handler)
+    return bus
+
+
+def measure(make_bus, handlers, events):
+    bus = make_bus(handlers)
+    try:
+        return asyncio.run(publish_loop(bus, events))
+    finally:
+        if bus is agentbus.event_bus:
             bus.reset()
-            best[("prebuilt", handlers)] = min(best[("prebuilt", handlers)], cost)
+
+
+def main():
+    best = defaultdict(lambda: float("inf"))
+
+    def keep(key, value):
+        best[key] = min(best[key], value)
+
+    py_events = [make_py(i) for i in range(N)]
+    rs_events = [make_rs(i) for i in range(N)]
+    for _ in range(ROUNDS):
+        for kind, handler in (("sync", sync_handler), ("async", async_handler)):
+            # Baseline and candidate alternate within each round.
+            keep(("python", kind, "prebuilt"), measure(python_bus, [handler], py_events))
+            keep(("agentbus", kind, "prebuilt"), measure(rust_bus, [handler], rs_events))
+            keep(("python", kind, "built"), measure(python_bus, [handler], make_py))
+            keep(("agentbus", kind, "built"), measure(rust_bus, [handler], make_rs))
+        keep(("agentbus", "none", "prebuilt"), measure(rust_bus, [], rs_events))
+        keep(("agentbus", "10 sync", "prebuilt"), measure(rust_bus, [sync_handler] * 10, rs_events))
+        event = rs_events[0]
         start = time.perf_counter_ns()
-        event = prebuilt[0]
         for _ in range(N):
             sync_handler(event)
-        best[("python call", 1)] = min(best[("python call", 1)], (time.perf_counter_ns() - start) / N)
+        keep(("python call",), (time.perf_counter_ns() - start) / N)
 
-    print(f"N={N}, best of {ROUNDS} rounds, ns per `await publish(Event(...))`")
-    print("| handler | pure-Python bus | agentbus | speed-up |")
+    print(f"N={N} publishes per case, best of {ROUNDS} alternating rounds, ns per publish")
+    print("| case | pure-Python bus | agentbus | speed-up |")
     print("|---|---:|---:|---:|")
-    for name in cases:
-        py, rs = best[("python", name)], best[("agentbus", name)]
-        print(f"| one {name} | {py:,.0f} | {rs:,.0f} | {py / rs:.1f}x |")
-    per_handler = (best[("prebuilt", 10)] - best[("prebuilt", 0)]) / 10
+    for kind in ("sync", "async"):
+        for what, label in (("prebuilt", "`await publish(event)`"), ("built", "`await publish(Event(...))`, event built in the loop")):
+            py, rs = best[("python", kind, what)], best[("agentbus", kind, what)]
+            print(f"| {label}, one {kind} handler | {py:,.0f} | {rs:,.0f} | {py / rs:.1f}x |")
+    none = best[("agentbus", "none", "prebuilt")]
+    per_handler = (best[("agentbus", "10 sync", "prebuilt")] - none) / 10
+    call = best[("python call",)]
     print()
-    print(f"agentbus `await publish(prebuilt)`, no handler: {best[('prebuilt', 0)]:,.0f} ns")
-    print(f"per sync handler called from Rust: {per_handler:,.0f} ns "
-          f"(a Python-to-Python call of it in a loop: {best[('python call', 1)]:,.0f} ns; "
-          f"crossing overhead {per_handler - best[('python call', 1)]:,.0f} ns)")
+    print(f"agentbus `await publish(event)` with no subscriber: {none:,.0f} ns")
+    print(f"each sync handler the Rust bus calls: {per_handler:,.0f} ns; "
+          f"the same call from a Python loop: {call:,.0f} ns; "
+          f"crossing overhead: {per_handler - call:,.0f} ns")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ impl Awaitable {
             ));
         };
         let Some(future) = slot.as_mut() else {
-            return Err(PyRuntimeError::new_err("this awaitable was already awaited"));
+            return Err(PyRuntimeError::new_err(
+                "this awaitable was already awaited",
+            ));
         };
         let polled = match self.waker.get() {
             Some(waker) => {
@@ -87,12 +89,17 @@ impl Awaitable {
             // poll again at once with a real one: everything still pending
             // registers it (the core re-polls each running handler, and a
             // handler call re-registers with what it waits on).
-            None => match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            None => match future
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
                 Poll::Ready(output) => Poll::Ready(output),
                 Poll::Pending if crate::handler::interrupted() => Poll::Pending,
                 Poll::Pending => {
                     let waker = Arc::clone(self.waker.get_or_init(Default::default));
-                    future.as_mut().poll(&mut Context::from_waker(&Waker::from(waker)))
+                    future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&Waker::from(waker)))
                 }
             },
         };
@@ -199,13 +206,18 @@ pub(crate) fn run_blocking(py: Python<'_>, awaitable: Awaitable) -> PyResult<Py<
         if let Some(event_loop) = slot.borrow().as_ref() {
             return Ok(event_loop.clone_ref(py));
         }
-        let event_loop = asyncio.call_method0(intern!(py, "new_event_loop"))?.unbind();
+        let event_loop = asyncio
+            .call_method0(intern!(py, "new_event_loop"))?
+            .unbind();
         *slot.borrow_mut() = Some(event_loop.clone_ref(py));
         Ok(event_loop)
     })?;
     event_loop
         .bind(py)
-        .call_method1(intern!(py, "run_until_complete"), (Py::new(py, awaitable)?,))
+        .call_method1(
+            intern!(py, "run_until_complete"),
+            (Py::new(py, awaitable)?,),
+        )
         .map(Bound::unbind)
 }
 

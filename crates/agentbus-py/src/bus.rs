@@ -154,12 +154,12 @@ impl PyEventBus {
             None => handler_name(handler)?.into(),
         };
         let is_async = is_async(py, handler)?;
-        let mut builder = self
-            .bus
-            .subscription(event_type)
-            .name(name.to_string());
+        let mut builder = self.bus.subscription(event_type).name(name.to_string());
         if let Some(filter_fn) = filter_fn {
-            builder = builder.filter(handler::filter(filter_fn.clone().unbind(), Arc::clone(&name)));
+            builder = builder.filter(handler::filter(
+                filter_fn.clone().unbind(),
+                Arc::clone(&name),
+            ));
         }
         let handler = handler.clone().unbind();
         let id = if is_async {
@@ -173,7 +173,9 @@ impl PyEventBus {
         };
         lock(&self.shared.subscriptions).insert(id.get(), (id, is_async));
         if is_async {
-            self.shared.async_subscriptions.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .async_subscriptions
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(id.to_string())
     }
@@ -193,7 +195,9 @@ impl PyEventBus {
             return false;
         };
         if was_async {
-            self.shared.async_subscriptions.fetch_sub(1, Ordering::Relaxed);
+            self.shared
+                .async_subscriptions
+                .fetch_sub(1, Ordering::Relaxed);
         }
         self.bus.unsubscribe(id)
     }
@@ -345,7 +349,9 @@ impl PyEventBus {
                 usize::try_from(max)
                     .ok()
                     .filter(|&max| max >= 1)
-                    .ok_or_else(|| PyValueError::new_err("max_concurrent_handlers must be at least 1"))
+                    .ok_or_else(|| {
+                        PyValueError::new_err("max_concurrent_handlers must be at least 1")
+                    })
             })
             .transpose()?;
         let window = dedup_window

@@ -66,12 +66,14 @@ fn to_json_at(
         )));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Number::from_f64(f.value()).map(Value::Number).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "event data float is not finite at {}",
-                located(path)
-            ))
-        });
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "event data float is not finite at {}",
+                    located(path)
+                ))
+            });
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
@@ -152,7 +154,9 @@ pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'
 
 fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyTzInfo>> {
     static UTC: PyOnceLock<Py<PyTzInfo>> = PyOnceLock::new();
-    Ok(UTC.get_or_try_init(py, || PyTzInfo::utc(py).map(|tz| tz.to_owned().unbind()))?.bind(py))
+    Ok(UTC
+        .get_or_try_init(py, || PyTzInfo::utc(py).map(|tz| tz.to_owned().unbind()))?
+        .bind(py))
 }
 
 /// `time` as an aware UTC `datetime`, truncated to the microsecond (Python's
@@ -216,7 +220,8 @@ pub(crate) fn from_datetime(value: &Bound<'_, PyAny>) -> PyResult<SystemTime> {
     static EPOCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let epoch = EPOCH
         .get_or_try_init(py, || {
-            PyDateTime::new(py, 1970, 1, 1, 0, 0, 0, 0, Some(utc(py)?)).map(|e| e.into_any().unbind())
+            PyDateTime::new(py, 1970, 1, 1, 0, 0, 0, 0, Some(utc(py)?))
+                .map(|e| e.into_any().unbind())
         })?
         .bind(py);
     let aware = if value.getattr("tzinfo")?.is_none() {

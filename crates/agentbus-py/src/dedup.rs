@@ -111,7 +111,12 @@ impl Dedup {
             return false;
         }
         let mut hasher = self.hasher.build_hasher();
-        (event.event_type.index(), event.source_agent_id, event.circle_id).hash(&mut hasher);
+        (
+            event.event_type.index(),
+            event.source_agent_id,
+            event.circle_id,
+        )
+            .hash(&mut hasher);
         hash_value(&event.data, &mut hasher);
         let key = hasher.finish();
         let now = Instant::now();
@@ -123,7 +128,9 @@ impl Dedup {
             }
         }
         if state.seen.len() >= MAX_KEYS {
-            state.seen.retain(|_, seen| now.duration_since(*seen) < window);
+            state
+                .seen
+                .retain(|_, seen| now.duration_since(*seen) < window);
             if state.seen.len() >= MAX_KEYS {
                 state.seen.clear();
             }

@@ -75,8 +75,9 @@ impl PyEvent {
 fn parse_id(value: Option<&str>, what: &str) -> PyResult<Option<EventId>> {
     value
         .map(|text| {
-            text.parse::<EventId>()
-                .map_err(|err| PyValueError::new_err(format!("{what} {text:?} is not an event id: {err}")))
+            text.parse::<EventId>().map_err(|err| {
+                PyValueError::new_err(format!("{what} {text:?} is not an event id: {err}"))
+            })
         })
         .transpose()
 }
@@ -165,7 +166,9 @@ impl PyEvent {
     /// When the event was created: an aware UTC `datetime`.
     #[getter]
     fn timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        cached(py, &self.timestamp, || convert::to_datetime(py, self.inner.timestamp))
+        cached(py, &self.timestamp, || {
+            convert::to_datetime(py, self.inner.timestamp)
+        })
     }
 
     /// The event's unique, time-ordered id.
@@ -190,7 +193,10 @@ impl PyEvent {
     /// (`event.matches_filter(circle_id=1, source_agent_id=2)`); an unknown
     /// attribute counts as `None`.
     #[pyo3(signature = (**filters))]
-    fn matches_filter(slf: &Bound<'_, Self>, filters: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+    fn matches_filter(
+        slf: &Bound<'_, Self>,
+        filters: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
         let Some(filters) = filters else {
             return Ok(true);
         };

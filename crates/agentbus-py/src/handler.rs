@@ -155,13 +155,22 @@ pub(crate) fn sync_handler(
             match result {
                 Ok(returned) if returned.is_none(py) => Ok(()),
                 Ok(returned) => {
-                    if returned.bind(py).hasattr(intern!(py, "__await__")).unwrap_or(false) {
+                    if returned
+                        .bind(py)
+                        .hasattr(intern!(py, "__await__"))
+                        .unwrap_or(false)
+                    {
                         let _ = returned.call_method0(py, intern!(py, "close"));
                         let message = format!(
                             "handler {name:?} returned an awaitable but was subscribed as a plain \
                              function; make it `async def`"
                         );
-                        report(py, &name, event, pyo3::exceptions::PyTypeError::new_err(message.clone()));
+                        report(
+                            py,
+                            &name,
+                            event,
+                            pyo3::exceptions::PyTypeError::new_err(message.clone()),
+                        );
                         return Err(message);
                     }
                     Ok(())

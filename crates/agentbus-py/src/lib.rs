@@ -29,9 +29,7 @@ mod stream;
 
 use pyo3::prelude::*;
 
-pub use crate::{
-    awaitable::Awaitable, bus::PyEventBus, event::PyEvent, stream::PyEventStream,
-};
+pub use crate::{awaitable::Awaitable, bus::PyEventBus, event::PyEvent, stream::PyEventStream};
 
 /// The native module: `agentbus._agentbus`; the `agentbus` package
 /// re-exports it.
