@@ -222,7 +222,7 @@ impl PyEvent {
             .map_err(|err| PyValueError::new_err(err.to_string()))
     }
 
-    /// An event from JSON text in [`to_json`]'s format; `ValueError` if it
+    /// An event from JSON text in `to_json`'s format; `ValueError` if it
     /// is malformed or names an unknown type.
     #[staticmethod]
     fn from_json(json: &str) -> PyResult<Self> {

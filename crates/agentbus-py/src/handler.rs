@@ -36,10 +36,13 @@ use pyo3::sync::PyOnceLock;
 use crate::event::PyEvent;
 use crate::limit::{Limit, Permit};
 
+/// Recently seen event objects: (address of the Rust event, the object).
+type Recent = [Option<(usize, Py<PyEvent>)>; 4];
+
 thread_local! {
     /// The event objects most recently published or made on this thread,
     /// by the address of their Rust event; a hit saves a copy per handler.
-    static RECENT: RefCell<[Option<(usize, Py<PyEvent>)>; 4]> = const { RefCell::new([None, None, None, None]) };
+    static RECENT: RefCell<Recent> = const { RefCell::new([None, None, None, None]) };
     static NEXT_SLOT: Cell<usize> = const { Cell::new(0) };
     /// Handlers of this thread now holding a concurrency permit.
     static HOLDING: Cell<usize> = const { Cell::new(0) };
