@@ -18,6 +18,7 @@ use crate::awaitable::{self, Awaitable};
 use crate::dedup::Dedup;
 use crate::event::PyEvent;
 use crate::limit::Limit;
+use crate::store::{expect_store, PyRecorder};
 use crate::stream::{event_types, PyEventStream};
 use crate::{event_type, handler};
 
@@ -411,5 +412,12 @@ impl PyEventBus {
         }
         let types = event_types(types)?;
         Ok(PyEventStream::new(self.bus.stream(types, capacity)))
+    }
+
+    /// Starts recording every event published on this bus into `store` (an
+    /// `agentbus.Store`) and returns the `Recorder`; keep it, and `await
+    /// recorder.flush()` to know what is durable.
+    fn record(&self, store: &Bound<'_, PyAny>) -> PyResult<PyRecorder> {
+        Ok(PyRecorder::attach(&self.bus, expect_store(store)?.get()))
     }
 }

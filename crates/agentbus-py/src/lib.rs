@@ -25,11 +25,18 @@ mod event;
 mod event_type;
 mod handler;
 mod limit;
+mod store;
 mod stream;
 
 use pyo3::prelude::*;
 
-pub use crate::{awaitable::Awaitable, bus::PyEventBus, event::PyEvent, stream::PyEventStream};
+pub use crate::{
+    awaitable::Awaitable,
+    bus::PyEventBus,
+    event::PyEvent,
+    store::{PyRecorder, PyStore},
+    stream::PyEventStream,
+};
 
 /// The native module: `agentbus._agentbus`; the `agentbus` package
 /// re-exports it.
@@ -40,6 +47,8 @@ fn _agentbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEventBus>()?;
     m.add_class::<PyEventStream>()?;
     m.add_class::<Awaitable>()?;
+    m.add_class::<PyStore>()?;
+    m.add_class::<PyRecorder>()?;
     m.add("EventType", event_type::class(py)?)?;
     m.add("Lagged", py.get_type::<stream::Lagged>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -3,7 +3,8 @@
 A drop-in for the original ``gathering.events`` module (``EventType``,
 ``Event``, ``EventBus``, ``event_bus``) running on the Rust ``agentbus``
 core, plus what the Rust side adds: ``EventBus.stream`` (an async
-iterator), ``EventBus.publish_blocking`` for plain threads, the causal chain
+iterator), ``EventBus.publish_blocking`` for plain threads, the durable
+store (``Store.open``, ``EventBus.record``, ``Store.read``), the causal chain
 (``Event.correlation_id`` / ``causation_id``) and JSON round trips.
 
     from agentbus import Event, EventType, event_bus
@@ -21,6 +22,8 @@ from agentbus._agentbus import (
     EventStream,
     EventType,
     Lagged,
+    Recorder,
+    Store,
     __version__,
 )
 from agentbus._agentbus import EventBus as _NativeEventBus
@@ -32,6 +35,8 @@ __all__ = [
     "EventStream",
     "EventType",
     "Lagged",
+    "Recorder",
+    "Store",
     "event_bus",
     "__version__",
 ]
@@ -43,7 +48,7 @@ class EventBus(_NativeEventBus):
     See the native base class for the methods: ``subscribe``,
     ``unsubscribe``, ``publish`` (await it), ``publish_blocking``,
     ``get_history``, ``get_stats``, ``clear_history``, ``reset``,
-    ``configure``, ``get_config`` and ``stream``.
+    ``configure``, ``get_config``, ``stream`` and ``record``.
     """
 
     __slots__ = ()

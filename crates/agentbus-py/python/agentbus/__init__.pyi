@@ -11,6 +11,7 @@ from typing import (
     Iterable,
     List,
     Optional,
+    Tuple,
     Union,
 )
 
@@ -123,6 +124,36 @@ class EventStream:
 class Lagged(Exception):
     """A stream's buffer overflowed; args[0] events were dropped."""
 
+class Store:
+    """A durable event store in one SQLite file."""
+
+    @staticmethod
+    def open(path: str) -> "Store":
+        """Open (creating if needed) the store at `path`; OSError on failure."""
+    def read(
+        self,
+        after: int = 0,
+        limit: int = 100,
+        event_type: Optional[_EventTypeLike] = None,
+        circle_id: Optional[int] = None,
+        source_agent_id: Optional[int] = None,
+        project_id: Optional[int] = None,
+        descending: bool = False,
+    ) -> List[Tuple[int, Event]]:
+        """Stored events as (sequence, Event) pairs."""
+    def last_sequence(self) -> int:
+        """The newest stored sequence (0 if none)."""
+
+class Recorder:
+    """Records a bus's events into a Store; from EventBus.record."""
+
+    def flush(self) -> Awaitable:
+        """Await: everything published before is committed; the last sequence."""
+    def stats(self) -> Dict[str, int]:
+        """The recorder's counters."""
+    def close(self) -> None:
+        """Stop recording."""
+
 class EventBus:
     """The process-wide event bus; EventBus() always returns the same one."""
 
@@ -170,5 +201,7 @@ class EventBus:
         capacity: int = 1024,
     ) -> EventStream:
         """A new async iterator over the events of `types`."""
+    def record(self, store: Store) -> Recorder:
+        """Record every event published on this bus into `store`."""
 
 event_bus: EventBus
