@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Redacted};
-use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
+use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent, StatsReply};
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
 
@@ -227,7 +227,7 @@ impl ApiClient {
     }
 
     /// `GET /api/stats`, as the JSON the server sends.
-    pub async fn stats(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn stats(&self) -> Result<StatsReply, ClientError> {
         let url = self.endpoint("api/stats");
         self.call(url.clone(), self.request(Method::GET, &url))
             .await
