@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{runtime, wait_until};
+use common::{counter, runtime, wait_until};
 
 #[test]
 fn jetstream_flush_returns_once_the_server_stored_everything() {
@@ -64,11 +63,7 @@ fn a_jetstream_consumer_binds_again_after_failed_attempts_while_the_server_was_a
     };
     let rt = runtime();
     let (a, b) = (EventBus::new(), EventBus::new());
-    let received = Arc::new(AtomicU64::new(0));
-    let sink = Arc::clone(&received);
-    b.subscribe(EventType::TaskCompleted, move |_e: &Event| {
-        sink.fetch_add(1, Ordering::Relaxed);
-    });
+    let received = counter(&b);
     let config = |name: &str| {
         BridgeConfig::default()
             .name(name)

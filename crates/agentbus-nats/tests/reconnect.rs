@@ -10,16 +10,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
 use agentbus_testkit::NatsServer;
-use common::{runtime, wait_until};
-
-fn counter(bus: &EventBus) -> Arc<AtomicU64> {
-    let count = Arc::new(AtomicU64::new(0));
-    let sink = Arc::clone(&count);
-    bus.subscribe(EventType::TaskCompleted, move |_e: &Event| {
-        sink.fetch_add(1, Ordering::Relaxed);
-    });
-    count
-}
+use common::{counter, runtime, wait_until};
 
 fn config(name: &str) -> BridgeConfig {
     BridgeConfig::default()

@@ -43,6 +43,15 @@ fn three_events() -> (Vec<String>, String) {
     (ids, body)
 }
 
+/// The ids `store` holds, in sequence order.
+async fn stored_ids(store: &Throttled<SqliteStore>) -> Vec<String> {
+    read_all(store)
+        .await
+        .iter()
+        .map(|stored| stored.event.id.to_string())
+        .collect()
+}
+
 /// The reply is the 503 of events published but not confirmed durable.
 fn assert_unconfirmed(reply: &Reply) {
     assert_eq!(
@@ -95,12 +104,7 @@ async fn a_post_whose_store_fails_every_write_gets_a_503_not_a_200() {
         retry.json()["sequences"],
         serde_json::json!([null, null, null])
     );
-    let stored: Vec<String> = read_all(&*store)
-        .await
-        .iter()
-        .map(|stored| stored.event.id.to_string())
-        .collect();
-    assert_eq!(stored, ids);
+    assert_eq!(stored_ids(&store).await, ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,10 +129,5 @@ async fn a_post_whose_store_commits_after_the_durable_timeout_gets_a_503_not_a_2
         .await
         .expect("the writer finishes")
         .unwrap();
-    let stored: Vec<String> = read_all(&*store)
-        .await
-        .iter()
-        .map(|stored| stored.event.id.to_string())
-        .collect();
-    assert_eq!(stored, ids);
+    assert_eq!(stored_ids(&store).await, ids);
 }

@@ -2,7 +2,11 @@
 //! agentbus-testkit): a runtime, polling, and the exactly-once check.
 #![allow(dead_code)] // each test file uses a different part
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use agentbus::{Event, EventBus, EventType};
 
 /// A tokio runtime for a test body.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -11,6 +15,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
+}
+
+/// Counts the `TaskCompleted` events `bus`'s handlers see.
+pub fn counter(bus: &EventBus) -> Arc<AtomicU64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let sink = Arc::clone(&count);
+    bus.subscribe(EventType::TaskCompleted, move |_e: &Event| {
+        sink.fetch_add(1, Ordering::Relaxed);
+    });
+    count
 }
 
 /// Polls `condition` until it holds or `timeout` passes; `true` if it held.
