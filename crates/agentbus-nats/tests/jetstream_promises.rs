@@ -11,7 +11,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{counter, runtime, wait_until};
+use common::{bridged_pair, runtime, wait_until, BridgedPair};
 
 #[test]
 fn jetstream_flush_returns_once_the_server_stored_everything() {
@@ -62,8 +62,6 @@ fn a_jetstream_consumer_binds_again_after_failed_attempts_while_the_server_was_a
         return;
     };
     let rt = runtime();
-    let (a, b) = (EventBus::new(), EventBus::new());
-    let received = counter(&b);
     let config = |name: &str| {
         BridgeConfig::default()
             .name(name)
@@ -71,16 +69,13 @@ fn a_jetstream_consumer_binds_again_after_failed_attempts_while_the_server_was_a
             .max_reconnect_delay(Duration::from_millis(200))
             .ack_timeout(Duration::from_millis(500))
     };
-    let bridge_a = rt
-        .block_on(NatsBridge::connect(&server.url(), &a, config("a")))
-        .unwrap();
-    let _bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, config("b")))
-        .unwrap();
-    a.publish_blocking(Event::new(EventType::TaskCompleted));
-    assert!(wait_until(Duration::from_secs(10), || received
-        .load(Ordering::Relaxed)
-        == 1));
+    // `b`'s bridge is kept (bound), not dropped with the pattern.
+    let BridgedPair {
+        a,
+        bridge_a,
+        bridge_b: _bridge_b,
+        received,
+    } = bridged_pair(&rt, &server.url(), config);
 
     // Away past the pull request's 5 s expiry and the missed heartbeats:
     // the consumer's stream ends and its first re-binds fail.
