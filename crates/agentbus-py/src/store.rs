@@ -9,7 +9,7 @@
 //! it is committed; `store.read(...)` reads events back by sequence, also
 //! after a restart. Reads release the GIL while SQLite works.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use agentbus_store::{ReadQuery, Recorder, SqliteStore, StoreError};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
@@ -81,7 +81,7 @@ impl PyStore {
             .map_err(store_error)?;
         rows.into_iter()
             .map(|row| {
-                let event = PyEvent::wrap(py, Arc::new(row.event))?;
+                let event = PyEvent::wrap(py, row.event)?;
                 PyTuple::new(
                     py,
                     [
