@@ -39,9 +39,10 @@ pub use crate::{
 };
 
 /// The native module: `agentbus._agentbus`; the `agentbus` package
-/// re-exports it.
+/// re-exports it. Public so a Rust program embedding Python can register it
+/// with `pyo3::append_to_inittab!` (the smoke test does).
 #[pymodule]
-fn _agentbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub fn _agentbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyEvent>()?;
     m.add_class::<PyEventBus>()?;
