@@ -130,14 +130,18 @@ impl Awaitable {
 
 #[pymethods]
 impl Awaitable {
+    /// The object itself: it is its own iterator.
     fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
+    /// The object itself (`yield from` support).
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
+    /// Polls the Rust future once: yields what the awaiting task should wait
+    /// on, or stops with the result.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         match self.step(py)? {
             Step::Yield(yielded) => Ok(Some(yielded)),

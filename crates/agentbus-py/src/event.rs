@@ -231,6 +231,7 @@ impl PyEvent {
             .map_err(|err| PyValueError::new_err(err.to_string()))
     }
 
+    /// Events are equal when every field is (id, type, data, ids, time).
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
         let py = other.py();
         let Ok(other) = other.cast::<PyEvent>() else {
@@ -244,6 +245,7 @@ impl PyEvent {
         })
     }
 
+    /// `Event(type=..., data=..., ..., id=...)`.
     fn __repr__(&self) -> String {
         let e = &self.inner;
         format!(

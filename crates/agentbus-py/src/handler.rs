@@ -252,6 +252,7 @@ struct WakeOnDone(Arc<AtomicWaker>);
 
 #[pymethods]
 impl WakeOnDone {
+    /// Called by asyncio with the completed future: wakes the call.
     fn __call__(&self, _future: &Bound<'_, PyAny>) {
         self.0.wake();
     }

@@ -60,6 +60,7 @@ impl PyEventStream {
 
 #[pymethods]
 impl PyEventStream {
+    /// The stream itself.
     fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
