@@ -22,6 +22,9 @@ use crate::store::{expect_store, PyRecorder};
 use crate::stream::{event_types, PyEventStream};
 use crate::{event_type, handler};
 
+/// The largest `stream` buffer: its slots are allocated up front.
+const MAX_STREAM_CAPACITY: usize = 1 << 20;
+
 /// What the Python side keeps beside the core bus.
 struct Shared {
     dedup: Dedup,
@@ -405,10 +408,13 @@ impl PyEventBus {
     /// iterable of them, or `None` for all), buffering up to `capacity`.
     /// When the buffer is full the oldest is dropped and the next
     /// `__anext__` raises `agentbus.Lagged` with the count missed.
+    /// `capacity` is at most 1,048,576 (`ValueError` otherwise).
     #[pyo3(signature = (types=None, capacity=1024))]
     fn stream(&self, types: Option<&Bound<'_, PyAny>>, capacity: usize) -> PyResult<PyEventStream> {
-        if capacity == 0 {
-            return Err(PyValueError::new_err("capacity must be at least 1"));
+        if !(1..=MAX_STREAM_CAPACITY).contains(&capacity) {
+            return Err(PyValueError::new_err(format!(
+                "capacity must be between 1 and {MAX_STREAM_CAPACITY}"
+            )));
         }
         let types = event_types(types)?;
         Ok(PyEventStream::new(self.bus.stream(types, capacity)))

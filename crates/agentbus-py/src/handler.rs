@@ -15,6 +15,11 @@
 //! (`KeyboardInterrupt`, `SystemExit`) is not swallowed: the publish stops
 //! and re-raises it at the `await`.
 //!
+//! An async Python handler needs the publisher's asyncio loop: reached by a
+//! publish from Rust code with no loop on its thread
+//! (`EventBus::publish_blocking`), it runs until it first awaits an asyncio
+//! future, which fails (no running loop) and counts as a handler error.
+//!
 //! Handlers receive `agentbus.Event` objects. Within one publish every
 //! handler gets the same object: the one published, or, for an event that
 //! came from Rust or was stamped with a cause, one object made on first use

@@ -48,6 +48,8 @@ def test_stream_arguments_are_checked(bus):
     with pytest.raises(ValueError):
         bus.stream(None, capacity=0)
     with pytest.raises(ValueError):
+        bus.stream(None, capacity=10**12)
+    with pytest.raises(ValueError):
         bus.stream(["no.such.type"])
     stream = bus.stream()
     assert bus.get_stats()["active_subscribers"] == 1
