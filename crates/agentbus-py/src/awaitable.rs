@@ -153,8 +153,14 @@ impl Awaitable {
     /// Coroutine protocol (with `throw` and `close`), so the object is a
     /// `collections.abc.Coroutine`: `asyncio.run(bus.publish(e))`,
     /// `create_task` and `gather` accept it.
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        self.__next__(py)
+    ///
+    /// Unlike `__next__`, a finished `send` must raise `StopIteration`
+    /// itself (Python 3.9's asyncio tasks call it as a method).
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        match self.step(py)? {
+            Step::Yield(yielded) => Ok(yielded),
+            Step::Ready(value) => Err(PyStopIteration::new_err((value,))),
+        }
     }
 
     /// Cancels (closes the handlers still running) and raises the exception
