@@ -577,6 +577,24 @@ fn driver(case: &str, n: u64) {
                 );
             }
         }
+        "lockbus1" | "lockbus16" | "lockfiltered16" => {
+            // The peer, counted the same way.
+            let bus = LockBus::new(LOCK_BUS_HISTORY);
+            for k in 0..if case == "lockbus1" { 1 } else { 16 } {
+                if case == "lockfiltered16" {
+                    bus.subscribe(TYPE, move |e: &Event| {
+                        if e.circle_id == Some(k) {
+                            plain(e);
+                        }
+                    });
+                } else {
+                    bus.subscribe(TYPE, plain);
+                }
+            }
+            for _ in 0..n {
+                black_box(bus.publish(Arc::clone(&ev)));
+            }
+        }
         "history" => {
             let bus = EventBus::new();
             for i in 0..2 * LOCK_BUS_HISTORY {

@@ -13,6 +13,7 @@
 //! as delivered nor as failed.
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
@@ -20,7 +21,8 @@ use std::task::{Context, Poll, Waker};
 use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
-use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Skip, Subscriber};
+use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Subscriber};
+use crate::sync::Arc;
 use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::table::{Table, TableCache};
@@ -194,6 +196,14 @@ impl Drop for Running {
 
 /// Runs the synchronous part of a publish over `table` and returns what is
 /// left to await.
+///
+/// Filters and sync handlers are called without a `catch_unwind` each: one
+/// `catch_unwind` surrounds the whole walk, and after a panic the walk
+/// resumes at the next subscriber, so a panic is still isolated to the
+/// filter or handler that raised it (reported, counted as failed) while the
+/// common case pays for no per-call landing pad and lets the compiler inline
+/// the calls into one loop. `tests/failures.rs` checks that the subscribers
+/// after a panicking filter or handler are still called.
 #[inline]
 fn fan_out<'a>(
     table: &Table,
@@ -204,34 +214,29 @@ fn fan_out<'a>(
     let mut outcome = PublishOutcome::default();
     let mut running = Vec::new();
     let handling = Handling::enter(&event);
-    for subscriber in table.iter() {
-        let event = &event;
-        match subscriber.wants(event) {
-            Ok(()) => {}
-            Err(Skip::NotWanted) => continue,
-            Err(Skip::FilterPanicked) => {
-                outcome.failed += 1;
-                continue;
-            }
-        }
-        let ok = match &subscriber.handler {
-            Handler::Sync(handler) => subscriber.call_sync(event, || handler(event)),
-            Handler::Shared(handler) => subscriber.call_sync(event, || {
-                handler(event);
-                Ok(())
-            }),
-            Handler::Async(handler) => {
-                match start_async(subscriber, handler, event, cx, &mut running) {
-                    Poll::Ready(succeeded) => succeeded,
-                    Poll::Pending => continue,
-                }
-            }
-        };
-        if ok {
-            outcome.delivered += 1;
-        } else {
-            outcome.failed += 1;
-        }
+    let subscribers = table.subscribers();
+    // How many subscribers were offered the event (the last of them is the
+    // one being called), and whether its filter, not its handler, is
+    // running: where a panic came from.
+    let mut at = 0;
+    let mut in_filter = false;
+    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+        walk(
+            subscribers,
+            &mut at,
+            &mut in_filter,
+            &event,
+            cx,
+            &mut running,
+            &mut outcome,
+        )
+    })) {
+        let what = if in_filter { "filter " } else { "" };
+        subscribers[at - 1]
+            .reporter
+            .report_panic(&event, what, payload);
+        outcome.failed += 1;
+        in_filter = false;
     }
     drop(handling);
     counters.record(outcome.delivered as u64, outcome.failed as u64);
@@ -240,6 +245,42 @@ fn fan_out<'a>(
         running,
         event,
         counters,
+    }
+}
+
+/// Offers `event` to `subscribers[*at..]`, counting each in `*at` before
+/// calling it, so that [`fan_out`] knows whom a panic came from.
+#[inline(always)]
+fn walk(
+    subscribers: &[Arc<Subscriber>],
+    at: &mut usize,
+    in_filter: &mut bool,
+    event: &StdArc<Event>,
+    cx: &mut Context<'_>,
+    running: &mut Vec<Running>,
+    outcome: &mut PublishOutcome,
+) {
+    while let Some(subscriber) = subscribers.get(*at) {
+        *at += 1;
+        if !subscriber.wants(event, in_filter) {
+            continue;
+        }
+        let ok = match &subscriber.handler {
+            Handler::Sync(handler) => subscriber.succeeded(event, handler(event)),
+            Handler::Shared(handler) => {
+                handler(event);
+                true
+            }
+            Handler::Async(handler) => match start_async(subscriber, handler, event, cx, running) {
+                Poll::Ready(succeeded) => succeeded,
+                Poll::Pending => continue,
+            },
+        };
+        if ok {
+            outcome.delivered += 1;
+        } else {
+            outcome.failed += 1;
+        }
     }
 }
 

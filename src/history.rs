@@ -265,8 +265,11 @@ impl Ring {
             tag_of(ticket, event.event_type),
             StdArc::into_raw(StdArc::clone(event)),
         );
-        // Acquire pairs with the SeqCst CAS of whoever wrote the slot last.
-        let mut current = slot.word.load(Ordering::Acquire);
+        // A guess, possibly torn: its tag half is one the slot really held,
+        // and tags only grow, so "lapped" below is never wrong; a wrong
+        // guess only fails the CAS, which returns the real word. The CAS
+        // (SeqCst) acquires whatever the slot's last writer published.
+        let mut current = slot.word.load_guess();
         loop {
             if ticket_plus_one(current) > ticket {
                 // Lapped: a newer ticket owns the slot, and ours is already
