@@ -293,6 +293,7 @@ impl Ring {
 
     /// Drops the ring's reference to an event just swapped out of a slot,
     /// or parks it if a read might be about to clone it.
+    #[inline]
     fn release(&self, event: *const Event) {
         if event.is_null() {
             return;
@@ -309,12 +310,20 @@ impl Ring {
         // before our drop.
         dekker_fence();
         if self.reading.load(Ordering::SeqCst) {
-            self.retired.push(event);
-            // The read may have drained the list just before this push.
-            self.collect_retired();
+            self.park(event);
         } else {
             self.bury(event);
         }
+    }
+
+    /// Leaves `event` for the running read to drop. Out of line: reads are
+    /// rare, and publishers should not carry this path.
+    #[cold]
+    #[inline(never)]
+    fn park(&self, event: StdArc<Event>) {
+        self.retired.push(event);
+        // The read may have drained the list just before this push.
+        self.collect_retired();
     }
 
     #[cfg(not(agentbus_loom))]
