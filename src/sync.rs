@@ -215,7 +215,7 @@ mod word {
                     "mov {low}, qword ptr [{word}]",
                     "mov {high}, qword ptr [{word} + 8]",
                     word = in(reg) word,
-                    low = lateout(reg) low,
+                    low = out(reg) low,
                     high = lateout(reg) high,
                     options(nostack, preserves_flags, readonly),
                 );
@@ -245,10 +245,12 @@ mod word {
             unsafe {
                 asm!(
                     "xchg r8, rbx",
-                    "lock cmpxchg16b xmmword ptr [{word}]",
+                    "lock cmpxchg16b xmmword ptr [rsi]",
                     "setne cl",
                     "mov rbx, r8",
-                    word = in(reg) word,
+                    // A fixed register: `in(reg)` may pick `rbx`, which the
+                    // `xchg` above overwrites.
+                    in("rsi") word,
                     inout("r8") new as u64 => _,
                     in("rcx") (new >> 64) as u64,
                     inout("rax") current as u64 => previous_low,
