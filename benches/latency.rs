@@ -636,7 +636,18 @@ fn single_thread() {
     println!("\n# One publisher, alternating batches of {BATCH} ({ROUNDS} rounds)\n");
     println!("| case | agentbus median / fastest | lock_bus median / fastest | ratio median / fastest |");
     println!("|---|---|---|---|");
-    for case in ["1 subscriber", "16 subscribers", "16 filtered, 1 match", "1 subscriber, Publisher", "1 subscriber, history off"] {
+    let cases = [
+        "1 subscriber",
+        "16 subscribers",
+        "16 filtered, 1 match",
+        "1 subscriber, Publisher",
+        "16 subscribers, Publisher",
+        "16 filtered, 1 match, Publisher",
+        "1 subscriber, history off",
+        "16 subscribers, history off",
+        "16 filtered, 1 match, history off",
+    ];
+    for case in cases {
         let bus = EventBus::builder()
             .history_capacity(if case.ends_with("history off") { 0 } else { LOCK_BUS_HISTORY })
             .build();
