@@ -634,7 +634,9 @@ fn single_thread() {
         started.elapsed().as_nanos() as f64 / f64::from(BATCH)
     };
     println!("\n# One publisher, alternating batches of {BATCH} ({ROUNDS} rounds)\n");
-    println!("| case | agentbus median / fastest | lock_bus median / fastest | ratio median / fastest |");
+    println!(
+        "| case | agentbus median / fastest | lock_bus median / fastest | ratio median / fastest |"
+    );
     println!("|---|---|---|---|");
     let cases = [
         "1 subscriber",
@@ -649,7 +651,11 @@ fn single_thread() {
     ];
     for case in cases {
         let bus = EventBus::builder()
-            .history_capacity(if case.ends_with("history off") { 0 } else { LOCK_BUS_HISTORY })
+            .history_capacity(if case.ends_with("history off") {
+                0
+            } else {
+                LOCK_BUS_HISTORY
+            })
             .build();
         let lock = LockBus::new(LOCK_BUS_HISTORY);
         let n = if case.starts_with("16") { 16 } else { 1 };

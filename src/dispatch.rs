@@ -22,9 +22,9 @@ use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
 use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Subscriber};
-use crate::sync::Arc;
 use crate::inner::Inner;
 use crate::stats::Counters;
+use crate::sync::Arc;
 use crate::table::{Table, TableCache};
 
 /// What one publish reached.

@@ -169,7 +169,12 @@ impl Reporter {
     /// Out of line and cold: keeps formatting off the callers' fast path.
     #[cold]
     #[inline(never)]
-    pub(crate) fn report_panic(&self, event: &Event, what: &'static str, payload: Box<dyn Any + Send>) {
+    pub(crate) fn report_panic(
+        &self,
+        event: &Event,
+        what: &'static str,
+        payload: Box<dyn Any + Send>,
+    ) {
         self.report(
             event,
             &format!("{what}panicked: {}", panic_message(&payload)),
