@@ -68,6 +68,7 @@ mod stream;
 mod subscription;
 mod sync;
 mod table;
+mod trace;
 mod wire;
 
 pub use crate::{
@@ -76,7 +77,7 @@ pub use crate::{
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, DecodeEventErrorKind, EncodeEventError, Lagged,
-        ParseEventIdError, ParseEventTypeError, TryRecvError,
+        ParseEventIdError, ParseEventTypeError, ParseTraceContextError, TryRecvError,
     },
     event::Event,
     event_type::{EventType, EventTypeSet, EventTypeSetIter},
@@ -91,4 +92,5 @@ pub use crate::{
     stats::BusStats,
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},
+    trace::{TraceContext, TraceParent, TraceState, MAX_TRACESTATE_LEN},
 };
