@@ -46,6 +46,11 @@
 //!   and `timestamp` they were posted with; missing ones are filled in.
 //!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
 //!   or `u64`), which JSON parsing would round, is a 400 naming its event.
+//! - **Trace context.** A `POST` with a W3C `traceparent` header (and
+//!   optional `tracestate`) gives that context to each posted event that
+//!   has none of its own in its JSON; a header that breaks the W3C rules is
+//!   a 400 naming it (a `tracestate` alone is ignored). Every event read or
+//!   streamed carries its `traceparent`/`tracestate` fields when set.
 //! - **Durability.** With a store, the reply comes only after the
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each
@@ -214,6 +219,8 @@ mod sse;
 mod state;
 #[cfg(feature = "server")]
 mod stats;
+#[cfg(feature = "server")]
+mod trace_header;
 mod wire;
 #[cfg(feature = "server")]
 mod ws;

@@ -11,12 +11,15 @@ use axum::Json;
 use crate::body::{at, EventsBody};
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::trace_header::TraceHeader;
 use crate::wire::PublishReply;
 
 pub(crate) async fn publish(
     State(state): State<SharedState>,
-    EventsBody { events, array }: EventsBody,
+    trace: TraceHeader,
+    EventsBody { mut events, array }: EventsBody,
 ) -> Result<Json<PublishReply>, ApiError> {
+    trace.apply(&mut events);
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
