@@ -89,6 +89,8 @@ fn dispatch<'a>(
     cache: Option<&mut TableCache>,
     cx: &mut Context<'_>,
 ) -> Delivery<'a> {
+    #[cfg(feature = "tracing")]
+    let _publish = crate::spans::publish(&event).entered();
     bus.history.push(&event);
     if let Some(cache) = cache {
         // The cache's copy outlives this publish, so no handler's
@@ -154,6 +156,9 @@ struct Running {
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
     reporter: Reporter,
+    /// The handler's process span, entered again for each later poll.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Running {
@@ -161,6 +166,9 @@ impl Running {
         Self {
             future: Some(future),
             reporter: subscriber.reporter.clone(),
+            // Made inside the fan-out's process span for this handler.
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
         }
     }
 
@@ -171,6 +179,8 @@ impl Running {
             return Poll::Ready(false); // set until drop
         };
         let reporter = &self.reporter;
+        #[cfg(feature = "tracing")]
+        let _process = self.span.enter();
         match reporter.catch(event, "", || future.as_mut().poll(cx)) {
             Some(Poll::Pending) => Poll::Pending,
             Some(Poll::Ready(Ok(()))) => Poll::Ready(true),
@@ -214,6 +224,8 @@ fn fan_out<'a>(
                 continue;
             }
         }
+        #[cfg(feature = "tracing")]
+        let _process = crate::spans::process(event, &subscriber.reporter).entered();
         let ok = match &subscriber.handler {
             Handler::Sync(handler) => subscriber.call_sync(event, || handler(event)),
             Handler::Shared(handler) => subscriber.call_sync(event, || {
