@@ -76,7 +76,7 @@ async fn old_row_kept_and_new_rows_traced<S: EventStore>(store: &S) {
     assert_eq!(appended.sequences, [Some(2)]);
     let after = store.read(&ReadQuery::new()).await.unwrap();
     assert_eq!(after.len(), 2);
-    assert_eq!(after[1].event, *event);
+    assert_eq!(*after[1].event, *event);
 }
 
 #[tokio::test]
