@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::policy::{skip_or_fail, Unavailable};
+use crate::policy::{require_program, skip_or_fail, Unavailable};
 use crate::port::free_port;
 use crate::process::ProcessGuard;
 
@@ -41,19 +41,7 @@ impl Prometheus {
     }
 
     fn start(target_port: u16, token: Option<&str>) -> Result<Self, Unavailable> {
-        let installed = Command::new("prometheus")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !installed {
-            return Err(Unavailable::new(
-                "prometheus",
-                "prometheus.sh",
-                "`prometheus` is not on PATH",
-            ));
-        }
+        require_program("prometheus", "prometheus.sh")?;
         let dir = tempfile::tempdir().expect("a temp dir");
         let authorization = token
             .map(|token| format!("    authorization:\n      credentials: \"{token}\"\n"))
