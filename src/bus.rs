@@ -279,7 +279,10 @@ impl EventBus {
     /// `Arc<Event>` passed in is shared, the bus stamps a copy (history and
     /// handlers see the copy; other holders of the `Arc` keep the original);
     /// an `Event` or a unique `Arc` is stamped in place. A task spawned from a
-    /// handler inherits no cause; see [`with_cause`](crate::with_cause). Code
+    /// handler inherits no cause; see [`with_cause`](crate::with_cause).
+    /// Likewise an event without a [`trace_context`](Event::trace_context)
+    /// published from inside a handler gets the handled event's, so a trace
+    /// continues through the handler (one set by its publisher is kept). Code
     /// that reads an [`EventStream`](crate::EventStream) is not a handler: link what it
     /// publishes with [`Event::caused_by`].
     ///

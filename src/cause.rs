@@ -69,7 +69,8 @@ impl Drop for Handling<'_> {
 }
 
 /// `event`, stamped as caused by the event this thread is handling, if any,
-/// and if its publisher set neither id (nor is it the handled event itself).
+/// and if its publisher set neither id (nor is it the handled event itself);
+/// and given the handled event's trace context if its publisher set none.
 /// An `Arc` shared with other holders is copied first (see
 /// [`EventBus::publish`](crate::EventBus::publish)).
 #[inline]
@@ -86,27 +87,41 @@ pub(crate) fn stamp(event: StdArc<Event>) -> StdArc<Event> {
 #[cold]
 #[inline(never)]
 fn stamp_handled(mut event: StdArc<Event>, parent: *const Event) -> StdArc<Event> {
-    if event.correlation_id.is_some() || event.causation_id.is_some() {
+    let needs_cause = event.correlation_id.is_none() && event.causation_id.is_none();
+    let needs_trace = event.trace_context.is_none();
+    if !needs_cause && !needs_trace {
         return event;
     }
     // The reference to the parent ends before `make_mut` below: if `event`
     // shares the parent's allocation, its count is at least two (the
     // dispatch holds one), so `make_mut` copies rather than writes to it.
-    let (causation, correlation) = {
+    let (causation, correlation, trace_context) = {
         // SAFETY: `parent` is non-null and came from `HANDLING` on this
         // thread, so it is the event of a live `Handling` guard, which
         // borrows it for longer than this call (see `Handling`).
         let parent = unsafe { &*parent };
-        (parent.id, parent.chain_id())
+        if event.id == parent.id {
+            // Re-publishing the handled event (a relay to another bus, say)
+            // does not make it its own cause.
+            return event;
+        }
+        let trace_context = match &parent.trace_context {
+            Some(context) if needs_trace => Some(context.clone()),
+            _ => None,
+        };
+        (parent.id, parent.chain_id(), trace_context)
     };
-    if event.id == causation {
-        // Re-publishing the handled event (a relay to another bus, say) does
-        // not make it its own cause.
+    if !needs_cause && trace_context.is_none() {
         return event;
     }
     let event_mut = StdArc::make_mut(&mut event);
-    event_mut.causation_id = Some(causation);
-    event_mut.correlation_id = Some(correlation);
+    if needs_cause {
+        event_mut.causation_id = Some(causation);
+        event_mut.correlation_id = Some(correlation);
+    }
+    if trace_context.is_some() {
+        event_mut.trace_context = trace_context;
+    }
     event
 }
 
@@ -121,10 +136,12 @@ fn stamp_handled(mut event: StdArc<Event>, parent: *const Event) -> StdArc<Event
 /// thread-local for the length of the handler's call or poll, and does not
 /// travel with the task. Wrap the task's future in `with_cause` to carry it.
 ///
-/// The future keeps only `parent`'s ids (no copy of its data), is `Send`
+/// The future keeps only `parent`'s ids and trace context (no copy of its
+/// data), is `Send`
 /// when `future` is, and its cause applies only while it is being polled, on
 /// whichever thread polls it. An event whose publisher already set its
-/// correlation or causation id keeps them.
+/// correlation or causation id keeps them, and one with a trace context
+/// keeps it.
 ///
 /// ```
 /// use agentbus::{with_cause, Event, EventBus, EventType, HistoryQuery};
@@ -164,6 +181,7 @@ pub fn with_cause<F: Future>(parent: &Event, future: F) -> impl Future<Output = 
     let cause = Event {
         id: parent.id,
         correlation_id: parent.correlation_id,
+        trace_context: parent.trace_context.clone(),
         ..Event::new(parent.event_type)
     };
     async move {

@@ -104,6 +104,8 @@ fn dispatch(
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
 ) -> PublishOutcome {
+    #[cfg(feature = "tracing")]
+    let _publish = crate::spans::publish(event).entered();
     bus.history.push(event);
     if let Some(cache) = cache {
         // The cache's copy outlives this publish, so no handler's
@@ -176,6 +178,9 @@ struct Running {
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
     reporter: Reporter,
+    /// The handler's process span, entered again for each later poll.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl Running {
@@ -183,6 +188,9 @@ impl Running {
         Self {
             future: Some(future),
             reporter: subscriber.reporter.clone(),
+            // Made inside the fan-out's process span for this handler.
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
         }
     }
 
@@ -193,6 +201,8 @@ impl Running {
             return Poll::Ready(false); // set until drop
         };
         let reporter = &self.reporter;
+        #[cfg(feature = "tracing")]
+        let _process = self.span.enter();
         match reporter.catch(event, "", || future.as_mut().poll(cx)) {
             Some(Poll::Pending) => Poll::Pending,
             Some(Poll::Ready(Ok(()))) => Poll::Ready(true),
@@ -282,6 +292,8 @@ fn walk(
         if !subscriber.wants(event, in_filter) {
             continue;
         }
+        #[cfg(feature = "tracing")]
+        let _process = crate::spans::process(event, &subscriber.reporter).entered();
         let ok = match &subscriber.handler {
             Handler::Sync(handler) => subscriber.succeeded(event, handler(event)),
             Handler::Shared(handler) => {

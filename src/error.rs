@@ -66,6 +66,38 @@ impl ParseEventIdError {
     }
 }
 
+/// A `traceparent` or `tracestate` that breaks the W3C trace-context rules
+/// ([`TraceParent`](crate::TraceParent), [`TraceState`](crate::TraceState)).
+///
+/// The message names the header and what is wrong; there is no `source()`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Error)]
+#[error("invalid {header}: {reason}")]
+pub struct ParseTraceContextError {
+    header: &'static str,
+    reason: &'static str,
+}
+
+impl ParseTraceContextError {
+    pub(crate) fn traceparent(reason: &'static str) -> Self {
+        Self {
+            header: "traceparent",
+            reason,
+        }
+    }
+
+    pub(crate) fn tracestate(reason: &'static str) -> Self {
+        Self {
+            header: "tracestate",
+            reason,
+        }
+    }
+
+    /// Which half was refused: `"traceparent"` or `"tracestate"`.
+    pub fn header(&self) -> &'static str {
+        self.header
+    }
+}
+
 thread_local! {
     /// The name the last failed deserialisation of an
     /// [`EventType`](crate::EventType) on this thread rejected. A serde

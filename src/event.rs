@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::error::{DecodeEventError, EncodeEventError};
 use crate::event_type::EventType;
 use crate::id::EventId;
+use crate::trace::{TraceContext, TraceParent, TraceState};
 use crate::wire::Rfc3339;
 
 /// One thing that happened, published once and shared by every subscriber.
@@ -18,8 +19,15 @@ use crate::wire::Rfc3339;
 /// {"id": "019ab3c2-…", "type": "task.completed", "data": {"task_id": 123},
 ///  "source_agent_id": 1, "circle_id": 5, "project_id": null,
 ///  "correlation_id": null, "causation_id": null,
-///  "timestamp": "2026-11-23T23:54:30.123456789Z"}
+///  "timestamp": "2026-11-23T23:54:30.123456789Z",
+///  "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+///  "tracestate": "rojo=00f067aa0ba902b7"}
 /// ```
+///
+/// `traceparent` and `tracestate` (the W3C trace context, see
+/// [`TraceContext`]) are absent when unset; JSON without them decodes with
+/// none. A `tracestate` without a `traceparent`, or either one breaking the
+/// W3C rules, is a [`DecodeEventError`].
 ///
 /// The timestamp is RFC 3339 in UTC with nanoseconds, so a round trip is exact.
 /// On decode `"type"` is required; a missing `id`, `timestamp` or `data` gets a
@@ -77,6 +85,13 @@ pub struct Event {
     /// When the event was created.
     #[serde(serialize_with = "Rfc3339::serialize_time")]
     pub timestamp: SystemTime,
+    /// The W3C trace context of the span that published the event, written
+    /// as the JSON fields `"traceparent"` and `"tracestate"`. Set by
+    /// [`with_trace_context`](Self::with_trace_context), or by the bus when
+    /// the event is published from inside a handler of an event that has
+    /// one (see [`EventBus::publish`](crate::EventBus::publish)).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<TraceContext>,
 }
 
 impl Event {
@@ -94,6 +109,7 @@ impl Event {
             correlation_id: None,
             causation_id: None,
             timestamp,
+            trace_context: None,
         }
     }
 
@@ -129,6 +145,24 @@ impl Event {
     #[must_use]
     pub fn with_correlation(mut self, correlation_id: EventId) -> Self {
         self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Sets the W3C trace context (see [`TraceContext`] for parsing and
+    /// validation).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventType, TraceContext};
+    ///
+    /// let context =
+    ///     TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None)?;
+    /// let event = Event::new(EventType::TaskCreated).with_trace_context(context);
+    /// assert!(event.trace_context.unwrap().traceparent.sampled());
+    /// # Ok::<(), agentbus::ParseTraceContextError>(())
+    /// ```
+    #[must_use]
+    pub fn with_trace_context(mut self, trace_context: TraceContext) -> Self {
+        self.trace_context = Some(trace_context);
         self
     }
 
@@ -234,6 +268,8 @@ struct WireEvent {
     correlation_id: Option<EventId>,
     causation_id: Option<EventId>,
     timestamp: Option<Rfc3339>,
+    traceparent: Option<TraceParent>,
+    tracestate: Option<TraceState>,
 }
 
 fn empty_object() -> Value {
@@ -244,6 +280,16 @@ impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireEvent::deserialize(deserializer)?;
         let timestamp = wire.timestamp.map_or_else(SystemTime::now, |t| t.0);
+        let trace_context = match (wire.traceparent, wire.tracestate) {
+            (Some(traceparent), tracestate) => Some(TraceContext {
+                traceparent,
+                tracestate,
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(serde::de::Error::custom("a tracestate needs a traceparent"))
+            }
+        };
         Ok(Event {
             // From the real clock, not the claimed timestamp (see `generate`).
             id: wire
@@ -257,6 +303,7 @@ impl<'de> Deserialize<'de> for Event {
             correlation_id: wire.correlation_id,
             causation_id: wire.causation_id,
             timestamp,
+            trace_context,
         })
     }
 }

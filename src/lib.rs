@@ -40,6 +40,40 @@
 //! assert_eq!(outcome.failed, 0);
 //! # });
 //! ```
+//!
+//! # Trace context
+//!
+//! An event can carry the W3C trace context of the span that published it
+//! ([`Event::trace_context`], [`TraceContext`]); an event published from
+//! inside a handler without one inherits the handled event's, as it
+//! inherits its causal ids. The store, the NATS bridge and the web API keep
+//! and pass it on.
+//!
+//! # Feature `tracing`
+//!
+//! Off by default: without it none of this is compiled and a publish pays
+//! nothing. With it, each publish and each handler call get `tracing`
+//! spans named and attributed as OpenTelemetry's messaging conventions say:
+//!
+//! - `publish {type}` (`otel.kind = "producer"`) around the history record
+//!   and the synchronous fan-out of one publish, on the publishing thread;
+//! - `process {type}` (`otel.kind = "consumer"`) around each handler call,
+//!   a child of the publish span, entered again for every later poll of an
+//!   async handler's future.
+//!
+//! Both carry `messaging.system = "agentbus"`, `messaging.operation.type`,
+//! `messaging.destination.name` (the event type), `messaging.message.id`
+//! and `messaging.message.conversation_id` (the event's chain: its
+//! correlation id, or its own id when it starts the chain); the process
+//! span also `agentbus.subscription`. When the event has a trace context,
+//! both record `traceparent` and `tracestate` as fields of those names, for
+//! an OpenTelemetry layer to link the process span to the context the
+//! event was published under. `tracing` span names are static, so the
+//! OpenTelemetry name is the `otel.name` field (which `tracing-opentelemetry`
+//! uses as the span's name); the `tracing` names are `publish` and
+//! `process`. An async handler's span is found with `Span::current()` when
+//! it starts, so a subscriber must track the current span (the
+//! `tracing-subscriber` registry does).
 #![warn(missing_docs)]
 // Only the history ring needs `unsafe` (raw `Arc` pointers in 128-bit words).
 #![deny(unsafe_code)]
@@ -63,11 +97,14 @@ mod overflow;
 mod publisher;
 mod redact;
 mod scope;
+#[cfg(feature = "tracing")]
+mod spans;
 mod stats;
 mod stream;
 mod subscription;
 mod sync;
 mod table;
+mod trace;
 mod wire;
 
 pub use crate::{
@@ -76,7 +113,7 @@ pub use crate::{
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, DecodeEventErrorKind, EncodeEventError, Lagged,
-        ParseEventIdError, ParseEventTypeError, TryRecvError,
+        ParseEventIdError, ParseEventTypeError, ParseTraceContextError, TryRecvError,
     },
     event::Event,
     event_type::{EventType, EventTypeSet, EventTypeSetIter},
@@ -91,4 +128,5 @@ pub use crate::{
     stats::BusStats,
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},
+    trace::{TraceContext, TraceParent, TraceState, MAX_TRACESTATE_LEN},
 };

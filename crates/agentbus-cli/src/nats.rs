@@ -2,6 +2,10 @@
 
 use agentbus::{EventBus, Redacted};
 use agentbus_nats::{BridgeConfig, ConnectError, NatsBridge};
+use agentbus_web::prometheus_client::collector::Collector;
+use agentbus_web::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use agentbus_web::prometheus_client::metrics::counter::ConstCounter;
+use agentbus_web::prometheus_client::metrics::MetricType;
 
 /// The NATS options of `agentbus serve`.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -69,5 +73,68 @@ impl Bridge {
             received = stats.received,
             "NATS bridge stopped"
         );
+    }
+}
+
+/// The bridge's counters on `GET /metrics`: `agentbus_nats_sent_total`,
+/// `agentbus_nats_received_total`, `agentbus_nats_lost_total{reason}` (the
+/// counts of events that did not make it: `outgoing_dropped`,
+/// `outgoing_rejected`, `incoming_lost`) and
+/// `agentbus_nats_rejected_total{reason}` (incoming messages refused:
+/// `invalid`, `unknown_type`, `oversized`).
+#[derive(Debug)]
+pub(crate) struct BridgeCollector(pub(crate) agentbus_nats::StatsHandle);
+
+impl Bridge {
+    /// A collector of this bridge's counters for the web API's metrics.
+    pub(crate) fn collector(&self) -> BridgeCollector {
+        BridgeCollector(self.0.stats_handle())
+    }
+}
+
+impl Collector for BridgeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let stats = self.0.snapshot();
+        for (name, help, value) in [
+            (
+                "agentbus_nats_sent",
+                "Events the bridge sent to NATS",
+                stats.sent,
+            ),
+            (
+                "agentbus_nats_received",
+                "Events the bridge received from NATS",
+                stats.received,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        for (name, help, reasons) in [
+            (
+                "agentbus_nats_lost",
+                "Events that did not cross the bridge, by reason",
+                [
+                    ("outgoing_dropped", stats.outgoing_dropped),
+                    ("outgoing_rejected", stats.outgoing_rejected),
+                    ("incoming_lost", stats.incoming_lost),
+                ],
+            ),
+            (
+                "agentbus_nats_rejected",
+                "Incoming messages refused, by reason",
+                [
+                    ("invalid", stats.rejected_invalid),
+                    ("unknown_type", stats.rejected_unknown_type),
+                    ("oversized", stats.rejected_oversized),
+                ],
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (reason, value) in reasons {
+                ConstCounter::new(value).encode(family.encode_family(&[("reason", reason)])?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -55,6 +55,34 @@ fn bridged(jetstream: bool) {
     std::thread::sleep(Duration::from_millis(300));
     let here = json_lines(&run_ok(&a.url, &["history", "--json"]));
     assert_eq!(here.len(), 1, "{here:?}");
+
+    // Each server's /metrics has its bridge's counters.
+    let sent = metrics(&a.url);
+    assert!(sent.contains("\nagentbus_nats_sent_total 1\n"), "{sent}");
+    assert!(
+        sent.contains("agentbus_nats_lost_total{reason=\"outgoing_dropped\"} 0"),
+        "{sent}"
+    );
+    let received = metrics(&b.url);
+    assert!(
+        received.contains("\nagentbus_nats_received_total 1\n"),
+        "{received}"
+    );
+}
+
+/// The body of `GET {url}/metrics` (Prometheus text), over HTTP/1.0.
+fn metrics(url: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    reply
 }
 
 #[test]

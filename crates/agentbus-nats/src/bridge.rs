@@ -16,7 +16,7 @@ use crate::error::ConnectError;
 use crate::incoming::{self, Incoming};
 use crate::outgoing::{self, Outgoing, Sender};
 use crate::servers::Servers;
-use crate::stats::{bump, BridgeStats, Counters};
+use crate::stats::{bump, BridgeStats, Counters, StatsHandle};
 use crate::wire::Stamp;
 
 /// How long shutdown waits for the socket to take the last acks and
@@ -155,6 +155,13 @@ impl NatsBridge {
     /// A snapshot of the bridge's counters.
     pub fn stats(&self) -> BridgeStats {
         self.shared.counters.snapshot()
+    }
+
+    /// A handle that reads the bridge's counters ([`StatsHandle::snapshot`])
+    /// without the bridge, for a metrics collector. After the bridge shuts
+    /// down it keeps returning the final counts.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
     }
 
     /// Resolves when every event published locally before the call has been

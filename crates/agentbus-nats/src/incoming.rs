@@ -330,7 +330,10 @@ impl Receiver {
         if payload.len() > context.config.max_event_bytes {
             return Err(Skip::Oversized(payload.len()));
         }
-        let event = decode(payload)?;
+        let mut event = decode(payload)?;
+        if event.trace_context.is_none() {
+            event.trace_context = wire::trace_context(headers);
+        }
         if event.event_type != subject_type {
             return Err(Skip::Invalid(format!(
                 "type `{}` on subject `{subject}`",

@@ -168,5 +168,5 @@ pub use crate::{
     bridge::NatsBridge,
     config::{BridgeConfig, Mode, Overflow, StartFrom},
     error::ConnectError,
-    stats::BridgeStats,
+    stats::{BridgeStats, StatsHandle},
 };

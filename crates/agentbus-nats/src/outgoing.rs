@@ -148,10 +148,11 @@ impl Sender {
             return None;
         }
         let id = event.id.to_string();
-        let headers = match sequence {
+        let mut headers = match sequence {
             Some(sequence) => self.stamp.core(&id, sequence),
             None => self.stamp.jetstream(&id),
         };
+        crate::wire::put_trace_context(&mut headers, event);
         Some(Message {
             subject: self.subjects[event.event_type.index()].clone(),
             headers,

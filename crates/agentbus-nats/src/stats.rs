@@ -1,6 +1,9 @@
 //! [`BridgeStats`]: what a bridge has sent, received, dropped and rejected.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::context::Shared;
 
 /// A snapshot of a bridge's counters; from
 /// [`NatsBridge::stats`](crate::NatsBridge::stats).
@@ -101,5 +104,26 @@ impl Counters {
             disconnects: get(&self.disconnects),
             connected: self.connected.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Reads a bridge's counters without holding the bridge; from
+/// [`NatsBridge::stats_handle`](crate::NatsBridge::stats_handle). Cheap to
+/// clone; `Send` and `Sync`.
+#[derive(Clone)]
+pub struct StatsHandle(pub(crate) Arc<Shared>);
+
+impl StatsHandle {
+    /// A snapshot of the counters, as [`NatsBridge::stats`](crate::NatsBridge::stats).
+    pub fn snapshot(&self) -> BridgeStats {
+        self.0.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle")
+            .field(&self.snapshot())
+            .finish()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use agentbus::EventType;
+use agentbus::{Event, EventType, TraceContext};
 use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
 use async_nats::Subject;
 
@@ -16,6 +16,11 @@ pub(crate) const EVENT_ID: HeaderName = HeaderName::from_static("Agentbus-Event-
 pub(crate) const SEQUENCE: HeaderName = HeaderName::from_static("Agentbus-Seq");
 /// JetStream's deduplication id.
 pub(crate) const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+/// The event's W3C `traceparent`, under the W3C header name, so NATS
+/// tooling that propagates trace context sees it.
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The event's W3C `tracestate`, sent only with a `traceparent`.
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// `<prefix>.<dotted type>` for every type, built once.
 pub(crate) fn subjects(prefix: &str) -> Vec<Subject> {
@@ -61,6 +66,29 @@ impl Stamp {
         headers.insert(MSG_ID, event_id);
         headers
     }
+}
+
+/// Adds the event's trace context, if it has one, as `traceparent` and
+/// `tracestate` headers.
+pub(crate) fn put_trace_context(headers: &mut HeaderMap, event: &Event) {
+    if let Some(context) = &event.trace_context {
+        headers.insert(TRACEPARENT, context.traceparent.to_string());
+        if let Some(state) = &context.tracestate {
+            headers.insert(TRACESTATE, state.as_str());
+        }
+    }
+}
+
+/// The trace context of the headers, for a message whose event carries none
+/// in its JSON (one from a producer that only sets the headers). Invalid
+/// headers are ignored, as the W3C rules say; a `tracestate` is kept only
+/// with a valid `traceparent`, and dropped if it alone is invalid.
+pub(crate) fn trace_context(headers: Option<&HeaderMap>) -> Option<TraceContext> {
+    let traceparent = header(headers, &TRACEPARENT)?.parse().ok()?;
+    Some(TraceContext {
+        traceparent,
+        tracestate: header(headers, &TRACESTATE).and_then(|state| state.parse().ok()),
+    })
 }
 
 /// Core mode: the sending instance and sequence number, if well formed.

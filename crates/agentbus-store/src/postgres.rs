@@ -18,12 +18,15 @@ use crate::sql::{self, clamp_nanos, Dialect, Parameter};
 use crate::store::{Appended, BoxFuture, EventStore, Retention};
 use crate::stored::{timestamp_nanos, Columns, StoredEvent};
 
-/// The schema version this build writes and reads (`agentbus_meta`).
-pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads (`agentbus_meta`): 1 is
+/// [`SCHEMA`], 2 adds the trace-context columns
+/// ([`sql::ADD_TRACE_CONTEXT`]). Connecting to an older database migrates it.
+pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 2;
 
 /// Serialises migrations of concurrent first connections.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7462_7573;
 
+/// Version 1 of the schema; later versions are steps applied on top.
 const SCHEMA: &str = "
 CREATE TABLE agentbus_events (
     sequence        BIGINT PRIMARY KEY,
@@ -43,9 +46,10 @@ INSERT INTO agentbus_meta (key, value) VALUES ('schema_version', 1), ('last_sequ
 ";
 
 const COPY: &str = "COPY agentbus_events (sequence, id, event_type, source_agent_id, circle_id, \
-    project_id, correlation_id, causation_id, timestamp_ns, data) FROM STDIN BINARY";
+    project_id, correlation_id, causation_id, timestamp_ns, data, traceparent, tracestate) \
+    FROM STDIN BINARY";
 
-const COPY_TYPES: [Type; 10] = [
+const COPY_TYPES: [Type; 12] = [
     Type::INT8,
     Type::UUID,
     Type::TEXT,
@@ -56,6 +60,8 @@ const COPY_TYPES: [Type; 10] = [
     Type::UUID,
     Type::INT8,
     Type::JSON,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 /// The PostgreSQL store: one table of events and one of metadata in the
@@ -199,7 +205,7 @@ impl PostgresStore {
             .await
             .map_err(&failed)?
             .map(|row| row.get(0));
-        match version {
+        let version = match version {
             Some(found) if found > POSTGRES_SCHEMA_VERSION => {
                 return Err(StoreError::SchemaTooNew {
                     location: self.location.to_string(),
@@ -207,8 +213,24 @@ impl PostgresStore {
                     supported: POSTGRES_SCHEMA_VERSION,
                 })
             }
-            Some(_) => {}
-            None => tx.batch_execute(SCHEMA).await.map_err(&failed)?,
+            Some(found) => found,
+            None => {
+                tx.batch_execute(SCHEMA).await.map_err(&failed)?;
+                1
+            }
+        };
+        if version < 2 {
+            tx.batch_execute(sql::ADD_TRACE_CONTEXT)
+                .await
+                .map_err(&failed)?;
+        }
+        if version < POSTGRES_SCHEMA_VERSION {
+            tx.execute(
+                "UPDATE agentbus_meta SET value = $1 WHERE key = 'schema_version'",
+                &[&POSTGRES_SCHEMA_VERSION],
+            )
+            .await
+            .map_err(&failed)?;
         }
         tx.commit().await.map_err(&failed)
     }
@@ -285,7 +307,16 @@ impl PostgresStore {
                 let causation = event.causation_id.map(|id| id.as_uuid());
                 // Checked by `append_events` before the transaction.
                 let timestamp = timestamp_nanos(event).unwrap_or(i64::MAX);
-                let row: [&(dyn ToSql + Sync); 10] = [
+                let traceparent = event
+                    .trace_context
+                    .as_ref()
+                    .map(|context| context.traceparent.to_string());
+                let tracestate = event
+                    .trace_context
+                    .as_ref()
+                    .and_then(|context| context.tracestate.as_ref())
+                    .map(|state| state.as_str());
+                let row: [&(dyn ToSql + Sync); 12] = [
                     &sequence,
                     &id,
                     &event.event_type.as_str(),
@@ -296,6 +327,8 @@ impl PostgresStore {
                     &causation,
                     &timestamp,
                     &event.data,
+                    &traceparent,
+                    &tracestate,
                 ];
                 writer.as_mut().write(&row).await?;
             }
@@ -444,6 +477,8 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<StoredEvent, StoreError> {
         causation_id: row.try_get(7).map_err(column("causation_id"))?,
         timestamp_nanos: row.try_get(8).map_err(column("timestamp"))?,
         data: row.try_get(9).map_err(column("data"))?,
+        traceparent: row.try_get(10).map_err(column("traceparent"))?,
+        tracestate: row.try_get(11).map_err(column("tracestate"))?,
     }
     .decode()
 }

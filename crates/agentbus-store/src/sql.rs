@@ -12,7 +12,14 @@ use crate::query::ReadQuery;
 
 /// The columns of a stored event, in the order the backends decode them.
 pub(crate) const COLUMNS: &str = "sequence, id, event_type, source_agent_id, circle_id, \
-    project_id, correlation_id, causation_id, timestamp_ns, data";
+    project_id, correlation_id, causation_id, timestamp_ns, data, traceparent, tracestate";
+
+/// Both schemas' columns for an event's W3C trace context (schema version
+/// 2), added to a version-1 table by `ALTER TABLE`: both nullable, so rows
+/// written before keep no trace context.
+pub(crate) const ADD_TRACE_CONTEXT: &str =
+    "ALTER TABLE agentbus_events ADD COLUMN traceparent TEXT;
+ALTER TABLE agentbus_events ADD COLUMN tracestate TEXT;";
 
 /// Which database the SQL is for.
 // A build with one backend renders for that one only.

@@ -14,9 +14,12 @@ use crate::sql::{self, clamp_nanos, clamp_sequence, Dialect, Parameter};
 use crate::store::{blocking, Appended, BoxFuture, EventStore, Retention};
 use crate::stored::{corrupt, timestamp_nanos, Columns, StoredEvent};
 
-/// The schema version this build writes and reads (`PRAGMA user_version`).
-pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads (`PRAGMA user_version`):
+/// 1 is [`SCHEMA`], 2 adds the trace-context columns
+/// ([`sql::ADD_TRACE_CONTEXT`]). Opening an older file migrates it.
+pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 2;
 
+/// Version 1 of the schema; later versions are steps applied on top.
 const SCHEMA: &str = "
 CREATE TABLE agentbus_events (
     sequence        INTEGER PRIMARY KEY,
@@ -37,8 +40,9 @@ INSERT INTO agentbus_meta (key, value) VALUES ('last_sequence', 0);
 ";
 
 const INSERT: &str = "INSERT INTO agentbus_events (sequence, id, event_type, source_agent_id, \
-    circle_id, project_id, correlation_id, causation_id, timestamp_ns, data) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING";
+    circle_id, project_id, correlation_id, causation_id, timestamp_ns, data, traceparent, \
+    tracestate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+    ON CONFLICT (id) DO NOTHING";
 
 /// How hard SQLite works to make a commit survive a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -240,6 +244,12 @@ impl SqliteStore {
         }
         if version == 0 {
             tx.execute_batch(SCHEMA).map_err(sqlite_error("migrate"))?;
+        }
+        if version < 2 {
+            tx.execute_batch(sql::ADD_TRACE_CONTEXT)
+                .map_err(sqlite_error("migrate"))?;
+        }
+        if version < SQLITE_SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SQLITE_SCHEMA_VERSION)
                 .map_err(sqlite_error("migrate"))?;
         }
@@ -332,11 +342,17 @@ fn append(connection: &mut Connection, events: &[Arc<Event>]) -> Result<Appended
     {
         let mut insert = tx.prepare_cached(INSERT).map_err(&failed)?;
         let mut data = String::new();
+        let mut traceparent = String::new();
         for event in events {
             let timestamp = timestamp_nanos(event)?;
             data.clear();
             // Writing a `Value` to a String cannot fail.
             let _ = write!(data, "{}", event.data);
+            let trace_context = event.trace_context.as_ref();
+            if let Some(context) = trace_context {
+                traceparent.clear();
+                let _ = write!(traceparent, "{}", context.traceparent);
+            }
             let inserted = insert
                 .execute(params![
                     (last + 1) as i64,
@@ -349,6 +365,10 @@ fn append(connection: &mut Connection, events: &[Arc<Event>]) -> Result<Appended
                     event.causation_id.map(|id| id.as_uuid().into_bytes()),
                     timestamp,
                     data.as_str(),
+                    trace_context.map(|_| traceparent.as_str()),
+                    trace_context
+                        .and_then(|context| context.tracestate.as_ref())
+                        .map(|state| state.as_str()),
                 ])
                 .map_err(&failed)?;
             if inserted == 1 {
@@ -431,6 +451,12 @@ fn uuid_column(
         .transpose()
 }
 
+/// A nullable `TEXT` column, borrowed from the row.
+fn text_column<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<&'r str>> {
+    row.get_ref(index)
+        .and_then(|value| value.as_str_or_null().map_err(Into::into))
+}
+
 fn decode_row(row: &rusqlite::Row<'_>) -> Result<StoredEvent, StoreError> {
     let failed = sqlite_error("read");
     let sequence = row.get::<_, i64>(0).map_err(&failed)? as u64;
@@ -459,6 +485,8 @@ fn decode_row(row: &rusqlite::Row<'_>) -> Result<StoredEvent, StoreError> {
         correlation_id: uuid_column(row, 6, sequence, "correlation_id")?,
         causation_id: uuid_column(row, 7, sequence, "causation_id")?,
         timestamp_nanos: row.get(8).map_err(column("timestamp"))?,
+        traceparent: text_column(row, 10).map_err(column("traceparent"))?,
+        tracestate: text_column(row, 11).map_err(column("tracestate"))?,
     }
     .decode()
 }

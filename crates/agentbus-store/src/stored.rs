@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentbus::{Event, EventId, EventType};
+use agentbus::{Event, EventId, EventType, TraceContext};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -72,6 +72,8 @@ pub(crate) struct Columns<'a> {
     pub(crate) correlation_id: Option<Uuid>,
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) timestamp_nanos: i64,
+    pub(crate) traceparent: Option<&'a str>,
+    pub(crate) tracestate: Option<&'a str>,
 }
 
 impl Columns<'_> {
@@ -83,6 +85,17 @@ impl Columns<'_> {
                     sequence: self.sequence,
                     event_type: self.event_type.to_owned(),
                 })?;
+        let trace_context = match self.traceparent {
+            Some(traceparent) => Some(
+                TraceContext::parse(traceparent, self.tracestate).map_err(|error| {
+                    corrupt(self.sequence, "trace_context", Some(Arc::new(error)))
+                })?,
+            ),
+            None if self.tracestate.is_some() => {
+                return Err(corrupt(self.sequence, "trace_context", None))
+            }
+            None => None,
+        };
         // A literal rather than `Event::new` plus assignments: no fresh id
         // or clock read per row, which catch-up reads pay for every event.
         let event = Event {
@@ -95,6 +108,7 @@ impl Columns<'_> {
             correlation_id: self.correlation_id.map(EventId::from),
             causation_id: self.causation_id.map(EventId::from),
             timestamp: system_time(self.timestamp_nanos),
+            trace_context,
         };
         Ok(StoredEvent {
             sequence: self.sequence,

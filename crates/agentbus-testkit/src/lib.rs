@@ -12,6 +12,7 @@
 //! | PostgreSQL | [`Postgres::start_or_skip`], [`Postgres::shared_or_skip`] | `postgres://` URLs, a fresh database each, stop and restart |
 //! | nats-server (JetStream on) | [`NatsServer::start_or_skip`] | its `nats://` URL, SIGKILL and restart |
 //! | Chromium + chromedriver (feature `browser`) | [`Browser::start_or_skip`] | a WebDriver session |
+//! | Prometheus (scraping one target) | [`Prometheus::start_or_skip`] | instant queries |
 //!
 //! # When a service is missing
 //!
@@ -60,6 +61,7 @@ mod policy;
 mod port;
 mod postgres;
 mod process;
+mod prometheus;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod traffic;
@@ -74,4 +76,5 @@ pub use {
     port::free_port,
     postgres::Postgres,
     process::ProcessGuard,
+    prometheus::Prometheus,
 };

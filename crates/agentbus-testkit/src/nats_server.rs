@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::policy::{skip_or_fail, Unavailable};
+use crate::policy::{require_program, skip_or_fail, Unavailable};
 use crate::port::free_port;
 use crate::process::ProcessGuard;
 
@@ -50,19 +50,7 @@ impl NatsServer {
     }
 
     fn start(extra_args: &[&str]) -> Result<Self, Unavailable> {
-        let installed = Command::new("nats-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !installed {
-            return Err(Unavailable::new(
-                "nats-server",
-                "nats.sh",
-                "`nats-server` is not on PATH",
-            ));
-        }
+        require_program("nats-server", "nats.sh")?;
         let mut server = Self {
             process: None,
             port: free_port(),

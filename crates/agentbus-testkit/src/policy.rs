@@ -56,6 +56,29 @@ fn decide<T>(required: bool, test: &str, started: Result<T, Unavailable>) -> Opt
     }
 }
 
+/// `Ok` when `program --version` runs and succeeds, else the
+/// [`Unavailable`] that says `script` (in `.ci/install/`) installs it.
+pub(crate) fn require_program(
+    program: &'static str,
+    script: &'static str,
+) -> Result<(), Unavailable> {
+    let installed = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if installed {
+        Ok(())
+    } else {
+        Err(Unavailable::new(
+            program,
+            script,
+            format!("`{program}` is not on PATH"),
+        ))
+    }
+}
+
 /// `true` when [`REQUIRE_SERVICES`] is `1`.
 pub fn services_required() -> bool {
     std::env::var(REQUIRE_SERVICES).as_deref() == Ok("1")

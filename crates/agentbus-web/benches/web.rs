@@ -15,8 +15,13 @@
 //! 3. **Durable throughput.** `POST /api/events` with batches of 1000 into
 //!    a SQLite store (each reply only once its batch is durable), against
 //!    the store's own `append` of the same batches in the same run.
+//! 4. **Metrics scrape.** `GET /metrics` with every event type published
+//!    (24 label values) and 1,000 WebSocket clients connected, with a
+//!    SQLite store, against `GET /api/stats` (the JSON it replaces) and
+//!    `GET /api/health` (the bare round trip) alternating in one run.
 //!
-//! Run: `cargo bench -p agentbus-web --bench web` (about a minute).
+//! Run: `cargo bench -p agentbus-web --bench web` (about a minute);
+//! `-- metrics` runs the scrape case alone.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,10 +64,90 @@ fn main() {
         "agentbus-web benchmark ({} cores)\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if std::env::args().any(|arg| arg == "metrics") {
+        runtime.block_on(metrics_scrape());
+        return;
+    }
     runtime.block_on(fan_out(agentbus_web::DEFAULT_CLIENT_BUFFER));
     runtime.block_on(fan_out(LARGE_CLIENT_BUFFER));
     runtime.block_on(latency());
     runtime.block_on(durable_throughput());
+    runtime.block_on(metrics_scrape());
+}
+
+const SCRAPE_CLIENTS: usize = 1000;
+const SCRAPE_ROUNDS: usize = 500;
+
+/// Case 4: `/metrics` against `/api/stats` and `/api/health`.
+async fn metrics_scrape() {
+    println!(
+        "4. GET /metrics with {} types and {SCRAPE_CLIENTS} WebSocket clients, {SCRAPE_ROUNDS} rounds",
+        EventType::COUNT
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open(dir.path().join("m.db")).unwrap());
+    let addr = serve(
+        WebApi::new(bus.clone())
+            .store(recorder)
+            .max_clients(SCRAPE_CLIENTS + 10),
+    )
+    .await;
+    let mut sockets = Vec::with_capacity(SCRAPE_CLIENTS);
+    for _ in 0..SCRAPE_CLIENTS {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        sockets.push(socket);
+    }
+    for event_type in EventType::ALL {
+        bus.publish(Event::new(event_type)).await;
+    }
+    let client = http_client();
+    let get = |path: &'static str| {
+        let client = client.clone();
+        let url = format!("http://{addr}{path}");
+        async move {
+            let start = Instant::now();
+            let response = client.get(url.parse().unwrap()).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (start.elapsed(), body)
+        }
+    };
+    let (_, body) = get("/metrics").await;
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("agentbus_live_clients{transport=\"websocket\"} 1000"),
+        "{text}"
+    );
+    let paths = ["/metrics", "/api/stats", "/api/health"];
+    let mut samples: Vec<Vec<u64>> = vec![Vec::new(); paths.len()];
+    for _ in 0..SCRAPE_ROUNDS {
+        for (path, samples) in paths.iter().zip(&mut samples) {
+            samples.push(get(path).await.0.as_nanos() as u64);
+        }
+    }
+    let medians: Vec<u64> = samples
+        .iter_mut()
+        .map(|samples| {
+            samples.sort_unstable();
+            samples[samples.len() / 2]
+        })
+        .collect();
+    for (path, median) in paths.iter().zip(&medians) {
+        println!(
+            "   {path:<12} median {:>7.1} us  ({:.2}x /api/health)",
+            *median as f64 / 1000.0,
+            *median as f64 / medians[2] as f64
+        );
+    }
+    println!(
+        "   /metrics body {} bytes; /metrics / /api/stats = {:.2}\n",
+        body.len(),
+        medians[0] as f64 / medians[1] as f64
+    );
+    drop(sockets);
 }
 
 /// Serves `api` on the server runtime (its own threads).

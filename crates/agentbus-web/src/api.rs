@@ -11,6 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 
 use crate::auth::Token;
 use crate::hub::Hub;
@@ -55,6 +57,17 @@ pub struct WebApi {
     send_timeout: Duration,
     durable_timeout: Duration,
     allowed: Allowed,
+    collectors: Vec<SharedCollector>,
+}
+
+/// A collector added with [`WebApi::metrics_collector`], shared by clones.
+#[derive(Clone, Debug)]
+struct SharedCollector(Arc<dyn Collector>);
+
+impl Collector for SharedCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.0.encode(encoder)
+    }
 }
 
 impl WebApi {
@@ -70,6 +83,7 @@ impl WebApi {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             durable_timeout: DEFAULT_DURABLE_TIMEOUT,
             allowed: Allowed::default(),
+            collectors: Vec::new(),
         }
     }
 
@@ -178,6 +192,15 @@ impl WebApi {
         self
     }
 
+    /// Adds `collector`'s metrics to every scrape of `GET /metrics` (the
+    /// NATS bridge's, or the application's own). It is called on each
+    /// scrape, after the API's own metrics.
+    #[must_use]
+    pub fn metrics_collector(mut self, collector: impl Collector) -> Self {
+        self.collectors.push(SharedCollector(Arc::new(collector)));
+        self
+    }
+
     /// The bus this API publishes to and reads from.
     pub fn bus(&self) -> &EventBus {
         &self.bus
@@ -189,15 +212,24 @@ impl WebApi {
     pub fn router(self) -> Router {
         let hub = Hub::new(&self.bus, self.recorder.clone(), self.client_buffer);
         hub.start();
-        let state = Arc::new(AppState {
-            recorder: self.recorder,
-            body_limit: self.body_limit,
-            max_clients: self.max_clients,
-            send_timeout: self.send_timeout,
-            durable_timeout: self.durable_timeout,
-            bus: self.bus,
-            hub,
-        });
+        let collectors = self
+            .collectors
+            .into_iter()
+            .map(|collector| Box::new(collector) as Box<dyn Collector>)
+            .collect();
+        let state = crate::metrics::cyclic(
+            |metrics| AppState {
+                recorder: self.recorder,
+                body_limit: self.body_limit,
+                max_clients: self.max_clients,
+                send_timeout: self.send_timeout,
+                durable_timeout: self.durable_timeout,
+                bus: self.bus,
+                hub,
+                metrics,
+            },
+            collectors,
+        );
         let token = self.token.map(|token| Arc::new(Token::new(token)));
         let guarded = Router::new()
             .route("/", get(crate::dashboard::page))
@@ -207,6 +239,7 @@ impl WebApi {
             )
             .route("/api/events/{id}", get(crate::read::one))
             .route("/api/stats", get(crate::stats::stats))
+            .route("/metrics", get(crate::metrics::scrape))
             .route("/api/openapi.json", get(crate::openapi::document))
             .route("/api/stream", get(crate::sse::stream))
             .route("/ws", get(crate::ws::upgrade))

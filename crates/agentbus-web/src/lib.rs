@@ -36,6 +36,7 @@
 //! | `GET /ws?type=&circle_id=&source_agent_id=&project_id=&correlation_id=&after=` | WebSocket, one text frame per event |
 //! | `GET /api/stream?...` | the same as Server-Sent Events; `id:` is the sequence, `Last-Event-ID` resumes |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document of all of this |
+//! | `GET /metrics` | Prometheus metrics in the OpenMetrics text format (see below) |
 //! | `GET /` | the dashboard |
 //!
 //! # Behaviour
@@ -46,6 +47,23 @@
 //!   and `timestamp` they were posted with; missing ones are filled in.
 //!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
 //!   or `u64`), which JSON parsing would round, is a 400 naming its event.
+//! - **Metrics.** `GET /metrics` (behind the token like the API) answers in
+//!   the OpenMetrics text format that Prometheus scrapes:
+//!   `agentbus_events_published_total{type}`,
+//!   `agentbus_events_delivered_total`, `agentbus_handler_errors_total`,
+//!   `agentbus_subscribers`, `agentbus_live_clients{transport}`, and with a
+//!   store `agentbus_store_lag`, `agentbus_store_last_sequence`,
+//!   `agentbus_store_{committed,duplicates,dropped,rejected,errors}_total`
+//!   and the histogram `agentbus_store_commit_latency_seconds` (a `POST`'s
+//!   publish to its commit). Values are read from the counters the bus, hub
+//!   and recorder keep, at scrape time; more collectors (the NATS bridge's,
+//!   the application's) are added with
+//!   [`WebApi::metrics_collector`](WebApi::metrics_collector).
+//! - **Trace context.** A `POST` with a W3C `traceparent` header (and
+//!   optional `tracestate`) gives that context to each posted event that
+//!   has none of its own in its JSON; a header that breaks the W3C rules is
+//!   a 400 naming it (a `tracestate` alone is ignored). Every event read or
+//!   streamed carries its `traceparent`/`tracestate` fields when set.
 //! - **Durability.** With a store, the reply comes only after the
 //!   recorder's [`flush`](agentbus_store::Recorder::flush): a 200 means the
 //!   events are committed and survive a crash. `sequences` gives each
@@ -197,6 +215,8 @@ mod hub;
 #[cfg(feature = "server")]
 mod live;
 #[cfg(feature = "server")]
+mod metrics;
+#[cfg(feature = "server")]
 mod openapi;
 #[cfg(feature = "server")]
 mod origin;
@@ -214,6 +234,8 @@ mod sse;
 mod state;
 #[cfg(feature = "server")]
 mod stats;
+#[cfg(feature = "server")]
+mod trace_header;
 mod wire;
 #[cfg(feature = "server")]
 mod ws;
@@ -231,3 +253,7 @@ pub use crate::{
         serve, Serve, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     },
 };
+/// The `prometheus-client` crate the metrics are built with, for
+/// [`WebApi::metrics_collector`].
+#[cfg(feature = "server")]
+pub use prometheus_client;

@@ -11,12 +11,15 @@ use axum::Json;
 use crate::body::{at, EventsBody};
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::trace_header::TraceHeader;
 use crate::wire::PublishReply;
 
 pub(crate) async fn publish(
     State(state): State<SharedState>,
-    EventsBody { events, array }: EventsBody,
+    trace: TraceHeader,
+    EventsBody { mut events, array }: EventsBody,
 ) -> Result<Json<PublishReply>, ApiError> {
+    trace.apply(&mut events);
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
         for event in events {
@@ -37,6 +40,7 @@ pub(crate) async fn publish(
     }
     // The writer reports each sequence as it commits: no store read after.
     let tracked = recorder.track(&ids);
+    let started = tokio::time::Instant::now();
     // One deadline for room and commit: a stalled store gets the client a
     // 503 in bounded time, and no worker ever waits on the recorder's queue.
     let deadline = tokio::time::Instant::now() + state.durable_timeout;
@@ -62,7 +66,10 @@ pub(crate) async fn publish(
         }
     }
     let sequences = match tokio::time::timeout_at(deadline, tracked.commit()).await {
-        Ok(Ok(sequences)) => sequences,
+        Ok(Ok(sequences)) => {
+            state.metrics.observe_commit(started.elapsed());
+            sequences
+        }
         Ok(Err(StoreError::NotRecorded { index, .. })) => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

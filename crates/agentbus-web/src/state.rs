@@ -7,6 +7,7 @@ use agentbus::EventBus;
 use agentbus_store::Recorder;
 
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub(crate) struct AppState {
     pub(crate) send_timeout: Duration,
     pub(crate) durable_timeout: Duration,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) metrics: Metrics,
 }
 
 pub(crate) type SharedState = Arc<AppState>;

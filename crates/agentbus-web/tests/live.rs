@@ -59,19 +59,6 @@ async fn websocket_filters_by_type_circle_agent_and_project() {
     assert!(first.get("sequence").is_none());
 }
 
-/// Waits until the server counts `n` live clients.
-async fn wait_for_clients(server: &Server, n: u64) {
-    let mut seen = serde_json::Value::Null;
-    for _ in 0..500 {
-        seen = get(&server.url("/api/stats")).await.json()["clients"].clone();
-        if seen == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never saw {n} clients (last saw {seen})");
-}
-
 #[tokio::test]
 async fn sse_streams_matching_events() {
     let bus = EventBus::new();

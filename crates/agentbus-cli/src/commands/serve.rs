@@ -191,6 +191,14 @@ impl Server {
         if let Some(recorder) = &recorder {
             api = api.store(recorder.clone());
         }
+        // Before the router: its metrics read the bridge's counters.
+        let nats = match config.nats {
+            Some(args) => crate::nats::Bridge::connect(args, &bus).await?,
+            None => None,
+        };
+        if let Some(bridge) = &nats {
+            api = api.metrics_collector(bridge.collector());
+        }
         let app = api.router();
         let listener =
             TcpListener::bind(config.addr)
@@ -203,10 +211,6 @@ impl Server {
             addr: config.addr,
             source,
         })?;
-        let nats = match config.nats {
-            Some(args) => crate::nats::Bridge::connect(args, &bus).await?,
-            None => None,
-        };
         Ok(Self {
             bus,
             recorder,

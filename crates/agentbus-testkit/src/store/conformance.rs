@@ -101,7 +101,8 @@ pub async fn append_gives_gap_free_sequences_and_skips_known_ids<S: EventStore +
 }
 
 /// Every field of an event comes back exactly as appended: odd data,
-/// extreme ids, a causal link, a timestamp to the nanosecond.
+/// extreme ids, a causal link, a timestamp to the nanosecond, a trace
+/// context with and without a `tracestate`, and none.
 pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
     let parent = Event::new(EventType::TaskCompleted)
         .with_data(serde_json::json!({
@@ -111,7 +112,20 @@ pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
         .with_source_agent(-3)
         .with_circle(i64::MIN)
         .with_project(i64::MAX);
-    let child = Event::new(EventType::AgentToolExecuted).caused_by(&parent);
+    let traced = agentbus::TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"),
+    )
+    .unwrap();
+    let child = Event::new(EventType::AgentToolExecuted)
+        .caused_by(&parent)
+        .with_trace_context(traced);
+    let untraced_state = agentbus::TraceContext::parse(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        None,
+    )
+    .unwrap();
+    let parent = parent.with_trace_context(untraced_state);
     let mut odd = Event::new(EventType::SystemWarning).with_data(serde_json::json!("a string"));
     odd.timestamp = std::time::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
     let events = [parent, child, odd].map(Arc::new);

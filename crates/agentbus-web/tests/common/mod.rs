@@ -234,3 +234,16 @@ impl Drop for ThreadServer {
         }
     }
 }
+
+/// Waits until the server counts `n` live clients.
+pub async fn wait_for_clients(server: &Server, n: u64) {
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..500 {
+        seen = get(&server.url("/api/stats")).await.json()["clients"].clone();
+        if seen == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw {n} clients (last saw {seen})");
+}
