@@ -61,6 +61,20 @@ pub(crate) fn publish<'a>(
     }
 }
 
+/// [`publish`] of an event the bus's guards already let in.
+#[inline]
+pub(crate) fn publish_admitted<'a>(
+    bus: &'a Inner,
+    event: StdArc<Event>,
+    cache: Option<&'a mut TableCache>,
+) -> Publish<'a> {
+    Publish {
+        bus,
+        cache,
+        state: PublishState::Admitted(event),
+    }
+}
+
 /// [`EventBus::publish_blocking`](crate::EventBus::publish_blocking) on
 /// `bus`, through `cache` if given.
 #[inline]
@@ -69,11 +83,24 @@ pub(crate) fn publish_blocking(
     event: StdArc<Event>,
     cache: Option<&mut TableCache>,
 ) -> PublishOutcome {
+    match bus.guards.admit(stamp(event)) {
+        Some(event) => publish_blocking_admitted(bus, event, cache),
+        None => PublishOutcome::default(),
+    }
+}
+
+/// [`publish_blocking`] of a stamped event the bus's guards already let in.
+#[inline]
+pub(crate) fn publish_blocking_admitted(
+    bus: &Inner,
+    event: StdArc<Event>,
+    cache: Option<&mut TableCache>,
+) -> PublishOutcome {
     // Async handlers get their first poll during the fan-out with a no-op
     // waker; most finish there. Any still pending are polled again by
     // `block_on` with a waker that works, which they then keep.
     let mut first_poll = Context::from_waker(Waker::noop());
-    let delivery = dispatch(bus, stamp(event), cache, &mut first_poll);
+    let delivery = dispatch(bus, event, cache, &mut first_poll);
     if delivery.is_done() {
         delivery.outcome()
     } else {
@@ -114,7 +141,10 @@ pub(crate) struct Publish<'bus> {
 }
 
 enum PublishState<'bus> {
+    /// Stamped; the guards have yet to see it.
     Start(StdArc<Event>),
+    /// Stamped and let in by the guards.
+    Admitted(StdArc<Event>),
     Delivering(Delivery<'bus>),
     Done,
 }
@@ -126,6 +156,13 @@ impl Future for Publish<'_> {
         let this = self.get_mut();
         let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
             PublishState::Start(event) => {
+                let Some(event) = this.bus.guards.admit(event) else {
+                    return Poll::Ready(PublishOutcome::default());
+                };
+                this.state = PublishState::Admitted(event);
+                return Pin::new(this).poll(cx);
+            }
+            PublishState::Admitted(event) => {
                 let delivery = dispatch(this.bus, event, this.cache.as_deref_mut(), cx);
                 if delivery.is_done() {
                     return Poll::Ready(delivery.outcome());
