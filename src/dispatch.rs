@@ -149,6 +149,21 @@ enum PublishState<'bus> {
     Done,
 }
 
+impl Publish<'_> {
+    /// The first poll of an admitted event: fans out with this poll's
+    /// context.
+    #[inline(always)]
+    fn begin(&mut self, event: StdArc<Event>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+        let delivery = dispatch(self.bus, event, self.cache.as_deref_mut(), cx);
+        if delivery.is_done() {
+            return Poll::Ready(delivery.outcome());
+        }
+        // Every handler still running was polled just now.
+        self.state = PublishState::Delivering(delivery);
+        Poll::Pending
+    }
+}
+
 impl Future for Publish<'_> {
     type Output = PublishOutcome;
 
@@ -159,18 +174,9 @@ impl Future for Publish<'_> {
                 let Some(event) = this.bus.guards.admit(event) else {
                     return Poll::Ready(PublishOutcome::default());
                 };
-                this.state = PublishState::Admitted(event);
-                return Pin::new(this).poll(cx);
+                return this.begin(event, cx);
             }
-            PublishState::Admitted(event) => {
-                let delivery = dispatch(this.bus, event, this.cache.as_deref_mut(), cx);
-                if delivery.is_done() {
-                    return Poll::Ready(delivery.outcome());
-                }
-                // Every handler still running was polled just now.
-                this.state = PublishState::Delivering(delivery);
-                return Poll::Pending;
-            }
+            PublishState::Admitted(event) => return this.begin(event, cx),
             PublishState::Delivering(delivery) => delivery,
             PublishState::Done => return Poll::Ready(PublishOutcome::default()),
         };
