@@ -317,16 +317,23 @@ impl Guards {
                 Err(Rejection::custom("panicked-guard", format!("guard #{index} panicked")))
             });
             if let Err(reason) = verdict {
-                for earlier in self.guards[..index].iter().rev() {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        earlier.withdraw(&event);
-                    }));
-                }
+                self.withdraw(&event, index);
                 self.count(&reason);
                 return Err(Rejected { event, reason });
             }
         }
         Ok(event)
+    }
+
+    /// Withdraws `event` from the guards before `before` (all of them for
+    /// `usize::MAX`), last first. A panic there is caught and ignored.
+    pub(crate) fn withdraw(&self, event: &Event, before: usize) {
+        let before = before.min(self.guards.len());
+        for guard in self.guards[..before].iter().rev() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                guard.withdraw(event);
+            }));
+        }
     }
 
     /// [`check`](Self::check) for `publish`, which cannot return the
@@ -452,6 +459,84 @@ impl EventBus {
         Ok(crate::dispatch::publish_blocking_admitted(
             inner, event, cache,
         ))
+    }
+}
+
+impl EventBus {
+    /// Runs the guards on `event` now and, if they let it in, returns an
+    /// [`Admission`] to publish it later: for a caller that must know that
+    /// every event of a batch is let in before it publishes any (the web
+    /// API's all-or-nothing `POST`). Stamps the event as
+    /// [`publish`](Self::publish) does.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, Rejection};
+    ///
+    /// let bus = EventBus::builder()
+    ///     .guard(|e: &Event| match e.source_agent_id {
+    ///         Some(_) => Ok(()),
+    ///         None => Err(Rejection::custom("agent-required", "no source agent")),
+    ///     })
+    ///     .build();
+    /// let batch = [Event::new(EventType::TaskCreated).with_source_agent(1), Event::new(EventType::TaskCreated)];
+    /// let admitted: Result<Vec<_>, _> = batch.into_iter().map(|e| bus.admit(e)).collect();
+    /// assert!(admitted.is_err()); // the first admission is dropped: nothing published
+    /// assert_eq!(bus.stats().events_published, 0);
+    /// ```
+    pub fn admit(&self, event: impl Into<StdArc<Event>>) -> Result<Admission, Rejected> {
+        let event = self.inner().guards.check(stamp(event.into()))?;
+        Ok(Admission {
+            bus: self.clone(),
+            event: Some(event),
+        })
+    }
+}
+
+/// An event the bus's guards let in, not published yet; from
+/// [`EventBus::admit`].
+///
+/// Publishing it runs no guard again. Dropping it unpublished withdraws it
+/// from every guard ([`Guard::withdraw`]), as if a later guard had rejected
+/// it: a dedup window forgets it; a rate limit's quota stays used.
+pub struct Admission {
+    bus: EventBus,
+    /// `Some` until published.
+    event: Option<StdArc<Event>>,
+}
+
+impl Admission {
+    /// The event as it will be published.
+    pub fn event(&self) -> &StdArc<Event> {
+        self.event.as_ref().expect("set until published")
+    }
+
+    /// Publishes it like [`EventBus::publish`].
+    pub fn publish(mut self) -> impl Future<Output = PublishOutcome> + Send + 'static {
+        let event = self.event.take().expect("set until published");
+        let bus = self.bus.clone();
+        async move { crate::dispatch::publish_admitted(bus.inner(), event, None).await }
+    }
+
+    /// Publishes it like [`EventBus::publish_blocking`].
+    pub fn publish_blocking(mut self) -> PublishOutcome {
+        let event = self.event.take().expect("set until published");
+        crate::dispatch::publish_blocking_admitted(self.bus.inner(), event, None)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(event) = self.event.take() {
+            self.bus.inner().guards.withdraw(&event, usize::MAX);
+        }
+    }
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("event", &self.event.as_ref().map(|e| e.id))
+            .finish_non_exhaustive()
     }
 }
 

@@ -82,7 +82,7 @@ pub use crate::{
     event::Event,
     event_type::{EventType, EventTypeSet, EventTypeSetIter},
     filter::EventFilter,
-    guard::{Guard, Rejected, Rejection, Violation},
+    guard::{Admission, Guard, Rejected, Rejection, Violation},
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},

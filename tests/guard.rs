@@ -294,3 +294,25 @@ fn a_guard_free_bus_behaves_exactly_as_before() {
         assert_eq!(history(&plain), history(&guarded));
     }
 }
+
+#[test]
+fn an_admission_publishes_without_checking_again_or_withdraws_when_dropped() {
+    let remember = Arc::new(Remember::default());
+    let (bus, seen) = counting_bus(Arc::clone(&remember));
+    let first = bus
+        .admit(Event::new(EventType::TaskCreated))
+        .expect("let in");
+    assert_eq!(remember.0.lock().unwrap().len(), 1);
+    assert_eq!(first.publish_blocking().delivered, 1);
+    assert_eq!(remember.0.lock().unwrap().len(), 1);
+
+    let event = Arc::new(Event::new(EventType::TaskCreated));
+    let dropped = bus.admit(Arc::clone(&event)).expect("let in");
+    assert_eq!(dropped.event().id, event.id);
+    drop(dropped);
+    assert_eq!(remember.0.lock().unwrap().len(), 1);
+    let again = bus.admit(event).expect("withdrawn, so not a duplicate");
+    assert_eq!(futures::executor::block_on(again.publish()).delivered, 1);
+    assert_eq!(seen.load(Ordering::Relaxed), 2);
+    assert_eq!(bus.stats().events_published, 2);
+}
