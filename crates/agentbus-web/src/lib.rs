@@ -193,6 +193,8 @@ mod extract;
 #[cfg(feature = "server")]
 mod headers;
 #[cfg(feature = "server")]
+mod guards;
+#[cfg(feature = "server")]
 mod hub;
 #[cfg(feature = "server")]
 mod live;
@@ -218,7 +220,9 @@ mod wire;
 #[cfg(feature = "server")]
 mod ws;
 
-pub use crate::wire::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
+pub use crate::wire::{
+    ErrorReply, EventsPage, PublishReply, RejectedReply, SequencedEvent, ViolationReply,
+};
 #[cfg(feature = "server")]
 pub use crate::{
     api::{
