@@ -463,6 +463,18 @@ impl EventBus {
 }
 
 impl EventBus {
+    /// Publishes like [`publish`](Self::publish) without running the
+    /// guards: for events that another bus's guards already let in, which
+    /// must not be lost here because this bus's guards differ or its dedup
+    /// window or rate limits are in another state (the NATS bridge publishes
+    /// what it receives with this). Anything else should use `publish`.
+    pub fn publish_unguarded(
+        &self,
+        event: impl Into<StdArc<Event>>,
+    ) -> impl Future<Output = PublishOutcome> + Send + '_ {
+        crate::dispatch::publish_admitted(self.inner(), stamp(event.into()), None)
+    }
+
     /// Runs the guards on `event` now and, if they let it in, returns an
     /// [`Admission`] to publish it later: for a caller that must know that
     /// every event of a batch is let in before it publishes any (the web
