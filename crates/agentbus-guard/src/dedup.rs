@@ -1,6 +1,5 @@
 //! [`Dedup`]: a window that keeps out repeats of an event.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Guard, Rejection};
+use foldhash::fast::RandomState as MapHasher;
+use foldhash::quality::RandomState;
 
 use crate::clock::Clock;
 
@@ -32,9 +33,10 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   oldest is forgotten before its window ends (counted in
 ///   [`forgotten_early`](Self::forgotten_early)), so a repeat of it is let
 ///   in: the bound can let a duplicate through, never keep a new event out.
-/// - Content is compared by a 64-bit keyed hash of the data (SipHash with a
-///   per-process random key): two different payloads of the same type,
-///   agent and circle collide with probability about 2⁻⁶⁴ per pair.
+/// - Content is compared by a 64-bit hash of the data keyed with a random
+///   seed per window (foldhash's quality variant): two different payloads of
+///   the same type, agent and circle collide with probability about 2⁻⁶⁴
+///   per pair, and the seed keeps a client from choosing colliding ones.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -75,8 +77,8 @@ struct Shared {
 /// index it.
 #[derive(Default)]
 struct State {
-    by_content: HashMap<u64, Seen>,
-    by_id: HashMap<EventId, Duration>,
+    by_content: HashMap<u64, Seen, MapHasher>,
+    by_id: HashMap<EventId, Duration, MapHasher>,
     order: VecDeque<(Duration, u64, EventId)>,
 }
 
@@ -99,7 +101,7 @@ impl Dedup {
                 window,
                 capacity: capacity.max(1),
                 clock,
-                hasher: RandomState::new(),
+                hasher: RandomState::default(),
                 state: Mutex::new(State::default()),
                 deduplicated: AtomicU64::new(0),
                 forgotten_early: AtomicU64::new(0),

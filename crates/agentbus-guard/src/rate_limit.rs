@@ -49,7 +49,8 @@ impl Per {
     }
 }
 
-type Limiter = RateLimiter<Key, HashMapStateStore<Key>, Clock, NoOpMiddleware<Nanos>>;
+type Limiter =
+    RateLimiter<Key, HashMapStateStore<Key, foldhash::fast::RandomState>, Clock, NoOpMiddleware<Nanos>>;
 
 /// Keeps an event out when its source agent, circle, type (or the bus as a
 /// whole) is over its quota: `count` events per `per`, refilled evenly (one
@@ -142,7 +143,11 @@ impl RateLimit {
                 count,
                 period,
                 burst: burst.max(1),
-                limiter: RateLimiter::new(quota, HashMapStateStore::default(), clock.clone()),
+                limiter: RateLimiter::hashmap_with_clock_and_hasher(
+                    quota,
+                    clock.clone(),
+                    foldhash::fast::RandomState::default(),
+                ),
                 clock,
                 rate_limited: AtomicU64::new(0),
                 checks: AtomicU64::new(0),
