@@ -221,7 +221,8 @@ mod wire;
 mod ws;
 
 pub use crate::wire::{
-    ErrorReply, EventsPage, PublishReply, RejectedReply, SequencedEvent, ViolationReply,
+    ErrorReply, EventsPage, PublishReply, RateWindow, RejectedReply, SequencedEvent, StatsReply,
+    StoreCounters, ViolationReply,
 };
 #[cfg(feature = "server")]
 pub use crate::{
