@@ -48,7 +48,9 @@ fn smoke() {
     assert_eq!(rejected.reason().kind(), "invalid");
     assert_eq!(
         rejected.to_string(),
-        format!("event {bad_id} (task.completed) rejected: invalid data: at /bad: must not be true")
+        format!(
+            "event {bad_id} (task.completed) rejected: invalid data: at /bad: must not be true"
+        )
     );
     assert_eq!(seen.load(Ordering::Relaxed), 1);
     let stats = bus.stats();

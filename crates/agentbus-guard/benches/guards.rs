@@ -120,7 +120,11 @@ fn guards(c: &mut Criterion) {
     group.finish();
 
     assert_eq!(
-        (dedup.deduplicated(), limit.rate_limited(), schemas.invalid()),
+        (
+            dedup.deduplicated(),
+            limit.rate_limited(),
+            schemas.invalid()
+        ),
         (0, 0, 0),
         "every benched event must be let in"
     );

@@ -51,7 +51,11 @@ fn main() -> Result<(), agentbus_guard::SchemaError> {
         stats.events_invalid
     );
     assert_eq!(
-        (dedup.deduplicated(), limit.rate_limited(), schemas.invalid()),
+        (
+            dedup.deduplicated(),
+            limit.rate_limited(),
+            schemas.invalid()
+        ),
         (1, 1, 1)
     );
     Ok(())

@@ -186,7 +186,11 @@ impl State {
         };
         // Only if the entry is still this one: a withdrawn event may have
         // been replaced by a newer one with the same key.
-        if self.by_content.get(&key).is_some_and(|seen| seen.at == at && seen.id == id) {
+        if self
+            .by_content
+            .get(&key)
+            .is_some_and(|seen| seen.at == at && seen.id == id)
+        {
             self.by_content.remove(&key);
         }
         if self.by_id.get(&id) == Some(&at) {
@@ -216,7 +220,13 @@ impl Guard for Dedup {
             state.forget_oldest();
             shared.forgotten_early.fetch_add(1, Ordering::Relaxed);
         }
-        state.by_content.insert(key, Seen { id: event.id, at: now });
+        state.by_content.insert(
+            key,
+            Seen {
+                id: event.id,
+                at: now,
+            },
+        );
         state.by_id.insert(event.id, now);
         state.order.push_back((now, key, event.id));
         Ok(())
@@ -225,7 +235,11 @@ impl Guard for Dedup {
     fn withdraw(&self, event: &Event) {
         let key = self.content_key(event);
         let mut state = self.lock();
-        if state.by_content.get(&key).is_some_and(|seen| seen.id == event.id) {
+        if state
+            .by_content
+            .get(&key)
+            .is_some_and(|seen| seen.id == event.id)
+        {
             state.by_content.remove(&key);
         }
         state.by_id.remove(&event.id);

@@ -49,8 +49,12 @@ impl Per {
     }
 }
 
-type Limiter =
-    RateLimiter<Key, HashMapStateStore<Key, foldhash::fast::RandomState>, Clock, NoOpMiddleware<Nanos>>;
+type Limiter = RateLimiter<
+    Key,
+    HashMapStateStore<Key, foldhash::fast::RandomState>,
+    Clock,
+    NoOpMiddleware<Nanos>,
+>;
 
 /// Keeps an event out when its source agent, circle, type (or the bus as a
 /// whole) is over its quota: `count` events per `per`, refilled evenly (one

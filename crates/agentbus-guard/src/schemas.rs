@@ -13,11 +13,26 @@ use crate::error::SchemaError;
 /// The example schemas, from the data fields the specification's examples
 /// use: `(event type, schema text)`.
 const SPEC_EXAMPLES: [(EventType, &str); 5] = [
-    (EventType::TaskCreated, include_str!("../schemas/task.created.json")),
-    (EventType::TaskCompleted, include_str!("../schemas/task.completed.json")),
-    (EventType::TaskConflictDetected, include_str!("../schemas/task.conflict.detected.json")),
-    (EventType::AgentToolExecuted, include_str!("../schemas/agent.tool.executed.json")),
-    (EventType::MemoryShared, include_str!("../schemas/memory.shared.json")),
+    (
+        EventType::TaskCreated,
+        include_str!("../schemas/task.created.json"),
+    ),
+    (
+        EventType::TaskCompleted,
+        include_str!("../schemas/task.completed.json"),
+    ),
+    (
+        EventType::TaskConflictDetected,
+        include_str!("../schemas/task.conflict.detected.json"),
+    ),
+    (
+        EventType::AgentToolExecuted,
+        include_str!("../schemas/agent.tool.executed.json"),
+    ),
+    (
+        EventType::MemoryShared,
+        include_str!("../schemas/memory.shared.json"),
+    ),
 ];
 
 /// Keeps out an event whose `data` does not match the JSON Schema of its
@@ -116,17 +131,18 @@ impl Schemas {
                 .file_stem()
                 .and_then(|stem| stem.to_str())
                 .unwrap_or_default();
-            let event_type: EventType = name.parse().map_err(|_| SchemaError::UnknownType {
-                path: path.clone(),
-            })?;
+            let event_type: EventType = name
+                .parse()
+                .map_err(|_| SchemaError::UnknownType { path: path.clone() })?;
             let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Io {
                 path: path.clone(),
                 source,
             })?;
-            let schema: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json {
-                path: path.clone(),
-                source,
-            })?;
+            let schema: Value =
+                serde_json::from_str(&text).map_err(|source| SchemaError::Json {
+                    path: path.clone(),
+                    source,
+                })?;
             let validator = compile(event_type, &schema, Some(&path))?;
             self.by_type[event_type.index()] = Some(Arc::new(validator));
         }

@@ -85,7 +85,9 @@ fn stale_keys_are_pruned() {
                 scope.spawn(move || {
                     for agent in 0..10_000 {
                         let agent = round * 1_000_000 + thread * 100_000 + agent;
-                        assert!(limit.check(&event(agent, 1, EventType::TaskStarted)).is_ok());
+                        assert!(limit
+                            .check(&event(agent, 1, EventType::TaskStarted))
+                            .is_ok());
                     }
                 });
             }

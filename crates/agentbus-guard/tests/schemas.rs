@@ -118,11 +118,26 @@ fn a_bad_schema_or_a_remote_ref_is_a_compile_error() {
 fn the_shipped_examples_accept_the_specifications_examples() {
     let schemas = Schemas::spec_examples();
     let ok = [
-        (EventType::TaskCompleted, json!({"task_id": 123, "result": "success", "duration_ms": 1234})),
-        (EventType::TaskCompleted, json!({"task_id": 123, "output_file": "results.json"})),
-        (EventType::TaskCreated, json!({"task_id": 1, "circle_id": 5, "required_competencies": ["rust"]})),
-        (EventType::AgentToolExecuted, json!({"tool_name": "fs_write", "params": {"path": "a.rs"}})),
-        (EventType::TaskConflictDetected, json!({"file_path": "a.rs", "agent1_id": 1, "agent2_id": 2})),
+        (
+            EventType::TaskCompleted,
+            json!({"task_id": 123, "result": "success", "duration_ms": 1234}),
+        ),
+        (
+            EventType::TaskCompleted,
+            json!({"task_id": 123, "output_file": "results.json"}),
+        ),
+        (
+            EventType::TaskCreated,
+            json!({"task_id": 1, "circle_id": 5, "required_competencies": ["rust"]}),
+        ),
+        (
+            EventType::AgentToolExecuted,
+            json!({"tool_name": "fs_write", "params": {"path": "a.rs"}}),
+        ),
+        (
+            EventType::TaskConflictDetected,
+            json!({"file_path": "a.rs", "agent1_id": 1, "agent2_id": 2}),
+        ),
         (EventType::MemoryShared, json!({"content": "x"})),
     ];
     for (event_type, data) in ok {

@@ -44,7 +44,11 @@ fn smoke() {
     );
     assert_eq!(bus.history(&HistoryQuery::new()).len(), 1);
     assert_eq!(
-        (schemas.invalid(), limit.rate_limited(), dedup.deduplicated()),
+        (
+            schemas.invalid(),
+            limit.rate_limited(),
+            dedup.deduplicated()
+        ),
         (1, 0, 1)
     );
     let stats = bus.stats();

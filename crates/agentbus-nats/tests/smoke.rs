@@ -240,15 +240,26 @@ fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
     let a = EventBus::new();
     // b lets in one event per hour, and never the same content twice.
     let b = EventBus::builder()
-        .guard(agentbus_guard::RateLimit::global(1, Duration::from_secs(3600)))
+        .guard(agentbus_guard::RateLimit::global(
+            1,
+            Duration::from_secs(3600),
+        ))
         .guard(agentbus_guard::Dedup::window(Duration::from_secs(3600)))
         .build();
     let (seen_a, seen_b) = (recorder(&a), recorder(&b));
     let bridge_a = rt
-        .block_on(NatsBridge::connect(&server.url(), &a, BridgeConfig::default().name("a")))
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            BridgeConfig::default().name("a"),
+        ))
         .expect("a connects");
     let bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, BridgeConfig::default().name("b")))
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &b,
+            BridgeConfig::default().name("b"),
+        ))
         .expect("b connects");
 
     let same = || Event::new(EventType::TaskCompleted).with_data(serde_json::json!({"n": 1}));
@@ -257,7 +268,8 @@ fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
         a.publish_blocking(event.clone());
     }
     assert!(
-        wait_until(Duration::from_secs(10), || seen_b.lock().unwrap().len() == 10),
+        wait_until(Duration::from_secs(10), || seen_b.lock().unwrap().len()
+            == 10),
         "b saw {} of a's 10 events",
         seen_b.lock().unwrap().len()
     );

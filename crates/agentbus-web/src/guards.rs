@@ -82,9 +82,11 @@ impl Refused {
                     .collect(),
                 None,
             ),
-            Rejection::RateLimited { retry_after } => {
-                (StatusCode::TOO_MANY_REQUESTS, Vec::new(), Some(*retry_after))
-            }
+            Rejection::RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Vec::new(),
+                Some(*retry_after),
+            ),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, Vec::new(), None),
         };
         let retry_after_ms = retry_after.map(|d| (d.as_millis() as u64).max(1));

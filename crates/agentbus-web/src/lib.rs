@@ -191,9 +191,9 @@ mod error;
 #[cfg(feature = "server")]
 mod extract;
 #[cfg(feature = "server")]
-mod headers;
-#[cfg(feature = "server")]
 mod guards;
+#[cfg(feature = "server")]
+mod headers;
 #[cfg(feature = "server")]
 mod hub;
 #[cfg(feature = "server")]

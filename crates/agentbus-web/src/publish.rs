@@ -1,6 +1,5 @@
 //! `POST /api/events`: decode all, then publish all.
 
-
 use agentbus::EventId;
 use agentbus_store::{EventStore, StoreError};
 use axum::extract::State;

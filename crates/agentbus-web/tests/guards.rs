@@ -53,7 +53,10 @@ async fn a_schema_error_is_a_422_naming_the_event_and_the_pointer_and_nothing_is
     .await;
     assert_eq!(reply.status, 422);
     let rejected: RejectedReply = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!((rejected.index, rejected.violations[0].pointer.as_str()), (None, ""));
+    assert_eq!(
+        (rejected.index, rejected.violations[0].pointer.as_str()),
+        (None, "")
+    );
 }
 
 #[tokio::test]
@@ -108,7 +111,12 @@ async fn duplicates_are_reported_per_event_and_told_apart_from_already_stored() 
         other.to_json().unwrap()
     );
     let reply = post_json(&server.url("/api/events"), &body).await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     let reply: PublishReply = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(reply.ids, [first.id, repeat.id, other.id]);
     let sequences = reply.sequences.unwrap();

@@ -116,7 +116,10 @@ pub enum RateLimitBy {
 
 impl GuardArgs {
     /// The guards, in the order they run, on `bus`.
-    fn apply(&self, mut bus: agentbus::EventBusBuilder) -> Result<agentbus::EventBusBuilder, CommandError> {
+    fn apply(
+        &self,
+        mut bus: agentbus::EventBusBuilder,
+    ) -> Result<agentbus::EventBusBuilder, CommandError> {
         use agentbus_guard::{Dedup, Per, RateLimit, Schemas};
         if let Some(dir) = &self.schemas {
             let mut schemas = Schemas::from_dir(dir)?;
