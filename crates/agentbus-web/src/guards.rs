@@ -65,7 +65,8 @@ pub(crate) fn spread(
 pub(crate) struct Refused {
     status: StatusCode,
     retry_after_secs: Option<u64>,
-    reply: RejectedReply,
+    /// Boxed: errors stay small on the happy path's stack.
+    reply: Box<RejectedReply>,
 }
 
 impl Refused {
@@ -93,7 +94,7 @@ impl Refused {
         Self {
             status,
             retry_after_secs: retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-            reply: RejectedReply {
+            reply: Box::new(RejectedReply {
                 error: format!(
                     "{}{reason}; nothing of this request was published",
                     at(index, array)
@@ -102,7 +103,7 @@ impl Refused {
                 index: array.then_some(index),
                 violations,
                 retry_after_ms,
-            },
+            }),
         }
     }
 }
@@ -131,7 +132,7 @@ impl IntoResponse for PublishError {
             Self::Api(error) => return error.into_response(),
             Self::Refused(refused) => refused,
         };
-        let mut response = (refused.status, Json(refused.reply)).into_response();
+        let mut response = (refused.status, Json(*refused.reply)).into_response();
         if let Some(secs) = refused.retry_after_secs {
             response
                 .headers_mut()
