@@ -11,6 +11,7 @@ use crate::dispatch::PublishOutcome;
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
+use crate::guard::{Guard, Guards};
 use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
@@ -69,6 +70,7 @@ impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
             .field("history_capacity", &self.history_capacity())
+            .field("guards", &self.inner.guards.len())
             .field("stats", &self.stats())
             .finish()
     }
@@ -92,7 +94,7 @@ pub fn event_bus() -> &'static EventBus {
 impl EventBus {
     /// A bus keeping the 1000 newest events in history.
     pub fn new() -> Self {
-        Self::with_capacity(DEFAULT_HISTORY_CAPACITY)
+        Self::with_capacity(DEFAULT_HISTORY_CAPACITY, Vec::new())
     }
 
     /// Configures a bus.
@@ -106,10 +108,11 @@ impl EventBus {
     pub fn builder() -> EventBusBuilder {
         EventBusBuilder {
             history_capacity: DEFAULT_HISTORY_CAPACITY,
+            guards: Vec::new(),
         }
     }
 
-    fn with_capacity(history_capacity: usize) -> Self {
+    fn with_capacity(history_capacity: usize, guards: Vec<StdArc<dyn Guard>>) -> Self {
         // A std atomic even under loom: it only hands out distinct numbers.
         static NEXT_BUS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
@@ -118,6 +121,7 @@ impl EventBus {
                 tables: Tables::new(),
                 history: History::new(history_capacity),
                 counters: Counters::new(),
+                guards: Guards::new(guards),
                 registry: CachePadded::new(Mutex::new(Registry::default())),
             }),
         }
@@ -125,6 +129,10 @@ impl EventBus {
 
     pub(crate) fn from_inner(inner: StdArc<Inner>) -> Self {
         Self { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// A handle that does not keep the bus alive: what a handler that
@@ -397,12 +405,15 @@ impl EventBus {
         quietly(|| drop((retired, removed)));
         inner.history.clear();
         inner.counters.reset();
+        inner.guards.reset();
     }
 
     /// A snapshot of the bus's counters.
     pub fn stats(&self) -> BusStats {
         let inner = &*self.inner;
-        inner.counters.snapshot(inner.history.len())
+        let mut stats = inner.counters.snapshot(inner.history.len());
+        inner.guards.fill(&mut stats);
+        stats
     }
 }
 
@@ -421,9 +432,43 @@ impl WeakEventBus {
 
 /// Configures an [`EventBus`]; from [`EventBus::builder`] (or `default()`,
 /// the same).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Two builders are equal when they have the same history capacity and the
+/// same guards (the same `Arc`s, in the same order).
+#[derive(Clone)]
 pub struct EventBusBuilder {
     history_capacity: usize,
+    guards: Vec<StdArc<dyn Guard>>,
+}
+
+impl std::fmt::Debug for EventBusBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBusBuilder")
+            .field("history_capacity", &self.history_capacity)
+            .field("guards", &self.guards.len())
+            .finish()
+    }
+}
+
+impl PartialEq for EventBusBuilder {
+    fn eq(&self, other: &Self) -> bool {
+        self.history_capacity == other.history_capacity
+            && self.guards.len() == other.guards.len()
+            && self
+                .guards
+                .iter()
+                .zip(&other.guards)
+                .all(|(a, b)| StdArc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for EventBusBuilder {}
+
+impl std::hash::Hash for EventBusBuilder {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.history_capacity.hash(state);
+        self.guards.len().hash(state);
+    }
 }
 
 impl Default for EventBusBuilder {
@@ -447,6 +492,15 @@ impl EventBusBuilder {
         self
     }
 
+    /// Adds a [`Guard`]: every event must pass it to enter the bus. Guards
+    /// run in the order added; the first rejection wins (see [`Guard`] for
+    /// what a rejection means).
+    #[must_use]
+    pub fn guard(mut self, guard: impl Guard) -> Self {
+        self.guards.push(StdArc::new(guard));
+        self
+    }
+
     /// Builds the bus, or says why the settings cannot be built.
     ///
     /// ```
@@ -463,7 +517,7 @@ impl EventBusBuilder {
                 max: MAX_HISTORY_CAPACITY,
             });
         }
-        Ok(EventBus::with_capacity(self.history_capacity))
+        Ok(EventBus::with_capacity(self.history_capacity, self.guards))
     }
 
     /// Builds the bus. A history capacity above [`MAX_HISTORY_CAPACITY`] is
@@ -471,9 +525,10 @@ impl EventBusBuilder {
     /// [`try_build`](Self::try_build) to get an error instead.
     pub fn build(self) -> EventBus {
         let requested = self.history_capacity;
+        let guards = self.guards.clone();
         self.try_build().unwrap_or_else(|err| {
             tracing::warn!(requested, error = %err, "history capacity lowered to the maximum");
-            EventBus::with_capacity(MAX_HISTORY_CAPACITY)
+            EventBus::with_capacity(MAX_HISTORY_CAPACITY, guards)
         })
     }
 }

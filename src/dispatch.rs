@@ -63,6 +63,20 @@ pub(crate) fn publish<'a>(
     }
 }
 
+/// [`publish`] of an event the bus's guards already let in.
+#[inline]
+pub(crate) fn publish_admitted<'a>(
+    bus: &'a Inner,
+    event: StdArc<Event>,
+    cache: Option<&'a mut TableCache>,
+) -> Publish<'a> {
+    Publish {
+        bus,
+        cache,
+        state: PublishState::Admitted(event),
+    }
+}
+
 /// [`EventBus::publish_blocking`](crate::EventBus::publish_blocking) on
 /// `bus`, through `cache` if given.
 #[inline]
@@ -71,11 +85,23 @@ pub(crate) fn publish_blocking(
     event: StdArc<Event>,
     cache: Option<&mut TableCache>,
 ) -> PublishOutcome {
+    match bus.guards.admit(stamp(event)) {
+        Some(event) => publish_blocking_admitted(bus, event, cache),
+        None => PublishOutcome::default(),
+    }
+}
+
+/// [`publish_blocking`] of a stamped event the bus's guards already let in.
+#[inline]
+pub(crate) fn publish_blocking_admitted(
+    bus: &Inner,
+    event: StdArc<Event>,
+    cache: Option<&mut TableCache>,
+) -> PublishOutcome {
     // Async handlers get their first poll during the fan-out with a no-op
     // waker; most finish there. Any still pending are polled again by
     // `block_on` with a waker that works, which they then keep.
     let mut first_poll = Context::from_waker(Waker::noop());
-    let event = stamp(event);
     let mut running = Vec::new();
     let outcome = dispatch(bus, &event, cache, &mut first_poll, &mut running);
     if running.is_empty() {
@@ -131,9 +157,34 @@ pub(crate) struct Publish<'bus> {
 }
 
 enum PublishState<'bus> {
+    /// Stamped; the guards have yet to see it.
     Start(StdArc<Event>),
+    /// Stamped and let in by the guards.
+    Admitted(StdArc<Event>),
     Delivering(Delivery<'bus>),
     Done,
+}
+
+impl Publish<'_> {
+    /// The first poll of an admitted event: fans out with this poll's
+    /// context.
+    #[inline(always)]
+    fn begin(&mut self, event: StdArc<Event>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+        let mut running = Vec::new();
+        let cache = self.cache.as_deref_mut();
+        let outcome = dispatch(self.bus, &event, cache, cx, &mut running);
+        if running.is_empty() {
+            return Poll::Ready(outcome);
+        }
+        // Every handler still running was polled just now.
+        self.state = PublishState::Delivering(Delivery {
+            outcome,
+            running,
+            event,
+            counters: &self.bus.counters,
+        });
+        Poll::Pending
+    }
 }
 
 impl Future for Publish<'_> {
@@ -143,21 +194,12 @@ impl Future for Publish<'_> {
         let this = self.get_mut();
         let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
             PublishState::Start(event) => {
-                let mut running = Vec::new();
-                let cache = this.cache.as_deref_mut();
-                let outcome = dispatch(this.bus, &event, cache, cx, &mut running);
-                if running.is_empty() {
-                    return Poll::Ready(outcome);
-                }
-                // Every handler still running was polled just now.
-                this.state = PublishState::Delivering(Delivery {
-                    outcome,
-                    running,
-                    event,
-                    counters: &this.bus.counters,
-                });
-                return Poll::Pending;
+                let Some(event) = this.bus.guards.admit(event) else {
+                    return Poll::Ready(PublishOutcome::default());
+                };
+                return this.begin(event, cx);
             }
+            PublishState::Admitted(event) => return this.begin(event, cx),
             PublishState::Delivering(delivery) => delivery,
             PublishState::Done => return Poll::Ready(PublishOutcome::default()),
         };

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crossbeam_utils::CachePadded;
 
 use crate::event_type::EventTypeSet;
+use crate::guard::Guards;
 use crate::handler::Subscriber;
 use crate::history::History;
 use crate::id::SubscriptionId;
@@ -20,6 +21,8 @@ pub(crate) struct Inner {
     pub(crate) tables: Tables,
     pub(crate) history: History,
     pub(crate) counters: Counters,
+    /// Checked on every publish; rejections counted here.
+    pub(crate) guards: Guards,
     /// Padded: writers lock it on every subscribe and unsubscribe, and it
     /// must not share a line with anything publishers read.
     pub(crate) registry: CachePadded<Mutex<Registry>>,

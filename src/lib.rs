@@ -88,6 +88,7 @@ mod event;
 mod event_type;
 mod executor;
 mod filter;
+mod guard;
 mod handler;
 mod history;
 mod id;
@@ -118,6 +119,7 @@ pub use crate::{
     event::Event,
     event_type::{EventType, EventTypeSet, EventTypeSetIter},
     filter::EventFilter,
+    guard::{Admission, Guard, Rejected, Rejection, Violation},
     handler::HandlerResult,
     history::{HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY},
     id::{EventId, SubscriptionId},

@@ -102,6 +102,11 @@ impl Publisher {
             .publish_blocking_with(event.into(), Some(&mut self.tables))
     }
 
+    /// The bus and this handle's tables, for the other publish methods.
+    pub(crate) fn parts(&mut self) -> (&EventBus, &mut TableCache) {
+        (&self.bus, &mut self.tables)
+    }
+
     /// The bus this publishes on.
     pub fn bus(&self) -> &EventBus {
         &self.bus

@@ -204,6 +204,11 @@ impl Counters {
             handler_errors: totals.failed.saturating_sub(baseline.failed),
             active_subscribers: self.active_subscribers.load(Ordering::Relaxed),
             history_size,
+            // Kept by the bus's guards; `EventBus::stats` fills them in.
+            events_rejected: 0,
+            events_deduplicated: 0,
+            events_rate_limited: 0,
+            events_invalid: 0,
         }
     }
 }
@@ -232,6 +237,15 @@ pub struct BusStats {
     pub active_subscribers: usize,
     /// Events currently held in history.
     pub history_size: usize,
+    /// Events a [`Guard`](crate::Guard) kept out of the bus, for any reason
+    /// (not counted in `events_published`).
+    pub events_rejected: u64,
+    /// Of `events_rejected`: duplicates ([`Rejection::Duplicate`](crate::Rejection::Duplicate)).
+    pub events_deduplicated: u64,
+    /// Of `events_rejected`: over a rate limit ([`Rejection::RateLimited`](crate::Rejection::RateLimited)).
+    pub events_rate_limited: u64,
+    /// Of `events_rejected`: failed a schema ([`Rejection::Invalid`](crate::Rejection::Invalid)).
+    pub events_invalid: u64,
 }
 
 #[cfg(test)]

@@ -610,6 +610,7 @@ fn the_original_api_keeps_its_names() {
         handler_errors,
         active_subscribers,
         history_size,
+        ..
     } = bus.stats();
     assert_eq!(
         (

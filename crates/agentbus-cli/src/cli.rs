@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     demo::DemoArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
-    serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
+    schema::SchemaArgs, serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
 };
 use crate::render::ColorChoice;
 
@@ -60,4 +60,6 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show a running server's counters.
     Stats(StatsArgs),
+    /// Check stored events against a directory of JSON Schemas.
+    Schema(SchemaArgs),
 }

@@ -45,6 +45,12 @@ pub enum CommandError {
     /// `serve`, `demo`: the last events could not be made durable at shutdown.
     #[error("cannot flush the store at shutdown")]
     Flush(#[source] StoreError),
+    /// `serve --schemas`, `schema check`: the schemas could not be loaded.
+    #[error("cannot load the schemas")]
+    Schemas(#[from] agentbus_guard::SchemaError),
+    /// `schema check`: stored events the schemas would reject.
+    #[error("{0} stored event(s) would be rejected by the schemas")]
+    SchemaCheck(u64),
     /// `serve`: the NATS bridge could not connect.
     #[error(transparent)]
     Nats(#[from] NatsError),

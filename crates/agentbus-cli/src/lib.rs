@@ -15,6 +15,7 @@
 //! | `agentbus history` | `GET /api/events`, one line or JSON object per event |
 //! | `agentbus replay --store S` | publish a stored range into a fresh bus (or a server) |
 //! | `agentbus stats` | `GET /api/stats` |
+//! | `agentbus schema check DIR --store S` | the stored events a directory of JSON Schemas would reject (exit 1 if any) |
 //!
 //! # Behaviour
 //!
@@ -121,7 +122,8 @@ pub use crate::{
     commands::history::{HistoryArgs, Order},
     commands::publish::PublishArgs,
     commands::replay::ReplayArgs,
-    commands::serve::{ExposureArgs, ServeArgs},
+    commands::schema::{SchemaArgs, SchemaCheckArgs, SchemaCommand},
+    commands::serve::{ExposureArgs, GuardArgs, RateLimitBy, ServeArgs},
     commands::stats::StatsArgs,
     commands::tail::TailArgs,
     error::{
@@ -178,6 +180,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             Command::History(args) => commands::history::run(args, color).await?,
             Command::Replay(args) => commands::replay::run(args, color).await?,
             Command::Stats(args) => commands::stats::run(args, color).await?,
+            Command::Schema(args) => commands::schema::run(args).await?,
         }
         Ok(())
     })

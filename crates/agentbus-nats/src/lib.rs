@@ -114,6 +114,19 @@
 //! drops, counted; JetStream: the server waits). Failing handlers are the
 //! bus's business (counted in its stats); the event is still acked.
 //!
+//! **Guards.** A bus's [guards](agentbus::Guard) (schemas, a dedup window,
+//! rate limits) check events where they enter the system: at the bus they
+//! are first published on. Events arriving from NATS were let in there, so
+//! the bridge publishes them past this bus's guards
+//! ([`EventBus::publish_unguarded`](agentbus::EventBus::publish_unguarded)):
+//! a peer's event is never dropped because this bus has other schemas, a
+//! dedup window that already saw similar content, or a rate limit used up
+//! by local publishers. Each bus thus stores and shows the same events.
+//! Repeats of the same message are still caught by the bridge's own
+//! dedup of redeliveries ([`duplicates_skipped`](BridgeStats::duplicates_skipped)). The bridge's outgoing
+//! side only sees events that passed the local guards: nothing rejected
+//! here is ever sent.
+//!
 //! **Stopping.** [`NatsBridge::shutdown`] stops taking local events, sends
 //! what is buffered (JetStream: waits up to 10 s for the acks), hands back
 //! messages received but not yet delivered, flushes (up to 10 s) and closes. Dropping the

@@ -227,3 +227,66 @@ fn two_bridges_on_one_bus_do_not_ping_pong_or_relay() {
     assert_eq!((x_one.stats().sent, x_two.stats().sent), (1, 1));
     assert_eq!((y_one.stats().sent, z_two.stats().sent), (1, 0));
 }
+
+/// A peer's events are never lost to this bus's guards: they were let in
+/// by the guards of the bus they were published on. Local publishes still
+/// meet the guards, and what they reject never reaches NATS.
+#[test]
+fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
+    let Some(server) = NatsServer::start_or_skip("a_peers_events_pass_this_bus_guards") else {
+        return;
+    };
+    let rt = runtime();
+    let a = EventBus::new();
+    // b lets in one event per hour, and never the same content twice.
+    let b = EventBus::builder()
+        .guard(agentbus_guard::RateLimit::global(
+            1,
+            Duration::from_secs(3600),
+        ))
+        .guard(agentbus_guard::Dedup::window(Duration::from_secs(3600)))
+        .build();
+    let (seen_a, seen_b) = (recorder(&a), recorder(&b));
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            BridgeConfig::default().name("a"),
+        ))
+        .expect("a connects");
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &b,
+            BridgeConfig::default().name("b"),
+        ))
+        .expect("b connects");
+
+    let same = || Event::new(EventType::TaskCompleted).with_data(serde_json::json!({"n": 1}));
+    let from_a: Vec<Event> = (0..10).map(|_| same()).collect();
+    for event in &from_a {
+        a.publish_blocking(event.clone());
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || seen_b.lock().unwrap().len()
+            == 10),
+        "b saw {} of a's 10 events",
+        seen_b.lock().unwrap().len()
+    );
+    // Local publishes on b meet its guards: the first passes, the rest not.
+    let local = Event::new(EventType::TaskCompleted).with_circle(1);
+    assert!(b.try_publish_blocking(local.clone()).is_ok());
+    let kept_out = Event::new(EventType::TaskCompleted).with_circle(2);
+    assert!(b.try_publish_blocking(kept_out.clone()).is_err());
+    assert!(wait_until(Duration::from_secs(10), || seen_a
+        .lock()
+        .unwrap()
+        .contains(&local.id)));
+    rt.block_on(bridge_b.flush());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!seen_a.lock().unwrap().contains(&kept_out.id));
+    assert_eq!(bridge_b.stats().sent, 1);
+    assert_eq!(b.stats().events_rejected, 1);
+    rt.block_on(bridge_a.shutdown());
+    rt.block_on(bridge_b.shutdown());
+}

@@ -209,6 +209,8 @@ mod error;
 #[cfg(feature = "server")]
 mod extract;
 #[cfg(feature = "server")]
+mod guards;
+#[cfg(feature = "server")]
 mod headers;
 #[cfg(feature = "server")]
 mod hub;
@@ -241,7 +243,8 @@ mod wire;
 mod ws;
 
 pub use crate::wire::{
-    ErrorReply, EventsPage, PublishReply, RateWindow, SequencedEvent, StatsReply, StoreCounters,
+    ErrorReply, EventsPage, PublishReply, RateWindow, RejectedReply, SequencedEvent, StatsReply,
+    StoreCounters, ViolationReply,
 };
 #[cfg(feature = "server")]
 pub use crate::{

@@ -1,7 +1,5 @@
 //! `POST /api/events`: decode all, then publish all.
 
-use std::sync::Arc;
-
 use agentbus::EventId;
 use agentbus_store::{EventStore, StoreError};
 use axum::extract::State;
@@ -10,6 +8,7 @@ use axum::Json;
 
 use crate::body::{at, EventsBody};
 use crate::error::ApiError;
+use crate::guards::{admit, spread, PublishError};
 use crate::state::SharedState;
 use crate::trace_header::TraceHeader;
 use crate::wire::PublishReply;
@@ -18,17 +17,19 @@ pub(crate) async fn publish(
     State(state): State<SharedState>,
     trace: TraceHeader,
     EventsBody { mut events, array }: EventsBody,
-) -> Result<Json<PublishReply>, ApiError> {
+) -> Result<Json<PublishReply>, PublishError> {
     trace.apply(&mut events);
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     let Some(recorder) = &state.recorder else {
-        for event in events {
-            state.bus.publish(Arc::new(event)).await;
+        let admitted = admit(&state.bus, events, array)?;
+        for (_, admission) in admitted.admissions {
+            admission.publish().await;
         }
         state.hub.nudge();
         return Ok(Json(PublishReply {
             ids,
             sequences: None,
+            duplicate_of: admitted.duplicate_of,
         }));
     };
     // Refuse what the store would skip: a 200 then always means stored.
@@ -38,8 +39,11 @@ pub(crate) async fn publish(
             .check(event)
             .map_err(|error| unstorable(at(index, array), &error))?;
     }
+    let admitted = admit(&state.bus, events, array)?;
+    let (indices, events): (Vec<usize>, Vec<_>) = admitted.admissions.into_iter().unzip();
+    let admitted_ids: Vec<EventId> = events.iter().map(|a| a.event().id).collect();
     // The writer reports each sequence as it commits: no store read after.
-    let tracked = recorder.track(&ids);
+    let tracked = recorder.track(&admitted_ids);
     let started = tokio::time::Instant::now();
     // One deadline for room and commit: a stalled store gets the client a
     // 503 in bounded time, and no worker ever waits on the recorder's queue.
@@ -51,17 +55,17 @@ pub(crate) async fn publish(
         let room = tokio::time::timeout_at(deadline, recorder.reserve(total - published)).await;
         let room = match room {
             Ok(Ok(room)) => room,
-            Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string())),
+            Ok(Err(error)) => return Err(not_durable(published, total, &error.to_string()).into()),
             Err(_) => {
                 let why = format!(
                     "the store is not keeping up: no room in the recorder's queue within {:?}",
                     state.durable_timeout
                 );
-                return Err(not_durable(published, total, &why));
+                return Err(not_durable(published, total, &why).into());
             }
         };
-        for event in events.by_ref().take(room.events()) {
-            state.bus.publish(Arc::new(event)).await;
+        for admission in events.by_ref().take(room.events()) {
+            admission.publish().await;
             published += 1;
         }
     }
@@ -76,19 +80,21 @@ pub(crate) async fn publish(
                 format!(
                     "{}was published but the store refused it (counted in `store.rejected` \
                      of /api/stats); the other events are stored",
-                    at(index, array)
+                    at(indices[index], array)
                 ),
-            ))
+            )
+            .into())
         }
-        Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string())),
+        Ok(Err(error)) => return Err(not_durable(total, total, &error.to_string()).into()),
         Err(_) => {
             let why = format!("not committed within {:?}", state.durable_timeout);
-            return Err(not_durable(total, total, &why));
+            return Err(not_durable(total, total, &why).into());
         }
     };
     Ok(Json(PublishReply {
+        sequences: Some(spread(&indices, sequences, ids.len())),
         ids,
-        sequences: Some(sequences),
+        duplicate_of: admitted.duplicate_of,
     }))
 }
 

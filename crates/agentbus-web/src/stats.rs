@@ -21,6 +21,10 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<StatsReply> 
         handler_errors: bus.handler_errors,
         active_subscribers: bus.active_subscribers,
         history_size: bus.history_size,
+        events_rejected: bus.events_rejected,
+        events_deduplicated: bus.events_deduplicated,
+        events_rate_limited: bus.events_rate_limited,
+        events_invalid: bus.events_invalid,
         per_type: hub
             .per_type()
             .into_iter()

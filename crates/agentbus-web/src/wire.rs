@@ -23,6 +23,51 @@ pub struct PublishReply {
     /// earlier in the body), so it was not stored again, and for no other
     /// reason.
     pub sequences: Option<Vec<Option<u64>>>,
+    /// Per event, `Some(id)` when the server's dedup guard kept it out as a
+    /// repeat of the event `id` (so it was neither published nor stored,
+    /// unlike an event whose id was already stored, which has `None` in
+    /// `sequences`); absent when no event of the body was a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Vec<Option<EventId>>>,
+}
+
+/// The body of a `422` or `429` from `POST /api/events`: a guard kept an
+/// event out, so nothing of the body was published.
+///
+/// ```
+/// use agentbus_web::RejectedReply;
+///
+/// let reply: RejectedReply = serde_json::from_str(
+///     r#"{"error":"event 1: invalid data: at /task_id: \"x\" is not of type \"integer\"","reason":"invalid","index":1,
+///        "violations":[{"pointer":"/task_id","message":"\"x\" is not of type \"integer\""}]}"#,
+/// ).unwrap();
+/// assert_eq!(reply.violations[0].pointer, "/task_id");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedReply {
+    /// What went wrong, for people (as every error reply).
+    pub error: String,
+    /// Why: `"invalid"`, `"rate_limited"` or `"custom"`.
+    pub reason: String,
+    /// The index of the event in an array body; absent for a single event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// Every schema violation of that event (for `"invalid"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<ViolationReply>,
+    /// For `"rate_limited"`: milliseconds until a retry can succeed (the
+    /// `Retry-After` header gives it in whole seconds, rounded up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// One schema violation in a [`RejectedReply`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationReply {
+    /// A JSON pointer into the event's `data` (`""`: the whole of it).
+    pub pointer: String,
+    /// What is wrong there.
+    pub message: String,
 }
 
 /// An event as the API returns it (`GET /api/events`, `/ws`,
@@ -119,6 +164,19 @@ pub struct StatsReply {
     pub active_subscribers: usize,
     /// Events the bus's history holds.
     pub history_size: usize,
+    /// Events the bus's guards kept out, for any reason (not counted in
+    /// `events_published`).
+    #[serde(default)]
+    pub events_rejected: u64,
+    /// Of `events_rejected`: duplicates.
+    #[serde(default)]
+    pub events_deduplicated: u64,
+    /// Of `events_rejected`: over a rate limit.
+    #[serde(default)]
+    pub events_rate_limited: u64,
+    /// Of `events_rejected`: failed a schema.
+    #[serde(default)]
+    pub events_invalid: u64,
     /// Events the API has seen since it started, per type.
     pub per_type: BTreeMap<String, u64>,
     /// Events per second over the last five complete seconds.

@@ -352,3 +352,36 @@ async fn screenshot_under_load() {
     std::fs::write(dir.join("dashboard.png"), &png).unwrap();
     eprintln!("screenshot: {}", dir.join("dashboard.png").display());
 }
+
+/// The stats bar shows the guards' rejections, per reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_counts_per_reason() {
+    let Some(browser) = launch("rejected_counts_per_reason").await else {
+        return;
+    };
+    let schemas = agentbus_guard::Schemas::new()
+        .schema(
+            agentbus::EventType::TaskCompleted,
+            json!({"type": "object", "required": ["task_id"]}),
+        )
+        .unwrap();
+    let bus = EventBus::builder()
+        .guard(schemas)
+        .guard(agentbus_guard::Dedup::window(Duration::from_secs(60)))
+        .build();
+    let server = Server::start(WebApi::new(bus)).await;
+    browser.client.goto(&server.url("/")).await.unwrap();
+    let event = json!({"type": "task.completed", "data": {"task_id": 1}});
+    post(&server.url(""), json!([event, event, event])).await;
+    let invalid = json!({"type": "task.completed", "data": {}});
+    let reply = post_json(&server.url("/api/events"), &invalid.to_string()).await;
+    assert_eq!(reply.status, 422);
+    browser
+        .wait_until(
+            "return document.getElementById('stat-rejected').textContent \
+             === '3 (dup 2 · rate 0 · invalid 1)'",
+            PATIENCE,
+            "the rejected counts",
+        )
+        .await;
+}

@@ -69,6 +69,7 @@ async fn demo(args: DemoArgs, color: ColorChoice) -> Result<(), CommandError> {
         body_limit: 1 << 20,
         nats: None,
         exposure: Default::default(),
+        guards: Default::default(),
     })
     .await?;
     let palette = Palette::stdout(color);

@@ -5,6 +5,7 @@ pub(crate) mod demo;
 pub(crate) mod history;
 pub(crate) mod publish;
 pub(crate) mod replay;
+pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod tail;

@@ -67,7 +67,7 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
-fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
+pub(crate) fn parse_durable_store(text: &str) -> Result<StoreSpec, String> {
     let spec = crate::store_spec::parse_store_spec(text)?;
     if !spec.is_durable() {
         return Err(format!(

@@ -61,6 +61,112 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub exposure: ExposureArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub guards: GuardArgs,
+}
+
+/// The guards every event must pass to enter the bus (see
+/// `agentbus_guard`): run in this order, schemas, rate limit, dedup.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct GuardArgs {
+    /// Check each event's data against DIR/<event.type>.json (JSON Schema,
+    /// draft 2020-12 or 7); types without a file pass unless --strict.
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<std::path::PathBuf>,
+
+    /// With --schemas: reject events whose type has no schema.
+    #[arg(long, requires = "schemas")]
+    pub strict: bool,
+
+    /// Keep out repeats (same id, or same type, agent, circle and data)
+    /// within this window, e.g. 1s.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub dedup: Option<Duration>,
+
+    /// Allow COUNT events per PERIOD (100/s, 6000/min, 50/100ms) for each
+    /// --rate-limit-by key; more get 429.
+    #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_rate)]
+    pub rate_limit: Option<(u32, Duration)>,
+
+    /// What --rate-limit counts separately.
+    #[arg(long, value_enum, default_value_t = RateLimitBy::Agent, requires = "rate_limit")]
+    pub rate_limit_by: RateLimitBy,
+
+    /// With --rate-limit: bursts of up to N events (default COUNT).
+    #[arg(long, value_name = "N", requires = "rate_limit",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: Option<u32>,
+}
+
+/// What `--rate-limit` counts separately.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateLimitBy {
+    /// Each source agent.
+    #[default]
+    Agent,
+    /// Each circle.
+    Circle,
+    /// Each event type.
+    Type,
+    /// All events together.
+    Global,
+}
+
+impl GuardArgs {
+    /// The guards, in the order they run, on `bus`.
+    fn apply(
+        &self,
+        mut bus: agentbus::EventBusBuilder,
+    ) -> Result<agentbus::EventBusBuilder, CommandError> {
+        use agentbus_guard::{Dedup, Per, RateLimit, Schemas};
+        if let Some(dir) = &self.schemas {
+            let mut schemas = Schemas::from_dir(dir)?;
+            if self.strict {
+                schemas = schemas.strict();
+            }
+            bus = bus.guard(schemas);
+        }
+        if let Some((count, period)) = self.rate_limit {
+            let per = match self.rate_limit_by {
+                RateLimitBy::Agent => Per::Agent,
+                RateLimitBy::Circle => Per::Circle,
+                RateLimitBy::Type => Per::Type,
+                RateLimitBy::Global => Per::Global,
+            };
+            let mut limit = RateLimit::new(per, count, period);
+            if let Some(burst) = self.burst {
+                limit = limit.burst(burst);
+            }
+            bus = bus.guard(limit);
+        }
+        if let Some(window) = self.dedup {
+            bus = bus.guard(Dedup::window(window));
+        }
+        Ok(bus)
+    }
+}
+
+/// `COUNT/PERIOD`: `100/s`, `6000/min`, `5/h`, `50/100ms`.
+fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
+    let (count, period) = text
+        .split_once('/')
+        .ok_or("a rate is COUNT/PERIOD, e.g. 100/s")?;
+    let count: u32 = match count.trim().parse() {
+        Ok(n) if n >= 1 => n,
+        _ => return Err(format!("{count:?} is not a positive count")),
+    };
+    let period = match period.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        other => humantime::parse_duration(other).map_err(|e| format!("{other:?}: {e}"))?,
+    };
+    if period.is_zero() {
+        return Err("the period must be longer than zero".into());
+    }
+    Ok((count, period))
 }
 
 /// Who may talk to the server, and how long and how many connections it
@@ -166,13 +272,15 @@ pub(crate) struct ServerConfig<'a> {
     pub(crate) body_limit: usize,
     pub(crate) nats: Option<&'a crate::nats::NatsArgs>,
     pub(crate) exposure: ExposureArgs,
+    pub(crate) guards: GuardArgs,
 }
 
 impl Server {
     /// Opens the store, attaches the recorder, builds the router and binds.
     pub(crate) async fn start(config: ServerConfig<'_>) -> Result<Self, CommandError> {
-        let bus = EventBus::builder()
-            .history_capacity(config.history)
+        let bus = config
+            .guards
+            .apply(EventBus::builder().history_capacity(config.history))?
             .try_build()?;
         let store = config.store.open().await?;
         let recorder = store.map(|store: Arc<dyn EventStore>| Recorder::attach(&bus, store));
@@ -304,6 +412,7 @@ pub(crate) async fn run(args: ServeArgs, color: ColorChoice) -> Result<(), Comma
         body_limit: args.body_limit,
         nats: Some(&args.nats),
         exposure: args.exposure.clone(),
+        guards: args.guards.clone(),
     })
     .await?;
     let palette = Palette::stdout(color);

@@ -277,6 +277,12 @@ async function pollStats() {
     $("stat-delivered").textContent = fmt(s.events_delivered);
     $("stat-failures").textContent = fmt(s.handler_errors);
     $("stat-failures").parentElement.classList.toggle("bad", s.handler_errors > 0);
+    const rejected = s.events_rejected || 0;
+    const other = rejected - s.events_deduplicated - s.events_rate_limited - s.events_invalid;
+    $("stat-rejected").textContent = rejected === 0 ? "0" :
+      `${fmt(rejected)} (dup ${fmt(s.events_deduplicated)} · rate ${fmt(s.events_rate_limited)} · ` +
+      `invalid ${fmt(s.events_invalid)}${other > 0 ? ` · other ${fmt(other)}` : ""})`;
+    $("stat-rejected").parentElement.classList.toggle("bad", rejected > 0);
     $("stat-subscribers").textContent = fmt(s.active_subscribers);
     $("stat-clients").textContent = fmt(s.clients);
     $("stat-rate").textContent = s.publish_rate.toFixed(1) + "/s";

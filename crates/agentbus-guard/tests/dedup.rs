@@ -1,0 +1,124 @@
+//! The dedup window: the original bus's two behaviours, the window on a
+//! controllable clock, ids, the memory bound.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventType, Guard, Rejection};
+use agentbus_guard::{Clock, Dedup};
+use serde_json::json;
+
+fn bus_with(dedup: &Dedup) -> (EventBus, Arc<AtomicUsize>) {
+    let bus = EventBus::builder().guard(dedup.clone()).build();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&delivered);
+    bus.subscribe_all(move |_e: &Event| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    (bus, delivered)
+}
+
+fn status(n: i64) -> Event {
+    Event::new(EventType::AgentToolExecuted)
+        .with_source_agent(3)
+        .with_circle(5)
+        .with_data(json!({"tool_name": "fs_read", "n": n}))
+}
+
+/// The original's first behaviour: 10 identical rapid publishes deliver
+/// once and count 9 duplicates.
+#[test]
+fn ten_identical_rapid_publishes_deliver_once() {
+    let dedup = Dedup::window(Duration::from_secs(1));
+    let (bus, delivered) = bus_with(&dedup);
+    futures::executor::block_on(async {
+        for _ in 0..10 {
+            bus.publish(status(0)).await;
+        }
+    });
+    assert_eq!(delivered.load(Ordering::Relaxed), 1);
+    assert_eq!(dedup.deduplicated(), 9);
+    assert_eq!(bus.stats().events_deduplicated, 9);
+}
+
+/// The original's second behaviour: 10 distinct payloads are all delivered.
+#[test]
+fn ten_distinct_payloads_are_all_delivered() {
+    let dedup = Dedup::window(Duration::from_secs(1));
+    let (bus, delivered) = bus_with(&dedup);
+    for n in 0..10 {
+        bus.publish_blocking(status(n));
+    }
+    assert_eq!(delivered.load(Ordering::Relaxed), 10);
+    assert_eq!(dedup.deduplicated(), 0);
+}
+
+#[test]
+fn agent_circle_and_type_are_part_of_the_key() {
+    let dedup = Dedup::window(Duration::from_secs(1));
+    let (bus, delivered) = bus_with(&dedup);
+    bus.publish_blocking(status(0));
+    bus.publish_blocking(status(0).with_source_agent(4));
+    bus.publish_blocking(status(0).with_circle(6));
+    let mut other_type = status(0);
+    other_type.event_type = EventType::TaskStarted;
+    bus.publish_blocking(other_type);
+    assert_eq!(delivered.load(Ordering::Relaxed), 4);
+}
+
+#[test]
+fn the_window_expires_on_the_clock() {
+    let clock = Clock::manual();
+    let dedup = Dedup::window(Duration::from_secs(1)).clock(clock.clone());
+    let (bus, delivered) = bus_with(&dedup);
+    let first = status(0);
+    let first_id = first.id;
+    bus.publish_blocking(first);
+    clock.advance(Duration::from_millis(999));
+    let rejected = bus.try_publish_blocking(status(0)).unwrap_err();
+    assert_eq!(rejected.reason(), &Rejection::Duplicate { of: first_id });
+    // A repeat does not extend the window: it runs from the first event.
+    clock.advance(Duration::from_millis(1));
+    assert!(bus.try_publish_blocking(status(0)).is_ok());
+    assert_eq!(delivered.load(Ordering::Relaxed), 2);
+    assert_eq!(dedup.len(), 1);
+}
+
+#[test]
+fn a_repeated_id_is_a_duplicate_whatever_the_content() {
+    let dedup = Dedup::window(Duration::from_secs(60));
+    let (bus, _) = bus_with(&dedup);
+    let event = status(0);
+    let mut same_id = status(1);
+    same_id.id = event.id;
+    bus.publish_blocking(event.clone());
+    let rejected = bus.try_publish_blocking(same_id).unwrap_err();
+    assert_eq!(rejected.reason(), &Rejection::Duplicate { of: event.id });
+}
+
+/// At the bound the oldest is forgotten early: memory stays bounded and a
+/// new event is never kept out because of it.
+#[test]
+fn memory_is_bounded_and_the_bound_forgets_the_oldest() {
+    let dedup = Dedup::window(Duration::from_secs(3600)).capacity(100);
+    for n in 0..1000 {
+        dedup.check(&status(n)).unwrap();
+    }
+    assert_eq!(dedup.len(), 100);
+    assert_eq!(dedup.forgotten_early(), 900);
+    // The oldest ones were forgotten: a repeat passes.
+    assert!(dedup.check(&status(0)).is_ok());
+    // A recent one is still remembered.
+    assert!(dedup.check(&status(999)).is_err());
+}
+
+#[test]
+fn withdraw_forgets_the_event() {
+    let dedup = Dedup::window(Duration::from_secs(60));
+    let event = status(0);
+    dedup.check(&event).unwrap();
+    dedup.withdraw(&event);
+    assert!(dedup.check(&event).is_ok());
+    assert!(dedup.check(&event).is_err());
+}

@@ -1,0 +1,104 @@
+//! Rate limits: burst, refill, retry_after, keys, bounded memory.
+
+use std::time::Duration;
+
+use agentbus::{Event, EventType, Guard, Rejection};
+use agentbus_guard::{Clock, Per, RateLimit};
+
+fn event(agent: i64, circle: i64, event_type: EventType) -> Event {
+    Event::new(event_type)
+        .with_source_agent(agent)
+        .with_circle(circle)
+}
+
+#[test]
+fn a_burst_then_a_refill() {
+    let clock = Clock::manual();
+    // 10 per second: one every 100 ms, bursts of 3.
+    let limit = RateLimit::per_agent(10, Duration::from_secs(1))
+        .burst(3)
+        .clock(clock.clone());
+    let e = || event(1, 1, EventType::TaskStarted);
+    for _ in 0..3 {
+        assert!(limit.check(&e()).is_ok());
+    }
+    assert_eq!(
+        limit.check(&e()),
+        Err(Rejection::RateLimited {
+            retry_after: Duration::from_millis(100)
+        })
+    );
+    clock.advance(Duration::from_millis(40));
+    assert_eq!(
+        limit.check(&e()),
+        Err(Rejection::RateLimited {
+            retry_after: Duration::from_millis(60)
+        })
+    );
+    clock.advance(Duration::from_millis(60));
+    assert!(limit.check(&e()).is_ok());
+    assert!(limit.check(&e()).is_err());
+    // Quiet for a whole refill: the full burst is back.
+    clock.advance(Duration::from_millis(300));
+    for _ in 0..3 {
+        assert!(limit.check(&e()).is_ok());
+    }
+    assert!(limit.check(&e()).is_err());
+    assert_eq!(limit.rate_limited(), 4);
+}
+
+#[test]
+fn the_default_burst_is_the_count() {
+    let limit = RateLimit::global(5, Duration::from_secs(3600)).clock(Clock::manual());
+    for _ in 0..5 {
+        assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+    }
+    assert!(limit.check(&event(2, 2, EventType::TaskFailed)).is_err());
+}
+
+#[test]
+fn each_kind_of_limit_keys_on_its_field() {
+    for per in [Per::Agent, Per::Circle, Per::Type, Per::Global] {
+        let limit = RateLimit::new(per, 1, Duration::from_secs(3600)).clock(Clock::manual());
+        assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+        let other_agent = limit.check(&event(2, 1, EventType::TaskStarted)).is_ok();
+        let other_circle = limit.check(&event(1, 2, EventType::TaskStarted)).is_ok();
+        let other_type = limit.check(&event(1, 1, EventType::TaskFailed)).is_ok();
+        assert_eq!(
+            (other_agent, other_circle, other_type),
+            (per == Per::Agent, per == Per::Circle, per == Per::Type),
+            "{per:?}"
+        );
+    }
+}
+
+/// 2 threads × 10,000 distinct agents, over and over: the keys whose quota
+/// is full again are pruned, so the tracked keys stay bounded.
+#[test]
+fn stale_keys_are_pruned() {
+    let clock = Clock::manual();
+    let limit = RateLimit::per_agent(100, Duration::from_secs(1)).clock(clock.clone());
+    for round in 0..5 {
+        std::thread::scope(|scope| {
+            for thread in 0..2i64 {
+                let limit = limit.clone();
+                scope.spawn(move || {
+                    for agent in 0..10_000 {
+                        let agent = round * 1_000_000 + thread * 100_000 + agent;
+                        assert!(limit
+                            .check(&event(agent, 1, EventType::TaskStarted))
+                            .is_ok());
+                    }
+                });
+            }
+        });
+        // A second later every quota is full again.
+        clock.advance(Duration::from_secs(1));
+    }
+    // Without pruning it would be 100,000 keys.
+    assert!(
+        limit.tracked_keys() <= 20_000 + 4096,
+        "{} keys tracked",
+        limit.tracked_keys()
+    );
+}
