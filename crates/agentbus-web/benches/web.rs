@@ -241,11 +241,11 @@ fn http_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, F
 async fn post(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     url: &str,
-    body: String,
+    body: impl Into<Bytes>,
 ) -> serde_json::Value {
     let request = hyper::Request::post(url)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body.into()))
         .unwrap();
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -326,10 +326,12 @@ async fn latency() {
 /// `POST /api/events` with `batches` batches of `batch` events into a
 /// SQLite store, `connections` clients posting at once (each waits for its
 /// reply, sent only once its batch is durable), against the store's own
-/// `append` of the same batches, in turn, in the same run. Both stores are
-/// files opened alike (WAL, `synchronous=NORMAL`), so each commit costs the
-/// same; the bodies are encoded before the clock starts, as the events given
-/// to `append` are built before it.
+/// `append` of the same batches. The two take turns, `connections` batches
+/// at a time, so a busy machine slows both alike; each side's time is the
+/// sum of its turns. Both stores are files opened alike (WAL,
+/// `synchronous=NORMAL`), so each commit costs the same; the bodies are
+/// encoded before the clock starts, as the events given to `append` are
+/// built before it.
 async fn durable_throughput(batch: usize, batches: usize, connections: usize) {
     let dir = tempfile::tempdir().unwrap();
     let built: Vec<Vec<Arc<Event>>> = (0..batches)
@@ -346,15 +348,7 @@ async fn durable_throughput(batch: usize, batches: usize, connections: usize) {
                 .collect()
         })
         .collect();
-
-    // The store alone, the same batches.
     let raw = SqliteStore::open(dir.path().join("raw.db")).unwrap();
-    let began = Instant::now();
-    for batch in &built {
-        raw.append(batch).await.unwrap();
-    }
-    let raw_rate = (batches * batch) as f64 / began.elapsed().as_secs_f64();
-
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, SqliteStore::open(dir.path().join("web.db")).unwrap());
     let addr = serve(
@@ -364,42 +358,71 @@ async fn durable_throughput(batch: usize, batches: usize, connections: usize) {
     )
     .await;
     let url = format!("http://{addr}/api/events");
-    let mut bodies: Vec<Vec<String>> = vec![Vec::new(); connections];
-    for (n, batch) in built.iter().enumerate() {
-        // Fresh ids: the raw run stored these in another file, but be plain about it.
-        let fresh: Vec<Event> = batch
-            .iter()
-            .map(|e| Event::new(e.event_type).with_data(e.data.clone()))
-            .collect();
-        bodies[n % connections].push(serde_json::to_string(&fresh).unwrap());
-    }
-    let began = Instant::now();
-    let posters: Vec<_> = bodies
-        .into_iter()
-        .map(|bodies| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let client = http_client();
-                let mut stored = 0usize;
-                for body in bodies {
-                    let reply = post(&client, &url, body).await;
-                    stored += reply["sequences"]
+    let bodies: Vec<Bytes> = built
+        .iter()
+        .map(|batch| {
+            // Fresh ids: the raw run stores these in another file, but be plain about it.
+            let fresh: Vec<Event> = batch
+                .iter()
+                .map(|e| Event::new(e.event_type).with_data(e.data.clone()))
+                .collect();
+            Bytes::from(serde_json::to_string(&fresh).unwrap())
+        })
+        .collect();
+    let clients: Vec<_> = (0..connections).map(|_| http_client()).collect();
+    let (mut raw_time, mut web_time) = (Duration::ZERO, Duration::ZERO);
+    let mut stored = 0;
+    for (turn, (appends, posts)) in built
+        .chunks(connections)
+        .zip(bodies.chunks(connections))
+        .enumerate()
+    {
+        let raw_turn = async {
+            let began = Instant::now();
+            for batch in appends {
+                raw.append(batch).await.unwrap();
+            }
+            began.elapsed()
+        };
+        let web_turn = async {
+            let began = Instant::now();
+            let replies = futures_util::future::join_all(
+                posts
+                    .iter()
+                    .zip(&clients)
+                    .map(|(body, client)| post(client, &url, body.clone())),
+            )
+            .await;
+            let elapsed = began.elapsed();
+            let stored: usize = replies
+                .iter()
+                .map(|reply| {
+                    reply["sequences"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .filter(|s| s.is_u64())
-                        .count();
-                }
-                stored
-            })
-        })
-        .collect();
-    let mut stored = 0;
-    for poster in posters {
-        stored += poster.await.unwrap();
+                        .count()
+                })
+                .sum();
+            (elapsed, stored)
+        };
+        // Each goes first every other turn.
+        if turn % 2 == 0 {
+            raw_time += raw_turn.await;
+            let (elapsed, count) = web_turn.await;
+            web_time += elapsed;
+            stored += count;
+        } else {
+            let (elapsed, count) = web_turn.await;
+            web_time += elapsed;
+            stored += count;
+            raw_time += raw_turn.await;
+        }
     }
-    let web_rate = stored as f64 / began.elapsed().as_secs_f64();
     assert_eq!(stored, batches * batch);
+    let raw_rate = stored as f64 / raw_time.as_secs_f64();
+    let web_rate = stored as f64 / web_time.as_secs_f64();
     println!(
         "   batches of {batch:>4}, {connections} connection{}  {web_rate:>9.0} /s {raw_rate:>9.0} /s {:>7.2}x",
         if connections == 1 { " " } else { "s" },
