@@ -39,7 +39,7 @@ async fn a_backlog_of_several_pages_arrives_whole_in_order_dense_or_filtered() {
         SqliteStore::open(dir.path().join("events.db")).unwrap(),
     );
     let type_of = |sequence: u64| {
-        if sequence % 3 == 0 {
+        if sequence.is_multiple_of(3) {
             EventType::TaskFailed
         } else {
             EventType::TaskCreated
