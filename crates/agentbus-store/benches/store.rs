@@ -251,6 +251,91 @@ fn publish_cost(rt: &tokio::runtime::Runtime, events: &[Arc<Event>]) -> (f64, f6
     (with[with.len() / 2], without[without.len() / 2])
 }
 
+/// Bursts of `size` events with an idle gap after each (the shape of agent
+/// traffic: a flurry, then quiet), on two buses with one no-op handler
+/// each, one also with a SQLite recorder (a file store, WAL). Each burst is
+/// timed alone; the recorder is flushed after it, untimed, so the writer is
+/// idle when the next burst starts, and the gap is long enough for it to
+/// park. The two buses take turns, each going first every other round.
+/// Returns the median nanoseconds per publish (with, without).
+fn bursty_cost(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    size: usize,
+    rounds: usize,
+) -> (f64, f64) {
+    const GAP: Duration = Duration::from_millis(1);
+    let bus = || {
+        let bus = EventBus::builder().history_capacity(1).build();
+        bus.subscribe_all(|_e: &Event| {});
+        bus
+    };
+    let plain = bus();
+    let recorded = bus();
+    let recorder = Recorder::attach(
+        &recorded,
+        SqliteStore::open(dir.join(format!("burst{size}.db"))).unwrap(),
+    );
+    // Fresh events for every burst, built before and dropped after the run:
+    // the writer does the work of storing each, no publish pays for building
+    // one, and none for freeing one (whichever thread drops the last
+    // reference would: the history ring's on the publisher without a
+    // recorder, the writer's with one).
+    let feeds = [events(size * rounds), events(size * rounds)];
+    let mut publishers = [plain.publisher(), recorded.publisher()];
+    let mut samples = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for turn in 0..2 {
+            let which = (round + turn) % 2;
+            let burst = &feeds[which][round * size..(round + 1) * size];
+            let started = Instant::now();
+            for event in burst {
+                publishers[which].publish_blocking(Arc::clone(event));
+            }
+            samples[which].push(started.elapsed().as_nanos() as f64 / size as f64);
+            if which == 1 {
+                rt.block_on(recorder.flush()).unwrap();
+            }
+            std::thread::sleep(GAP);
+        }
+    }
+    let [without, with] = samples.map(|mut samples| {
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    });
+    rt.block_on(recorder.close()).unwrap();
+    plain.clear_history();
+    recorded.clear_history();
+    drop(feeds);
+    (with, without)
+}
+
+/// A lone event every millisecond: microseconds from its publish until a
+/// catch-up stream has it, committed (p50, p99). The writer commits it
+/// without being flushed.
+fn lone_event_latency(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (f64, f64) {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open(dir.join("lone.db")).unwrap());
+    let mut latencies: Vec<f64> = rt.block_on(async {
+        let mut stream = recorder.subscribe_from(0, ReadQuery::new());
+        let mut latencies = Vec::new();
+        for event in events(1000) {
+            let started = Instant::now();
+            bus.publish(event).await;
+            stream.next().await.unwrap().unwrap();
+            latencies.push(started.elapsed().as_secs_f64() * 1e6);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies
+    });
+    rt.block_on(recorder.close()).unwrap();
+    latencies.sort_by(f64::total_cmp);
+    (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+    )
+}
+
 /// Catch-up from sequence 0 through `subscribe_from`, and raw page reads.
 fn catch_up(rt: &tokio::runtime::Runtime, store: SqliteStore, count: usize) -> (f64, f64) {
     let bus = EventBus::new();
@@ -351,74 +436,99 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
-    let raw_batched = sqlite_raw(&dir.path().join("raw.db"), &events, 1000);
-    let raw_per_event = sqlite_raw(&dir.path().join("raw1.db"), &events[..20_000], 1);
-    let recorded = recorder_throughput(
-        &rt,
-        SqliteStore::open(dir.path().join("rec.db")).unwrap(),
-        &events,
-    );
-    rows.push(Row {
-        what: "SQLite: publish -> durable through the recorder".into(),
-        rate: recorded,
-        unit: "events/s",
-        baseline: Some((
-            "raw rusqlite, 1000 rows per transaction".into(),
-            raw_batched,
-        )),
-    });
-    rows.push(Row {
-        what: "SQLite: publish -> durable through the recorder".into(),
-        rate: recorded,
-        unit: "events/s",
-        baseline: Some((
-            "raw rusqlite, one transaction per event".into(),
-            raw_per_event,
-        )),
-    });
-
-    if let Some(cluster) = Postgres::start_durable_or_skip("store bench (PostgreSQL rows)") {
-        let copy = rt.block_on(pg_raw(&cluster.create_database(), &events, true));
-        let per_event = rt.block_on(pg_raw(&cluster.create_database(), &events[..3_000], false));
-        let store = rt
-            .block_on(PostgresStore::connect(&cluster.create_database()))
-            .unwrap();
-        let recorded = recorder_throughput(&rt, store, &events);
-        rows.push(Row {
-            what: "PostgreSQL: publish -> durable through the recorder".into(),
-            rate: recorded,
-            unit: "events/s",
-            baseline: Some(("raw binary COPY, 1000 rows per transaction".into(), copy)),
-        });
-        rows.push(Row {
-            what: "PostgreSQL: publish -> durable through the recorder".into(),
-            rate: recorded,
-            unit: "events/s",
-            baseline: Some(("raw INSERT per event".into(), per_event)),
-        });
+    // `-- bursts` runs only the bursty rows, `-- throughput` only the rest.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let wants = |section: &str| only.is_empty() || only.iter().any(|arg| arg == section);
+    let mut lone = None;
+    let mut memory = None;
+    if wants("bursts") {
+        for (size, rounds) in [(1, 2000), (16, 1000), (256, 300), (4096, 30)] {
+            let (with, without) = bursty_cost(&rt, dir.path(), size, rounds);
+            rows.push(Row {
+                what: format!(
+                    "bursts of {size}, 1 ms gaps: publish with a recorder (median ns/publish)"
+                ),
+                rate: with,
+                unit: "ns",
+                baseline: Some(("same bursts, no recorder".into(), without)),
+            });
+        }
+        lone = Some(lone_event_latency(&rt, dir.path()));
     }
+    if wants("throughput") {
+        let raw_batched = sqlite_raw(&dir.path().join("raw.db"), &events, 1000);
+        let raw_per_event = sqlite_raw(&dir.path().join("raw1.db"), &events[..20_000], 1);
+        let recorded = recorder_throughput(
+            &rt,
+            SqliteStore::open(dir.path().join("rec.db")).unwrap(),
+            &events,
+        );
+        rows.push(Row {
+            what: "SQLite: publish -> durable through the recorder".into(),
+            rate: recorded,
+            unit: "events/s",
+            baseline: Some((
+                "raw rusqlite, 1000 rows per transaction".into(),
+                raw_batched,
+            )),
+        });
+        rows.push(Row {
+            what: "SQLite: publish -> durable through the recorder".into(),
+            rate: recorded,
+            unit: "events/s",
+            baseline: Some((
+                "raw rusqlite, one transaction per event".into(),
+                raw_per_event,
+            )),
+        });
 
-    let (with, without) = publish_cost(&rt, &events);
-    rows.push(Row {
-        what: "publish with a recorder attached (median ns/publish)".into(),
-        rate: with,
-        unit: "ns",
-        baseline: Some(("same publish, no recorder".into(), without)),
-    });
+        if let Some(cluster) = Postgres::start_durable_or_skip("store bench (PostgreSQL rows)") {
+            let copy = rt.block_on(pg_raw(&cluster.create_database(), &events, true));
+            let per_event =
+                rt.block_on(pg_raw(&cluster.create_database(), &events[..3_000], false));
+            let store = rt
+                .block_on(PostgresStore::connect(&cluster.create_database()))
+                .unwrap();
+            let recorded = recorder_throughput(&rt, store, &events);
+            rows.push(Row {
+                what: "PostgreSQL: publish -> durable through the recorder".into(),
+                rate: recorded,
+                unit: "events/s",
+                baseline: Some(("raw binary COPY, 1000 rows per transaction".into(), copy)),
+            });
+            rows.push(Row {
+                what: "PostgreSQL: publish -> durable through the recorder".into(),
+                rate: recorded,
+                unit: "events/s",
+                baseline: Some(("raw INSERT per event".into(), per_event)),
+            });
+        }
 
-    let (stream, raw_read) = catch_up(
-        &rt,
-        SqliteStore::open(dir.path().join("rec.db")).unwrap(),
-        EVENTS,
-    );
-    rows.push(Row {
-        what: "SQLite catch-up: subscribe_from(0) stream".into(),
-        rate: stream,
-        unit: "events/s",
-        baseline: Some(("read_blocking, pages of 1000".into(), raw_read)),
-    });
+        let (with, without) = publish_cost(&rt, &events);
+        rows.push(Row {
+            what: "publish with a recorder attached (median ns/publish)".into(),
+            rate: with,
+            unit: "ns",
+            baseline: Some(("same publish, no recorder".into(), without)),
+        });
 
-    let (peak, capacity, rss_growth, waits) = bounded_memory(&rt, dir.path());
+        let (stream, raw_read) = catch_up(
+            &rt,
+            SqliteStore::open(dir.path().join("rec.db")).unwrap(),
+            EVENTS,
+        );
+        rows.push(Row {
+            what: "SQLite catch-up: subscribe_from(0) stream".into(),
+            rate: stream,
+            unit: "events/s",
+            baseline: Some(("read_blocking, pages of 1000".into(), raw_read)),
+        });
+
+        memory = Some(bounded_memory(&rt, dir.path()));
+    }
 
     println!("| measurement | result | baseline (same run) | ratio |");
     println!("|---|---:|---|---:|");
@@ -447,8 +557,15 @@ fn main() {
             ratio
         );
     }
-    println!(
-        "| slow writer (2 ms per 100-event batch), 60k publishes | peak queue {peak} of {capacity}, RSS +{:.1} MiB, {waits:.0} publisher waits | | |",
-        rss_growth as f64 / 1024.0
-    );
+    if let Some((p50, p99)) = lone {
+        println!(
+            "| lone event every 1 ms: publish -> committed and streamed | p50 {p50:.0} us, p99 {p99:.0} us | | |"
+        );
+    }
+    if let Some((peak, capacity, rss_growth, waits)) = memory {
+        println!(
+            "| slow writer (2 ms per 100-event batch), 60k publishes | peak queue {peak} of {capacity}, RSS +{:.1} MiB, {waits:.0} publisher waits | | |",
+            rss_growth as f64 / 1024.0
+        );
+    }
 }

@@ -110,6 +110,9 @@ struct State {
     mode: Mode,
     /// The recorder is gone: after the final backlog, end.
     ending: bool,
+    /// The last page held every sequence of its range: read the next two
+    /// pages at once.
+    dense: bool,
     retry: bool,
 }
 
@@ -128,6 +131,7 @@ impl CatchUp {
             buffer: VecDeque::new(),
             mode: Mode::Start,
             ending: false,
+            dense: true,
             retry: false,
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
@@ -182,16 +186,49 @@ impl State {
         error
     }
 
+    /// Reads the next page of the backlog into the buffer. While the
+    /// backlog is dense (every sequence present and matching, as in an
+    /// unfiltered catch-up), the page after it is read at the same time, by
+    /// sequence range: two reads in flight (on two reader connections for
+    /// SQLite, two pooled connections for PostgreSQL) instead of one after
+    /// the other. A page that turns out sparse only wastes the speculative
+    /// read; rows it shares with the first page are skipped.
     async fn read_page(&mut self, up_to: u64) -> Result<(), StoreError> {
         let query = self.filter.clone().after(self.cursor).up_to(up_to);
-        match self.store.read(&query).await {
-            Ok(page) => {
-                self.cursor = if page.len() < PAGE {
-                    up_to
-                } else {
-                    page.last().map_or(up_to, |last| last.sequence)
-                };
+        let ahead_from = self.cursor + PAGE as u64;
+        let page = if self.dense && ahead_from < up_to {
+            let ahead = self.filter.clone().after(ahead_from).up_to(up_to);
+            let (page, ahead) =
+                futures_util::future::join(self.store.read(&query), self.store.read(&ahead)).await;
+            page.map(|page| (page, ahead.ok()))
+        } else {
+            self.store.read(&query).await.map(|page| (page, None))
+        };
+        match page {
+            Ok((page, ahead)) => {
+                let full = page.len() == PAGE;
+                let last = page.last().map(|stored| stored.sequence);
+                self.dense = full && last == Some(ahead_from);
+                self.cursor = if full { last.unwrap_or(up_to) } else { up_to };
                 self.buffer.extend(page.into_iter().map(Ok));
+                // The speculative page continues a full first page exactly
+                // from `ahead_from`: its rows after the first page's last
+                // follow it with nothing missing.
+                if let (true, Some(ahead)) = (full, ahead) {
+                    let after = self.cursor;
+                    let reached = if ahead.len() == PAGE {
+                        ahead.last().map_or(up_to, |stored| stored.sequence)
+                    } else {
+                        up_to
+                    };
+                    self.buffer.extend(
+                        ahead
+                            .into_iter()
+                            .filter(|stored| stored.sequence > after)
+                            .map(Ok),
+                    );
+                    self.cursor = self.cursor.max(reached);
+                }
                 Ok(())
             }
             Err(error) => match error.sequence() {

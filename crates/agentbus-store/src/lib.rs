@@ -38,7 +38,11 @@
 //!   (and reads one flag): no I/O, no lock, no allocation. A writer thread of
 //!   its own commits batches: up to 1000 events (tunable), formed while the
 //!   previous batch commits, so a lone event commits at once and batches
-//!   grow under load. No async runtime is needed to attach one.
+//!   grow under load. A burst is taken once it stops growing (the writer
+//!   looks every 5 µs, at most 250 µs), never popped from under the thread
+//!   still publishing it, and the writer watches the queue for 50 µs after
+//!   a commit before it sleeps: only the first event after a longer quiet
+//!   pays for waking it. No async runtime is needed to attach one.
 //! - **Overflow is a policy chosen at attach time** ([`Overflow`], the
 //!   core's): `Wait` (the default) makes publishers wait for room, so they
 //!   slow to the store's pace and nothing is lost; `DropNewest` and

@@ -300,8 +300,9 @@ impl Recorder {
 
     /// Notes `ids` so that the writer reports the sequence it gives each as
     /// it commits them: call it before publishing the events, then
-    /// [`Tracked::commit`] after, which flushes and returns the sequences
-    /// (`None` for an id already stored) without reading the store. A
+    /// [`Tracked::commit`] after, which waits for these events (not for
+    /// others queued behind them) and returns the sequences (`None` for an
+    /// id already stored) without reading the store. A
     /// publisher that must answer with the sequences of what it published
     /// (a web `POST`) uses it instead of [`flush`](Self::flush).
     ///

@@ -1,11 +1,13 @@
 //! [`Tracked`]: the sequences a recorder gave some events, straight from its
 //! writer.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use agentbus::EventId;
+use tokio::sync::Notify;
 
 use crate::error::StoreError;
 use crate::store::BoxFuture;
@@ -22,6 +24,7 @@ pub(crate) enum Outcome {
 }
 
 /// One tracked position: which [`Tracked`] and where in its ids.
+#[derive(Clone, Copy)]
 struct Watch {
     ticket: u64,
     position: usize,
@@ -35,12 +38,56 @@ pub(crate) struct Tracking {
     watches: Mutex<Watches>,
     /// How many watches exist: the writer skips the lock when none does.
     count: AtomicUsize,
+    /// Woken when some [`Tracked`] has all its ids settled.
+    settled: Notify,
 }
 
 #[derive(Default)]
 struct Watches {
-    by_id: HashMap<EventId, Vec<Watch>>,
+    by_id: HashMap<EventId, Watchers>,
+    /// Per ticket, how many of its positions are not settled yet.
+    unsettled: HashMap<u64, usize>,
     next_ticket: u64,
+}
+
+/// The watches on one id: almost always one (no allocation of its own);
+/// several when publishers track the same id at once, or a body repeats it.
+enum Watchers {
+    One(Watch),
+    Many(Vec<Watch>),
+}
+
+impl Watchers {
+    fn as_mut_slice(&mut self) -> &mut [Watch] {
+        match self {
+            Watchers::One(watch) => std::slice::from_mut(watch),
+            Watchers::Many(watches) => watches,
+        }
+    }
+
+    fn push(&mut self, watch: Watch) {
+        match self {
+            Watchers::Many(watches) => watches.push(watch),
+            Watchers::One(_) => {
+                let Watchers::One(first) = std::mem::replace(self, Watchers::Many(Vec::new()))
+                else {
+                    unreachable!("matched above")
+                };
+                *self = Watchers::Many(vec![first, watch]);
+            }
+        }
+    }
+
+    /// Removes the watch at `at`; `true` when none is left.
+    fn remove(&mut self, at: usize) -> (Watch, bool) {
+        match self {
+            Watchers::Many(watches) => {
+                let watch = watches.remove(at);
+                (watch, watches.is_empty())
+            }
+            Watchers::One(watch) => (*watch, true),
+        }
+    }
 }
 
 impl Tracking {
@@ -57,17 +104,48 @@ impl Tracking {
             return;
         }
         let mut watches = self.lock();
+        let Watches {
+            by_id, unsettled, ..
+        } = &mut *watches;
+        let mut finished = false;
         for (id, outcome) in outcomes {
-            let Some(list) = watches.by_id.get_mut(&id) else {
+            let Some(list) = by_id.get_mut(&id) else {
                 continue;
             };
             let mut settled_ticket = None;
-            for watch in list {
+            for watch in list.as_mut_slice() {
                 if watch.outcome.is_none() && settled_ticket != Some(watch.ticket) {
                     watch.outcome = Some(outcome);
                     settled_ticket = Some(watch.ticket);
+                    if let Some(left) = unsettled.get_mut(&watch.ticket) {
+                        *left -= 1;
+                        finished |= *left == 0;
+                    }
                 }
             }
+        }
+        drop(watches);
+        if finished {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Resolves once every position of `ticket` is settled.
+    async fn all_settled(&self, ticket: u64) {
+        loop {
+            let notified = self.settled.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so a settle in between wakes us.
+            notified.as_mut().enable();
+            if self
+                .lock()
+                .unsettled
+                .get(&ticket)
+                .is_none_or(|&left| left == 0)
+            {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -75,12 +153,22 @@ impl Tracking {
         let mut watches = self.lock();
         let ticket = watches.next_ticket;
         watches.next_ticket += 1;
+        watches.by_id.reserve(ids.len());
+        if !ids.is_empty() {
+            watches.unsettled.insert(ticket, ids.len());
+        }
         for (position, id) in ids.iter().enumerate() {
-            watches.by_id.entry(*id).or_default().push(Watch {
+            let watch = Watch {
                 ticket,
                 position,
                 outcome: None,
-            });
+            };
+            match watches.by_id.entry(*id) {
+                Entry::Occupied(mut entry) => entry.get_mut().push(watch),
+                Entry::Vacant(entry) => {
+                    entry.insert(Watchers::One(watch));
+                }
+            }
         }
         self.count.fetch_add(ids.len(), Ordering::AcqRel);
         Tracked {
@@ -94,19 +182,21 @@ impl Tracking {
     /// Removes a ticket's watches and returns their outcomes, in order.
     fn take(&self, ticket: u64, ids: &[EventId]) -> Vec<Option<Outcome>> {
         let mut watches = self.lock();
+        watches.unsettled.remove(&ticket);
         let outcomes = ids
             .iter()
             .enumerate()
             .map(|(position, id)| {
                 let list = watches.by_id.get_mut(id)?;
                 let at = list
+                    .as_mut_slice()
                     .iter()
                     .position(|w| w.ticket == ticket && w.position == position)?;
-                let outcome = list.remove(at).outcome;
-                if list.is_empty() {
+                let (watch, emptied) = list.remove(at);
+                if emptied {
                     watches.by_id.remove(id);
                 }
-                outcome
+                watch.outcome
             })
             .collect();
         self.count.fetch_sub(ids.len(), Ordering::AcqRel);
@@ -146,7 +236,9 @@ impl Tracked {
         &self.ids
     }
 
-    /// Flushes the recorder, then returns, per tracked id in order,
+    /// Waits until the writer has committed (or skipped) every tracked
+    /// event, or until a flush of the recorder returns, whichever is first;
+    /// then returns, per tracked id in order,
     /// `Some(sequence)` for an event committed since it was tracked, or
     /// `None` for one whose id was already stored (a retry, a replay, or a
     /// repeat of an id earlier in the same ids), so not stored again, and
@@ -158,7 +250,17 @@ impl Tracked {
     /// policy, or was not published before this call.
     pub async fn commit(mut self) -> Result<Vec<Option<u64>>, StoreError> {
         let flush = self.flush.take().ok_or(StoreError::Closed)?;
-        flush().await?;
+        // Done as soon as the writer has settled every id (other publishers'
+        // events queued behind these are not waited for); the flush covers
+        // what never settles (an event dropped or not published) and
+        // reports write failures.
+        tokio::select! {
+            biased;
+            () = self.tracking.all_settled(self.ticket) => {}
+            flushed = flush() => {
+                flushed?;
+            }
+        }
         let outcomes = self.tracking.take(self.ticket, &self.ids);
         let ids = std::mem::take(&mut self.ids);
         ids.iter()

@@ -147,17 +147,27 @@ fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
     let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     let mut at = 0;
     while at < body.len() {
+        if in_string {
+            if escaped {
+                escaped = false;
+                at += 1;
+                continue;
+            }
+            // Most of a body is string contents: skip to the next byte that
+            // matters there in one tight search.
+            match body[at..].iter().position(|&b| b == b'"' || b == b'\\') {
+                Some(offset) => {
+                    at += offset;
+                    escaped = body[at] == b'\\';
+                    in_string = escaped;
+                    at += 1;
+                    continue;
+                }
+                None => return None,
+            }
+        }
         let byte = body[at];
         at += 1;
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
         match byte {
             b'"' => in_string = true,
             b'[' | b'{' => depth += 1,

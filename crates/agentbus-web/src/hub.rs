@@ -5,11 +5,12 @@
 //! drains it every 2 ms (at once when this crate's own `POST`
 //! publishes). With a store, the hub follows the recorder's commits through
 //! one [`Recorder::subscribe_from`] stream, so every event it hands out has
-//! its sequence and is already durable. Either way it encodes each event to
-//! JSON once, counts it, and hands it to a broadcast channel that every
-//! WebSocket and SSE client reads at its own pace: the publish cost does not
-//! grow with the number of clients, and no client task is woken on the
-//! publisher's thread.
+//! its sequence and is already durable. Either way it counts each event
+//! and, while any client is connected, encodes it to JSON once and hands it
+//! to a broadcast channel that every WebSocket and SSE client reads at its
+//! own pace: the publish cost does not grow with the number of clients, no
+//! client task is woken on the publisher's thread, and with no client
+//! nothing is encoded.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -292,10 +293,14 @@ impl Hub {
             rates.advance(unix_seconds());
             for StoredEvent { sequence, event } in batch {
                 self.count(&event, &mut rates);
-                // Always encode: a client may join and resume from this
-                // sequence at any time, and the watermark says it was sent.
-                if let Some(frame) = Frame::new(event, Some(sequence)) {
-                    self.broadcast(frame);
+                // Encoded only for clients subscribed now: one joining later
+                // never receives this frame from the channel, and reads it
+                // from the store instead (its `after` is below the
+                // watermark, or the next frame reveals the gap).
+                if self.sender.receiver_count() > 0 {
+                    if let Some(frame) = Frame::new(event, Some(sequence)) {
+                        self.broadcast(frame);
+                    }
                 }
             }
         }

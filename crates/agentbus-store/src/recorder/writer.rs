@@ -37,6 +37,19 @@ const CLOSE_ATTEMPTS: u32 = 3;
 /// How long a batch waits at most for the rest of a reserved publish.
 const RESERVED_LINGER: Duration = Duration::from_millis(2);
 
+/// How long the queue's length must stay the same before the writer takes
+/// what is queued: a publisher in the middle of a burst pushes far more
+/// often than this.
+const SETTLE_QUIET: Duration = Duration::from_micros(5);
+
+/// The longest the writer waits for a queue that keeps growing (and is not
+/// yet a full batch) before it takes what is there.
+const SETTLE_MAX: Duration = Duration::from_micros(250);
+
+/// How long the writer keeps watching the empty queue after its last commit
+/// before it parks: a burst that starts within it pays no wake-up.
+const IDLE_SPIN: Duration = Duration::from_micros(50);
+
 pub(crate) struct Writer {
     config: RecorderConfig,
     shared: Arc<Shared>,
@@ -197,6 +210,9 @@ impl Writer {
         let mut next_prune = Instant::now();
         loop {
             self.drain_control();
+            if pending.is_empty() && self.waiters.is_empty() && !self.closing {
+                self.settle();
+            }
             self.fill(&mut pending);
             if !pending.is_empty() && pending.len() < max_batch && self.waiters.is_empty() {
                 if self.config.linger.is_zero() {
@@ -278,6 +294,34 @@ impl Writer {
                     backoff = (backoff * 2).min(self.config.retry_max);
                 }
             }
+        }
+    }
+
+    /// Waits, spinning, while the queue still grows: a burst is being
+    /// published. Popping events from under a publisher that is still
+    /// pushing makes the two threads trade the queue's cache lines for every
+    /// event (hundreds of nanoseconds each on the publisher's side); taken
+    /// once the burst is over, the batch costs the publisher nothing. Looks
+    /// at the length once per [`SETTLE_QUIET`], so the publisher loses the
+    /// queue's tail line at most that often, and a lone event waits one such
+    /// period. Takes a full batch at once; otherwise stops after
+    /// [`SETTLE_MAX`] or when a control message arrives.
+    fn settle(&self) {
+        let queue = &self.shared.queue;
+        let started = Instant::now();
+        let mut seen = queue.len();
+        // A full batch already waiting: the publisher is outpacing the
+        // writer, and taking it at once keeps up best.
+        if seen == 0 || seen >= self.config.max_batch {
+            return;
+        }
+        while started.elapsed() < SETTLE_MAX {
+            spin_for(SETTLE_QUIET);
+            let now = queue.len();
+            if now == seen || !self.control.is_empty() {
+                return;
+            }
+            seen = now;
         }
     }
 
@@ -442,8 +486,19 @@ impl Writer {
     }
 
     /// Sleeps until an event is handed off, a control message arrives, or
-    /// pruning is due.
+    /// pruning is due; first watches the queue for [`IDLE_SPIN`], so a
+    /// publisher that starts again soon finds the writer awake and does not
+    /// pay for waking it.
     async fn idle(&mut self, next_prune: Option<Instant>) {
+        let linger_until = Instant::now() + IDLE_SPIN;
+        while Instant::now() < linger_until {
+            if !self.shared.queue.is_empty() || !self.control.is_empty() {
+                return;
+            }
+            // Gives the core to any thread waiting for it (on a busy
+            // machine, the publisher itself): lingering must not slow it.
+            std::thread::yield_now();
+        }
         self.shared.writer_idle.store(true, Ordering::SeqCst);
         // Look again after announcing: a publisher that pushed before seeing
         // the flag would otherwise wake nobody.
@@ -465,5 +520,13 @@ impl Writer {
             () = tokio::time::sleep_until(prune_at.into()) => {}
         }
         self.shared.writer_idle.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Spins for `period` (far shorter than the scheduler would sleep).
+fn spin_for(period: Duration) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
