@@ -1,0 +1,1 @@
+"""The GatheRing test files import `gathering.events`; here that is agentbus."""
