@@ -19,11 +19,11 @@ use crate::servers::Servers;
 use crate::stats::{bump, BridgeStats, Counters, StatsHandle};
 use crate::wire::Stamp;
 
-/// How long shutdown waits for the socket to take the last acks and
-/// messages: an ack lost here is a redelivery to the next consumer, so it
-/// is generous (with 2 s, a restart test on a loaded machine once saw
-/// redeliveries).
-const FINAL_FLUSH: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the server to confirm the last acks
+/// (JetStream) and for the socket to take the last messages: an ack lost
+/// here is a redelivery to the next consumer, so it is generous for a loaded
+/// machine.
+pub(crate) const FINAL_FLUSH: Duration = Duration::from_secs(10);
 
 /// A connection between a local [`EventBus`] and a NATS server (see the
 /// crate docs for what it guarantees).

@@ -200,9 +200,18 @@ impl Receiver {
     async fn run_jetstream(&mut self, source: JetStreamSource, mut stop: watch::Receiver<bool>) {
         let JetStreamSource { js, mut messages } = source;
         let mut backoff = Duration::from_millis(10);
+        // The last message delivered and acked: its ack is confirmed at the
+        // stop (see `hand_back`).
+        let mut last_acked = None;
+        // A message taken from the stream just as the bridge closed.
+        let mut taken_at_stop = None;
         'outer: loop {
             let next = match messages.next().now_or_never() {
                 Some(next) if !self.context.shared.closed.load(Relaxed) => next,
+                Some(Some(Ok(message))) => {
+                    taken_at_stop = Some(message);
+                    break 'outer;
+                }
                 _ => tokio::select! {
                     biased;
                     _ = crate::context::stopped(&mut stop) => break 'outer,
@@ -226,6 +235,7 @@ impl Receiver {
                         // Delivered again after ack_wait; the id window drops it.
                         tracing::debug!(error = %err, "jetstream ack failed");
                     }
+                    last_acked = Some(message);
                 }
                 other => {
                     match other {
@@ -255,11 +265,11 @@ impl Receiver {
                 }
             }
         }
-        // Hand back what arrived but was not delivered, so the next life of
-        // this consumer gets it at once rather than after ack_wait.
+        let mut undelivered: Vec<jetstream::Message> = taken_at_stop.into_iter().collect();
         while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
+            undelivered.push(message);
         }
+        hand_back(last_acked, undelivered).await;
     }
 
     /// Core mode: counts the messages missing before this one from its sender.
@@ -385,6 +395,54 @@ impl Receiver {
                     skipped = self.warnings,
                     "message from NATS skipped"
                 );
+            }
+        }
+    }
+}
+
+/// The end of a JetStream consumer's life: naks what arrived but was not
+/// delivered, so the next life gets it at once rather than after ack_wait,
+/// then confirms with a double ack (a request the server answers once it has
+/// processed it) that every ack and nak sent on this connection has been
+/// processed: the server handles one connection's acks in order.
+///
+/// Plain acks are fire-and-forget: on a loaded machine the server can still
+/// hold unread acks when the process closes its socket (and a close with
+/// unread incoming data resets the connection, which discards them), so
+/// without the confirmation a restarted consumer was handed again events its
+/// first life had delivered. The last delivered message is acked again
+/// (acking twice is harmless); if nothing was delivered, the last nak is the
+/// confirmed one. Retried until [`FINAL_FLUSH`](crate::bridge::FINAL_FLUSH)
+/// runs out.
+async fn hand_back(
+    last_acked: Option<jetstream::Message>,
+    mut undelivered: Vec<jetstream::Message>,
+) {
+    let confirm = match last_acked {
+        Some(message) => Some((message, AckKind::Ack)),
+        None => undelivered
+            .pop()
+            .map(|message| (message, AckKind::Nak(None))),
+    };
+    for message in &undelivered {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+    let Some((message, kind)) = confirm else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + crate::bridge::FINAL_FLUSH;
+    loop {
+        match tokio::time::timeout_at(deadline, message.double_ack_with(kind)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(error = %err, "final jetstream ack not confirmed yet; retrying")
+            }
+            _ => {
+                tracing::warn!(
+                    "the server did not confirm the final jetstream acks; \
+                     the next consumer may be handed some delivered events again"
+                );
+                return;
             }
         }
     }

@@ -130,7 +130,12 @@
 //! **Stopping.** [`NatsBridge::shutdown`] stops taking local events, sends
 //! what is buffered (JetStream: waits up to 10 s for the acks), hands back
 //! messages received but not yet delivered, flushes (up to 10 s) and closes. Dropping the
-//! bridge stops it without waiting.
+//! bridge stops it without waiting. In JetStream mode it also waits (up to
+//! 10 s) until the server confirms it has processed the consumer's last acks
+//! (a double ack, answered once every earlier ack on the connection is
+//! processed): plain acks are fire-and-forget, and a server too slow to read
+//! them before the process exits would hand the next life of the consumer
+//! events this one delivered.
 //!
 //! # Example
 //!

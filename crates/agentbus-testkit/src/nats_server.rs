@@ -135,6 +135,27 @@ impl NatsServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP) until [`resume`](Self::resume): it keeps
+    /// its connections but reads and answers nothing, like a server on a
+    /// badly overloaded machine.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let process = self.process.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .args([signal, &process.id().to_string()])
+            .status()
+            .expect("`kill` runs");
+        assert!(status.success(), "kill {signal} nats-server failed");
+    }
+
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.kill();

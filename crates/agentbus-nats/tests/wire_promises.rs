@@ -1,0 +1,191 @@
+//! What the crate docs promise about the wire and about where a new
+//! consumer starts: each message's headers (origin, sequence, event id;
+//! `Nats-Msg-Id` in JetStream), and a new JetStream consumer starting with
+//! the events published after it was created unless told otherwise.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use agentbus::{Event, EventBus, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge, StartFrom};
+use agentbus_testkit::NatsServer;
+use common::{counter, runtime, wait_until};
+use futures_util::StreamExt;
+
+/// Core mode: `Agentbus-Origin` is the bridge's name, `Agentbus-Event-Id`
+/// the event id, `Agentbus-Seq` `<instance> <n>` counting from 1 per type.
+#[test]
+fn core_messages_carry_origin_event_id_and_per_type_sequence() {
+    let Some(server) =
+        NatsServer::start_or_skip("core_messages_carry_origin_event_id_and_per_type_sequence")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let mut messages = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let subscriber = client.subscribe("agentbus.>").await.unwrap();
+        client.flush().await.unwrap();
+        (client, subscriber)
+    });
+    let bus = EventBus::new();
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default().name("sender"),
+        ))
+        .unwrap();
+    let sent = [
+        Event::new(EventType::TaskStarted),
+        Event::new(EventType::TaskCompleted),
+        Event::new(EventType::TaskStarted),
+    ];
+    for event in &sent {
+        bus.publish_blocking(event.clone());
+    }
+    rt.block_on(bridge.flush());
+    let mut instance = None;
+    for (event, expected_seq) in sent.iter().zip([1u64, 1, 2]) {
+        let message = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), messages.1.next()).await
+            })
+            .expect("the message arrives")
+            .expect("the subscription is open");
+        assert_eq!(
+            message.subject.as_str(),
+            format!("agentbus.{}", event.event_type.as_str())
+        );
+        let headers = message.headers.expect("headers");
+        assert_eq!(headers.get("Agentbus-Origin").unwrap().as_str(), "sender");
+        assert_eq!(
+            headers.get("Agentbus-Event-Id").unwrap().as_str(),
+            event.id.to_string()
+        );
+        let seq = headers.get("Agentbus-Seq").unwrap().as_str().to_owned();
+        let (token, n) = seq.split_once(' ').expect("`<instance> <n>`");
+        assert_eq!(n.parse::<u64>().unwrap(), expected_seq, "{seq}");
+        assert!(!token.is_empty());
+        assert_eq!(
+            *instance.get_or_insert_with(|| token.to_owned()),
+            token,
+            "one instance token per connected bridge"
+        );
+        assert_eq!(
+            Event::from_json_slice(&message.payload).unwrap().id,
+            event.id
+        );
+    }
+    rt.block_on(bridge.shutdown());
+}
+
+/// JetStream: the event id is the `Nats-Msg-Id`, so the server drops a
+/// second copy of the same event.
+#[test]
+fn jetstream_messages_carry_the_event_id_as_nats_msg_id() {
+    let Some(server) =
+        NatsServer::start_or_skip("jetstream_messages_carry_the_event_id_as_nats_msg_id")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let bus = EventBus::new();
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default().name("sender").jetstream(true),
+        ))
+        .unwrap();
+    let event = Event::new(EventType::TaskStarted);
+    bus.publish_blocking(event.clone());
+    // The same event again (a replay, say): stored once.
+    bus.publish_blocking(event.clone());
+    rt.block_on(bridge.flush());
+    rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream("AGENTBUS")
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.info().await.unwrap().state.messages,
+            1,
+            "stored once"
+        );
+        let stored = stream.get_raw_message(1).await.unwrap();
+        assert_eq!(
+            stored.headers.get("Nats-Msg-Id").unwrap().as_str(),
+            event.id.to_string()
+        );
+        assert_eq!(
+            stored.headers.get("Agentbus-Origin").unwrap().as_str(),
+            "sender"
+        );
+    });
+    rt.block_on(bridge.shutdown());
+}
+
+/// A new durable consumer starts with events published after it was
+/// created ([`StartFrom::New`], the default); [`StartFrom::All`] takes what
+/// the stream already holds.
+#[test]
+fn a_new_consumer_starts_after_its_creation_unless_told_all() {
+    let Some(server) =
+        NatsServer::start_or_skip("a_new_consumer_starts_after_its_creation_unless_told_all")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let sender_bus = EventBus::new();
+    let sender = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &sender_bus,
+            BridgeConfig::default().name("sender").jetstream(true),
+        ))
+        .unwrap();
+    for _ in 0..3 {
+        sender_bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    rt.block_on(sender.flush());
+
+    let join = |name: &str, start: StartFrom| {
+        let bus = EventBus::new();
+        let seen = counter(&bus);
+        let bridge = rt
+            .block_on(NatsBridge::connect(
+                &server.url(),
+                &bus,
+                BridgeConfig::default()
+                    .name(name)
+                    .jetstream(true)
+                    .start_from(start),
+            ))
+            .unwrap();
+        (bus, seen, bridge)
+    };
+    let (_new_bus, new_seen, new_bridge) = join("newcomer", StartFrom::New);
+    let (_all_bus, all_seen, all_bridge) = join("historian", StartFrom::All);
+
+    sender_bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    rt.block_on(sender.flush());
+    assert!(
+        wait_until(Duration::from_secs(10), || all_seen.load(Ordering::Relaxed)
+            == 4
+            && new_seen.load(Ordering::Relaxed) == 1),
+        "StartFrom::All saw {} of 4, StartFrom::New {} of 1",
+        all_seen.load(Ordering::Relaxed),
+        new_seen.load(Ordering::Relaxed)
+    );
+    // Nothing older trickles in later.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(new_seen.load(Ordering::Relaxed), 1);
+    assert_eq!(all_seen.load(Ordering::Relaxed), 4);
+    for bridge in [new_bridge, all_bridge, sender] {
+        rt.block_on(bridge.shutdown());
+    }
+}
