@@ -429,8 +429,10 @@ impl PyEventBus {
     /// `max_concurrent_handlers` (default 100, at least 1): how many async
     /// handler calls may run at once, bus-wide; more wait their turn.
     /// `dedup_enabled` (default False) and `dedup_window` (seconds, default
-    /// 1.0): drop an event equal in type, source agent, circle and data to
-    /// one published less than the window ago.
+    /// 1.0): drop an event with the id of one accepted less than the window
+    /// ago, or equal to it in type, source agent, circle and data, and count
+    /// it in `events_deduplicated`. A new `dedup_window` starts an empty
+    /// window; the count stays until `reset`.
     #[pyo3(signature = (max_concurrent_handlers=None, dedup_window=None, dedup_enabled=None))]
     fn configure(
         &self,
