@@ -7,11 +7,12 @@ use std::sync::{Arc as StdArc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
+use crate::delivery::{manage, DeliveryState, Options, DEFAULT_DEAD_LETTER_CAPACITY};
 use crate::dispatch::PublishOutcome;
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
-use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
+use crate::handler::{quietly, Filter, Handler, HandlerResult, Reporter, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
 use crate::inner::{Inner, Registry};
@@ -106,10 +107,19 @@ impl EventBus {
     pub fn builder() -> EventBusBuilder {
         EventBusBuilder {
             history_capacity: DEFAULT_HISTORY_CAPACITY,
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+            max_concurrent_handlers: None,
         }
     }
 
     fn with_capacity(history_capacity: usize) -> Self {
+        Self::with_settings(
+            history_capacity,
+            DeliveryState::new(DEFAULT_DEAD_LETTER_CAPACITY, None),
+        )
+    }
+
+    fn with_settings(history_capacity: usize, delivery: DeliveryState) -> Self {
         // A std atomic even under loom: it only hands out distinct numbers.
         static NEXT_BUS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
@@ -119,12 +129,17 @@ impl EventBus {
                 history: History::new(history_capacity),
                 counters: Counters::new(),
                 registry: CachePadded::new(Mutex::new(Registry::default())),
+                delivery: StdArc::new(delivery),
             }),
         }
     }
 
     pub(crate) fn from_inner(inner: StdArc<Inner>) -> Self {
         Self { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &StdArc<Inner> {
+        &self.inner
     }
 
     /// A handle that does not keep the bus alive: what a handler that
@@ -215,11 +230,35 @@ impl EventBus {
         filter: Option<Filter>,
         handler: Handler,
     ) -> SubscriptionId {
+        self.register_with(types, name, scope, filter, handler, Options::default())
+    }
+
+    /// [`register`](Self::register) with delivery options (retry, timeout,
+    /// limits, ordering; see `delivery/`).
+    pub(crate) fn register_with(
+        &self,
+        types: EventTypeSet,
+        name: Option<Cow<'static, str>>,
+        scope: Scope,
+        filter: Option<Filter>,
+        handler: Handler,
+        options: Options,
+    ) -> SubscriptionId {
         let inner = &*self.inner;
         let mut registry = lock(&inner.registry);
         registry.last_id += 1;
         let id = SubscriptionId::new(inner.id, registry.last_id);
-        let subscriber = Arc::new(Subscriber::new(id, name, scope, filter, handler));
+        let reporter = Reporter::new(id, name);
+        let dead_letters = options.dead_letters.then(|| StdArc::clone(&inner.delivery));
+        let (handler, managed) = manage(handler, options, &self.inner, &reporter);
+        let subscriber = Arc::new(Subscriber::new(
+            reporter,
+            scope,
+            filter,
+            handler,
+            managed,
+            dead_letters,
+        ));
         let retired = inner.tables.insert(types, &subscriber);
         registry.subscriptions.insert(id, (types, subscriber));
         inner
@@ -394,12 +433,15 @@ impl EventBus {
         quietly(|| drop((retired, removed)));
         inner.history.clear();
         inner.counters.reset();
+        inner.delivery.reset();
     }
 
     /// A snapshot of the bus's counters.
     pub fn stats(&self) -> BusStats {
         let inner = &*self.inner;
-        inner.counters.snapshot(inner.history.len())
+        let mut stats = inner.counters.snapshot(inner.history.len());
+        inner.delivery.fill(&mut stats);
+        stats
     }
 }
 
@@ -421,6 +463,8 @@ impl WeakEventBus {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventBusBuilder {
     history_capacity: usize,
+    dead_letter_capacity: usize,
+    max_concurrent_handlers: Option<usize>,
 }
 
 impl Default for EventBusBuilder {
@@ -435,6 +479,35 @@ impl EventBusBuilder {
     #[must_use]
     pub fn history_capacity(mut self, capacity: usize) -> Self {
         self.history_capacity = capacity;
+        self
+    }
+
+    /// How many async handler calls may run at once on this bus, over all
+    /// its subscriptions (the original bus's
+    /// `configure(max_concurrent_handlers=...)`; `0` is taken as 1). A
+    /// publish whose async handler finds no free permit waits for one
+    /// (`publish` returns `Pending`, `publish_blocking` parks), first come
+    /// first served; nothing is spawned. Sync handlers run inline on the
+    /// publishing thread and take no permit. A publish made from inside a
+    /// handler runs under that handler's permit, so handlers that publish
+    /// cannot deadlock on it; see
+    /// [`docs::semantics`](crate::docs::semantics#concurrency-limits).
+    ///
+    /// Unset (the default), async handlers are not limited and take the
+    /// plain path.
+    #[must_use]
+    pub fn max_concurrent_handlers(mut self, limit: usize) -> Self {
+        self.max_concurrent_handlers = Some(limit);
+        self
+    }
+
+    /// How many [dead letters](crate::DeadLetters) the bus keeps in memory
+    /// (default [`DEFAULT_DEAD_LETTER_CAPACITY`], 10,000); beyond it the
+    /// oldest is dropped, counted in [`DeadLetters::dropped`](crate::DeadLetters::dropped)
+    /// and logged.
+    #[must_use]
+    pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
+        self.dead_letter_capacity = capacity;
         self
     }
 
@@ -454,7 +527,7 @@ impl EventBusBuilder {
                 max: MAX_HISTORY_CAPACITY,
             });
         }
-        Ok(EventBus::with_capacity(self.history_capacity))
+        Ok(self.build_unchecked(self.history_capacity))
     }
 
     /// Builds the bus. A history capacity above [`MAX_HISTORY_CAPACITY`] is
@@ -462,9 +535,17 @@ impl EventBusBuilder {
     /// [`try_build`](Self::try_build) to get an error instead.
     pub fn build(self) -> EventBus {
         let requested = self.history_capacity;
+        let fallback = self.clone();
         self.try_build().unwrap_or_else(|err| {
             tracing::warn!(requested, error = %err, "history capacity lowered to the maximum");
-            EventBus::with_capacity(MAX_HISTORY_CAPACITY)
+            fallback.build_unchecked(MAX_HISTORY_CAPACITY)
         })
+    }
+
+    fn build_unchecked(&self, history_capacity: usize) -> EventBus {
+        EventBus::with_settings(
+            history_capacity,
+            DeliveryState::new(self.dead_letter_capacity, self.max_concurrent_handlers),
+        )
     }
 }

@@ -178,6 +178,12 @@ impl Counters {
             handler_errors: totals.failed.saturating_sub(baseline.failed),
             active_subscribers: self.active_subscribers.load(Ordering::Relaxed),
             history_size,
+            // Filled in by the delivery state (`EventBus::stats`).
+            retries: 0,
+            retries_pending: 0,
+            timed_out: 0,
+            dead_lettered: 0,
+            dead_letters: 0,
         }
     }
 }
@@ -206,6 +212,18 @@ pub struct BusStats {
     pub active_subscribers: usize,
     /// Events currently held in history.
     pub history_size: usize,
+    /// Retry attempts made (each attempt after a delivery's first).
+    pub retries: u64,
+    /// Deliveries waiting for or running a retry now.
+    pub retries_pending: usize,
+    /// Attempts that ran past their subscription's
+    /// [`timeout`](crate::SubscriptionBuilder::timeout).
+    pub timed_out: u64,
+    /// Deliveries given up on and kept as dead letters.
+    pub dead_lettered: u64,
+    /// Dead letters held now (not yet redriven, discarded or dropped for
+    /// room).
+    pub dead_letters: usize,
 }
 
 #[cfg(test)]

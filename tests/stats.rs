@@ -18,6 +18,7 @@ fn smoke() {
             handler_errors: 0,
             active_subscribers: 1,
             history_size: 1,
+            ..BusStats::default()
         }
     );
 }
