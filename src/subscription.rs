@@ -236,9 +236,11 @@ impl<'bus> SubscriptionBuilder<'bus> {
     ///         async move { log.lock().unwrap().push(e.data["n"].as_i64()) }
     ///     });
     /// let publishes = (0..3).map(|n| {
-    ///     bus.publish(Event::new(EventType::TaskCompleted).with_circle(1).with_data(n.into()))
+    ///     let event = Event::new(EventType::TaskCompleted).with_circle(1);
+    ///     bus.publish(event.with_data(serde_json::json!({ "n": n })))
     /// });
     /// futures::future::join_all(publishes).await;
+    /// assert_eq!(*seen.lock().unwrap(), [Some(0), Some(1), Some(2)]);
     /// # });
     /// ```
     pub fn ordered_by<K, F>(mut self, key: F) -> Self
