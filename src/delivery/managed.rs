@@ -248,10 +248,10 @@ impl Managed {
         let mut bus = None;
         if !nested {
             if let Some(permits) = &self.own_permits {
-                own = Some(permits.acquire().await);
+                own = Some(Permits::acquire(permits).await);
             }
             if let Some(permits) = &self.bus_permits {
-                bus = Some(permits.acquire().await);
+                bus = Some(Permits::acquire(permits).await);
             }
         }
         let result = call(&self.handler, event, self.timeout, &self.delivery).await;

@@ -179,8 +179,8 @@ impl Permits {
     }
 
     /// Waits for a slot (first come, first served).
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Ticket<Self> {
-        let mut ticket = Ticket::join(self, 0);
+    pub(crate) async fn acquire(permits: &Arc<Self>) -> Ticket<Self> {
+        let mut ticket = Ticket::join(permits, 0);
         ticket.held().await;
         ticket
     }
