@@ -7,8 +7,9 @@
 //!    blocking pool, awaited: Tokio's timer has 1 ms granularity). Baseline:
 //!    the same subscription with `max_concurrency(1)` (one serial
 //!    subscription); candidate: `ordered_by(key)`. Target: >= 3.5x.
-//! 2. **Retry path on first-time success.** A sync handler that succeeds,
-//!    plain vs `.retry(Retry::attempts(3))`, ns per `publish_blocking`; and
+//! 2. **Retry path on first-time success.** A handler that succeeds, plain
+//!    vs `.retry(Retry::attempts(3))`, ns per `publish_blocking`, sync and
+//!    async; and
 //!    `.retry` vs `.timeout` alone (both take the managed path), which
 //!    isolates what the retry policy itself costs.
 //! 3. **Dead letters stay bounded.** 100,000 failing deliveries into a bus
@@ -16,7 +17,8 @@
 //!    set growth.
 //!
 //! Run: `cargo bench --bench delivery` (about a minute); `-- --quick` runs
-//! a tenth of each.
+//! a tenth of each; `-- --driver <case> <n>` runs one case of 2 for
+//! callgrind (see `driver`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,7 +31,16 @@ const TYPE: EventType = EventType::TaskCompleted;
 const KEYS: i64 = 4;
 
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--driver") {
+        let case = args.get(at + 1).map_or("", String::as_str);
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        return driver(case, n);
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
     let scale = if quick { 10 } else { 1 };
     lanes(10_000 / scale);
     retry_path(200_000 / scale as u64);
@@ -96,10 +107,15 @@ fn retry_path(publishes: u64) {
         Plain,
         Retry,
         Timeout,
+        AsyncPlain,
+        AsyncRetry,
     }
     let bus_for = |kind: Kind| {
         let bus = EventBus::builder().history_capacity(0).build();
         let handler = |e: &Event| {
+            black_box(e.circle_id);
+        };
+        let async_handler = |e: Arc<Event>| async move {
             black_box(e.circle_id);
         };
         let subscription = bus.subscription(TYPE);
@@ -109,20 +125,33 @@ fn retry_path(publishes: u64) {
             Kind::Timeout => subscription
                 .timeout(Duration::from_secs(5))
                 .handler(handler),
+            Kind::AsyncPlain => subscription.async_handler(async_handler),
+            Kind::AsyncRetry => subscription
+                .retry(Retry::attempts(3))
+                .async_handler(async_handler),
         };
         bus
     };
     let event = Arc::new(Event::new(TYPE).with_circle(1));
-    let kinds = [Kind::Plain, Kind::Retry, Kind::Timeout];
+    let kinds = [
+        Kind::Plain,
+        Kind::Retry,
+        Kind::Timeout,
+        Kind::AsyncPlain,
+        Kind::AsyncRetry,
+    ];
     let buses = kinds.map(bus_for);
-    let mut totals = [Duration::ZERO; 3];
-    for _round in 0..5 {
+    let mut totals = [Duration::ZERO; 5];
+    // Round 0 warms up and is not counted.
+    for round in 0..6 {
         for (index, bus) in buses.iter().enumerate() {
             let started = Instant::now();
             for _ in 0..publishes / 5 {
                 black_box(bus.publish_blocking(Arc::clone(&event)));
             }
-            totals[index] += started.elapsed();
+            if round > 0 {
+                totals[index] += started.elapsed();
+            }
         }
     }
     let ns = totals.map(|total| total.as_nanos() as f64 / publishes as f64);
@@ -133,6 +162,12 @@ fn retry_path(publishes: u64) {
         ns[1] / ns[0],
         ns[2],
         ns[1] / ns[2]
+    );
+    println!(
+        "retry path, first-time success, async handler: plain {:.0} ns, retry(3) {:.0} ns ({:.2}x plain)",
+        ns[3],
+        ns[4],
+        ns[4] / ns[3]
     );
 }
 
@@ -164,6 +199,32 @@ fn dead_letters(failures: u64) {
         elapsed.as_nanos() as f64 / failures as f64
     );
     assert!(dead.len() <= DEFAULT_DEAD_LETTER_CAPACITY);
+}
+
+/// One case `n` times, for callgrind (instructions per publish: run at two
+/// `n` and divide the difference, as `.ci/bench-callgrind` does):
+/// `sync-plain`, `sync-retry`, `async-plain`, `async-retry`.
+fn driver(case: &str, n: u64) {
+    let bus = EventBus::builder().history_capacity(0).build();
+    let subscription = bus.subscription(TYPE);
+    let subscription = if case.ends_with("-retry") {
+        subscription.retry(Retry::attempts(3))
+    } else {
+        subscription
+    };
+    if case.starts_with("async") {
+        subscription.async_handler(|e: Arc<Event>| async move {
+            black_box(e.circle_id);
+        });
+    } else {
+        subscription.handler(|e: &Event| {
+            black_box(e.circle_id);
+        });
+    }
+    let event = Arc::new(Event::new(TYPE).with_circle(1));
+    for _ in 0..n {
+        black_box(bus.publish_blocking(Arc::clone(&event)));
+    }
 }
 
 /// Resident set size in KiB (Linux; 0 elsewhere).

@@ -31,7 +31,8 @@ use crate::delivery::timer::Sleep;
 use crate::delivery::{worker, DeliveryState};
 use crate::event::Event;
 use crate::handler::{
-    drop_payload, panic_message, quietly, BoxFuture, Handler, Reporter, Settled, Subscriber,
+    drop_payload, panic_message, quietly, BoxFuture, Failure, Handler, Reporter, Settled,
+    Subscriber, SyncHandler,
 };
 use crate::inner::Inner;
 use crate::sync::Arc;
@@ -169,6 +170,18 @@ impl Managed {
             },
             _ => None,
         };
+        if let Handler::Sync(handler) = &self.handler {
+            if lane.is_none() && (nested || self.own_permits.is_none()) {
+                // Nothing to wait for: call it now, as the plain path
+                // would, and box only a zero-sized future on success (no
+                // allocation), so a first-time success costs the call and
+                // the catch, not a future.
+                return match call_sync(handler, &event) {
+                    Ok(()) => Box::pin(Delivered),
+                    Err(error) => Box::pin(std::future::ready(self.failed(event, None, error))),
+                };
+            }
+        }
         let this = StdArc::clone(self);
         Box::pin(async move { this.first(event, lane, nested).await })
     }
@@ -182,9 +195,20 @@ impl Managed {
         if let Some(lane) = &mut lane {
             lane.held().await;
         }
-        let Err(error) = self.attempt(&event, nested).await else {
-            return Settled::Delivered;
-        };
+        match self.attempt(&event, nested).await {
+            Ok(()) => Settled::Delivered,
+            Err(error) => self.failed(event, lane, error),
+        }
+    }
+
+    /// After a failed first attempt: hands a retry task to the worker (the
+    /// lane goes with it) or gives up.
+    fn failed(
+        self: &StdArc<Self>,
+        event: StdArc<Event>,
+        lane: Option<Ticket<Lanes>>,
+        error: String,
+    ) -> Settled {
         let failed_at = SystemTime::now();
         if self.retry.max_attempts() < 2 {
             self.give_up(event, &error, 1, failed_at);
@@ -192,7 +216,7 @@ impl Managed {
         }
         self.reporter.report(&event, &error);
         let pending = self.delivery.retry_pending();
-        let this = StdArc::clone(&self);
+        let this = StdArc::clone(self);
         let retried = StdArc::clone(&event);
         let task = Box::pin(async move {
             // The lane stays held until the last attempt: later events of
@@ -287,12 +311,7 @@ async fn call(
         let _in_handler = InHandler::enter();
         let _cause = Handling::enter(event);
         match handler {
-            Handler::Sync(handler) => {
-                return match catch_unwind(AssertUnwindSafe(|| handler(event))) {
-                    Ok(result) => result.map_err(|failure| failure.into_message()),
-                    Err(payload) => Err(caught(payload)),
-                };
-            }
+            Handler::Sync(handler) => return call_sync(handler, event),
             Handler::Shared(handler) => {
                 return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(caught);
             }
@@ -311,6 +330,33 @@ async fn call(
         delivery.count_timeout();
     }
     result
+}
+
+/// Calls a sync handler once as a managed handler (panics caught, the
+/// cause set).
+fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String> {
+    let _in_handler = InHandler::enter();
+    let _cause = Handling::enter(event);
+    match catch_unwind(AssertUnwindSafe(|| handler(event))) {
+        Ok(result) => result.map_err(Failure::into_message),
+        Err(payload) => {
+            let error = format!("panicked: {}", panic_message(&payload));
+            drop_payload(payload);
+            Err(error)
+        }
+    }
+}
+
+/// The future of a delivery that already succeeded: zero-sized, so boxing
+/// it allocates nothing.
+struct Delivered;
+
+impl Future for Delivered {
+    type Output = Settled;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Settled> {
+        Poll::Ready(Settled::Delivered)
+    }
 }
 
 /// An async handler's future, polled as a managed handler (panics caught,
