@@ -277,6 +277,9 @@ async function pollStats() {
     $("stat-delivered").textContent = fmt(s.events_delivered);
     $("stat-failures").textContent = fmt(s.handler_errors);
     $("stat-failures").parentElement.classList.toggle("bad", s.handler_errors > 0);
+    $("stat-retries").textContent = fmt(s.retries);
+    $("stat-dead-letters").textContent = fmt(s.dead_letters);
+    $("stat-dead-letters").parentElement.classList.toggle("bad", s.dead_letters > 0);
     $("stat-subscribers").textContent = fmt(s.active_subscribers);
     $("stat-clients").textContent = fmt(s.clients);
     $("stat-rate").textContent = s.publish_rate.toFixed(1) + "/s";
