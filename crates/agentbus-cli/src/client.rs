@@ -1,10 +1,12 @@
 //! The client side of the pinned HTTP API, for publish, tail, history and stats.
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Redacted};
-use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
+use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent, StatsReply};
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
+use serde::Serialize;
 
 /// Where the server is and how to authenticate: shared by the client commands.
 #[derive(Clone, Debug, clap::Args)]
@@ -195,7 +197,10 @@ impl ApiClient {
 
     /// `POST /api/events` with `events` as one JSON array; resolves once the
     /// server has published them (and, with a store, made them durable).
-    pub async fn publish(&self, events: &[Event]) -> Result<PublishReply, ClientError> {
+    pub async fn publish<E: Borrow<Event> + Serialize>(
+        &self,
+        events: &[E],
+    ) -> Result<PublishReply, ClientError> {
         let url = self.endpoint("api/events");
         let request = self.request(Method::POST, &url).json(events);
         self.call(url, request).await
@@ -222,7 +227,7 @@ impl ApiClient {
     }
 
     /// `GET /api/stats`, as the JSON the server sends.
-    pub async fn stats(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn stats(&self) -> Result<StatsReply, ClientError> {
         let url = self.endpoint("api/stats");
         self.call(url.clone(), self.request(Method::GET, &url))
             .await

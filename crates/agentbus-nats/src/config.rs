@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{Event, EventTypeSet};
+use agentbus::{Event, EventFilter, EventTypeSet};
 
 /// How events travel through NATS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -45,11 +45,17 @@ pub enum StartFrom {
     All,
 }
 
-/// The circle and project check both directions run. Not an
-/// [`agentbus::EventFilter`]: that holds one circle and one project, the
-/// bridge a set of each; the rule is the same (an event without the field
-/// never matches).
-pub(crate) type ScopeCheck = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+/// Which events may cross, either way: any of these filters. `None` lets
+/// every event through; an empty list lets none through.
+pub(crate) type Scope = Option<Arc<[EventFilter]>>;
+
+/// Whether `event` is in `scope`: some filter of it
+/// [matches](EventFilter::matches) the event.
+pub(crate) fn in_scope(scope: &Scope, event: &Event) -> bool {
+    scope
+        .as_deref()
+        .is_none_or(|filters| filters.iter().any(|filter| filter.matches(event)))
+}
 
 /// The settings of a [`NatsBridge`](crate::NatsBridge); every setter
 /// returns the changed config.
@@ -65,6 +71,7 @@ pub(crate) type ScopeCheck = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 ///     .circles([5, 6])
 ///     .overflow(Overflow::DropOldest);
 /// assert_eq!(config.subject_prefix(), "agentbus");
+/// assert_eq!(config.scope_filters().map(<[_]>::len), Some(2));
 /// ```
 #[derive(Clone)]
 pub struct BridgeConfig {
@@ -73,8 +80,7 @@ pub struct BridgeConfig {
     pub(crate) mode: Mode,
     pub(crate) outgoing_types: EventTypeSet,
     pub(crate) incoming_types: EventTypeSet,
-    pub(crate) circles: Option<Arc<[i64]>>,
-    pub(crate) projects: Option<Arc<[i64]>>,
+    pub(crate) scope: Scope,
     pub(crate) outgoing_buffer: usize,
     pub(crate) overflow: Overflow,
     pub(crate) subscription_capacity: usize,
@@ -98,8 +104,7 @@ impl Default for BridgeConfig {
             mode: Mode::Core,
             outgoing_types: EventTypeSet::all(),
             incoming_types: EventTypeSet::all(),
-            circles: None,
-            projects: None,
+            scope: None,
             outgoing_buffer: 65_536,
             overflow: Overflow::Wait,
             subscription_capacity: 65_536,
@@ -125,8 +130,7 @@ impl std::fmt::Debug for BridgeConfig {
             .field("mode", &self.mode)
             .field("outgoing_types", &self.outgoing_types)
             .field("incoming_types", &self.incoming_types)
-            .field("circles", &self.circles)
-            .field("projects", &self.projects)
+            .field("scope", &self.scope)
             .field("outgoing_buffer", &self.outgoing_buffer)
             .field("overflow", &self.overflow)
             .finish_non_exhaustive()
@@ -187,19 +191,98 @@ impl BridgeConfig {
         self
     }
 
+    /// Only events that one of these filters
+    /// [matches](EventFilter::matches) cross the bridge, either way.
+    /// Replaces the scope set before; an empty list lets nothing cross.
+    /// Default: every event (within [`outgoing_types`](Self::outgoing_types)
+    /// and [`incoming_types`](Self::incoming_types)).
+    ///
+    /// Publishers on the local bus run this check inline, one filter after
+    /// another: keep the list short.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventFilter, EventType};
+    /// use agentbus_nats::BridgeConfig;
+    ///
+    /// // Circle 5's events, and project 9's task completions.
+    /// let config = BridgeConfig::default().scope([
+    ///     EventFilter::new().circle_id(5),
+    ///     EventFilter::new().project_id(9).event_type(EventType::TaskCompleted),
+    /// ]);
+    /// assert_eq!(config.scope_filters().map(<[_]>::len), Some(2));
+    /// ```
+    #[must_use]
+    pub fn scope(mut self, filters: impl IntoIterator<Item = EventFilter>) -> Self {
+        self.scope = Some(filters.into_iter().collect());
+        self
+    }
+
+    /// The filters of the [scope](Self::scope), `None` when every event may
+    /// cross.
+    pub fn scope_filters(&self) -> Option<&[EventFilter]> {
+        self.scope.as_deref()
+    }
+
     /// Only events of these circles cross the bridge, either way (an event
     /// without a circle does not). Default: every event.
+    ///
+    /// A shorthand for [`scope`](Self::scope): each filter of the scope (or
+    /// [`EventFilter::new()`] when none is set) becomes one filter per
+    /// circle, with the circle replaced. So `circles([5, 6])` then
+    /// `projects([9])` is the scope "circle 5 and project 9, or circle 6 and
+    /// project 9", in either order.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventFilter, EventType};
+    /// use agentbus_nats::BridgeConfig;
+    ///
+    /// let config = BridgeConfig::default().circles([5, 6]).projects([9]);
+    /// assert_eq!(
+    ///     config.scope_filters(),
+    ///     Some(&[
+    ///         EventFilter::new().circle_id(5).project_id(9),
+    ///         EventFilter::new().circle_id(6).project_id(9),
+    ///     ][..])
+    /// );
+    /// ```
     #[must_use]
-    pub fn circles(mut self, circles: impl IntoIterator<Item = i64>) -> Self {
-        self.circles = Some(circles.into_iter().collect());
-        self
+    pub fn circles(self, circles: impl IntoIterator<Item = i64>) -> Self {
+        self.narrow(circles, EventFilter::circle_id)
     }
 
     /// Only events of these projects cross the bridge, either way (an event
     /// without a project does not). Default: every event.
+    ///
+    /// A shorthand for [`scope`](Self::scope), like
+    /// [`circles`](Self::circles): each filter of the scope becomes one per
+    /// project, with the project replaced.
     #[must_use]
-    pub fn projects(mut self, projects: impl IntoIterator<Item = i64>) -> Self {
-        self.projects = Some(projects.into_iter().collect());
+    pub fn projects(self, projects: impl IntoIterator<Item = i64>) -> Self {
+        self.narrow(projects, EventFilter::project_id)
+    }
+
+    /// Replaces one criterion of every scope filter with each of `values`
+    /// in turn, dropping filters that become equal.
+    fn narrow(
+        mut self,
+        values: impl IntoIterator<Item = i64>,
+        criterion: fn(EventFilter, i64) -> EventFilter,
+    ) -> Self {
+        let values: Vec<i64> = values.into_iter().collect();
+        let current: Vec<EventFilter> = match self.scope.take() {
+            Some(filters) => filters.to_vec(),
+            None => vec![EventFilter::new()],
+        };
+        let mut narrowed: Vec<EventFilter> = Vec::with_capacity(current.len() * values.len());
+        for filter in &current {
+            for &value in &values {
+                let filter = criterion(filter.clone(), value);
+                if !narrowed.contains(&filter) {
+                    narrowed.push(filter);
+                }
+            }
+        }
+        self.scope = Some(narrowed.into());
         self
     }
 
@@ -325,21 +408,5 @@ impl BridgeConfig {
                 })
                 .collect()
         })
-    }
-
-    /// The circle and project filter, `None` when both are open.
-    pub(crate) fn scope_filter(&self) -> Option<ScopeCheck> {
-        let circles = self.circles.clone();
-        let projects = self.projects.clone();
-        if circles.is_none() && projects.is_none() {
-            return None;
-        }
-        Some(Arc::new(move |event: &Event| {
-            let allowed = |set: &Option<Arc<[i64]>>, value: Option<i64>| match set {
-                None => true,
-                Some(set) => value.is_some_and(|v| set.contains(&v)),
-            };
-            allowed(&circles, event.circle_id) && allowed(&projects, event.project_id)
-        }))
     }
 }

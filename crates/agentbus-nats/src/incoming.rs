@@ -139,7 +139,7 @@ pub(crate) async fn run(context: Arc<Context>, incoming: Incoming, stop: watch::
         context: Arc::clone(&context),
         sequences: HashMap::new(),
         dedup: DedupWindow::new(context.config.dedup_window),
-        scope: context.config.scope_filter(),
+        scope: context.config.scope.clone(),
         warnings: 0,
     };
     match incoming {
@@ -163,7 +163,7 @@ struct Receiver {
     /// Core mode: the last sequence number seen per sending bridge and type.
     sequences: HashMap<Box<str>, [u64; EventType::COUNT]>,
     dedup: DedupWindow,
-    scope: Option<crate::config::ScopeCheck>,
+    scope: crate::config::Scope,
     warnings: u64,
 }
 
@@ -338,7 +338,7 @@ impl Receiver {
             )));
         }
         if !context.config.incoming_types.contains(event.event_type)
-            || !self.scope.as_ref().is_none_or(|scope| scope(&event))
+            || !crate::config::in_scope(&self.scope, &event)
         {
             return Err(Skip::Filtered);
         }

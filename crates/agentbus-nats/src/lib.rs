@@ -9,7 +9,9 @@
 //! events arriving on those subjects from other processes are published on
 //! the local bus, where every subscriber sees them like local ones.
 //! [`BridgeConfig`] chooses which types go out and which come in (all by
-//! default), and can narrow both to some circles or projects.
+//! default), and can narrow both to a [scope](BridgeConfig::scope): any of
+//! some [`EventFilter`](agentbus::EventFilter)s, e.g. some circles or
+//! projects.
 //!
 //! # Behaviour
 //!
@@ -34,7 +36,7 @@
 //!
 //! **The publish path.** The bridge subscribes to the local bus with a
 //! bounded stream: a local publish pays a filter call (the echo check, the
-//! circle and project filter) and a push of the event's `Arc` onto a
+//! scope's filters) and a push of the event's `Arc` onto a
 //! lock-free queue, nothing else; encoding and I/O happen on the bridge's own
 //! thread. Event types that do not go out cost nothing.
 //!

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::Mode;
+use crate::config::{in_scope, Mode};
 use crate::context::{on_bridge_thread, waits, Context, Control, Shared};
 use crate::echo::is_inbound;
 use crate::stats::bump;
@@ -34,7 +34,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// [`Overflow::Wait`]: crate::Overflow::Wait
 pub(crate) fn subscribe(context: &Context) -> EventStream {
     let config = &context.config;
-    let scope = config.scope_filter();
+    let scope = config.scope.clone();
     let capacity = config.outgoing_buffer;
     let subscription = context.bus.subscription(config.outgoing_types);
     if !waits(config) {
@@ -46,9 +46,8 @@ pub(crate) fn subscribe(context: &Context) -> EventStream {
         };
         return match scope {
             None => subscription.filter(|event: &Event| !is_inbound(event)),
-            Some(scope) => {
-                subscription.filter(move |event: &Event| !is_inbound(event) && scope(event))
-            }
+            scope @ Some(_) => subscription
+                .filter(move |event: &Event| !is_inbound(event) && in_scope(&scope, event)),
         }
         .name("agentbus-nats outgoing")
         .stream_with(capacity, overflow);
@@ -56,7 +55,7 @@ pub(crate) fn subscribe(context: &Context) -> EventStream {
     let shared = Arc::clone(&context.shared);
     subscription
         .filter(move |event: &Event| {
-            if is_inbound(event) || !scope.as_ref().is_none_or(|scope| scope(event)) {
+            if is_inbound(event) || !in_scope(&scope, event) {
                 return false;
             }
             reserve(&shared, capacity)

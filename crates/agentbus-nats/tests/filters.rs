@@ -5,7 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, EventType, EventTypeSet};
+use agentbus::{Event, EventBus, EventFilter, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
 use common::{runtime, wait_until};
@@ -18,6 +18,18 @@ fn recorder(bus: &EventBus) -> Seen {
     let sink = Arc::clone(&seen);
     bus.subscribe_all(move |e: &Event| sink.lock().unwrap().push((e.event_type, e.circle_id)));
     seen
+}
+
+/// Waits until `seen` holds as many events as `expected`, a little longer
+/// for any that should not have crossed, then compares.
+fn assert_crossed(seen: &Seen, expected: &[(EventType, Option<i64>)]) {
+    assert!(wait_until(Duration::from_secs(10), || seen
+        .lock()
+        .unwrap()
+        .len()
+        >= expected.len()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(*seen.lock().unwrap(), expected);
 }
 
 #[test]
@@ -73,22 +85,73 @@ fn types_and_circles_choose_what_crosses() {
     publish(EventType::MemoryShared, Some(5), Some(8)); // sent, left out (project)
     publish(EventType::MemoryShared, Some(5), Some(9)); // crosses
     rt.block_on(bridge_a.flush());
-    assert!(wait_until(Duration::from_secs(10), || seen_b
-        .lock()
-        .unwrap()
-        .len()
-        == 2));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        *seen_b.lock().unwrap(),
-        vec![
+    assert_crossed(
+        &seen_b,
+        &[
             (EventType::TaskCompleted, Some(5)),
-            (EventType::MemoryShared, Some(5))
-        ]
+            (EventType::MemoryShared, Some(5)),
+        ],
     );
     assert_eq!(bridge_a.stats().sent, 4);
     let stats_b = bridge_b.stats();
     assert_eq!((stats_b.received, stats_b.filtered), (2, 1), "{stats_b:?}");
+}
+
+#[test]
+fn a_scope_lets_through_what_any_of_its_filters_matches() {
+    let Some(server) =
+        NatsServer::start_or_skip("a_scope_lets_through_what_any_of_its_filters_matches")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let seen_b = recorder(&b);
+    let task = Event::new(EventType::TaskCreated).with_circle(1);
+    // Out: circle 5's events, or the chain `task` starts; in: no failures.
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            BridgeConfig::default().name("a").scope([
+                EventFilter::new().circle_id(5),
+                EventFilter::new().correlation_id(task.id),
+            ]),
+        ))
+        .unwrap();
+    let all_but_failures: EventTypeSet = EventType::ALL
+        .iter()
+        .copied()
+        .filter(|t| *t != EventType::TaskFailed)
+        .collect();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &b,
+            BridgeConfig::default()
+                .name("b")
+                .scope([EventFilter::new().event_type(all_but_failures)]),
+        ))
+        .unwrap();
+
+    a.publish_blocking(Event::new(EventType::TaskStarted).with_circle(5)); // crosses
+    a.publish_blocking(Event::new(EventType::TaskStarted).with_circle(6)); // not sent
+    a.publish_blocking(Event::new(EventType::TaskFailed).with_circle(5)); // left out by b
+    a.publish_blocking(task.clone()); // crosses: it starts the chain
+    a.publish_blocking(Event::new(EventType::TaskCompleted).caused_by(&task)); // crosses
+    a.publish_blocking(Event::new(EventType::TaskCompleted)); // not sent
+    rt.block_on(bridge_a.flush());
+    assert_crossed(
+        &seen_b,
+        &[
+            (EventType::TaskStarted, Some(5)),
+            (EventType::TaskCreated, Some(1)),
+            (EventType::TaskCompleted, None),
+        ],
+    );
+    assert_eq!(bridge_a.stats().sent, 4);
+    let stats_b = bridge_b.stats();
+    assert_eq!((stats_b.received, stats_b.filtered), (3, 1), "{stats_b:?}");
 }
 
 #[test]

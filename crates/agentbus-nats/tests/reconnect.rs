@@ -10,16 +10,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
 use agentbus_testkit::NatsServer;
-use common::{runtime, wait_until};
-
-fn counter(bus: &EventBus) -> Arc<AtomicU64> {
-    let count = Arc::new(AtomicU64::new(0));
-    let sink = Arc::clone(&count);
-    bus.subscribe(EventType::TaskCompleted, move |_e: &Event| {
-        sink.fetch_add(1, Ordering::Relaxed);
-    });
-    count
-}
+use common::{bridged_pair, counter, runtime, wait_until, BridgedPair};
 
 fn config(name: &str) -> BridgeConfig {
     BridgeConfig::default()
@@ -37,18 +28,12 @@ fn core_reconnects_and_counts_what_was_lost_meanwhile() {
         return;
     };
     let rt = runtime();
-    let (a, b) = (EventBus::new(), EventBus::new());
-    let received = counter(&b);
-    let bridge_a = rt
-        .block_on(NatsBridge::connect(&server.url(), &a, config("a")))
-        .unwrap();
-    let bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, config("b")))
-        .unwrap();
-    a.publish_blocking(Event::new(EventType::TaskCompleted));
-    assert!(wait_until(Duration::from_secs(10), || received
-        .load(Ordering::Relaxed)
-        == 1));
+    let BridgedPair {
+        a,
+        bridge_a,
+        bridge_b,
+        received,
+    } = bridged_pair(&rt, &server.url(), config);
 
     server.kill();
     assert!(wait_until(Duration::from_secs(10), || !bridge_a

@@ -28,19 +28,13 @@ pub(crate) struct Committed {
     pub(crate) events: Vec<(u64, Arc<Event>)>,
 }
 
-/// One event as a catch-up stream carries it, before it is shaped for its
-/// consumer: neither a row read nor a live event is copied on the way.
-enum Delivered {
-    /// A row read from the store.
-    Read(StoredEvent),
-    /// A live event: the `Arc` published on the bus, and its sequence.
-    Live(u64, Arc<Event>),
-}
-
-type Item = Result<Delivered, StoreError>;
+type Item = Result<StoredEvent, StoreError>;
 
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
+///
+/// No event is copied on the way: a row read back is decoded into one
+/// `Arc`, and an event that arrives live is the `Arc` published on the bus.
 pub struct CatchUp {
     inner: Pin<Box<dyn Stream<Item = Item> + Send>>,
 }
@@ -55,28 +49,13 @@ impl Stream for CatchUp {
     type Item = Result<StoredEvent, StoreError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx).map(|item| {
-            item.map(|delivered| {
-                delivered.map(|delivered| match delivered {
-                    Delivered::Read(stored) => stored,
-                    // A live event is shared with the bus: copied here, and
-                    // only here (`shared` avoids it).
-                    Delivered::Live(sequence, event) => StoredEvent {
-                        sequence,
-                        event: Arc::unwrap_or_clone(event),
-                    },
-                })
-            })
-        })
+        self.inner.as_mut().poll_next(cx)
     }
 }
 
 impl CatchUp {
-    /// This stream with each event as the `Arc` it was committed in, and
-    /// its sequence: the same events, in the same order, without copying
-    /// those that arrive live (the recorder hands catch-up streams the very
-    /// `Arc` published on the bus). For a consumer that shares events on
-    /// (a web hub that encodes each once for many clients).
+    /// This stream as `(sequence, event)` pairs: the same events, in the
+    /// same order, the same `Arc`s.
     ///
     /// ```
     /// use agentbus::{Event, EventBus, EventType};
@@ -88,24 +67,23 @@ impl CatchUp {
     /// # async fn main() -> Result<(), agentbus_store::StoreError> {
     /// let bus = EventBus::new();
     /// let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory()?);
+    /// # #[allow(deprecated)]
     /// let mut stream = recorder.subscribe_from(0, ReadQuery::new()).shared();
     /// let event = Arc::new(Event::new(EventType::TaskCreated));
     /// bus.publish(Arc::clone(&event)).await;
     /// let (sequence, live) = stream.next().await.unwrap()?;
     /// assert_eq!(sequence, 1);
-    /// // The published `Arc` itself when it arrived live; a fresh one when
-    /// // it had committed before the stream started and was read back.
     /// assert_eq!(live.id, event.id);
     /// # Ok(()) }
     /// ```
+    #[deprecated(
+        note = "a `CatchUp` yields `StoredEvent`s, which hold the `Arc<Event>`: use the stream itself"
+    )]
     pub fn shared(
         self,
     ) -> impl Stream<Item = Result<(u64, Arc<Event>), StoreError>> + Send + Unpin {
         futures_util::StreamExt::map(self.inner, |item| {
-            item.map(|delivered| match delivered {
-                Delivered::Read(stored) => (stored.sequence, Arc::new(stored.event)),
-                Delivered::Live(sequence, event) => (sequence, event),
-            })
+            item.map(|stored| (stored.sequence, stored.event))
         })
     }
 }
@@ -213,8 +191,7 @@ impl State {
                 } else {
                     page.last().map_or(up_to, |last| last.sequence)
                 };
-                self.buffer
-                    .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
+                self.buffer.extend(page.into_iter().map(Ok));
                 Ok(())
             }
             Err(error) => match error.sequence() {
@@ -223,8 +200,7 @@ impl State {
                 Some(bad) if bad > self.cursor => {
                     let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
                     let page = self.store.read(&before).await?;
-                    self.buffer
-                        .extend(page.into_iter().map(|stored| Ok(Delivered::Read(stored))));
+                    self.buffer.extend(page.into_iter().map(Ok));
                     self.buffer.push_back(Err(error));
                     self.cursor = bad;
                     Ok(())
@@ -248,8 +224,10 @@ impl State {
                 return;
             }
             if self.filter.matches(event) {
-                self.buffer
-                    .push_back(Ok(Delivered::Live(sequence, Arc::clone(event))));
+                self.buffer.push_back(Ok(StoredEvent {
+                    sequence,
+                    event: Arc::clone(event),
+                }));
             }
             self.cursor = sequence;
         }

@@ -1,7 +1,5 @@
 //! [`replay`]: publish a stored range into a bus.
 
-use std::sync::Arc;
-
 use agentbus::EventBus;
 
 use crate::error::StoreError;
@@ -68,7 +66,7 @@ pub async fn replay<S: EventStore + ?Sized>(
         cursor = last.sequence;
         let full = page.len() == remaining.min(PAGE);
         for stored in page {
-            bus.publish(Arc::new(stored.event)).await;
+            bus.publish(stored.event).await;
             replayed.events += 1;
             replayed.last_sequence = stored.sequence;
             remaining -= 1;

@@ -85,7 +85,7 @@ pub struct SqliteOptions {
 /// store.append(&[Arc::clone(&event), Arc::clone(&event)]).await?; // the repeat is skipped
 /// assert_eq!(store.last_sequence().await?, 1);
 /// let stored = store.read(&ReadQuery::new().circle_id(5)).await?;
-/// assert_eq!(stored[0].event, *event);
+/// assert_eq!(stored[0].event, event);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! [`StoredEvent`] and the column codec both backends share.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventId, EventType};
@@ -12,12 +13,29 @@ use crate::error::StoreError;
 ///
 /// Sequences start at 1, are unique, gap-free and ascending in commit
 /// order: the cursor that catch-up, replay and projections resume from.
+///
+/// The event is shared: a row read from the store is decoded into one
+/// `Arc` once, and an event a [catch-up stream](crate::CatchUp) delivers
+/// live is the very `Arc` published on the bus. Passing it on (to a bus, a
+/// web client, another task) clones the `Arc`, never the event; fields read
+/// through it as before (`stored.event.id`).
+///
+/// ```
+/// use agentbus::{Event, EventType};
+/// use agentbus_store::StoredEvent;
+/// use std::sync::Arc;
+///
+/// let event = Arc::new(Event::new(EventType::TaskCreated));
+/// let stored = StoredEvent { sequence: 1, event: Arc::clone(&event) };
+/// assert_eq!(stored.event.id, event.id);
+/// assert!(Arc::ptr_eq(&stored.event, &event));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
     /// The event's position in the store.
     pub sequence: u64,
     /// The event, with the id, timestamp and causal ids it was published with.
-    pub event: Event,
+    pub event: Arc<Event>,
 }
 
 /// Nanoseconds since the Unix epoch, as both schemas store timestamps.
@@ -80,7 +98,7 @@ impl Columns<'_> {
         };
         Ok(StoredEvent {
             sequence: self.sequence,
-            event,
+            event: Arc::new(event),
         })
     }
 }

@@ -20,7 +20,7 @@ async fn smoke() {
 
     let stored = store.read(&ReadQuery::new()).await.unwrap();
     assert_eq!(stored.len(), 2);
-    assert_eq!((stored[0].sequence, &stored[0].event), (1, &*first));
+    assert_eq!((stored[0].sequence, &*stored[0].event), (1, &*first));
     assert_eq!(store.last_sequence().await.unwrap(), 2);
 
     let mut stream = recorder.subscribe_from(1, ReadQuery::new());

@@ -48,7 +48,7 @@ impl Frame {
     }
 
     pub(crate) fn stored(stored: StoredEvent) -> Option<Self> {
-        Self::new(Arc::new(stored.event), Some(stored.sequence))
+        Self::new(stored.event, Some(stored.sequence))
     }
 }
 
@@ -283,14 +283,14 @@ impl Hub {
     }
 
     /// Hands committed events to the clients and moves the watermark.
-    fn take_stored(&self, batch: Vec<(u64, Arc<Event>)>) {
-        let Some(last) = batch.last().map(|&(sequence, _)| sequence) else {
+    fn take_stored(&self, batch: Vec<StoredEvent>) {
+        let Some(last) = batch.last().map(|stored| stored.sequence) else {
             return;
         };
         {
             let mut rates = lock(&self.rates);
             rates.advance(unix_seconds());
-            for (sequence, event) in batch {
+            for StoredEvent { sequence, event } in batch {
                 self.count(&event, &mut rates);
                 // Always encode: a client may join and resume from this
                 // sequence at any time, and the watermark says it was sent.
@@ -338,7 +338,7 @@ async fn run_store(hub: Weak<Hub>, recorder: Recorder) {
         Some(strong) => strong.watermark.send_replace(Some(after)),
         None => return,
     };
-    let mut stream = recorder.subscribe_from(after, ReadQuery::new()).shared();
+    let mut stream = recorder.subscribe_from(after, ReadQuery::new());
     drop(recorder);
     loop {
         // Wake now and then to notice that the router is gone.

@@ -218,7 +218,9 @@ mod wire;
 #[cfg(feature = "server")]
 mod ws;
 
-pub use crate::wire::{ErrorReply, EventsPage, PublishReply, SequencedEvent};
+pub use crate::wire::{
+    ErrorReply, EventsPage, PublishReply, RateWindow, SequencedEvent, StatsReply, StoreCounters,
+};
 #[cfg(feature = "server")]
 pub use crate::{
     api::{

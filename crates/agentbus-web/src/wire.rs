@@ -1,6 +1,8 @@
 //! The JSON the API sends, as types a client decodes (feature `client`,
 //! without the server) and the server writes: one definition of each.
 
+use std::collections::BTreeMap;
+
 use agentbus::{Event, EventId};
 use serde::{Deserialize, Serialize};
 
@@ -81,4 +83,107 @@ impl EventsPage {
 pub struct ErrorReply {
     /// What went wrong.
     pub error: String,
+}
+
+/// The reply to `GET /api/stats`: the bus's counters, what the API's
+/// clients saw, and the store's when the server has one.
+///
+/// Per-type maps are keyed by the dotted type (`task.completed`) and hold
+/// only the types seen.
+///
+/// ```
+/// use agentbus_web::StatsReply;
+///
+/// let reply: StatsReply = serde_json::from_value(serde_json::json!({
+///     "events_published": 3, "events_delivered": 5, "handler_errors": 0,
+///     "active_subscribers": 2, "history_size": 3,
+///     "per_type": {"task.completed": 3}, "publish_rate": 0.6,
+///     "clients": 1, "websocket_clients": 1, "sse_clients": 0,
+///     "store": null, "store_lag": null,
+///     "rates": {"end": 1_700_000_000, "seconds": 300, "per_type": {}},
+/// }))
+/// .unwrap();
+/// assert_eq!(reply.per_type["task.completed"], 3);
+/// assert!(reply.store.is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Events published on the bus; this and the next four are the bus's
+    /// [`BusStats`](agentbus::BusStats) of the same names.
+    pub events_published: u64,
+    /// Handler calls that completed successfully.
+    pub events_delivered: u64,
+    /// Handler calls that returned `Err` or panicked.
+    pub handler_errors: u64,
+    /// Subscriptions registered on the bus.
+    pub active_subscribers: usize,
+    /// Events the bus's history holds.
+    pub history_size: usize,
+    /// Retry attempts made; this and the next four are the bus's
+    /// [`BusStats`](agentbus::BusStats) of the same names (`0` when decoding
+    /// a reply of a server that predates them).
+    #[serde(default)]
+    pub retries: u64,
+    /// Deliveries waiting for or running a retry now.
+    #[serde(default)]
+    pub retries_pending: usize,
+    /// Handler attempts that ran past their timeout.
+    #[serde(default)]
+    pub timed_out: u64,
+    /// Deliveries given up on and kept as dead letters.
+    #[serde(default)]
+    pub dead_lettered: u64,
+    /// Dead letters held now.
+    #[serde(default)]
+    pub dead_letters: usize,
+    /// Events the API has seen since it started, per type.
+    pub per_type: BTreeMap<String, u64>,
+    /// Events per second over the last five complete seconds.
+    pub publish_rate: f64,
+    /// Live clients: `websocket_clients + sse_clients`.
+    pub clients: usize,
+    /// WebSocket clients connected.
+    pub websocket_clients: usize,
+    /// SSE clients connected.
+    pub sse_clients: usize,
+    /// The store's counters; `None` without a store.
+    pub store: Option<StoreCounters>,
+    /// Events handed to the store but not yet committed; `None` without a
+    /// store.
+    pub store_lag: Option<u64>,
+    /// Events per second, per type, over the last
+    /// [`seconds`](RateWindow::seconds).
+    pub rates: RateWindow,
+}
+
+/// The store part of [`StatsReply`]: the recorder's counters of the same
+/// names (`agentbus_store::RecorderStats`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCounters {
+    /// The store's last sequence after the recorder's latest commit.
+    pub last_sequence: u64,
+    /// Events committed by the recorder (duplicates excluded).
+    pub committed: u64,
+    /// Events skipped because their id was already stored.
+    pub duplicates: u64,
+    /// Events not recorded because the recorder's queue was full.
+    pub dropped: u64,
+    /// Events the store can never hold (a timestamp outside 1970..2262, or
+    /// data the backend refuses), skipped.
+    pub rejected: u64,
+    /// Failed write attempts (each is retried).
+    pub errors: u64,
+    /// The error of the latest failed attempt, cleared by the next success.
+    pub last_error: Option<String>,
+}
+
+/// The per-second rates of [`StatsReply`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateWindow {
+    /// The Unix second of the last count of each series.
+    pub end: u64,
+    /// How many seconds each series covers.
+    pub seconds: usize,
+    /// For each type seen in the window: one count per second, oldest first.
+    pub per_type: BTreeMap<String, Vec<u32>>,
 }

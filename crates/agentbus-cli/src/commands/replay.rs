@@ -141,7 +141,8 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Comm
                 for stored in &page {
                     if !args.quiet {
                         let line = if args.json {
-                            let mut value = serde_json::to_value(&stored.event).unwrap_or_default();
+                            let mut value =
+                                serde_json::to_value(&*stored.event).unwrap_or_default();
                             if let Some(map) = value.as_object_mut() {
                                 map.insert("sequence".into(), stored.sequence.into());
                             }
@@ -151,11 +152,11 @@ pub(crate) async fn run(args: ReplayArgs, color: ColorChoice) -> Result<(), Comm
                         };
                         progress.suspend(|| say!("{line}"));
                     }
-                    bus.publish(Arc::new(stored.event.clone())).await;
+                    bus.publish(Arc::clone(&stored.event)).await;
                 }
             }
             Target::Server(client) => {
-                let events: Vec<Event> = page.iter().map(|stored| stored.event.clone()).collect();
+                let events: Vec<&Event> = page.iter().map(|stored| &*stored.event).collect();
                 client
                     .publish(&events)
                     .await

@@ -11,7 +11,7 @@ use crate::render::{ColorChoice, Palette};
 /// Arguments of `agentbus stats`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StatsArgs {
-    /// Print the server's JSON as it is.
+    /// Print the stats as JSON (`/api/stats`'s shape).
     #[arg(long)]
     pub json: bool,
 
@@ -24,6 +24,10 @@ pub struct StatsArgs {
 pub(crate) async fn run(args: StatsArgs, color: ColorChoice) -> Result<(), CommandError> {
     let client = ApiClient::new(&args.server).map_err(CommandError::Stats)?;
     let stats = client.stats().await.map_err(CommandError::Stats)?;
+    // Decoded typed (a server that answers another shape is an error),
+    // shown through its JSON: the text form lists every field, nested ones
+    // as blocks.
+    let stats = serde_json::to_value(&stats).unwrap_or_default();
     let text = if args.json {
         format!("{stats}\n")
     } else {
@@ -137,6 +141,8 @@ mod tests {
         };
         let stats = ApiClient::new(&args).unwrap().stats().await.unwrap();
         server.abort();
+        assert_eq!(stats.store.as_ref().map(|store| store.rejected), Some(0));
+        let stats = serde_json::to_value(&stats).unwrap();
         let mut text = String::new();
         render(&stats, 0, Palette::new(false), &mut text);
         let store = &text[text.find("\nstore\n").expect("a store block")..];

@@ -2,7 +2,12 @@
 //! agentbus-testkit): a runtime, polling, and the exactly-once check.
 #![allow(dead_code)] // each test file uses a different part
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use agentbus::{Event, EventBus, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge};
 
 /// A tokio runtime for a test body.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -11,6 +16,51 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
+}
+
+/// Counts the `TaskCompleted` events `bus`'s handlers see.
+pub fn counter(bus: &EventBus) -> Arc<AtomicU64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let sink = Arc::clone(&count);
+    bus.subscribe(EventType::TaskCompleted, move |_e: &Event| {
+        sink.fetch_add(1, Ordering::Relaxed);
+    });
+    count
+}
+
+/// Two buses `a` and `b` bridged through the server at `url`, each bridge
+/// with `config(its name)`, once a first `TaskCompleted` from `a` has reached
+/// `b`: the bridges, and the count of `b`'s `TaskCompleted` events (1).
+pub struct BridgedPair {
+    pub a: EventBus,
+    pub bridge_a: NatsBridge,
+    pub bridge_b: NatsBridge,
+    pub received: Arc<AtomicU64>,
+}
+
+pub fn bridged_pair(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    config: impl Fn(&str) -> BridgeConfig,
+) -> BridgedPair {
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let received = counter(&b);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(url, &a, config("a")))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(url, &b, config("b")))
+        .unwrap();
+    a.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert!(wait_until(Duration::from_secs(10), || received
+        .load(Ordering::Relaxed)
+        == 1));
+    BridgedPair {
+        a,
+        bridge_a,
+        bridge_b,
+        received,
+    }
 }
 
 /// Polls `condition` until it holds or `timeout` passes; `true` if it held.

@@ -117,7 +117,7 @@ pub async fn events_round_trip_exactly<S: EventStore + Clone>(store: S) {
     let events = [parent, child, odd].map(Arc::new);
     store.append(&events).await.unwrap();
     let stored = read_all(&store).await;
-    let back: Vec<&Event> = stored.iter().map(|s| &s.event).collect();
+    let back: Vec<&Event> = stored.iter().map(|s| &*s.event).collect();
     let original: Vec<&Event> = events.iter().map(|e| &**e).collect();
     assert_eq!(
         back, original,
@@ -254,7 +254,7 @@ pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
     for (index, event) in events.iter().enumerate() {
         let stored = store.get(event.id).await.unwrap().expect("a stored id");
         assert_eq!(stored.sequence, index as u64 + 1);
-        assert_eq!(stored.event, **event, "every field");
+        assert_eq!(*stored.event, **event, "every field");
     }
     // An id never stored, and one minted in the same millisecond as a stored
     // one, are not found.
@@ -293,7 +293,7 @@ pub async fn get_reads_one_event_by_id<S: EventStore + Clone>(store: S) {
     let dynamic: Arc<dyn EventStore> = Arc::new(store.clone());
     assert_eq!(
         dynamic.get(events[17].id).await.unwrap().unwrap().event,
-        *events[17]
+        events[17]
     );
 }
 
