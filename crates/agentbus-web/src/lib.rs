@@ -187,6 +187,8 @@ mod connection;
 #[cfg(feature = "server")]
 mod dashboard;
 #[cfg(feature = "server")]
+mod dead_letters;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 mod extract;
@@ -219,7 +221,8 @@ mod wire;
 mod ws;
 
 pub use crate::wire::{
-    ErrorReply, EventsPage, PublishReply, RateWindow, SequencedEvent, StatsReply, StoreCounters,
+    DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, RateWindow,
+    SequencedEvent, StatsReply, StoreCounters,
 };
 #[cfg(feature = "server")]
 pub use crate::{
