@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    demo::DemoArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
+    demo::DemoArgs, dlq::DlqArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
     serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
 };
 use crate::render::ColorChoice;
@@ -60,4 +60,6 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show a running server's counters.
     Stats(StatsArgs),
+    /// List, show, redrive or discard a running server's dead letters.
+    Dlq(DlqArgs),
 }

@@ -118,6 +118,7 @@ pub use crate::{
     cli::{Cli, Command},
     client::{ApiClient, ClientError, ServerArgs},
     commands::demo::DemoArgs,
+    commands::dlq::{DlqArgs, DlqCommand},
     commands::history::{HistoryArgs, Order},
     commands::publish::PublishArgs,
     commands::replay::ReplayArgs,
@@ -178,6 +179,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             Command::History(args) => commands::history::run(args, color).await?,
             Command::Replay(args) => commands::replay::run(args, color).await?,
             Command::Stats(args) => commands::stats::run(args, color).await?,
+            Command::Dlq(args) => commands::dlq::run(args).await?,
         }
         Ok(())
     })
