@@ -132,19 +132,10 @@ impl Timers {
 fn timers() -> Option<&'static Timers> {
     static TIMERS: OnceLock<Option<&'static Timers>> = OnceLock::new();
     *TIMERS.get_or_init(|| {
-        let timers: &'static Timers = Box::leak(Box::new(Timers {
+        let timers = Timers {
             due: Mutex::new(BinaryHeap::new()),
             changed: Condvar::new(),
-        }));
-        match std::thread::Builder::new()
-            .name("agentbus-timer".into())
-            .spawn(move || timers.run())
-        {
-            Ok(_) => Some(timers),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot start the timer thread: retries do not wait and timeouts never fire");
-                None
-            }
-        }
+        };
+        super::worker::start_thread("agentbus-timer", timers, Timers::run)
     })
 }

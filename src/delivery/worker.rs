@@ -100,21 +100,28 @@ impl Worker {
 fn worker() -> Option<&'static Worker> {
     static WORKER: OnceLock<Option<&'static Worker>> = OnceLock::new();
     *WORKER.get_or_init(|| {
-        let worker: &'static Worker = Box::leak(Box::new(Worker {
+        let worker = Worker {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
-        }));
-        match std::thread::Builder::new()
-            .name("agentbus-retry".into())
-            .spawn(move || worker.run())
-        {
-            Ok(_) => Some(worker),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot start the retry thread");
-                None
-            }
-        }
+        };
+        start_thread("agentbus-retry", worker, Worker::run)
     })
+}
+
+/// Leaks `state` (it lives as long as the process) and starts thread
+/// `name` running `run` on it; `None` (logged) if the thread cannot start.
+pub(super) fn start_thread<T: Sync>(name: &str, state: T, run: fn(&T)) -> Option<&'static T> {
+    let state: &'static T = Box::leak(Box::new(state));
+    match std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || run(state))
+    {
+        Ok(_) => Some(state),
+        Err(err) => {
+            tracing::error!(thread = name, error = %err, "cannot start a delivery thread: retries and timeouts do not work");
+            None
+        }
+    }
 }
 
 /// Runs `task` in the background; gives it back if no retry thread could

@@ -172,17 +172,8 @@ impl ApiClient {
                 url: shown(&url),
                 source: source.without_url(),
             })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<ErrorReply>(&body)
-                .map(|body| body.error)
-                .unwrap_or_else(|_| body.trim().to_owned());
-            return Err(ClientError::Status {
-                url: shown(&url),
-                status,
-                message,
-            });
+        if !response.status().is_success() {
+            return Err(status_error(&url, response).await);
         }
         response.json().await.map_err(|source| ClientError::Decode {
             url: shown(&url),
@@ -282,18 +273,23 @@ impl ApiClient {
         match response.status() {
             StatusCode::NO_CONTENT => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            status => {
-                let body = response.text().await.unwrap_or_default();
-                let message = serde_json::from_str::<ErrorReply>(&body)
-                    .map(|body| body.error)
-                    .unwrap_or_else(|_| body.trim().to_owned());
-                Err(ClientError::Status {
-                    url: shown(&url),
-                    status,
-                    message,
-                })
-            }
+            _ => Err(status_error(&url, response).await),
         }
+    }
+}
+
+/// The error for a response that is not a success: its status and the
+/// server's JSON `error` (or its body as text).
+async fn status_error(url: &Url, response: reqwest::Response) -> ClientError {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorReply>(&body)
+        .map(|body| body.error)
+        .unwrap_or_else(|_| body.trim().to_owned());
+    ClientError::Status {
+        url: shown(url),
+        status,
+        message,
     }
 }
 
