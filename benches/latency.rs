@@ -13,7 +13,8 @@
 //! Run: `cargo bench --bench latency` (under a minute on 2 cores).
 //! `cargo bench --bench latency -- --driver <case> <n>` instead runs one case
 //! `n` times for callgrind (see `driver`); `-- --floors` runs only the
-//! bare-atomics floors (see `floors`).
+//! bare-atomics floors (see `floors`); `-- --single` only the one-publisher
+//! comparison with the lock bus (see `single_thread`).
 
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
@@ -577,6 +578,24 @@ fn driver(case: &str, n: u64) {
                 );
             }
         }
+        "lockbus1" | "lockbus16" | "lockfiltered16" => {
+            // The peer, counted the same way.
+            let bus = LockBus::new(LOCK_BUS_HISTORY);
+            for k in 0..if case == "lockbus1" { 1 } else { 16 } {
+                if case == "lockfiltered16" {
+                    bus.subscribe(TYPE, move |e: &Event| {
+                        if e.circle_id == Some(k) {
+                            plain(e);
+                        }
+                    });
+                } else {
+                    bus.subscribe(TYPE, plain);
+                }
+            }
+            for _ in 0..n {
+                black_box(bus.publish(Arc::clone(&ev)));
+            }
+        }
         "history" => {
             let bus = EventBus::new();
             for i in 0..2 * LOCK_BUS_HISTORY {
@@ -593,10 +612,113 @@ fn driver(case: &str, n: u64) {
     }
 }
 
+/// One publisher, no contention: agentbus against the lock bus, the same
+/// subscribers (plain, 16 plain, 16 filtered with one match), run in short
+/// alternating batches so that a loaded machine slows both alike. Reports
+/// the median and the fastest batch of each (ns per publish) and their
+/// ratios; the fastest batch is the least disturbed one.
+fn single_thread() {
+    const BATCH: u32 = 2_000;
+    const ROUNDS: usize = 400;
+    let ev = Arc::new(
+        Event::new(TYPE)
+            .with_data(json!({"task_id": 123}))
+            .with_circle(7),
+    );
+    type Publish<'a> = Box<dyn FnMut() + 'a>;
+    let time = |publish: &mut Publish<'_>| {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            publish();
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(BATCH)
+    };
+    println!("\n# One publisher, alternating batches of {BATCH} ({ROUNDS} rounds)\n");
+    println!(
+        "| case | agentbus median / fastest | lock_bus median / fastest | ratio median / fastest |"
+    );
+    println!("|---|---|---|---|");
+    let cases = [
+        "1 subscriber",
+        "16 subscribers",
+        "16 filtered, 1 match",
+        "1 subscriber, Publisher",
+        "16 subscribers, Publisher",
+        "16 filtered, 1 match, Publisher",
+        "1 subscriber, history off",
+        "16 subscribers, history off",
+        "16 filtered, 1 match, history off",
+    ];
+    for case in cases {
+        let bus = EventBus::builder()
+            .history_capacity(if case.ends_with("history off") {
+                0
+            } else {
+                LOCK_BUS_HISTORY
+            })
+            .build();
+        let lock = LockBus::new(LOCK_BUS_HISTORY);
+        let n = if case.starts_with("16") { 16 } else { 1 };
+        for k in 0..n {
+            if case.contains("filtered") {
+                bus.subscription(TYPE)
+                    .filter(move |e: &Event| e.circle_id == Some(k))
+                    .handler(plain);
+                lock.subscribe(TYPE, move |e: &Event| {
+                    if e.circle_id == Some(k) {
+                        plain(e);
+                    }
+                });
+            } else {
+                bus.subscribe(TYPE, plain);
+                lock.subscribe(TYPE, plain);
+            }
+        }
+        let mut publisher = bus.publisher();
+        let via_publisher = case.ends_with("Publisher");
+        let mut ours: Publish<'_> = if via_publisher {
+            Box::new(|| {
+                black_box(publisher.publish_blocking(Arc::clone(&ev)));
+            })
+        } else {
+            Box::new(|| {
+                black_box(bus.publish_blocking(Arc::clone(&ev)));
+            })
+        };
+        let mut theirs: Publish<'_> = Box::new(|| {
+            black_box(lock.publish(Arc::clone(&ev)));
+        });
+        let (mut a, mut b) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                a.push(time(&mut ours));
+                b.push(time(&mut theirs));
+            } else {
+                b.push(time(&mut theirs));
+                a.push(time(&mut ours));
+            }
+        }
+        let summary = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2], v[0])
+        };
+        let ((am, af), (bm, bf)) = (summary(&mut a), summary(&mut b));
+        println!(
+            "| {case} | {am:.1} / {af:.1} ns | {bm:.1} / {bf:.1} ns | {:.2}x / {:.2}x |",
+            am / bm,
+            af / bf
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--floors") {
         floors();
+        return;
+    }
+    if args.iter().any(|a| a == "--single") {
+        single_thread();
         return;
     }
     if let Some(at) = args.iter().position(|a| a == "--driver") {
@@ -645,6 +767,7 @@ fn main() {
             row(&label, &h, Some(wall));
         }
     }
+    single_thread();
     scaling();
     floors();
     memory();

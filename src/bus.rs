@@ -476,6 +476,12 @@ impl Default for EventBusBuilder {
 impl EventBusBuilder {
     /// How many of the newest events history keeps: exactly this many, any
     /// number up to [`MAX_HISTORY_CAPACITY`]; `0` turns history off.
+    ///
+    /// Exact history has a price on every publish: a ticket, a 16-byte
+    /// compare-and-swap, and a reference-count increment and decrement (about
+    /// 23 ns of a 52 ns one-subscriber publish on the reference VM;
+    /// `benches/RESULTS.md`, issue 18). A bus with capacity `0` skips the
+    /// ring entirely, for publishers that need no history.
     #[must_use]
     pub fn history_capacity(mut self, capacity: usize) -> Self {
         self.history_capacity = capacity;

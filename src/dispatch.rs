@@ -13,6 +13,7 @@
 //! as delivered nor as failed.
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
@@ -20,11 +21,10 @@ use std::task::{Context, Poll, Waker};
 use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
-use crate::handler::{
-    quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Skip, Subscriber,
-};
+use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber};
 use crate::inner::Inner;
 use crate::stats::Counters;
+use crate::sync::Arc;
 use crate::table::{Table, TableCache};
 
 /// What one publish reached.
@@ -86,35 +86,48 @@ pub(crate) fn publish_blocking(
     // waker; most finish there. Any still pending are polled again by
     // `block_on` with a waker that works, which they then keep.
     let mut first_poll = Context::from_waker(Waker::noop());
-    let delivery = dispatch(bus, stamp(event), cache, &mut first_poll);
-    if delivery.is_done() {
-        delivery.outcome()
-    } else {
-        block_on(delivery)
+    let event = stamp(event);
+    let mut running = Vec::new();
+    let outcome = dispatch(bus, &event, cache, &mut first_poll, &mut running);
+    if running.is_empty() {
+        return outcome;
     }
+    block_on(Delivery {
+        outcome,
+        running,
+        event,
+        counters: &bus.counters,
+    })
 }
 
-/// Records `event` in history and runs the synchronous part of its publish.
+/// Records `event` in history and runs the synchronous part of its publish;
+/// async handlers still running after their first poll are left in
+/// `running`.
+///
+/// Returns only the outcome (two words, in registers), not a [`Delivery`]:
+/// the caller builds one only when something is left to await, so a sync
+/// publish moves nothing through memory.
 #[inline]
-fn dispatch<'a>(
-    bus: &'a Inner,
-    event: StdArc<Event>,
+fn dispatch(
+    bus: &Inner,
+    event: &StdArc<Event>,
     cache: Option<&mut TableCache>,
     cx: &mut Context<'_>,
-) -> Delivery<'a> {
-    bus.history.push(&event);
+    running: &mut Vec<Running>,
+) -> PublishOutcome {
+    bus.history.push(event);
     if let Some(cache) = cache {
         // The cache's copy outlives this publish, so no handler's
         // unsubscribe can make this the last reference here.
         let table = cache.load(&bus.tables, event.event_type);
-        return fan_out(table, event, &bus.counters, cx);
+        return fan_out(table, event, &bus.counters, cx, running);
     }
     let table = bus.tables.load(event.event_type);
-    let delivery = fan_out(&table, event, &bus.counters, cx);
+    let outcome = fan_out(&table, event, &bus.counters, cx, running);
     // A handler may have unsubscribed a subscriber meanwhile, leaving this
     // snapshot its last owner: its captures' Drop is user code and may panic.
     quietly(|| drop(table));
-    delivery
+    outcome
 }
 
 /// The future [`EventBus::publish`](crate::EventBus::publish) returns: fans
@@ -139,12 +152,19 @@ impl Future for Publish<'_> {
         let this = self.get_mut();
         let mut delivery = match std::mem::replace(&mut this.state, PublishState::Done) {
             PublishState::Start(event) => {
-                let delivery = dispatch(this.bus, event, this.cache.as_deref_mut(), cx);
-                if delivery.is_done() {
-                    return Poll::Ready(delivery.outcome());
+                let mut running = Vec::new();
+                let cache = this.cache.as_deref_mut();
+                let outcome = dispatch(this.bus, &event, cache, cx, &mut running);
+                if running.is_empty() {
+                    return Poll::Ready(outcome);
                 }
                 // Every handler still running was polled just now.
-                this.state = PublishState::Delivering(delivery);
+                this.state = PublishState::Delivering(Delivery {
+                    outcome,
+                    running,
+                    event,
+                    counters: &this.bus.counters,
+                });
                 return Poll::Pending;
             }
             PublishState::Delivering(delivery) => delivery,
@@ -207,57 +227,93 @@ impl Drop for Running {
 
 /// Runs the synchronous part of a publish over `table` and returns what is
 /// left to await.
+///
+/// Filters and sync handlers are called without a `catch_unwind` each: one
+/// `catch_unwind` surrounds the whole walk, and after a panic the walk
+/// resumes at the next subscriber, so a panic is still isolated to the
+/// filter or handler that raised it (reported, counted as failed) while the
+/// common case pays for no per-call landing pad and lets the compiler inline
+/// the calls into one loop. `tests/publish.rs`
+/// (`every_kind_of_failure_is_isolated_and_counted`) checks that the
+/// subscribers after a panicking filter or handler are still called, and
+/// `tests/logging.rs` that the report names the filter or the handler.
 #[inline]
-fn fan_out<'a>(
+fn fan_out(
     table: &Table,
-    event: StdArc<Event>,
-    counters: &'a Counters,
+    event: &StdArc<Event>,
+    counters: &Counters,
     cx: &mut Context<'_>,
-) -> Delivery<'a> {
+    running: &mut Vec<Running>,
+) -> PublishOutcome {
     let mut outcome = PublishOutcome::default();
-    let mut running = Vec::new();
-    let handling = Handling::enter(&event);
-    for subscriber in table.iter() {
-        let event = &event;
-        match subscriber.wants(event) {
-            Ok(()) => {}
-            Err(Skip::NotWanted) => continue,
-            Err(Skip::FilterPanicked) => {
-                outcome.failed += 1;
-                continue;
-            }
+    let handling = Handling::enter(event);
+    let subscribers = table.subscribers();
+    // How many subscribers were offered the event (the last of them is the
+    // one being called), and whether its filter, not its handler, is
+    // running: where a panic came from.
+    let mut at = 0;
+    let mut in_filter = false;
+    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+        walk(
+            subscribers,
+            &mut at,
+            &mut in_filter,
+            event,
+            cx,
+            running,
+            &mut outcome,
+        )
+    })) {
+        let what = if in_filter { "filter " } else { "" };
+        subscribers[at - 1]
+            .reporter
+            .report_panic(event, what, payload);
+        outcome.failed += 1;
+        in_filter = false;
+    }
+    drop(handling);
+    counters.record(outcome.delivered as u64, outcome.failed as u64);
+    outcome
+}
+
+/// Offers `event` to `subscribers[*at..]`, counting each in `*at` before
+/// calling it, so that [`fan_out`] knows whom a panic came from.
+#[inline(always)]
+fn walk(
+    subscribers: &[Arc<Subscriber>],
+    at: &mut usize,
+    in_filter: &mut bool,
+    event: &StdArc<Event>,
+    cx: &mut Context<'_>,
+    running: &mut Vec<Running>,
+    outcome: &mut PublishOutcome,
+) {
+    while let Some(subscriber) = subscribers.get(*at) {
+        *at += 1;
+        if !subscriber.wants(event, in_filter) {
+            continue;
         }
         let ok = match &subscriber.handler {
-            Handler::Sync(handler) => subscriber.call_sync(event, || handler(event)),
-            Handler::Shared(handler) => subscriber.call_sync(event, || {
+            Handler::Sync(handler) => subscriber.succeeded(event, handler(event)),
+            Handler::Shared(handler) => {
                 handler(event);
-                Ok(())
-            }),
-            Handler::Async(handler) => {
-                match start_async(subscriber, handler, event, cx, &mut running) {
-                    Poll::Ready(Verdict::Delivered) => true,
-                    Poll::Ready(Verdict::Failed) => false,
-                    Poll::Ready(Verdict::Retrying) => {
-                        outcome.retrying += 1;
-                        continue;
-                    }
-                    Poll::Pending => continue,
-                }
+                true
             }
+            Handler::Async(handler) => match start_async(subscriber, handler, event, cx, running) {
+                Poll::Ready(Verdict::Delivered) => true,
+                Poll::Ready(Verdict::Failed) => false,
+                Poll::Ready(Verdict::Retrying) => {
+                    outcome.retrying += 1;
+                    continue;
+                }
+                Poll::Pending => continue,
+            },
         };
         if ok {
             outcome.delivered += 1;
         } else {
             outcome.failed += 1;
         }
-    }
-    drop(handling);
-    counters.record(outcome.delivered as u64, outcome.failed as u64);
-    Delivery {
-        outcome,
-        running,
-        event,
-        counters,
     }
 }
 
@@ -298,17 +354,6 @@ struct Delivery<'a> {
     running: Vec<Running>,
     event: StdArc<Event>,
     counters: &'a Counters,
-}
-
-impl Delivery<'_> {
-    /// The outcome so far; final when [`is_done`](Self::is_done).
-    fn outcome(&self) -> PublishOutcome {
-        self.outcome
-    }
-
-    fn is_done(&self) -> bool {
-        self.running.is_empty()
-    }
 }
 
 impl Future for Delivery<'_> {

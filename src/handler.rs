@@ -222,7 +222,12 @@ impl Reporter {
     /// Out of line and cold: keeps formatting off the callers' fast path.
     #[cold]
     #[inline(never)]
-    fn report_panic(&self, event: &Event, what: &'static str, payload: Box<dyn Any + Send>) {
+    pub(crate) fn report_panic(
+        &self,
+        event: &Event,
+        what: &'static str,
+        payload: Box<dyn Any + Send>,
+    ) {
         let error = format!("{what}panicked: {}", panic_message(&payload));
         if what.is_empty() {
             // The handler itself, not its filter: a failed delivery.
@@ -283,14 +288,6 @@ pub(crate) struct Subscriber {
     pub(crate) managed: Option<StdArc<Managed>>,
 }
 
-/// Why a subscriber was not delivered to.
-pub(crate) enum Skip {
-    /// Unsubscribed, or the filter said no: neither delivered nor failed.
-    NotWanted,
-    /// The filter panicked: a failure.
-    FilterPanicked,
-}
-
 impl Subscriber {
     /// Set until unsubscribed.
     const ACTIVE: u8 = 1;
@@ -346,38 +343,43 @@ impl Subscriber {
 
     /// Whether `event` should go to this subscriber: still active, in its
     /// scope, and its filter (run here, on the publishing thread) passes.
-    #[inline]
-    pub(crate) fn wants(&self, event: &Event) -> Result<(), Skip> {
+    ///
+    /// Does not catch a panicking filter: the fan-out catches panics once
+    /// around its whole loop (see `dispatch.rs`) and reports them as the
+    /// filter's when `in_filter` is set.
+    #[inline(always)]
+    pub(crate) fn wants(&self, event: &Event, in_filter: &mut bool) -> bool {
         // Relaxed: see `deactivate`.
         let state = self.state.load(Ordering::Relaxed);
         if state != Self::ACTIVE && (state & Self::ACTIVE == 0 || !self.scope.admits(event)) {
-            return Err(Skip::NotWanted);
+            return false;
         }
         let Some(filter) = &self.filter else {
-            return Ok(());
+            return true;
         };
-        match self.reporter.catch(event, "filter ", || filter(event)) {
-            Some(true) => Ok(()),
-            Some(false) => Err(Skip::NotWanted),
-            None => Err(Skip::FilterPanicked),
+        *in_filter = true;
+        let wanted = filter(event);
+        *in_filter = false;
+        wanted
+    }
+
+    /// Reports a sync handler's result; `true` if it succeeded. Panics are
+    /// caught by the caller, around the whole fan-out.
+    #[inline(always)]
+    pub(crate) fn succeeded(&self, event: &Event, result: Result<(), Failure>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(failure) => {
+                self.report_failure(event, failure);
+                false
+            }
         }
     }
 
-    /// Runs a sync handler call; `true` if it succeeded.
-    #[inline]
-    pub(crate) fn call_sync(
-        &self,
-        event: &Event,
-        call: impl FnOnce() -> Result<(), Failure>,
-    ) -> bool {
-        match self.reporter.catch(event, "", call) {
-            Some(Ok(())) => true,
-            Some(Err(Failure(message))) => {
-                self.reporter.fail(event, &message);
-                false
-            }
-            None => false,
-        }
+    #[cold]
+    #[inline(never)]
+    fn report_failure(&self, event: &Event, Failure(message): Failure) {
+        self.reporter.fail(event, &message);
     }
 
     /// Starts an async handler; `None` if making the future panicked.

@@ -265,8 +265,11 @@ impl Ring {
             tag_of(ticket, event.event_type),
             StdArc::into_raw(StdArc::clone(event)),
         );
-        // Acquire pairs with the SeqCst CAS of whoever wrote the slot last.
-        let mut current = slot.word.load(Ordering::Acquire);
+        // A guess, possibly torn: its tag half is one the slot really held,
+        // and tags only grow, so "lapped" below is never wrong; a wrong
+        // guess only fails the CAS, which returns the real word. The CAS
+        // (SeqCst) acquires whatever the slot's last writer published.
+        let mut current = slot.word.load_guess();
         loop {
             if ticket_plus_one(current) > ticket {
                 // Lapped: a newer ticket owns the slot, and ours is already
@@ -290,6 +293,7 @@ impl Ring {
 
     /// Drops the ring's reference to an event just swapped out of a slot,
     /// or parks it if a read might be about to clone it.
+    #[inline]
     fn release(&self, event: *const Event) {
         if event.is_null() {
             return;
@@ -306,12 +310,20 @@ impl Ring {
         // before our drop.
         dekker_fence();
         if self.reading.load(Ordering::SeqCst) {
-            self.retired.push(event);
-            // The read may have drained the list just before this push.
-            self.collect_retired();
+            self.park(event);
         } else {
             self.bury(event);
         }
+    }
+
+    /// Leaves `event` for the running read to drop. Out of line: reads are
+    /// rare, and publishers should not carry this path.
+    #[cold]
+    #[inline(never)]
+    fn park(&self, event: StdArc<Event>) {
+        self.retired.push(event);
+        // The read may have drained the list just before this push.
+        self.collect_retired();
     }
 
     #[cfg(not(agentbus_loom))]

@@ -14,6 +14,8 @@
 //! current totals as a baseline that later snapshots subtract. A publish
 //! racing with `reset` may be counted in some fields and not others.
 
+use std::cell::Cell;
+
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{lock, AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -47,6 +49,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // From now on this thread counts on the shared stripe: the index
+        // may be leased again at once.
+        STRIPE.with(|stripe| stripe.set(SHARED_STRIPE));
         if self.0 != SHARED_STRIPE {
             RETURNED
                 .lock()
@@ -56,15 +61,36 @@ impl Drop for Lease {
     }
 }
 
+/// What [`STRIPE`] holds before the thread's first publish.
+const UNLEASED: usize = usize::MAX;
+
 thread_local! {
     static LEASE: Lease = Lease::acquire();
+    /// A copy of the lease's index, or [`UNLEASED`]: read with one load,
+    /// where the lease itself (a thread-local with a destructor) costs a
+    /// state check on every access. Set back to the shared stripe when the
+    /// lease is dropped.
+    static STRIPE: Cell<usize> = const { Cell::new(UNLEASED) };
+}
+
+/// Takes this thread's lease; the shared stripe during thread teardown,
+/// after the lease is gone.
+#[cold]
+#[inline(never)]
+fn lease_stripe() -> usize {
+    let index = LEASE.try_with(|lease| lease.0).unwrap_or(SHARED_STRIPE);
+    STRIPE.with(|stripe| stripe.set(index));
+    index
 }
 
 /// This thread's stripe, and whether it owns it. During thread teardown,
 /// after the lease is gone, a late publish uses the shared stripe.
 #[inline]
 fn my_stripe() -> (usize, bool) {
-    let index = LEASE.try_with(|lease| lease.0).unwrap_or(SHARED_STRIPE);
+    let index = match STRIPE.with(Cell::get) {
+        UNLEASED => lease_stripe(),
+        index => index,
+    };
     // In a loom model every thread runs on one OS thread and so shares the
     // lease: count atomically there.
     (index, index != SHARED_STRIPE && !cfg!(agentbus_loom))

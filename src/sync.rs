@@ -123,6 +123,7 @@ mod cell {
 }
 
 #[cfg(not(agentbus_loom))]
+#[allow(unsafe_code)]
 mod word {
     use std::sync::atomic::Ordering;
 
@@ -143,6 +144,29 @@ mod word {
             self.0.load(order)
         }
 
+        /// The word, or a torn mix of its two halves as they were at two
+        /// moments of a concurrent update: a first guess for
+        /// [`compare_exchange`](Self::compare_exchange), which fails on a
+        /// torn guess and returns the real value. Each half is one that the
+        /// word really held (an aligned 8-byte load is atomic on x86_64).
+        #[inline]
+        pub(crate) fn load_guess(&self) -> u128 {
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            {
+                // SAFETY: `as_ptr` points to the live, 16-byte aligned word,
+                // valid for reads; the two loads read it as two atomic
+                // 8-byte halves and write nothing.
+                unsafe { native::load_halves(self.0.as_ptr()) }
+            }
+            #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+            {
+                self.0.load(Ordering::Relaxed)
+            }
+        }
+
+        /// Always at least as strong as `success` and `failure` ask: on
+        /// x86_64 with `cmpxchg16b` (every x86_64 CPU since 2008) it is one
+        /// inline `lock cmpxchg16b`, which is `SeqCst`.
         #[inline]
         pub(crate) fn compare_exchange(
             &self,
@@ -151,7 +175,96 @@ mod word {
             success: Ordering,
             failure: Ordering,
         ) -> Result<u128, u128> {
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            if std::arch::is_x86_feature_detected!("cmpxchg16b") {
+                // SAFETY: `as_ptr` points to the live, 16-byte aligned word,
+                // which is only ever accessed atomically (by portable-atomic,
+                // which on a CPU with `cmpxchg16b` uses this very instruction
+                // or an atomic 16-byte load, or by this function), and the
+                // CPU supports the instruction (checked just above).
+                return unsafe { native::compare_exchange(self.0.as_ptr(), current, new) };
+            }
             self.0.compare_exchange(current, new, success, failure)
+        }
+    }
+
+    /// `lock cmpxchg16b`, inline.
+    ///
+    /// portable-atomic reaches the same instruction through a function
+    /// pointer chosen at run time and moves the halves through memory: about
+    /// 40 instructions and an indirect call on every publish (callgrind,
+    /// `benches/RESULTS.md`, issue 18). Here it is the instruction and the
+    /// register moves it needs.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    mod native {
+        use std::arch::asm;
+
+        /// The two halves of `*word`, each loaded atomically (the pair may be
+        /// torn).
+        ///
+        /// # Safety
+        ///
+        /// `word` must be valid for reads and 16-byte aligned.
+        #[inline(always)]
+        pub(super) unsafe fn load_halves(word: *mut u128) -> u128 {
+            let (low, high): (u64, u64);
+            // SAFETY: the caller's contract; aligned 8-byte `mov`s are
+            // atomic on x86_64.
+            unsafe {
+                asm!(
+                    "mov {low}, qword ptr [{word}]",
+                    "mov {high}, qword ptr [{word} + 8]",
+                    word = in(reg) word,
+                    low = out(reg) low,
+                    high = lateout(reg) high,
+                    options(nostack, preserves_flags, readonly),
+                );
+            }
+            (u128::from(high) << 64) | u128::from(low)
+        }
+
+        /// Replaces `*word` with `new` if it equals `current`; `Ok(current)`
+        /// if it did, `Err(actual)` if not. `SeqCst`.
+        ///
+        /// # Safety
+        ///
+        /// `word` must be valid for reads and writes, 16-byte aligned, never
+        /// accessed non-atomically while others may access it, and the CPU
+        /// must support `cmpxchg16b`.
+        #[inline(always)]
+        pub(super) unsafe fn compare_exchange(
+            word: *mut u128,
+            current: u128,
+            new: u128,
+        ) -> Result<u128, u128> {
+            let (previous_low, previous_high): (u64, u64);
+            let failed: u8;
+            // SAFETY: the caller's contract. `rbx` is reserved by LLVM, so the
+            // new value's low half goes in through `r8` and is swapped in
+            // and out around the instruction, as portable-atomic does.
+            unsafe {
+                asm!(
+                    "xchg r8, rbx",
+                    "lock cmpxchg16b xmmword ptr [rsi]",
+                    "setne cl",
+                    "mov rbx, r8",
+                    // A fixed register: `in(reg)` may pick `rbx`, which the
+                    // `xchg` above overwrites.
+                    in("rsi") word,
+                    inout("r8") new as u64 => _,
+                    in("rcx") (new >> 64) as u64,
+                    inout("rax") current as u64 => previous_low,
+                    inout("rdx") (current >> 64) as u64 => previous_high,
+                    lateout("cl") failed,
+                    options(nostack),
+                );
+            }
+            let previous = (u128::from(previous_high) << 64) | u128::from(previous_low);
+            if failed == 0 {
+                Ok(previous)
+            } else {
+                Err(previous)
+            }
         }
     }
 

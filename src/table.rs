@@ -29,8 +29,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
-        self.subscribers.iter()
+    #[inline]
+    pub(crate) fn subscribers(&self) -> &[Arc<Subscriber>] {
+        &self.subscribers
     }
 
     fn with(&self, subscriber: &Arc<Subscriber>) -> Table {

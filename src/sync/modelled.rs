@@ -37,6 +37,12 @@ pub(crate) mod word {
             self.values()[index]
         }
 
+        /// The native build's guess may be torn; a relaxed load models the
+        /// orderings it has (none).
+        pub(crate) fn load_guess(&self) -> u128 {
+            self.load(Ordering::Relaxed)
+        }
+
         pub(crate) fn compare_exchange(
             &self,
             current: u128,
