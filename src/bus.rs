@@ -7,12 +7,13 @@ use std::sync::{Arc as StdArc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 
+use crate::delivery::{manage, DeliveryState, Options, DEFAULT_DEAD_LETTER_CAPACITY};
 use crate::dispatch::PublishOutcome;
 use crate::error::BuildError;
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
 use crate::guard::{Guard, Guards};
-use crate::handler::{quietly, Filter, Handler, HandlerResult, Subscriber};
+use crate::handler::{quietly, Filter, Handler, HandlerResult, Reporter, Subscriber};
 use crate::history::{History, HistoryQuery, DEFAULT_HISTORY_CAPACITY, MAX_HISTORY_CAPACITY};
 use crate::id::SubscriptionId;
 use crate::inner::{Inner, Registry};
@@ -109,10 +110,24 @@ impl EventBus {
         EventBusBuilder {
             history_capacity: DEFAULT_HISTORY_CAPACITY,
             guards: Vec::new(),
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
+            max_concurrent_handlers: None,
         }
     }
 
     fn with_capacity(history_capacity: usize, guards: Vec<StdArc<dyn Guard>>) -> Self {
+        Self::with_settings(
+            history_capacity,
+            guards,
+            DeliveryState::new(DEFAULT_DEAD_LETTER_CAPACITY, None),
+        )
+    }
+
+    fn with_settings(
+        history_capacity: usize,
+        guards: Vec<StdArc<dyn Guard>>,
+        delivery: DeliveryState,
+    ) -> Self {
         // A std atomic even under loom: it only hands out distinct numbers.
         static NEXT_BUS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
@@ -123,6 +138,7 @@ impl EventBus {
                 counters: Counters::new(),
                 guards: Guards::new(guards),
                 registry: CachePadded::new(Mutex::new(Registry::default())),
+                delivery: StdArc::new(delivery),
             }),
         }
     }
@@ -131,7 +147,7 @@ impl EventBus {
         Self { inner }
     }
 
-    pub(crate) fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &StdArc<Inner> {
         &self.inner
     }
 
@@ -223,11 +239,35 @@ impl EventBus {
         filter: Option<Filter>,
         handler: Handler,
     ) -> SubscriptionId {
+        self.register_with(types, name, scope, filter, handler, Options::default())
+    }
+
+    /// [`register`](Self::register) with delivery options (retry, timeout,
+    /// limits, ordering; see `delivery/`).
+    pub(crate) fn register_with(
+        &self,
+        types: EventTypeSet,
+        name: Option<Cow<'static, str>>,
+        scope: Scope,
+        filter: Option<Filter>,
+        handler: Handler,
+        options: Options,
+    ) -> SubscriptionId {
         let inner = &*self.inner;
         let mut registry = lock(&inner.registry);
         registry.last_id += 1;
         let id = SubscriptionId::new(inner.id, registry.last_id);
-        let subscriber = Arc::new(Subscriber::new(id, name, scope, filter, handler));
+        let reporter = Reporter::new(id, name);
+        let dead_letters = options.dead_letters.then(|| StdArc::clone(&inner.delivery));
+        let (handler, managed) = manage(handler, options, &self.inner, &reporter);
+        let subscriber = Arc::new(Subscriber::new(
+            reporter,
+            scope,
+            filter,
+            handler,
+            managed,
+            dead_letters,
+        ));
         let retired = inner.tables.insert(types, &subscriber);
         registry.subscriptions.insert(id, (types, subscriber));
         inner
@@ -406,6 +446,7 @@ impl EventBus {
         inner.history.clear();
         inner.counters.reset();
         inner.guards.reset();
+        inner.delivery.reset();
     }
 
     /// A snapshot of the bus's counters.
@@ -413,6 +454,7 @@ impl EventBus {
         let inner = &*self.inner;
         let mut stats = inner.counters.snapshot(inner.history.len());
         inner.guards.fill(&mut stats);
+        inner.delivery.fill(&mut stats);
         stats
     }
 }
@@ -433,12 +475,14 @@ impl WeakEventBus {
 /// Configures an [`EventBus`]; from [`EventBus::builder`] (or `default()`,
 /// the same).
 ///
-/// Two builders are equal when they have the same history capacity and the
-/// same guards (the same `Arc`s, in the same order).
+/// Two builders are equal when they have the same settings and the same
+/// guards (the same `Arc`s, in the same order).
 #[derive(Clone)]
 pub struct EventBusBuilder {
     history_capacity: usize,
     guards: Vec<StdArc<dyn Guard>>,
+    dead_letter_capacity: usize,
+    max_concurrent_handlers: Option<usize>,
 }
 
 impl std::fmt::Debug for EventBusBuilder {
@@ -446,6 +490,8 @@ impl std::fmt::Debug for EventBusBuilder {
         f.debug_struct("EventBusBuilder")
             .field("history_capacity", &self.history_capacity)
             .field("guards", &self.guards.len())
+            .field("dead_letter_capacity", &self.dead_letter_capacity)
+            .field("max_concurrent_handlers", &self.max_concurrent_handlers)
             .finish()
     }
 }
@@ -453,6 +499,8 @@ impl std::fmt::Debug for EventBusBuilder {
 impl PartialEq for EventBusBuilder {
     fn eq(&self, other: &Self) -> bool {
         self.history_capacity == other.history_capacity
+            && self.dead_letter_capacity == other.dead_letter_capacity
+            && self.max_concurrent_handlers == other.max_concurrent_handlers
             && self.guards.len() == other.guards.len()
             && self
                 .guards
@@ -468,6 +516,8 @@ impl std::hash::Hash for EventBusBuilder {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.history_capacity.hash(state);
         self.guards.len().hash(state);
+        self.dead_letter_capacity.hash(state);
+        self.max_concurrent_handlers.hash(state);
     }
 }
 
@@ -501,6 +551,35 @@ impl EventBusBuilder {
         self
     }
 
+    /// How many async handler calls may run at once on this bus, over all
+    /// its subscriptions (the original bus's
+    /// `configure(max_concurrent_handlers=...)`; `0` is taken as 1). A
+    /// publish whose async handler finds no free permit waits for one
+    /// (`publish` returns `Pending`, `publish_blocking` parks), first come
+    /// first served; nothing is spawned. Sync handlers run inline on the
+    /// publishing thread and take no permit. A publish made from inside a
+    /// handler runs under that handler's permit, so handlers that publish
+    /// cannot deadlock on it; see
+    /// [`docs::semantics`](crate::docs::semantics#concurrency-limits).
+    ///
+    /// Unset (the default), async handlers are not limited and take the
+    /// plain path.
+    #[must_use]
+    pub fn max_concurrent_handlers(mut self, limit: usize) -> Self {
+        self.max_concurrent_handlers = Some(limit);
+        self
+    }
+
+    /// How many [dead letters](crate::DeadLetters) the bus keeps in memory
+    /// (default [`DEFAULT_DEAD_LETTER_CAPACITY`], 10,000); beyond it the
+    /// oldest is dropped, counted in [`DeadLetters::dropped`](crate::DeadLetters::dropped)
+    /// and logged.
+    #[must_use]
+    pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
+        self.dead_letter_capacity = capacity;
+        self
+    }
+
     /// Builds the bus, or says why the settings cannot be built.
     ///
     /// ```
@@ -517,7 +596,7 @@ impl EventBusBuilder {
                 max: MAX_HISTORY_CAPACITY,
             });
         }
-        Ok(EventBus::with_capacity(self.history_capacity, self.guards))
+        Ok(self.build_unchecked(self.history_capacity))
     }
 
     /// Builds the bus. A history capacity above [`MAX_HISTORY_CAPACITY`] is
@@ -525,10 +604,18 @@ impl EventBusBuilder {
     /// [`try_build`](Self::try_build) to get an error instead.
     pub fn build(self) -> EventBus {
         let requested = self.history_capacity;
-        let guards = self.guards.clone();
+        let fallback = self.clone();
         self.try_build().unwrap_or_else(|err| {
             tracing::warn!(requested, error = %err, "history capacity lowered to the maximum");
-            EventBus::with_capacity(MAX_HISTORY_CAPACITY, guards)
+            fallback.build_unchecked(MAX_HISTORY_CAPACITY)
         })
+    }
+
+    fn build_unchecked(&self, history_capacity: usize) -> EventBus {
+        EventBus::with_settings(
+            history_capacity,
+            self.guards.clone(),
+            DeliveryState::new(self.dead_letter_capacity, self.max_concurrent_handlers),
+        )
     }
 }

@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
-use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Subscriber};
+use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber};
 use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::sync::Arc;
@@ -38,7 +38,7 @@ use crate::table::{Table, TableCache};
 ///     Err("disk full".into())
 /// });
 /// let outcome = bus.publish_blocking(Event::new(EventType::SystemError));
-/// assert_eq!(outcome, PublishOutcome { delivered: 1, failed: 1 });
+/// assert_eq!(outcome, PublishOutcome { delivered: 1, failed: 1, retrying: 0 });
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PublishOutcome {
@@ -46,6 +46,17 @@ pub struct PublishOutcome {
     pub delivered: usize,
     /// Handlers that returned `Err` or panicked, plus filters that panicked.
     pub failed: usize,
+    /// Deliveries whose first attempt failed and that are retried in the
+    /// background ([`SubscriptionBuilder::retry`](crate::SubscriptionBuilder::retry));
+    /// [`EventBus::settled`](crate::EventBus::settled) waits for them.
+    pub retrying: usize,
+}
+
+/// How one async handler call ended, once reported.
+enum Verdict {
+    Delivered,
+    Failed,
+    Retrying,
 }
 
 /// [`EventBus::publish`](crate::EventBus::publish) on `bus`, through `cache`
@@ -236,23 +247,23 @@ impl Running {
         }
     }
 
-    /// Polls the handler: `Ready(true)` if it succeeded, `Ready(false)` if it
-    /// returned `Err` or panicked (logged here).
-    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<bool> {
+    /// Polls the handler; a failure (`Err` or a panic) is reported here.
+    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<Verdict> {
         let Some(future) = &mut self.future else {
-            return Poll::Ready(false); // set until drop
+            return Poll::Ready(Verdict::Failed); // set until drop
         };
         let reporter = &self.reporter;
         #[cfg(feature = "tracing")]
         let _process = self.span.enter();
         match reporter.catch(event, "", || future.as_mut().poll(cx)) {
             Some(Poll::Pending) => Poll::Pending,
-            Some(Poll::Ready(Ok(()))) => Poll::Ready(true),
-            Some(Poll::Ready(Err(message))) => {
-                reporter.report(event, &message);
-                Poll::Ready(false)
+            Some(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
+            Some(Poll::Ready(Settled::Failed(message))) => {
+                reporter.fail(event, &message);
+                Poll::Ready(Verdict::Failed)
             }
-            None => Poll::Ready(false),
+            Some(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
+            None => Poll::Ready(Verdict::Failed),
         }
     }
 }
@@ -343,7 +354,12 @@ fn walk(
                 true
             }
             Handler::Async(handler) => match start_async(subscriber, handler, event, cx, running) {
-                Poll::Ready(succeeded) => succeeded,
+                Poll::Ready(Verdict::Delivered) => true,
+                Poll::Ready(Verdict::Failed) => false,
+                Poll::Ready(Verdict::Retrying) => {
+                    outcome.retrying += 1;
+                    continue;
+                }
                 Poll::Pending => continue,
             },
         };
@@ -356,9 +372,8 @@ fn walk(
 }
 
 /// Starts an async handler and polls it once: most finish on their first
-/// poll and then never need tracking. `Ready(succeeded)` if it finished (or
-/// making its future panicked: `Ready(false)`), `Pending` if it is now in
-/// `running`.
+/// poll and then never need tracking. `Ready` if it finished (making its
+/// future panicked: `Ready(Failed)`), `Pending` if it is now in `running`.
 ///
 /// Out of line: keeping the async machinery out of the fan-out loop leaves
 /// the registers to the sync path, which most subscribers take.
@@ -369,9 +384,9 @@ fn start_async(
     event: &StdArc<Event>,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
-) -> Poll<bool> {
+) -> Poll<Verdict> {
     let Some(future) = subscriber.start_async(handler, event) else {
-        return Poll::Ready(false);
+        return Poll::Ready(Verdict::Failed);
     };
     let mut started = Running::new(future, subscriber);
     let polled = started.poll_handler(cx, event);
@@ -400,24 +415,25 @@ impl Future for Delivery<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
         let this = &mut *self;
-        let (mut delivered, mut failed) = (0, 0);
+        let (mut delivered, mut failed, mut retrying) = (0, 0, 0);
         let event = &this.event;
         let _handling = Handling::enter(event);
         let mut index = 0;
         while index < this.running.len() {
-            let Poll::Ready(succeeded) = this.running[index].poll_handler(cx, event) else {
+            let Poll::Ready(verdict) = this.running[index].poll_handler(cx, event) else {
                 index += 1;
                 continue;
             };
             // Order does not matter; `Running`'s Drop shields us from the
             // future's.
             drop(this.running.swap_remove(index));
-            if succeeded {
-                delivered += 1;
-            } else {
-                failed += 1;
+            match verdict {
+                Verdict::Delivered => delivered += 1,
+                Verdict::Failed => failed += 1,
+                Verdict::Retrying => retrying += 1,
             }
         }
+        this.outcome.retrying += retrying;
         if delivered + failed > 0 {
             this.outcome.delivered += delivered;
             this.outcome.failed += failed;

@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
 
+use crate::delivery::{DeliveryState, Managed};
 use crate::event::Event;
 use crate::id::SubscriptionId;
 use crate::scope::Scope;
@@ -67,11 +68,23 @@ impl<E: Display> HandlerResult for Result<(), E> {
     }
 }
 
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Settled> + Send + 'static>>;
 pub(crate) type SyncHandler = Box<dyn Fn(&Event) -> Result<(), Failure> + Send + Sync>;
 pub(crate) type AsyncHandler = Box<dyn Fn(StdArc<Event>) -> BoxFuture + Send + Sync>;
 pub(crate) type SharedHandler = Box<dyn Fn(&StdArc<Event>) + Send + Sync>;
 pub(crate) type Filter = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// How an async delivery ended, as its publish counts it.
+pub(crate) enum Settled {
+    /// The handler succeeded.
+    Delivered,
+    /// The handler failed with this message (its `Err` display, a panic
+    /// message, or "timed out").
+    Failed(String),
+    /// The first attempt failed and a retry runs in the background
+    /// (`delivery::Managed`): neither delivered nor failed yet.
+    Retrying,
+}
 
 /// A sync handler's error message, boxed so that `Result<(), Failure>` is
 /// two words and comes back in registers (a `String` is three, returned
@@ -83,6 +96,11 @@ impl Failure {
     #[cold]
     fn new(message: String) -> Self {
         Self(message.into_boxed_str())
+    }
+
+    /// The message, for a dead letter.
+    pub(crate) fn into_message(self) -> String {
+        self.0.into_string()
     }
 }
 
@@ -114,7 +132,12 @@ impl Handler {
     {
         Handler::Async(Box::new(move |event| {
             let future = handler(event);
-            Box::pin(async move { future.await.into_outcome() })
+            Box::pin(async move {
+                match future.await.into_outcome() {
+                    Ok(()) => Settled::Delivered,
+                    Err(message) => Settled::Failed(message),
+                }
+            })
         }))
     }
 }
@@ -137,14 +160,44 @@ impl From<Cow<'static, str>> for Name {
     }
 }
 
-/// Who a failure is reported as: the subscription's id and name.
+/// Who a failure is reported as: the subscription's id and name, and where
+/// its failed deliveries go (`None` for subscriptions whose failures are
+/// not kept, or whose `delivery::Managed` wrapper keeps them itself).
 #[derive(Clone)]
 pub(crate) struct Reporter {
     pub(crate) id: SubscriptionId,
     name: Option<Name>,
+    dead_letters: Option<StdArc<DeliveryState>>,
 }
 
 impl Reporter {
+    pub(crate) fn new(id: SubscriptionId, name: Option<Cow<'static, str>>) -> Self {
+        Self {
+            id,
+            name: name.map(Name::from),
+            dead_letters: None,
+        }
+    }
+
+    /// The subscription's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&str> {
+        match &self.name {
+            Some(Name::Static(name)) => Some(name),
+            Some(Name::Shared(name)) => Some(name),
+            None => None,
+        }
+    }
+
+    /// Logs a failed handler call and keeps it as a dead letter if this
+    /// subscription keeps them.
+    #[cold]
+    pub(crate) fn fail(&self, event: &Event, error: &str) {
+        self.report(event, error);
+        if let Some(delivery) = &self.dead_letters {
+            delivery.dead_letter(self, StdArc::new(event.clone()), error, 1, None);
+        }
+    }
+
     /// Runs `user_code` (a filter, a handler, or a poll of a handler's
     /// future) for `event`; `None` if it panicked. The panic is reported as
     /// `"{what}panicked: {message}"` and its payload dropped without letting
@@ -175,10 +228,13 @@ impl Reporter {
         what: &'static str,
         payload: Box<dyn Any + Send>,
     ) {
-        self.report(
-            event,
-            &format!("{what}panicked: {}", panic_message(&payload)),
-        );
+        let error = format!("{what}panicked: {}", panic_message(&payload));
+        if what.is_empty() {
+            // The handler itself, not its filter: a failed delivery.
+            self.fail(event, &error);
+        } else {
+            self.report(event, &error);
+        }
         drop_payload(payload);
     }
 
@@ -226,6 +282,10 @@ pub(crate) struct Subscriber {
     pub(crate) handler: Handler,
     scope: Scope,
     pub(crate) reporter: Reporter,
+    /// The retry, timeout, concurrency and ordering wrapper `handler` calls
+    /// (which redrive calls once, without retries), if the subscription has
+    /// one.
+    pub(crate) managed: Option<StdArc<Managed>>,
 }
 
 impl Subscriber {
@@ -234,19 +294,24 @@ impl Subscriber {
     /// Set if the subscription has field filters.
     const SCOPED: u8 = 2;
 
+    /// `dead_letters` is where a failure of `handler` goes if it is not a
+    /// `managed` wrapper (which keeps its own).
     pub(crate) fn new(
-        id: SubscriptionId,
-        name: Option<Cow<'static, str>>,
+        reporter: Reporter,
         scope: Scope,
         filter: Option<Filter>,
         handler: Handler,
+        managed: Option<StdArc<Managed>>,
+        dead_letters: Option<StdArc<DeliveryState>>,
     ) -> Self {
+        let reporter = Reporter {
+            dead_letters: dead_letters.filter(|_| managed.is_none()),
+            ..reporter
+        };
         Self {
             scope,
-            reporter: Reporter {
-                id,
-                name: name.map(Name::from),
-            },
+            reporter,
+            managed,
             filter,
             handler,
             state: AtomicU8::new(if scope.is_any() {
@@ -314,7 +379,7 @@ impl Subscriber {
     #[cold]
     #[inline(never)]
     fn report_failure(&self, event: &Event, Failure(message): Failure) {
-        self.report(event, &message);
+        self.reporter.fail(event, &message);
     }
 
     /// Starts an async handler; `None` if making the future panicked.
@@ -330,10 +395,6 @@ impl Subscriber {
     pub(crate) fn id(&self) -> SubscriptionId {
         self.reporter.id
     }
-
-    pub(crate) fn report(&self, event: &Event, error: &str) {
-        self.reporter.report(event, error);
-    }
 }
 
 /// The message of a panic payload, whatever its type.
@@ -341,7 +402,7 @@ impl Subscriber {
 /// Takes the `Box` itself: given `&(dyn Any + Send)`, a `&Box<dyn Any + Send>`
 /// silently coerces to a `dyn Any` *of the box*, and no downcast ever matches.
 #[allow(clippy::borrowed_box)]
-fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
+pub(crate) fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
     let payload: &(dyn Any + Send) = &**payload;
     if let Some(message) = payload.downcast_ref::<&'static str>() {
         message
@@ -353,7 +414,7 @@ fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
 }
 
 /// Drops a panic payload without letting a panicking `Drop` escape.
-fn drop_payload(payload: Box<dyn Any + Send>) {
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
     if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         // A payload whose Drop panicked again: leaking it is the only way
         // out that cannot unwind into the publisher.

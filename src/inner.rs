@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crossbeam_utils::CachePadded;
 
+use crate::delivery::DeliveryState;
 use crate::event_type::EventTypeSet;
 use crate::guard::Guards;
 use crate::handler::Subscriber;
@@ -26,6 +27,8 @@ pub(crate) struct Inner {
     /// Padded: writers lock it on every subscribe and unsubscribe, and it
     /// must not share a line with anything publishers read.
     pub(crate) registry: CachePadded<Mutex<Registry>>,
+    /// Dead letters, bus-wide permits, retry counters (`delivery/`).
+    pub(crate) delivery: std::sync::Arc<DeliveryState>,
 }
 
 /// The writers' side: who is subscribed to what. Guarded by a mutex that

@@ -82,6 +82,7 @@ pub mod docs;
 
 mod bus;
 mod cause;
+mod delivery;
 mod dispatch;
 mod error;
 mod event;
@@ -111,6 +112,10 @@ mod wire;
 pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
     cause::with_cause,
+    delivery::{
+        DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetters, RedriveError, Retry,
+        DEFAULT_DEAD_LETTER_CAPACITY,
+    },
     dispatch::PublishOutcome,
     error::{
         BuildError, DecodeEventError, DecodeEventErrorKind, EncodeEventError, Lagged,

@@ -209,6 +209,12 @@ impl Counters {
             events_deduplicated: 0,
             events_rate_limited: 0,
             events_invalid: 0,
+            // Filled in by the delivery state (`EventBus::stats`).
+            retries: 0,
+            retries_pending: 0,
+            timed_out: 0,
+            dead_lettered: 0,
+            dead_letters: 0,
         }
     }
 }
@@ -246,6 +252,18 @@ pub struct BusStats {
     pub events_rate_limited: u64,
     /// Of `events_rejected`: failed a schema ([`Rejection::Invalid`](crate::Rejection::Invalid)).
     pub events_invalid: u64,
+    /// Retry attempts made (each attempt after a delivery's first).
+    pub retries: u64,
+    /// Deliveries waiting for or running a retry now.
+    pub retries_pending: usize,
+    /// Attempts that ran past their subscription's
+    /// [`timeout`](crate::SubscriptionBuilder::timeout).
+    pub timed_out: u64,
+    /// Deliveries given up on and kept as dead letters.
+    pub dead_lettered: u64,
+    /// Dead letters held now (not yet redriven, discarded or dropped for
+    /// room).
+    pub dead_letters: usize,
 }
 
 #[cfg(test)]

@@ -5,7 +5,11 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc as StdArc;
 
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
+
 use crate::bus::{EventBus, WeakEventBus};
+use crate::delivery::{Options, Retry};
 use crate::event::Event;
 use crate::event_type::EventTypeSet;
 use crate::handler::{Filter, Handler, HandlerResult};
@@ -25,6 +29,7 @@ pub struct SubscriptionBuilder<'bus> {
     name: Option<Cow<'static, str>>,
     scope: Scope,
     filter: Option<Filter>,
+    delivery: Options,
 }
 
 impl std::fmt::Debug for SubscriptionBuilder<'_> {
@@ -36,6 +41,14 @@ impl std::fmt::Debug for SubscriptionBuilder<'_> {
             .field("source_agent_id", &self.scope.source_agent_id)
             .field("project_id", &self.scope.project_id)
             .field("filter", &self.filter.as_ref().map(|_| "<closure>"))
+            .field("retry", &self.delivery.retry)
+            .field("timeout", &self.delivery.timeout)
+            .field("max_concurrency", &self.delivery.max_concurrency)
+            .field(
+                "ordered_by",
+                &self.delivery.ordered_by.as_ref().map(|_| "<closure>"),
+            )
+            .field("dead_letters", &self.delivery.dead_letters)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +104,7 @@ impl<'bus> SubscriptionBuilder<'bus> {
             name: None,
             scope: Scope::ANY,
             filter: None,
+            delivery: Options::default(),
         }
     }
 
@@ -145,9 +159,107 @@ impl<'bus> SubscriptionBuilder<'bus> {
         self
     }
 
-    /// A name for logs (defaults to the subscription id, `sub-N`).
+    /// A name for logs and [dead letters](crate::DeadLetter::subscription_name)
+    /// (defaults to the subscription id, `sub-N`). A redrive after a restart
+    /// finds the subscription by this name.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Retries a failed delivery in the background per `retry`; the last
+    /// failure becomes a [dead letter](crate::DeadLetters). The publish
+    /// resolves after the first attempt and counts the delivery in
+    /// [`PublishOutcome::retrying`](crate::PublishOutcome::retrying); later
+    /// events are not held back (except, with
+    /// [`ordered_by`](Self::ordered_by), those of the same key). See
+    /// [`docs::semantics`](crate::docs::semantics#retries-timeouts-and-dead-letters).
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType, Retry};
+    /// use std::time::Duration;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let bus = EventBus::new();
+    /// bus.subscription(EventType::TaskCompleted)
+    ///     .name("metrics exporter")
+    ///     .retry(Retry::attempts(3).delay(Duration::from_millis(1)))
+    ///     .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
+    /// let outcome = bus.publish(Event::new(EventType::TaskCompleted)).await;
+    /// assert_eq!((outcome.delivered, outcome.failed, outcome.retrying), (0, 0, 1));
+    /// bus.settled().await;
+    /// let dead = bus.dead_letters().list(&Default::default());
+    /// assert_eq!((dead[0].attempts(), dead[0].error()), (3, "exporter down"));
+    /// # });
+    /// ```
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.delivery.retry = Some(retry);
+        self
+    }
+
+    /// An async handler's attempt that has not finished after `timeout`
+    /// fails with the error `timed out` (its future is dropped), and is
+    /// retried or dead-lettered like any failure. Sync handlers cannot be
+    /// interrupted and ignore it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.delivery.timeout = Some(timeout);
+        self
+    }
+
+    /// At most `limit` calls of this subscription's handler run at once
+    /// (`0` is taken as 1); a publish that finds none free waits for one,
+    /// first come first served. See
+    /// [`EventBusBuilder::max_concurrent_handlers`](crate::EventBusBuilder::max_concurrent_handlers)
+    /// for the bus-wide limit and the rule for handlers that publish.
+    pub fn max_concurrency(mut self, limit: usize) -> Self {
+        self.delivery.max_concurrency = Some(limit);
+        self
+    }
+
+    /// Deliveries whose events have equal keys run one at a time, in
+    /// publish order; different keys run in parallel. A retry holds back
+    /// only its own key, and never reorders it. A publish of an event whose
+    /// key is busy waits for its turn.
+    ///
+    /// ```
+    /// use agentbus::{Event, EventBus, EventType};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let bus = EventBus::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// bus.subscription(EventType::TaskCompleted)
+    ///     .ordered_by(|e: &Event| e.circle_id)
+    ///     .async_handler(move |e: Arc<Event>| {
+    ///         let log = Arc::clone(&log);
+    ///         async move { log.lock().unwrap().push(e.data["n"].as_i64()) }
+    ///     });
+    /// let publishes = (0..3).map(|n| {
+    ///     let event = Event::new(EventType::TaskCompleted).with_circle(1);
+    ///     bus.publish(event.with_data(serde_json::json!({ "n": n })))
+    /// });
+    /// futures::future::join_all(publishes).await;
+    /// assert_eq!(*seen.lock().unwrap(), [Some(0), Some(1), Some(2)]);
+    /// # });
+    /// ```
+    pub fn ordered_by<K, F>(mut self, key: F) -> Self
+    where
+        F: Fn(&Event) -> K + Send + Sync + 'static,
+        K: Hash,
+    {
+        // Fixed keys: lanes are per subscription and never persisted, so
+        // one process-wide seed is enough.
+        static SEED: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        let seed = SEED.get_or_init(std::hash::RandomState::new);
+        self.delivery.ordered_by = Some(Box::new(move |event| seed.hash_one(key(event))));
+        self
+    }
+
+    /// Whether a delivery given up on becomes a [dead letter](crate::DeadLetters)
+    /// (the default) or is only counted and logged.
+    pub fn dead_letters(mut self, keep: bool) -> Self {
+        self.delivery.dead_letters = keep;
         self
     }
 
@@ -215,8 +327,14 @@ impl<'bus> SubscriptionBuilder<'bus> {
     }
 
     fn register(self, handler: Handler) -> SubscriptionId {
-        self.bus
-            .register(self.types, self.name, self.scope, self.filter, handler)
+        self.bus.register_with(
+            self.types,
+            self.name,
+            self.scope,
+            self.filter,
+            handler,
+            self.delivery,
+        )
     }
 }
 

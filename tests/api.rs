@@ -592,7 +592,9 @@ fn the_original_api_keeps_its_names() {
         f
     }
     let outcome: PublishOutcome = futures::executor::block_on(send(publish));
-    let PublishOutcome { delivered, failed } = bus.publish_blocking(Arc::new(event));
+    let PublishOutcome {
+        delivered, failed, ..
+    } = bus.publish_blocking(Arc::new(event));
     assert_eq!((outcome.delivered, outcome.failed), (3, 0));
     assert_eq!((delivered, failed), (3, 0));
     let history: Vec<Arc<Event>> = bus.history(

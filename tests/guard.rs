@@ -40,7 +40,8 @@ fn smoke() {
         bus.try_publish_blocking(good).unwrap(),
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0
         }
     );
     let rejected = bus.try_publish_blocking(bad).unwrap_err();

@@ -1,7 +1,10 @@
 //! Loom models of the bus's concurrent paths: the copy-on-write subscriber
 //! tables against publishers, the lock-free history ring against
-//! publishers, readers, `clear_history` and `reset`, and the per-thread
-//! tracking of the event being handled that stamps causation.
+//! publishers, readers, `clear_history` and `reset`, the per-thread
+//! tracking of the event being handled that stamps causation, and the
+//! permit lines and key lanes of reliable delivery (`max_concurrency`,
+//! `max_concurrent_handlers`, `ordered_by`: no overlap, no lost wake-up,
+//! lane order).
 //!
 //! Run (release, separate target dir so a normal build is not invalidated):
 //!
@@ -903,5 +906,121 @@ fn stream_close_vs_try_recv() {
         }
         publisher.join().unwrap();
         assert_eq!(received, [Some(1)], "the event before the close was lost");
+    });
+}
+
+/// Records how many calls run at once and the most there ever were; std
+/// atomics, as [`counting`]: the observation, not the protocol. Handlers'
+/// panics are caught by the bus, so models check these after the fact
+/// rather than asserting inside a handler.
+#[derive(Default)]
+struct InFlight {
+    now: StdAtomicUsize,
+    most: StdAtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, StdOrdering::Relaxed) + 1;
+        self.most.fetch_max(now, StdOrdering::Relaxed);
+    }
+
+    fn leave(&self) {
+        // A loom yield point between enter and leave: another thread may
+        // run here, which is what the limits must hold against.
+        loom::thread::yield_now();
+        self.now.fetch_sub(1, StdOrdering::Relaxed);
+    }
+}
+
+/// `max_concurrency(1)`: two publishers never run the handler at once, and
+/// the one that waits is woken (loom reports a lost wake-up as a deadlock).
+#[test]
+fn max_concurrency_permits_vs_two_publishers() {
+    model("max_concurrency_permits_vs_two_publishers", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let in_flight = StdArc::new(InFlight::default());
+        let watch = StdArc::clone(&in_flight);
+        bus.subscription(EventType::TaskCompleted)
+            .max_concurrency(1)
+            .handler(move |_e: &Event| {
+                watch.enter();
+                watch.leave();
+            });
+        let other = bus.clone();
+        let publisher = thread::spawn(move || {
+            loom::future::block_on(other.publish(event(EventType::TaskCompleted, 1))).delivered
+        });
+        let here = loom::future::block_on(bus.publish(event(EventType::TaskCompleted, 2)));
+        assert_eq!(here.delivered + publisher.join().unwrap(), 2);
+        assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+    });
+}
+
+/// The bus-wide permit with async handlers on two subscriptions.
+#[test]
+fn max_concurrent_handlers_vs_two_publishers() {
+    model("max_concurrent_handlers_vs_two_publishers", || {
+        let bus = EventBus::builder()
+            .history_capacity(0)
+            .max_concurrent_handlers(1)
+            .build();
+        let in_flight = StdArc::new(InFlight::default());
+        for event_type in [EventType::TaskCompleted, EventType::TaskFailed] {
+            let watch = StdArc::clone(&in_flight);
+            bus.subscribe_async(event_type, move |_e: StdArc<Event>| {
+                let watch = StdArc::clone(&watch);
+                async move {
+                    watch.enter();
+                    watch.leave();
+                }
+            });
+        }
+        let other = bus.clone();
+        let publisher = thread::spawn(move || {
+            loom::future::block_on(other.publish(event(EventType::TaskFailed, 1))).delivered
+        });
+        let here = loom::future::block_on(bus.publish(event(EventType::TaskCompleted, 2)));
+        assert_eq!(here.delivered + publisher.join().unwrap(), 2);
+        assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+    });
+}
+
+/// `ordered_by`: one publisher's two events of a key (in flight together)
+/// are handled in order while another thread publishes the same key, one
+/// at a time; and the lane is gone afterwards (a third publish runs at
+/// once).
+#[test]
+fn ordered_by_lane_vs_two_publishers() {
+    model("ordered_by_lane_vs_two_publishers", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let in_flight = StdArc::new(InFlight::default());
+        let order = StdArc::new(std::sync::Mutex::new(Vec::new()));
+        let (watch, log) = (StdArc::clone(&in_flight), StdArc::clone(&order));
+        bus.subscription(EventType::TaskCompleted)
+            .ordered_by(|_e: &Event| 0)
+            .handler(move |e: &Event| {
+                watch.enter();
+                log.lock().unwrap().push(e.circle_id);
+                watch.leave();
+            });
+        let other = bus.clone();
+        let publisher = thread::spawn(move || {
+            loom::future::block_on(other.publish(event(EventType::TaskCompleted, 3))).delivered
+        });
+        let (first, second) = loom::future::block_on(futures::future::join(
+            bus.publish(event(EventType::TaskCompleted, 1)),
+            bus.publish(event(EventType::TaskCompleted, 2)),
+        ));
+        assert_eq!(
+            first.delivered + second.delivered + publisher.join().unwrap(),
+            3
+        );
+        assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+        let order = order.lock().unwrap().clone();
+        let position = |tag| order.iter().position(|&c| c == Some(tag));
+        assert!(position(1) < position(2), "{order:?}");
+        let last = loom::future::block_on(bus.publish(event(EventType::TaskCompleted, 4)));
+        assert_eq!(last.delivered, 1);
     });
 }

@@ -10,32 +10,9 @@ use agentbus::{Event, EventBus, EventType, HistoryQuery, PublishOutcome, Subscri
 use serde_json::json;
 
 mod common;
-use common::{counter, runtime, subscribe_failing_handlers, PanicOnDrop, YieldOnce, FAILING};
-
-/// Runs `body` on its own thread and fails the test if it does not finish
-/// in time, so a deadlock shows up as a failure instead of a hung run.
-fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            handle.join().unwrap();
-            value
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("did not finish within {limit:?}: deadlock?")
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            // The body panicked: surface its message.
-            match handle.join() {
-                Err(payload) => std::panic::resume_unwind(payload),
-                Ok(()) => unreachable!("sender dropped without a value"),
-            }
-        }
-    }
-}
+use common::{
+    counter, runtime, subscribe_failing_handlers, within, PanicOnDrop, YieldOnce, FAILING,
+};
 
 #[test]
 fn smoke() {
@@ -52,7 +29,8 @@ fn smoke() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -204,7 +182,8 @@ fn filters_run_before_the_handler_on_the_publishing_thread() {
         hit,
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert_eq!(miss, PublishOutcome::default());
@@ -282,7 +261,8 @@ fn async_handlers_run_concurrently_current_thread() {
         outcome,
         PublishOutcome {
             delivered: 3,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
@@ -341,7 +321,8 @@ fn sync_and_async_handlers_mix() {
         outcome,
         PublishOutcome {
             delivered: 2,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert_eq!(sync_calls.load(Ordering::SeqCst), 1);
@@ -425,7 +406,8 @@ fn publish_blocking_from_plain_thread_without_runtime() {
             outcome,
             PublishOutcome {
                 delivered: 4,
-                failed: 0
+                failed: 0,
+                retrying: 0,
             }
         );
     }
@@ -592,6 +574,7 @@ fn async_handlers_failing_after_a_pending_poll_are_counted_as_failures() {
     let expected = PublishOutcome {
         delivered: 1,
         failed: 2,
+        retrying: 0,
     };
     assert_eq!(
         bus.publish_blocking(Event::new(EventType::TaskFailed)),
@@ -630,7 +613,8 @@ fn every_kind_of_failure_is_isolated_and_counted() {
         outcome,
         PublishOutcome {
             delivered: 3,
-            failed: FAILING
+            failed: FAILING,
+            retrying: 0,
         }
     );
     assert_eq!(ok_calls.load(Ordering::SeqCst), 3);
@@ -640,7 +624,8 @@ fn every_kind_of_failure_is_isolated_and_counted() {
         outcome,
         PublishOutcome {
             delivered: 3,
-            failed: FAILING
+            failed: FAILING,
+            retrying: 0,
         }
     );
     assert_eq!(ok_calls.load(Ordering::SeqCst), 6);
@@ -687,7 +672,8 @@ fn failures_from_another_thread_do_not_poison_the_bus() {
                 outcome,
                 PublishOutcome {
                     delivered: 3,
-                    failed: FAILING
+                    failed: FAILING,
+                    retrying: 0,
                 }
             );
         }
@@ -718,7 +704,8 @@ fn a_payload_whose_drop_panics_is_contained() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 1
+            failed: 1,
+            retrying: 0,
         }
     );
     assert_eq!(after.load(Ordering::SeqCst), 1);
@@ -789,7 +776,8 @@ fn async_handler_may_publish() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert_eq!(followups.load(Ordering::SeqCst), 1);
@@ -971,7 +959,8 @@ fn handler_unsubscribing_a_later_handler_skips_it_in_the_same_dispatch() {
             outcome,
             PublishOutcome {
                 delivered: 1,
-                failed: 0
+                failed: 0,
+                retrying: 0,
             }
         );
         assert_eq!(later_calls.load(Ordering::SeqCst), 0);
@@ -1119,7 +1108,8 @@ fn an_error_whose_display_panics_is_a_failure() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 2
+            failed: 2,
+            retrying: 0,
         }
     );
     assert_eq!(ok.load(Ordering::SeqCst), 1);
@@ -1140,6 +1130,7 @@ fn a_future_whose_drop_panics_is_contained_and_counted_as_failed() {
     let expected = PublishOutcome {
         delivered: 1,
         failed: 1,
+        retrying: 0,
     };
     assert_eq!(
         bus.publish_blocking(Event::new(EventType::SystemError)),
@@ -1166,6 +1157,7 @@ fn a_future_whose_drop_panics_after_a_pending_poll_fails() {
     let failed = PublishOutcome {
         delivered: 0,
         failed: 1,
+        retrying: 0,
     };
     assert_eq!(
         bus.publish_blocking(Event::new(EventType::SystemError)),
@@ -1283,7 +1275,8 @@ fn async_handler_may_publish_blocking_under_publish_blocking() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
     assert_eq!(inner_calls.load(Ordering::SeqCst), 1);
@@ -1308,7 +1301,8 @@ fn publish_blocking_inside_another_executor() {
         outcome,
         PublishOutcome {
             delivered: 1,
-            failed: 0
+            failed: 0,
+            retrying: 0,
         }
     );
 }

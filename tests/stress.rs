@@ -562,7 +562,8 @@ fn misbehaving_handlers_leave_the_bus_correct() {
                 outcome,
                 PublishOutcome {
                     delivered: 1,
-                    failed: 0
+                    failed: 0,
+                    retrying: 0,
                 }
             );
         }
@@ -589,7 +590,8 @@ fn misbehaving_handlers_leave_the_bus_correct() {
                             chain,
                             PublishOutcome {
                                 delivered: 1,
-                                failed: 0
+                                failed: 0,
+                                retrying: 0,
                             }
                         );
                         delivered += 1;
@@ -650,7 +652,8 @@ fn misbehaving_handlers_leave_the_bus_correct() {
         odd,
         PublishOutcome {
             delivered: 4,
-            failed: 8
+            failed: 8,
+            retrying: 0,
         }
     );
     bus.reset();

@@ -5,7 +5,8 @@
 //! - [`tour`]: the whole API in one page of doctested examples.
 //! - [`semantics`]: what a publish guarantees, on every path: fan-out,
 //!   filters, sync and async handlers, failures, re-entrancy, unsubscribe
-//!   during dispatch, ordering, history, streams, `publish_blocking`.
+//!   during dispatch, ordering, history, streams, `publish_blocking`,
+//!   retries, timeouts, dead letters, concurrency limits and key ordering.
 //! - [`design`]: why it is fast and why it is correct: the copy-on-write
 //!   tables, the lock-free history ring, striped counters, ids without a
 //!   system call, the sync shim that lets loom check the real code.

@@ -134,6 +134,84 @@
 //! call or poll; wrap its future in [`with_cause`](crate::with_cause) to
 //! carry it.
 //!
+//! # Retries, timeouts and dead letters
+//!
+//! A delivery given up on becomes a **dead letter**
+//! ([`EventBus::dead_letters`](crate::EventBus::dead_letters)): the event,
+//! the subscription's id and [name](crate::SubscriptionBuilder::name), the
+//! last error (the `Err`'s display, `panicked: ...`, or `timed out`), the
+//! number of attempts and when the first and last failed. By default every
+//! handler failure is kept (one attempt, no retry); a subscription opts out
+//! with [`dead_letters(false)`](crate::SubscriptionBuilder::dead_letters),
+//! and a panicking filter is never a dead letter. They are kept in memory,
+//! at most 10,000 by default
+//! ([`dead_letter_capacity`](crate::EventBusBuilder::dead_letter_capacity));
+//! beyond that the oldest is dropped, counted
+//! ([`DeadLetters::dropped`](crate::DeadLetters::dropped)) and logged at
+//! `WARN` (the first drop and every 1000th).
+//!
+//! With [`retry`](crate::SubscriptionBuilder::retry) a failed delivery is
+//! tried again up to [`Retry::attempts`](crate::Retry::attempts) calls in
+//! all, waiting `delay`, then twice that, and so on up to `max_delay`, with
+//! jitter unless turned off. `publish` still resolves after each handler's
+//! first attempt: a delivery whose first attempt failed counts in
+//! [`PublishOutcome::retrying`](crate::PublishOutcome::retrying) (neither
+//! delivered nor failed), and its retries run in the background on the
+//! bus's retry thread, without a runtime and without holding back later
+//! events of the subscription (except those of the same key, below). Each
+//! failed attempt is logged; the last one is counted in
+//! [`BusStats::handler_errors`](crate::BusStats::handler_errors) and kept as
+//! a dead letter, a success in `events_delivered`.
+//! [`EventBus::settled`](crate::EventBus::settled) resolves once no retry
+//! is pending. Retried async handlers are polled on the retry thread,
+//! outside any runtime: one that uses Tokio timers or I/O should run that
+//! work on its runtime (`handle.spawn(work).await`, a `JoinHandle` can be
+//! awaited anywhere), or its retries fail with Tokio's "no reactor" panic,
+//! counted as failed attempts.
+//!
+//! With [`timeout`](crate::SubscriptionBuilder::timeout) an async
+//! handler's attempt that has not finished in time is dropped and fails as
+//! `timed out` (counted in `BusStats::timed_out`). A sync handler cannot be
+//! interrupted; the timeout does not apply to it.
+//!
+//! [`DeadLetters::redrive`](crate::DeadLetters::redrive) delivers a dead
+//! letter's event again, once, to its subscription, or if that one is gone
+//! to the live subscription with its name; it is removed on success and
+//! kept, with its attempts and error updated, on failure. While a redrive
+//! runs the letter is out of the list, so concurrent redrives of one id
+//! deliver at most once.
+//!
+//! # Concurrency limits
+//!
+//! [`max_concurrency`](crate::SubscriptionBuilder::max_concurrency) bounds
+//! the calls of one subscription in flight,
+//! [`max_concurrent_handlers`](crate::EventBusBuilder::max_concurrent_handlers)
+//! the async handler calls of the whole bus. A delivery that finds no free
+//! permit waits for one, first come first served: an awaited `publish` is
+//! `Pending`, a `publish_blocking` parks its thread. Nothing is spawned. A
+//! `publish` future dropped while it waits leaves the line. Retries release
+//! their permits while they wait for their delay.
+//!
+//! [`ordered_by`](crate::SubscriptionBuilder::ordered_by) gives each key a
+//! lane: deliveries of events with equal keys run one at a time, in the
+//! order their publishes reached the fan-out (for one thread, publish
+//! order), and different keys run in parallel. A retry keeps its key's lane
+//! until its last attempt, so later events of that key wait (their
+//! publishes too) and are never reordered; other keys keep flowing.
+//!
+//! **Handlers that publish do not deadlock.** A publish made from inside a
+//! handler of a limited or ordered subscription (a sync call, or a poll of
+//! its future: an awaited `publish` or a `publish_blocking` in the handler)
+//! takes no permit and no lane: it runs under its parent's. So a chain of
+//! publishes from handlers never waits for a permit held up its own chain.
+//! The rule for user code: a handler must not wait, while it runs, for a
+//! publish made elsewhere (by a task it spawned, say) when that publish
+//! needs the permits or the lane the handler holds.
+//!
+//! Subscriptions without any of these options on a bus without
+//! `max_concurrent_handlers` are delivered exactly as before, by the plain
+//! fan-out; only their failures reach the dead letters.
+//!
 //! # Events from a newer build
 //!
 //! The 24 event types are a closed enum. An event whose `type` this build

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, SubscriptionId};
 
@@ -31,6 +32,31 @@ impl Drop for PanicOnDrop {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             panic!("capture drop panicked");
+        }
+    }
+}
+
+/// Runs `body` on its own thread and fails the test if it does not finish
+/// in time, so a deadlock shows up as a failure instead of a hung run.
+pub fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            handle.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("did not finish within {limit:?}: deadlock?")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // The body panicked: surface its message.
+            match handle.join() {
+                Err(payload) => std::panic::resume_unwind(payload),
+                Ok(()) => unreachable!("sender dropped without a value"),
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    demo::DemoArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
+    demo::DemoArgs, dlq::DlqArgs, history::HistoryArgs, publish::PublishArgs, replay::ReplayArgs,
     schema::SchemaArgs, serve::ServeArgs, stats::StatsArgs, tail::TailArgs,
 };
 use crate::render::ColorChoice;
@@ -62,4 +62,6 @@ pub enum Command {
     Stats(StatsArgs),
     /// Check stored events against a directory of JSON Schemas.
     Schema(SchemaArgs),
+    /// List, show, redrive or discard a running server's dead letters.
+    Dlq(DlqArgs),
 }

@@ -1,10 +1,14 @@
-//! The client side of the pinned HTTP API, for publish, tail, history and stats.
+//! The client side of the pinned HTTP API, for publish, tail, history,
+//! stats and dlq.
 
 use std::borrow::Borrow;
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Redacted};
-use agentbus_web::{ErrorReply, EventsPage, PublishReply, SequencedEvent, StatsReply};
+use agentbus_web::{
+    DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, SequencedEvent,
+    StatsReply,
+};
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
 
@@ -168,17 +172,8 @@ impl ApiClient {
                 url: shown(&url),
                 source: source.without_url(),
             })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<ErrorReply>(&body)
-                .map(|body| body.error)
-                .unwrap_or_else(|_| body.trim().to_owned());
-            return Err(ClientError::Status {
-                url: shown(&url),
-                status,
-                message,
-            });
+        if !response.status().is_success() {
+            return Err(status_error(&url, response).await);
         }
         response.json().await.map_err(|source| ClientError::Decode {
             url: shown(&url),
@@ -231,6 +226,79 @@ impl ApiClient {
         let url = self.endpoint("api/stats");
         self.call(url.clone(), self.request(Method::GET, &url))
             .await
+    }
+
+    /// `GET /api/dead-letters` with `query`.
+    pub async fn dead_letters(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<DeadLettersPage, ClientError> {
+        let url = self.endpoint("api/dead-letters");
+        let request = self.request(Method::GET, &url).query(query);
+        self.call(url, request).await
+    }
+
+    /// `GET /api/dead-letters/{id}`: the dead letter, or `None` when the
+    /// server has none with that id.
+    pub async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetterReply>, ClientError> {
+        let url = self.endpoint(&format!("api/dead-letters/{id}"));
+        not_found_is_none(
+            self.call(url.clone(), self.request(Method::GET, &url))
+                .await,
+        )
+    }
+
+    /// `POST /api/dead-letters/{id}/redrive`: `Some(())` once delivered,
+    /// `None` when the server has no dead letter with that id.
+    pub async fn redrive(&self, id: u64) -> Result<Option<()>, ClientError> {
+        let url = self.endpoint(&format!("api/dead-letters/{id}/redrive"));
+        let reply: Option<serde_json::Value> = not_found_is_none(
+            self.call(url.clone(), self.request(Method::POST, &url))
+                .await,
+        )?;
+        Ok(reply.map(drop))
+    }
+
+    /// `DELETE /api/dead-letters/{id}`: `true` if it was there.
+    pub async fn discard(&self, id: u64) -> Result<bool, ClientError> {
+        let url = self.endpoint(&format!("api/dead-letters/{id}"));
+        let response = self
+            .request(Method::DELETE, &url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: shown(&url),
+                source: source.without_url(),
+            })?;
+        match response.status() {
+            StatusCode::NO_CONTENT => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_error(&url, response).await),
+        }
+    }
+}
+
+/// The error for a response that is not a success: its status and the
+/// server's JSON `error` (or its body as text).
+async fn status_error(url: &Url, response: reqwest::Response) -> ClientError {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorReply>(&body)
+        .map(|body| body.error)
+        .unwrap_or_else(|_| body.trim().to_owned());
+    ClientError::Status {
+        url: shown(url),
+        status,
+        message,
+    }
+}
+
+/// A 404 as `None`.
+fn not_found_is_none<T>(result: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(ClientError::Status { status, .. }) if status == StatusCode::NOT_FOUND => Ok(None),
+        Err(error) => Err(error),
     }
 }
 

@@ -126,6 +126,18 @@ pub enum CommandError {
     /// `agentbus stats` failed.
     #[error("cannot read the stats")]
     Stats(#[source] ClientError),
+    /// `agentbus dlq` could not do what it was asked.
+    #[error("cannot {action} the dead letters")]
+    DeadLetters {
+        /// What it tried: list, show, redrive or discard.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: ClientError,
+    },
+    /// `agentbus dlq show|redrive|discard`: the server has no such id.
+    #[error("no dead letter with id {0}")]
+    NoSuchDeadLetter(u64),
 
     /// `agentbus replay`: `--store none` names no store.
     #[error("{0} holds nothing to replay")]

@@ -119,6 +119,7 @@ pub use crate::{
     cli::{Cli, Command},
     client::{ApiClient, ClientError, ServerArgs},
     commands::demo::DemoArgs,
+    commands::dlq::{DlqArgs, DlqCommand},
     commands::history::{HistoryArgs, Order},
     commands::publish::PublishArgs,
     commands::replay::ReplayArgs,
@@ -181,6 +182,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
             Command::Replay(args) => commands::replay::run(args, color).await?,
             Command::Stats(args) => commands::stats::run(args, color).await?,
             Command::Schema(args) => commands::schema::run(args).await?,
+            Command::Dlq(args) => commands::dlq::run(args).await?,
         }
         Ok(())
     })

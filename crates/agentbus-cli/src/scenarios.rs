@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{with_cause, Event, EventBus, EventType, SubscriptionGuard, WeakEventBus};
+use agentbus::{with_cause, Event, EventBus, EventType, Retry, SubscriptionGuard, WeakEventBus};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
@@ -103,9 +103,11 @@ fn agent_label(id: Option<i64>) -> String {
 /// - **a file conflict**: two agents writing one file while the first still
 ///   holds it gives `task.conflict.detected`;
 /// - **knowledge sharing**: `memory.shared` is recalled by a circle member;
-/// - **a failing handler**: a metrics exporter fails on every third
-///   `task.completed`; it reports a `system.error`, the bus counts the
-///   failure, and every other handler still runs.
+/// - **a failing handler**: a metrics exporter fails on every third call;
+///   it reports a `system.error`, every other handler still runs, and its
+///   retry policy (3 attempts, 200 ms apart, doubling) delivers the event
+///   on a later attempt, so the stats show retries succeeding (a delivery
+///   whose every attempt fails becomes a dead letter).
 ///
 /// [`Demo::run`] drives the script in rounds until told to stop. Handlers
 /// never panic on events they did not expect (say, ones published by hand
@@ -229,6 +231,7 @@ impl Demo {
         add(bus
             .subscription(EventType::TaskCompleted)
             .name("metrics-exporter")
+            .retry(Retry::attempts(3).delay(Duration::from_millis(200)))
             .handler(move |event: &Event| export_metrics(&w, event)));
 
         Self {
@@ -634,9 +637,9 @@ fn recall(world: &Arc<World>, shared: &Event) {
     });
 }
 
-/// The failing handler: every third completion the exporter "cannot reach"
-/// its backend. It reports a `system.error` and fails; the bus counts the
-/// failure and the other handlers of that event still run.
+/// The failing handler: every third call the exporter "cannot reach" its
+/// backend. It reports a `system.error` and fails; the other handlers of
+/// that event still run, and the bus retries it in the background.
 fn export_metrics(world: &Arc<World>, completed: &Event) -> Result<(), String> {
     let count = world.completions.fetch_add(1, Ordering::Relaxed) + 1;
     if !count.is_multiple_of(3) {

@@ -6,7 +6,7 @@ mod common;
 use common::{json_lines, run, run_ok, Server};
 
 const COMMANDS: &[&str] = &[
-    "serve", "demo", "publish", "tail", "history", "replay", "stats",
+    "serve", "demo", "publish", "tail", "history", "replay", "stats", "dlq",
 ];
 
 #[test]

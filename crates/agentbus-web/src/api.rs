@@ -9,7 +9,7 @@ use agentbus_store::Recorder;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -240,6 +240,15 @@ impl WebApi {
             .route("/api/events/{id}", get(crate::read::one))
             .route("/api/stats", get(crate::stats::stats))
             .route("/metrics", get(crate::metrics::scrape))
+            .route("/api/dead-letters", get(crate::dead_letters::list))
+            .route(
+                "/api/dead-letters/{id}",
+                get(crate::dead_letters::one).delete(crate::dead_letters::discard),
+            )
+            .route(
+                "/api/dead-letters/{id}/redrive",
+                post(crate::dead_letters::redrive),
+            )
             .route("/api/openapi.json", get(crate::openapi::document))
             .route("/api/stream", get(crate::sse::stream))
             .route("/ws", get(crate::ws::upgrade))

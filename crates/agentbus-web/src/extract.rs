@@ -50,7 +50,7 @@ impl<S: Send + Sync> FromRequestParts<S> for EventIdPath {
 }
 
 /// The query string as name/value pairs, or a 400.
-fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, ApiError> {
     Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map(|Query(pairs)| pairs)
         .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))

@@ -205,6 +205,8 @@ mod connection;
 #[cfg(feature = "server")]
 mod dashboard;
 #[cfg(feature = "server")]
+mod dead_letters;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 mod extract;
@@ -243,8 +245,8 @@ mod wire;
 mod ws;
 
 pub use crate::wire::{
-    ErrorReply, EventsPage, PublishReply, RateWindow, RejectedReply, SequencedEvent, StatsReply,
-    StoreCounters, ViolationReply,
+    DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, RateWindow,
+    RejectedReply, SequencedEvent, StatsReply, StoreCounters, ViolationReply,
 };
 #[cfg(feature = "server")]
 pub use crate::{

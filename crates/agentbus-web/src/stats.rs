@@ -25,6 +25,11 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<StatsReply> 
         events_deduplicated: bus.events_deduplicated,
         events_rate_limited: bus.events_rate_limited,
         events_invalid: bus.events_invalid,
+        retries: bus.retries,
+        retries_pending: bus.retries_pending,
+        timed_out: bus.timed_out,
+        dead_lettered: bus.dead_lettered,
+        dead_letters: bus.dead_letters,
         per_type: hub
             .per_type()
             .into_iter()

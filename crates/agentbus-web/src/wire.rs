@@ -177,6 +177,23 @@ pub struct StatsReply {
     /// Of `events_rejected`: failed a schema.
     #[serde(default)]
     pub events_invalid: u64,
+    /// Retry attempts made; this and the next four are the bus's
+    /// [`BusStats`](agentbus::BusStats) of the same names (`0` when decoding
+    /// a reply of a server that predates them).
+    #[serde(default)]
+    pub retries: u64,
+    /// Deliveries waiting for or running a retry now.
+    #[serde(default)]
+    pub retries_pending: usize,
+    /// Handler attempts that ran past their timeout.
+    #[serde(default)]
+    pub timed_out: u64,
+    /// Deliveries given up on and kept as dead letters.
+    #[serde(default)]
+    pub dead_lettered: u64,
+    /// Dead letters held now.
+    #[serde(default)]
+    pub dead_letters: usize,
     /// Events the API has seen since it started, per type.
     pub per_type: BTreeMap<String, u64>,
     /// Events per second over the last five complete seconds.
@@ -227,4 +244,51 @@ pub struct RateWindow {
     pub seconds: usize,
     /// For each type seen in the window: one count per second, oldest first.
     pub per_type: BTreeMap<String, Vec<u32>>,
+}
+
+/// A dead letter as `GET /api/dead-letters` and `GET /api/dead-letters/{id}`
+/// return it: an [`agentbus::DeadLetter`], its times in milliseconds since
+/// the Unix epoch.
+///
+/// ```
+/// use agentbus_web::DeadLetterReply;
+///
+/// let reply: DeadLetterReply = serde_json::from_value(serde_json::json!({
+///     "id": 7, "subscription": "metrics exporter", "subscription_id": "sub-3",
+///     "error": "exporter down", "attempts": 3,
+///     "first_failed_at_ms": 1_700_000_000_000_u64, "last_failed_at_ms": 1_700_000_000_050_u64,
+///     "event": {"id": "0190b3a4-5b6c-7d8e-9f00-112233445566", "type": "task.completed",
+///               "data": {}, "timestamp": "2024-07-01T12:00:00Z"},
+/// }))
+/// .unwrap();
+/// assert_eq!((reply.id, reply.attempts), (7, 3));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterReply {
+    /// Its id on the server's bus.
+    pub id: u64,
+    /// The subscription's name, if it has one.
+    pub subscription: Option<String>,
+    /// The subscription's id (`sub-N`).
+    pub subscription_id: String,
+    /// Why the last attempt failed.
+    pub error: String,
+    /// How many calls failed, redrives included.
+    pub attempts: u32,
+    /// When the first attempt failed.
+    pub first_failed_at_ms: u64,
+    /// When the last attempt failed.
+    pub last_failed_at_ms: u64,
+    /// The event that was not delivered.
+    pub event: Event,
+}
+
+/// A page of `GET /api/dead-letters`, oldest first. `next` is the `after`
+/// for the following page, `None` when this page was the last.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLettersPage {
+    /// The dead letters of this page.
+    pub dead_letters: Vec<DeadLetterReply>,
+    /// The cursor of the next page.
+    pub next: Option<u64>,
 }

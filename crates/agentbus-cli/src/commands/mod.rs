@@ -2,6 +2,7 @@
 //! its `run`, which fails with [`CommandError`](crate::CommandError).
 
 pub(crate) mod demo;
+pub(crate) mod dlq;
 pub(crate) mod history;
 pub(crate) mod publish;
 pub(crate) mod replay;

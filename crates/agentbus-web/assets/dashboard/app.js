@@ -283,6 +283,9 @@ async function pollStats() {
       `${fmt(rejected)} (dup ${fmt(s.events_deduplicated)} · rate ${fmt(s.events_rate_limited)} · ` +
       `invalid ${fmt(s.events_invalid)}${other > 0 ? ` · other ${fmt(other)}` : ""})`;
     $("stat-rejected").parentElement.classList.toggle("bad", rejected > 0);
+    $("stat-retries").textContent = fmt(s.retries);
+    $("stat-dead-letters").textContent = fmt(s.dead_letters);
+    $("stat-dead-letters").parentElement.classList.toggle("bad", s.dead_letters > 0);
     $("stat-subscribers").textContent = fmt(s.active_subscribers);
     $("stat-clients").textContent = fmt(s.clients);
     $("stat-rate").textContent = s.publish_rate.toFixed(1) + "/s";

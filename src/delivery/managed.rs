@@ -1,0 +1,426 @@
+//! [`Managed`]: the handler wrapper of a subscription with a retry policy,
+//! a timeout, a concurrency limit, key ordering, or on a bus with
+//! `max_concurrent_handlers`. The publish sees an ordinary async handler;
+//! the wrapper's future waits for the key's lane and the permits, runs one
+//! attempt (with the timeout), and on failure either hands a retry task to
+//! the background worker (`worker.rs`) and settles as
+//! [`Settled::Retrying`], or dead-letters the event.
+//!
+//! **No deadlock when handlers publish.** While a managed handler runs (a
+//! sync call or a poll of its future), a thread-local depth is raised; a
+//! managed delivery that starts under it (a publish made from inside the
+//! handler, awaited or blocking) takes no permit and no key lane: it runs
+//! under its parent's. So a chain of publishes from handlers never waits
+//! for a slot held by a delivery up its own chain. What can still hang is
+//! a handler that waits, while holding its permit, for a publish made
+//! elsewhere (a spawned task) that needs the same permits.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc as StdArc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use crate::cause::Handling;
+use crate::delivery::lanes::Lanes;
+use crate::delivery::permits::{Permits, Ticket};
+use crate::delivery::retry::Retry;
+use crate::delivery::timer::Sleep;
+use crate::delivery::{worker, DeliveryState};
+use crate::event::Event;
+use crate::handler::{
+    drop_payload, panic_message, quietly, BoxFuture, Failure, Handler, Reporter, Settled,
+    Subscriber, SyncHandler,
+};
+use crate::inner::Inner;
+use crate::sync::Arc;
+
+/// What `ordered_by` keys by: a key, hashed.
+pub(crate) type KeyFn = Box<dyn Fn(&Event) -> u64 + Send + Sync>;
+
+/// A subscription's delivery options, from its builder.
+pub(crate) struct Options {
+    pub(crate) retry: Option<Retry>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_concurrency: Option<usize>,
+    pub(crate) ordered_by: Option<KeyFn>,
+    /// Whether failures that are given up on become dead letters.
+    pub(crate) dead_letters: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retry: None,
+            timeout: None,
+            max_concurrency: None,
+            ordered_by: None,
+            dead_letters: true,
+        }
+    }
+}
+
+impl Options {
+    /// None of the options that need the wrapper.
+    fn is_plain(&self) -> bool {
+        self.retry.is_none()
+            && self.timeout.is_none()
+            && self.max_concurrency.is_none()
+            && self.ordered_by.is_none()
+    }
+}
+
+#[cfg(not(agentbus_loom))]
+std::thread_local! {
+    /// How many managed handler calls or polls this thread is inside.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+#[cfg(agentbus_loom)]
+loom::thread_local! {
+    static DEPTH: Cell<u32> = Cell::new(0);
+}
+
+/// While alive, this thread runs a managed handler.
+struct InHandler;
+
+impl InHandler {
+    fn enter() -> Self {
+        DEPTH.with(|depth| depth.set(depth.get() + 1));
+        Self
+    }
+}
+
+impl Drop for InHandler {
+    fn drop(&mut self) {
+        DEPTH.with(|depth| depth.set(depth.get() - 1));
+    }
+}
+
+/// Whether this thread is inside a managed handler.
+fn nested() -> bool {
+    DEPTH.with(|depth| depth.get() > 0)
+}
+
+/// The wrapper; see the module docs.
+pub(crate) struct Managed {
+    handler: Handler,
+    retry: Retry,
+    timeout: Option<Duration>,
+    own_permits: Option<Arc<Permits>>,
+    lanes: Option<(KeyFn, Arc<Lanes>)>,
+    bus_permits: Option<Arc<Permits>>,
+    dead_letters: bool,
+    delivery: StdArc<DeliveryState>,
+    /// For counting retried deliveries in the bus's stats.
+    bus: Weak<Inner>,
+    reporter: Reporter,
+}
+
+/// Wraps `handler` if `options` (or the bus's handler limit) need it;
+/// returns the handler the publish calls and the wrapper, if any.
+pub(crate) fn manage(
+    handler: Handler,
+    options: Options,
+    bus: &StdArc<Inner>,
+    reporter: &Reporter,
+) -> (Handler, Option<StdArc<Managed>>) {
+    let bus_permits = match handler {
+        Handler::Async(_) => bus.delivery.bus_permits.clone(),
+        Handler::Sync(_) => None,
+        // Internal (streams): never wrapped.
+        Handler::Shared(_) => return (handler, None),
+    };
+    if options.is_plain() && bus_permits.is_none() {
+        return (handler, None);
+    }
+    let managed = StdArc::new(Managed {
+        handler,
+        retry: options.retry.unwrap_or(Retry::attempts(1)),
+        timeout: options.timeout,
+        own_permits: options.max_concurrency.map(Permits::new),
+        lanes: options.ordered_by.map(|key| (key, Lanes::new())),
+        bus_permits,
+        dead_letters: options.dead_letters,
+        delivery: StdArc::clone(&bus.delivery),
+        bus: StdArc::downgrade(bus),
+        reporter: reporter.clone(),
+    });
+    let wrapper = StdArc::clone(&managed);
+    let handler = Handler::Async(Box::new(move |event| wrapper.start(event)));
+    (handler, Some(managed))
+}
+
+impl Managed {
+    /// Called by the publish, on its thread, during the fan-out: joins the
+    /// key's lane now, so lanes serve in publish order.
+    fn start(self: &StdArc<Self>, event: StdArc<Event>) -> BoxFuture {
+        let nested = nested();
+        let lane = match &self.lanes {
+            Some((key, lanes)) if !nested => match catch_unwind(AssertUnwindSafe(|| key(&event))) {
+                Ok(key) => Some(Ticket::join(lanes, key)),
+                Err(payload) => {
+                    let error = format!("ordered_by key panicked: {}", panic_message(&payload));
+                    drop_payload(payload);
+                    self.give_up(StdArc::clone(&event), &error, 1, SystemTime::now());
+                    return Box::pin(std::future::ready(Settled::Failed(error)));
+                }
+            },
+            _ => None,
+        };
+        if let Handler::Sync(handler) = &self.handler {
+            if lane.is_none() && (nested || self.own_permits.is_none()) {
+                // Nothing to wait for: call it now, as the plain path
+                // would, and box only a zero-sized future on success (no
+                // allocation), so a first-time success costs the call and
+                // the catch, not a future.
+                return match call_sync(handler, &event) {
+                    Ok(()) => Box::pin(Delivered),
+                    Err(error) => Box::pin(std::future::ready(self.failed(event, None, error))),
+                };
+            }
+        }
+        let this = StdArc::clone(self);
+        Box::pin(async move { this.first(event, lane, nested).await })
+    }
+
+    async fn first(
+        self: StdArc<Self>,
+        event: StdArc<Event>,
+        mut lane: Option<Ticket<Lanes>>,
+        nested: bool,
+    ) -> Settled {
+        if let Some(lane) = &mut lane {
+            lane.held().await;
+        }
+        match self.attempt(&event, nested).await {
+            Ok(()) => Settled::Delivered,
+            Err(error) => self.failed(event, lane, error),
+        }
+    }
+
+    /// After a failed first attempt: hands a retry task to the worker (the
+    /// lane goes with it) or gives up.
+    fn failed(
+        self: &StdArc<Self>,
+        event: StdArc<Event>,
+        lane: Option<Ticket<Lanes>>,
+        error: String,
+    ) -> Settled {
+        let failed_at = SystemTime::now();
+        if self.retry.max_attempts() < 2 {
+            self.give_up(event, &error, 1, failed_at);
+            return Settled::Failed(error);
+        }
+        self.reporter.report(&event, &error);
+        let pending = self.delivery.retry_pending();
+        let this = StdArc::clone(self);
+        let retried = StdArc::clone(&event);
+        let task = Box::pin(async move {
+            // The lane stays held until the last attempt: later events of
+            // the key wait, other keys do not.
+            let _lane = lane;
+            let _pending = pending;
+            this.retry(retried, error, failed_at).await;
+        });
+        match worker::spawn(task) {
+            Ok(()) => Settled::Retrying,
+            Err(task) => {
+                quietly(|| drop(task));
+                let error = "no retry thread".to_owned();
+                self.give_up(event, &error, 1, failed_at);
+                Settled::Failed(error)
+            }
+        }
+    }
+
+    /// Attempts 2 and later, in the background.
+    async fn retry(&self, event: StdArc<Event>, mut error: String, first_failed_at: SystemTime) {
+        let attempts = self.retry.max_attempts();
+        for attempt in 2..=attempts {
+            Sleep::new(self.retry.delay_before(attempt)).await;
+            self.delivery.count_retry();
+            match self.attempt(&event, false).await {
+                Ok(()) => {
+                    self.count(1, 0);
+                    return;
+                }
+                Err(failure) => {
+                    if attempt < attempts {
+                        self.reporter.report(&event, &failure);
+                    }
+                    error = failure;
+                }
+            }
+        }
+        self.count(0, 1);
+        self.reporter.report(&event, &error);
+        self.give_up(event, &error, attempts, first_failed_at);
+    }
+
+    fn count(&self, delivered: u64, failed: u64) {
+        if let Some(bus) = self.bus.upgrade() {
+            bus.counters.record_async(delivered, failed);
+        }
+    }
+
+    /// One attempt, under the permits unless `nested`.
+    pub(crate) async fn attempt(&self, event: &StdArc<Event>, nested: bool) -> Result<(), String> {
+        let mut own = None;
+        let mut bus = None;
+        if !nested {
+            if let Some(permits) = &self.own_permits {
+                own = Some(Permits::acquire(permits).await);
+            }
+            if let Some(permits) = &self.bus_permits {
+                bus = Some(Permits::acquire(permits).await);
+            }
+        }
+        let result = call(&self.handler, event, self.timeout, &self.delivery).await;
+        drop((bus, own));
+        result
+    }
+
+    fn give_up(&self, event: StdArc<Event>, error: &str, attempts: u32, first: SystemTime) {
+        if self.dead_letters {
+            self.delivery
+                .dead_letter(&self.reporter, event, error, attempts, Some(first));
+        }
+    }
+}
+
+/// What a handler's attempt says when it ran past its timeout.
+pub(crate) const TIMED_OUT: &str = "timed out";
+
+/// Calls `handler` once for `event`, catching panics, with `timeout` for
+/// an async handler's future.
+async fn call(
+    handler: &Handler,
+    event: &StdArc<Event>,
+    timeout: Option<Duration>,
+    delivery: &DeliveryState,
+) -> Result<(), String> {
+    let caught = |payload: Box<dyn std::any::Any + Send>| {
+        let error = format!("panicked: {}", panic_message(&payload));
+        drop_payload(payload);
+        error
+    };
+    let future = {
+        let _in_handler = InHandler::enter();
+        let _cause = Handling::enter(event);
+        match handler {
+            Handler::Sync(handler) => return call_sync(handler, event),
+            Handler::Shared(handler) => {
+                return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(caught);
+            }
+            Handler::Async(handler) => {
+                catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))).map_err(caught)?
+            }
+        }
+    };
+    let result = Attempt {
+        future: Some(future),
+        event,
+        sleep: timeout.map(Sleep::new),
+    }
+    .await;
+    if matches!(&result, Err(error) if error == TIMED_OUT) {
+        delivery.count_timeout();
+    }
+    result
+}
+
+/// Calls a sync handler once as a managed handler (panics caught, the
+/// cause set).
+fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String> {
+    let _in_handler = InHandler::enter();
+    let _cause = Handling::enter(event);
+    match catch_unwind(AssertUnwindSafe(|| handler(event))) {
+        Ok(result) => result.map_err(Failure::into_message),
+        Err(payload) => {
+            let error = format!("panicked: {}", panic_message(&payload));
+            drop_payload(payload);
+            Err(error)
+        }
+    }
+}
+
+/// The future of a delivery that already succeeded: zero-sized, so boxing
+/// it allocates nothing.
+struct Delivered;
+
+impl Future for Delivered {
+    type Output = Settled;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Settled> {
+        Poll::Ready(Settled::Delivered)
+    }
+}
+
+/// An async handler's future, polled as a managed handler (panics caught,
+/// the cause set) until it ends or its deadline passes.
+struct Attempt<'a> {
+    future: Option<BoxFuture>,
+    event: &'a StdArc<Event>,
+    sleep: Option<Sleep>,
+}
+
+impl Future for Attempt<'_> {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(future) = &mut this.future else {
+            return Poll::Ready(Err(TIMED_OUT.to_owned()));
+        };
+        let polled = {
+            let _in_handler = InHandler::enter();
+            let _cause = Handling::enter(this.event);
+            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+        };
+        let result = match polled {
+            Ok(Poll::Pending) => {
+                let expired = this
+                    .sleep
+                    .as_mut()
+                    .is_some_and(|sleep| Pin::new(sleep).poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                Err(TIMED_OUT.to_owned())
+            }
+            Ok(Poll::Ready(Settled::Failed(error))) => Err(error),
+            Ok(Poll::Ready(Settled::Delivered | Settled::Retrying)) => Ok(()),
+            Err(payload) => {
+                let error = format!("panicked: {}", panic_message(&payload));
+                drop_payload(payload);
+                Err(error)
+            }
+        };
+        let done = this.future.take();
+        quietly(|| drop(done));
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let future = self.future.take();
+        quietly(|| drop(future));
+    }
+}
+
+/// Delivers `event` to `subscriber` once, for a redrive: no retries, but
+/// its timeout and permits.
+pub(crate) async fn deliver_once(
+    subscriber: &Subscriber,
+    event: StdArc<Event>,
+    delivery: &DeliveryState,
+) -> Result<(), String> {
+    match &subscriber.managed {
+        Some(managed) => managed.attempt(&event, nested()).await,
+        None => call(&subscriber.handler, &event, None, delivery).await,
+    }
+}
