@@ -3,11 +3,12 @@
 //! publish to and subscribe on the same bus.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use agentbus::{Event, EventBus, HistoryQuery, SubscriptionId};
+use agentbus::{Event, EventBus, Guard, HistoryQuery, SubscriptionId};
+use agentbus_guard::Dedup;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -15,7 +16,6 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 
 use crate::awaitable::{self, Awaitable};
-use crate::dedup::Dedup;
 use crate::event::PyEvent;
 use crate::limit::Limit;
 use crate::store::{expect_store, PyRecorder};
@@ -27,8 +27,7 @@ const MAX_STREAM_CAPACITY: usize = 1 << 20;
 
 /// What the Python side keeps beside the core bus.
 struct Shared {
-    dedup: Dedup,
-    deduplicated: AtomicU64,
+    dedup: DedupSetting,
     limit: Arc<Limit>,
     /// How many of the newest events `get_history` shows (`_max_history`).
     history_view: AtomicUsize,
@@ -41,6 +40,106 @@ struct Shared {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain maps and counters; a panic cannot leave them half-updated.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The original's deduplication (`configure(dedup_enabled=True,
+/// dedup_window=1.0)`) on the Python bus: the current
+/// [`agentbus_guard::Dedup`] window, whose docs state the rule (same id, or
+/// same type, source agent, circle and data, within the window), the clock
+/// and the memory bound.
+///
+/// The process-wide bus is built once, before any `configure`, so the
+/// window cannot be one of its guards: the Python bus checks each event
+/// with it (through [`Guard::check`]) before publishing, and a rejected
+/// event reaches neither history nor handlers nor the Rust bus's counters.
+///
+/// Behaviour: off by default, as in the original; while off a publish pays
+/// one atomic load. Turning it off and on again keeps what the window
+/// remembers; a new `dedup_window` starts a new, empty window (its length
+/// is fixed at construction), and `reset` starts one too. The count
+/// survives `configure` (windows replaced hand theirs over) and is zeroed
+/// by `reset`.
+struct DedupSetting {
+    /// Mirrors `Current::enabled`, so a bus without dedup takes no lock.
+    enabled: AtomicBool,
+    current: RwLock<Current>,
+}
+
+struct Current {
+    enabled: bool,
+    window: Dedup,
+    /// Duplicates counted by windows replaced since the last `reset`.
+    retired: u64,
+}
+
+impl Default for DedupSetting {
+    fn default() -> Self {
+        Self {
+            enabled: AtomicBool::new(false),
+            current: RwLock::new(Current {
+                enabled: false,
+                window: Dedup::window(Duration::from_secs(1)),
+                retired: 0,
+            }),
+        }
+    }
+}
+
+impl DedupSetting {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        // A flag, a counter and a window that locks on its own: nothing a
+        // panic could leave half-updated.
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Current> {
+        self.current.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `true` if `event` may enter: dedup is off, or the window lets it in.
+    fn admits(&self, event: &Event) -> bool {
+        // Relaxed: a publish racing with `configure` may see either
+        // setting; the window itself is only reached under the lock.
+        if !self.enabled.load(Ordering::Relaxed) {
+            return true;
+        }
+        let current = self.read();
+        // Checked under the read lock so that `configure` or `reset`, which
+        // take the write lock, never replace a window with a check in
+        // flight, whose count would be lost.
+        !current.enabled || current.window.check(event).is_ok()
+    }
+
+    fn configure(&self, enabled: Option<bool>, window: Option<Duration>) {
+        let mut current = self.write();
+        if let Some(window) = window.filter(|&w| w != current.window.window_length()) {
+            let old = std::mem::replace(&mut current.window, Dedup::window(window));
+            current.retired += old.deduplicated();
+        }
+        if let Some(enabled) = enabled {
+            current.enabled = enabled;
+            self.enabled.store(enabled, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every event seen and zeroes the count; the settings stay.
+    fn reset(&self) {
+        let mut current = self.write();
+        current.window = Dedup::window(current.window.window_length());
+        current.retired = 0;
+    }
+
+    /// Whether dedup is on, and its window.
+    fn settings(&self) -> (bool, Duration) {
+        let current = self.read();
+        (current.enabled, current.window.window_length())
+    }
+
+    /// Events kept out since the last `reset`.
+    fn deduplicated(&self) -> u64 {
+        let current = self.read();
+        current.retired + current.window.deduplicated()
+    }
 }
 
 /// The event bus: subscribe handlers to event types, publish events to
@@ -71,11 +170,7 @@ impl PyEventBus {
 
     /// Runs the dedup window; `true` if the event may enter.
     fn admit(&self, event: &Event) -> bool {
-        if self.shared.dedup.is_duplicate(event) {
-            self.shared.deduplicated.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        true
+        self.shared.dedup.admits(event)
     }
 }
 
@@ -112,8 +207,7 @@ impl PyEventBus {
         static SHARED: std::sync::OnceLock<Arc<Shared>> = std::sync::OnceLock::new();
         let shared = SHARED.get_or_init(|| {
             Arc::new(Shared {
-                dedup: Dedup::default(),
-                deduplicated: AtomicU64::new(0),
+                dedup: DedupSetting::default(),
                 limit: Arc::new(Limit::default()),
                 history_view: AtomicUsize::new(usize::MAX),
                 subscriptions: Mutex::new(HashMap::new()),
@@ -307,10 +401,7 @@ impl PyEventBus {
         let dict = PyDict::new(py);
         dict.set_item("events_published", stats.events_published)?;
         dict.set_item("events_delivered", stats.events_delivered)?;
-        dict.set_item(
-            "events_deduplicated",
-            self.shared.deduplicated.load(Ordering::Relaxed),
-        )?;
+        dict.set_item("events_deduplicated", self.shared.dedup.deduplicated())?;
         dict.set_item("handler_errors", stats.handler_errors)?;
         dict.set_item("active_subscribers", stats.active_subscribers)?;
         dict.set_item("history_size", stats.history_size.min(self.history_view()))?;
@@ -329,8 +420,7 @@ impl PyEventBus {
         let removed = std::mem::take(&mut *lock(&self.shared.subscriptions));
         self.shared.async_subscriptions.store(0, Ordering::Relaxed);
         self.bus.reset();
-        self.shared.dedup.clear();
-        self.shared.deduplicated.store(0, Ordering::Relaxed);
+        self.shared.dedup.reset();
         drop(removed);
     }
 
@@ -339,8 +429,10 @@ impl PyEventBus {
     /// `max_concurrent_handlers` (default 100, at least 1): how many async
     /// handler calls may run at once, bus-wide; more wait their turn.
     /// `dedup_enabled` (default False) and `dedup_window` (seconds, default
-    /// 1.0): drop an event equal in type, source agent, circle and data to
-    /// one published less than the window ago.
+    /// 1.0): drop an event with the id of one accepted less than the window
+    /// ago, or equal to it in type, source agent, circle and data, and count
+    /// it in `events_deduplicated`. A new `dedup_window` starts an empty
+    /// window; the count stays until `reset`.
     #[pyo3(signature = (max_concurrent_handlers=None, dedup_window=None, dedup_enabled=None))]
     fn configure(
         &self,

@@ -10,8 +10,8 @@
 //! it is built: handler calls, exceptions and the event objects handlers see
 //! in `handler.rs`; how `await` drives a Rust future on asyncio, and
 //! cancellation, in `awaitable.rs`; the concurrency cap in `limit.rs`; the
-//! deduplication window in `dedup.rs`; payload and timestamp conversion in
-//! `convert.rs`.
+//! deduplication window (an [`agentbus_guard::Dedup`]) in `bus.rs`;
+//! payload and timestamp conversion in `convert.rs`.
 //!
 //! The Python-facing documentation is in the docstrings and the type stubs
 //! (`python/agentbus/__init__.pyi`); the crate's README section shows the
@@ -20,7 +20,6 @@
 mod awaitable;
 mod bus;
 mod convert;
-mod dedup;
 mod event;
 mod event_type;
 mod handler;

@@ -1,9 +1,15 @@
 //! The bus-wide cap on Python async handlers in flight
 //! (`configure(max_concurrent_handlers=...)`, the original's semaphore).
 //!
-//! Stand-in until the core's `EventBusBuilder::max_concurrent_handlers`
-//! (issue #20) is on main; it is reached only through [`Limit::poll_acquire`]
-//! so swapping it is local to `handler.rs`.
+//! Why not the core's bus-wide permits
+//! ([`agentbus::EventBusBuilder::max_concurrent_handlers`]): they are fixed
+//! when a bus is built, and the Python bus is the process-wide
+//! [`agentbus::event_bus`], built once before any `configure`; the core has
+//! no way to set or resize that limit on a built bus, and its permits type
+//! is private. This cap can go once the core offers one (say, an
+//! `EventBus::set_max_concurrent_handlers` that frees slots to waiters on
+//! growth and lets calls in flight finish on shrink). It is reached only
+//! through [`Limit::poll_acquire`], so swapping it is local to `handler.rs`.
 //!
 //! Behaviour: an async handler call takes a permit before it starts and
 //! holds it until it finishes; at the cap, further calls wait (their publish

@@ -61,6 +61,50 @@ async def test_dedup_window_expires(bus):
 
 
 @pytest.mark.asyncio
+async def test_dedup_keeps_out_a_repeated_id_whatever_its_data(bus):
+    bus.configure(dedup_enabled=True)
+    got = []
+    bus.subscribe(EventType.TASK_COMPLETED, got.append)
+    first = Event(type=EventType.TASK_COMPLETED, data={"a": 1})
+    await bus.publish(first)
+    await bus.publish(Event(type=EventType.TASK_COMPLETED, data={"a": 2}, id=first.id))
+    assert [event.data for event in got] == [{"a": 1}]
+    assert bus.get_stats()["events_deduplicated"] == 1
+
+
+@pytest.mark.asyncio
+async def test_dedup_count_survives_configure_and_a_new_window_starts_empty(bus):
+    bus.configure(dedup_enabled=True, dedup_window=60.0)
+    got = []
+    bus.subscribe(EventType.TASK_COMPLETED, got.append)
+
+    def same():
+        return Event(type=EventType.TASK_COMPLETED, data={"a": 1})
+
+    await bus.publish(same())
+    await bus.publish(same())
+    # Off and on again: the window still remembers the first event.
+    bus.configure(dedup_enabled=False)
+    bus.configure(dedup_enabled=True)
+    await bus.publish(same())
+    assert len(got) == 1
+    assert bus.get_stats()["events_deduplicated"] == 2
+    # A new length starts an empty window; the count carries over.
+    bus.configure(dedup_window=30.0)
+    await bus.publish(same())
+    await bus.publish(same())
+    assert len(got) == 2
+    assert bus.get_stats()["events_deduplicated"] == 3
+    assert bus.get_config()["dedup_window"] == 30.0
+    # reset zeroes the count and forgets the window's events.
+    bus.reset()
+    bus.subscribe(EventType.TASK_COMPLETED, got.append)
+    assert bus.get_stats()["events_deduplicated"] == 0
+    await bus.publish(same())
+    assert len(got) == 3
+
+
+@pytest.mark.asyncio
 async def test_cap_of_three_with_ten_slow_handlers_never_exceeds_three(bus):
     bus.configure(max_concurrent_handlers=3)
     in_flight = 0
