@@ -65,6 +65,26 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
     )
     .await;
     assert_eq!(get(&server.url("/metrics")).await.status, 401);
+    // With a store the hub counts what is committed after it read the
+    // store's last sequence, which it does on its own task once started: an
+    // event committed before that is history, not counted. Wait until a
+    // probe (a type asserted nowhere below) is counted, so the hub is live.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut probes = 0;
+    loop {
+        bus.publish(Event::new(EventType::AgentStarted)).await;
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text =
+            String::from_utf8(scrape(&server, "secret", "text/plain").await.body.to_vec()).unwrap();
+        if text.contains("agentbus_events_published_total{type=\"agent.started\"}") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub never counted a probe:\n{text}"
+        );
+    }
 
     let reply = post_json_with_token(
         &server,
@@ -98,7 +118,7 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
         "agentbus_events_published_total{type=\"memory.shared\"} 1",
         "agentbus_handler_errors_total 1",
         "agentbus_live_clients{transport=\"websocket\"} 0",
-        "agentbus_store_committed_total 4",
+        &format!("agentbus_store_committed_total {}", 4 + probes),
         "agentbus_store_commit_latency_seconds_count 1",
         "# TYPE agentbus_store_lag gauge",
         "# EOF",
