@@ -130,9 +130,10 @@ pub(crate) fn publish_blocking_admitted(
 /// async handlers still running after their first poll are left in
 /// `running`.
 ///
-/// Returns only the outcome (two words, in registers), not a [`Delivery`]:
-/// the caller builds one only when something is left to await, so a sync
-/// publish moves nothing through memory.
+/// Returns only the outcome, not a [`Delivery`]: the caller builds one only
+/// when something is left to await. (Since `PublishOutcome` gained
+/// `retrying` it is three words and no longer fits in registers: +7
+/// instructions on `fanout1`, benches/RESULTS.md, #20.)
 #[inline]
 fn dispatch(
     bus: &Inner,
