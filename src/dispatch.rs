@@ -21,7 +21,9 @@ use std::task::{Context, Poll, Waker};
 use crate::cause::{stamp, Handling};
 use crate::event::Event;
 use crate::executor::block_on;
-use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber};
+use crate::handler::{
+    quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber, Verdict,
+};
 use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::sync::Arc;
@@ -105,13 +107,6 @@ impl From<Tally> for PublishOutcome {
             retrying: tally.retrying() as usize,
         }
     }
-}
-
-/// How one handler call ended, once reported.
-enum Verdict {
-    Delivered,
-    Failed,
-    Retrying,
 }
 
 /// [`EventBus::publish`](crate::EventBus::publish) on `bus`, through `cache`
@@ -387,11 +382,12 @@ fn fan_out(
             &mut tally,
         )
     })) {
-        let what = if in_filter { "filter " } else { "" };
-        subscribers[at - 1]
-            .reporter
-            .report_panic(event, what, payload);
-        tally.count(Verdict::Failed);
+        tally.count(Subscriber::panicked(
+            &subscribers[at - 1],
+            event,
+            in_filter,
+            payload,
+        ));
         in_filter = false;
     }
     drop(handling);
@@ -418,25 +414,21 @@ fn walk(
         }
         #[cfg(feature = "tracing")]
         let _process = crate::spans::process(event, &subscriber.reporter).entered();
-        let ok = match &subscriber.handler {
-            Handler::Sync(handler) => subscriber.succeeded(event, handler(event)),
+        let verdict = match &subscriber.handler {
+            Handler::Sync(handler) => match handler(event) {
+                Ok(()) => Verdict::Delivered,
+                Err(failure) => Subscriber::failed_call(subscriber, event, failure.into_message()),
+            },
             Handler::Shared(handler) => {
                 handler(event);
-                true
+                Verdict::Delivered
             }
             Handler::Async(handler) => match start_async(subscriber, handler, event, cx, running) {
-                Poll::Ready(verdict) => {
-                    tally.count(verdict);
-                    continue;
-                }
+                Poll::Ready(verdict) => verdict,
                 Poll::Pending => continue,
             },
         };
-        tally.count(if ok {
-            Verdict::Delivered
-        } else {
-            Verdict::Failed
-        });
+        tally.count(verdict);
     }
 }
 

@@ -1,13 +1,24 @@
-//! [`Managed`]: the handler wrapper of a subscription with a retry policy,
+//! [`Managed`]: the delivery options of a subscription with a retry policy,
 //! a timeout, a concurrency limit, key ordering, or on a bus with
-//! `max_concurrent_handlers`. The publish sees an ordinary async handler;
-//! the wrapper's future waits for the key's lane and the permits, runs one
-//! attempt (with the timeout), and on failure either hands a retry task to
-//! the background worker (`worker.rs`) and settles as
-//! [`Settled::Retrying`], or dead-letters the event.
+//! `max_concurrent_handlers`, and the handler wrapper that applies them.
+//! Mostly the publish sees an ordinary async handler: the wrapper's future
+//! waits for the key's lane and the permits, runs one attempt (with the
+//! timeout), and on failure either hands a retry task to the background
+//! worker (`worker.rs`) and settles as [`Settled::Retrying`], or
+//! dead-letters the event.
+//!
+//! **A sync handler with nothing to wait for** (no `ordered_by`, no
+//! `max_concurrency`: only a retry policy, a timeout, which it ignores, or
+//! the dead-letter choice) gets no wrapper: the fan-out calls it inline like
+//! a plain one, so a first-time success costs what a plain call costs, and
+//! only its failure comes here ([`Managed::inline_failed`], through
+//! `Subscriber::failed_call`), where it is retried as above and counted as
+//! [`Verdict::Retrying`]. Its retry task holds the subscriber, which keeps
+//! the handler.
 //!
 //! **No deadlock when handlers publish.** While a managed handler runs (a
-//! sync call or a poll of its future), a thread-local depth is raised; a
+//! sync call or a poll of its future; not the inline first call above,
+//! which holds no lane or permit), a thread-local depth is raised; a
 //! managed delivery that starts under it (a publish made from inside the
 //! handler, awaited or blocking) takes no permit and no key lane: it runs
 //! under its parent's. So a chain of publishes from handlers never waits
@@ -32,7 +43,7 @@ use crate::delivery::{worker, DeliveryState};
 use crate::event::Event;
 use crate::handler::{
     drop_payload, panic_message, quietly, BoxFuture, Failure, Handler, Reporter, Settled,
-    Subscriber, SyncHandler,
+    Subscriber, SyncHandler, Verdict,
 };
 use crate::inner::Inner;
 use crate::sync::Arc;
@@ -104,9 +115,11 @@ fn nested() -> bool {
     DEPTH.with(|depth| depth.get() > 0)
 }
 
-/// The wrapper; see the module docs.
+/// The options and, for a wrapper, the handler; see the module docs.
 pub(crate) struct Managed {
-    handler: Handler,
+    /// The user's handler if the wrapper calls it; `None` for a sync
+    /// handler the fan-out calls inline (its subscriber keeps it).
+    handler: Option<Handler>,
     retry: Retry,
     timeout: Option<Duration>,
     own_permits: Option<Arc<Permits>>,
@@ -136,8 +149,17 @@ pub(crate) fn manage(
     if options.is_plain() && bus_permits.is_none() {
         return (handler, None);
     }
+    // A sync handler with no lane or permit to wait for: see the module docs.
+    let inline = matches!(handler, Handler::Sync(_))
+        && options.max_concurrency.is_none()
+        && options.ordered_by.is_none();
+    let (handler, wrapped) = if inline {
+        (Some(handler), None)
+    } else {
+        (None, Some(handler))
+    };
     let managed = StdArc::new(Managed {
-        handler,
+        handler: wrapped,
         retry: options.retry.unwrap_or(Retry::attempts(1)),
         timeout: options.timeout,
         own_permits: options.max_concurrency.map(Permits::new),
@@ -148,12 +170,63 @@ pub(crate) fn manage(
         bus: StdArc::downgrade(bus),
         reporter: reporter.clone(),
     });
-    let wrapper = StdArc::clone(&managed);
-    let handler = Handler::Async(Box::new(move |event| wrapper.start(event)));
+    let handler = handler.unwrap_or_else(|| {
+        let wrapper = StdArc::clone(&managed);
+        Handler::Async(Box::new(move |event| wrapper.start(event)))
+    });
     (handler, Some(managed))
 }
 
+/// Whom a retry calls, kept alive by its task.
+enum Callee {
+    /// The wrapper, which keeps the handler.
+    Wrapper(StdArc<Managed>),
+    /// A sync handler the fan-out calls inline: its subscriber keeps it.
+    Inline(StdArc<Managed>, Arc<Subscriber>),
+}
+
+impl Callee {
+    fn managed(&self) -> &Managed {
+        match self {
+            Callee::Wrapper(managed) | Callee::Inline(managed, _) => managed,
+        }
+    }
+
+    fn handler(&self) -> &Handler {
+        match self {
+            Callee::Wrapper(managed) => managed.wrapped(),
+            Callee::Inline(_, subscriber) => &subscriber.handler,
+        }
+    }
+}
+
 impl Managed {
+    /// The handler the wrapper calls. Only wrappers call this: an inline
+    /// sync handler's `Managed` is reached through its subscriber.
+    fn wrapped(&self) -> &Handler {
+        const NOT_A_WRAPPER: &str = "only a wrapper's Managed is asked for its handler";
+        self.handler.as_ref().expect(NOT_A_WRAPPER)
+    }
+
+    /// A sync handler called inline by the fan-out (see the module docs)
+    /// failed its first attempt: retries it or gives up, and reports it.
+    pub(crate) fn inline_failed(
+        self: &StdArc<Self>,
+        subscriber: &Arc<Subscriber>,
+        event: &StdArc<Event>,
+        error: String,
+    ) -> Verdict {
+        let callee = Callee::Inline(StdArc::clone(self), Arc::clone(subscriber));
+        match self.failed(callee, StdArc::clone(event), None, error) {
+            Settled::Retrying => Verdict::Retrying,
+            Settled::Failed(error) => {
+                self.reporter.report(event, &error);
+                Verdict::Failed
+            }
+            Settled::Delivered => Verdict::Delivered,
+        }
+    }
+
     /// Called by the publish, on its thread, during the fan-out: joins the
     /// key's lane now, so lanes serve in publish order.
     fn start(self: &StdArc<Self>, event: StdArc<Event>) -> BoxFuture {
@@ -170,7 +243,7 @@ impl Managed {
             },
             _ => None,
         };
-        if let Handler::Sync(handler) = &self.handler {
+        if let Handler::Sync(handler) = self.wrapped() {
             if lane.is_none() && (nested || self.own_permits.is_none()) {
                 // Nothing to wait for: call it now, as the plain path
                 // would, and box only a zero-sized future on success (no
@@ -178,7 +251,10 @@ impl Managed {
                 // the catch, not a future.
                 return match call_sync(handler, &event) {
                     Ok(()) => Box::pin(Delivered),
-                    Err(error) => Box::pin(std::future::ready(self.failed(event, None, error))),
+                    Err(error) => {
+                        let callee = Callee::Wrapper(StdArc::clone(self));
+                        Box::pin(std::future::ready(self.failed(callee, event, None, error)))
+                    }
                 };
             }
         }
@@ -195,16 +271,20 @@ impl Managed {
         if let Some(lane) = &mut lane {
             lane.held().await;
         }
-        match self.attempt(&event, nested).await {
+        match self.attempt(self.wrapped(), &event, nested).await {
             Ok(()) => Settled::Delivered,
-            Err(error) => self.failed(event, lane, error),
+            Err(error) => {
+                let callee = Callee::Wrapper(StdArc::clone(&self));
+                self.failed(callee, event, lane, error)
+            }
         }
     }
 
-    /// After a failed first attempt: hands a retry task to the worker (the
-    /// lane goes with it) or gives up.
+    /// After a failed first attempt: hands a retry task for `callee` (this
+    /// `Managed`) to the worker (the lane goes with it) or gives up.
     fn failed(
-        self: &StdArc<Self>,
+        &self,
+        callee: Callee,
         event: StdArc<Event>,
         lane: Option<Ticket<Lanes>>,
         error: String,
@@ -216,14 +296,16 @@ impl Managed {
         }
         self.reporter.report(&event, &error);
         let pending = self.delivery.retry_pending();
-        let this = StdArc::clone(self);
         let retried = StdArc::clone(&event);
         let task = Box::pin(async move {
             // The lane stays held until the last attempt: later events of
             // the key wait, other keys do not.
             let _lane = lane;
             let _pending = pending;
-            this.retry(retried, error, failed_at).await;
+            let managed = callee.managed();
+            managed
+                .retry(callee.handler(), retried, error, failed_at)
+                .await;
         });
         match worker::spawn(task) {
             Ok(()) => Settled::Retrying,
@@ -236,13 +318,19 @@ impl Managed {
         }
     }
 
-    /// Attempts 2 and later, in the background.
-    async fn retry(&self, event: StdArc<Event>, mut error: String, first_failed_at: SystemTime) {
+    /// Attempts 2 and later of `handler`, in the background.
+    async fn retry(
+        &self,
+        handler: &Handler,
+        event: StdArc<Event>,
+        mut error: String,
+        first_failed_at: SystemTime,
+    ) {
         let attempts = self.retry.max_attempts();
         for attempt in 2..=attempts {
             Sleep::new(self.retry.delay_before(attempt)).await;
             self.delivery.count_retry();
-            match self.attempt(&event, false).await {
+            match self.attempt(handler, &event, false).await {
                 Ok(()) => {
                     self.count(1, 0);
                     return;
@@ -266,8 +354,13 @@ impl Managed {
         }
     }
 
-    /// One attempt, under the permits unless `nested`.
-    pub(crate) async fn attempt(&self, event: &StdArc<Event>, nested: bool) -> Result<(), String> {
+    /// One attempt of `handler`, under the permits unless `nested`.
+    async fn attempt(
+        &self,
+        handler: &Handler,
+        event: &StdArc<Event>,
+        nested: bool,
+    ) -> Result<(), String> {
         let mut own = None;
         let mut bus = None;
         if !nested {
@@ -278,7 +371,7 @@ impl Managed {
                 bus = Some(Permits::acquire(permits).await);
             }
         }
-        let result = call(&self.handler, event, self.timeout, &self.delivery).await;
+        let result = call(handler, event, self.timeout, &self.delivery).await;
         drop((bus, own));
         result
     }
@@ -420,7 +513,10 @@ pub(crate) async fn deliver_once(
     delivery: &DeliveryState,
 ) -> Result<(), String> {
     match &subscriber.managed {
-        Some(managed) => managed.attempt(&event, nested()).await,
+        Some(managed) => {
+            let handler = managed.handler.as_ref().unwrap_or(&subscriber.handler);
+            managed.attempt(handler, &event, nested()).await
+        }
         None => call(&subscriber.handler, &event, None, delivery).await,
     }
 }
