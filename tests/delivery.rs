@@ -199,6 +199,31 @@ fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
     assert_eq!((stats.events_delivered, stats.handler_errors), (2, 1));
 }
 
+/// A managed async handler with nothing to wait for is polled once at
+/// once; one still pending there must be woken through the publish's own
+/// waker afterwards, or this publish would never finish.
+#[test]
+fn a_managed_async_handler_pending_at_first_is_woken_and_delivered() {
+    let bus = EventBus::new();
+    let (send, receive) = std::sync::mpsc::channel::<futures::channel::oneshot::Sender<()>>();
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let (fire, fired) = futures::channel::oneshot::channel();
+            send.send(fire).unwrap();
+            async move { fired.await.map_err(|_| "sender dropped") }
+        });
+    std::thread::spawn(move || {
+        let fire = receive.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fire.send(()).unwrap();
+    });
+    within(Duration::from_secs(20), move || {
+        let outcome = block_on(bus.publish(Event::new(TYPE)));
+        assert_eq!((outcome.delivered, outcome.retrying), (1, 0));
+    });
+}
+
 #[test]
 fn redrive_after_fixing_the_handler_delivers_exactly_once() {
     let bus = EventBus::new();

@@ -14,11 +14,15 @@
 //! only its failure comes here ([`Managed::inline_failed`], through
 //! `Subscriber::failed_call`), where it is retried as above and counted as
 //! [`Verdict::Retrying`]. Its retry task holds the subscriber, which keeps
-//! the handler.
+//! the handler. An async handler with nothing to wait for keeps its
+//! wrapper, which makes and polls the handler's future at once
+//! (`poll_at_once`): one ready there settles without the wrapper's future
+//! (and without a timer for its timeout).
 //!
 //! **No deadlock when handlers publish.** While a managed handler runs (a
-//! sync call or a poll of its future; not the inline first call above,
-//! which holds no lane or permit), a thread-local depth is raised; a
+//! sync call or a poll of its future; not a first call made at once, as
+//! above or by `poll_at_once`, which holds no lane or permit), a
+//! thread-local depth is raised; a
 //! managed delivery that starts under it (a publish made from inside the
 //! handler, awaited or blocking) takes no permit and no key lane: it runs
 //! under its parent's. So a chain of publishes from handlers never waits
@@ -31,7 +35,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc as StdArc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use crate::cause::Handling;
@@ -42,8 +46,8 @@ use crate::delivery::timer::Sleep;
 use crate::delivery::{worker, DeliveryState};
 use crate::event::Event;
 use crate::handler::{
-    drop_payload, panic_message, quietly, BoxFuture, Failure, Handler, Reporter, Settled,
-    Subscriber, SyncHandler, Verdict,
+    drop_payload, panic_message, quietly, AsyncHandler, BoxFuture, Failure, Handler, Reporter,
+    Settled, Subscriber, SyncHandler, Verdict,
 };
 use crate::inner::Inner;
 use crate::sync::Arc;
@@ -243,35 +247,60 @@ impl Managed {
             },
             _ => None,
         };
-        if let Handler::Sync(handler) = self.wrapped() {
-            if lane.is_none() && (nested || self.own_permits.is_none()) {
-                // Nothing to wait for: call it now, as the plain path
-                // would, and box only a zero-sized future on success (no
-                // allocation), so a first-time success costs the call and
-                // the catch, not a future.
-                return match call_sync(handler, &event) {
-                    Ok(()) => Box::pin(Delivered),
-                    Err(error) => {
-                        let callee = Callee::Wrapper(StdArc::clone(self));
-                        Box::pin(std::future::ready(self.failed(callee, event, None, error)))
-                    }
-                };
+        // Nothing to wait for: call the handler now, as the plain path
+        // would, and box only a zero-sized future on success (no
+        // allocation), so a first-time success costs the call and the
+        // catch, not the wrapper's future.
+        let free = lane.is_none()
+            && (nested || (self.own_permits.is_none() && self.bus_permits.is_none()));
+        let mut started = None;
+        match &self.handler {
+            Some(Handler::Sync(handler)) if free => {
+                let result = call_sync(handler, &event);
+                return self.settled_now(event, result);
             }
+            Some(Handler::Async(handler)) if free => match poll_at_once(handler, &event) {
+                Ok(result) => return self.settled_now(event, result),
+                Err(pending) => started = Some(pending),
+            },
+            _ => {}
         }
         let this = StdArc::clone(self);
-        Box::pin(async move { this.first(event, lane, nested).await })
+        Box::pin(async move { this.first(event, lane, nested, started).await })
     }
 
+    /// The future of a first attempt that already ended with `result`.
+    fn settled_now(
+        self: &StdArc<Self>,
+        event: StdArc<Event>,
+        result: Result<(), String>,
+    ) -> BoxFuture {
+        match result {
+            Ok(()) => Box::pin(Delivered),
+            Err(error) => {
+                let callee = Callee::Wrapper(StdArc::clone(self));
+                Box::pin(std::future::ready(self.failed(callee, event, None, error)))
+            }
+        }
+    }
+
+    /// The first attempt, after waiting for the lane; `started` is the
+    /// handler's future if [`poll_at_once`] already made it.
     async fn first(
         self: StdArc<Self>,
         event: StdArc<Event>,
         mut lane: Option<Ticket<Lanes>>,
         nested: bool,
+        started: Option<BoxFuture>,
     ) -> Settled {
         if let Some(lane) = &mut lane {
             lane.held().await;
         }
-        match self.attempt(self.wrapped(), &event, nested).await {
+        let result = match started {
+            Some(future) => finish(future, &event, self.timeout, &self.delivery).await,
+            None => self.attempt(self.wrapped(), &event, nested).await,
+        };
+        match result {
             Ok(()) => Settled::Delivered,
             Err(error) => {
                 let callee = Callee::Wrapper(StdArc::clone(&self));
@@ -395,24 +424,30 @@ async fn call(
     timeout: Option<Duration>,
     delivery: &DeliveryState,
 ) -> Result<(), String> {
-    let caught = |payload: Box<dyn std::any::Any + Send>| {
-        let error = format!("panicked: {}", panic_message(&payload));
-        drop_payload(payload);
-        error
-    };
     let future = {
         let _in_handler = InHandler::enter();
         let _cause = Handling::enter(event);
         match handler {
             Handler::Sync(handler) => return call_sync(handler, event),
             Handler::Shared(handler) => {
-                return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(caught);
+                return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(panicked);
             }
             Handler::Async(handler) => {
-                catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))).map_err(caught)?
+                catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event))))
+                    .map_err(panicked)?
             }
         }
     };
+    finish(future, event, timeout, delivery).await
+}
+
+/// Polls an async handler's `future` to its end or `timeout`.
+async fn finish(
+    future: BoxFuture,
+    event: &StdArc<Event>,
+    timeout: Option<Duration>,
+    delivery: &DeliveryState,
+) -> Result<(), String> {
     let result = Attempt {
         future: Some(future),
         event,
@@ -425,6 +460,41 @@ async fn call(
     result
 }
 
+/// Makes `handler`'s future for `event` and polls it once, as a managed
+/// handler, with a waker that does nothing: `Ok` with its result if it
+/// ended there (most do), `Err` with the future if it is pending. The
+/// caller's future then polls it again with its real waker before waiting,
+/// so a pending handler is polled twice at first, and one ready at once
+/// costs neither the wrapper's future nor a timer. Called during the
+/// fan-out, which already set the cause; the depth is not raised, as for
+/// an inline sync call (module docs): this delivery holds no lane or
+/// permit.
+fn poll_at_once(
+    handler: &AsyncHandler,
+    event: &StdArc<Event>,
+) -> Result<Result<(), String>, BoxFuture> {
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+        Ok(future) => future,
+        Err(payload) => return Ok(Err(panicked(payload))),
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    let result = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        Ok(Poll::Pending) => return Err(future),
+        Ok(Poll::Ready(Settled::Failed(error))) => Err(error),
+        Ok(Poll::Ready(Settled::Delivered | Settled::Retrying)) => Ok(()),
+        Err(payload) => Err(panicked(payload)),
+    };
+    quietly(|| drop(future));
+    Ok(result)
+}
+
+/// A caught panic's error text.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> String {
+    let error = format!("panicked: {}", panic_message(&payload));
+    drop_payload(payload);
+    error
+}
+
 /// Calls a sync handler once as a managed handler (panics caught, the
 /// cause set).
 fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String> {
@@ -432,11 +502,7 @@ fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String>
     let _cause = Handling::enter(event);
     match catch_unwind(AssertUnwindSafe(|| handler(event))) {
         Ok(result) => result.map_err(Failure::into_message),
-        Err(payload) => {
-            let error = format!("panicked: {}", panic_message(&payload));
-            drop_payload(payload);
-            Err(error)
-        }
+        Err(payload) => Err(panicked(payload)),
     }
 }
 
@@ -486,11 +552,7 @@ impl Future for Attempt<'_> {
             }
             Ok(Poll::Ready(Settled::Failed(error))) => Err(error),
             Ok(Poll::Ready(Settled::Delivered | Settled::Retrying)) => Ok(()),
-            Err(payload) => {
-                let error = format!("panicked: {}", panic_message(&payload));
-                drop_payload(payload);
-                Err(error)
-            }
+            Err(payload) => Err(panicked(payload)),
         };
         let done = this.future.take();
         quietly(|| drop(done));
