@@ -1,5 +1,6 @@
 //! `agentbus demo`: runs for `--duration`, serves the API meanwhile, and
-//! its scenarios show up as causal chains.
+//! its scenarios show up as causal chains; its metrics exporter's retries
+//! succeed and its dead letters are redriven.
 
 mod common;
 
@@ -15,6 +16,81 @@ async fn events(url: &str, query: &str) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     page["events"].as_array().cloned().unwrap_or_default()
+}
+
+async fn json(url: &str) -> (u16, serde_json::Value) {
+    let reply = reqwest::get(url).await.unwrap();
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap_or_default())
+}
+
+/// The exporter's outage dead-letters an event, the script redrives it
+/// once the backend "recovers" (the letter is gone, a `system.warning`
+/// caused by the event says so), and some of its retries succeed: more
+/// retries than the dead-lettered and still-retrying deliveries can
+/// account for (two each, at three attempts).
+#[test]
+fn the_demo_retries_and_redrives_a_dead_letter() {
+    let (mut process, url) = demo(&["--duration", "8s", "--pace", "40ms"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+
+    let announced = loop {
+        let found = runtime.block_on(events(&url, "type=system.warning&limit=100"));
+        if let Some(redriven) = found.into_iter().find(|e| e["data"]["redriven"].is_u64()) {
+            break redriven;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter redriven within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let letter = announced["data"]["redriven"].as_u64().unwrap();
+    let (status, _) = runtime.block_on(json(&format!("{url}/api/dead-letters/{letter}")));
+    assert_eq!(status, 404, "the redriven letter {letter} is still held");
+    let event_id = announced["data"]["event_id"].as_str().unwrap();
+    assert_eq!(announced["causation_id"], event_id);
+    let (status, event) = runtime.block_on(json(&format!("{url}/api/events/{event_id}")));
+    assert_eq!(
+        (status, event["type"].as_str()),
+        (200, Some("task.completed"))
+    );
+
+    loop {
+        let (_, stats) = runtime.block_on(json(&format!("{url}/api/stats")));
+        let count = |name: &str| stats[name].as_u64().unwrap();
+        assert!(count("dead_lettered") >= 1, "{stats}");
+        if count("retries") > 2 * (count("dead_lettered") + count("retries_pending")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no retry succeeded within 30 s: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let status = process.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let out = process.rest_of_stdout(Duration::from_secs(10)).join("\n");
+    for expected in [
+        "metrics exporter: backend down",
+        "metrics exporter recovered: dead letter",
+    ] {
+        assert!(
+            out.contains(expected),
+            "{expected:?} missing from the demo's output:\n{out}"
+        );
+    }
+    let finished = out
+        .lines()
+        .find(|line| line.contains("demo finished"))
+        .expect("the closing line");
+    assert!(
+        finished.contains(" redriven)") && !finished.contains("(0 redriven)"),
+        "{finished}"
+    );
 }
 
 #[test]
