@@ -12,6 +12,12 @@ use agentbus::{Event, EventBus, EventType, Retry};
 use agentbus_web::{DeadLettersPage, WebApi};
 use common::*;
 
+async fn page(server: &Server, path: &str) -> DeadLettersPage {
+    let reply = get(&server.url(path)).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.error());
+    serde_json::from_value(reply.json()).unwrap()
+}
+
 #[tokio::test]
 async fn stats_count_retries_and_dead_letters() {
     let bus = EventBus::new();
@@ -65,9 +71,7 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
     }
     let server = Server::start(WebApi::new(bus.clone())).await;
 
-    let first = get(&server.url("/api/dead-letters?subscription=exporter&limit=2")).await;
-    assert_eq!(first.status, 200);
-    let first: DeadLettersPage = serde_json::from_value(first.json()).unwrap();
+    let first = page(&server, "/api/dead-letters?subscription=exporter&limit=2").await;
     assert_eq!(first.dead_letters.len(), 2);
     assert_eq!(first.dead_letters[0].error, "exporter down");
     assert_eq!(
@@ -76,12 +80,7 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
     );
     assert_eq!(first.dead_letters[0].event.circle_id, Some(0));
     let next = first.next.expect("a second page");
-    let second: DeadLettersPage = serde_json::from_value(
-        get(&server.url(&format!("/api/dead-letters?after={next}")))
-            .await
-            .json(),
-    )
-    .unwrap();
+    let second = page(&server, &format!("/api/dead-letters?after={next}")).await;
     assert_eq!(second.dead_letters.len(), 1);
     assert_eq!(second.next, None);
     let other = get(&server.url("/api/dead-letters?subscription=nobody"))
@@ -141,24 +140,16 @@ async fn dead_letters_are_listed_newest_first_with_order_desc() {
             .map(|l| l.event.circle_id)
             .collect()
     };
-    let first: DeadLettersPage = serde_json::from_value(
-        get(&server.url("/api/dead-letters?order=desc&limit=2"))
-            .await
-            .json(),
-    )
-    .unwrap();
+    let first = page(&server, "/api/dead-letters?order=desc&limit=2").await;
     assert_eq!(circles(&first), [Some(2), Some(1)]);
     let next = first.next.expect("a second page");
-    let second: DeadLettersPage = serde_json::from_value(
-        get(&server.url(&format!("/api/dead-letters?order=desc&before={next}")))
-            .await
-            .json(),
+    let second = page(
+        &server,
+        &format!("/api/dead-letters?order=desc&before={next}"),
     )
-    .unwrap();
+    .await;
     assert_eq!((circles(&second), second.next), (vec![Some(0)], None));
-    let ascending: DeadLettersPage =
-        serde_json::from_value(get(&server.url("/api/dead-letters?order=asc")).await.json())
-            .unwrap();
+    let ascending = page(&server, "/api/dead-letters?order=asc").await;
     assert_eq!(circles(&ascending), [Some(0), Some(1), Some(2)]);
 }
 
