@@ -396,7 +396,7 @@ const HOSTILE: &str = "<img src=x onerror=\"window.__pwned = true\">";
 /// A script expression: the text of `cell` in the panel's row of letter `id`.
 fn letter_cell(id: u64, cell: &str) -> String {
     format!(
-        "(document.querySelector('#dlq-rows tr[data-id=\"{id}\"] td.{cell}')?.textContent ?? null)"
+        "(document.querySelector('#dlq-rows tr[data-id=\"{id}\"] td.dl-{cell}')?.textContent ?? null)"
     )
 }
 

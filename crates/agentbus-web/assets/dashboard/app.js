@@ -331,7 +331,7 @@ function deadLetterRow(letter) {
     row.tr.dataset.id = letter.id;
     for (const name of ["id", "event", "subscription", "error", "attempts", "first", "last", "actions"]) {
       const td = document.createElement("td");
-      td.className = name;
+      td.className = "dl-" + name;
       row.cells[name] = td;
       row.tr.append(td);
     }
