@@ -214,6 +214,16 @@ impl DeadLetterQuery {
         self
     }
 
+    /// The id results come before, if any.
+    pub fn get_before(&self) -> Option<DeadLetterId> {
+        self.before
+    }
+
+    /// Whether the newest come first.
+    pub fn is_newest_first(&self) -> bool {
+        self.newest_first
+    }
+
     /// At most `limit` results.
     #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
