@@ -14,6 +14,14 @@
 //! - `schemas`: `Schemas` with a schema for the 5-field payload.
 //!
 //! `cargo bench -p agentbus-guard --bench guards`
+//!
+//! `cargo bench -p agentbus-guard --bench guards -- --driver <case> <n>`
+//! instead publishes `n` times through one case (`none`, `dedup`,
+//! `rate_limit`, `schemas`) and exits, for `valgrind --tool=callgrind`:
+//! the instructions per publish are the difference between two lengths
+//! divided by the difference in `n` (as `.ci/bench-callgrind` does for the
+//! core). The dedup case steps its manual clock 1 µs per publish there
+//! too, so the counts repeat exactly.
 
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -24,7 +32,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_guard::{Clock, Dedup, RateLimit, Schemas};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use serde_json::json;
 
 const POOL: usize = 4096;
@@ -130,5 +138,43 @@ fn guards(c: &mut Criterion) {
     );
 }
 
+/// A fixed-work loop for callgrind: `n` publishes through one case, built
+/// as in [`guards`].
+fn driver(case: &str, n: usize) {
+    let events = pool();
+    let clock = Clock::manual();
+    let bus = match case {
+        "none" => EventBus::new(),
+        "dedup" => EventBus::builder()
+            .guard(Dedup::window(Duration::from_millis(1)).clock(clock.clone()))
+            .build(),
+        "rate_limit" => EventBus::builder()
+            .guard(RateLimit::per_agent(u32::MAX, Duration::from_secs(1)))
+            .build(),
+        "schemas" => EventBus::builder().guard(schemas()).build(),
+        other => panic!("unknown driver case {other}"),
+    };
+    let bus = with_subscriber(bus);
+    for n in 0..n {
+        clock.advance(Duration::from_micros(1));
+        let outcome = bus.publish_blocking(Arc::clone(&events[n % POOL]));
+        assert_eq!(outcome.delivered, 1, "every driven event must be let in");
+    }
+}
+
 criterion_group!(benches, guards);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--driver") {
+        let case = args.get(at + 1).expect("--driver <case> <n>");
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        driver(case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
