@@ -171,12 +171,12 @@ fn two_threads_on_distinct_keys_count_each_key_exactly() {
                 scope.spawn(move || {
                     let mut let_in = vec![0; 2000];
                     for _ in 0..4 {
-                        for agent in 0..2000 {
+                        for (agent, count) in let_in.iter_mut().enumerate() {
                             if limit
                                 .check(&event(agent as i64, 1, EventType::TaskStarted))
                                 .is_ok()
                             {
-                                let_in[agent] += 1;
+                                *count += 1;
                             }
                         }
                     }
@@ -186,8 +186,8 @@ fn two_threads_on_distinct_keys_count_each_key_exactly() {
             .collect();
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
-    for agent in 0..2000 {
-        assert_eq!(let_in[0][agent] + let_in[1][agent], 5, "agent {agent}");
+    for (agent, (first, second)) in let_in[0].iter().zip(&let_in[1]).enumerate() {
+        assert_eq!(first + second, 5, "agent {agent}");
     }
     assert_eq!(limit.rate_limited(), 2000 * 3);
     assert_eq!(limit.tracked_keys(), 2000);
