@@ -38,14 +38,16 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   repeat of it is let in: the bound can let a duplicate through, never
 ///   keep a new event out.
 /// - Content is compared by a 64-bit hash of the type, agent, circle and
-///   data keyed with a random seed per window (foldhash's quality variant):
-///   two different contents collide with probability about 2⁻⁶⁴ per pair,
-///   and the seed keeps a client from choosing colliding ones. Ids are
-///   compared whole.
+///   data (a chain of folded multiplies, one per scalar and per 8 bytes of
+///   text) keyed with a random start and multiplier per window: two
+///   different contents collide with probability about 2⁻⁶⁴ per pair, and
+///   as clients never see the keys they cannot aim for a collision from the
+///   code alone (it is not a cryptographic MAC). Ids are compared whole.
 /// - One lock guards the window; the hash of the content is computed before
-///   taking it, and under it a check costs two hash-table probes and no
-///   allocation (but when a table grows). Expired events are dropped from
-///   the tables in sweeps whose cost is a constant per event let in.
+///   taking it, and under it a check reads the clock and costs two
+///   hash-table probes and no allocation (but when a table grows). Expired
+///   events are dropped from the tables in sweeps whose cost is a constant
+///   per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -86,8 +88,9 @@ struct Shared {
 /// What a dedup window remembers.
 ///
 /// Every event let in gets the next sequence number; `times` holds when
-/// each remembered one was let in, oldest first (times never decrease, the
-/// clock being monotonic), the front being number `first`. The tables map
+/// each remembered one was let in, oldest first (times never decrease: the
+/// clock is monotonic and read under the lock), the front being number
+/// `first`. The tables map
 /// content and id to a sequence number; an entry numbered below `first`
 /// has expired (or was forgotten at the bound) and counts as absent: it is
 /// overwritten when its key comes again, and dropped by the next sweep.
@@ -245,8 +248,10 @@ impl Guard for Dedup {
         let keys = &shared.keys;
         let key = keys.content(event);
         let id_hash = keys.id(&event.id);
-        let now = shared.clock.now_nanos();
         let mut state = self.lock();
+        // Read under the lock, so that `times` never goes backwards between
+        // two threads (the coarse clock costs a few nanoseconds).
+        let now = shared.clock.now_nanos();
         state.expire(now, shared.window_nanos);
         let State {
             times,
