@@ -145,6 +145,7 @@
 #![warn(missing_docs)]
 
 mod catch_up;
+mod dead_letters;
 mod error;
 mod location;
 mod open;
@@ -168,6 +169,7 @@ pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
+    dead_letters::{DeadLetterChanges, DeadLetterStore},
     error::{Cause, StoreError},
     location::{is_postgres_location, ParseStoreLocationError, StoreLocation},
     open::{open, open_existing},
