@@ -40,6 +40,9 @@ mod writer;
 /// counted in [`RecorderStats::dropped`] and logged (`WARN`, rate-limited),
 /// and the next [`Recorder::flush`] returns [`StoreError::EventsDropped`].
 /// Handlers still receive every event.
+///
+/// The policy is about events only: changes to dead letters never wait and
+/// are never dropped (see [the crate docs](crate#dead-letters)).
 pub use agentbus::Overflow;
 
 /// A snapshot of a recorder's counters; from [`Recorder::stats`].
@@ -215,6 +218,12 @@ impl Recorder {
     /// store or an `Arc<dyn EventStore>`.
     ///
     /// Needs no async runtime: the writer runs on its own thread.
+    ///
+    /// If the store keeps dead letters ([`EventStore::dead_letter_store`]),
+    /// the recorder keeps the bus's too, and puts the stored ones back into
+    /// the bus: before this returns when the store reads on the calling
+    /// thread (SQLite), else before the writer's first write (see the
+    /// [crate docs](crate#dead-letters)).
     pub fn attach<S: EventStore>(bus: &EventBus, store: S) -> Recorder {
         Self::builder().attach(bus, store)
     }
