@@ -334,20 +334,7 @@ impl Writer {
                     }
                 }
                 Err(error) => {
-                    self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        %error,
-                        source = ?std::error::Error::source(&error).map(ToString::to_string),
-                        events = pending.len(),
-                        retry_in = ?backoff,
-                        "agentbus-store recorder write failed; retrying"
-                    );
-                    *self
-                        .shared
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
-                    self.fail_waiters(&error);
+                    self.attempt_failed(&error, "events", pending.len(), backoff);
                     if self.closing {
                         failures_while_closing += 1;
                         if failures_while_closing >= CLOSE_ATTEMPTS {
@@ -622,21 +609,36 @@ impl Writer {
                         state.retry_at = None;
                     }
                 }
-                self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    %error,
-                    source = ?std::error::Error::source(&error).map(ToString::to_string),
-                    retry_in = ?state.backoff,
-                    "agentbus-store recorder failed to write dead letters; retrying"
-                );
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
-                self.fail_waiters(&error);
+                let retry_in = state.backoff;
+                self.attempt_failed(&error, "dead letters", 0, retry_in);
             }
         }
+    }
+
+    /// A failed write of `what` (`items` of them, if counted): counted,
+    /// logged, kept as the last error and reported to waiting flushes.
+    fn attempt_failed(
+        &mut self,
+        error: &StoreError,
+        what: &'static str,
+        items: usize,
+        retry_in: Duration,
+    ) {
+        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            %error,
+            source = ?std::error::Error::source(error).map(ToString::to_string),
+            what,
+            items,
+            ?retry_in,
+            "agentbus-store recorder write failed; retrying"
+        );
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        self.fail_waiters(error);
     }
 
     /// Sleeps until an event is handed off, a control message arrives, or
