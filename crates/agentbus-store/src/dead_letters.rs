@@ -73,8 +73,9 @@ impl DeadLetterChanges {
 ///   and name, error, attempts, and both times to the nanosecond. A letter
 ///   read back is [restored](agentbus::DeadLetter::restored): its
 ///   subscription id names no live subscription.
-/// - Reads follow [`DeadLetterQuery`]: by subscription name and event type,
-///   ids above `after`, at most `limit`, ascending ids.
+/// - Reads follow [`DeadLetterQuery`] as the bus lists: by subscription
+///   name and event type, ids between `after` and `before`, oldest or
+///   newest first, at most `limit`.
 /// - A row that does not decode is [`StoreError::CorruptDeadLetter`] naming
 ///   its id; read past it with [`DeadLetterQuery::after`].
 /// - A letter whose event cannot be encoded (a timestamp outside
@@ -118,7 +119,7 @@ pub trait DeadLetterStore: Send + Sync {
         None
     }
 
-    /// The stored dead letters matching `query`, ascending ids.
+    /// The stored dead letters matching `query`, in its order.
     fn read_dead_letters<'a>(
         &'a self,
         query: &'a DeadLetterQuery,

@@ -166,6 +166,10 @@ pub(crate) fn select_dead_letters(query: &DeadLetterQuery, dialect: Dialect) -> 
     };
     let after = query.get_after().map_or(0, crate::dead_letters::clamp_id);
     select.condition(dialect, "id", ">", Parameter::Integer(after));
+    if let Some(before) = query.get_before() {
+        let before = Parameter::Integer(crate::dead_letters::clamp_id(before));
+        select.condition(dialect, "id", "<", before);
+    }
     if let Some(name) = query.get_subscription() {
         select.condition(
             dialect,
@@ -179,7 +183,12 @@ pub(crate) fn select_dead_letters(query: &DeadLetterQuery, dialect: Dialect) -> 
         select.condition(dialect, "event_type", "=", name);
     }
     let limit = i64::try_from(query.max_results()).unwrap_or(i64::MAX);
-    let _ = write!(select.sql, " ORDER BY id ASC LIMIT {limit}");
+    let order = if query.is_newest_first() {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    let _ = write!(select.sql, " ORDER BY id {order} LIMIT {limit}");
     select
 }
 

@@ -58,8 +58,9 @@ fn ids(letters: &[DeadLetter]) -> Vec<u64> {
 }
 
 /// Letters are stored whole and read back exactly (event, subscription,
-/// error, attempts, both times to the nanosecond), filtered and paged as
-/// the bus lists them; a put replaces, a remove and a clear remove.
+/// error, attempts, both times to the nanosecond), filtered, ordered and
+/// paged as the bus lists them; a put replaces, a remove and a clear
+/// remove.
 pub async fn dead_letters_round_trip_filter_and_replace<S: EventStore + Clone>(store: S) {
     let letters = letter_store(&store);
     assert!(stored_letters(&store).await.is_empty());
@@ -108,6 +109,20 @@ pub async fn dead_letters_round_trip_filter_and_replace<S: EventStore + Clone>(s
             vec![2, 3],
         ),
         (DeadLetterQuery::new().limit(0), vec![]),
+        (DeadLetterQuery::new().newest_first().limit(2), vec![5, 4]),
+        (
+            DeadLetterQuery::new()
+                .newest_first()
+                .before(DeadLetterId::new(4))
+                .subscription("a"),
+            vec![1],
+        ),
+        (
+            DeadLetterQuery::new()
+                .after(DeadLetterId::new(1))
+                .before(DeadLetterId::new(5)),
+            vec![2, 3, 4],
+        ),
     ];
     for (query, expected) in cases {
         let read = letters.read_dead_letters(&query).await.unwrap();
