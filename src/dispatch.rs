@@ -12,6 +12,7 @@
 //! cancels (drops) the async handlers still running; they are counted neither
 //! as delivered nor as failed.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -291,12 +292,17 @@ impl Future for Publish<'_> {
 /// An async handler started by a publish and not finished yet.
 ///
 /// Holds a copy of the subscriber's [`Reporter`], not the subscriber: no
-/// reference count that every publisher of this handler would share.
+/// reference count that every publisher of this handler would share; except
+/// for a handler whose failure is retried (a managed one the fan-out calls
+/// like a plain one, `delivery/managed.rs`), whose retry needs it.
 struct Running {
     /// `Some` until dropped; the `Option` (free, thanks to the niche) lets
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
     reporter: Reporter,
+    /// The subscriber, if its failure is retried: set only when the first
+    /// poll leaves the handler pending (during it, the fan-out passes it).
+    retried: Option<Arc<Subscriber>>,
     /// The handler's process span, entered again for each later poll.
     #[cfg(feature = "tracing")]
     span: tracing::Span,
@@ -307,29 +313,61 @@ impl Running {
         Self {
             future: Some(future),
             reporter: subscriber.reporter.clone(),
+            retried: None,
             // Made inside the fan-out's process span for this handler.
             #[cfg(feature = "tracing")]
             span: tracing::Span::current(),
         }
     }
 
-    /// Polls the handler; a failure (`Err` or a panic) is reported here.
-    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<Verdict> {
+    /// Polls the handler; a failure (`Err` or a panic) is reported or
+    /// retried here. `subscriber` is the handler's during the fan-out.
+    fn poll_handler(
+        &mut self,
+        cx: &mut Context<'_>,
+        event: &StdArc<Event>,
+        subscriber: Option<&Arc<Subscriber>>,
+    ) -> Poll<Verdict> {
         let Some(future) = &mut self.future else {
             return Poll::Ready(Verdict::Failed); // set until drop
         };
-        let reporter = &self.reporter;
         #[cfg(feature = "tracing")]
         let _process = self.span.enter();
-        match reporter.catch(event, "", || future.as_mut().poll(cx)) {
-            Some(Poll::Pending) => Poll::Pending,
-            Some(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
-            Some(Poll::Ready(Settled::Failed(message))) => {
-                reporter.fail(event, &message);
-                Poll::Ready(Verdict::Failed)
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
+            Ok(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
+            Ok(Poll::Ready(Settled::Failed(message))) => {
+                Poll::Ready(self.failed(event, subscriber, Ok(message)))
             }
-            Some(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
-            None => Poll::Ready(Verdict::Failed),
+            Err(payload) => Poll::Ready(self.failed(event, subscriber, Err(payload))),
+        }
+    }
+
+    /// The handler's future ended in `Err` (`Ok(message)`) or panicked:
+    /// retried through its subscriber if it is known (see
+    /// `Subscriber::failed_call`), otherwise reported and failed.
+    #[cold]
+    #[inline(never)]
+    fn failed(
+        &self,
+        event: &StdArc<Event>,
+        subscriber: Option<&Arc<Subscriber>>,
+        failure: Result<String, Box<dyn Any + Send>>,
+    ) -> Verdict {
+        match (subscriber.or(self.retried.as_ref()), failure) {
+            (Some(subscriber), Ok(message)) => Subscriber::failed_call(subscriber, event, message),
+            (Some(subscriber), Err(payload)) => {
+                Subscriber::panicked(subscriber, event, false, payload)
+            }
+            (None, Ok(message)) => {
+                self.reporter.fail(event, &message);
+                Verdict::Failed
+            }
+            (None, Err(payload)) => {
+                self.reporter.report_panic(event, "", payload);
+                Verdict::Failed
+            }
         }
     }
 }
@@ -440,18 +478,28 @@ fn walk(
 /// the registers to the sync path, which most subscribers take.
 #[inline(never)]
 fn start_async(
-    subscriber: &Subscriber,
+    subscriber: &Arc<Subscriber>,
     handler: &AsyncHandler,
     event: &StdArc<Event>,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
 ) -> Poll<Verdict> {
-    let Some(future) = subscriber.start_async(handler, event) else {
-        return Poll::Ready(Verdict::Failed);
+    let future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+        Ok(future) => future,
+        Err(payload) => {
+            return Poll::Ready(Subscriber::panicked(subscriber, event, false, payload))
+        }
     };
     let mut started = Running::new(future, subscriber);
-    let polled = started.poll_handler(cx, event);
+    let polled = started.poll_handler(cx, event, Some(subscriber));
     if polled.is_pending() {
+        if subscriber
+            .managed
+            .as_ref()
+            .is_some_and(|managed| managed.is_inline())
+        {
+            started.retried = Some(Arc::clone(subscriber));
+        }
         running.push(started);
     }
     polled
@@ -481,7 +529,7 @@ impl Future for Delivery<'_> {
         let _handling = Handling::enter(event);
         let mut index = 0;
         while index < this.running.len() {
-            let Poll::Ready(verdict) = this.running[index].poll_handler(cx, event) else {
+            let Poll::Ready(verdict) = this.running[index].poll_handler(cx, event, None) else {
                 index += 1;
                 continue;
             };

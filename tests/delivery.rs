@@ -12,7 +12,7 @@ use futures::executor::block_on;
 use serde_json::json;
 
 mod common;
-use common::{counter, within};
+use common::{counter, within, YieldOnce};
 
 const TYPE: EventType = EventType::TaskCompleted;
 
@@ -197,6 +197,108 @@ fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
     let stats = bus.stats();
     assert_eq!((stats.retries, stats.dead_lettered), (2, 1));
     assert_eq!((stats.events_delivered, stats.handler_errors), (2, 1));
+}
+
+/// An async handler with only a retry policy is made and polled by the
+/// publish like a plain one; every way its first attempt can fail (`Err` at
+/// the first poll, a panic making the future, a panic polling it, `Err`
+/// after being pending) is retried in the background, counted as retrying,
+/// and the retry outlives an unsubscribe.
+#[test]
+fn inline_async_retries_count_as_retrying_and_outlive_unsubscribe() {
+    let bus = EventBus::new();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&calls);
+    let erring = bus
+        .subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push("erring");
+                log.len() == 1
+            };
+            async move {
+                if first {
+                    Err("first call fails".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    let making = counter();
+    let count = Arc::clone(&making);
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("panicked making the future");
+            }
+            async {}
+        });
+    let pending = counter();
+    let count = Arc::clone(&pending);
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                YieldOnce::default().await;
+                if first {
+                    Err("failed on a later poll")
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    let panics = counter();
+    let count = Arc::clone(&panics);
+    bus.subscription(TYPE)
+        .name("panicking")
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async {
+                if true {
+                    panic!("boom");
+                }
+            }
+        });
+    let after = counter();
+    let seen = Arc::clone(&after);
+    bus.subscribe_async(TYPE, move |_e: Arc<Event>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    let outcome = block_on(bus.publish(Event::new(TYPE)));
+    assert_eq!(
+        outcome,
+        PublishOutcome {
+            delivered: 1,
+            failed: 0,
+            retrying: 4
+        }
+    );
+    assert_eq!(after.load(Ordering::SeqCst), 1);
+    assert!(bus.unsubscribe(erring));
+    block_on(bus.settled());
+    assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
+    assert_eq!(making.load(Ordering::SeqCst), 2);
+    assert_eq!(pending.load(Ordering::SeqCst), 2);
+    assert_eq!(panics.load(Ordering::SeqCst), 2);
+    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].subscription_name(),
+            dead[0].error(),
+            dead[0].attempts()
+        ),
+        (Some("panicking"), "panicked: boom", 2)
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.retries, stats.dead_lettered), (4, 1));
+    assert_eq!((stats.events_delivered, stats.handler_errors), (4, 1));
 }
 
 /// A managed async handler with nothing to wait for is polled once at
