@@ -300,8 +300,7 @@ struct Running {
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
     reporter: Reporter,
-    /// The subscriber, if its failure is retried: set only when the first
-    /// poll leaves the handler pending (during it, the fan-out passes it).
+    /// The subscriber, if its failure is retried.
     retried: Option<Arc<Subscriber>>,
     /// The handler's process span, entered again for each later poll.
     #[cfg(feature = "tracing")]
@@ -309,66 +308,78 @@ struct Running {
 }
 
 impl Running {
-    fn new(future: BoxFuture, subscriber: &Subscriber) -> Self {
+    /// A handler left pending by its first poll (in [`start_async`]).
+    fn new(future: BoxFuture, subscriber: &Arc<Subscriber>) -> Self {
+        let retried = subscriber
+            .managed
+            .as_ref()
+            .is_some_and(|managed| managed.is_inline());
         Self {
             future: Some(future),
             reporter: subscriber.reporter.clone(),
-            retried: None,
+            retried: retried.then(|| Arc::clone(subscriber)),
             // Made inside the fan-out's process span for this handler.
             #[cfg(feature = "tracing")]
             span: tracing::Span::current(),
         }
     }
 
-    /// Polls the handler; a failure (`Err` or a panic) is reported or
-    /// retried here. `subscriber` is the handler's during the fan-out.
-    fn poll_handler(
-        &mut self,
-        cx: &mut Context<'_>,
-        event: &StdArc<Event>,
-        subscriber: Option<&Arc<Subscriber>>,
-    ) -> Poll<Verdict> {
+    /// Polls the handler again; a failure (`Err` or a panic) is retried
+    /// or reported here.
+    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &StdArc<Event>) -> Poll<Verdict> {
         let Some(future) = &mut self.future else {
             return Poll::Ready(Verdict::Failed); // set until drop
         };
         #[cfg(feature = "tracing")]
         let _process = self.span.enter();
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
-            Ok(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
-            Ok(Poll::Ready(Settled::Failed(message))) => {
-                Poll::Ready(self.failed(event, subscriber, Ok(message)))
-            }
-            Err(payload) => Poll::Ready(self.failed(event, subscriber, Err(payload))),
-        }
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        settle(polled, |failure| match &self.retried {
+            Some(subscriber) => failed_attempt(subscriber, event, failure),
+            None => self.failed(event, failure),
+        })
     }
 
-    /// The handler's future ended in `Err` (`Ok(message)`) or panicked:
-    /// retried through its subscriber if it is known (see
-    /// `Subscriber::failed_call`), otherwise reported and failed.
+    /// A failure of a handler whose failures are not retried: reported and
+    /// kept as a dead letter if its subscription keeps them.
     #[cold]
     #[inline(never)]
-    fn failed(
-        &self,
-        event: &StdArc<Event>,
-        subscriber: Option<&Arc<Subscriber>>,
-        failure: Result<String, Box<dyn Any + Send>>,
-    ) -> Verdict {
-        match (subscriber.or(self.retried.as_ref()), failure) {
-            (Some(subscriber), Ok(message)) => Subscriber::failed_call(subscriber, event, message),
-            (Some(subscriber), Err(payload)) => {
-                Subscriber::panicked(subscriber, event, false, payload)
-            }
-            (None, Ok(message)) => {
-                self.reporter.fail(event, &message);
-                Verdict::Failed
-            }
-            (None, Err(payload)) => {
-                self.reporter.report_panic(event, "", payload);
-                Verdict::Failed
-            }
+    fn failed(&self, event: &StdArc<Event>, failure: Failed) -> Verdict {
+        match failure {
+            Ok(message) => self.reporter.fail(event, &message),
+            Err(payload) => self.reporter.report_panic(event, "", payload),
         }
+        Verdict::Failed
+    }
+}
+
+/// How an async handler failed: `Ok` with its `Err`'s message, or `Err`
+/// with a panic's payload.
+type Failed = Result<String, Box<dyn Any + Send>>;
+
+/// A poll of a handler's future (`Err` if it panicked) as a verdict; a
+/// failure goes to `failed`.
+#[inline(always)]
+fn settle(
+    polled: std::thread::Result<Poll<Settled>>,
+    failed: impl FnOnce(Failed) -> Verdict,
+) -> Poll<Verdict> {
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
+        Ok(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
+        Ok(Poll::Ready(Settled::Failed(message))) => Poll::Ready(failed(Ok(message))),
+        Err(payload) => Poll::Ready(failed(Err(payload))),
+    }
+}
+
+/// A failed attempt of `subscriber`'s async handler, retried or reported
+/// by `Subscriber::failed_call`.
+#[cold]
+#[inline(never)]
+fn failed_attempt(subscriber: &Arc<Subscriber>, event: &StdArc<Event>, failure: Failed) -> Verdict {
+    match failure {
+        Ok(message) => Subscriber::failed_call(subscriber, event, message),
+        Err(payload) => Subscriber::panicked(subscriber, event, false, payload),
     }
 }
 
@@ -484,25 +495,21 @@ fn start_async(
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
 ) -> Poll<Verdict> {
-    let future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
         Ok(future) => future,
         Err(payload) => {
             return Poll::Ready(Subscriber::panicked(subscriber, event, false, payload))
         }
     };
-    let mut started = Running::new(future, subscriber);
-    let polled = started.poll_handler(cx, event, Some(subscriber));
-    if polled.is_pending() {
-        if subscriber
-            .managed
-            .as_ref()
-            .is_some_and(|managed| managed.is_inline())
-        {
-            started.retried = Some(Arc::clone(subscriber));
-        }
-        running.push(started);
+    let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+    if let Ok(Poll::Pending) = polled {
+        running.push(Running::new(future, subscriber));
+        return Poll::Pending;
     }
-    polled
+    let verdict = settle(polled, |failure| failed_attempt(subscriber, event, failure));
+    // User code: its Drop may panic, and must not unwind out of a publish.
+    quietly(|| drop(future));
+    verdict
 }
 
 /// The async remainder of a publish: resolves to the full
@@ -529,7 +536,7 @@ impl Future for Delivery<'_> {
         let _handling = Handling::enter(event);
         let mut index = 0;
         while index < this.running.len() {
-            let Poll::Ready(verdict) = this.running[index].poll_handler(cx, event, None) else {
+            let Poll::Ready(verdict) = this.running[index].poll_handler(cx, event) else {
                 index += 1;
                 continue;
             };
