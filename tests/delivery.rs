@@ -134,6 +134,25 @@ fn a_panicking_handler_is_retried_and_dead_lettered_with_the_panic_message() {
     assert_eq!((dead.len(), dead[0].error()), (1, "panicked: boom"));
 }
 
+/// After `bus.settled()`: the only dead letter is the subscription named
+/// "panicking" after two attempts, `retried` deliveries were retried, and
+/// (with the test's one plain subscriber) `retried` deliveries succeeded.
+fn assert_panicking_dead_lettered_after_retries(bus: &EventBus, retried: u64) {
+    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].subscription_name(),
+            dead[0].error(),
+            dead[0].attempts()
+        ),
+        (Some("panicking"), "panicked: boom", 2)
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.retries, stats.dead_lettered), (retried, 1));
+    assert_eq!((stats.events_delivered, stats.handler_errors), (retried, 1));
+}
+
 /// A sync handler with only a retry policy is called inline by the fan-out
 /// (no wrapper): its `Err` and its panic each count as retrying, the
 /// subscribers after it are still called in the same publish, and a retry
@@ -184,19 +203,7 @@ fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
     block_on(bus.settled());
     assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
     assert_eq!(panics.load(Ordering::SeqCst), 2);
-    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
-    assert_eq!(dead.len(), 1);
-    assert_eq!(
-        (
-            dead[0].subscription_name(),
-            dead[0].error(),
-            dead[0].attempts()
-        ),
-        (Some("panicking"), "panicked: boom", 2)
-    );
-    let stats = bus.stats();
-    assert_eq!((stats.retries, stats.dead_lettered), (2, 1));
-    assert_eq!((stats.events_delivered, stats.handler_errors), (2, 1));
+    assert_panicking_dead_lettered_after_retries(&bus, 2);
 }
 
 /// An async handler with only a retry policy is made and polled by the
@@ -271,34 +278,14 @@ fn inline_async_retries_count_as_retrying_and_outlive_unsubscribe() {
         async {}
     });
     let outcome = block_on(bus.publish(Event::new(TYPE)));
-    assert_eq!(
-        outcome,
-        PublishOutcome {
-            delivered: 1,
-            failed: 0,
-            retrying: 4
-        }
-    );
-    assert_eq!(after.load(Ordering::SeqCst), 1);
+    let counts = (outcome.delivered, outcome.failed, outcome.retrying);
+    assert_eq!((counts, after.load(Ordering::SeqCst)), ((1, 0, 4), 1));
     assert!(bus.unsubscribe(erring));
     block_on(bus.settled());
     assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
-    assert_eq!(making.load(Ordering::SeqCst), 2);
-    assert_eq!(pending.load(Ordering::SeqCst), 2);
-    assert_eq!(panics.load(Ordering::SeqCst), 2);
-    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
-    assert_eq!(dead.len(), 1);
-    assert_eq!(
-        (
-            dead[0].subscription_name(),
-            dead[0].error(),
-            dead[0].attempts()
-        ),
-        (Some("panicking"), "panicked: boom", 2)
-    );
-    let stats = bus.stats();
-    assert_eq!((stats.retries, stats.dead_lettered), (4, 1));
-    assert_eq!((stats.events_delivered, stats.handler_errors), (4, 1));
+    let calls = [&making, &pending, &panics].map(|count| count.load(Ordering::SeqCst));
+    assert_eq!(calls, [2, 2, 2]);
+    assert_panicking_dead_lettered_after_retries(&bus, 4);
 }
 
 /// A managed async handler with nothing to wait for is polled once at
