@@ -325,7 +325,11 @@ fn fan_out(
         in_filter = false;
     }
     drop(handling);
-    counters.record(outcome.delivered as u64, outcome.failed as u64);
+    counters.record(
+        event.event_type,
+        outcome.delivered as u64,
+        outcome.failed as u64,
+    );
     outcome
 }
 
@@ -438,7 +442,8 @@ impl Future for Delivery<'_> {
         if delivered + failed > 0 {
             this.outcome.delivered += delivered;
             this.outcome.failed += failed;
-            this.counters.record_async(delivered as u64, failed as u64);
+            this.counters
+                .record_async(event.event_type, delivered as u64, failed as u64);
         }
         if this.running.is_empty() {
             Poll::Ready(this.outcome)

@@ -132,7 +132,7 @@ pub use crate::{
     overflow::{wait_for_room, Overflow},
     publisher::Publisher,
     redact::Redacted,
-    stats::BusStats,
+    stats::{BusStats, TypeStats},
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},
     trace::{TraceContext, TraceParent, TraceState, MAX_TRACESTATE_LEN},
