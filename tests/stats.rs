@@ -199,6 +199,26 @@ fn counts_are_exact_across_publisher_threads() {
     assert_eq!(stats.active_subscribers, 2);
 }
 
+/// Runs `publish(bus, n)` for each `n` below `per_thread` on `threads`
+/// threads released at once, so that all of them hold a stripe at once.
+fn publish_at_once(bus: &EventBus, threads: u64, per_thread: u64, publish: fn(&EventBus, u64)) {
+    let start = Arc::new(std::sync::Barrier::new(threads as usize));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (bus, start) = (bus.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                for n in 0..per_thread {
+                    publish(&bus, n);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+}
+
 /// More live publishing threads than exclusive stripes (16), so some share
 /// the overflow stripe, then a second wave that reuses the stripes the first
 /// wave's threads returned when they exited: every count stays exact.
@@ -209,22 +229,9 @@ fn counts_are_exact_past_the_exclusive_stripes_and_across_stripe_reuse() {
     let bus = EventBus::builder().history_capacity(0).build();
     bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
     let wave = |bus: &EventBus| {
-        // All threads publish at once, so all hold a stripe at once.
-        let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
-        let threads: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (bus, start) = (bus.clone(), Arc::clone(&start));
-                std::thread::spawn(move || {
-                    start.wait();
-                    for _ in 0..PER_THREAD {
-                        bus.publish_blocking(Event::new(EventType::TaskCreated));
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        publish_at_once(bus, THREADS, PER_THREAD, |bus, _| {
+            bus.publish_blocking(Event::new(EventType::TaskCreated));
+        });
     };
     wave(&bus);
     assert_eq!(bus.stats().events_published, THREADS * PER_THREAD);
@@ -298,29 +305,17 @@ fn per_type_counts_are_exact_and_sum_to_the_bus_totals() {
     bus.subscribe_async(EventType::TaskFailed, |_e: Arc<Event>| async {
         Err::<(), _>("async nope")
     });
-    let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (bus, start) = (bus.clone(), Arc::clone(&start));
-            std::thread::spawn(move || {
-                start.wait();
-                for n in 0..PER_THREAD {
-                    let event = Event::new(EventType::TaskCreated);
-                    bus.publish_blocking(if n % 4 == 0 {
-                        event.with_data(serde_json::Value::Null)
-                    } else {
-                        event
-                    });
-                    if n % 10 == 0 {
-                        bus.publish_blocking(Event::new(EventType::TaskFailed));
-                    }
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    publish_at_once(&bus, THREADS, PER_THREAD, |bus, n| {
+        let event = Event::new(EventType::TaskCreated);
+        bus.publish_blocking(if n % 4 == 0 {
+            event.with_data(serde_json::Value::Null)
+        } else {
+            event
+        });
+        if n % 10 == 0 {
+            bus.publish_blocking(Event::new(EventType::TaskFailed));
+        }
+    });
     // An async handler still pending after the first poll, and a delivery
     // that succeeds on its retry: both counted by the event's type.
     bus.subscribe_async(EventType::AgentStarted, |_e: Arc<Event>| async {
