@@ -200,6 +200,7 @@ mod api;
 mod auth;
 #[cfg(feature = "server")]
 mod body;
+mod cloudevents;
 #[cfg(feature = "server")]
 mod connection;
 #[cfg(feature = "server")]
@@ -244,6 +245,7 @@ mod wire;
 #[cfg(feature = "server")]
 mod ws;
 
+pub use crate::cloudevents::CloudEvent;
 pub use crate::wire::{
     DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, RateWindow,
     RejectedReply, SequencedEvent, StatsReply, StoreCounters, ViolationReply,
