@@ -92,7 +92,10 @@ async fn openapi_document_describes_every_route_and_type() {
         "application/cloudevents+json",
         "application/cloudevents-batch+json",
     ] {
-        assert!(post["requestBody"]["content"].get(media).is_some(), "{media}");
+        assert!(
+            post["requestBody"]["content"].get(media).is_some(),
+            "{media}"
+        );
     }
     assert!(post["parameters"]
         .as_array()
