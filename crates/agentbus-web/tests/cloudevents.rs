@@ -17,7 +17,7 @@ use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, EventBuilder, EventBuilderV10};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const STRUCTURED: &str = "application/cloudevents+json";
@@ -478,16 +478,7 @@ async fn websocket_and_sse_clients_get_cloudevents_with_format_cloudevents() {
     assert_eq!(frame["type"], "conversation.message");
     assert_eq!(frame["sequence"], 1);
 
-    let mut text = String::new();
-    let mut buffer = [0u8; 4096];
-    while !text.lines().any(|line| line.starts_with("data:")) {
-        let n = tokio::time::timeout(Duration::from_secs(5), sse.read(&mut buffer))
-            .await
-            .expect("sse data in time")
-            .unwrap();
-        assert!(n > 0, "closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
-    }
+    let text = read_until_sse_data(&mut sse, Duration::from_secs(5)).await;
     assert!(text.lines().any(|line| line == "id: 1"), "{text}");
     let data = text.lines().find(|l| l.starts_with("data:")).unwrap();
     let parsed: cloudevents::Event =
