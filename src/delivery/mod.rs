@@ -6,11 +6,13 @@
 //! A subscription without these options is untouched: its handler is
 //! called by the plain fan-out, and only a failure reaches this module (the
 //! cold path that keeps a dead letter). One with any of them gets a
-//! [`Managed`] wrapper (`managed.rs`) as its handler, an async handler to
-//! the publish, which waits for its key lane (`lanes.rs`) and permits
-//! (`permits.rs`), runs one attempt with its timeout (`timer.rs`), and
-//! hands a failure to a retry task on the background worker (`worker.rs`)
-//! or to the dead letters (`dead_letters.rs`). [`DeliveryState`] is what
+//! [`Managed`] (`managed.rs`), mostly as a wrapper that is its handler, an
+//! async handler to the publish, which waits for its key lane (`lanes.rs`)
+//! and permits (`permits.rs`), runs one attempt with its timeout
+//! (`timer.rs`), and hands a failure to a retry task on the background
+//! worker (`worker.rs`) or to the dead letters (`dead_letters.rs`). A sync
+//! handler with no lane or permit to wait for stays a sync handler to the
+//! fan-out, and only its failure reaches its `Managed`. [`DeliveryState`] is what
 //! one bus shares among them: the dead letters, the bus-wide permits, the
 //! counters and the pending retries that [`EventBus::settled`] waits for.
 
