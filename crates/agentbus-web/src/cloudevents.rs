@@ -18,8 +18,10 @@ const SOURCE_ROOT: &str = "/agentbus";
 /// The `datacontenttype` this bus writes: `data` is always JSON.
 const DATA_CONTENT_TYPE: &str = "application/json";
 /// The media type of one event in structured mode.
+#[cfg(feature = "server")]
 pub(crate) const STRUCTURED: &str = "application/cloudevents+json";
 /// The media type of a batch.
+#[cfg(feature = "server")]
 pub(crate) const BATCH: &str = "application/cloudevents-batch+json";
 /// The seconds since the epoch past which RFC 3339 needs a five-digit year.
 const RFC3339_MAX_SECS: u64 = 253_402_300_800;
@@ -112,6 +114,7 @@ impl CloudEvent {
 /// One event's structured-mode JSON (with `agentbussequence` when
 /// `sequence` is given): the server's encoding for `?format=cloudevents`.
 /// Fails only for a timestamp outside 1970..=9999.
+#[cfg(feature = "server")]
 pub(crate) fn encode(event: &Event, sequence: Option<u64>) -> Result<String, serde_json::Error> {
     serde_json::to_string(&Borrowed { event, sequence })
 }
