@@ -30,8 +30,8 @@ use std::task::{Poll, Waker};
 use std::time::SystemTime;
 
 pub use dead_letters::{
-    DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetters, RedriveError,
-    DEFAULT_DEAD_LETTER_CAPACITY,
+    DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetterSink, DeadLetters, DeadLettersRestored,
+    RedriveError, DEFAULT_DEAD_LETTER_CAPACITY,
 };
 pub(crate) use managed::{manage, Managed, Options};
 pub use retry::Retry;
@@ -41,12 +41,12 @@ use crate::event::Event;
 use crate::handler::Reporter;
 use crate::stats::BusStats;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
-use dead_letters::DeadLetterStore;
+use dead_letters::KeptLetters;
 use permits::Permits;
 
 /// The delivery state one bus shares.
 pub(crate) struct DeliveryState {
-    pub(crate) dead_letters: DeadLetterStore,
+    pub(crate) dead_letters: KeptLetters,
     /// `max_concurrent_handlers`, if set.
     pub(crate) bus_permits: Option<Arc<Permits>>,
     retries: AtomicU64,
@@ -65,7 +65,7 @@ struct Pending {
 impl DeliveryState {
     pub(crate) fn new(dead_letter_capacity: usize, max_concurrent_handlers: Option<usize>) -> Self {
         Self {
-            dead_letters: DeadLetterStore::new(dead_letter_capacity),
+            dead_letters: KeptLetters::new(dead_letter_capacity),
             bus_permits: max_concurrent_handlers.map(Permits::new),
             retries: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
