@@ -13,7 +13,7 @@
 //! nothing is encoded.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventBus, EventStream, EventType, TryRecvError};
@@ -21,6 +21,8 @@ use agentbus_store::{ReadQuery, Recorder, StoredEvent};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch, Notify};
+
+use crate::params::Format;
 
 /// How many events the hub's bus subscription buffers between drains.
 const INTAKE_CAPACITY: usize = 1 << 16;
@@ -36,6 +38,8 @@ pub(crate) struct Frame {
     pub(crate) sequence: Option<u64>,
     /// The event's JSON, with `"sequence"` when it has one.
     pub(crate) json: Utf8Bytes,
+    /// Its CloudEvents JSON, encoded by the first client that asks for it.
+    cloudevent: OnceLock<Option<Utf8Bytes>>,
 }
 
 impl Frame {
@@ -45,7 +49,23 @@ impl Frame {
             event,
             sequence,
             json: json.into(),
+            cloudevent: OnceLock::new(),
         })
+    }
+
+    /// The frame's text in `format`, encoded once for all clients.
+    pub(crate) fn text(&self, format: Format) -> Option<&Utf8Bytes> {
+        match format {
+            Format::Native => Some(&self.json),
+            Format::CloudEvents => self
+                .cloudevent
+                .get_or_init(|| {
+                    format
+                        .encode(&self.event, self.sequence)
+                        .map(Utf8Bytes::from)
+                })
+                .as_ref(),
+        }
     }
 
     pub(crate) fn stored(stored: StoredEvent) -> Option<Self> {
