@@ -5,16 +5,21 @@
 //!
 //! A subscription without these options is untouched: its handler is
 //! called by the plain fan-out, and only a failure reaches this module (the
-//! cold path that keeps a dead letter). One with any of them gets a
-//! [`Managed`] wrapper (`managed.rs`) as its handler, an async handler to
-//! the publish, which waits for its key lane (`lanes.rs`) and permits
-//! (`permits.rs`), runs one attempt with its timeout (`timer.rs`), and
-//! hands a failure to a retry task on the background worker (`worker.rs`)
-//! or to the dead letters (`dead_letters.rs`). [`DeliveryState`] is what
-//! one bus shares among them: the dead letters, the bus-wide permits, the
-//! counters and the pending retries that [`EventBus::settled`] waits for.
+//! cold path that keeps a dead letter), or, for an async handler while the
+//! bus has a handler limit, the call's start (`managed::limited`).
+//! One with any of them gets a [`Managed`] wrapper (`managed.rs`) as its
+//! handler, an async handler to the publish, which waits for its key lane
+//! (`lanes.rs`) and permits (`permits.rs`), runs one attempt with its
+//! timeout (`timer.rs`), and hands a failure to a retry task on the
+//! background worker (`worker.rs`) or to the dead letters
+//! (`dead_letters.rs`). [`DeliveryState`] is what
+//! one bus shares among them: the dead letters, the bus-wide handler limit
+//! (`handler_limit.rs`, settable at run time, so checked when a call
+//! starts), the counters and the pending retries that
+//! [`EventBus::settled`] waits for.
 
 mod dead_letters;
+mod handler_limit;
 mod lanes;
 mod managed;
 mod permits;
@@ -31,22 +36,22 @@ pub use dead_letters::{
     DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetters, RedriveError,
     DEFAULT_DEAD_LETTER_CAPACITY,
 };
-pub(crate) use managed::{manage, Managed, Options};
+pub(crate) use managed::{limited, manage, Managed, Options};
 pub use retry::Retry;
 
 use crate::bus::EventBus;
 use crate::event::Event;
 use crate::handler::Reporter;
 use crate::stats::BusStats;
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use dead_letters::DeadLetterStore;
-use permits::Permits;
+use handler_limit::HandlerLimit;
 
 /// The delivery state one bus shares.
 pub(crate) struct DeliveryState {
     pub(crate) dead_letters: DeadLetterStore,
-    /// `max_concurrent_handlers`, if set.
-    pub(crate) bus_permits: Option<Arc<Permits>>,
+    /// `max_concurrent_handlers`, settable at run time.
+    pub(crate) handler_limit: HandlerLimit,
     retries: AtomicU64,
     timed_out: AtomicU64,
     dead_lettered: AtomicU64,
@@ -64,7 +69,7 @@ impl DeliveryState {
     pub(crate) fn new(dead_letter_capacity: usize, max_concurrent_handlers: Option<usize>) -> Self {
         Self {
             dead_letters: DeadLetterStore::new(dead_letter_capacity),
-            bus_permits: max_concurrent_handlers.map(Permits::new),
+            handler_limit: HandlerLimit::new(max_concurrent_handlers),
             retries: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
