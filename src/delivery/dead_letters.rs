@@ -116,8 +116,9 @@ impl DeadLetter {
     }
 }
 
-/// Which dead letters [`DeadLetters::list`] returns: oldest first, after
-/// an optional id (for paging), at most `limit` (default 100).
+/// Which dead letters [`DeadLetters::list`] returns: oldest first (or
+/// [`newest_first`](Self::newest_first)), between optional ids (for
+/// paging), at most `limit` (default 100).
 ///
 /// ```
 /// use agentbus::{DeadLetterQuery, EventType};
@@ -133,6 +134,8 @@ pub struct DeadLetterQuery {
     subscription: Option<String>,
     event_type: Option<EventType>,
     after: Option<DeadLetterId>,
+    before: Option<DeadLetterId>,
+    newest_first: bool,
     limit: usize,
 }
 
@@ -149,6 +152,8 @@ impl DeadLetterQuery {
             subscription: None,
             event_type: None,
             after: None,
+            before: None,
+            newest_first: false,
             limit: 100,
         }
     }
@@ -172,6 +177,51 @@ impl DeadLetterQuery {
     pub fn after(mut self, id: DeadLetterId) -> Self {
         self.after = Some(id);
         self
+    }
+
+    /// Only ids less than `id`: with [`newest_first`](Self::newest_first),
+    /// the next page after a page ending at `id`.
+    #[must_use]
+    pub fn before(mut self, id: DeadLetterId) -> Self {
+        self.before = Some(id);
+        self
+    }
+
+    /// The newest (highest id) first: the latest failures, as a dashboard
+    /// shows them.
+    ///
+    /// ```
+    /// use agentbus::{DeadLetterQuery, Event, EventBus, EventType};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let bus = EventBus::new();
+    /// bus.subscription(EventType::TaskCompleted)
+    ///     .handler(|_e: &Event| -> Result<(), String> { Err("down".into()) });
+    /// for task in 0..3 {
+    ///     bus.publish(Event::new(EventType::TaskCompleted).with_circle(task)).await;
+    /// }
+    /// let dead = bus.dead_letters();
+    /// let newest = dead.list(&DeadLetterQuery::new().newest_first().limit(2));
+    /// let circles: Vec<_> = newest.iter().map(|letter| letter.event().circle_id).collect();
+    /// assert_eq!(circles, [Some(2), Some(1)]);
+    /// let rest = dead.list(&DeadLetterQuery::new().newest_first().before(newest[1].id()));
+    /// assert_eq!(rest[0].event().circle_id, Some(0));
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn newest_first(mut self) -> Self {
+        self.newest_first = true;
+        self
+    }
+
+    /// The id results come before, if any.
+    pub fn get_before(&self) -> Option<DeadLetterId> {
+        self.before
+    }
+
+    /// Whether the newest come first.
+    pub fn is_newest_first(&self) -> bool {
+        self.newest_first
     }
 
     /// At most `limit` results.
@@ -302,14 +352,27 @@ impl DeadLetterStore {
     fn list(&self, query: &DeadLetterQuery) -> Vec<DeadLetter> {
         let letters = lock(&self.letters);
         let from = query.after.map_or(0, |after| after.0.saturating_add(1));
-        letters
-            .by_id
-            .range(from..)
-            .map(|(_, letter)| letter)
-            .filter(|letter| query.admits(letter))
-            .take(query.limit)
-            .cloned()
-            .collect()
+        let range = match query.before {
+            Some(before) => letters.by_id.range(from..before.0.max(from)),
+            None => letters.by_id.range(from..),
+        };
+        let admitted = |letter: &&DeadLetter| query.admits(letter);
+        if query.newest_first {
+            range
+                .rev()
+                .map(|(_, letter)| letter)
+                .filter(admitted)
+                .take(query.limit)
+                .cloned()
+                .collect()
+        } else {
+            range
+                .map(|(_, letter)| letter)
+                .filter(admitted)
+                .take(query.limit)
+                .cloned()
+                .collect()
+        }
     }
 
     fn get(&self, id: DeadLetterId) -> Option<DeadLetter> {
@@ -371,7 +434,8 @@ impl DeadLetters {
         &self.bus.inner().delivery.dead_letters
     }
 
-    /// The dead letters matching `query`, oldest first.
+    /// The dead letters matching `query`, oldest first unless it says
+    /// [`newest_first`](DeadLetterQuery::newest_first).
     pub fn list(&self, query: &DeadLetterQuery) -> Vec<DeadLetter> {
         self.store().list(query)
     }

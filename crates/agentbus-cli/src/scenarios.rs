@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{with_cause, Event, EventBus, EventType, Retry, SubscriptionGuard, WeakEventBus};
+use agentbus::{
+    with_cause, DeadLetterQuery, Event, EventBus, EventId, EventType, Retry, SubscriptionGuard,
+    WeakEventBus,
+};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
@@ -103,11 +106,16 @@ fn agent_label(id: Option<i64>) -> String {
 /// - **a file conflict**: two agents writing one file while the first still
 ///   holds it gives `task.conflict.detected`;
 /// - **knowledge sharing**: `memory.shared` is recalled by a circle member;
-/// - **a failing handler**: a metrics exporter fails on every third call;
-///   it reports a `system.error`, every other handler still runs, and its
-///   retry policy (3 attempts, 200 ms apart, doubling) delivers the event
-///   on a later attempt, so the stats show retries succeeding (a delivery
-///   whose every attempt fails becomes a dead letter).
+/// - **a failing handler**: a metrics exporter fails on every third new
+///   event; it reports a `system.error`, every other handler still runs,
+///   and its retry policy (3 attempts, 200 ms apart, doubling) delivers the
+///   event on the next attempt, so the stats show retries succeeding;
+/// - **a dead letter redriven**: the exporter's backend goes down for the
+///   second new event (and every fifth after it): every attempt fails, so
+///   the event becomes a dead letter (the dashboard's panel lists it). At
+///   the end of each round the backend "recovers" and the script redrives
+///   the exporter's dead letters, announcing each with a `system.warning`
+///   caused by the redriven event (`data.redriven` is the letter's id).
 ///
 /// [`Demo::run`] drives the script in rounds until told to stop. Handlers
 /// never panic on events they did not expect (say, ones published by hand
@@ -133,7 +141,12 @@ struct World {
     pace: Duration,
     next_task: AtomicU64,
     next_memory: AtomicU64,
-    completions: AtomicU64,
+    /// New events the metrics exporter has seen.
+    exported: AtomicU64,
+    /// What goes wrong for the exporter, per event, until it is delivered.
+    exporter_trouble: Mutex<HashMap<EventId, Trouble>>,
+    /// Dead letters the script redrove.
+    redriven: AtomicU64,
     /// Set when the script stops: reactions still waiting publish nothing.
     stopped: AtomicBool,
     /// file path -> the agent writing it, released when its task ends.
@@ -185,7 +198,9 @@ impl Demo {
             pace: config.pace,
             next_task: AtomicU64::new(0),
             next_memory: AtomicU64::new(0),
-            completions: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            exporter_trouble: Mutex::new(HashMap::new()),
+            redriven: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             file_locks: Mutex::new(HashMap::new()),
         });
@@ -230,7 +245,7 @@ impl Demo {
         let w = Arc::clone(&world);
         add(bus
             .subscription(EventType::TaskCompleted)
-            .name("metrics-exporter")
+            .name(EXPORTER)
             .retry(Retry::attempts(3).delay(Duration::from_millis(200)))
             .handler(move |event: &Event| export_metrics(&w, event)));
 
@@ -250,6 +265,7 @@ impl Demo {
             self.form_circles().await;
             for round in 0u64.. {
                 self.round(round).await;
+                self.recover_exporter().await;
             }
         };
         tokio::select! {
@@ -257,6 +273,52 @@ impl Demo {
             () = &mut stop => {}
         }
         self.world.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// How many dead letters the script has redriven.
+    pub fn redriven(&self) -> u64 {
+        self.world.redriven.load(Ordering::Relaxed)
+    }
+
+    /// The exporter's backend is back: its pending retries succeed, and its
+    /// dead letters are redriven, each announced by a `system.warning`
+    /// caused by the redriven event. A letter whose redrive fails (say, a
+    /// user discarded or redrove it meanwhile) is left as it is.
+    async fn recover_exporter(&self) {
+        let dead = self.bus.dead_letters();
+        let letters = dead.list(&DeadLetterQuery::new().subscription(EXPORTER).limit(100));
+        if letters.is_empty() {
+            return;
+        }
+        for trouble in lock(&self.world.exporter_trouble).values_mut() {
+            if *trouble == Trouble::Outage {
+                *trouble = Trouble::Recovered;
+            }
+        }
+        for letter in letters {
+            if dead.redrive(letter.id()).await.is_err() {
+                continue;
+            }
+            self.world.redriven.fetch_add(1, Ordering::Relaxed);
+            let event = letter.event();
+            let message = format!(
+                "metrics exporter recovered: dead letter {} (task {}) redriven after {} failed attempts",
+                letter.id(),
+                event.data["task_id"],
+                letter.attempts()
+            );
+            self.publish(
+                scoped(Event::new(EventType::SystemWarning), event)
+                    .with_data(json!({
+                        "message": message,
+                        "handler": EXPORTER,
+                        "redriven": letter.id().get(),
+                        "event_id": event.id,
+                    }))
+                    .caused_by(event),
+            )
+            .await;
+        }
     }
 
     async fn beat(&self, beats: f64) {
@@ -637,20 +699,59 @@ fn recall(world: &Arc<World>, shared: &Event) {
     });
 }
 
-/// The failing handler: every third call the exporter "cannot reach" its
-/// backend. It reports a `system.error` and fails; the other handlers of
-/// that event still run, and the bus retries it in the background.
+/// The metrics exporter's subscription name.
+const EXPORTER: &str = "metrics-exporter";
+
+/// What goes wrong for the exporter with one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trouble {
+    /// The first attempt fails; the retry succeeds.
+    Blip,
+    /// Every attempt fails, until the backend recovers.
+    Outage,
+    /// The backend is back: the next attempt (a retry or a redrive) succeeds.
+    Recovered,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The failing handler. On every third new event the exporter "cannot
+/// reach" its backend once (a retry delivers it); on the second new event
+/// and every fifth after it the backend is down until
+/// [`Demo::recover_exporter`] (the event becomes a dead letter). Each new
+/// failure reports a `system.error`; the other handlers of that event still
+/// run, and the bus retries it in the background.
 fn export_metrics(world: &Arc<World>, completed: &Event) -> Result<(), String> {
-    let count = world.completions.fetch_add(1, Ordering::Relaxed) + 1;
-    if !count.is_multiple_of(3) {
-        return Ok(());
-    }
-    let message = "metrics exporter: connection refused (simulated)";
+    const BLIP: &str = "metrics exporter: connection refused (simulated)";
+    const OUTAGE: &str = "metrics exporter: backend down (simulated outage)";
+    let mut troubles = lock(&world.exporter_trouble);
+    let trouble = match troubles.get(&completed.id) {
+        Some(Trouble::Outage) => return Err(OUTAGE.to_owned()),
+        Some(Trouble::Blip | Trouble::Recovered) => {
+            troubles.remove(&completed.id);
+            return Ok(());
+        }
+        None => match world.exported.fetch_add(1, Ordering::Relaxed) + 1 {
+            n if n % 5 == 2 => Trouble::Outage,
+            n if n % 3 == 0 => Trouble::Blip,
+            _ => return Ok(()),
+        },
+    };
+    troubles.insert(completed.id, trouble);
+    drop(troubles);
+    let message = if trouble == Trouble::Outage {
+        OUTAGE
+    } else {
+        BLIP
+    };
     let cause = completed.clone();
     world.later(0.3, completed, move || {
-        scoped(Event::new(EventType::SystemError), &cause).with_data(
-            json!({"handler": "metrics-exporter", "error": message, "event_id": cause.id}),
-        )
+        scoped(Event::new(EventType::SystemError), &cause)
+            .with_data(json!({"handler": EXPORTER, "error": message, "event_id": cause.id}))
     });
     Err(message.to_owned())
 }
@@ -726,6 +827,7 @@ impl Demo {
                 data["memory_id"]
             ),
             EventType::SystemError => format!("handler failed: {}", text("error")),
+            EventType::SystemWarning if data.get("redriven").is_some() => text("message"),
             EventType::SystemWarning => format!("warning: {}", text("message")),
             _ => return None,
         };

@@ -2,9 +2,11 @@
 //! `POST /api/dead-letters/{id}/redrive`: the bus's
 //! [`DeadLetters`](agentbus::DeadLetters) over HTTP.
 //!
-//! The list takes `subscription` (a name), `type`, `after` (an id: the
-//! next page) and `limit` (1 to 1000, default 100); any other parameter is
-//! a 400. A redrive answers 200 when delivered, 404 for an unknown id, 409
+//! The list takes `subscription` (a name), `type`, `order` (`asc`, oldest
+//! first, the default, or `desc`, newest first), `after` / `before` (ids:
+//! the next page in `asc` / `desc` order is `after` / `before` the `next`
+//! of the last) and `limit` (1 to 1000, default 100); any other parameter
+//! is a 400. A redrive answers 200 when delivered, 404 for an unknown id, 409
 //! when no subscription has the letter's name or the handler failed again
 //! (the letter stays), and 504 if the handler has not finished within 30 s
 //! (the redrive is dropped and the letter goes back).
@@ -122,11 +124,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
                         "query parameter `type`: \"{value}\" is not an event type"
                     ))
                 })?),
-                "after" => query.after(DeadLetterId::new(value.parse().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter `after`: expected a dead letter id, got \"{value}\""
-                    ))
-                })?)),
+                "after" => query.after(id_param("after", &value)?),
+                "before" => query.before(id_param("before", &value)?),
+                "order" => match value.as_str() {
+                    "asc" => query,
+                    "desc" => query.newest_first(),
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "query parameter `order`: expected asc or desc, got \"{value}\""
+                        )))
+                    }
+                },
                 "limit" => match value.parse::<usize>() {
                     Ok(limit @ 1..=MAX_PAGE) => query.limit(limit),
                     _ => {
@@ -139,13 +147,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
                 "token" => query,
                 other => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown query parameter `{other}` (expected subscription, type, after, limit)"
+                        "unknown query parameter `{other}` (expected subscription, type, order, after, before, limit)"
                     )))
                 }
             };
         }
         Ok(Self(query))
     }
+}
+
+fn id_param(name: &str, value: &str) -> Result<DeadLetterId, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "query parameter `{name}`: expected a dead letter id, got \"{value}\""
+        ))
+    })
 }
 
 /// The `{id}` of a dead letter route: 400 unless it is a number.

@@ -33,6 +33,9 @@
 //! | `GET /api/events?type=a,b&circle_id=&source_agent_id=&project_id=&correlation_id=&after=&before=&limit=&order=asc\|desc` | `{"events":[...],"next":n\|null}` |
 //! | `GET /api/events/{id}` | the event, or 404 |
 //! | `GET /api/stats` | bus stats, per-type counts, per-second rates, publish rate, clients, store lag |
+//! | `GET /api/dead-letters?subscription=&type=&order=asc\|desc&after=&before=&limit=` | `{"dead_letters":[...],"next":n\|null}` |
+//! | `GET` / `DELETE /api/dead-letters/{id}` | one dead letter; discard it |
+//! | `POST /api/dead-letters/{id}/redrive` | deliver it again to its subscription, once |
 //! | `GET /ws?type=&circle_id=&source_agent_id=&project_id=&correlation_id=&after=` | WebSocket, one text frame per event |
 //! | `GET /api/stream?...` | the same as Server-Sent Events; `id:` is the sequence, `Last-Event-ID` resumes |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document of all of this |
@@ -183,7 +186,14 @@
 //!   newest first, coloured by domain, pausable; filters by type, circle,
 //!   agent, project and free text; click an event for its JSON and its causal
 //!   chain; a per-type events-per-second chart (drawn on a canvas by hand:
-//!   one stacked area chart did not justify a vendored library); the stats.
+//!   one stacked area chart did not justify a vendored library); the stats,
+//!   delivery ones included (retries, retrying, timed out, dead-lettered,
+//!   dead letters held); a dead-letter panel with the newest 50 letters
+//!   (and how many more are held), refreshed every second, each with a
+//!   redrive and a discard button that call the routes above from the
+//!   page's own origin with its `token` (a foreign page cannot: its
+//!   `Origin` is refused). Errors, subscription names and event data are
+//!   untrusted: the page sets them as text, never as HTML.
 //!   It reconnects by itself, resuming from its last sequence with a store,
 //!   or refilling from the bus history without one. It also works when the
 //!   router is nested under a prefix (`Router::nest("/bus", ...)`, opened at

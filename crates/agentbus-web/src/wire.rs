@@ -283,7 +283,8 @@ pub struct DeadLetterReply {
     pub event: Event,
 }
 
-/// A page of `GET /api/dead-letters`, oldest first. `next` is the `after`
+/// A page of `GET /api/dead-letters`, oldest first (newest first with
+/// `order=desc`). `next` is the `after` (with `order=desc`, the `before`)
 /// for the following page, `None` when this page was the last.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLettersPage {

@@ -1,15 +1,18 @@
 //! The dashboard in a real headless Chromium (chromedriver + fantoccini):
 //! events appear, filters hide others, pause holds the feed, a restarted
-//! server is resumed without a gap, and a screenshot under load.
+//! server is resumed without a gap, dead letters are redriven and
+//! discarded from their panel, and a screenshot under load.
 //!
 //! Skipped with a message when chromium or chromedriver is missing, unless
 //! `AGENTBUS_REQUIRE_SERVICES=1`.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::EventBus;
+use agentbus::{Event, EventBus, EventId, EventType, Retry};
 use agentbus_store::{Recorder, SqliteStore};
 use agentbus_web::WebApi;
 use common::browser::launch;
@@ -384,4 +387,210 @@ async fn rejected_counts_per_reason() {
             "the rejected counts",
         )
         .await;
+}
+
+/// What a hostile handler or client could put in a dead letter; the panel
+/// must show it as text.
+const HOSTILE: &str = "<img src=x onerror=\"window.__pwned = true\">";
+
+/// A script expression: the text of `cell` in the panel's row of letter `id`.
+fn letter_cell(id: u64, cell: &str) -> String {
+    format!(
+        "(document.querySelector('#dlq-rows tr[data-id=\"{id}\"] td.dl-{cell}')?.textContent ?? null)"
+    )
+}
+
+async fn click(browser: &common::browser::Dashboard, css: &str) {
+    browser
+        .client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn settled(bus: &EventBus) {
+    tokio::time::timeout(PATIENCE, bus.settled())
+        .await
+        .expect("the retries finish");
+}
+
+/// A subscription that fails until a switch is flipped dead-letters an
+/// event; the panel lists it, its hostile error, subscription name and data
+/// as text; a redrive clicked while it still fails says so and keeps it;
+/// flipped, a redrive clicked in the browser delivers it exactly once and
+/// the panel empties; a discard removes another undelivered. With more
+/// letters than the panel shows, it shows the newest and says how many
+/// more. The page carries the server's token, as the API requires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_redriven_and_discarded_from_the_panel() {
+    let Some(browser) = launch("dead_letters_are_redriven_and_discarded_from_the_panel").await
+    else {
+        return;
+    };
+    let bus = EventBus::new();
+    let fixed = Arc::new(AtomicBool::new(false));
+    let delivered: Arc<Mutex<Vec<EventId>>> = Arc::default();
+    let (is_fixed, got) = (Arc::clone(&fixed), Arc::clone(&delivered));
+    bus.subscription(EventType::TaskCompleted)
+        .name(HOSTILE)
+        .retry(Retry::attempts(2).delay(Duration::from_millis(1)))
+        .handler(move |event: &Event| -> Result<(), String> {
+            if is_fixed.load(Ordering::SeqCst) {
+                got.lock().unwrap().push(event.id);
+                Ok(())
+            } else {
+                Err(HOSTILE.to_owned())
+            }
+        });
+    let server = Server::start(WebApi::new(bus.clone()).token(Some("s3cret".into()))).await;
+    browser
+        .client
+        .goto(&server.url("/?token=s3cret"))
+        .await
+        .unwrap();
+
+    let event = Event::new(EventType::TaskCompleted).with_data(json!({"note": HOSTILE}));
+    assert_eq!(bus.publish(event.clone()).await.retrying, 1);
+    settled(&bus).await;
+    let dead = bus.dead_letters();
+    let id = dead.list(&agentbus::DeadLetterQuery::new())[0].id().get();
+    browser
+        .wait_until(
+            &format!("return {} === {}", letter_cell(id, "error"), json!(HOSTILE)),
+            PATIENCE,
+            "the dead letter in the panel",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(&format!("return {}", letter_cell(id, "subscription")))
+            .await,
+        HOSTILE
+    );
+    assert_eq!(
+        browser
+            .eval(&format!("return {}", letter_cell(id, "attempts")))
+            .await,
+        "2"
+    );
+    let shown_event = browser
+        .eval(&format!("return {}", letter_cell(id, "event")))
+        .await;
+    let shown_event = shown_event.as_str().unwrap();
+    assert!(
+        shown_event == format!("task.completed{}", json!({"note": HOSTILE})),
+        "{shown_event}"
+    );
+    assert_eq!(
+        browser
+            .eval("return [document.querySelectorAll('#dead-letters img').length, window.__pwned ?? null]")
+            .await,
+        json!([0, null]),
+        "the panel rendered untrusted text as HTML"
+    );
+    browser
+        .wait_until(
+            "return document.getElementById('stat-dead-lettered').textContent === '1' \
+             && document.getElementById('stat-retries').textContent === '1' \
+             && document.getElementById('dlq-summary').textContent === '1 held'",
+            PATIENCE,
+            "the delivery stats",
+        )
+        .await;
+
+    // Still failing: the panel says so, the letter stays with one attempt more.
+    let redrive = format!("#dlq-rows tr[data-id=\"{id}\"] button.redrive");
+    click(&browser, &redrive).await;
+    browser
+        .wait_until(
+            &format!(
+                "return {} === '3' && document.getElementById('dlq-message').classList.contains('bad')",
+                letter_cell(id, "attempts")
+            ),
+            PATIENCE,
+            "the failed redrive",
+        )
+        .await;
+    let message = browser
+        .eval("return document.getElementById('dlq-message').textContent")
+        .await;
+    assert!(message.as_str().unwrap().contains(HOSTILE), "{message}");
+
+    fixed.store(true, Ordering::SeqCst);
+    click(&browser, &redrive).await;
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#dlq-rows tr').length === 0 \
+             && document.getElementById('dlq-table').hidden \
+             && document.getElementById('dlq-summary').textContent === 'none'",
+            PATIENCE,
+            "the panel to empty after the redrive",
+        )
+        .await;
+    settled(&bus).await;
+    assert_eq!(
+        *delivered.lock().unwrap(),
+        [event.id],
+        "not delivered exactly once"
+    );
+    assert!(dead.is_empty());
+
+    // Discard: failing again, a second event is dead-lettered and discarded.
+    fixed.store(false, Ordering::SeqCst);
+    bus.publish(Event::new(EventType::TaskCompleted)).await;
+    settled(&bus).await;
+    let second = dead.list(&agentbus::DeadLetterQuery::new())[0].id().get();
+    browser
+        .wait_until(
+            &format!("return {} === '2'", letter_cell(second, "attempts")),
+            PATIENCE,
+            "the second dead letter",
+        )
+        .await;
+    click(
+        &browser,
+        &format!("#dlq-rows tr[data-id=\"{second}\"] button.discard"),
+    )
+    .await;
+    browser
+        .wait_until(
+            "return document.querySelectorAll('#dlq-rows tr').length === 0 \
+             && document.getElementById('dlq-message').textContent.includes('discarded')",
+            PATIENCE,
+            "the panel to empty after the discard",
+        )
+        .await;
+    assert!(dead.is_empty());
+    assert_eq!(
+        delivered.lock().unwrap().len(),
+        1,
+        "a discarded letter was delivered"
+    );
+
+    // More than the panel shows: the newest 50, and how many more.
+    for _ in 0..53 {
+        bus.publish(Event::new(EventType::TaskCompleted)).await;
+    }
+    settled(&bus).await;
+    let newest = dead.list(&agentbus::DeadLetterQuery::new().newest_first().limit(1))[0]
+        .id()
+        .get();
+    browser
+        .wait_until(
+            "return document.getElementById('dlq-summary').textContent === '53 held · the newest 50 shown' \
+             && document.querySelectorAll('#dlq-rows tr').length === 50 \
+             && document.getElementById('dlq-more').textContent.startsWith('3 more')",
+            PATIENCE,
+            "the bounded panel",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return Number(document.querySelector('#dlq-rows tr').dataset.id)")
+            .await,
+        newest
+    );
 }

@@ -12,6 +12,12 @@ use agentbus::{Event, EventBus, EventType, Retry};
 use agentbus_web::{DeadLettersPage, WebApi};
 use common::*;
 
+async fn page(server: &Server, path: &str) -> DeadLettersPage {
+    let reply = get(&server.url(path)).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.error());
+    serde_json::from_value(reply.json()).unwrap()
+}
+
 #[tokio::test]
 async fn stats_count_retries_and_dead_letters() {
     let bus = EventBus::new();
@@ -65,9 +71,7 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
     }
     let server = Server::start(WebApi::new(bus.clone())).await;
 
-    let first = get(&server.url("/api/dead-letters?subscription=exporter&limit=2")).await;
-    assert_eq!(first.status, 200);
-    let first: DeadLettersPage = serde_json::from_value(first.json()).unwrap();
+    let first = page(&server, "/api/dead-letters?subscription=exporter&limit=2").await;
     assert_eq!(first.dead_letters.len(), 2);
     assert_eq!(first.dead_letters[0].error, "exporter down");
     assert_eq!(
@@ -76,12 +80,7 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
     );
     assert_eq!(first.dead_letters[0].event.circle_id, Some(0));
     let next = first.next.expect("a second page");
-    let second: DeadLettersPage = serde_json::from_value(
-        get(&server.url(&format!("/api/dead-letters?after={next}")))
-            .await
-            .json(),
-    )
-    .unwrap();
+    let second = page(&server, &format!("/api/dead-letters?after={next}")).await;
     assert_eq!(second.dead_letters.len(), 1);
     assert_eq!(second.next, None);
     let other = get(&server.url("/api/dead-letters?subscription=nobody"))
@@ -123,6 +122,37 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
     assert_eq!(bus.dead_letters().len(), 1);
 }
 
+/// `order=desc` lists the newest first (what the dashboard shows), and its
+/// `next` is the `before` of the following page.
+#[tokio::test]
+async fn dead_letters_are_listed_newest_first_with_order_desc() {
+    let bus = EventBus::new();
+    bus.subscription(EventType::TaskCompleted)
+        .handler(|_e: &Event| -> Result<(), String> { Err("down".into()) });
+    for circle in 0..3 {
+        bus.publish(Event::new(EventType::TaskCompleted).with_circle(circle))
+            .await;
+    }
+    let server = Server::start(WebApi::new(bus)).await;
+    let circles = |page: &DeadLettersPage| -> Vec<Option<i64>> {
+        page.dead_letters
+            .iter()
+            .map(|l| l.event.circle_id)
+            .collect()
+    };
+    let first = page(&server, "/api/dead-letters?order=desc&limit=2").await;
+    assert_eq!(circles(&first), [Some(2), Some(1)]);
+    let next = first.next.expect("a second page");
+    let second = page(
+        &server,
+        &format!("/api/dead-letters?order=desc&before={next}"),
+    )
+    .await;
+    assert_eq!((circles(&second), second.next), (vec![Some(0)], None));
+    let ascending = page(&server, "/api/dead-letters?order=asc").await;
+    assert_eq!(circles(&ascending), [Some(0), Some(1), Some(2)]);
+}
+
 #[tokio::test]
 async fn bad_dead_letter_requests_get_a_json_400() {
     let server = Server::start(WebApi::new(EventBus::new())).await;
@@ -130,6 +160,8 @@ async fn bad_dead_letter_requests_get_a_json_400() {
         "/api/dead-letters?limit=0",
         "/api/dead-letters?limit=1001",
         "/api/dead-letters?after=x",
+        "/api/dead-letters?before=-1",
+        "/api/dead-letters?order=newest",
         "/api/dead-letters?type=task.nonsense",
         "/api/dead-letters?colour=red",
         "/api/dead-letters/not-a-number",

@@ -125,15 +125,19 @@ async fn demo(args: DemoArgs, color: ColorChoice) -> Result<(), CommandError> {
     let script = demo.run(stopped(stop_rx.clone()));
     let serving = server.run_until(stopped(stop_rx));
     let ((), served) = tokio::join!(script, serving);
+    let redriven = demo.redriven();
     drop(demo);
     drop(narrator);
     let last = served?;
     let stats = bus.stats();
     say!(
-        "demo finished: {} events published, {} deliveries, {} handler failures{}",
+        "demo finished: {} events published, {} deliveries, {} handler failures, {} retries, \
+         {} dead-lettered ({redriven} redriven){}",
         stats.events_published,
         stats.events_delivered,
         stats.handler_errors,
+        stats.retries,
+        stats.dead_lettered,
         last.map_or_else(String::new, |sequence| format!(
             ", stored up to sequence {sequence}"
         ))

@@ -1,6 +1,7 @@
 "use strict";
 // agentbus dashboard: live feed over /ws, history and causal chains over
-// /api/events, stats and the rate chart over /api/stats. No dependencies.
+// /api/events, stats and the rate chart over /api/stats, dead letters over
+// /api/dead-letters. No dependencies.
 
 const TYPES = JSON.parse(document.getElementById("event-types").textContent);
 const DOMAINS = ["agent", "memory", "circle", "task", "conversation", "system"];
@@ -284,8 +285,14 @@ async function pollStats() {
       `invalid ${fmt(s.events_invalid)}${other > 0 ? ` · other ${fmt(other)}` : ""})`;
     $("stat-rejected").parentElement.classList.toggle("bad", rejected > 0);
     $("stat-retries").textContent = fmt(s.retries);
+    $("stat-retrying").textContent = fmt(s.retries_pending);
+    $("stat-timed-out").textContent = fmt(s.timed_out);
+    $("stat-timed-out").parentElement.classList.toggle("bad", s.timed_out > 0);
+    $("stat-dead-lettered").textContent = fmt(s.dead_lettered);
     $("stat-dead-letters").textContent = fmt(s.dead_letters);
     $("stat-dead-letters").parentElement.classList.toggle("bad", s.dead_letters > 0);
+    deadLetters.held = s.dead_letters;
+    refreshDeadLetters();
     $("stat-subscribers").textContent = fmt(s.active_subscribers);
     $("stat-clients").textContent = fmt(s.clients);
     $("stat-rate").textContent = s.publish_rate.toFixed(1) + "/s";
@@ -295,6 +302,130 @@ async function pollStats() {
   } catch (error) { /* the socket's status tells the story */ }
   setTimeout(pollStats, 1000);
 }
+
+// ---------------------------------------------------------------- dead letters
+// The newest DEAD_LETTERS_SHOWN, refreshed with the stats (whose count says
+// how many more there are). Everything in a letter (error, subscription
+// name, event data) came from handlers or clients: it is set as text only.
+const DEAD_LETTERS_SHOWN = 50;
+const deadLetters = { held: 0, letters: [], rows: new Map(), busy: new Set(), generation: 0 };
+
+async function refreshDeadLetters() {
+  // A reply older than a redrive or discard could show a letter it removed.
+  const generation = ++deadLetters.generation;
+  let letters = [];
+  if (deadLetters.held > 0 || deadLetters.letters.length > 0) {
+    try {
+      letters = (await api(`/api/dead-letters?order=desc&limit=${DEAD_LETTERS_SHOWN}`)).dead_letters;
+    } catch (error) { return; }
+  }
+  if (generation !== deadLetters.generation) return;
+  deadLetters.letters = letters;
+  renderDeadLetters();
+}
+
+function deadLetterRow(letter) {
+  let row = deadLetters.rows.get(letter.id);
+  if (!row) {
+    row = { tr: document.createElement("tr"), cells: {} };
+    row.tr.dataset.id = letter.id;
+    for (const name of ["id", "event", "subscription", "error", "attempts", "first", "last", "actions"]) {
+      const td = document.createElement("td");
+      td.className = "dl-" + name;
+      row.cells[name] = td;
+      row.tr.append(td);
+    }
+    const event = letter.event;
+    const badge = document.createElement("span");
+    badge.className = "badge d-" + domainOf(event.type);
+    badge.textContent = event.type;
+    badge.title = "show the event";
+    badge.addEventListener("click", () => select({ ...event, _text: JSON.stringify(event).toLowerCase() }));
+    const data = document.createElement("span");
+    data.className = "data";
+    data.textContent = JSON.stringify(event.data);
+    row.cells.event.append(badge, data);
+    row.cells.id.textContent = letter.id;
+    row.cells.subscription.textContent = letter.subscription != null ? letter.subscription : letter.subscription_id;
+    row.cells.first.textContent = clock(new Date(letter.first_failed_at_ms).toISOString());
+    row.cells.first.title = new Date(letter.first_failed_at_ms).toISOString();
+    for (const [action, label] of [["redrive", "↻ redrive"], ["discard", "✕ discard"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn small " + action;
+      button.dataset.action = action;
+      button.textContent = label;
+      button.title = action === "redrive" ? "deliver the event again to its subscription, once" : "forget this dead letter";
+      row.cells.actions.append(button);
+    }
+    deadLetters.rows.set(letter.id, row);
+  }
+  // A failed redrive updates these.
+  row.cells.error.textContent = letter.error;
+  row.cells.attempts.textContent = letter.attempts;
+  row.cells.last.textContent = clock(new Date(letter.last_failed_at_ms).toISOString());
+  row.cells.last.title = new Date(letter.last_failed_at_ms).toISOString();
+  const busy = deadLetters.busy.has(letter.id);
+  row.tr.classList.toggle("busy", busy);
+  for (const button of row.cells.actions.children) button.disabled = busy;
+  return row.tr;
+}
+
+function renderDeadLetters() {
+  const { letters, rows } = deadLetters;
+  const shown = new Set(letters.map((letter) => letter.id));
+  for (const id of [...rows.keys()]) if (!shown.has(id)) rows.delete(id);
+  const nodes = letters.map(deadLetterRow);
+  const body = $("dlq-rows");
+  // Rebuilt only when the set or order changes, so a click in progress is
+  // not lost to a refresh.
+  if (nodes.length !== body.children.length || nodes.some((node, i) => body.children[i] !== node)) {
+    body.replaceChildren(...nodes);
+  }
+  $("dlq-table").hidden = letters.length === 0;
+  const held = Math.max(deadLetters.held, letters.length);
+  const more = held - letters.length;
+  $("dlq-summary").textContent = held === 0 ? "none"
+    : `${held.toLocaleString("en-US")} held` + (more > 0 ? ` · the newest ${letters.length} shown` : "");
+  const line = $("dlq-more");
+  line.hidden = more <= 0;
+  line.textContent = `${more.toLocaleString("en-US")} more, older: agentbus dlq list, or GET /api/dead-letters`;
+}
+
+async function deadLetterAction(id, action) {
+  if (deadLetters.busy.has(id)) return;
+  deadLetters.busy.add(id);
+  renderDeadLetters();
+  const path = action === "redrive" ? `/api/dead-letters/${id}/redrive` : `/api/dead-letters/${id}`;
+  let text, bad = false;
+  try {
+    const response = await fetch(withToken(BASE + path), { method: action === "redrive" ? "POST" : "DELETE", cache: "no-store" });
+    if (response.ok) {
+      text = action === "redrive" ? `dead letter ${id} redriven: delivered` : `dead letter ${id} discarded`;
+      deadLetters.held = Math.max(0, deadLetters.held - 1);
+      deadLetters.letters = deadLetters.letters.filter((letter) => letter.id !== id);
+    } else {
+      const reply = await response.json().catch(() => ({}));
+      text = `${action} of dead letter ${id} failed: ${reply.error || response.status}`;
+      bad = true;
+    }
+  } catch (error) {
+    text = `${action} of dead letter ${id} failed: ${error.message}`;
+    bad = true;
+  }
+  deadLetters.busy.delete(id);
+  const message = $("dlq-message");
+  message.textContent = text;
+  message.classList.toggle("bad", bad);
+  renderDeadLetters();
+  refreshDeadLetters();
+}
+
+$("dlq-rows").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-action]");
+  if (!button) return;
+  deadLetterAction(Number(button.closest("tr").dataset.id), button.dataset.action);
+});
 
 let hover = null;
 function drawChart() {
