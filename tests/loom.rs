@@ -52,6 +52,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+mod common;
+
 /// The races these models target need one or two preemptions; three adds
 /// margin and still keeps the whole file to seconds in release mode.
 const DEFAULT_PREEMPTIONS: usize = 3;
@@ -987,25 +989,6 @@ fn max_concurrent_handlers_vs_two_publishers() {
     });
 }
 
-/// Pending once (waking itself), then ready: a handler that holds its
-/// permit across polls, so a second call of one thread can wait for it.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            return std::task::Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
-}
-
 /// A bus limited to `from`, with one async handler subscribed before the
 /// change, that holds its permit across a poll.
 fn limited_bus(from: Option<usize>, in_flight: &StdArc<InFlight>) -> EventBus {
@@ -1015,7 +998,8 @@ fn limited_bus(from: Option<usize>, in_flight: &StdArc<InFlight>) -> EventBus {
         let watch = StdArc::clone(&watch);
         async move {
             watch.enter();
-            YieldOnce(false).await;
+            // Holds its permit across a poll, so a second call can wait.
+            common::YieldOnce::default().await;
             watch.leave();
         }
     });
