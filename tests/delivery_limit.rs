@@ -37,8 +37,8 @@ impl Gated {
         })
     }
 
-    /// Subscribes `count` gated async handlers to [`TYPE`]; every other one
-    /// has a timeout, so it gets the delivery wrapper, not the plain path.
+    /// Subscribes `count` gated async handlers to [`TYPE`], plain and
+    /// wrapped in turn.
     fn subscribe(self: &Arc<Self>, bus: &EventBus, count: usize) {
         for i in 0..count {
             let gated = Arc::clone(self);
@@ -52,13 +52,7 @@ impl Gated {
                     gated.now.fetch_sub(1, Ordering::SeqCst);
                 }
             };
-            if i % 2 == 0 {
-                bus.subscribe_async(TYPE, handler);
-            } else {
-                bus.subscription(TYPE)
-                    .timeout(Duration::from_secs(60))
-                    .async_handler(handler);
-            }
+            subscribe_plain_or_wrapped(bus, i, handler);
         }
     }
 
@@ -76,6 +70,23 @@ impl Gated {
 
     fn release(&self, calls: usize) {
         self.gate.add_permits(calls);
+    }
+}
+
+/// Subscribes `handler` to [`TYPE`]: the `i`-th of a set, plain if `i` is
+/// even, else with a timeout, so it gets the delivery wrapper; the limit
+/// must reach both.
+fn subscribe_plain_or_wrapped<F, Fut>(bus: &EventBus, i: usize, handler: F)
+where
+    F: Fn(Arc<Event>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if i % 2 == 0 {
+        bus.subscribe_async(TYPE, handler);
+    } else {
+        bus.subscription(TYPE)
+            .timeout(Duration::from_secs(60))
+            .async_handler(handler);
     }
 }
 
@@ -102,6 +113,23 @@ fn stays(what: &str, holds: impl Fn() -> bool) {
 fn publish_on_a_thread(bus: &EventBus) -> std::thread::JoinHandle<PublishOutcome> {
     let bus = bus.clone();
     std::thread::spawn(move || bus.publish_blocking(Event::new(TYPE)))
+}
+
+/// A bus built with `limit` and `handlers` gated handlers, and one publish
+/// to them running on its own thread.
+fn publishing_to_gated(
+    limit: usize,
+    handlers: usize,
+) -> (
+    EventBus,
+    Arc<Gated>,
+    std::thread::JoinHandle<PublishOutcome>,
+) {
+    let bus = EventBus::builder().max_concurrent_handlers(limit).build();
+    let gated = Gated::new();
+    gated.subscribe(&bus, handlers);
+    let publish = publish_on_a_thread(&bus);
+    (bus, gated, publish)
 }
 
 #[test]
@@ -162,13 +190,7 @@ fn a_limit_set_at_run_time_bounds_10_slow_handlers_subscribed_before_it() {
                 done.fetch_add(1, Ordering::SeqCst);
             }
         };
-        if i % 2 == 0 {
-            bus.subscribe_async(TYPE, handler);
-        } else {
-            bus.subscription(TYPE)
-                .timeout(Duration::from_secs(60))
-                .async_handler(handler);
-        }
+        subscribe_plain_or_wrapped(&bus, i, handler);
     }
     let runtime = common::runtime();
     let publish_three = || {
@@ -191,10 +213,7 @@ fn a_limit_set_at_run_time_bounds_10_slow_handlers_subscribed_before_it() {
 
 #[test]
 fn raising_the_limit_starts_waiting_calls_at_once() {
-    let bus = EventBus::builder().max_concurrent_handlers(1).build();
-    let gated = Gated::new();
-    gated.subscribe(&bus, 5);
-    let publish = publish_on_a_thread(&bus);
+    let (bus, gated, publish) = publishing_to_gated(1, 5);
     eventually("one call started", || gated.started() == 1);
     stays("one call at most", || gated.started() == 1);
     bus.set_max_concurrent_handlers(Some(3));
@@ -207,10 +226,7 @@ fn raising_the_limit_starts_waiting_calls_at_once() {
 
 #[test]
 fn lowering_the_limit_lets_calls_in_flight_finish_and_starts_none_until_below_it() {
-    let bus = EventBus::builder().max_concurrent_handlers(4).build();
-    let gated = Gated::new();
-    gated.subscribe(&bus, 6);
-    let publish = publish_on_a_thread(&bus);
+    let (bus, gated, publish) = publishing_to_gated(4, 6);
     eventually("four calls running", || gated.now() == 4);
     bus.set_max_concurrent_handlers(Some(2));
     assert_eq!(bus.max_concurrent_handlers(), Some(2));
