@@ -22,7 +22,9 @@ use crate::cause::{stamp, Handling};
 use crate::delivery::limited;
 use crate::event::Event;
 use crate::executor::block_on;
-use crate::handler::{quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber};
+use crate::handler::{
+    quietly, AsyncHandler, BoxFuture, Handler, Reporter, Settled, Subscriber, Verdict,
+};
 use crate::inner::Inner;
 use crate::stats::Counters;
 use crate::sync::Arc;
@@ -53,11 +55,59 @@ pub struct PublishOutcome {
     pub retrying: usize,
 }
 
-/// How one async handler call ended, once reported.
-enum Verdict {
-    Delivered,
-    Failed,
-    Retrying,
+/// [`PublishOutcome`]'s counts while a publish runs, in two words so that
+/// the synchronous path returns them in registers (a `PublishOutcome` is
+/// three words and is returned through memory: +4 to +7 instructions per
+/// publish, benches/RESULTS.md, sections #20 and h-hot). `failed` and
+/// `retrying` share the second word, 32 bits each: no publish reaches
+/// `u32::MAX` handlers, as each is a 128-byte `Subscriber` (that many
+/// would take 512 GiB).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Tally {
+    delivered: usize,
+    /// `failed` in the low half, `retrying` in the high half.
+    failed_retrying: u64,
+}
+
+impl Tally {
+    const ONE_FAILED: u64 = 1;
+    const ONE_RETRYING: u64 = 1 << 32;
+
+    #[inline(always)]
+    fn count(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Delivered => self.delivered += 1,
+            Verdict::Failed => self.failed_retrying += Self::ONE_FAILED,
+            Verdict::Retrying => self.failed_retrying += Self::ONE_RETRYING,
+        }
+    }
+
+    #[inline(always)]
+    fn failed(self) -> u32 {
+        self.failed_retrying as u32
+    }
+
+    #[inline(always)]
+    fn retrying(self) -> u32 {
+        (self.failed_retrying >> 32) as u32
+    }
+
+    #[inline(always)]
+    fn add(&mut self, other: Tally) {
+        self.delivered += other.delivered;
+        self.failed_retrying += other.failed_retrying;
+    }
+}
+
+impl From<Tally> for PublishOutcome {
+    #[inline(always)]
+    fn from(tally: Tally) -> Self {
+        Self {
+            delivered: tally.delivered,
+            failed: tally.failed() as usize,
+            retrying: tally.retrying() as usize,
+        }
+    }
 }
 
 /// [`EventBus::publish`](crate::EventBus::publish) on `bus`, through `cache`
@@ -91,36 +141,53 @@ pub(crate) fn publish_admitted<'a>(
 
 /// [`EventBus::publish_blocking`](crate::EventBus::publish_blocking) on
 /// `bus`, through `cache` if given.
-#[inline]
+#[inline(always)]
 pub(crate) fn publish_blocking(
     bus: &Inner,
     event: StdArc<Event>,
     cache: Option<&mut TableCache>,
 ) -> PublishOutcome {
+    stamp_and_tally_blocking(bus, event, cache).into()
+}
+
+/// [`publish_blocking`], counting in a [`Tally`] (see [`tally_blocking`]).
+#[inline]
+fn stamp_and_tally_blocking(
+    bus: &Inner,
+    event: StdArc<Event>,
+    cache: Option<&mut TableCache>,
+) -> Tally {
     match bus.guards.admit(stamp(event)) {
-        Some(event) => publish_blocking_admitted(bus, event, cache),
-        None => PublishOutcome::default(),
+        Some(event) => tally_blocking(bus, event, cache),
+        None => Tally::default(),
     }
 }
 
 /// [`publish_blocking`] of a stamped event the bus's guards already let in.
-#[inline]
+#[inline(always)]
 pub(crate) fn publish_blocking_admitted(
     bus: &Inner,
     event: StdArc<Event>,
     cache: Option<&mut TableCache>,
 ) -> PublishOutcome {
+    tally_blocking(bus, event, cache).into()
+}
+
+/// [`publish_blocking_admitted`], counting in a [`Tally`]: its caller makes
+/// the [`PublishOutcome`], so this returns in registers.
+#[inline]
+fn tally_blocking(bus: &Inner, event: StdArc<Event>, cache: Option<&mut TableCache>) -> Tally {
     // Async handlers get their first poll during the fan-out with a no-op
     // waker; most finish there. Any still pending are polled again by
     // `block_on` with a waker that works, which they then keep.
     let mut first_poll = Context::from_waker(Waker::noop());
     let mut running = Vec::new();
-    let outcome = dispatch(bus, &event, cache, &mut first_poll, &mut running);
+    let tally = dispatch(bus, &event, cache, &mut first_poll, &mut running);
     if running.is_empty() {
-        return outcome;
+        return tally;
     }
     block_on(Delivery {
-        outcome,
+        tally,
         running,
         event,
         counters: &bus.counters,
@@ -131,10 +198,8 @@ pub(crate) fn publish_blocking_admitted(
 /// async handlers still running after their first poll are left in
 /// `running`.
 ///
-/// Returns only the outcome, not a [`Delivery`]: the caller builds one only
-/// when something is left to await. (Since `PublishOutcome` gained
-/// `retrying` it is three words and no longer fits in registers: +7
-/// instructions on `fanout1`, benches/RESULTS.md, #20.)
+/// Returns only the counts, not a [`Delivery`]: the caller builds one only
+/// when something is left to await, so a sync publish returns in registers.
 #[inline]
 fn dispatch(
     bus: &Inner,
@@ -142,7 +207,7 @@ fn dispatch(
     cache: Option<&mut TableCache>,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
-) -> PublishOutcome {
+) -> Tally {
     #[cfg(feature = "tracing")]
     let _publish = crate::spans::publish(event).entered();
     bus.history.push(event);
@@ -153,11 +218,11 @@ fn dispatch(
         return fan_out(table, event, &bus.counters, cx, running);
     }
     let table = bus.tables.load(event.event_type);
-    let outcome = fan_out(&table, event, &bus.counters, cx, running);
+    let tally = fan_out(&table, event, &bus.counters, cx, running);
     // A handler may have unsubscribed a subscriber meanwhile, leaving this
     // snapshot its last owner: its captures' Drop is user code and may panic.
     quietly(|| drop(table));
-    outcome
+    tally
 }
 
 /// The future [`EventBus::publish`](crate::EventBus::publish) returns: fans
@@ -185,13 +250,13 @@ impl Publish<'_> {
     fn begin(&mut self, event: StdArc<Event>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
         let mut running = Vec::new();
         let cache = self.cache.as_deref_mut();
-        let outcome = dispatch(self.bus, &event, cache, cx, &mut running);
+        let tally = dispatch(self.bus, &event, cache, cx, &mut running);
         if running.is_empty() {
-            return Poll::Ready(outcome);
+            return Poll::Ready(tally.into());
         }
         // Every handler still running was polled just now.
         self.state = PublishState::Delivering(Delivery {
-            outcome,
+            tally,
             running,
             event,
             counters: &self.bus.counters,
@@ -216,11 +281,11 @@ impl Future for Publish<'_> {
             PublishState::Delivering(delivery) => delivery,
             PublishState::Done => return Poll::Ready(PublishOutcome::default()),
         };
-        let polled = Pin::new(&mut delivery).poll(cx);
-        if polled.is_pending() {
+        let Poll::Ready(tally) = Pin::new(&mut delivery).poll(cx) else {
             this.state = PublishState::Delivering(delivery);
-        }
-        polled
+            return Poll::Pending;
+        };
+        Poll::Ready(tally.into())
     }
 }
 
@@ -298,8 +363,8 @@ fn fan_out(
     counters: &Counters,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
-) -> PublishOutcome {
-    let mut outcome = PublishOutcome::default();
+) -> Tally {
+    let mut tally = Tally::default();
     let handling = Handling::enter(event);
     let subscribers = table.subscribers();
     // How many subscribers were offered the event (the last of them is the
@@ -315,19 +380,20 @@ fn fan_out(
             event,
             cx,
             running,
-            &mut outcome,
+            &mut tally,
         )
     })) {
-        let what = if in_filter { "filter " } else { "" };
-        subscribers[at - 1]
-            .reporter
-            .report_panic(event, what, payload);
-        outcome.failed += 1;
+        tally.count(Subscriber::panicked(
+            &subscribers[at - 1],
+            event,
+            in_filter,
+            payload,
+        ));
         in_filter = false;
     }
     drop(handling);
-    counters.record(outcome.delivered as u64, outcome.failed as u64);
-    outcome
+    counters.record(tally.delivered as u64, u64::from(tally.failed()));
+    tally
 }
 
 /// Offers `event` to `subscribers[*at..]`, counting each in `*at` before
@@ -340,7 +406,7 @@ fn walk(
     event: &StdArc<Event>,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
-    outcome: &mut PublishOutcome,
+    tally: &mut Tally,
 ) {
     while let Some(subscriber) = subscribers.get(*at) {
         *at += 1;
@@ -349,27 +415,21 @@ fn walk(
         }
         #[cfg(feature = "tracing")]
         let _process = crate::spans::process(event, &subscriber.reporter).entered();
-        let ok = match &subscriber.handler {
-            Handler::Sync(handler) => subscriber.succeeded(event, handler(event)),
+        let verdict = match &subscriber.handler {
+            Handler::Sync(handler) => match handler(event) {
+                Ok(()) => Verdict::Delivered,
+                Err(failure) => Subscriber::failed_call(subscriber, event, failure.into_message()),
+            },
             Handler::Shared(handler) => {
                 handler(event);
-                true
+                Verdict::Delivered
             }
             Handler::Async(handler) => match start_async(subscriber, handler, event, cx, running) {
-                Poll::Ready(Verdict::Delivered) => true,
-                Poll::Ready(Verdict::Failed) => false,
-                Poll::Ready(Verdict::Retrying) => {
-                    outcome.retrying += 1;
-                    continue;
-                }
+                Poll::Ready(verdict) => verdict,
                 Poll::Pending => continue,
             },
         };
-        if ok {
-            outcome.delivered += 1;
-        } else {
-            outcome.failed += 1;
-        }
+        tally.count(verdict);
     }
 }
 
@@ -412,7 +472,7 @@ fn start_async(
 /// The async remainder of a publish: resolves to the full
 /// [`PublishOutcome`] once every async handler has finished.
 struct Delivery<'a> {
-    outcome: PublishOutcome,
+    tally: Tally,
     /// A `Vec`, not an inline array: most publishes leave nothing pending,
     /// and an empty `Vec` costs three words to make and one compare to drop,
     /// where the inline array made every sync publish copy and drop ~150
@@ -424,11 +484,11 @@ struct Delivery<'a> {
 }
 
 impl Future for Delivery<'_> {
-    type Output = PublishOutcome;
+    type Output = Tally;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PublishOutcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Tally> {
         let this = &mut *self;
-        let (mut delivered, mut failed, mut retrying) = (0, 0, 0);
+        let mut finished = Tally::default();
         let event = &this.event;
         let _handling = Handling::enter(event);
         let mut index = 0;
@@ -440,20 +500,15 @@ impl Future for Delivery<'_> {
             // Order does not matter; `Running`'s Drop shields us from the
             // future's.
             drop(this.running.swap_remove(index));
-            match verdict {
-                Verdict::Delivered => delivered += 1,
-                Verdict::Failed => failed += 1,
-                Verdict::Retrying => retrying += 1,
-            }
+            finished.count(verdict);
         }
-        this.outcome.retrying += retrying;
-        if delivered + failed > 0 {
-            this.outcome.delivered += delivered;
-            this.outcome.failed += failed;
-            this.counters.record_async(delivered as u64, failed as u64);
+        this.tally.add(finished);
+        if finished.delivered > 0 || finished.failed() > 0 {
+            this.counters
+                .record_async(finished.delivered as u64, u64::from(finished.failed()));
         }
         if this.running.is_empty() {
-            Poll::Ready(this.outcome)
+            Poll::Ready(this.tally)
         } else {
             Poll::Pending
         }

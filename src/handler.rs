@@ -18,7 +18,7 @@ use crate::delivery::{DeliveryState, Managed};
 use crate::event::Event;
 use crate::id::SubscriptionId;
 use crate::scope::Scope;
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{Arc, AtomicU8, Ordering};
 
 /// What a handler may return: `()` or `Result<(), E>` with `E: Display`.
 ///
@@ -83,6 +83,14 @@ pub(crate) enum Settled {
     Failed(String),
     /// The first attempt failed and a retry runs in the background
     /// (`delivery::Managed`): neither delivered nor failed yet.
+    Retrying,
+}
+
+/// How one handler call ended, as its publish counts it, once reported.
+pub(crate) enum Verdict {
+    Delivered,
+    Failed,
+    /// The first attempt failed and a retry runs in the background.
     Retrying,
 }
 
@@ -162,7 +170,7 @@ impl From<Cow<'static, str>> for Name {
 
 /// Who a failure is reported as: the subscription's id and name, and where
 /// its failed deliveries go (`None` for subscriptions whose failures are
-/// not kept, or whose `delivery::Managed` wrapper keeps them itself).
+/// not kept, or whose `delivery::Managed` keeps them itself).
 #[derive(Clone)]
 pub(crate) struct Reporter {
     pub(crate) id: SubscriptionId,
@@ -282,9 +290,10 @@ pub(crate) struct Subscriber {
     pub(crate) handler: Handler,
     scope: Scope,
     pub(crate) reporter: Reporter,
-    /// The retry, timeout, concurrency and ordering wrapper `handler` calls
-    /// (which redrive calls once, without retries), if the subscription has
-    /// one.
+    /// The subscription's retry, timeout, concurrency and ordering options,
+    /// if it has any: the wrapper `handler` calls, or (a sync handler called
+    /// inline) what its failures go to. A redrive calls it once, without
+    /// retries.
     pub(crate) managed: Option<StdArc<Managed>>,
     /// For a plain (unwrapped) async handler, the bus's delivery state: its
     /// calls take a permit while the bus has a handler limit, which may be
@@ -373,23 +382,40 @@ impl Subscriber {
         wanted
     }
 
-    /// Reports a sync handler's result; `true` if it succeeded. Panics are
-    /// caught by the caller, around the whole fan-out.
-    #[inline(always)]
-    pub(crate) fn succeeded(&self, event: &Event, result: Result<(), Failure>) -> bool {
-        match result {
-            Ok(()) => true,
-            Err(failure) => {
-                self.report_failure(event, failure);
-                false
+    /// A sync handler's failed call (its `Err`, or a panic the fan-out
+    /// caught): retried in the background if the subscription has a retry
+    /// policy (its `Managed` without a wrapper, see `delivery/managed.rs`),
+    /// otherwise reported and kept as a dead letter. Out of line and cold:
+    /// the fan-out's success path only tests the result.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn failed_call(this: &Arc<Self>, event: &StdArc<Event>, error: String) -> Verdict {
+        match (&this.managed, &this.handler) {
+            (Some(managed), Handler::Sync(_)) => managed.inline_failed(this, event, error),
+            _ => {
+                this.reporter.fail(event, &error);
+                Verdict::Failed
             }
         }
     }
 
+    /// A panic the fan-out caught in this subscriber's filter (reported,
+    /// failed) or handler (a [`failed_call`](Self::failed_call)).
     #[cold]
     #[inline(never)]
-    fn report_failure(&self, event: &Event, Failure(message): Failure) {
-        self.reporter.fail(event, &message);
+    pub(crate) fn panicked(
+        this: &Arc<Self>,
+        event: &StdArc<Event>,
+        in_filter: bool,
+        payload: Box<dyn Any + Send>,
+    ) -> Verdict {
+        if in_filter {
+            this.reporter.report_panic(event, "filter ", payload);
+            return Verdict::Failed;
+        }
+        let error = format!("panicked: {}", panic_message(&payload));
+        drop_payload(payload);
+        Self::failed_call(this, event, error)
     }
 
     /// Starts an async handler; `None` if making the future panicked.

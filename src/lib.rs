@@ -113,8 +113,8 @@ pub use crate::{
     bus::{event_bus, EventBus, EventBusBuilder, WeakEventBus},
     cause::with_cause,
     delivery::{
-        DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetters, RedriveError, Retry,
-        DEFAULT_DEAD_LETTER_CAPACITY,
+        DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetterSink, DeadLetters,
+        DeadLettersRestored, RedriveError, Retry, DEFAULT_DEAD_LETTER_CAPACITY,
     },
     dispatch::PublishOutcome,
     error::{

@@ -134,6 +134,96 @@ fn a_panicking_handler_is_retried_and_dead_lettered_with_the_panic_message() {
     assert_eq!((dead.len(), dead[0].error()), (1, "panicked: boom"));
 }
 
+/// A sync handler with only a retry policy is called inline by the fan-out
+/// (no wrapper): its `Err` and its panic each count as retrying, the
+/// subscribers after it are still called in the same publish, and a retry
+/// still runs (with the handler it had) after the subscription is removed.
+#[test]
+fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
+    let bus = EventBus::new();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&calls);
+    let erring =
+        bus.subscription(TYPE)
+            .retry(fast(2))
+            .handler(move |_e: &Event| -> Result<(), String> {
+                let mut log = log.lock().unwrap();
+                log.push("erring");
+                if log.len() == 1 {
+                    Err("first call fails".into())
+                } else {
+                    Ok(())
+                }
+            });
+    let panics = counter();
+    let count = Arc::clone(&panics);
+    bus.subscription(TYPE)
+        .name("panicking")
+        .retry(fast(2))
+        .timeout(Duration::from_millis(1))
+        .handler::<_, ()>(move |_e: &Event| {
+            count.fetch_add(1, Ordering::SeqCst);
+            panic!("boom")
+        });
+    let after = counter();
+    let seen = Arc::clone(&after);
+    bus.subscribe(TYPE, move |_e: &Event| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let outcome = bus.publish_blocking(Event::new(TYPE));
+    assert_eq!(
+        outcome,
+        PublishOutcome {
+            delivered: 1,
+            failed: 0,
+            retrying: 2
+        }
+    );
+    assert_eq!(after.load(Ordering::SeqCst), 1);
+    assert!(bus.unsubscribe(erring));
+    block_on(bus.settled());
+    assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
+    assert_eq!(panics.load(Ordering::SeqCst), 2);
+    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].subscription_name(),
+            dead[0].error(),
+            dead[0].attempts()
+        ),
+        (Some("panicking"), "panicked: boom", 2)
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.retries, stats.dead_lettered), (2, 1));
+    assert_eq!((stats.events_delivered, stats.handler_errors), (2, 1));
+}
+
+/// A managed async handler with nothing to wait for is polled once at
+/// once; one still pending there must be woken through the publish's own
+/// waker afterwards, or this publish would never finish.
+#[test]
+fn a_managed_async_handler_pending_at_first_is_woken_and_delivered() {
+    let bus = EventBus::new();
+    let (send, receive) = std::sync::mpsc::channel::<futures::channel::oneshot::Sender<()>>();
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let (fire, fired) = futures::channel::oneshot::channel();
+            send.send(fire).unwrap();
+            async move { fired.await.map_err(|_| "sender dropped") }
+        });
+    std::thread::spawn(move || {
+        let fire = receive.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fire.send(()).unwrap();
+    });
+    within(Duration::from_secs(20), move || {
+        let outcome = block_on(bus.publish(Event::new(TYPE)));
+        assert_eq!((outcome.delivered, outcome.retrying), (1, 0));
+    });
+}
+
 #[test]
 fn redrive_after_fixing_the_handler_delivers_exactly_once() {
     let bus = EventBus::new();

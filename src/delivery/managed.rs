@@ -1,15 +1,30 @@
-//! [`Managed`]: the handler wrapper of a subscription with a retry policy,
-//! a timeout, a concurrency limit or key ordering. The publish sees an
-//! ordinary async handler; the wrapper's future waits for the key's lane
-//! and the permits (its own, and the bus's handler limit if one is set
-//! when the attempt starts), runs one attempt (with the timeout), and on
-//! failure either hands a retry task to the background worker
-//! (`worker.rs`) and settles as [`Settled::Retrying`], or dead-letters the
-//! event. A plain async subscription on a bus with a handler limit is not
-//! wrapped: [`start_limited`] gives its call a bus permit when it starts.
+//! [`Managed`]: the delivery options of a subscription with a retry policy,
+//! a timeout, a concurrency limit or key ordering, and the handler wrapper
+//! that applies them. Mostly the publish sees an ordinary async handler:
+//! the wrapper's future waits for the key's lane and the permits (its own,
+//! and the bus's handler limit if one is set when the attempt starts), runs
+//! one attempt (with the timeout), and on failure either hands a retry task
+//! to the background worker (`worker.rs`) and settles as
+//! [`Settled::Retrying`], or dead-letters the event. A plain async
+//! subscription on a bus with a handler limit is not wrapped: [`limited`]
+//! makes its call wait for a bus permit.
+//!
+//! **A sync handler with nothing to wait for** (no `ordered_by`, no
+//! `max_concurrency`: only a retry policy, a timeout, which it ignores, or
+//! the dead-letter choice) gets no wrapper: the fan-out calls it inline like
+//! a plain one, so a first-time success costs what a plain call costs, and
+//! only its failure comes here ([`Managed::inline_failed`], through
+//! `Subscriber::failed_call`), where it is retried as above and counted as
+//! [`Verdict::Retrying`]. Its retry task holds the subscriber, which keeps
+//! the handler. An async handler with nothing to wait for keeps its
+//! wrapper, which makes and polls the handler's future at once
+//! (`poll_at_once`): one ready there settles without the wrapper's future
+//! (and without a timer for its timeout).
 //!
 //! **No deadlock when handlers publish.** While a managed handler runs (a
-//! sync call or a poll of its future), a thread-local depth is raised; a
+//! sync call or a poll of its future; not a first call made at once, as
+//! above or by `poll_at_once`, which holds no lane or permit), a
+//! thread-local depth is raised; a
 //! managed delivery that starts under it (a publish made from inside the
 //! handler, awaited or blocking) takes no permit and no key lane: it runs
 //! under its parent's. So a chain of publishes from handlers never waits
@@ -22,7 +37,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc as StdArc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use crate::cause::Handling;
@@ -33,8 +48,8 @@ use crate::delivery::timer::Sleep;
 use crate::delivery::{worker, DeliveryState};
 use crate::event::Event;
 use crate::handler::{
-    drop_payload, panic_message, quietly, BoxFuture, Failure, Handler, Reporter, Settled,
-    Subscriber, SyncHandler,
+    drop_payload, panic_message, quietly, AsyncHandler, BoxFuture, Failure, Handler, Reporter,
+    Settled, Subscriber, SyncHandler, Verdict,
 };
 use crate::inner::Inner;
 use crate::sync::Arc;
@@ -106,9 +121,11 @@ fn nested() -> bool {
     DEPTH.with(|depth| depth.get() > 0)
 }
 
-/// The wrapper; see the module docs.
+/// The options and, for a wrapper, the handler; see the module docs.
 pub(crate) struct Managed {
-    handler: Handler,
+    /// The user's handler if the wrapper calls it; `None` for a sync
+    /// handler the fan-out calls inline (its subscriber keeps it).
+    handler: Option<Handler>,
     retry: Retry,
     timeout: Option<Duration>,
     own_permits: Option<Arc<Permits>>,
@@ -137,8 +154,17 @@ pub(crate) fn manage(
         return (handler, None);
     }
     let bus_limited = matches!(handler, Handler::Async(_));
+    // A sync handler with no lane or permit to wait for: see the module docs.
+    let inline = matches!(handler, Handler::Sync(_))
+        && options.max_concurrency.is_none()
+        && options.ordered_by.is_none();
+    let (handler, wrapped) = if inline {
+        (Some(handler), None)
+    } else {
+        (None, Some(handler))
+    };
     let managed = StdArc::new(Managed {
-        handler,
+        handler: wrapped,
         retry: options.retry.unwrap_or(Retry::attempts(1)),
         timeout: options.timeout,
         own_permits: options.max_concurrency.map(Permits::new),
@@ -149,12 +175,63 @@ pub(crate) fn manage(
         bus: StdArc::downgrade(bus),
         reporter: reporter.clone(),
     });
-    let wrapper = StdArc::clone(&managed);
-    let handler = Handler::Async(Box::new(move |event| wrapper.start(event)));
+    let handler = handler.unwrap_or_else(|| {
+        let wrapper = StdArc::clone(&managed);
+        Handler::Async(Box::new(move |event| wrapper.start(event)))
+    });
     (handler, Some(managed))
 }
 
+/// Whom a retry calls, kept alive by its task.
+enum Callee {
+    /// The wrapper, which keeps the handler.
+    Wrapper(StdArc<Managed>),
+    /// A sync handler the fan-out calls inline: its subscriber keeps it.
+    Inline(StdArc<Managed>, Arc<Subscriber>),
+}
+
+impl Callee {
+    fn managed(&self) -> &Managed {
+        match self {
+            Callee::Wrapper(managed) | Callee::Inline(managed, _) => managed,
+        }
+    }
+
+    fn handler(&self) -> &Handler {
+        match self {
+            Callee::Wrapper(managed) => managed.wrapped(),
+            Callee::Inline(_, subscriber) => &subscriber.handler,
+        }
+    }
+}
+
 impl Managed {
+    /// The handler the wrapper calls. Only wrappers call this: an inline
+    /// sync handler's `Managed` is reached through its subscriber.
+    fn wrapped(&self) -> &Handler {
+        const NOT_A_WRAPPER: &str = "only a wrapper's Managed is asked for its handler";
+        self.handler.as_ref().expect(NOT_A_WRAPPER)
+    }
+
+    /// A sync handler called inline by the fan-out (see the module docs)
+    /// failed its first attempt: retries it or gives up, and reports it.
+    pub(crate) fn inline_failed(
+        self: &StdArc<Self>,
+        subscriber: &Arc<Subscriber>,
+        event: &StdArc<Event>,
+        error: String,
+    ) -> Verdict {
+        let callee = Callee::Inline(StdArc::clone(self), Arc::clone(subscriber));
+        match self.failed(callee, StdArc::clone(event), None, error) {
+            Settled::Retrying => Verdict::Retrying,
+            Settled::Failed(error) => {
+                self.reporter.report(event, &error);
+                Verdict::Failed
+            }
+            Settled::Delivered => Verdict::Delivered,
+        }
+    }
+
     /// Called by the publish, on its thread, during the fan-out: joins the
     /// key's lane now, so lanes serve in publish order.
     fn start(self: &StdArc<Self>, event: StdArc<Event>) -> BoxFuture {
@@ -171,41 +248,75 @@ impl Managed {
             },
             _ => None,
         };
-        if let Handler::Sync(handler) = &self.handler {
-            if lane.is_none() && (nested || self.own_permits.is_none()) {
-                // Nothing to wait for: call it now, as the plain path
-                // would, and box only a zero-sized future on success (no
-                // allocation), so a first-time success costs the call and
-                // the catch, not a future.
-                return match call_sync(handler, &event) {
-                    Ok(()) => Box::pin(Delivered),
-                    Err(error) => Box::pin(std::future::ready(self.failed(event, None, error))),
-                };
+        // Nothing to wait for: call the handler now, as the plain path
+        // would, and box only a zero-sized future on success (no
+        // allocation), so a first-time success costs the call and the
+        // catch, not the wrapper's future.
+        let free = lane.is_none()
+            && (nested
+                || (self.own_permits.is_none()
+                    && !(self.bus_limited && self.delivery.handler_limit.is_set())));
+        let mut started = None;
+        match &self.handler {
+            Some(Handler::Sync(handler)) if free => {
+                let result = call_sync(handler, &event);
+                return self.settled_now(event, result);
             }
+            Some(Handler::Async(handler)) if free => match poll_at_once(handler, &event) {
+                Ok(result) => return self.settled_now(event, result),
+                Err(pending) => started = Some(pending),
+            },
+            _ => {}
         }
         let this = StdArc::clone(self);
-        Box::pin(async move { this.first(event, lane, nested).await })
+        Box::pin(async move { this.first(event, lane, nested, started).await })
     }
 
+    /// The future of a first attempt that already ended with `result`.
+    fn settled_now(
+        self: &StdArc<Self>,
+        event: StdArc<Event>,
+        result: Result<(), String>,
+    ) -> BoxFuture {
+        match result {
+            Ok(()) => Box::pin(Delivered),
+            Err(error) => {
+                let callee = Callee::Wrapper(StdArc::clone(self));
+                Box::pin(std::future::ready(self.failed(callee, event, None, error)))
+            }
+        }
+    }
+
+    /// The first attempt, after waiting for the lane; `started` is the
+    /// handler's future if [`poll_at_once`] already made it.
     async fn first(
         self: StdArc<Self>,
         event: StdArc<Event>,
         mut lane: Option<Ticket<Lanes>>,
         nested: bool,
+        started: Option<BoxFuture>,
     ) -> Settled {
         if let Some(lane) = &mut lane {
             lane.held().await;
         }
-        match self.attempt(&event, nested).await {
+        let result = match started {
+            Some(future) => finish(future, &event, self.timeout, &self.delivery).await,
+            None => self.attempt(self.wrapped(), &event, nested).await,
+        };
+        match result {
             Ok(()) => Settled::Delivered,
-            Err(error) => self.failed(event, lane, error),
+            Err(error) => {
+                let callee = Callee::Wrapper(StdArc::clone(&self));
+                self.failed(callee, event, lane, error)
+            }
         }
     }
 
-    /// After a failed first attempt: hands a retry task to the worker (the
-    /// lane goes with it) or gives up.
+    /// After a failed first attempt: hands a retry task for `callee` (this
+    /// `Managed`) to the worker (the lane goes with it) or gives up.
     fn failed(
-        self: &StdArc<Self>,
+        &self,
+        callee: Callee,
         event: StdArc<Event>,
         lane: Option<Ticket<Lanes>>,
         error: String,
@@ -217,14 +328,16 @@ impl Managed {
         }
         self.reporter.report(&event, &error);
         let pending = self.delivery.retry_pending();
-        let this = StdArc::clone(self);
         let retried = StdArc::clone(&event);
         let task = Box::pin(async move {
             // The lane stays held until the last attempt: later events of
             // the key wait, other keys do not.
             let _lane = lane;
             let _pending = pending;
-            this.retry(retried, error, failed_at).await;
+            let managed = callee.managed();
+            managed
+                .retry(callee.handler(), retried, error, failed_at)
+                .await;
         });
         match worker::spawn(task) {
             Ok(()) => Settled::Retrying,
@@ -237,13 +350,19 @@ impl Managed {
         }
     }
 
-    /// Attempts 2 and later, in the background.
-    async fn retry(&self, event: StdArc<Event>, mut error: String, first_failed_at: SystemTime) {
+    /// Attempts 2 and later of `handler`, in the background.
+    async fn retry(
+        &self,
+        handler: &Handler,
+        event: StdArc<Event>,
+        mut error: String,
+        first_failed_at: SystemTime,
+    ) {
         let attempts = self.retry.max_attempts();
         for attempt in 2..=attempts {
             Sleep::new(self.retry.delay_before(attempt)).await;
             self.delivery.count_retry();
-            match self.attempt(&event, false).await {
+            match self.attempt(handler, &event, false).await {
                 Ok(()) => {
                     self.count(1, 0);
                     return;
@@ -267,8 +386,13 @@ impl Managed {
         }
     }
 
-    /// One attempt, under the permits unless `nested`.
-    pub(crate) async fn attempt(&self, event: &StdArc<Event>, nested: bool) -> Result<(), String> {
+    /// One attempt of `handler`, under the permits unless `nested`.
+    async fn attempt(
+        &self,
+        handler: &Handler,
+        event: &StdArc<Event>,
+        nested: bool,
+    ) -> Result<(), String> {
         let mut own = None;
         let mut bus = None;
         if !nested {
@@ -279,7 +403,7 @@ impl Managed {
                 bus = self.delivery.handler_limit.acquire().await;
             }
         }
-        let result = call(&self.handler, event, self.timeout, &self.delivery).await;
+        let result = call(handler, event, self.timeout, &self.delivery).await;
         drop((bus, own));
         result
     }
@@ -303,24 +427,30 @@ async fn call(
     timeout: Option<Duration>,
     delivery: &DeliveryState,
 ) -> Result<(), String> {
-    let caught = |payload: Box<dyn std::any::Any + Send>| {
-        let error = format!("panicked: {}", panic_message(&payload));
-        drop_payload(payload);
-        error
-    };
     let future = {
         let _in_handler = InHandler::enter();
         let _cause = Handling::enter(event);
         match handler {
             Handler::Sync(handler) => return call_sync(handler, event),
             Handler::Shared(handler) => {
-                return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(caught);
+                return catch_unwind(AssertUnwindSafe(|| handler(event))).map_err(panicked);
             }
             Handler::Async(handler) => {
-                catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))).map_err(caught)?
+                catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event))))
+                    .map_err(panicked)?
             }
         }
     };
+    finish(future, event, timeout, delivery).await
+}
+
+/// Polls an async handler's `future` to its end or `timeout`.
+async fn finish(
+    future: BoxFuture,
+    event: &StdArc<Event>,
+    timeout: Option<Duration>,
+    delivery: &DeliveryState,
+) -> Result<(), String> {
     let result = Attempt {
         future: Some(future),
         event,
@@ -333,6 +463,41 @@ async fn call(
     result
 }
 
+/// Makes `handler`'s future for `event` and polls it once, as a managed
+/// handler, with a waker that does nothing: `Ok` with its result if it
+/// ended there (most do), `Err` with the future if it is pending. The
+/// caller's future then polls it again with its real waker before waiting,
+/// so a pending handler is polled twice at first, and one ready at once
+/// costs neither the wrapper's future nor a timer. Called during the
+/// fan-out, which already set the cause; the depth is not raised, as for
+/// an inline sync call (module docs): this delivery holds no lane or
+/// permit.
+fn poll_at_once(
+    handler: &AsyncHandler,
+    event: &StdArc<Event>,
+) -> Result<Result<(), String>, BoxFuture> {
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+        Ok(future) => future,
+        Err(payload) => return Ok(Err(panicked(payload))),
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    let result = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        Ok(Poll::Pending) => return Err(future),
+        Ok(Poll::Ready(Settled::Failed(error))) => Err(error),
+        Ok(Poll::Ready(Settled::Delivered | Settled::Retrying)) => Ok(()),
+        Err(payload) => Err(panicked(payload)),
+    };
+    quietly(|| drop(future));
+    Ok(result)
+}
+
+/// A caught panic's error text.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> String {
+    let error = format!("panicked: {}", panic_message(&payload));
+    drop_payload(payload);
+    error
+}
+
 /// Calls a sync handler once as a managed handler (panics caught, the
 /// cause set).
 fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String> {
@@ -340,11 +505,7 @@ fn call_sync(handler: &SyncHandler, event: &StdArc<Event>) -> Result<(), String>
     let _cause = Handling::enter(event);
     match catch_unwind(AssertUnwindSafe(|| handler(event))) {
         Ok(result) => result.map_err(Failure::into_message),
-        Err(payload) => {
-            let error = format!("panicked: {}", panic_message(&payload));
-            drop_payload(payload);
-            Err(error)
-        }
+        Err(payload) => Err(panicked(payload)),
     }
 }
 
@@ -394,11 +555,7 @@ impl Future for Attempt<'_> {
             }
             Ok(Poll::Ready(Settled::Failed(error))) => Err(error),
             Ok(Poll::Ready(Settled::Delivered | Settled::Retrying)) => Ok(()),
-            Err(payload) => {
-                let error = format!("panicked: {}", panic_message(&payload));
-                drop_payload(payload);
-                Err(error)
-            }
+            Err(payload) => Err(panicked(payload)),
         };
         let done = this.future.take();
         quietly(|| drop(done));
@@ -440,12 +597,7 @@ pub(crate) fn limited(
         } else {
             delivery.handler_limit.acquire().await
         };
-        let result = Attempt {
-            future: Some(future),
-            event: &event,
-            sleep: None,
-        }
-        .await;
+        let result = finish(future, &event, None, &delivery).await;
         drop(permit);
         match result {
             Ok(()) => Settled::Delivered,
@@ -480,7 +632,10 @@ pub(crate) async fn deliver_once(
     delivery: &DeliveryState,
 ) -> Result<(), String> {
     match &subscriber.managed {
-        Some(managed) => managed.attempt(&event, nested()).await,
+        Some(managed) => {
+            let handler = managed.handler.as_ref().unwrap_or(&subscriber.handler);
+            managed.attempt(handler, &event, nested()).await
+        }
         None => plain_attempt(subscriber, &event, nested(), delivery).await,
     }
 }

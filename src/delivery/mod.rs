@@ -6,17 +6,18 @@
 //! A subscription without these options is untouched: its handler is
 //! called by the plain fan-out, and only a failure reaches this module (the
 //! cold path that keeps a dead letter), or, for an async handler while the
-//! bus has a handler limit, the call's start (`managed::limited`).
-//! One with any of them gets a [`Managed`] wrapper (`managed.rs`) as its
-//! handler, an async handler to the publish, which waits for its key lane
-//! (`lanes.rs`) and permits (`permits.rs`), runs one attempt with its
+//! bus has a handler limit, the call's start (`managed::limited`). One with
+//! any of them gets a [`Managed`] (`managed.rs`), mostly as a wrapper that
+//! is its handler, an async handler to the publish, which waits for its key
+//! lane (`lanes.rs`) and permits (`permits.rs`), runs one attempt with its
 //! timeout (`timer.rs`), and hands a failure to a retry task on the
 //! background worker (`worker.rs`) or to the dead letters
-//! (`dead_letters.rs`). [`DeliveryState`] is what
-//! one bus shares among them: the dead letters, the bus-wide handler limit
-//! (`handler_limit.rs`, settable at run time, so checked when a call
-//! starts), the counters and the pending retries that
-//! [`EventBus::settled`] waits for.
+//! (`dead_letters.rs`). A sync handler with no lane or permit to wait for
+//! stays a sync handler to the fan-out, and only its failure reaches its
+//! `Managed`. [`DeliveryState`] is what one bus shares among them: the dead
+//! letters, the bus-wide handler limit (`handler_limit.rs`, settable at run
+//! time, so checked when a call starts), the counters and the pending
+//! retries that [`EventBus::settled`] waits for.
 
 mod dead_letters;
 mod handler_limit;
@@ -33,8 +34,8 @@ use std::task::{Poll, Waker};
 use std::time::SystemTime;
 
 pub use dead_letters::{
-    DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetters, RedriveError,
-    DEFAULT_DEAD_LETTER_CAPACITY,
+    DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetterSink, DeadLetters, DeadLettersRestored,
+    RedriveError, DEFAULT_DEAD_LETTER_CAPACITY,
 };
 pub(crate) use managed::{limited, manage, Managed, Options};
 pub use retry::Retry;
@@ -44,12 +45,12 @@ use crate::event::Event;
 use crate::handler::Reporter;
 use crate::stats::BusStats;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
-use dead_letters::DeadLetterStore;
+use dead_letters::KeptLetters;
 use handler_limit::HandlerLimit;
 
 /// The delivery state one bus shares.
 pub(crate) struct DeliveryState {
-    pub(crate) dead_letters: DeadLetterStore,
+    pub(crate) dead_letters: KeptLetters,
     /// `max_concurrent_handlers`, settable at run time.
     pub(crate) handler_limit: HandlerLimit,
     retries: AtomicU64,
@@ -68,7 +69,7 @@ struct Pending {
 impl DeliveryState {
     pub(crate) fn new(dead_letter_capacity: usize, max_concurrent_handlers: Option<usize>) -> Self {
         Self {
-            dead_letters: DeadLetterStore::new(dead_letter_capacity),
+            dead_letters: KeptLetters::new(dead_letter_capacity),
             handler_limit: HandlerLimit::new(max_concurrent_handlers),
             retries: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),

@@ -150,6 +150,21 @@
 //! ([`DeadLetters::dropped`](crate::DeadLetters::dropped)) and logged at
 //! `WARN` (the first drop and every 1000th).
 //!
+//! With a recorder of `agentbus-store` attached they are also kept in the
+//! event store (both backends) and survive a restart: the bus tells a
+//! [`DeadLetterSink`](crate::DeadLetterSink) the id of every change (a new
+//! letter, a failed redrive, a redrive, a discard, a drop for room, a
+//! reset), off the lock and without blocking, and the sink reads the state
+//! back when it writes. A change is durable once the recorder's next
+//! `flush` returns. At attach the stored letters come back
+//! ([`DeadLetters::restore`](crate::DeadLetters::restore)) under their ids
+//! (an id the bus already gave out is renumbered), within the same
+//! capacity, and the store drops what memory drops. A restored letter names
+//! no live subscription: its redrive goes to the live subscription with
+//! its name, and one without a name fails with
+//! [`RedriveError::Unnamed`](crate::RedriveError::Unnamed). The store
+//! crate's docs give the details.
+//!
 //! With [`retry`](crate::SubscriptionBuilder::retry) a failed delivery is
 //! tried again up to [`Retry::attempts`](crate::Retry::attempts) calls in
 //! all, waiting `delay`, then twice that, and so on up to `max_delay`, with

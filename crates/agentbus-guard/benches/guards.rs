@@ -14,17 +14,33 @@
 //! - `schemas`: `Schemas` with a schema for the 5-field payload.
 //!
 //! `cargo bench -p agentbus-guard --bench guards`
+//!
+//! `cargo bench -p agentbus-guard --bench guards -- --alternate` instead
+//! times the same cases in short batches taken in turn (so a loaded
+//! machine slows them alike), plus two threads publishing at once (the
+//! pair's wall time per publish, 20,000 distinct agents for the rate
+//! limit) and the cost of one read of each clock; it prints the median
+//! and the fastest batch of each and their differences from `none`.
+//!
+//! `cargo bench -p agentbus-guard --bench guards -- --driver <case> <n>`
+//! instead publishes `n` times through one case (`none`, `dedup`,
+//! `rate_limit`, `schemas`) and exits, for `valgrind --tool=callgrind`:
+//! the instructions per publish are the difference between two lengths
+//! divided by the difference in `n` (as `.ci/bench-callgrind` does for the
+//! core). There the dedup and rate-limit cases run on a manual clock
+//! stepped 1 µs per publish, so the counts repeat exactly (the rate limit
+//! at 1000 per second per agent, each agent's whole quota).
 
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventType, Guard};
 use agentbus_guard::{Clock, Dedup, RateLimit, Schemas};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use serde_json::json;
 
 const POOL: usize = 4096;
@@ -130,5 +146,218 @@ fn guards(c: &mut Criterion) {
     );
 }
 
+/// A fixed-work loop for callgrind: `n` publishes through one case, built
+/// as in [`guards`].
+fn driver(case: &str, n: usize) {
+    let events = pool();
+    let clock = Clock::manual();
+    let bus = match case {
+        "none" => EventBus::new(),
+        "dedup" => EventBus::builder()
+            .guard(Dedup::window(Duration::from_millis(1)).clock(clock.clone()))
+            .build(),
+        // On the stepped clock too: each of the 1000 agents publishes once
+        // a millisecond, its whole quota, so every check updates a live key.
+        "rate_limit" => EventBus::builder()
+            .guard(RateLimit::per_agent(1000, Duration::from_secs(1)).clock(clock.clone()))
+            .build(),
+        "schemas" => EventBus::builder().guard(schemas()).build(),
+        "noop" => EventBus::builder().guard(noop).build(),
+        other => panic!("unknown driver case {other}"),
+    };
+    let bus = with_subscriber(bus);
+    for n in 0..n {
+        clock.advance(Duration::from_micros(1));
+        let outcome = bus.publish_blocking(Arc::clone(&events[n % POOL]));
+        assert_eq!(outcome.delivered, 1, "every driven event must be let in");
+    }
+}
+
+/// One case of [`alternate`]: a bus and the events it publishes, from one
+/// thread or from two (each taking its half of the events).
+struct Case {
+    name: &'static str,
+    /// The index of the case this one is compared with.
+    baseline: usize,
+    bus: EventBus,
+    events: Arc<Vec<Arc<Event>>>,
+    threads: usize,
+    clock: Clock,
+}
+
+impl Case {
+    fn new(name: &'static str, bus: EventBus, events: &Arc<Vec<Arc<Event>>>, clock: Clock) -> Self {
+        Self {
+            name,
+            baseline: 0,
+            bus: with_subscriber(bus),
+            events: Arc::clone(events),
+            threads: 1,
+            clock,
+        }
+    }
+
+    fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    fn against(mut self, baseline: usize) -> Self {
+        self.baseline = baseline;
+        self
+    }
+
+    /// Publishes `batch` events from each thread, starting at `round`'s
+    /// place in the pool; the wall time per publish of one thread.
+    fn batch(&self, round: usize, batch: usize) -> f64 {
+        let share = self.events.len() / self.threads;
+        let publish = |thread: usize| {
+            let events = &self.events[thread * share..(thread + 1) * share];
+            for n in 0..batch {
+                // Every case steps a clock, so each pays the same for it.
+                self.clock.advance(Duration::from_micros(1));
+                let event = &events[(round * batch + n) % events.len()];
+                let outcome = self.bus.publish_blocking(Arc::clone(event));
+                debug_assert_eq!(outcome.delivered, 1);
+                black_box(outcome);
+            }
+        };
+        let start = Instant::now();
+        if self.threads == 1 {
+            publish(0);
+        } else {
+            std::thread::scope(|scope| {
+                for thread in 0..self.threads {
+                    scope.spawn(move || publish(thread));
+                }
+            });
+        }
+        start.elapsed().as_nanos() as f64 / batch as f64
+    }
+}
+
+/// A guard that lets everything in: what the core's hook costs by itself.
+fn noop(_event: &Event) -> Result<(), agentbus::Rejection> {
+    Ok(())
+}
+
+fn guarded(guard: impl Guard) -> EventBus {
+    EventBus::builder().guard(guard).build()
+}
+
+/// The cases of the criterion group and two-thread ones, in alternating
+/// batches; prints medians, fastest batches and differences from `none`.
+fn alternate() {
+    const ROUNDS: usize = 300;
+    const BATCH: usize = 4000;
+    let events = Arc::new(pool());
+    // 2 threads × 10,000 distinct agents, the memory case.
+    let agents: Arc<Vec<Arc<Event>>> = Arc::new(
+        (0..20_000)
+            .map(|n| {
+                Arc::new(
+                    Event::new(EventType::TaskCompleted)
+                        .with_source_agent(n)
+                        .with_circle(7)
+                        .with_data(json!({"task_id": n, "result": "success"})),
+                )
+            })
+            .collect(),
+    );
+    let dedup = |clock: &Clock| Dedup::window(Duration::from_millis(1)).clock(clock.clone());
+    let limit = || RateLimit::per_agent(u32::MAX, Duration::from_secs(1));
+    // Few enough events that their payloads stay in cache, as a payload
+    // just built by its publisher is: 512, with a 100 µs window (about 100
+    // remembered).
+    let hot = Arc::new(pool()[..512].to_vec());
+    let cases = {
+        let c = Clock::manual;
+        let (d1, d2, d3) = (c(), c(), c());
+        vec![
+            Case::new("none", EventBus::new(), &events, c()),
+            Case::new("dedup", guarded(dedup(&d1)), &events, d1),
+            Case::new("rate_limit_per_agent", guarded(limit()), &events, c()),
+            Case::new("schemas", guarded(schemas()), &events, c()),
+            Case::new("no-op guard (the core's hook)", guarded(noop), &events, c()),
+            Case::new("none, 2 threads", EventBus::new(), &agents, c())
+                .threads(2)
+                .against(5),
+            Case::new("dedup, 2 threads", guarded(dedup(&d2)), &agents, d2)
+                .threads(2)
+                .against(5),
+            Case::new(
+                "rate_limit_per_agent, 2 threads",
+                guarded(limit()),
+                &agents,
+                c(),
+            )
+            .threads(2)
+            .against(5),
+            Case::new("none, 512 hot payloads", EventBus::new(), &hot, c()).against(8),
+            Case::new(
+                "dedup, 512 hot payloads",
+                guarded(Dedup::window(Duration::from_micros(100)).clock(d3.clone())),
+                &hot,
+                d3,
+            )
+            .against(8),
+            Case::new("schemas, 512 hot payloads", guarded(schemas()), &hot, c()).against(8),
+        ]
+    };
+    let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        for (case, samples) in cases.iter().zip(&mut samples) {
+            samples.push(case.batch(round, BATCH));
+        }
+    }
+    let stats = |samples: &mut Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        (samples[samples.len() / 2], samples[0])
+    };
+    let summary: Vec<(f64, f64)> = samples.iter_mut().map(stats).collect();
+    println!("# guarded publish, ns per publish: {ROUNDS} rounds of {BATCH} per case, in turn");
+    println!("| case | median | fastest | median over its `none` | fastest over its `none` |");
+    println!("|---|---:|---:|---:|---:|");
+    for (case, &(median, fastest)) in cases.iter().zip(&summary) {
+        let (none_median, none_fastest) = summary[case.baseline];
+        println!(
+            "| {} | {median:.1} | {fastest:.1} | {:+.1} | {:+.1} |",
+            case.name,
+            median - none_median,
+            fastest - none_fastest
+        );
+    }
+    for (name, clock) in [
+        ("monotonic", Clock::monotonic()),
+        ("coarse", Clock::coarse()),
+    ] {
+        let reads = 10_000_000;
+        let start = Instant::now();
+        for _ in 0..reads {
+            black_box(clock.now());
+        }
+        let per_read = start.elapsed().as_nanos() as f64 / reads as f64;
+        println!("one read of Clock::{name}: {per_read:.1} ns");
+    }
+}
+
 criterion_group!(benches, guards);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--alternate") {
+        alternate();
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--driver") {
+        let case = args.get(at + 1).expect("--driver <case> <n>");
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        driver(case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,16 +1,15 @@
 //! [`Dedup`]: a window that keeps out repeats of an event.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Guard, Rejection};
-use foldhash::fast::RandomState as MapHasher;
-use foldhash::quality::RandomState;
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::clock::Clock;
+use crate::content_key::ContentKeys;
 
 /// How many events a [`Dedup`] remembers unless told otherwise.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
@@ -26,17 +25,29 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   rejected with [`Rejection::Duplicate`] naming that first event's id, and
 ///   do not extend it. Once it has passed, the same content is let in again
 ///   (and starts a new window). A repeated *id* is rejected the same way.
-/// - The window is measured on a monotonic [`Clock`]: changing the system
-///   time neither lengthens nor shortens it.
+/// - The window is measured on the coarse monotonic [`Clock`]
+///   ([`Clock::coarse`]): changing the system time neither lengthens nor
+///   shortens it, and it is exact to within one kernel tick (1 to 10 ms;
+///   4 ms on a 250 Hz kernel) either way. A repeat sooner than the window
+///   less one tick is always kept out; one later than the window plus one
+///   tick is always let in. [`clock`](Self::clock) picks another clock.
 /// - Memory is bounded: at most [`capacity`](Self::capacity) events are
-///   remembered (65,536 by default, about 100 bytes each). At the bound the
-///   oldest is forgotten before its window ends (counted in
-///   [`forgotten_early`](Self::forgotten_early)), so a repeat of it is let
-///   in: the bound can let a duplicate through, never keep a new event out.
-/// - Content is compared by a 64-bit hash of the data keyed with a random
-///   seed per window (foldhash's quality variant): two different payloads of
-///   the same type, agent and circle collide with probability about 2⁻⁶⁴
-///   per pair, and the seed keeps a client from choosing colliding ones.
+///   remembered (65,536 by default, about 130 bytes each at most: 8 MB at
+///   the default). At the bound the oldest is forgotten before its window
+///   ends (counted in [`forgotten_early`](Self::forgotten_early)), so a
+///   repeat of it is let in: the bound can let a duplicate through, never
+///   keep a new event out.
+/// - Content is compared by a 64-bit hash of the type, agent, circle and
+///   data (a chain of folded multiplies, one per scalar and per 8 bytes of
+///   text) keyed with a random start and multiplier per window: two
+///   different contents collide with probability about 2⁻⁶⁴ per pair, and
+///   as clients never see the keys they cannot aim for a collision from the
+///   code alone (it is not a cryptographic MAC). Ids are compared whole.
+/// - One lock guards the window; the hash of the content is computed before
+///   taking it, and under it a check reads the clock and costs two
+///   hash-table probes and no allocation (but when a table grows). Expired
+///   events are dropped from the tables in sweeps whose cost is a constant
+///   per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -64,44 +75,97 @@ pub struct Dedup {
 
 struct Shared {
     window: Duration,
+    /// `window` in nanoseconds of `clock`.
+    window_nanos: u64,
     capacity: usize,
     clock: Clock,
-    hasher: RandomState,
+    keys: ContentKeys,
     state: Mutex<State>,
     deduplicated: AtomicU64,
     forgotten_early: AtomicU64,
 }
 
-/// What a dedup window remembers. `order` holds every remembered event
-/// oldest first (times never decrease, the clock being monotonic); the maps
-/// index it.
+/// What a dedup window remembers.
+///
+/// Every event let in gets the next sequence number; `times` holds when
+/// each remembered one was let in, oldest first (times never decrease: the
+/// clock is monotonic and read under the lock), the front being number
+/// `first`. The tables map
+/// content and id to a sequence number; an entry numbered below `first`
+/// has expired (or was forgotten at the bound) and counts as absent: it is
+/// overwritten when its key comes again, and dropped by the next sweep.
 #[derive(Default)]
 struct State {
-    by_content: HashMap<u64, Seen, MapHasher>,
-    by_id: HashMap<EventId, Duration, MapHasher>,
-    order: VecDeque<(Duration, u64, EventId)>,
+    times: VecDeque<u64>,
+    first: u64,
+    by_content: Index<ByContent>,
+    by_id: Index<ById>,
 }
 
 #[derive(Clone, Copy)]
-struct Seen {
+struct ByContent {
+    key: u64,
+    seq: u64,
+    /// The event let in with this content.
     id: EventId,
-    at: Duration,
+}
+
+#[derive(Clone, Copy)]
+struct ById {
+    id: EventId,
+    seq: u64,
+}
+
+/// A table whose expired entries are swept out once it has grown by half
+/// (at least [`SWEEP_MIN_GROWTH`] entries) since the last sweep, so a sweep
+/// costs a constant per entry added and the table holds at most 1.5 times
+/// the remembered events (plus that minimum).
+struct Index<T> {
+    table: HashTable<T>,
+    sweep_at: usize,
+}
+
+impl<T> Default for Index<T> {
+    fn default() -> Self {
+        Self {
+            table: HashTable::new(),
+            sweep_at: SWEEP_MIN_GROWTH,
+        }
+    }
+}
+
+const SWEEP_MIN_GROWTH: usize = 64;
+
+impl<T> Index<T> {
+    /// Sweeps if due: keeps the entries `live` says are.
+    fn sweep_if_due(&mut self, live: impl Fn(&T) -> bool, hash: impl Fn(&T) -> u64) {
+        if self.table.len() < self.sweep_at {
+            return;
+        }
+        self.table.retain(|entry| live(entry));
+        let len = self.table.len();
+        if self.table.capacity() > 4 * len + SWEEP_MIN_GROWTH {
+            self.table.shrink_to_fit(hash);
+        }
+        self.sweep_at = len + (len / 2).max(SWEEP_MIN_GROWTH);
+    }
 }
 
 impl Dedup {
-    /// A window of `window`, on the monotonic clock, remembering up to
-    /// [`DEFAULT_DEDUP_CAPACITY`] events.
+    /// A window of `window`, on the coarse monotonic clock, remembering up
+    /// to [`DEFAULT_DEDUP_CAPACITY`] events.
     pub fn window(window: Duration) -> Self {
-        Self::build(window, DEFAULT_DEDUP_CAPACITY, Clock::monotonic())
+        Self::build(window, DEFAULT_DEDUP_CAPACITY, Clock::coarse())
     }
 
     fn build(window: Duration, capacity: usize, clock: Clock) -> Self {
         Self {
             shared: Arc::new(Shared {
                 window,
+                window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
                 capacity: capacity.max(1),
                 clock,
-                hasher: RandomState::default(),
+                keys: ContentKeys::new(),
                 state: Mutex::new(State::default()),
                 deduplicated: AtomicU64::new(0),
                 forgotten_early: AtomicU64::new(0),
@@ -142,7 +206,7 @@ impl Dedup {
 
     /// How many events are remembered now.
     pub fn len(&self) -> usize {
-        self.lock().order.len()
+        self.lock().times.len()
     }
 
     /// Whether nothing is remembered now.
@@ -158,21 +222,12 @@ impl Dedup {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn content_key(&self, event: &Event) -> u64 {
-        let mut hasher = self.shared.hasher.build_hasher();
-        event.event_type.hash(&mut hasher);
-        event.source_agent_id.hash(&mut hasher);
-        event.circle_id.hash(&mut hasher);
-        event.data.hash(&mut hasher);
-        hasher.finish()
-    }
 }
 
 impl State {
     /// Forgets what is older than `window` at `now`.
-    fn expire(&mut self, now: Duration, window: Duration) {
-        while let Some(&(at, _, _)) = self.order.front() {
+    fn expire(&mut self, now: u64, window: u64) {
+        while let Some(&at) = self.times.front() {
             if now.saturating_sub(at) < window {
                 break;
             }
@@ -181,70 +236,100 @@ impl State {
     }
 
     fn forget_oldest(&mut self) {
-        let Some((at, key, id)) = self.order.pop_front() else {
-            return;
-        };
-        // Only if the entry is still this one: a withdrawn event may have
-        // been replaced by a newer one with the same key.
-        if self
-            .by_content
-            .get(&key)
-            .is_some_and(|seen| seen.at == at && seen.id == id)
-        {
-            self.by_content.remove(&key);
-        }
-        if self.by_id.get(&id) == Some(&at) {
-            self.by_id.remove(&id);
+        if self.times.pop_front().is_some() {
+            self.first += 1;
         }
     }
 }
 
 impl Guard for Dedup {
     fn check(&self, event: &Event) -> Result<(), Rejection> {
-        let key = self.content_key(event);
         let shared = &*self.shared;
-        let now = shared.clock.now();
+        let keys = &shared.keys;
+        let key = keys.content(event);
+        let id_hash = keys.id(&event.id);
         let mut state = self.lock();
-        state.expire(now, shared.window);
-        let first = if state.by_id.contains_key(&event.id) {
-            Some(event.id)
-        } else {
-            state.by_content.get(&key).map(|seen| seen.id)
+        // Read under the lock, so that `times` never goes backwards between
+        // two threads (the coarse clock costs a few nanoseconds).
+        let now = shared.clock.now_nanos();
+        state.expire(now, shared.window_nanos);
+        let State {
+            times,
+            first,
+            by_content,
+            by_id,
+        } = &mut *state;
+        let live = *first;
+        // Both probes at once (two tables): each entry is then filled in
+        // place if the event is let in.
+        let id_entry = by_id.table.entry(
+            id_hash,
+            |seen| seen.id == event.id,
+            |seen| keys.id(&seen.id),
+        );
+        let content_entry = by_content
+            .table
+            .entry(key, |seen| seen.key == key, |seen| seen.key);
+        let of = match (&id_entry, &content_entry) {
+            (Entry::Occupied(seen), _) if seen.get().seq >= live => Some(event.id),
+            (_, Entry::Occupied(seen)) if seen.get().seq >= live => Some(seen.get().id),
+            _ => None,
         };
-        if let Some(of) = first {
+        if let Some(of) = of {
             drop(state);
             shared.deduplicated.fetch_add(1, Ordering::Relaxed);
             return Err(Rejection::Duplicate { of });
         }
-        if state.order.len() >= shared.capacity {
-            state.forget_oldest();
+        if times.len() >= shared.capacity {
+            times.pop_front();
+            *first += 1;
             shared.forgotten_early.fetch_add(1, Ordering::Relaxed);
         }
-        state.by_content.insert(
+        let seq = *first + times.len() as u64;
+        times.push_back(now);
+        let seen = ByContent {
             key,
-            Seen {
-                id: event.id,
-                at: now,
-            },
-        );
-        state.by_id.insert(event.id, now);
-        state.order.push_back((now, key, event.id));
+            seq,
+            id: event.id,
+        };
+        match content_entry {
+            Entry::Occupied(mut expired) => *expired.get_mut() = seen,
+            Entry::Vacant(vacant) => {
+                vacant.insert(seen);
+            }
+        }
+        match id_entry {
+            Entry::Occupied(mut expired) => expired.get_mut().seq = seq,
+            Entry::Vacant(vacant) => {
+                vacant.insert(ById { id: event.id, seq });
+            }
+        }
+        let live = *first;
+        by_content.sweep_if_due(|seen| seen.seq >= live, |seen| seen.key);
+        by_id.sweep_if_due(|seen| seen.seq >= live, |seen| keys.id(&seen.id));
         Ok(())
     }
 
     fn withdraw(&self, event: &Event) {
-        let key = self.content_key(event);
+        let keys = &self.shared.keys;
+        let key = keys.content(event);
+        let id_hash = keys.id(&event.id);
         let mut state = self.lock();
-        if state
+        if let Ok(seen) = state
             .by_content
-            .get(&key)
-            .is_some_and(|seen| seen.id == event.id)
+            .table
+            .find_entry(key, |seen| seen.key == key && seen.id == event.id)
         {
-            state.by_content.remove(&key);
+            seen.remove();
         }
-        state.by_id.remove(&event.id);
-        // The entry in `order` stays until it expires; `forget_oldest`
-        // checks the maps before removing anything.
+        if let Ok(seen) = state
+            .by_id
+            .table
+            .find_entry(id_hash, |seen| seen.id == event.id)
+        {
+            seen.remove();
+        }
+        // Its time stays in `times` until it expires (counted by `len`).
     }
 }
 

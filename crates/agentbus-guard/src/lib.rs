@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+mod content_key;
 mod dedup;
 mod error;
 mod rate_limit;

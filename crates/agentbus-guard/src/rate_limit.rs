@@ -1,21 +1,24 @@
 //! [`RateLimit`]: a quota per source agent, circle, event type, or for the
 //! whole bus.
 
-use std::num::NonZeroU32;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use agentbus::{Event, EventType, Guard, Rejection};
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::keyed::HashMapStateStore;
-use governor::{Quota, RateLimiter};
+use foldhash::fast::RandomState;
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::clock::Clock;
 
-/// Every how many checks stale keys are dropped.
-const PRUNE_EVERY: u64 = 4096;
+/// How many independently locked parts the quotas are split into, so that
+/// threads publishing for different keys rarely wait for each other.
+const SHARDS: usize = 16;
+
+/// A shard drops its stale keys once it has grown by this many keys (or by
+/// a quarter, whichever is more) since it last did.
+const PRUNE_MIN_GROWTH: usize = 64;
 
 /// What a [`RateLimit`] counts separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,12 +52,25 @@ impl Per {
     }
 }
 
-type Limiter = RateLimiter<
-    Key,
-    HashMapStateStore<Key, foldhash::fast::RandomState>,
-    Clock,
-    NoOpMiddleware<Nanos>,
->;
+/// A key's GCRA cell: its theoretical arrival time, in nanoseconds of the
+/// limit's clock.
+#[derive(Clone, Copy)]
+struct Cell {
+    key: Key,
+    tat: u64,
+}
+
+/// One lock's share of the keys. Aligned to its own cache lines so that two
+/// threads on two shards do not contend for one line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Cells>);
+
+#[derive(Default)]
+struct Cells {
+    table: HashTable<Cell>,
+    prune_at: usize,
+}
 
 /// Keeps an event out when its source agent, circle, type (or the bus as a
 /// whole) is over its quota: `count` events per `per`, refilled evenly (one
@@ -105,9 +121,14 @@ struct Shared {
     period: Duration,
     burst: u32,
     clock: Clock,
-    limiter: Limiter,
+    /// The emission interval (`period / count`), in nanoseconds.
+    interval: u64,
+    /// How far ahead of now a key's arrival time may run:
+    /// `interval × (burst - 1)`.
+    tolerance: u64,
+    hasher: RandomState,
+    shards: [Shard; SHARDS],
     rate_limited: AtomicU64,
-    checks: AtomicU64,
 }
 
 impl RateLimit {
@@ -137,24 +158,22 @@ impl RateLimit {
     }
 
     fn build(per: Per, count: u32, period: Duration, burst: u32, clock: Clock) -> Self {
-        let interval = (period / count).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(interval)
-            .expect("the interval is at least 1 ns")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
+        let burst = burst.max(1);
+        let interval = u64::try_from((period / count).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         Self {
             shared: Arc::new(Shared {
                 per,
                 count,
                 period,
-                burst: burst.max(1),
-                limiter: RateLimiter::hashmap_with_clock_and_hasher(
-                    quota,
-                    clock.clone(),
-                    foldhash::fast::RandomState::default(),
-                ),
+                burst,
                 clock,
+                interval,
+                tolerance: interval.saturating_mul(u64::from(burst - 1)),
+                hasher: RandomState::default(),
+                shards: Default::default(),
                 rate_limited: AtomicU64::new(0),
-                checks: AtomicU64::new(0),
             }),
         }
     }
@@ -188,29 +207,71 @@ impl RateLimit {
 
     /// How many keys (agents, circles, types) are tracked now.
     pub fn tracked_keys(&self) -> usize {
-        self.shared.limiter.len()
+        self.shared
+            .shards
+            .iter()
+            .map(|shard| lock(shard).table.len())
+            .sum()
+    }
+}
+
+fn lock(shard: &Shard) -> MutexGuard<'_, Cells> {
+    // Nothing panics while a shard is locked but allocation; its cells stay
+    // consistent enough to go on with.
+    shard.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Cells {
+    /// Drops the keys whose quota is full again at `now` (an arrival time
+    /// not after now behaves exactly like a new key's), then waits to grow
+    /// by a quarter (at least [`PRUNE_MIN_GROWTH`]) before doing it again,
+    /// so the scan costs a constant per key added.
+    fn prune(&mut self, now: u64, hasher: &RandomState) {
+        self.table.retain(|cell| cell.tat > now);
+        let len = self.table.len();
+        if self.table.capacity() > 4 * len + PRUNE_MIN_GROWTH {
+            self.table.shrink_to_fit(|cell| hasher.hash_one(cell.key));
+        }
+        self.prune_at = len + (len / 4).max(PRUNE_MIN_GROWTH);
     }
 }
 
 impl Guard for RateLimit {
     fn check(&self, event: &Event) -> Result<(), Rejection> {
         let shared = &*self.shared;
-        // Relaxed: only spaces out the pruning.
-        let checks = shared.checks.fetch_add(1, Ordering::Relaxed);
-        if checks % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            shared.limiter.retain_recent();
-            shared.limiter.shrink_to_fit();
-        }
-        match shared.limiter.check_key(&shared.per.key(event)) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                shared.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let now = governor::clock::Clock::now(&shared.clock);
-                Err(Rejection::RateLimited {
-                    retry_after: not_until.wait_time_from(now),
-                })
+        let key = shared.per.key(event);
+        // One hash picks the shard (from bits the table does not use for
+        // buckets or tags) and the bucket.
+        let hash = shared.hasher.hash_one(key);
+        let shard = &shared.shards[(hash >> 32) as usize % SHARDS];
+        let now = shared.clock.now_nanos();
+        let mut cells = lock(shard);
+        let rehash = |cell: &Cell| shared.hasher.hash_one(cell.key);
+        match cells.table.entry(hash, |cell| cell.key == key, rehash) {
+            Entry::Occupied(mut occupied) => {
+                let tat = occupied.get().tat;
+                let earliest = tat.saturating_sub(shared.tolerance);
+                if now < earliest {
+                    drop(cells);
+                    shared.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    return Err(Rejection::RateLimited {
+                        retry_after: Duration::from_nanos(earliest - now),
+                    });
+                }
+                occupied.get_mut().tat = tat.max(now).saturating_add(shared.interval);
+            }
+            Entry::Vacant(vacant) => {
+                // A new key's arrival time is now: it is let in.
+                vacant.insert(Cell {
+                    key,
+                    tat: now.saturating_add(shared.interval),
+                });
+                if cells.table.len() >= cells.prune_at {
+                    cells.prune(now, &shared.hasher);
+                }
             }
         }
+        Ok(())
     }
 }
 

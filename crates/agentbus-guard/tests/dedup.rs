@@ -122,3 +122,100 @@ fn withdraw_forgets_the_event() {
     assert!(dedup.check(&event).is_ok());
     assert!(dedup.check(&event).is_err());
 }
+
+/// Two threads publishing the same 1,000 contents at once: each content is
+/// let in exactly once, whichever thread wins it.
+#[test]
+fn two_threads_on_the_same_contents_let_each_in_once() {
+    let dedup = Dedup::window(Duration::from_secs(3600)).clock(Clock::manual());
+    let let_in: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let dedup = dedup.clone();
+                scope.spawn(move || {
+                    (0..1000)
+                        .filter(|&n| dedup.check(&status(n)).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(let_in, 1000);
+    assert_eq!(dedup.deduplicated(), 1000);
+    assert_eq!(dedup.len(), 1000);
+}
+
+/// Two threads publishing distinct contents past the capacity: all are let
+/// in, and the window holds exactly its capacity.
+#[test]
+fn two_threads_on_distinct_contents_let_all_in() {
+    let dedup = Dedup::window(Duration::from_secs(3600))
+        .capacity(5000)
+        .clock(Clock::manual());
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let dedup = dedup.clone();
+            scope.spawn(move || {
+                for n in 0..10_000 {
+                    assert!(dedup.check(&status(thread * 100_000 + n)).is_ok());
+                }
+            });
+        }
+    });
+    assert_eq!(dedup.deduplicated(), 0);
+    assert_eq!(dedup.len(), 5000);
+    assert_eq!(dedup.forgotten_early(), 15_000);
+}
+
+/// Expired entries stay in the tables until a sweep; they never count as
+/// remembered, and the same content and id are let in again.
+#[test]
+fn an_expired_event_is_let_in_again_by_content_and_by_id() {
+    let clock = Clock::manual();
+    let dedup = Dedup::window(Duration::from_secs(1)).clock(clock.clone());
+    let event = status(0);
+    dedup.check(&event).unwrap();
+    for n in 1..500 {
+        dedup.check(&status(n)).unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    assert!(dedup.check(&event).is_ok());
+    assert_eq!(dedup.len(), 1);
+    let mut same_id = status(7);
+    same_id.id = event.id;
+    assert_eq!(
+        dedup.check(&same_id),
+        Err(Rejection::Duplicate { of: event.id })
+    );
+}
+
+/// Objects are compared as values: the order their keys were written in
+/// does not matter, and values of different JSON kinds never match.
+#[test]
+fn content_is_compared_as_json_values() {
+    let dedup = Dedup::window(Duration::from_secs(60));
+    let with = |data| {
+        Event::new(EventType::AgentToolExecuted)
+            .with_source_agent(3)
+            .with_data(data)
+    };
+    assert!(dedup
+        .check(&with(json!({"a": 1, "b": [true, null]})))
+        .is_ok());
+    assert!(dedup
+        .check(&with(json!({"b": [true, null], "a": 1})))
+        .is_err());
+    for distinct in [
+        json!({"a": 1.0, "b": [true, null]}),
+        json!({"a": -1, "b": [true, null]}),
+        json!({"a": "1", "b": [true, null]}),
+        json!({"a": 1, "b": [true]}),
+        json!({"a": 1, "b": [[true, null]]}),
+        json!({"ab": 1, "b": [true, null]}),
+        json!({"a": 1, "b": [false, null]}),
+        json!([1, [true, null]]),
+    ] {
+        assert!(dedup.check(&with(distinct.clone())).is_ok(), "{distinct}");
+    }
+}

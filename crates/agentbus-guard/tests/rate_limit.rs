@@ -73,7 +73,9 @@ fn each_kind_of_limit_keys_on_its_field() {
 }
 
 /// 2 threads × 10,000 distinct agents, over and over: the keys whose quota
-/// is full again are pruned, so the tracked keys stay bounded.
+/// is full again are pruned, so the tracked keys stay bounded (by the keys
+/// of one round, 20,000, plus the slack of the pruning rule: a quarter, at
+/// least 64 keys per shard).
 #[test]
 fn stale_keys_are_pruned() {
     let clock = Clock::manual();
@@ -101,4 +103,92 @@ fn stale_keys_are_pruned() {
         "{} keys tracked",
         limit.tracked_keys()
     );
+    // Once the last round's quotas are full again, one more new key prunes
+    // its shard; every shard gets there as new keys keep coming.
+    for agent in 0..20_000 {
+        assert!(limit
+            .check(&event(10_000_000 + agent, 1, EventType::TaskStarted))
+            .is_ok());
+    }
+    assert!(
+        limit.tracked_keys() <= 20_000 + 16 * 64,
+        "{} keys tracked",
+        limit.tracked_keys()
+    );
+}
+
+/// Pruning forgets only quotas that are full again: a key that used its
+/// quota stays limited however many new keys come and go around it.
+#[test]
+fn pruning_keeps_the_quotas_in_use() {
+    let clock = Clock::manual();
+    let limit = RateLimit::per_agent(1, Duration::from_secs(3600)).clock(clock.clone());
+    assert!(limit.check(&event(0, 1, EventType::TaskStarted)).is_ok());
+    for round in 1..=3 {
+        for agent in 1..=10_000 {
+            assert!(limit
+                .check(&event(round * 100_000 + agent, 1, EventType::TaskStarted))
+                .is_ok());
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert!(matches!(
+        limit.check(&event(0, 1, EventType::TaskStarted)),
+        Err(Rejection::RateLimited { .. })
+    ));
+}
+
+/// Two threads on one key: the quota is shared exactly, whoever wins.
+#[test]
+fn two_threads_on_one_key_share_its_quota_exactly() {
+    let limit = RateLimit::global(1000, Duration::from_secs(3600)).clock(Clock::manual());
+    let let_in: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let limit = limit.clone();
+                scope.spawn(move || {
+                    (0..1000)
+                        .filter(|_| limit.check(&event(1, 1, EventType::TaskStarted)).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(let_in, 1000);
+    assert_eq!(limit.rate_limited(), 1000);
+}
+
+/// Two threads over the same 2,000 agents, each agent checked 8 times in
+/// all: exactly its 5 are let in, for every agent.
+#[test]
+fn two_threads_on_distinct_keys_count_each_key_exactly() {
+    let limit = RateLimit::per_agent(5, Duration::from_secs(3600)).clock(Clock::manual());
+    let let_in: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let limit = limit.clone();
+                scope.spawn(move || {
+                    let mut let_in = vec![0; 2000];
+                    for _ in 0..4 {
+                        for (agent, count) in let_in.iter_mut().enumerate() {
+                            if limit
+                                .check(&event(agent as i64, 1, EventType::TaskStarted))
+                                .is_ok()
+                            {
+                                *count += 1;
+                            }
+                        }
+                    }
+                    let_in
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (agent, (first, second)) in let_in[0].iter().zip(&let_in[1]).enumerate() {
+        assert_eq!(first + second, 5, "agent {agent}");
+    }
+    assert_eq!(limit.rate_limited(), 2000 * 3);
+    assert_eq!(limit.tracked_keys(), 2000);
 }

@@ -1,13 +1,15 @@
 //! Publish-to-durable throughput, publish cost and catch-up speed, each next
-//! to its raw baseline measured in the same run. Prints a Markdown table.
+//! to its raw baseline measured in the same run; the cost of keeping dead
+//! letters in the store. Prints a Markdown table.
 //!
 //! `cargo bench -p agentbus-store --bench store` (PostgreSQL rows need the
-//! server binaries; see `.ci/install/postgres.sh`).
+//! server binaries; see `.ci/install/postgres.sh`); `-- dead-letters` runs
+//! only the dead-letter rows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{DeadLetterQuery, Event, EventBus, EventType};
 use agentbus_store::{EventStore, PostgresStore, ReadQuery, Recorder, SqliteStore};
 use agentbus_testkit::store::Throttled;
 use agentbus_testkit::Postgres;
@@ -427,6 +429,66 @@ fn bounded_memory(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (usize
     )
 }
 
+/// Median nanoseconds per publish (rounds of 1000) on two recorded buses
+/// (SQLite files) whose one plain handler always fails: on one the failures
+/// are dead letters, kept in the store; on the other the subscription opts
+/// out (`dead_letters(false)`). Sampled alternately; both recorders are
+/// flushed between rounds, untimed. Returns (kept, not kept).
+fn dead_letter_cost(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (f64, f64) {
+    let bus = |keep: bool| {
+        let bus = EventBus::builder().history_capacity(1).build();
+        bus.subscription(EventType::TaskFailed)
+            .name("exporter")
+            .dead_letters(keep)
+            .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
+        let store = SqliteStore::open(dir.join(format!("letters-{keep}.db"))).unwrap();
+        let recorder = Recorder::builder().capacity(1 << 17).attach(&bus, store);
+        (bus, recorder)
+    };
+    let buses = [bus(true), bus(false)];
+    let mut samples = [Vec::new(), Vec::new()];
+    for _round in 0..100 {
+        for (which, (bus, recorder)) in buses.iter().enumerate() {
+            let started = Instant::now();
+            for _ in 0..1000 {
+                bus.publish_blocking(Event::new(EventType::TaskFailed));
+            }
+            samples[which].push(started.elapsed().as_nanos() as f64 / 1000.0);
+            rt.block_on(recorder.flush()).unwrap();
+        }
+    }
+    let [mut kept, mut dropped] = samples;
+    kept.sort_by(f64::total_cmp);
+    dropped.sort_by(f64::total_cmp);
+    (kept[kept.len() / 2], dropped[dropped.len() / 2])
+}
+
+/// 100,000 failures on a recorded bus (SQLite file) keeping at most 10,000
+/// dead letters: the letters in memory and in the store after the flush,
+/// and how long publishing and the flush took.
+fn dead_letter_bound(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+) -> (usize, usize, Duration) {
+    let bus = EventBus::builder().history_capacity(1).build();
+    bus.subscription(EventType::TaskFailed)
+        .name("exporter")
+        .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
+    let store = SqliteStore::open(dir.join("bound.db")).unwrap();
+    let recorder = Recorder::attach(&bus, store.clone());
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        bus.publish_blocking(Event::new(EventType::TaskFailed));
+    }
+    rt.block_on(recorder.flush()).unwrap();
+    let elapsed = started.elapsed();
+    let stored = store
+        .read_dead_letters_blocking(&DeadLetterQuery::new().limit(usize::MAX))
+        .unwrap()
+        .len();
+    (bus.dead_letters().len(), stored, elapsed)
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
@@ -444,6 +506,19 @@ fn main() {
     let wants = |section: &str| only.is_empty() || only.iter().any(|arg| arg == section);
     let mut lone = None;
     let mut memory = None;
+    let mut bound = None;
+    if wants("dead-letters") {
+        let (kept, not_kept) = dead_letter_cost(&rt, dir.path());
+        rows.push(Row {
+            what:
+                "recorded publish, failing handler, dead letters kept in SQLite (median ns/publish)"
+                    .into(),
+            rate: kept,
+            unit: "ns",
+            baseline: Some(("same, dead_letters(false)".into(), not_kept)),
+        });
+        bound = Some(dead_letter_bound(&rt, dir.path()));
+    }
     if wants("bursts") {
         for (size, rounds) in [(1, 2000), (16, 1000), (256, 300), (4096, 30)] {
             let (with, without) = bursty_cost(&rt, dir.path(), size, rounds);
@@ -560,6 +635,11 @@ fn main() {
     if let Some((p50, p99)) = lone {
         println!(
             "| lone event every 1 ms: publish -> committed and streamed | p50 {p50:.0} us, p99 {p99:.0} us | | |"
+        );
+    }
+    if let Some((in_memory, stored, elapsed)) = bound {
+        println!(
+            "| 100,000 failures, capacity 10,000, SQLite: publish + flush | {in_memory} letters in memory, {stored} stored, {elapsed:.2?} | | |"
         );
     }
     if let Some((peak, capacity, rss_growth, waits)) = memory {

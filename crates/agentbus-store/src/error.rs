@@ -60,6 +60,17 @@ pub enum StoreError {
         #[source]
         source: Option<Cause>,
     },
+    /// A stored dead letter does not decode (its event is of a type from a
+    /// newer build, or corrupt). Other letters stay readable: page around
+    /// it with [`DeadLetterQuery::after`](agentbus::DeadLetterQuery::after).
+    #[error("stored dead letter {id} cannot be decoded")]
+    CorruptDeadLetter {
+        /// The letter's id.
+        id: u64,
+        /// The decoder's error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// An event cannot be stored: its timestamp is outside what the store
     /// represents (nanoseconds since 1970 in an `i64`: years 1970 to 2262).
     #[error("event {id} has a timestamp the store cannot represent")]

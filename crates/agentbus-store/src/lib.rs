@@ -86,6 +86,89 @@
 //! `synchronous_commit`, a power loss too). Events not yet flushed may be
 //! lost in a crash, never half-written: a batch commits whole or not at all.
 //!
+//! # Dead letters
+//!
+//! A recorder over a store that keeps them (both backends:
+//! [`EventStore::dead_letter_store`]) also keeps the bus's
+//! [dead letters](agentbus::DeadLetters), so they survive a restart:
+//!
+//! - **What is stored.** Each letter whole, in its own table (schema
+//!   version 3): its id, the event (its JSON form, so neither retention nor
+//!   an event the recorder dropped or has not written yet loses it), the
+//!   subscription's number and name, the error, the attempts and both
+//!   times ([`DeadLetterStore`]). The store mirrors the bus: a letter is
+//!   put when kept, rewritten when a redrive fails again, and removed when
+//!   redriven, discarded, dropped for room beyond the bus's
+//!   [`dead_letter_capacity`](agentbus::EventBusBuilder::dead_letter_capacity),
+//!   or forgotten by [`EventBus::reset`](agentbus::EventBus::reset). So the
+//!   store never holds more letters than the bus.
+//! - **Off the handler's thread.** The bus tells the recorder the id of each
+//!   changed letter ([`agentbus::DeadLetterSink`]): one push into a bounded
+//!   lock-free queue (4,096 ids) and a wake-up. The recorder's writer
+//!   thread reads each letter's state back from the bus and writes the
+//!   changes in one transaction, between batches of events. When the queue
+//!   of ids is full nothing waits and nothing is dropped: the writer
+//!   rewrites every letter in one transaction instead. So the recorder's
+//!   [`Overflow`] policy, which is about events, never applies to dead
+//!   letters.
+//! - **Durable when flushed.** A change is durable once a
+//!   [`flush`](Recorder::flush) issued after it has returned (the same rule
+//!   and the same crash guarantees as events, below); a crash before that
+//!   may lose it. A failed write is logged, fails the waiting flushes
+//!   ([`StoreError::FlushFailed`]) and is retried with the recorder's
+//!   backoff, rewriting every letter; events keep flowing meanwhile.
+//! - **Restored on attach.** [`Recorder::attach`] puts the stored letters
+//!   back into the bus ([`DeadLetters::restore`](agentbus::DeadLetters::restore)):
+//!   with SQLite before it returns; with PostgreSQL (whose reads are async)
+//!   on the writer thread before it writes any change, so at the latest
+//!   when the first [`flush`](Recorder::flush) returns. A letter keeps its
+//!   id, unless the bus gave that id out already (letters kept before the
+//!   recorder was attached): then it gets the next free id and is stored
+//!   under it. New letters get ids above the restored ones. Beyond the
+//!   bus's capacity the oldest letters are dropped, from the store too. A
+//!   row that does not decode is logged and left in the store.
+//! - **Redrive after a restart** goes to the live subscription with the
+//!   letter's [name](agentbus::SubscriptionBuilder::name); a letter of a
+//!   subscription without one fails with
+//!   [`RedriveError::Unnamed`](agentbus::RedriveError::Unnamed) and stays
+//!   (discard it). A letter redriven is removed from the store by the
+//!   writer's next commit: a crash between the delivery and that commit
+//!   brings it back, so across a crash a redrive is at least once.
+//! - Dead letters of one store belong to one bus at a time: two buses
+//!   recording into one store give out the same ids, and the later write of
+//!   an id wins.
+//!
+//! ```
+//! use agentbus::{DeadLetterQuery, Event, EventBus, EventType};
+//! use agentbus_store::{Recorder, SqliteStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), agentbus_store::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("events.db");
+//! let bus = EventBus::new();
+//! bus.subscription(EventType::TaskCompleted)
+//!     .name("exporter")
+//!     .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
+//! let recorder = Recorder::attach(&bus, SqliteStore::open(&path)?);
+//! bus.publish(Event::new(EventType::TaskCompleted)).await;
+//! recorder.flush().await?; // the dead letter is durable
+//! recorder.close().await?;
+//!
+//! // After a restart: a new bus, the stored letter back under its id.
+//! let bus = EventBus::new();
+//! bus.subscription(EventType::TaskCompleted)
+//!     .name("exporter")
+//!     .handler(|_e: &Event| -> Result<(), String> { Ok(()) });
+//! let recorder = Recorder::attach(&bus, SqliteStore::open(&path)?);
+//! let dead = bus.dead_letters();
+//! let letters = dead.list(&DeadLetterQuery::new());
+//! assert_eq!(letters[0].error(), "exporter down");
+//! dead.redrive(letters[0].id()).await.unwrap(); // found by name
+//! recorder.flush().await?; // and gone from the store
+//! # Ok(()) }
+//! ```
+//!
 //! # Reading back
 //!
 //! - [`EventStore::read`] with a [`ReadQuery`]: a sequence range, type,
@@ -145,6 +228,7 @@
 #![warn(missing_docs)]
 
 mod catch_up;
+mod dead_letters;
 mod error;
 mod location;
 mod open;
@@ -168,6 +252,7 @@ pub use crate::postgres::PostgresStore;
 pub use crate::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use crate::{
     catch_up::CatchUp,
+    dead_letters::{DeadLetterChanges, DeadLetterStore},
     error::{Cause, StoreError},
     location::{is_postgres_location, ParseStoreLocationError, StoreLocation},
     open::{open, open_existing},

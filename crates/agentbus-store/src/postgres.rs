@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use agentbus::{Event, EventId};
+use agentbus::{DeadLetter, DeadLetterQuery, Event, EventId};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+use crate::dead_letters::{clamp_id, DeadLetterChanges, DeadLetterStore, LetterColumns, LetterRow};
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::sql::{self, clamp_nanos, Dialect, Parameter};
@@ -20,8 +21,9 @@ use crate::stored::{timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`agentbus_meta`): 1 is
 /// [`SCHEMA`], 2 adds the trace-context columns
-/// ([`sql::ADD_TRACE_CONTEXT`]). Connecting to an older database migrates it.
-pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 2;
+/// ([`sql::ADD_TRACE_CONTEXT`]), 3 the dead letters
+/// ([`sql::ADD_DEAD_LETTERS`]). Connecting to an older database migrates it.
+pub(crate) const POSTGRES_SCHEMA_VERSION: i64 = 3;
 
 /// Serialises migrations of concurrent first connections.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7462_7573;
@@ -224,6 +226,11 @@ impl PostgresStore {
                 .await
                 .map_err(&failed)?;
         }
+        if version < 3 {
+            tx.batch_execute(sql::ADD_DEAD_LETTERS)
+                .await
+                .map_err(&failed)?;
+        }
         if version < POSTGRES_SCHEMA_VERSION {
             tx.execute(
                 "UPDATE agentbus_meta SET value = $1 WHERE key = 'schema_version'",
@@ -350,21 +357,8 @@ impl PostgresStore {
         };
         let client = self.pool.get().await.map_err(pool_error("read"))?;
         let statement = client.prepare_cached(&select.sql).await.map_err(&failed)?;
-        let parameters: Vec<Box<dyn ToSql + Sync + Send>> = select
-            .parameters
-            .into_iter()
-            .map(|parameter| -> Box<dyn ToSql + Sync + Send> {
-                match parameter {
-                    Parameter::Integer(value) => Box::new(value),
-                    Parameter::Id(id) => Box::new(id.as_uuid()),
-                    Parameter::Types(names) => Box::new(names),
-                }
-            })
-            .collect();
-        let parameters: Vec<&(dyn ToSql + Sync)> = parameters
-            .iter()
-            .map(|p| &**p as &(dyn ToSql + Sync))
-            .collect();
+        let parameters = boxed(select.parameters);
+        let parameters = borrowed(&parameters);
         let rows = client
             .query(&statement, &parameters)
             .await
@@ -439,6 +433,130 @@ impl PostgresStore {
     }
 }
 
+type Boxed = Box<dyn ToSql + Sync + Send>;
+
+/// The parameters of a rendered [`sql::Select`], as tokio-postgres binds them.
+fn boxed(parameters: Vec<Parameter>) -> Vec<Boxed> {
+    parameters
+        .into_iter()
+        .map(|parameter| -> Boxed {
+            match parameter {
+                Parameter::Integer(value) => Box::new(value),
+                Parameter::Id(id) => Box::new(id.as_uuid()),
+                Parameter::Text(text) => Box::new(text),
+                Parameter::Types(names) => Box::new(names),
+            }
+        })
+        .collect()
+}
+
+fn borrowed(parameters: &[Boxed]) -> Vec<&(dyn ToSql + Sync)> {
+    parameters
+        .iter()
+        .map(|p| &**p as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// PostgreSQL text cannot hold NUL: a handler's error or a name with one
+/// is stored with U+FFFD in its place.
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}").into()
+    } else {
+        text.into()
+    }
+}
+
+impl PostgresStore {
+    async fn write_letters(&self, changes: &DeadLetterChanges) -> Result<(), StoreError> {
+        let failed = pg_error("write dead letters");
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(pool_error("write dead letters"))?;
+        let tx = client.transaction().await.map_err(&failed)?;
+        if changes.clear {
+            tx.execute("DELETE FROM agentbus_dead_letters", &[])
+                .await
+                .map_err(&failed)?;
+        }
+        let upsert = tx
+            .prepare_cached(&sql::upsert_dead_letter(Dialect::Postgres))
+            .await
+            .map_err(&failed)?;
+        for row in changes.put.iter().filter_map(LetterRow::encode) {
+            let letter = row.letter;
+            let subscription = sql::clamp_sequence(letter.subscription_id().get());
+            let name = letter.subscription_name().map(storable);
+            let error = storable(letter.error());
+            let attempts = i64::from(letter.attempts());
+            tx.execute(
+                &upsert,
+                &[
+                    &row.id(),
+                    &row.event,
+                    &letter.event().event_type.as_str(),
+                    &subscription,
+                    &name.as_deref(),
+                    &&*error,
+                    &attempts,
+                    &row.first_failed_ns,
+                    &row.last_failed_ns,
+                ],
+            )
+            .await
+            .map_err(&failed)?;
+        }
+        if !changes.remove.is_empty() {
+            let ids: Vec<i64> = changes.remove.iter().copied().map(clamp_id).collect();
+            tx.execute(
+                "DELETE FROM agentbus_dead_letters WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(&failed)
+    }
+
+    async fn read_letters(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError> {
+        let failed = pg_error("read dead letters");
+        let select = sql::select_dead_letters(query, Dialect::Postgres);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(pool_error("read dead letters"))?;
+        let statement = client.prepare_cached(&select.sql).await.map_err(&failed)?;
+        let parameters = boxed(select.parameters);
+        let rows = client
+            .query(&statement, &borrowed(&parameters))
+            .await
+            .map_err(&failed)?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get(0).map_err(&failed)?;
+                let corrupt = |error: tokio_postgres::Error| StoreError::CorruptDeadLetter {
+                    id: id as u64,
+                    source: Some(Arc::new(error)),
+                };
+                LetterColumns {
+                    id,
+                    event: row.try_get(1).map_err(corrupt)?,
+                    subscription_number: row.try_get(3).map_err(corrupt)?,
+                    subscription_name: row.try_get(4).map_err(corrupt)?,
+                    error: row.try_get(5).map_err(corrupt)?,
+                    attempts: row.try_get(6).map_err(corrupt)?,
+                    first_failed_ns: row.try_get(7).map_err(corrupt)?,
+                    last_failed_ns: row.try_get(8).map_err(corrupt)?,
+                }
+                .decode()
+            })
+            .collect()
+    }
+}
+
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
@@ -508,5 +626,25 @@ impl EventStore for PostgresStore {
 
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.prune_events(retention))
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
+    }
+}
+
+impl DeadLetterStore for PostgresStore {
+    fn write_dead_letters<'a>(
+        &'a self,
+        changes: &'a DeadLetterChanges,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_letters(changes))
+    }
+
+    fn read_dead_letters<'a>(
+        &'a self,
+        query: &'a DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, StoreError>> {
+        Box::pin(self.read_letters(query))
     }
 }

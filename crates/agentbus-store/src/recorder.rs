@@ -9,14 +9,16 @@ use agentbus::{Event, EventBus, EventId, EventTypeSet, SubscriptionGuard};
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+use self::letters::Letters;
 use self::shared::{Counters, RecorderConfig, Shared};
-use self::writer::{Control, Writer};
+use self::writer::{Control, LetterState, Writer};
 use crate::catch_up::{CatchUp, Committed};
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::store::{EventStore, Retention};
 use crate::tracked::Tracked;
 
+mod letters;
 mod shared;
 mod writer;
 
@@ -38,6 +40,9 @@ mod writer;
 /// counted in [`RecorderStats::dropped`] and logged (`WARN`, rate-limited),
 /// and the next [`Recorder::flush`] returns [`StoreError::EventsDropped`].
 /// Handlers still receive every event.
+///
+/// The policy is about events only: changes to dead letters never wait and
+/// are never dropped (see [the crate docs](crate#dead-letters)).
 pub use agentbus::Overflow;
 
 /// A snapshot of a recorder's counters; from [`Recorder::stats`].
@@ -213,6 +218,12 @@ impl Recorder {
     /// store or an `Arc<dyn EventStore>`.
     ///
     /// Needs no async runtime: the writer runs on its own thread.
+    ///
+    /// If the store keeps dead letters ([`EventStore::dead_letter_store`]),
+    /// the recorder keeps the bus's too, and puts the stored ones back into
+    /// the bus: before this returns when the store reads on the calling
+    /// thread (SQLite), else before the writer's first write (see the
+    /// [crate docs](crate#dead-letters)).
     pub fn attach<S: EventStore>(bus: &EventBus, store: S) -> Recorder {
         Self::builder().attach(bus, store)
     }
@@ -251,12 +262,16 @@ impl Recorder {
         });
         let (control, control_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(config.live_capacity);
+        let letters = store
+            .dead_letter_store()
+            .map(|letter_store| Self::keep_dead_letters(bus, letter_store, &shared));
         let writer = Writer::new(
             config,
             Arc::clone(&shared),
             Arc::clone(&store),
             control_rx,
             live.clone(),
+            letters,
         );
         let thread = std::thread::Builder::new()
             .name("agentbus-store-writer".into())
@@ -277,6 +292,28 @@ impl Recorder {
                 thread: Mutex::new(Some(thread)),
             }),
         }
+    }
+
+    /// Sends the bus's dead-letter changes to the writer from now on, and
+    /// restores the stored letters now if the store reads on this thread
+    /// (else the writer restores them before it writes any change).
+    fn keep_dead_letters(
+        bus: &EventBus,
+        letter_store: &dyn crate::DeadLetterStore,
+        shared: &Arc<Shared>,
+    ) -> LetterState {
+        let sink = Arc::new(Letters::new(Arc::clone(shared), bus));
+        let weak: std::sync::Weak<dyn agentbus::DeadLetterSink> = Arc::downgrade(&sink) as _;
+        bus.dead_letters().set_sink(weak);
+        let restored = match letters::restore_inline(letter_store, bus) {
+            Some(Ok(())) => true,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "agentbus-store: reading the stored dead letters failed; the writer retries");
+                false
+            }
+            None => false,
+        };
+        LetterState::new(sink, restored)
     }
 
     /// Resolves when every event published before this call is committed

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agentbus::{EventId, EventType, Order};
+use agentbus::{DeadLetterQuery, EventId, EventType, Order};
 
 use crate::query::ReadQuery;
 
@@ -20,6 +20,27 @@ pub(crate) const COLUMNS: &str = "sequence, id, event_type, source_agent_id, cir
 pub(crate) const ADD_TRACE_CONTEXT: &str =
     "ALTER TABLE agentbus_events ADD COLUMN traceparent TEXT;
 ALTER TABLE agentbus_events ADD COLUMN tracestate TEXT;";
+
+/// Both schemas' dead-letter table (schema version 3): the event whole, as
+/// its JSON, so a letter needs no row of `agentbus_events` (see
+/// [`DeadLetterStore`](crate::DeadLetterStore)).
+pub(crate) const ADD_DEAD_LETTERS: &str = "CREATE TABLE agentbus_dead_letters (
+    id                BIGINT PRIMARY KEY,
+    event             TEXT NOT NULL,
+    event_type        TEXT NOT NULL,
+    subscription_id   BIGINT NOT NULL,
+    subscription_name TEXT,
+    error             TEXT NOT NULL,
+    attempts          BIGINT NOT NULL,
+    first_failed_ns   BIGINT NOT NULL,
+    last_failed_ns    BIGINT NOT NULL
+);
+CREATE INDEX agentbus_dead_letters_subscription ON agentbus_dead_letters (subscription_name);";
+
+/// The columns of a stored dead letter, in the order the backends decode
+/// them and write them.
+pub(crate) const LETTER_COLUMNS: &str = "id, event, event_type, subscription_id, \
+    subscription_name, error, attempts, first_failed_ns, last_failed_ns";
 
 /// Which database the SQL is for.
 // A build with one backend renders for that one only.
@@ -41,6 +62,8 @@ pub(crate) enum Parameter {
     Integer(i64),
     /// An event id.
     Id(EventId),
+    /// A text value.
+    Text(String),
     /// Event type names ([`Dialect::Postgres`] only).
     Types(Vec<&'static str>),
 }
@@ -133,6 +156,54 @@ pub(crate) fn select(query: &ReadQuery, dialect: Dialect) -> Option<Select> {
     let limit = i64::try_from(query.get_limit()).unwrap_or(i64::MAX);
     let _ = write!(select.sql, " ORDER BY sequence {order} LIMIT {limit}");
     Some(select)
+}
+
+/// The `SELECT` of the dead letters `query` selects.
+pub(crate) fn select_dead_letters(query: &DeadLetterQuery, dialect: Dialect) -> Select {
+    let mut select = Select {
+        sql: format!("SELECT {LETTER_COLUMNS} FROM agentbus_dead_letters WHERE "),
+        parameters: Vec::new(),
+    };
+    let after = query.get_after().map_or(0, crate::dead_letters::clamp_id);
+    select.condition(dialect, "id", ">", Parameter::Integer(after));
+    if let Some(before) = query.get_before() {
+        let before = Parameter::Integer(crate::dead_letters::clamp_id(before));
+        select.condition(dialect, "id", "<", before);
+    }
+    if let Some(name) = query.get_subscription() {
+        select.condition(
+            dialect,
+            "subscription_name",
+            "=",
+            Parameter::Text(name.to_owned()),
+        );
+    }
+    if let Some(event_type) = query.get_event_type() {
+        let name = Parameter::Text(event_type.as_str().to_owned());
+        select.condition(dialect, "event_type", "=", name);
+    }
+    let limit = i64::try_from(query.max_results()).unwrap_or(i64::MAX);
+    let order = if query.is_newest_first() {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    let _ = write!(select.sql, " ORDER BY id {order} LIMIT {limit}");
+    select
+}
+
+/// The upsert of one dead letter, its columns bound to placeholders 1 to 9
+/// in [`LETTER_COLUMNS`] order.
+pub(crate) fn upsert_dead_letter(dialect: Dialect) -> String {
+    let placeholders: Vec<String> = (1..=9).map(|n| dialect.placeholder(n)).collect();
+    format!(
+        "INSERT INTO agentbus_dead_letters ({LETTER_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (id) DO UPDATE SET event = excluded.event, event_type = excluded.event_type, \
+         subscription_id = excluded.subscription_id, subscription_name = excluded.subscription_name, \
+         error = excluded.error, attempts = excluded.attempts, \
+         first_failed_ns = excluded.first_failed_ns, last_failed_ns = excluded.last_failed_ns",
+        placeholders.join(", ")
+    )
 }
 
 /// The `SELECT` of the event with one id, bound to placeholder 1.

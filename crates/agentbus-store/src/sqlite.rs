@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use agentbus::{Event, EventId};
+use agentbus::{DeadLetter, DeadLetterQuery, Event, EventId};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::dead_letters::{clamp_id, DeadLetterChanges, DeadLetterStore, LetterColumns, LetterRow};
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::sql::{self, clamp_nanos, clamp_sequence, Dialect, Parameter};
@@ -16,8 +17,9 @@ use crate::stored::{corrupt, timestamp_nanos, Columns, StoredEvent};
 
 /// The schema version this build writes and reads (`PRAGMA user_version`):
 /// 1 is [`SCHEMA`], 2 adds the trace-context columns
-/// ([`sql::ADD_TRACE_CONTEXT`]). Opening an older file migrates it.
-pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 2;
+/// ([`sql::ADD_TRACE_CONTEXT`]), 3 the dead letters
+/// ([`sql::ADD_DEAD_LETTERS`]). Opening an older file migrates it.
+pub(crate) const SQLITE_SCHEMA_VERSION: i64 = 3;
 
 /// Version 1 of the schema; later versions are steps applied on top.
 const SCHEMA: &str = "
@@ -249,6 +251,10 @@ impl SqliteStore {
             tx.execute_batch(sql::ADD_TRACE_CONTEXT)
                 .map_err(sqlite_error("migrate"))?;
         }
+        if version < 3 {
+            tx.execute_batch(sql::ADD_DEAD_LETTERS)
+                .map_err(sqlite_error("migrate"))?;
+        }
         if version < SQLITE_SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SQLITE_SCHEMA_VERSION)
                 .map_err(sqlite_error("migrate"))?;
@@ -288,6 +294,23 @@ impl SqliteStore {
     /// [`EventStore::last_sequence`] on the calling thread.
     pub fn last_sequence_blocking(&self) -> Result<u64, StoreError> {
         self.with_reader(last_sequence)
+    }
+
+    /// [`DeadLetterStore::write_dead_letters`] on the calling thread.
+    pub fn write_dead_letters_blocking(
+        &self,
+        changes: &DeadLetterChanges,
+    ) -> Result<(), StoreError> {
+        let mut connection = lock(&self.inner.writer);
+        write_dead_letters(&mut connection, changes)
+    }
+
+    /// [`DeadLetterStore::read_dead_letters`] on the calling thread.
+    pub fn read_dead_letters_blocking(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with_reader(|connection| read_dead_letters(connection, query))
     }
 
     /// [`EventStore::prune`] on the calling thread.
@@ -424,6 +447,7 @@ impl rusqlite::ToSql for Parameter {
         Ok(ToSqlOutput::Owned(match self {
             Parameter::Integer(value) => Value::Integer(*value),
             Parameter::Id(id) => Value::Blob(id.as_uuid().as_bytes().to_vec()),
+            Parameter::Text(text) => Value::Text(text.clone()),
             Parameter::Types(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "SQLite takes a type list in the SQL, not as a parameter".into(),
@@ -489,6 +513,82 @@ fn decode_row(row: &rusqlite::Row<'_>) -> Result<StoredEvent, StoreError> {
         tracestate: text_column(row, 11).map_err(column("tracestate"))?,
     }
     .decode()
+}
+
+fn write_dead_letters(
+    connection: &mut Connection,
+    changes: &DeadLetterChanges,
+) -> Result<(), StoreError> {
+    let failed = sqlite_error("write dead letters");
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&failed)?;
+    if changes.clear {
+        tx.execute("DELETE FROM agentbus_dead_letters", [])
+            .map_err(&failed)?;
+    }
+    {
+        let mut upsert = tx
+            .prepare_cached(&sql::upsert_dead_letter(Dialect::Sqlite))
+            .map_err(&failed)?;
+        for row in changes.put.iter().filter_map(LetterRow::encode) {
+            let letter = row.letter;
+            upsert
+                .execute(params![
+                    row.id(),
+                    row.event,
+                    letter.event().event_type.as_str(),
+                    clamp_sequence(letter.subscription_id().get()),
+                    letter.subscription_name(),
+                    letter.error(),
+                    i64::from(letter.attempts()),
+                    row.first_failed_ns,
+                    row.last_failed_ns,
+                ])
+                .map_err(&failed)?;
+        }
+        let mut delete = tx
+            .prepare_cached("DELETE FROM agentbus_dead_letters WHERE id = ?1")
+            .map_err(&failed)?;
+        for &id in &changes.remove {
+            delete.execute([clamp_id(id)]).map_err(&failed)?;
+        }
+    }
+    tx.commit().map_err(&failed)
+}
+
+fn read_dead_letters(
+    connection: &Connection,
+    query: &DeadLetterQuery,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let failed = sqlite_error("read dead letters");
+    let select = sql::select_dead_letters(query, Dialect::Sqlite);
+    let mut statement = connection.prepare_cached(&select.sql).map_err(&failed)?;
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(select.parameters.iter()))
+        .map_err(&failed)?;
+    let mut letters = Vec::new();
+    while let Some(row) = rows.next().map_err(&failed)? {
+        let id: i64 = row.get(0).map_err(&failed)?;
+        let corrupt = |error: rusqlite::Error| StoreError::CorruptDeadLetter {
+            id: id as u64,
+            source: Some(Arc::new(error)),
+        };
+        letters.push(
+            LetterColumns {
+                id,
+                event: text_column(row, 1).map_err(corrupt)?.unwrap_or_default(),
+                subscription_number: row.get(3).map_err(corrupt)?,
+                subscription_name: text_column(row, 4).map_err(corrupt)?,
+                error: text_column(row, 5).map_err(corrupt)?.unwrap_or_default(),
+                attempts: row.get(6).map_err(corrupt)?,
+                first_failed_ns: row.get(7).map_err(corrupt)?,
+                last_failed_ns: row.get(8).map_err(corrupt)?,
+            }
+            .decode()?,
+        );
+    }
+    Ok(letters)
 }
 
 fn prune(
@@ -570,5 +670,45 @@ impl EventStore for SqliteStore {
         let store = self.clone();
         let retention = *retention;
         Box::pin(blocking(move || store.prune_blocking(&retention)))
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
+    }
+}
+
+impl DeadLetterStore for SqliteStore {
+    fn write_dead_letters<'a>(
+        &'a self,
+        changes: &'a DeadLetterChanges,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let store = self.clone();
+        let changes = changes.clone();
+        Box::pin(blocking(move || {
+            store.write_dead_letters_blocking(&changes)
+        }))
+    }
+
+    fn write_dead_letters_inline(
+        &self,
+        changes: &DeadLetterChanges,
+    ) -> Option<Result<(), StoreError>> {
+        Some(self.write_dead_letters_blocking(changes))
+    }
+
+    fn read_dead_letters<'a>(
+        &'a self,
+        query: &'a DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, StoreError>> {
+        let store = self.clone();
+        let query = query.clone();
+        Box::pin(blocking(move || store.read_dead_letters_blocking(&query)))
+    }
+
+    fn read_dead_letters_inline(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Option<Result<Vec<DeadLetter>, StoreError>> {
+        Some(self.read_dead_letters_blocking(query))
     }
 }

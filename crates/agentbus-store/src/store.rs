@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use agentbus::{Event, EventId};
 
+use crate::dead_letters::DeadLetterStore;
 use crate::error::StoreError;
 use crate::query::ReadQuery;
 use crate::stored::StoredEvent;
@@ -164,6 +165,13 @@ pub trait EventStore: Send + Sync + 'static {
     fn check(&self, event: &Event) -> Result<(), StoreError> {
         crate::stored::timestamp_nanos(event).map(|_| ())
     }
+
+    /// Where this store keeps dead letters, if it does: both backends do
+    /// (`Some`); the default is `None`, and a [`Recorder`](crate::Recorder)
+    /// over such a store keeps the bus's dead letters in memory only.
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        None
+    }
 }
 
 impl<S: EventStore + ?Sized> EventStore for Arc<S> {
@@ -199,6 +207,10 @@ impl<S: EventStore + ?Sized> EventStore for Arc<S> {
 
     fn check(&self, event: &Event) -> Result<(), StoreError> {
         (**self).check(event)
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        (**self).dead_letter_store()
     }
 }
 

@@ -43,7 +43,7 @@ fn a_store_of_a_newer_schema_version_is_refused() {
             error,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -208,7 +208,7 @@ async fn postgres_of_a_newer_schema_version_is_refused() {
             error,
             StoreError::SchemaTooNew {
                 found: 7,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),

@@ -5,6 +5,13 @@
 //! acknowledged event, sequences contiguous, no duplicate or torn row, each
 //! run's events a prefix in publish order. Both backends, 22 kills in all.
 //!
+//! Dead letters the same way (SQLite, 6 kills): a child whose handler
+//! fails dead-letters events, discards one letter now and then, and after
+//! each `flush()` reports the letters and discards that are durable. The
+//! store must hold every reported letter, whole (unless it was being
+//! discarded at the kill), and none reported discarded; a new bus with a
+//! recorder lists exactly what is stored.
+//!
 //! The binary is its own child: with `AGENTBUS_CRASH_CHILD` set it runs the
 //! publisher instead of the test.
 
@@ -14,11 +21,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use agentbus::{Event, EventBus, EventType};
-use agentbus_store::{EventStore, PostgresStore, Recorder, SqliteStore};
+use agentbus::{DeadLetterId, DeadLetterQuery, Event, EventBus, EventType};
+use agentbus_store::{DeadLetterStore, EventStore, PostgresStore, Recorder, SqliteStore};
 use serde_json::json;
 
 const SQLITE_KILLS: u32 = 12;
+const LETTER_KILLS: u32 = 6;
 const POSTGRES_KILLS: u32 = 10;
 /// Events published between two flushes in the child.
 const PER_FLUSH: u64 = 40;
@@ -50,6 +58,10 @@ fn main() {
     let sqlite = format!("sqlite:{}", path.display());
     let kills = crash_repeatedly(&sqlite, SQLITE_KILLS, &mut rng);
     println!("sqlite: {kills} kills, store verified after each");
+
+    let letters = dir.path().join("letters.db");
+    let kills = crash_letters_repeatedly(&letters, LETTER_KILLS, &mut rng);
+    println!("sqlite dead letters: {kills} kills, store verified after each");
 
     if let Some(cluster) =
         agentbus_testkit::Postgres::start_or_skip("agentbus-store crash test (PostgreSQL)")
@@ -91,6 +103,10 @@ async fn open(target: &str) -> Arc<dyn EventStore> {
 
 /// The child: publish forever, print `i last_sequence` after each flush.
 fn child(target: &str) {
+    if let Some(path) = target.strip_prefix("letters:") {
+        letters_child(path);
+        return;
+    }
     let run: u64 = std::env::var("AGENTBUS_CRASH_RUN")
         .unwrap()
         .parse()
@@ -195,5 +211,181 @@ fn verify(target: &str, acknowledged: &BTreeMap<u64, Option<u64>>) {
                 );
             }
         }
+    });
+}
+
+/// The dead-letter child: every event fails its handler; every 10 events,
+/// on odd rounds, the oldest letter is discarded (announced by `discarding
+/// ID`); after each flush prints `kept ID:RUN:I ... discarded ID ...` for
+/// what that flush made durable.
+fn letters_child(path: &str) {
+    let run: u64 = std::env::var("AGENTBUS_CRASH_RUN")
+        .unwrap()
+        .parse()
+        .unwrap();
+    runtime().block_on(async {
+        let bus = EventBus::new();
+        bus.subscription(EventType::TaskFailed)
+            .name("exporter")
+            .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
+        let recorder = Recorder::attach(&bus, SqliteStore::open(path).unwrap());
+        let dead = bus.dead_letters();
+        // Restored letters were reported by an earlier run.
+        let mut reported = dead
+            .list(&DeadLetterQuery::new().limit(usize::MAX))
+            .last()
+            .map_or(DeadLetterId::new(0), |letter| letter.id());
+        let mut stdout = std::io::stdout().lock();
+        for round in 0u64.. {
+            for n in 0..10 {
+                let i = round * 10 + n;
+                bus.publish(
+                    Event::new(EventType::TaskFailed).with_data(json!({"run": run, "i": i})),
+                )
+                .await;
+            }
+            let mut discarded = Vec::new();
+            if round % 2 == 1 {
+                let oldest = dead.list(&DeadLetterQuery::new().limit(1));
+                let id = oldest[0].id();
+                // Said first: a kill before the flush may or may not keep
+                // the discard.
+                writeln!(stdout, "discarding {id}").unwrap();
+                stdout.flush().unwrap();
+                assert!(dead.discard(id));
+                discarded.push(id);
+            }
+            let kept = dead.list(&DeadLetterQuery::new().after(reported).limit(usize::MAX));
+            recorder.flush().await.unwrap();
+            let mut line = String::from("kept");
+            for letter in &kept {
+                let data = &letter.event().data;
+                line += &format!(" {}:{}:{}", letter.id(), data["run"], data["i"]);
+                reported = letter.id();
+            }
+            line += " discarded";
+            for id in discarded {
+                line += &format!(" {id}");
+            }
+            writeln!(stdout, "{line}").unwrap();
+            stdout.flush().unwrap();
+        }
+    });
+}
+
+/// What dead-letter children reported durable: letters by id (with the
+/// run and index of their event), and discarded ids; and ids about to be
+/// discarded (durably or not).
+#[derive(Default)]
+struct Reported {
+    kept: BTreeMap<u64, (u64, u64)>,
+    discarded: HashSet<u64>,
+    discarding: HashSet<u64>,
+}
+
+impl Reported {
+    fn take(&mut self, line: &str) {
+        if let Some(id) = line.strip_prefix("discarding ") {
+            self.discarding.insert(id.parse().unwrap());
+            return;
+        }
+        let (kept, discarded) = line
+            .strip_prefix("kept")
+            .and_then(|rest| rest.split_once(" discarded"))
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        for letter in kept.split_whitespace() {
+            let parts: Vec<u64> = letter.split(':').map(|n| n.parse().unwrap()).collect();
+            self.kept.insert(parts[0], (parts[1], parts[2]));
+        }
+        for id in discarded.split_whitespace() {
+            self.discarded.insert(id.parse().unwrap());
+        }
+    }
+}
+
+fn crash_letters_repeatedly(path: &std::path::Path, kills: u32, rng: &mut XorShift) -> u32 {
+    let target = format!("letters:{}", path.display());
+    let mut reported = Reported::default();
+    for run in 0..kills as u64 {
+        let acks_before_kill = 1 + rng.below(4);
+        // Half the kills right after the report, while the writer may
+        // still be busy with the next round.
+        let delay = Duration::from_micros(rng.below(2) * rng.below(5_000));
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("AGENTBUS_CRASH_CHILD", &target)
+            .env("AGENTBUS_CRASH_RUN", run.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in 0..acks_before_kill {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("child {run} exited early: {:?}", child.wait()))
+                .unwrap();
+            reported.take(&line);
+        }
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        for line in lines {
+            let Ok(line) = line else { break };
+            reported.take(&line);
+        }
+        assert!(!child.wait().unwrap().success(), "the child was killed");
+        verify_letters(path, &reported);
+    }
+    kills
+}
+
+/// Every reported letter not discarded is stored, whole; none reported
+/// discarded is; a bus with a recorder lists what is stored.
+fn verify_letters(path: &std::path::Path, reported: &Reported) {
+    runtime().block_on(async {
+        let store = SqliteStore::open(path).unwrap();
+        let stored = store
+            .read_dead_letters(&DeadLetterQuery::new().limit(usize::MAX))
+            .await
+            .unwrap();
+        let by_id: BTreeMap<u64, &agentbus::DeadLetter> = stored
+            .iter()
+            .map(|letter| (letter.id().get(), letter))
+            .collect();
+        for (id, (run, i)) in &reported.kept {
+            if reported.discarded.contains(id) {
+                assert!(!by_id.contains_key(id), "letter {id} was discarded durably");
+                continue;
+            }
+            if reported.discarding.contains(id) && !by_id.contains_key(id) {
+                continue; // discarded, and killed before it was reported
+            }
+            let letter = by_id.get(id).unwrap_or_else(|| {
+                panic!(
+                    "letter {id} was reported durable but is not stored (stored: {:?})",
+                    by_id.keys().collect::<Vec<_>>()
+                )
+            });
+            let data = &letter.event().data;
+            assert_eq!(
+                (data["run"].as_u64(), data["i"].as_u64()),
+                (Some(*run), Some(*i))
+            );
+            assert_eq!(
+                (
+                    letter.subscription_name(),
+                    letter.error(),
+                    letter.attempts()
+                ),
+                (Some("exporter"), "exporter down", 1)
+            );
+        }
+        let bus = EventBus::new();
+        let recorder = Recorder::attach(&bus, store.clone());
+        let listed = bus
+            .dead_letters()
+            .list(&DeadLetterQuery::new().limit(usize::MAX));
+        let listed: Vec<u64> = listed.iter().map(|letter| letter.id().get()).collect();
+        assert_eq!(listed, by_id.keys().copied().collect::<Vec<_>>());
+        recorder.close().await.unwrap();
     });
 }

@@ -1,10 +1,11 @@
 //! Stores created by an older build (schema version 1, before the
-//! trace-context columns) open, keep their rows and take traced events.
+//! trace-context columns; version 2, before the dead letters) open, keep
+//! their rows, take traced events and keep dead letters.
 
 use std::sync::Arc;
 
-use agentbus::{Event, EventType, TraceContext};
-use agentbus_store::{EventStore, PostgresStore, ReadQuery, SqliteStore};
+use agentbus::{DeadLetter, DeadLetterId, DeadLetterQuery, Event, EventType, TraceContext};
+use agentbus_store::{DeadLetterChanges, EventStore, PostgresStore, ReadQuery, SqliteStore};
 use agentbus_testkit::Postgres;
 
 /// The SQLite schema version 1 wrote, verbatim.
@@ -77,16 +78,47 @@ async fn old_row_kept_and_new_rows_traced<S: EventStore>(store: &S) {
     let after = store.read(&ReadQuery::new()).await.unwrap();
     assert_eq!(after.len(), 2);
     assert_eq!(*after[1].event, *event);
+
+    let letters = store.dead_letter_store().unwrap();
+    let letter = DeadLetter::restored(DeadLetterId::new(1), event, 1, Some("exporter"));
+    let changes = DeadLetterChanges::new().put(letter);
+    letters.write_dead_letters(&changes).await.unwrap();
+    let stored = letters
+        .read_dead_letters(&DeadLetterQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(stored[0].subscription_name(), Some("exporter"));
+}
+
+/// The version-1 file of [`SQLITE_V1`] migrated to `version`.
+fn sqlite_file(path: &std::path::Path, version: i64) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(SQLITE_V1).unwrap();
+    if version >= 2 {
+        connection
+            .execute_batch(
+                "ALTER TABLE agentbus_events ADD COLUMN traceparent TEXT;
+                 ALTER TABLE agentbus_events ADD COLUMN tracestate TEXT;
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn a_version_1_sqlite_file_is_migrated_in_place() {
+    sqlite_migrated_in_place(1).await;
+}
+
+#[tokio::test]
+async fn a_version_2_sqlite_file_is_migrated_in_place() {
+    sqlite_migrated_in_place(2).await;
+}
+
+async fn sqlite_migrated_in_place(from: i64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(SQLITE_V1)
-        .unwrap();
+    sqlite_file(&path, from);
 
     let store = SqliteStore::open_existing(&path).unwrap();
     old_row_kept_and_new_rows_traced(&store).await;
@@ -96,7 +128,7 @@ async fn a_version_1_sqlite_file_is_migrated_in_place() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.read(&ReadQuery::new()).await.unwrap().len(), 2);
 }
@@ -125,7 +157,7 @@ async fn a_version_1_postgres_database_is_migrated_in_place() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let reopened = PostgresStore::connect(&url).await.unwrap();
     assert_eq!(reopened.read(&ReadQuery::new()).await.unwrap().len(), 2);
     drop(client);

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbus::{Event, EventId};
+use agentbus::{DeadLetter, DeadLetterQuery, Event, EventId};
 use agentbus_store::{
-    Appended, BoxFuture, EventStore, ReadQuery, Retention, StoreError, StoredEvent,
+    Appended, BoxFuture, DeadLetterChanges, DeadLetterStore, EventStore, ReadQuery, Retention,
+    StoreError, StoredEvent,
 };
 
 /// Checks that `events` hold sequences `from..=to`, each once, in order.
@@ -100,6 +101,43 @@ impl<S: EventStore> EventStore for Throttled<S> {
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
         self.inner.prune(retention)
     }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        self.inner.dead_letter_store().map(|_| self as _)
+    }
+}
+
+/// Dead-letter writes fail while `failing` is set, as appends do (without
+/// the delay).
+impl<S: EventStore> DeadLetterStore for Throttled<S> {
+    fn write_dead_letters<'a>(
+        &'a self,
+        changes: &'a DeadLetterChanges,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(StoreError::Backend {
+                    backend: "test",
+                    operation: "write dead letters",
+                    source: Arc::new(Injected),
+                })
+            });
+        }
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.write_dead_letters(changes),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
+    fn read_dead_letters<'a>(
+        &'a self,
+        query: &'a DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, StoreError>> {
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.read_dead_letters(query),
+            None => Box::pin(async { Ok(Vec::new()) }),
+        }
+    }
 }
 
 /// A store that refuses, as a database refuses data it cannot hold, every
@@ -140,5 +178,9 @@ impl<S: EventStore> EventStore for Picky<S> {
 
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
         self.0.prune(retention)
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        self.0.dead_letter_store()
     }
 }

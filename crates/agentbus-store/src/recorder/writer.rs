@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use agentbus::Event;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::letters::{self, Letters};
 use super::shared::{RecorderConfig, Shared};
 use crate::catch_up::Committed;
 use crate::error::StoreError;
@@ -26,8 +27,50 @@ pub(crate) enum Control {
 /// taken off the queue up to `target`.
 struct Waiter {
     target: u64,
+    /// Dead-letter changes noted before the request.
+    letters: u64,
     done: Option<Reply>,
     close: bool,
+}
+
+/// The writer's side of keeping dead letters (`letters.rs`).
+pub(crate) struct LetterState {
+    sink: Arc<Letters>,
+    /// Whether the stored letters were restored into the bus (at attach,
+    /// or by the writer before it writes any change).
+    restored: bool,
+    /// Changes written so far (of those [`Letters::noted`] counts).
+    written: u64,
+    /// When a failed write (or restore) is tried again.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    failures_while_closing: u32,
+}
+
+impl LetterState {
+    pub(crate) fn new(sink: Arc<Letters>, restored: bool) -> Self {
+        Self {
+            sink,
+            restored,
+            written: 0,
+            retry_at: None,
+            backoff: Duration::ZERO,
+            failures_while_closing: 0,
+        }
+    }
+
+    fn settled(&self, target: u64) -> bool {
+        self.restored && self.written >= target
+    }
+
+    /// When there is dead-letter work to do: now, or after a failure's
+    /// backoff; `None` when there is none.
+    fn due(&self) -> Option<Instant> {
+        if self.restored && !self.sink.has_work(self.written) {
+            return None;
+        }
+        Some(self.retry_at.unwrap_or_else(Instant::now))
+    }
 }
 
 /// Failed attempts to tolerate while closing before giving up on what is
@@ -64,6 +107,7 @@ pub(crate) struct Writer {
     closing: bool,
     last_sequence: Option<u64>,
     dropped_reported: u64,
+    letters: Option<LetterState>,
 }
 
 impl Writer {
@@ -73,6 +117,7 @@ impl Writer {
         store: Arc<dyn EventStore>,
         control: mpsc::UnboundedReceiver<Control>,
         live: broadcast::Sender<Arc<Committed>>,
+        letters: Option<LetterState>,
     ) -> Self {
         Self {
             config,
@@ -86,6 +131,7 @@ impl Writer {
             closing: false,
             last_sequence: None,
             dropped_reported: 0,
+            letters,
         }
     }
 
@@ -113,9 +159,11 @@ impl Writer {
         // Everything handed off before the request is in the queue now, so
         // it is among the next `len()` events taken.
         let target = self.taken + self.shared.queue.len() as u64;
+        let letters = self.letters.as_ref().map_or(0, |state| state.sink.noted());
         match control {
             Control::Flush { done } => self.waiters.push(Waiter {
                 target,
+                letters,
                 done: Some(done),
                 close: false,
             }),
@@ -123,6 +171,7 @@ impl Writer {
                 self.closing = true;
                 self.waiters.push(Waiter {
                     target,
+                    letters,
                     done,
                     close: true,
                 });
@@ -148,14 +197,20 @@ impl Writer {
     /// Answers the waiters whose events are all settled; `true` if a close
     /// was among them (the writer stops).
     async fn answer_settled(&mut self) -> bool {
-        if !self.waiters.iter().any(|w| w.target <= self.settled) {
+        let letters = self.letters.as_ref();
+        let settled = self.settled;
+        let done = |waiter: &Waiter| {
+            waiter.target <= settled && letters.is_none_or(|state| state.settled(waiter.letters))
+        };
+        if !self.waiters.iter().any(done) {
             return false;
         }
+        let done: Vec<bool> = self.waiters.iter().map(done).collect();
         let result = self.flush_result().await;
         let mut stop = false;
-        let settled = self.settled;
+        let mut done = done.into_iter();
         self.waiters.retain_mut(|waiter| {
-            if waiter.target > settled {
+            if !done.next().unwrap_or(false) {
                 return true;
             }
             stop |= waiter.close;
@@ -232,6 +287,7 @@ impl Writer {
                 self.prune().await;
                 next_prune = Instant::now() + self.config.prune_interval;
             }
+            self.write_letters().await;
 
             if pending.is_empty() {
                 // Everything taken was committed, or rejected above.
@@ -239,10 +295,19 @@ impl Writer {
                 if self.answer_settled().await {
                     return;
                 }
-                if self.closing && self.shared.queue.is_empty() && self.waiters.is_empty() {
+                let letters_due = self.letters.as_ref().and_then(LetterState::due);
+                if self.closing
+                    && self.shared.queue.is_empty()
+                    && self.waiters.is_empty()
+                    && letters_due.is_none()
+                {
                     return;
                 }
-                self.idle(pruning.then_some(next_prune)).await;
+                let wake_at = match (pruning.then_some(next_prune), letters_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.idle(wake_at).await;
                 continue;
             }
 
@@ -269,20 +334,7 @@ impl Writer {
                     }
                 }
                 Err(error) => {
-                    self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        %error,
-                        source = ?std::error::Error::source(&error).map(ToString::to_string),
-                        events = pending.len(),
-                        retry_in = ?backoff,
-                        "agentbus-store recorder write failed; retrying"
-                    );
-                    *self
-                        .shared
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
-                    self.fail_waiters(&error);
+                    self.attempt_failed(&error, "events", pending.len(), backoff);
                     if self.closing {
                         failures_while_closing += 1;
                         if failures_while_closing >= CLOSE_ATTEMPTS {
@@ -485,6 +537,110 @@ impl Writer {
         }
     }
 
+    fn letters_due_now(&self) -> bool {
+        self.letters
+            .as_ref()
+            .and_then(LetterState::due)
+            .is_some_and(|due| due <= Instant::now())
+    }
+
+    /// Restores the stored dead letters if not yet done, then writes the
+    /// letters changed since the last write; a failure is logged, reported
+    /// to waiting flushes and retried with backoff (rewriting every letter,
+    /// so nothing taken is lost). Events keep flowing meanwhile.
+    async fn write_letters(&mut self) {
+        let Some(state) = &self.letters else {
+            return;
+        };
+        if state.due().is_none_or(|due| due > Instant::now()) {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let Some(letter_store) = store.dead_letter_store() else {
+            return;
+        };
+        let sink = Arc::clone(&state.sink);
+        let restored = state.restored;
+        let result: Result<u64, StoreError> = async {
+            if !restored {
+                if let Some(bus) = sink.bus.upgrade() {
+                    letters::restore(letter_store, &bus).await?;
+                }
+            }
+            let noted = sink.noted();
+            match sink.take() {
+                Some(batch) => {
+                    if !batch.changes.is_empty() {
+                        letters::write(letter_store, &batch.changes)
+                            .await
+                            .inspect_err(|_| sink.retry_all())?;
+                    }
+                    Ok(batch.noted)
+                }
+                // The bus is gone, its letters with it.
+                None => Ok(noted),
+            }
+        }
+        .await;
+        let retry_min = self.config.retry_min;
+        let retry_max = self.config.retry_max;
+        let closing = self.closing;
+        let Some(state) = &mut self.letters else {
+            return;
+        };
+        match result {
+            Ok(written) => {
+                state.restored = true;
+                state.written = written;
+                state.retry_at = None;
+                state.backoff = Duration::ZERO;
+            }
+            Err(error) => {
+                state.backoff = (state.backoff * 2).clamp(retry_min, retry_max);
+                state.retry_at = Some(Instant::now() + state.backoff);
+                if closing {
+                    state.failures_while_closing += 1;
+                    if state.failures_while_closing >= CLOSE_ATTEMPTS {
+                        // Give up as with events: nobody was told these
+                        // changes were durable.
+                        tracing::error!(%error, "agentbus-store recorder closed while the store fails; dead-letter changes not stored");
+                        state.restored = true;
+                        state.written = state.sink.noted();
+                        state.retry_at = None;
+                    }
+                }
+                let retry_in = state.backoff;
+                self.attempt_failed(&error, "dead letters", 0, retry_in);
+            }
+        }
+    }
+
+    /// A failed write of `what` (`items` of them, if counted): counted,
+    /// logged, kept as the last error and reported to waiting flushes.
+    fn attempt_failed(
+        &mut self,
+        error: &StoreError,
+        what: &'static str,
+        items: usize,
+        retry_in: Duration,
+    ) {
+        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            %error,
+            source = ?std::error::Error::source(error).map(ToString::to_string),
+            what,
+            items,
+            ?retry_in,
+            "agentbus-store recorder write failed; retrying"
+        );
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        self.fail_waiters(error);
+    }
+
     /// Sleeps until an event is handed off, a control message arrives, or
     /// pruning is due; first watches the queue for [`IDLE_SPIN`], so a
     /// publisher that starts again soon finds the writer awake and does not
@@ -492,7 +648,7 @@ impl Writer {
     async fn idle(&mut self, next_prune: Option<Instant>) {
         let linger_until = Instant::now() + IDLE_SPIN;
         while Instant::now() < linger_until {
-            if !self.shared.queue.is_empty() || !self.control.is_empty() {
+            if !self.shared.queue.is_empty() || !self.control.is_empty() || self.letters_due_now() {
                 return;
             }
             // Gives the core to any thread waiting for it (on a busy
@@ -502,7 +658,7 @@ impl Writer {
         self.shared.writer_idle.store(true, Ordering::SeqCst);
         // Look again after announcing: a publisher that pushed before seeing
         // the flag would otherwise wake nobody.
-        if !self.shared.queue.is_empty() {
+        if !self.shared.queue.is_empty() || self.letters_due_now() {
             self.shared.writer_idle.store(false, Ordering::SeqCst);
             return;
         }

@@ -16,7 +16,11 @@ use agentbus_store::{
 use futures_util::StreamExt;
 
 use super::{assert_contiguous, read_all, Picky, Throttled};
+
+mod dead_letters;
+
 use crate::traffic::numbered;
+pub use dead_letters::*;
 
 /// One `#[tokio::test]` per case of the suite (a multi-threaded runtime
 /// with two workers), each calling the case with the store `$make` yields:
@@ -52,6 +56,11 @@ macro_rules! conformance_suite {
             drop_policy_counts_drops_and_flush_reports_them,
             store_failures_are_retried_and_flush_reports_them,
             events_the_store_refuses_are_skipped_not_retried_forever,
+            dead_letters_round_trip_filter_and_replace,
+            dead_letters_survive_a_restart_and_redrive_by_name,
+            dead_letters_beyond_the_bound_leave_the_store_too,
+            a_late_recorder_stores_every_letter_already_kept,
+            dead_letter_writes_that_fail_are_retried,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

@@ -1,0 +1,225 @@
+//! [`ContentKeys`]: the 64-bit key [`Dedup`](crate::Dedup) compares events'
+//! content by.
+
+use std::hash::BuildHasher;
+
+use agentbus::{Event, EventId};
+use foldhash::quality::RandomState;
+use serde_json::{Map, Number, Value};
+
+/// Hashes an event's type, source agent, circle and data with a random
+/// seed, and its id with another (one folded multiply of its two halves:
+/// ids are compared whole, the hash only picks a bucket).
+///
+/// The data is walked once into a chain of 64-bit words, each folded into
+/// the state by one 64 × 64 → 128-bit multiply by a random odd multiplier
+/// (foldhash's "folded multiply"), with a final multiply by another: one
+/// multiply per scalar and per 8 bytes of text, a string of up to 7 bytes
+/// being one word with its length and tag. That is about a third of the
+/// instructions of `Value`'s derived `Hash` fed to foldhash, whose state
+/// does not stay in registers across the recursion. The word encoding is
+/// prefix-free, so only a collision of the chain (about 2⁻⁶⁴ per pair, the
+/// seed unknown to clients) makes two different contents equal.
+///
+/// Objects are hashed in key order: serde_json's map iterates sorted unless
+/// its `preserve_order` feature is on somewhere in the build, which is
+/// checked once, when the keys are made; then each object's entries are
+/// sorted first, as serde_json's own `Hash` does. Numbers are hashed by
+/// value (with `arbitrary_precision`, also checked once, by their text
+/// through foldhash).
+#[derive(Clone, Debug)]
+pub(crate) struct ContentKeys {
+    start: u64,
+    multiplier: u64,
+    finish: u64,
+    id_seed: u64,
+    numbers: RandomState,
+    maps_iterate_sorted: bool,
+    arbitrary_precision: bool,
+}
+
+// Tags: 4 bits, in the low byte of a header word or bits 59..62 of a short
+// string's word (whose bit 63 is set; a header's never is).
+const NULL: u64 = 0;
+const FALSE: u64 = 1;
+const TRUE: u64 = 2;
+const UNSIGNED: u64 = 3;
+const SIGNED: u64 = 4;
+const FLOAT: u64 = 5;
+const STRING: u64 = 6;
+const ARRAY: u64 = 7;
+const OBJECT: u64 = 8;
+const KEY: u64 = 9;
+const SHORT: u64 = 1 << 63;
+
+/// The state of one walk.
+struct Chain<'a> {
+    state: u64,
+    keys: &'a ContentKeys,
+}
+
+impl Chain<'_> {
+    #[inline(always)]
+    fn word(&mut self, word: u64) {
+        self.state = folded_multiply(self.state ^ word, self.keys.multiplier);
+    }
+
+    #[inline(always)]
+    fn string(&mut self, tag: u64, text: &str) {
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        if len < 8 {
+            // Length and tag in the top byte, the bytes below it.
+            self.word(SHORT | (tag << 59) | ((len as u64) << 56) | short(bytes));
+            return;
+        }
+        // A length that does not fit in 55 bits cannot be in memory.
+        self.word(((len as u64) << 8) | tag);
+        let mut at = 0;
+        while at + 8 < len {
+            self.word(read_u64(bytes, at));
+            at += 8;
+        }
+        // The last 8 bytes, overlapping the previous word if need be (the
+        // length, already hashed, tells where).
+        self.word(read_u64(bytes, len - 8));
+    }
+
+    /// A value inside an array or object: scalars and strings here, in the
+    /// caller's loop; only nested containers recurse.
+    #[inline(always)]
+    fn item(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.word(NULL),
+            Value::Bool(false) => self.word(FALSE),
+            Value::Bool(true) => self.word(TRUE),
+            Value::Number(number) => self.number(number),
+            Value::String(text) => self.string(STRING, text),
+            Value::Array(_) | Value::Object(_) => self.value(value),
+        }
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Array(items) => {
+                self.word(((items.len() as u64) << 8) | ARRAY);
+                for item in items {
+                    self.item(item);
+                }
+            }
+            Value::Object(entries) => {
+                self.word(((entries.len() as u64) << 8) | OBJECT);
+                if self.keys.maps_iterate_sorted {
+                    for (key, item) in entries {
+                        self.string(KEY, key);
+                        self.item(item);
+                    }
+                } else {
+                    let mut sorted: Vec<_> = entries.iter().collect();
+                    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    for (key, item) in sorted {
+                        self.string(KEY, key);
+                        self.item(item);
+                    }
+                }
+            }
+            scalar => self.item(scalar),
+        }
+    }
+
+    #[inline(always)]
+    fn number(&mut self, number: &Number) {
+        // The tag tells 1, -1 and 1.0 apart whatever their bits.
+        let (tag, bits) = if self.keys.arbitrary_precision {
+            (FLOAT, self.keys.numbers.hash_one(number))
+        } else if let Some(unsigned) = number.as_u64() {
+            (UNSIGNED, unsigned)
+        } else if let Some(signed) = number.as_i64() {
+            (SIGNED, signed as u64)
+        } else {
+            // +0.0 and -0.0 are equal numbers: one key for both.
+            let float = number.as_f64().unwrap_or(0.0);
+            (FLOAT, if float == 0.0 { 0 } else { float.to_bits() })
+        };
+        self.word(tag);
+        self.word(bits);
+    }
+}
+
+impl ContentKeys {
+    pub(crate) fn new() -> Self {
+        let mut probe = Map::new();
+        probe.insert("b".to_owned(), Value::Null);
+        probe.insert("a".to_owned(), Value::Null);
+        let past_u64: Number = serde_json::from_str("18446744073709551616").expect("a number");
+        let seeds = RandomState::default();
+        Self {
+            start: seeds.hash_one(1u8),
+            multiplier: seeds.hash_one(2u8) | 1,
+            finish: seeds.hash_one(3u8) | 1,
+            id_seed: seeds.hash_one(4u8),
+            numbers: RandomState::default(),
+            maps_iterate_sorted: probe.keys().next().is_some_and(|key| key == "a"),
+            // Without it, a number past u64 parses as a float.
+            arbitrary_precision: !past_u64.is_f64(),
+        }
+    }
+
+    /// The key of (type, source agent, circle, data).
+    pub(crate) fn content(&self, event: &Event) -> u64 {
+        let mut chain = Chain {
+            state: self.start,
+            keys: self,
+        };
+        chain.word(event.event_type.index() as u64);
+        chain.word(option(event.source_agent_id));
+        chain.word(event.source_agent_id.unwrap_or(0) as u64);
+        chain.word(option(event.circle_id));
+        chain.word(event.circle_id.unwrap_or(0) as u64);
+        chain.value(&event.data);
+        folded_multiply(chain.state, self.finish)
+    }
+
+    /// The hash of an id (ids are compared whole; this only picks a bucket).
+    pub(crate) fn id(&self, id: &EventId) -> u64 {
+        let id = id.as_uuid().as_u128();
+        folded_multiply(
+            (id as u64) ^ self.id_seed,
+            ((id >> 64) as u64) ^ self.multiplier,
+        )
+    }
+}
+
+fn option(value: Option<i64>) -> u64 {
+    u64::from(value.is_some())
+}
+
+/// The 128-bit product's halves, xored: every input bit reaches the result.
+#[inline(always)]
+fn folded_multiply(x: u64, y: u64) -> u64 {
+    let full = u128::from(x) * u128::from(y);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// Up to 7 bytes as one little-endian word (for a given length, a
+/// different text gives a different word).
+#[inline(always)]
+fn short(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    if len >= 4 {
+        let low = u64::from(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")));
+        let high = u64::from(u32::from_le_bytes(
+            bytes[len - 4..].try_into().expect("4 bytes"),
+        ));
+        low | (high << ((len - 4) * 8))
+    } else if len > 0 {
+        u64::from(bytes[0]) | (u64::from(bytes[len / 2]) << 8) | (u64::from(bytes[len - 1]) << 16)
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
