@@ -392,7 +392,11 @@ fn fan_out(
         in_filter = false;
     }
     drop(handling);
-    counters.record(tally.delivered as u64, u64::from(tally.failed()));
+    counters.record(
+        event.event_type,
+        tally.delivered as u64,
+        u64::from(tally.failed()),
+    );
     tally
 }
 
@@ -504,8 +508,11 @@ impl Future for Delivery<'_> {
         }
         this.tally.add(finished);
         if finished.delivered > 0 || finished.failed() > 0 {
-            this.counters
-                .record_async(finished.delivered as u64, u64::from(finished.failed()));
+            this.counters.record_async(
+                event.event_type,
+                finished.delivered as u64,
+                u64::from(finished.failed()),
+            );
         }
         if this.running.is_empty() {
             Poll::Ready(this.tally)

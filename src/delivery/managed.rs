@@ -364,7 +364,7 @@ impl Managed {
             self.delivery.count_retry();
             match self.attempt(handler, &event, false).await {
                 Ok(()) => {
-                    self.count(1, 0);
+                    self.count(&event, 1, 0);
                     return;
                 }
                 Err(failure) => {
@@ -375,14 +375,15 @@ impl Managed {
                 }
             }
         }
-        self.count(0, 1);
+        self.count(&event, 0, 1);
         self.reporter.report(&event, &error);
         self.give_up(event, &error, attempts, first_failed_at);
     }
 
-    fn count(&self, delivered: u64, failed: u64) {
+    fn count(&self, event: &Event, delivered: u64, failed: u64) {
         if let Some(bus) = self.bus.upgrade() {
-            bus.counters.record_async(delivered, failed);
+            bus.counters
+                .record_async(event.event_type, delivered, failed);
         }
     }
 

@@ -17,7 +17,8 @@
 //!    only once its batch is durable), against the store's own `append` of
 //!    the same batches in the same run.
 //! 4. **Metrics scrape.** `GET /metrics` with every event type published
-//!    (24 label values) and 1,000 WebSocket clients connected, with a
+//!    (24 label values in each of the published, delivered and failed
+//!    families) and 1,000 WebSocket clients connected, with a
 //!    SQLite store, against `GET /api/stats` (the JSON it replaces) and
 //!    `GET /api/health` (the bare round trip) alternating in one run.
 //!
@@ -136,6 +137,17 @@ async fn metrics_scrape() {
         text.contains("agentbus_live_clients{transport=\"websocket\"} 1000"),
         "{text}"
     );
+    // Every type in each per-type family (the recorder's delivery each).
+    for event_type in EventType::ALL {
+        for family in ["published", "delivered", "failed"] {
+            let count = if family == "failed" { 0 } else { 1 };
+            let sample = format!(
+                "agentbus_events_{family}_total{{type=\"{}\"}} {count}\n",
+                event_type.as_str()
+            );
+            assert!(text.contains(&sample), "no {sample} in {text}");
+        }
+    }
     let paths = ["/metrics", "/api/stats", "/api/health"];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); paths.len()];
     for _ in 0..SCRAPE_ROUNDS {

@@ -51,16 +51,17 @@
 //!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
 //!   or `u64`), which JSON parsing would round, is a 400 naming its event.
 //! - **Metrics.** `GET /metrics` (behind the token like the API) answers in
-//!   the OpenMetrics text format that Prometheus scrapes:
-//!   `agentbus_events_published_total{type}`,
-//!   `agentbus_events_delivered_total`, `agentbus_handler_errors_total`,
-//!   `agentbus_subscribers`, `agentbus_live_clients{transport}`, and with a
-//!   store `agentbus_store_lag`, `agentbus_store_last_sequence`,
-//!   `agentbus_store_{committed,duplicates,dropped,rejected,errors}_total`
-//!   and the histogram `agentbus_store_commit_latency_seconds` (a `POST`'s
-//!   publish to its commit). Values are read from the counters the bus, hub
-//!   and recorder keep, at scrape time; more collectors (the NATS bridge's,
-//!   the application's) are added with
+//!   the Prometheus text format, or in OpenMetrics when the scraper asks
+//!   for it: events published, delivered and failed per type, handler
+//!   errors, guard rejections per reason, retries, timeouts and dead
+//!   letters, subscribers, live clients per transport, and with a store its
+//!   lag, counters and commit latency histogram. Values are read at scrape
+//!   time from the counters the bus, hub and recorder keep; the per-type
+//!   ones need the bus's per-type table, which [`WebApi::new`] turns on
+//!   ([`EventBus::count_per_type`](agentbus::EventBus::count_per_type)), so
+//!   they count from then on. The families, their labels and sources are
+//!   one table in `src/metrics.rs` (and the crate README shows a scrape).
+//!   More collectors (the NATS bridge's, the application's) are added with
 //!   [`WebApi::metrics_collector`](WebApi::metrics_collector).
 //! - **Trace context.** A `POST` with a W3C `traceparent` header (and
 //!   optional `tracestate`) gives that context to each posted event that
