@@ -258,7 +258,7 @@ impl EventBus {
         registry.last_id += 1;
         let id = SubscriptionId::new(inner.id, registry.last_id);
         let reporter = Reporter::new(id, name);
-        let dead_letters = options.dead_letters.then(|| StdArc::clone(&inner.delivery));
+        let keep_dead_letters = options.dead_letters;
         let (handler, managed) = manage(handler, options, &self.inner, &reporter);
         let subscriber = Arc::new(Subscriber::new(
             reporter,
@@ -266,7 +266,8 @@ impl EventBus {
             filter,
             handler,
             managed,
-            dead_letters,
+            &inner.delivery,
+            keep_dead_letters,
         ));
         let retired = inner.tables.insert(types, &subscriber);
         registry.subscriptions.insert(id, (types, subscriber));
@@ -600,7 +601,8 @@ impl EventBusBuilder {
     /// [`docs::semantics`](crate::docs::semantics#concurrency-limits).
     ///
     /// Unset (the default), async handlers are not limited and take the
-    /// plain path.
+    /// plain path. [`EventBus::set_max_concurrent_handlers`] changes the
+    /// limit of a running bus.
     #[must_use]
     pub fn max_concurrent_handlers(mut self, limit: usize) -> Self {
         self.max_concurrent_handlers = Some(limit);

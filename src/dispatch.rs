@@ -19,6 +19,7 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
 use crate::cause::{stamp, Handling};
+use crate::delivery::limited;
 use crate::event::Event;
 use crate::executor::block_on;
 use crate::handler::{
@@ -442,6 +443,12 @@ fn walk(
 ///
 /// Out of line: keeping the async machinery out of the fan-out loop leaves
 /// the registers to the sync path, which most subscribers take.
+///
+/// On a bus with a handler limit (`delivery/handler_limit.rs`) a plain
+/// async subscription's future is wrapped to wait for a permit before its
+/// first poll: the limit may be set at any time, so it is checked here, per
+/// call. On a bus without one that is a load and a branch that always goes
+/// the same way.
 #[inline(never)]
 fn start_async(
     subscriber: &Subscriber,
@@ -450,9 +457,14 @@ fn start_async(
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
 ) -> Poll<Verdict> {
-    let Some(future) = subscriber.start_async(handler, event) else {
+    let Some(mut future) = subscriber.start_async(handler, event) else {
         return Poll::Ready(Verdict::Failed);
     };
+    if let Some(delivery) = &subscriber.limited_by {
+        if delivery.handler_limit.is_set() {
+            future = limited(future, event, delivery);
+        }
+    }
     let mut started = Running::new(future, subscriber);
     let polled = started.poll_handler(cx, event);
     if polled.is_pending() {
