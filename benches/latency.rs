@@ -524,13 +524,17 @@ fn driver(case: &str, n: u64) {
         bus
     };
     match case {
-        "fanout1" | "fanout16" | "off1" => {
+        "fanout1" | "fanout16" | "off1" | "pertype1" => {
             let (subscribers, capacity) = match case {
-                "fanout1" => (1, LOCK_BUS_HISTORY),
                 "fanout16" => (16, LOCK_BUS_HISTORY),
-                _ => (1, 0),
+                "off1" => (1, 0),
+                _ => (1, LOCK_BUS_HISTORY),
             };
             let bus = sync_bus(subscribers, capacity);
+            if case == "pertype1" {
+                // `fanout1` with per-type counting on (`EventBus::count_per_type`).
+                bus.count_per_type();
+            }
             for _ in 0..n {
                 black_box(bus.publish_blocking(Arc::clone(&ev)));
             }

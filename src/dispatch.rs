@@ -20,6 +20,7 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
 use crate::cause::{stamp, Handling};
+use crate::delivery::limited;
 use crate::event::Event;
 use crate::executor::block_on;
 use crate::handler::{
@@ -440,7 +441,11 @@ fn fan_out(
         in_filter = false;
     }
     drop(handling);
-    counters.record(tally.delivered as u64, u64::from(tally.failed()));
+    counters.record(
+        event.event_type,
+        tally.delivered as u64,
+        u64::from(tally.failed()),
+    );
     tally
 }
 
@@ -487,6 +492,13 @@ fn walk(
 ///
 /// Out of line: keeping the async machinery out of the fan-out loop leaves
 /// the registers to the sync path, which most subscribers take.
+///
+/// On a bus with a handler limit (`delivery/handler_limit.rs`) an
+/// unwrapped async subscription's future (plain, or with only a retry
+/// policy) is wrapped to wait for a permit before its
+/// first poll: the limit may be set at any time, so it is checked here, per
+/// call. On a bus without one that is a load and a branch that always goes
+/// the same way.
 #[inline(never)]
 fn start_async(
     subscriber: &Arc<Subscriber>,
@@ -501,6 +513,11 @@ fn start_async(
             return Poll::Ready(Subscriber::panicked(subscriber, event, false, payload))
         }
     };
+    if let Some(delivery) = &subscriber.limited_by {
+        if delivery.handler_limit.is_set() {
+            future = limited(future, event, delivery);
+        }
+    }
     let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
     if let Ok(Poll::Pending) = polled {
         running.push(Running::new(future, subscriber));
@@ -547,8 +564,11 @@ impl Future for Delivery<'_> {
         }
         this.tally.add(finished);
         if finished.delivered > 0 || finished.failed() > 0 {
-            this.counters
-                .record_async(finished.delivered as u64, u64::from(finished.failed()));
+            this.counters.record_async(
+                event.event_type,
+                finished.delivered as u64,
+                u64::from(finished.failed()),
+            );
         }
         if this.running.is_empty() {
             Poll::Ready(this.tally)

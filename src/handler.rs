@@ -277,6 +277,11 @@ pub(crate) struct Subscriber {
     /// inline) what its failures go to. A redrive calls it once, without
     /// retries.
     pub(crate) managed: Option<StdArc<Managed>>,
+    /// For an unwrapped async handler (plain, or managed but called like a
+    /// plain one), the bus's delivery state: its
+    /// calls take a permit while the bus has a handler limit, which may be
+    /// set after this subscription was made (`delivery/handler_limit.rs`).
+    pub(crate) limited_by: Option<StdArc<DeliveryState>>,
 }
 
 impl Subscriber {
@@ -285,24 +290,32 @@ impl Subscriber {
     /// Set if the subscription has field filters.
     const SCOPED: u8 = 2;
 
-    /// `dead_letters` is where a failure of `handler` goes if it is not a
-    /// `managed` wrapper (which keeps its own).
+    /// A failure of `handler` goes to `delivery`'s dead letters if
+    /// `keep_dead_letters` and it is not a `managed` wrapper (which keeps
+    /// its own).
     pub(crate) fn new(
         reporter: Reporter,
         scope: Scope,
         filter: Option<Filter>,
         handler: Handler,
         managed: Option<StdArc<Managed>>,
-        dead_letters: Option<StdArc<DeliveryState>>,
+        delivery: &StdArc<DeliveryState>,
+        keep_dead_letters: bool,
     ) -> Self {
+        let plain = managed.is_none();
         let reporter = Reporter {
-            dead_letters: dead_letters.filter(|_| managed.is_none()),
+            dead_letters: (keep_dead_letters && plain).then(|| StdArc::clone(delivery)),
             ..reporter
         };
+        // A managed handler the fan-out calls like a plain one waits like one.
+        let unwrapped = managed.as_ref().is_none_or(|managed| managed.is_inline());
+        let limited_by =
+            (unwrapped && matches!(handler, Handler::Async(_))).then(|| StdArc::clone(delivery));
         Self {
             scope,
             reporter,
             managed,
+            limited_by,
             filter,
             handler,
             state: AtomicU8::new(if scope.is_any() {

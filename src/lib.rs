@@ -68,7 +68,10 @@
 //! span also `agentbus.subscription`. When the event has a trace context,
 //! both record `traceparent` and `tracestate` as fields of those names, for
 //! an OpenTelemetry layer to link the process span to the context the
-//! event was published under. `tracing` span names are static, so the
+//! event was published under: `examples/opentelemetry.rs` exports the spans
+//! through `tracing-opentelemetry` and does that linking with a small
+//! `tracing-subscriber` layer (`cargo run --example opentelemetry --features
+//! tracing`). `tracing` span names are static, so the
 //! OpenTelemetry name is the `otel.name` field (which `tracing-opentelemetry`
 //! uses as the span's name); the `tracing` names are `publish` and
 //! `process`. An async handler's span is found with `Span::current()` when
@@ -132,7 +135,7 @@ pub use crate::{
     overflow::{wait_for_room, Overflow},
     publisher::Publisher,
     redact::Redacted,
-    stats::BusStats,
+    stats::{BusStats, TypeStats},
     stream::EventStream,
     subscription::{SubscriptionBuilder, SubscriptionGuard},
     trace::{TraceContext, TraceParent, TraceState, MAX_TRACESTATE_LEN},

@@ -13,10 +13,17 @@
 //! lease holder's load/store would resurrect the old count); it records the
 //! current totals as a baseline that later snapshots subtract. A publish
 //! racing with `reset` may be counted in some fields and not others.
+//!
+//! Counts per event type ([`EventBus::count_per_type`](crate::EventBus::count_per_type))
+//! are a second, striped table that exists only once asked for: until then
+//! a publish pays one load and one never-taken branch for it.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
+
+use crate::event_type::EventType;
 
 use crate::sync::{lock, AtomicU64, AtomicUsize, Mutex, Ordering};
 
@@ -115,12 +122,129 @@ struct Stripe {
     failed: AtomicU64,
 }
 
+impl Stripe {
+    #[inline]
+    fn record(&self, delivered: u64, failed: u64, exclusive: bool) {
+        bump(&self.published, 1, exclusive);
+        self.record_async(delivered, failed, exclusive);
+    }
+
+    #[inline]
+    fn record_async(&self, delivered: u64, failed: u64, exclusive: bool) {
+        if delivered > 0 {
+            bump(&self.delivered, delivered, exclusive);
+        }
+        if failed > 0 {
+            bump(&self.failed, failed, exclusive);
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            published: self.published.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Summed counters: what a stripe set adds up to.
 #[derive(Clone, Copy, Default)]
 struct Totals {
     published: u64,
     delivered: u64,
     failed: u64,
+}
+
+impl Totals {
+    fn add(self, other: Self) -> Self {
+        Self {
+            published: self.published + other.published,
+            delivered: self.delivered + other.delivered,
+            failed: self.failed + other.failed,
+        }
+    }
+
+    fn since(self, baseline: Self) -> Self {
+        Self {
+            published: self.published.saturating_sub(baseline.published),
+            delivered: self.delivered.saturating_sub(baseline.delivered),
+            failed: self.failed.saturating_sub(baseline.failed),
+        }
+    }
+}
+
+/// The per-type table: one row of counters per event type in each stripe,
+/// written by the same lease holders as the bus-wide stripes.
+struct PerType {
+    stripes: Box<[CachePadded<[Stripe; EventType::COUNT]>]>,
+    /// The totals at the last reset, per type.
+    baseline: Mutex<[Totals; EventType::COUNT]>,
+}
+
+impl PerType {
+    fn new() -> Self {
+        Self {
+            stripes: (0..=SHARED_STRIPE)
+                .map(|_| CachePadded::new(std::array::from_fn(|_| Stripe::default())))
+                .collect(),
+            baseline: Mutex::new([Totals::default(); EventType::COUNT]),
+        }
+    }
+
+    /// Out of line: the bus-wide path stays as small as without the table.
+    #[inline(never)]
+    fn record(
+        &self,
+        (index, exclusive): (usize, bool),
+        event_type: EventType,
+        delivered: u64,
+        failed: u64,
+    ) {
+        self.stripes[index][event_type.index()].record(delivered, failed, exclusive);
+    }
+
+    #[inline(never)]
+    fn record_async(
+        &self,
+        (index, exclusive): (usize, bool),
+        event_type: EventType,
+        delivered: u64,
+        failed: u64,
+    ) {
+        self.stripes[index][event_type.index()].record_async(delivered, failed, exclusive);
+    }
+
+    fn totals(&self) -> [Totals; EventType::COUNT] {
+        std::array::from_fn(|slot| {
+            self.stripes
+                .iter()
+                .map(|row| row[slot].totals())
+                .fold(Totals::default(), Totals::add)
+        })
+    }
+
+    fn reset(&self) {
+        *lock(&self.baseline) = self.totals();
+    }
+
+    fn snapshot(&self) -> Vec<TypeStats> {
+        let baseline = *lock(&self.baseline);
+        let totals = self.totals();
+        EventType::ALL
+            .iter()
+            .map(|&event_type| {
+                let slot = event_type.index();
+                let counts = totals[slot].since(baseline[slot]);
+                TypeStats {
+                    event_type,
+                    published: counts.published,
+                    delivered: counts.delivered,
+                    failed: counts.failed,
+                }
+            })
+            .collect()
+    }
 }
 
 pub(crate) struct Counters {
@@ -130,6 +254,9 @@ pub(crate) struct Counters {
     /// Written only under the registry lock, read by `stats`; padded away
     /// from `stripes`, which every publish reads.
     active_subscribers: CachePadded<AtomicUsize>,
+    /// Set by the first `count_per_type`. A `std` cell even under loom: it
+    /// is written once, and the loom models never turn it on.
+    per_type: OnceLock<Box<PerType>>,
 }
 
 impl Counters {
@@ -140,36 +267,50 @@ impl Counters {
                 .collect(),
             baseline: Mutex::new(Totals::default()),
             active_subscribers: CachePadded::new(AtomicUsize::new(0)),
+            per_type: OnceLock::new(),
         }
     }
 
     /// Records one publish's synchronous part.
     #[inline]
-    pub(crate) fn record(&self, delivered: u64, failed: u64) {
-        self.record_in(my_stripe(), delivered, failed);
+    pub(crate) fn record(&self, event_type: EventType, delivered: u64, failed: u64) {
+        let stripe = my_stripe();
+        self.record_in(stripe, delivered, failed);
+        // The one branch a bus without the table pays: `get` is one acquire
+        // load (a plain `mov` on x86), pairing with the release store of
+        // `OnceLock::get_or_init` in `count_per_type`.
+        if let Some(per_type) = self.per_type.get() {
+            per_type.record(stripe, event_type, delivered, failed);
+        }
     }
 
     #[inline]
     fn record_in(&self, (index, exclusive): (usize, bool), delivered: u64, failed: u64) {
-        let stripe = &self.stripes[index];
-        bump(&stripe.published, 1, exclusive);
-        if delivered > 0 {
-            bump(&stripe.delivered, delivered, exclusive);
-        }
-        if failed > 0 {
-            bump(&stripe.failed, failed, exclusive);
-        }
+        self.stripes[index].record(delivered, failed, exclusive);
     }
 
     /// Records the async part of a publish, counted when it finishes.
-    pub(crate) fn record_async(&self, delivered: u64, failed: u64) {
-        self.record_async_in(my_stripe(), delivered, failed);
+    pub(crate) fn record_async(&self, event_type: EventType, delivered: u64, failed: u64) {
+        let stripe = my_stripe();
+        self.record_async_in(stripe, delivered, failed);
+        if let Some(per_type) = self.per_type.get() {
+            per_type.record_async(stripe, event_type, delivered, failed);
+        }
     }
 
     fn record_async_in(&self, (index, exclusive): (usize, bool), delivered: u64, failed: u64) {
-        let stripe = &self.stripes[index];
-        bump(&stripe.delivered, delivered, exclusive);
-        bump(&stripe.failed, failed, exclusive);
+        self.stripes[index].record_async(delivered, failed, exclusive);
+    }
+
+    /// Starts the per-type table (once; later calls do nothing).
+    pub(crate) fn count_per_type(&self) {
+        self.per_type.get_or_init(|| Box::new(PerType::new()));
+    }
+
+    /// The per-type counts since the table started (or the last reset), one
+    /// entry per [`EventType::ALL`]; `None` without the table.
+    pub(crate) fn per_type(&self) -> Option<Vec<TypeStats>> {
+        self.per_type.get().map(|per_type| per_type.snapshot())
     }
 
     pub(crate) fn set_active_subscribers(&self, count: usize) {
@@ -179,29 +320,25 @@ impl Counters {
     pub(crate) fn reset(&self) {
         let mut baseline = lock(&self.baseline);
         *baseline = self.totals();
+        if let Some(per_type) = self.per_type.get() {
+            per_type.reset();
+        }
     }
 
     fn totals(&self) -> Totals {
-        let sum = |field: fn(&Stripe) -> &AtomicU64| {
-            self.stripes
-                .iter()
-                .map(|stripe| field(stripe).load(Ordering::Relaxed))
-                .sum()
-        };
-        Totals {
-            published: sum(|s| &s.published),
-            delivered: sum(|s| &s.delivered),
-            failed: sum(|s| &s.failed),
-        }
+        self.stripes
+            .iter()
+            .map(|stripe| stripe.totals())
+            .fold(Totals::default(), Totals::add)
     }
 
     pub(crate) fn snapshot(&self, history_size: usize) -> BusStats {
         let baseline = *lock(&self.baseline);
-        let totals = self.totals();
+        let totals = self.totals().since(baseline);
         BusStats {
-            events_published: totals.published.saturating_sub(baseline.published),
-            events_delivered: totals.delivered.saturating_sub(baseline.delivered),
-            handler_errors: totals.failed.saturating_sub(baseline.failed),
+            events_published: totals.published,
+            events_delivered: totals.delivered,
+            handler_errors: totals.failed,
             active_subscribers: self.active_subscribers.load(Ordering::Relaxed),
             history_size,
             // Kept by the bus's guards; `EventBus::stats` fills them in.
@@ -264,6 +401,28 @@ pub struct BusStats {
     /// Dead letters held now (not yet redriven, discarded or dropped for
     /// room).
     pub dead_letters: usize,
+}
+
+/// One event type's counts, from
+/// [`EventBus::stats_per_type`](crate::EventBus::stats_per_type): the
+/// [`BusStats`] fields that a publish of that type moves.
+///
+/// Counted from the first [`EventBus::count_per_type`](crate::EventBus::count_per_type)
+/// on (or the last [`EventBus::reset`](crate::EventBus::reset)): a publish
+/// before it is in [`BusStats`] only. Deliveries are counted by the event's
+/// type when they end, so an async handler or a retry that ends after
+/// counting started is counted even if its publish was not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TypeStats {
+    /// The type these counts are for.
+    pub event_type: EventType,
+    /// Events of this type published (let in by the guards).
+    pub published: u64,
+    /// Handler calls on events of this type that completed successfully.
+    pub delivered: u64,
+    /// Handler calls on events of this type that returned `Err` or
+    /// panicked, plus filters that panicked.
+    pub failed: u64,
 }
 
 #[cfg(test)]

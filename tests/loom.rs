@@ -4,7 +4,8 @@
 //! tracking of the event being handled that stamps causation, and the
 //! permit lines and key lanes of reliable delivery (`max_concurrency`,
 //! `max_concurrent_handlers`, `ordered_by`: no overlap, no lost wake-up,
-//! lane order).
+//! lane order), and the bus-wide limit changed at run time while
+//! publishes run and wait.
 //!
 //! Run (release, separate target dir so a normal build is not invalidated):
 //!
@@ -50,6 +51,8 @@ use agentbus::{Event, EventBus, EventType, HistoryQuery};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+
+mod common;
 
 /// The races these models target need one or two preemptions; three adds
 /// margin and still keeps the whole file to seconds in release mode.
@@ -983,6 +986,105 @@ fn max_concurrent_handlers_vs_two_publishers() {
         let here = loom::future::block_on(bus.publish(event(EventType::TaskCompleted, 2)));
         assert_eq!(here.delivered + publisher.join().unwrap(), 2);
         assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+    });
+}
+
+/// A bus limited to `from`, with one async handler subscribed before the
+/// change, that holds its permit across a poll.
+fn limited_bus(from: Option<usize>, in_flight: &StdArc<InFlight>) -> EventBus {
+    let bus = EventBus::builder().history_capacity(0).build();
+    let watch = StdArc::clone(in_flight);
+    bus.subscribe_async(EventType::TaskCompleted, move |_e: StdArc<Event>| {
+        let watch = StdArc::clone(&watch);
+        async move {
+            watch.enter();
+            // Holds its permit across a poll, so a second call can wait.
+            common::YieldOnce::default().await;
+            watch.leave();
+        }
+    });
+    bus.set_max_concurrent_handlers(from);
+    bus
+}
+
+/// `set_max_concurrent_handlers` while one publish holds a permit (its
+/// handler pending) and another thread's publish joins the line before or
+/// after the change: that thread is always woken (a grant on resize that
+/// lost its wake-up would leave it parked, a deadlock loom reports), and no
+/// slot is lost or released twice: two more publishes under a limit of 1
+/// afterwards both finish (a lost slot would hang them) and never overlap
+/// (a slot released twice would let them).
+fn limit_changed_vs_two_publishes(from: usize, to: Option<usize>) {
+    let in_flight = StdArc::new(InFlight::default());
+    let bus = limited_bus(Some(from), &in_flight);
+    let other = bus.clone();
+    let publisher = thread::spawn(move || {
+        loom::future::block_on(other.publish(event(EventType::TaskCompleted, 1))).delivered
+    });
+    let (here, ()) = loom::future::block_on(futures::future::join(
+        bus.publish(event(EventType::TaskCompleted, 2)),
+        // Polled right after the publish, whose handler then holds its
+        // permit and is pending.
+        async { bus.set_max_concurrent_handlers(to) },
+    ));
+    assert_eq!(here.delivered + publisher.join().unwrap(), 2);
+    assert_eq!(bus.max_concurrent_handlers(), to);
+    bus.set_max_concurrent_handlers(Some(1));
+    in_flight.most.store(0, StdOrdering::Relaxed);
+    let (first, second) = loom::future::block_on(futures::future::join(
+        bus.publish(event(EventType::TaskCompleted, 3)),
+        bus.publish(event(EventType::TaskCompleted, 4)),
+    ));
+    assert_eq!(first.delivered + second.delivered, 2);
+    assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+}
+
+#[test]
+fn handler_limit_raised_vs_a_waiting_publish() {
+    model("handler_limit_raised_vs_a_waiting_publish", || {
+        limit_changed_vs_two_publishes(1, Some(2));
+    });
+}
+
+#[test]
+fn handler_limit_removed_vs_a_waiting_publish() {
+    model("handler_limit_removed_vs_a_waiting_publish", || {
+        limit_changed_vs_two_publishes(1, None);
+    });
+}
+
+#[test]
+fn handler_limit_lowered_vs_two_publishes() {
+    model("handler_limit_lowered_vs_two_publishes", || {
+        limit_changed_vs_two_publishes(2, Some(1));
+    });
+}
+
+/// A limit set on an unlimited bus, by another thread, before a publish
+/// that is ordered after it (a Release/Acquire flag): the publish's calls
+/// take permits, although the flag they check is Relaxed. A publish not
+/// ordered after it may run unlimited.
+#[test]
+fn handler_limit_set_before_a_publish_holds_for_it() {
+    model("handler_limit_set_before_a_publish_holds_for_it", || {
+        let in_flight = StdArc::new(InFlight::default());
+        let bus = limited_bus(None, &in_flight);
+        let done = Arc::new(AtomicUsize::new(0));
+        let (setter, set) = (bus.clone(), Arc::clone(&done));
+        let changer = thread::spawn(move || {
+            setter.set_max_concurrent_handlers(Some(1));
+            set.store(1, Ordering::Release);
+        });
+        let ordered = done.load(Ordering::Acquire) == 1;
+        let (first, second) = loom::future::block_on(futures::future::join(
+            bus.publish(event(EventType::TaskCompleted, 1)),
+            bus.publish(event(EventType::TaskCompleted, 2)),
+        ));
+        changer.join().unwrap();
+        assert_eq!(first.delivered + second.delivered, 2);
+        if ordered {
+            assert_eq!(in_flight.most.load(StdOrdering::Relaxed), 1);
+        }
     });
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use agentbus::{BusStats, Event, EventBus, EventType, EventTypeSet};
+use agentbus::{BusStats, Event, EventBus, EventType, EventTypeSet, Retry, TypeStats};
 
 #[test]
 fn smoke() {
@@ -199,6 +199,26 @@ fn counts_are_exact_across_publisher_threads() {
     assert_eq!(stats.active_subscribers, 2);
 }
 
+/// Runs `publish(bus, n)` for each `n` below `per_thread` on `threads`
+/// threads released at once, so that all of them hold a stripe at once.
+fn publish_at_once(bus: &EventBus, threads: u64, per_thread: u64, publish: fn(&EventBus, u64)) {
+    let start = Arc::new(std::sync::Barrier::new(threads as usize));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (bus, start) = (bus.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                for n in 0..per_thread {
+                    publish(&bus, n);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+}
+
 /// More live publishing threads than exclusive stripes (16), so some share
 /// the overflow stripe, then a second wave that reuses the stripes the first
 /// wave's threads returned when they exited: every count stays exact.
@@ -209,22 +229,9 @@ fn counts_are_exact_past_the_exclusive_stripes_and_across_stripe_reuse() {
     let bus = EventBus::builder().history_capacity(0).build();
     bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
     let wave = |bus: &EventBus| {
-        // All threads publish at once, so all hold a stripe at once.
-        let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
-        let threads: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (bus, start) = (bus.clone(), Arc::clone(&start));
-                std::thread::spawn(move || {
-                    start.wait();
-                    for _ in 0..PER_THREAD {
-                        bus.publish_blocking(Event::new(EventType::TaskCreated));
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        publish_at_once(bus, THREADS, PER_THREAD, |bus, _| {
+            bus.publish_blocking(Event::new(EventType::TaskCreated));
+        });
     };
     wave(&bus);
     assert_eq!(bus.stats().events_published, THREADS * PER_THREAD);
@@ -245,4 +252,104 @@ fn buses_have_separate_counters() {
     let a2 = a.clone();
     a2.publish_blocking(Event::new(EventType::TaskCreated));
     assert_eq!(a.stats().events_published, 2);
+}
+
+fn per_type(bus: &EventBus, event_type: EventType) -> (u64, u64, u64) {
+    let stats = bus.stats_per_type().expect("per-type counting is on");
+    let TypeStats {
+        published,
+        delivered,
+        failed,
+        ..
+    } = stats[event_type.index()];
+    assert_eq!(stats[event_type.index()].event_type, event_type);
+    (published, delivered, failed)
+}
+
+#[test]
+fn per_type_counts_are_off_until_asked_and_start_there() {
+    let bus = EventBus::new();
+    bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(bus.stats_per_type(), None);
+    bus.count_per_type();
+    assert_eq!(per_type(&bus, EventType::TaskCreated), (0, 0, 0));
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    // A second call changes nothing.
+    bus.count_per_type();
+    assert_eq!(per_type(&bus, EventType::TaskCreated), (1, 1, 0));
+    assert_eq!(bus.stats().events_published, 2);
+    bus.reset();
+    assert_eq!(per_type(&bus, EventType::TaskCreated), (0, 0, 0));
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+    assert_eq!(per_type(&bus, EventType::TaskCreated), (1, 0, 0));
+}
+
+/// Sync, async (finished at once and pending), retried and failing
+/// deliveries, from more threads than there are exclusive stripes: each
+/// type's counts are exact and add up to the bus-wide ones.
+#[test]
+fn per_type_counts_are_exact_and_sum_to_the_bus_totals() {
+    const THREADS: u64 = 20;
+    const PER_THREAD: u64 = 2_000;
+    let bus = EventBus::builder().history_capacity(0).build();
+    bus.count_per_type();
+    bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    bus.subscribe(EventType::TaskCreated, |e: &Event| -> Result<(), String> {
+        if e.data.is_null() {
+            Err("null data".into())
+        } else {
+            Ok(())
+        }
+    });
+    bus.subscribe_async(EventType::TaskFailed, |_e: Arc<Event>| async {
+        Err::<(), _>("async nope")
+    });
+    publish_at_once(&bus, THREADS, PER_THREAD, |bus, n| {
+        let event = Event::new(EventType::TaskCreated);
+        bus.publish_blocking(if n % 4 == 0 {
+            event.with_data(serde_json::Value::Null)
+        } else {
+            event
+        });
+        if n % 10 == 0 {
+            bus.publish_blocking(Event::new(EventType::TaskFailed));
+        }
+    });
+    // An async handler still pending after the first poll, and a delivery
+    // that succeeds on its retry: both counted by the event's type.
+    bus.subscribe_async(EventType::AgentStarted, |_e: Arc<Event>| async {
+        tokio::task::yield_now().await;
+    });
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    bus.subscription(EventType::MemoryShared)
+        .retry(Retry::attempts(2).delay(std::time::Duration::from_millis(1)))
+        .handler(move |_e: &Event| -> Result<(), String> {
+            match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Err("first call fails".into()),
+                _ => Ok(()),
+            }
+        });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(bus.publish(Event::new(EventType::AgentStarted)));
+    bus.publish_blocking(Event::new(EventType::MemoryShared));
+    futures::executor::block_on(bus.settled());
+
+    let n = THREADS * PER_THREAD;
+    assert_eq!(
+        per_type(&bus, EventType::TaskCreated),
+        (n, n + 3 * n / 4, n / 4)
+    );
+    assert_eq!(per_type(&bus, EventType::TaskFailed), (n / 10, 0, n / 10));
+    assert_eq!(per_type(&bus, EventType::AgentStarted), (1, 1, 0));
+    assert_eq!(per_type(&bus, EventType::MemoryShared), (1, 1, 0));
+    let all = bus.stats_per_type().unwrap();
+    let stats = bus.stats();
+    let sum = |field: fn(&TypeStats) -> u64| all.iter().map(field).sum::<u64>();
+    assert_eq!(sum(|s| s.published), stats.events_published);
+    assert_eq!(sum(|s| s.delivered), stats.events_delivered);
+    assert_eq!(sum(|s| s.failed), stats.handler_errors);
 }

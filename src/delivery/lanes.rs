@@ -35,7 +35,7 @@ impl Gate for Lanes {
         let mut lines = lock(&self.lines);
         let line = lines.entry(key).or_insert_with(|| Line::new(1));
         let result = f(line);
-        if line.is_idle(1) {
+        if line.is_idle() {
             lines.remove(&key);
         }
         result

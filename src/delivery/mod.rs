@@ -5,18 +5,22 @@
 //!
 //! A subscription without these options is untouched: its handler is
 //! called by the plain fan-out, and only a failure reaches this module (the
-//! cold path that keeps a dead letter). One with any of them gets a
-//! [`Managed`] (`managed.rs`), mostly as a wrapper that is its handler, an
-//! async handler to the publish, which waits for its key lane (`lanes.rs`)
-//! and permits (`permits.rs`), runs one attempt with its timeout
-//! (`timer.rs`), and hands a failure to a retry task on the background
-//! worker (`worker.rs`) or to the dead letters (`dead_letters.rs`). A sync
-//! handler with no lane or permit to wait for stays a sync handler to the
-//! fan-out, and only its failure reaches its `Managed`. [`DeliveryState`] is what
-//! one bus shares among them: the dead letters, the bus-wide permits, the
-//! counters and the pending retries that [`EventBus::settled`] waits for.
+//! cold path that keeps a dead letter), or, for an async handler while the
+//! bus has a handler limit, the call's start (`managed::limited`). One with
+//! any of them gets a [`Managed`] (`managed.rs`), mostly as a wrapper that
+//! is its handler, an async handler to the publish, which waits for its key
+//! lane (`lanes.rs`) and permits (`permits.rs`), runs one attempt with its
+//! timeout (`timer.rs`), and hands a failure to a retry task on the
+//! background worker (`worker.rs`) or to the dead letters
+//! (`dead_letters.rs`). A sync handler with no lane or permit to wait for
+//! stays a sync handler to the fan-out, and only its failure reaches its
+//! `Managed`. [`DeliveryState`] is what one bus shares among them: the dead
+//! letters, the bus-wide handler limit (`handler_limit.rs`, settable at run
+//! time, so checked when a call starts), the counters and the pending
+//! retries that [`EventBus::settled`] waits for.
 
 mod dead_letters;
+mod handler_limit;
 mod lanes;
 mod managed;
 mod permits;
@@ -33,22 +37,22 @@ pub use dead_letters::{
     DeadLetter, DeadLetterId, DeadLetterQuery, DeadLetterSink, DeadLetters, DeadLettersRestored,
     RedriveError, DEFAULT_DEAD_LETTER_CAPACITY,
 };
-pub(crate) use managed::{manage, Managed, Options};
+pub(crate) use managed::{limited, manage, Managed, Options};
 pub use retry::Retry;
 
 use crate::bus::EventBus;
 use crate::event::Event;
 use crate::handler::Reporter;
 use crate::stats::BusStats;
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 use dead_letters::KeptLetters;
-use permits::Permits;
+use handler_limit::HandlerLimit;
 
 /// The delivery state one bus shares.
 pub(crate) struct DeliveryState {
     pub(crate) dead_letters: KeptLetters,
-    /// `max_concurrent_handlers`, if set.
-    pub(crate) bus_permits: Option<Arc<Permits>>,
+    /// `max_concurrent_handlers`, settable at run time.
+    pub(crate) handler_limit: HandlerLimit,
     retries: AtomicU64,
     timed_out: AtomicU64,
     dead_lettered: AtomicU64,
@@ -66,7 +70,7 @@ impl DeliveryState {
     pub(crate) fn new(dead_letter_capacity: usize, max_concurrent_handlers: Option<usize>) -> Self {
         Self {
             dead_letters: KeptLetters::new(dead_letter_capacity),
-            bus_permits: max_concurrent_handlers.map(Permits::new),
+            handler_limit: HandlerLimit::new(max_concurrent_handlers),
             retries: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),

@@ -7,7 +7,10 @@
 //! joining (the publish order, for a lane) is the order of being served:
 //! the line is strictly first come, first served. A release hands the slot
 //! straight to the first waiter (it is marked granted and woken), so a
-//! newcomer can never overtake a woken waiter. Dropping a ticket that waits
+//! newcomer can never overtake a woken waiter. [`Permits::resize`] (the
+//! bus's handler limit changed at run time) grants new slots to the first
+//! waiters at once; a smaller size takes no slot back, and releases then
+//! serve nobody until fewer than the new size are held. Dropping a ticket that waits
 //! leaves the line; dropping one that was granted or held passes the slot
 //! on. All state is behind one mutex per line (the sync shim's, so the loom
 //! models in `tests/loom.rs` check it); wakers are woken after it is
@@ -18,9 +21,13 @@ use std::task::{Context, Poll, Waker};
 
 use crate::sync::{lock, Arc, Mutex};
 
-/// One line: free slots and who waits for one, in order.
+/// One line: how many may hold a slot, how many do, and who waits for
+/// one, in order.
 pub(crate) struct Line {
-    free: usize,
+    slots: usize,
+    /// Slots held or granted; above `slots` after a [`resize`](Self::resize)
+    /// down, until enough are released.
+    taken: usize,
     next_waiter: u64,
     waiting: VecDeque<(u64, Option<Waker>)>,
     /// Waiters handed a slot that have not polled since.
@@ -30,7 +37,8 @@ pub(crate) struct Line {
 impl Line {
     pub(crate) fn new(slots: usize) -> Self {
         Self {
-            free: slots,
+            slots,
+            taken: 0,
             next_waiter: 0,
             waiting: VecDeque::new(),
             granted: Vec::new(),
@@ -40,8 +48,8 @@ impl Line {
     /// Takes a slot if one is free and nobody waits (`None`), else joins
     /// the end of the line as the returned waiter.
     fn join(&mut self) -> Option<u64> {
-        if self.free > 0 && self.waiting.is_empty() {
-            self.free -= 1;
+        if self.taken < self.slots && self.waiting.is_empty() {
+            self.taken += 1;
             return None;
         }
         let waiter = self.next_waiter;
@@ -65,20 +73,25 @@ impl Line {
         false
     }
 
-    /// Gives a slot back: to the first waiter if any (returning its waker),
-    /// else to the free count.
+    /// Hands a free slot to the first waiter, if there are both; returns
+    /// `Some` with the waiter's waker (`None` inside if it has not polled
+    /// yet) when it did.
+    fn grant(&mut self) -> Option<Option<Waker>> {
+        if self.taken >= self.slots {
+            return None;
+        }
+        let (waiter, waker) = self.waiting.pop_front()?;
+        self.taken += 1;
+        self.granted.push(waiter);
+        Some(waker)
+    }
+
+    /// Gives a slot back; the first waiter gets it if the line is not over
+    /// its size (returning its waker).
     #[must_use]
     fn release(&mut self) -> Option<Waker> {
-        match self.waiting.pop_front() {
-            Some((waiter, waker)) => {
-                self.granted.push(waiter);
-                waker
-            }
-            None => {
-                self.free += 1;
-                None
-            }
-        }
+        self.taken -= 1;
+        self.grant().flatten()
     }
 
     /// Leaves the line; passes the slot on if `waiter` had been granted one.
@@ -92,9 +105,19 @@ impl Line {
         None
     }
 
+    /// Sets how many may hold a slot at once. Growing grants the new slots
+    /// to the first waiters now (their wakers are returned); shrinking takes
+    /// nothing back: holders keep their slots, and nobody is served until
+    /// fewer than `slots` are held.
+    #[must_use]
+    pub(crate) fn resize(&mut self, slots: usize) -> Vec<Waker> {
+        self.slots = slots;
+        std::iter::from_fn(|| self.grant()).flatten().collect()
+    }
+
     /// Nobody holds, waits or is granted a slot.
-    pub(crate) fn is_idle(&self, slots: usize) -> bool {
-        self.free == slots && self.waiting.is_empty() && self.granted.is_empty()
+    pub(crate) fn is_idle(&self) -> bool {
+        self.taken == 0 && self.waiting.is_empty()
     }
 }
 
@@ -184,6 +207,13 @@ impl Permits {
         ticket.held().await;
         ticket
     }
+
+    /// Sets the number of slots (`0` is taken as 1); see [`Line::resize`].
+    /// Waiters that now hold a slot are woken after the lock is released.
+    pub(crate) fn resize(&self, slots: usize) {
+        let granted = lock(&self.line).resize(slots.max(1));
+        granted.into_iter().for_each(Waker::wake);
+    }
 }
 
 impl Gate for Permits {
@@ -214,6 +244,30 @@ mod tests {
     }
 
     #[test]
+    fn growing_grants_the_first_waiters_and_shrinking_serves_none_until_below() {
+        let permits = Permits::new(2);
+        let mut cx = Context::from_waker(Waker::noop());
+        let held: Vec<_> = (0..2).map(|_| Ticket::join(&permits, 0)).collect();
+        let mut waiting: Vec<_> = (0..3).map(|_| Ticket::join(&permits, 0)).collect();
+        permits.resize(4);
+        let ready: Vec<bool> = waiting
+            .iter_mut()
+            .map(|t| t.poll_held(&mut cx).is_ready())
+            .collect();
+        assert_eq!(ready, [true, true, false]);
+        permits.resize(1);
+        let mut last = waiting.pop().unwrap();
+        drop(held); // 2 of 4 left: still not below 1
+        assert!(last.poll_held(&mut cx).is_pending());
+        drop(waiting.pop()); // 1 left: not below 1
+        assert!(last.poll_held(&mut cx).is_pending());
+        drop(waiting.pop()); // 0 left: served
+        assert!(last.poll_held(&mut cx).is_ready());
+        drop(last);
+        assert!(permits.line.lock().unwrap().is_idle());
+    }
+
+    #[test]
     fn a_granted_ticket_dropped_unpolled_passes_its_slot_on() {
         let permits = Permits::new(1);
         let mut cx = Context::from_waker(Waker::noop());
@@ -224,6 +278,6 @@ mod tests {
         drop(second); // never polled: hands on to `third`
         assert!(third.poll_held(&mut cx).is_ready());
         drop(third);
-        assert!(permits.line.lock().unwrap().is_idle(1));
+        assert!(permits.line.lock().unwrap().is_idle());
     }
 }

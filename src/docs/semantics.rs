@@ -205,7 +205,20 @@
 //! permit waits for one, first come first served: an awaited `publish` is
 //! `Pending`, a `publish_blocking` parks its thread. Nothing is spawned. A
 //! `publish` future dropped while it waits leaves the line. Retries release
-//! their permits while they wait for their delay.
+//! their permits while they wait for their delay. Sync handlers run inline
+//! and take no permit of the bus-wide limit (their subscription's own
+//! `max_concurrency` still applies).
+//!
+//! The bus-wide limit can be set, raised, lowered or removed on a running
+//! bus with
+//! [`set_max_concurrent_handlers`](crate::EventBus::set_max_concurrent_handlers),
+//! and then applies to every async handler call that starts afterwards,
+//! whenever its subscription was made. Raised, waiting calls get the new
+//! permits at once, in order; lowered, calls in flight keep theirs and
+//! finish, and none starts until fewer than the new limit run; removed,
+//! every waiting call starts at once. Calls already running when a limit is
+//! set on an unlimited bus took no permit and are not counted until they
+//! finish.
 //!
 //! [`ordered_by`](crate::SubscriptionBuilder::ordered_by) gives each key a
 //! lane: deliveries of events with equal keys run one at a time, in the
@@ -225,7 +238,8 @@
 //!
 //! Subscriptions without any of these options on a bus without
 //! `max_concurrent_handlers` are delivered exactly as before, by the plain
-//! fan-out; only their failures reach the dead letters.
+//! fan-out; only their failures reach the dead letters. (An async handler's
+//! start checks whether a limit is set: one load and a branch.)
 //!
 //! # Events from a newer build
 //!

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use agentbus::{Event, EventId, Redacted};
 use agentbus_web::{
-    DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, SequencedEvent,
-    StatsReply,
+    CloudEvent, DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply,
+    SequencedEvent, StatsReply,
 };
 use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
@@ -198,6 +198,29 @@ impl ApiClient {
     ) -> Result<PublishReply, ClientError> {
         let url = self.endpoint("api/events");
         let request = self.request(Method::POST, &url).json(events);
+        self.call(url, request).await
+    }
+
+    /// `POST /api/events` with `events` as CloudEvents: one event in
+    /// structured mode (`application/cloudevents+json`), more as a batch
+    /// (`application/cloudevents-batch+json`).
+    pub async fn publish_cloudevents(&self, events: &[Event]) -> Result<PublishReply, ClientError> {
+        let url = self.endpoint("api/events");
+        let cloud: Vec<CloudEvent> = events.iter().cloned().map(CloudEvent::new).collect();
+        let (media, body) = match cloud.as_slice() {
+            [one] => ("application/cloudevents+json", serde_json::to_vec(one)),
+            many => (
+                "application/cloudevents-batch+json",
+                serde_json::to_vec(many),
+            ),
+        };
+        // Only a timestamp outside 1970..=9999 fails to encode; the server
+        // refuses such an event just the same.
+        let body = body.unwrap_or_default();
+        let request = self
+            .request(Method::POST, &url)
+            .header(header::CONTENT_TYPE, media)
+            .body(body);
         self.call(url, request).await
     }
 

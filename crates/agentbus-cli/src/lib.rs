@@ -10,8 +10,8 @@
 //! |---|---|
 //! | `agentbus serve` | a bus with a store (SQLite `./agentbus.db` by default), the HTTP/WebSocket/SSE API and the dashboard, on `127.0.0.1:7878` |
 //! | `agentbus demo` | the same server over simulated agents playing the specification's scenarios |
-//! | `agentbus publish TYPE` | `POST /api/events` one event, or a file of them in batches |
-//! | `agentbus tail` | a coloured live view over `GET /ws`, resuming after a disconnect |
+//! | `agentbus publish TYPE` | `POST /api/events` one event, or a file of them in batches (`--format cloudevents`: CloudEvents JSON) |
+//! | `agentbus tail` | a coloured live view over `GET /ws`, resuming after a disconnect (`--format cloudevents`: CloudEvents JSON lines) |
 //! | `agentbus history` | `GET /api/events`, one line or JSON object per event |
 //! | `agentbus replay --store S` | publish a stored range into a fresh bus (or a server) |
 //! | `agentbus stats` | `GET /api/stats` |
@@ -111,6 +111,7 @@ mod redacting_parser;
 mod render;
 mod scenarios;
 mod store_spec;
+mod wire_format;
 
 // The deprecated names (the old error types, `Order`) stay exported until
 // the next breaking release.
@@ -136,6 +137,7 @@ pub use crate::{
     render::{ColorChoice, Palette},
     scenarios::{Demo, DemoConfig},
     store_spec::{OpenStoreError, ParseStoreSpecError, StoreSpec},
+    wire_format::WireFormat,
 };
 // The API's wire types, defined once by the server crate.
 pub use agentbus_web::{EventsPage, PublishReply, SequencedEvent};

@@ -17,7 +17,6 @@ use pyo3::types::{PyDict, PyString};
 
 use crate::awaitable::{self, Awaitable};
 use crate::event::PyEvent;
-use crate::limit::Limit;
 use crate::store::{expect_store, PyRecorder};
 use crate::stream::{event_types, PyEventStream};
 use crate::{event_type, handler};
@@ -25,10 +24,14 @@ use crate::{event_type, handler};
 /// The largest `stream` buffer: its slots are allocated up front.
 const MAX_STREAM_CAPACITY: usize = 1 << 20;
 
+/// The original's default cap on async handler calls in flight, set on the
+/// process-wide bus when the Python bus is first made, unless Rust code set
+/// a limit there before.
+const DEFAULT_MAX_CONCURRENT_HANDLERS: usize = 100;
+
 /// What the Python side keeps beside the core bus.
 struct Shared {
     dedup: DedupSetting,
-    limit: Arc<Limit>,
     /// How many of the newest events `get_history` shows (`_max_history`).
     history_view: AtomicUsize,
     /// Live subscriptions made from Python: number -> (id, is async).
@@ -205,17 +208,20 @@ impl PyEventBus {
     #[new]
     fn new() -> Self {
         static SHARED: std::sync::OnceLock<Arc<Shared>> = std::sync::OnceLock::new();
+        let bus = agentbus::event_bus();
         let shared = SHARED.get_or_init(|| {
+            if bus.max_concurrent_handlers().is_none() {
+                bus.set_max_concurrent_handlers(Some(DEFAULT_MAX_CONCURRENT_HANDLERS));
+            }
             Arc::new(Shared {
                 dedup: DedupSetting::default(),
-                limit: Arc::new(Limit::default()),
                 history_view: AtomicUsize::new(usize::MAX),
                 subscriptions: Mutex::new(HashMap::new()),
                 async_subscriptions: AtomicUsize::new(0),
             })
         });
         Self {
-            bus: agentbus::event_bus().clone(),
+            bus: bus.clone(),
             shared: Arc::clone(shared),
         }
     }
@@ -261,11 +267,7 @@ impl PyEventBus {
         }
         let handler = handler.clone().unbind();
         let id = if is_async {
-            builder.async_handler(handler::async_handler(
-                handler,
-                name,
-                Arc::clone(&self.shared.limit),
-            ))
+            builder.async_handler(handler::async_handler(handler, name))
         } else {
             builder.handler(handler::sync_handler(handler, name))
         };
@@ -427,7 +429,11 @@ impl PyEventBus {
     /// Changes settings; `None` leaves one as it is.
     ///
     /// `max_concurrent_handlers` (default 100, at least 1): how many async
-    /// handler calls may run at once, bus-wide; more wait their turn.
+    /// handler calls may run at once, bus-wide (Rust async handlers on the
+    /// process-wide bus too); more wait their turn, first come first
+    /// served. Raising it starts waiting calls at once; lowering it lets
+    /// the calls running finish. Sync handlers take no permit, and a
+    /// publish made inside a handler runs under that handler's.
     /// `dedup_enabled` (default False) and `dedup_window` (seconds, default
     /// 1.0): drop an event with the id of one accepted less than the window
     /// ago, or equal to it in type, source agent, circle and data, and count
@@ -458,7 +464,7 @@ impl PyEventBus {
             })
             .transpose()?;
         if let Some(max) = max {
-            self.shared.limit.set_max(max);
+            self.bus.set_max_concurrent_handlers(Some(max));
         }
         self.shared.dedup.configure(dedup_enabled, window);
         Ok(())
@@ -469,7 +475,10 @@ impl PyEventBus {
     fn get_config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (enabled, window) = self.shared.dedup.settings();
         let dict = PyDict::new(py);
-        dict.set_item("max_concurrent_handlers", self.shared.limit.max())?;
+        dict.set_item(
+            "max_concurrent_handlers",
+            self.bus.max_concurrent_handlers(),
+        )?;
         dict.set_item("dedup_enabled", enabled)?;
         dict.set_item("dedup_window", window.as_secs_f64())?;
         dict.set_item("max_history", self.history_view())?;

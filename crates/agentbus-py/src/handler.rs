@@ -15,6 +15,15 @@
 //! (`KeyboardInterrupt`, `SystemExit`) is not swallowed: the publish stops
 //! and re-raises it at the `await`.
 //!
+//! The concurrency cap (`configure(max_concurrent_handlers=...)`) is the
+//! core bus's handler limit: while one is set the core holds back a call's
+//! first poll, which is when the coroutine is made, until it has a permit,
+//! and keeps it until the call ends. A publish made inside a handler (an
+//! awaited `publish` is polled within the handler's own step) takes none,
+//! so a handler that publishes cannot deadlock on the cap; see
+//! [`agentbus::EventBus::set_max_concurrent_handlers`] for raising, lowering
+//! and waiting publishers.
+//!
 //! An async Python handler needs the publisher's asyncio loop: reached by a
 //! publish from Rust code with no loop on its thread
 //! (`EventBus::publish_blocking`), it runs until it first awaits an asyncio
@@ -39,7 +48,6 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::event::PyEvent;
-use crate::limit::{Limit, Permit};
 
 /// Recently seen event objects: (address of the Rust event, the object).
 type Recent = [Option<(usize, Py<PyEvent>)>; 4];
@@ -49,8 +57,6 @@ thread_local! {
     /// by the address of their Rust event; a hit saves a copy per handler.
     static RECENT: RefCell<Recent> = const { RefCell::new([None, None, None, None]) };
     static NEXT_SLOT: Cell<usize> = const { Cell::new(0) };
-    /// Handlers of this thread now holding a concurrency permit.
-    static HOLDING: Cell<usize> = const { Cell::new(0) };
     /// A `KeyboardInterrupt`/`SystemExit` a handler raised, for the publish
     /// being polled to re-raise.
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
@@ -217,13 +223,11 @@ pub(crate) fn filter(
 pub(crate) fn async_handler(
     handler: Py<PyAny>,
     name: Arc<str>,
-    limit: Arc<Limit>,
 ) -> impl Fn(Arc<Event>) -> HandlerCall + Send + Sync + 'static {
     move |event| HandlerCall {
         handler: Python::attach(|py| handler.clone_ref(py)),
         name: Arc::clone(&name),
         event,
-        limit: Arc::clone(&limit),
         state: CallState::Start,
         wake: Arc::new(AtomicWaker::new()),
     }
@@ -234,7 +238,6 @@ pub(crate) struct HandlerCall {
     handler: Py<PyAny>,
     name: Arc<str>,
     event: Arc<Event>,
-    limit: Arc<Limit>,
     state: CallState,
     /// Woken by the done callback of the asyncio future the coroutine awaits.
     wake: Arc<AtomicWaker>,
@@ -246,7 +249,6 @@ enum CallState {
         coroutine: Py<PyAny>,
         /// The asyncio future the coroutine is waiting on.
         awaiting: Option<Py<PyAny>>,
-        permit: Option<Permit>,
     },
     Done,
 }
@@ -263,36 +265,12 @@ impl WakeOnDone {
     }
 }
 
-/// Counts the handlers of this thread holding a permit while one runs.
-struct Holding;
-
-impl Holding {
-    fn enter() -> Self {
-        HOLDING.with(|h| h.set(h.get() + 1));
-        Holding
-    }
-}
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        HOLDING.with(|h| h.set(h.get() - 1));
-    }
-}
-
 impl HandlerCall {
     fn poll_in(&mut self, py: Python<'_>, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
         loop {
             match &mut self.state {
                 CallState::Done => return Poll::Ready(Ok(())),
                 CallState::Start => {
-                    let permit = if HOLDING.with(Cell::get) > 0 {
-                        None
-                    } else {
-                        match self.limit.poll_acquire(cx) {
-                            Poll::Ready(permit) => Some(permit),
-                            Poll::Pending => return Poll::Pending,
-                        }
-                    };
                     let called = object_for_shared(py, &self.event)
                         .and_then(|object| self.handler.call1(py, (object,)));
                     let returned = match called {
@@ -323,13 +301,11 @@ impl HandlerCall {
                     self.state = CallState::Running {
                         coroutine,
                         awaiting: None,
-                        permit,
                     };
                 }
                 CallState::Running {
                     coroutine,
                     awaiting,
-                    permit,
                 } => {
                     if let Some(future) = awaiting.as_ref() {
                         let done = future
@@ -342,7 +318,6 @@ impl HandlerCall {
                         }
                         *awaiting = None;
                     }
-                    let _holding = permit.as_ref().map(|_| Holding::enter());
                     let stepped = step(py, coroutine.bind(py));
                     match stepped {
                         Ok(yielded) if yielded.is_none() => {

@@ -9,7 +9,8 @@
 //! history is the core's ring. What happens on each path is documented where
 //! it is built: handler calls, exceptions and the event objects handlers see
 //! in `handler.rs`; how `await` drives a Rust future on asyncio, and
-//! cancellation, in `awaitable.rs`; the concurrency cap in `limit.rs`; the
+//! cancellation, in `awaitable.rs`; the concurrency cap (the core bus's
+//! [`agentbus::EventBus::set_max_concurrent_handlers`]) and the
 //! deduplication window (an [`agentbus_guard::Dedup`]) in `bus.rs`;
 //! payload and timestamp conversion in `convert.rs`.
 //!
@@ -23,7 +24,6 @@ mod convert;
 mod event;
 mod event_type;
 mod handler;
-mod limit;
 mod store;
 mod stream;
 

@@ -17,12 +17,19 @@
 //!    only once its batch is durable), against the store's own `append` of
 //!    the same batches in the same run.
 //! 4. **Metrics scrape.** `GET /metrics` with every event type published
-//!    (24 label values) and 1,000 WebSocket clients connected, with a
+//!    (24 label values in each of the published, delivered and failed
+//!    families) and 1,000 WebSocket clients connected, with a
 //!    SQLite store, against `GET /api/stats` (the JSON it replaces) and
 //!    `GET /api/health` (the bare round trip) alternating in one run.
 //!
+//! 5. **CloudEvents POST.** `POST /api/events` in CloudEvents form
+//!    (structured for one event, a batch for 1000, and binary mode for one)
+//!    against the same events in the core's JSON, taking turns on one
+//!    server, without a store and with a SQLite one.
+//!
 //! Run: `cargo bench -p agentbus-web --bench web` (about two minutes);
-//! `-- durable` runs only the third part, `-- metrics` only the fourth.
+//! `-- durable` runs only the third part, `-- metrics` only the fourth,
+//! `-- cloudevents` only the fifth.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_store::{EventStore, Recorder, SqliteStore};
-use agentbus_web::WebApi;
+use agentbus_web::{CloudEvent, WebApi};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -67,6 +74,10 @@ fn main() {
         runtime.block_on(metrics_scrape());
         return;
     }
+    if std::env::args().any(|arg| arg == "cloudevents") {
+        cloudevents_posts(&runtime);
+        return;
+    }
     if !std::env::args().any(|arg| arg == "durable") {
         runtime.block_on(fan_out(agentbus_web::DEFAULT_CLIENT_BUFFER));
         runtime.block_on(fan_out(LARGE_CLIENT_BUFFER));
@@ -87,7 +98,147 @@ fn main() {
     }
     if !std::env::args().any(|arg| arg == "durable") {
         runtime.block_on(metrics_scrape());
+        cloudevents_posts(&runtime);
     }
+}
+
+/// Case 5: CloudEvents POSTs against native ones.
+fn cloudevents_posts(runtime: &tokio::runtime::Runtime) {
+    println!("5. POST /api/events as CloudEvents against the core's JSON, same events, in turn");
+    println!("   (target >= 0.7x)                          native      cloudevents   ratio");
+    for durable in [false, true] {
+        for (batch, batches) in [(1000, 60), (1, 3000)] {
+            runtime.block_on(cloudevents_throughput(batch, batches, durable, false));
+        }
+        runtime.block_on(cloudevents_throughput(1, 3000, durable, true));
+    }
+    println!();
+}
+
+/// Headers and body of one request.
+type Request = (Vec<(&'static str, String)>, Bytes);
+
+/// The time `requests` take, one after another.
+async fn timed_posts(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+    requests: &[Request],
+) -> Duration {
+    let began = Instant::now();
+    for (headers, body) in requests {
+        post_with(client, url, headers, body.clone()).await;
+    }
+    began.elapsed()
+}
+
+/// `batches` bodies of `batch` events each way (binary mode for single
+/// events when `binary`), posted in alternating turns of ten.
+async fn cloudevents_throughput(batch: usize, batches: usize, durable: bool, binary: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new();
+    let mut api = WebApi::new(bus.clone()).body_limit(16 << 20);
+    if durable {
+        api = api.store(Recorder::attach(
+            &bus,
+            SqliteStore::open(dir.path().join("ce.db")).unwrap(),
+        ));
+    }
+    let addr = serve(api).await;
+    let url = format!("http://{addr}/api/events");
+    let make = |n: usize| -> Vec<Event> {
+        (0..batch)
+            .map(|i| {
+                Event::new(EventType::AgentToolExecuted)
+                    .with_data(json!({"tool": "edit_file", "n": n * batch + i}))
+                    .with_source_agent(3)
+                    .with_circle(1)
+                    .with_project(7)
+            })
+            .collect()
+    };
+    let native: Vec<Request> = (0..batches)
+        .map(|n| {
+            let events = make(n);
+            let body = if batch == 1 {
+                serde_json::to_string(&events[0])
+            } else {
+                serde_json::to_string(&events)
+            };
+            (
+                vec![("content-type", "application/json".to_owned())],
+                Bytes::from(body.unwrap()),
+            )
+        })
+        .collect();
+    let cloud: Vec<Request> = (0..batches)
+        .map(|n| {
+            let events: Vec<CloudEvent> =
+                make(n + batches).into_iter().map(CloudEvent::new).collect();
+            if binary {
+                let json = serde_json::to_value(&events[0]).unwrap();
+                let mut headers = vec![("content-type", "application/json".to_owned())];
+                for name in [
+                    "specversion",
+                    "id",
+                    "source",
+                    "type",
+                    "time",
+                    "agentbusproject",
+                ] {
+                    let header = match name {
+                        "specversion" => "ce-specversion",
+                        "id" => "ce-id",
+                        "source" => "ce-source",
+                        "type" => "ce-type",
+                        "time" => "ce-time",
+                        _ => "ce-agentbusproject",
+                    };
+                    headers.push((header, json[name].as_str().unwrap().to_owned()));
+                }
+                (headers, Bytes::from(json["data"].to_string()))
+            } else if batch == 1 {
+                (
+                    vec![("content-type", "application/cloudevents+json".to_owned())],
+                    Bytes::from(serde_json::to_string(&events[0]).unwrap()),
+                )
+            } else {
+                (
+                    vec![(
+                        "content-type",
+                        "application/cloudevents-batch+json".to_owned(),
+                    )],
+                    Bytes::from(serde_json::to_string(&events).unwrap()),
+                )
+            }
+        })
+        .collect();
+    let client = http_client();
+    let (mut native_time, mut cloud_time) = (Duration::ZERO, Duration::ZERO);
+    const TURN: usize = 10;
+    for (turn, (natives, clouds)) in native.chunks(TURN).zip(cloud.chunks(TURN)).enumerate() {
+        if turn % 2 == 0 {
+            native_time += timed_posts(&client, &url, natives).await;
+            cloud_time += timed_posts(&client, &url, clouds).await;
+        } else {
+            cloud_time += timed_posts(&client, &url, clouds).await;
+            native_time += timed_posts(&client, &url, natives).await;
+        }
+    }
+    let events = (batch * batches) as f64;
+    let (native_rate, cloud_rate) = (
+        events / native_time.as_secs_f64(),
+        events / cloud_time.as_secs_f64(),
+    );
+    let mode = match (binary, batch) {
+        (true, _) => "binary",
+        (false, 1) => "structured",
+        _ => "batch",
+    };
+    println!(
+        "   {:<8} batches of {batch:>4}, {mode:<10} {native_rate:>9.0} /s {cloud_rate:>11.0} /s {:>7.2}x",
+        if durable { "sqlite" } else { "no store" },
+        cloud_rate / native_rate
+    );
 }
 
 const SCRAPE_CLIENTS: usize = 1000;
@@ -136,6 +287,17 @@ async fn metrics_scrape() {
         text.contains("agentbus_live_clients{transport=\"websocket\"} 1000"),
         "{text}"
     );
+    // Every type in each per-type family (the recorder's delivery each).
+    for event_type in EventType::ALL {
+        for family in ["published", "delivered", "failed"] {
+            let count = if family == "failed" { 0 } else { 1 };
+            let sample = format!(
+                "agentbus_events_{family}_total{{type=\"{}\"}} {count}\n",
+                event_type.as_str()
+            );
+            assert!(text.contains(&sample), "no {sample} in {text}");
+        }
+    }
     let paths = ["/metrics", "/api/stats", "/api/health"];
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); paths.len()];
     for _ in 0..SCRAPE_ROUNDS {
@@ -329,10 +491,27 @@ async fn post(
     url: &str,
     body: impl Into<Bytes>,
 ) -> serde_json::Value {
-    let request = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()))
-        .unwrap();
+    post_with(
+        client,
+        url,
+        &[("content-type", "application/json".to_owned())],
+        body,
+    )
+    .await
+}
+
+/// `post` with these headers.
+async fn post_with(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Bytes>,
+) -> serde_json::Value {
+    let mut request = hyper::Request::post(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -72,7 +72,12 @@ impl Collector for SharedCollector {
 
 impl WebApi {
     /// An API over `bus` with no token, a 1 MiB body limit and no store.
+    ///
+    /// Turns on the bus's per-type counts ([`EventBus::count_per_type`]),
+    /// which `GET /metrics` and `GET /api/stats` report: what was published
+    /// before this call is in the bus-wide totals only.
     pub fn new(bus: EventBus) -> Self {
+        bus.count_per_type();
         Self {
             bus,
             recorder: None,

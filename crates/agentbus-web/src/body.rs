@@ -1,12 +1,15 @@
 //! [`EventsBody`]: the body of `POST /api/events`, one event object or an
-//! array of them, decoded strictly.
+//! array of them (in the core's JSON, or as CloudEvents in structured,
+//! batch or binary mode), decoded strictly.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentbus::Event;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 
+use crate::cloudevents::{self, Attributes, CloudEvent, Text};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
@@ -25,7 +28,7 @@ impl FromRequest<SharedState> for EventsBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, ApiError> {
-        require_json(request.headers())?;
+        let mode = Mode::of(request.headers())?;
         let limit = state.body_limit;
         // Before the body is read: a client that sent `Expect: 100-continue`
         // gets the 413 instead of an invitation to send what will be refused.
@@ -37,6 +40,10 @@ impl FromRequest<SharedState> for EventsBody {
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(too_large(limit));
         }
+        let binary = match mode {
+            Mode::Binary => Some(binary_attributes(request.headers())?),
+            _ => None,
+        };
         let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|error| {
@@ -48,9 +55,145 @@ impl FromRequest<SharedState> for EventsBody {
                     ApiError::bad_request(format!("could not read the request body: {error}"))
                 }
             })?;
-        let (events, array) = decode(&body)?;
+        let (events, array) = match binary {
+            Some(attributes) => (vec![decode_binary(attributes, &body)?], false),
+            None => decode(&body, mode)?,
+        };
         Ok(Self { events, array })
     }
+}
+
+/// How a `POST` body carries its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The core's JSON: one event object or an array.
+    Native,
+    /// `application/cloudevents+json`: one CloudEvent object.
+    Structured,
+    /// `application/cloudevents-batch+json`: an array of CloudEvents.
+    Batch,
+    /// `ce-*` headers, the body is the event's `data`.
+    Binary,
+}
+
+impl Mode {
+    /// The mode the headers declare; 415 unless the body is JSON
+    /// (`application/json` or any `application/*+json`, parameters
+    /// allowed), except for a binary-mode event without data.
+    fn of(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let declared = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let binary = headers.contains_key("ce-specversion");
+        match declared.as_deref() {
+            Some(cloudevents::STRUCTURED) => Ok(Mode::Structured),
+            Some(cloudevents::BATCH) => Ok(Mode::Batch),
+            Some("application/json") => Ok(if binary { Mode::Binary } else { Mode::Native }),
+            Some(media) if media.starts_with("application/") && media.ends_with("+json") => {
+                Ok(if binary { Mode::Binary } else { Mode::Native })
+            }
+            None if binary && body_is_empty(headers) => Ok(Mode::Binary),
+            Some(other) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type must be application/json, got {other}"),
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content type must be application/json, got none",
+            )),
+        }
+    }
+}
+
+fn body_is_empty(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim() == "0")
+}
+
+/// The `ce-*` headers of a binary-mode event as attributes (their values
+/// percent-decoded, as the HTTP binding says); `data` is filled in from
+/// the body later.
+fn binary_attributes(headers: &HeaderMap) -> Result<Attributes<'static>, ApiError> {
+    let mut attributes = Attributes::default();
+    for (name, value) in headers {
+        let Some(attribute) = name.as_str().strip_prefix("ce-") else {
+            continue;
+        };
+        let text = || -> Result<Cow<'static, str>, ApiError> {
+            let raw = value.to_str().map_err(|_| {
+                ApiError::bad_request(format!("header `{name}` is not visible ascii"))
+            })?;
+            percent_decode(raw).map(Cow::Owned).ok_or_else(|| {
+                ApiError::bad_request(format!("header `{name}`: bad percent-encoding"))
+            })
+        };
+        match attribute {
+            "specversion" => attributes.specversion = Some(text()?),
+            "id" => attributes.id = Some(text()?),
+            "source" => attributes.source = Some(text()?),
+            "type" => attributes.event_type = Some(text()?),
+            "time" => attributes.time = Some(text()?),
+            "agentbusproject" => attributes.agentbusproject = Some(Text(text()?)),
+            "agentbuscorrelation" => attributes.agentbuscorrelation = Some(text()?),
+            "agentbuscausation" => attributes.agentbuscausation = Some(text()?),
+            "traceparent" => attributes.traceparent = Some(text()?),
+            "tracestate" => attributes.tracestate = Some(text()?),
+            // The body's `Content-Type` is the data's; others have no field.
+            _ => {}
+        }
+    }
+    Ok(attributes)
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are
+/// not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A binary-mode event: the attributes from the headers, the body as its
+/// JSON `data` (none when empty).
+fn decode_binary(mut attributes: Attributes<'static>, body: &[u8]) -> Result<Event, ApiError> {
+    if body.iter().any(|b| !b.is_ascii_whitespace()) {
+        let data: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|error| ApiError::bad_request(format!("malformed json data: {error}")))?;
+        if let Some((_, literal)) = first_inexact_integer(body) {
+            return Err(inexact(String::new(), &literal));
+        }
+        attributes.data = Some(data);
+    }
+    let event = attributes
+        .into_cloud_event()
+        .map_err(ApiError::bad_request)?
+        .event;
+    check_timestamps(std::slice::from_ref(&event), false)?;
+    Ok(event)
 }
 
 /// `event 2: ` inside an array body, nothing for a single event.
@@ -69,62 +212,54 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// 415 unless the body is declared JSON (`application/json` or any
-/// `application/*+json`, parameters allowed).
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let declared = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match declared.as_deref() {
-        Some("application/json") => Ok(()),
-        Some(media) if media.starts_with("application/") && media.ends_with("+json") => Ok(()),
-        Some(other) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content type must be application/json, got {other}"),
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/json, got none",
-        )),
-    }
-}
-
-/// One event object or an array of them (and whether it was an array);
-/// every error names where it is.
-fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
+/// One event object or an array of them (and whether it was an array),
+/// in the core's JSON or as CloudEvents; every error names where it is.
+fn decode(body: &[u8], mode: Mode) -> Result<(Vec<Event>, bool), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let events = match first {
-        Some(b'[') => {
-            let events: Vec<Event> = from_slice(body)?;
-            if events.is_empty() {
-                return Err(ApiError::bad_request("the array holds no event"));
-            }
-            events
+    let array = first == Some(&b'[');
+    let events = match (first, mode) {
+        (None, _) => return Err(ApiError::bad_request("malformed json: the body is empty")),
+        (Some(b'['), Mode::Native) => from_slice::<Vec<Event>>(body, "field")?,
+        (Some(b'{'), Mode::Native) => vec![from_slice::<Event>(body, "field")?],
+        (Some(b'['), Mode::Batch) => from_slice::<Vec<CloudEvent>>(body, "attribute")?
+            .into_iter()
+            .map(|cloud| cloud.event)
+            .collect(),
+        (Some(b'{'), Mode::Structured) => vec![from_slice::<CloudEvent>(body, "attribute")?.event],
+        (Some(_), Mode::Structured) => {
+            return Err(ApiError::bad_request(
+                "malformed json: expected one cloudevent object (send a batch as application/cloudevents-batch+json)",
+            ))
         }
-        Some(b'{') => vec![from_slice::<Event>(body)?],
-        Some(_) => {
+        (Some(_), Mode::Batch) => {
+            return Err(ApiError::bad_request(
+                "malformed json: expected an array of cloudevents",
+            ))
+        }
+        (Some(_), _) => {
             return Err(ApiError::bad_request(
                 "malformed json: expected an event object or an array of them",
             ))
         }
-        None => return Err(ApiError::bad_request("malformed json: the body is empty")),
     };
-    let array = first == Some(&b'[');
-    if let Some((index, literal)) = first_inexact_integer(body) {
-        return Err(ApiError::bad_request(format!(
-            "{}integer {literal} is beyond 64 bits and would lose its exact value: \
-             send it as a string",
-            at(index, array)
-        )));
+    if events.is_empty() {
+        return Err(ApiError::bad_request("the array holds no event"));
     }
+    if let Some((index, literal)) = first_inexact_integer(body) {
+        return Err(inexact(at(index, array), &literal));
+    }
+    check_timestamps(&events, array)?;
+    Ok((events, array))
+}
+
+fn inexact(at: String, literal: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{at}integer {literal} is beyond 64 bits and would lose its exact value: \
+         send it as a string"
+    ))
+}
+
+fn check_timestamps(events: &[Event], array: bool) -> Result<(), ApiError> {
     for (index, event) in events.iter().enumerate() {
         if !encodable(event.timestamp) {
             return Err(ApiError::bad_request(format!(
@@ -133,7 +268,7 @@ fn decode(body: &[u8]) -> Result<(Vec<Event>, bool), ApiError> {
             )));
         }
     }
-    Ok((events, array))
+    Ok(())
 }
 
 /// The first integer literal beyond `i64`/`u64` in a body that parsed, and
@@ -206,14 +341,17 @@ fn encodable(at: SystemTime) -> bool {
         .is_ok_and(|since| since.as_secs() < RFC3339_MAX_SECS)
 }
 
-fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// `noun` names what the path leads to: a `field` of the core's JSON, an
+/// `attribute` of a CloudEvent.
+fn from_slice<'a, T: serde::Deserialize<'a>>(body: &'a [u8], noun: &str) -> Result<T, ApiError> {
     // Plain serde_json accepts exactly what the tracked parse below does;
     // only a body that fails pays for tracking the path to name where.
     if let Ok(value) = serde_json::from_slice(body) {
         return Ok(value);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(describe)?;
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| describe(error, noun))?;
     deserializer
         .end()
         .map_err(|error| ApiError::bad_request(format!("malformed json: {error}")))?;
@@ -222,7 +360,7 @@ fn from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 /// `event 2: field `circle_id`: invalid type: ...` for data errors,
 /// `malformed json: ...` for syntax errors.
-fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+fn describe(error: serde_path_to_error::Error<serde_json::Error>, noun: &str) -> ApiError {
     let inner = error.inner();
     if inner.is_syntax() || inner.is_eof() || inner.is_io() {
         return ApiError::bad_request(format!("malformed json: {inner}"));
@@ -248,7 +386,7 @@ fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     if field.is_empty() || field == "?" {
         message.push_str(&text);
     } else {
-        message.push_str(&format!("field `{field}`: {text}"));
+        message.push_str(&format!("{noun} `{field}`: {text}"));
     }
     ApiError::bad_request(message)
 }

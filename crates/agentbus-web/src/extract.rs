@@ -6,7 +6,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
-use crate::params::{Params, LIVE_PARAMS, READ_PARAMS};
+use crate::params::{Params, LIVE_PARAMS, ONE_PARAMS, READ_PARAMS};
 
 /// The query parameters of `GET /api/events` ([`READ_PARAMS`]).
 #[derive(Debug)]
@@ -15,6 +15,10 @@ pub(crate) struct ReadParams(pub(crate) Params);
 /// The query parameters of `/ws` and `/api/stream` ([`LIVE_PARAMS`]).
 #[derive(Debug)]
 pub(crate) struct LiveParams(pub(crate) Params);
+
+/// The query parameters of `/api/events/{id}` ([`ONE_PARAMS`]).
+#[derive(Debug)]
+pub(crate) struct OneParams(pub(crate) Params);
 
 /// The event id of `/api/events/{id}`: 400 unless it is a uuid.
 #[derive(Debug)]
@@ -33,6 +37,14 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveParams {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Params::parse(&query_pairs(parts)?, LIVE_PARAMS).map(Self)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OneParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Params::parse(&query_pairs(parts)?, ONE_PARAMS).map(Self)
     }
 }
 

@@ -6,14 +6,14 @@
 //! publishes). With a store, the hub follows the recorder's commits through
 //! one [`Recorder::subscribe_from`] stream, so every event it hands out has
 //! its sequence and is already durable. Either way it counts each event
-//! and, while any client is connected, encodes it to JSON once and hands it
+//! into the per-second rates and, while any client is connected, encodes it to JSON once and hands it
 //! to a broadcast channel that every WebSocket and SSE client reads at its
 //! own pace: the publish cost does not grow with the number of clients, no
 //! client task is woken on the publisher's thread, and with no client
 //! nothing is encoded.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentbus::{Event, EventBus, EventStream, EventType, TryRecvError};
@@ -21,6 +21,8 @@ use agentbus_store::{ReadQuery, Recorder, StoredEvent};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch, Notify};
+
+use crate::params::Format;
 
 /// How many events the hub's bus subscription buffers between drains.
 const INTAKE_CAPACITY: usize = 1 << 16;
@@ -36,6 +38,8 @@ pub(crate) struct Frame {
     pub(crate) sequence: Option<u64>,
     /// The event's JSON, with `"sequence"` when it has one.
     pub(crate) json: Utf8Bytes,
+    /// Its CloudEvents JSON, encoded by the first client that asks for it.
+    cloudevent: OnceLock<Option<Utf8Bytes>>,
 }
 
 impl Frame {
@@ -45,7 +49,23 @@ impl Frame {
             event,
             sequence,
             json: json.into(),
+            cloudevent: OnceLock::new(),
         })
+    }
+
+    /// The frame's text in `format`, encoded once for all clients.
+    pub(crate) fn text(&self, format: Format) -> Option<&Utf8Bytes> {
+        match format {
+            Format::Native => Some(&self.json),
+            Format::CloudEvents => self
+                .cloudevent
+                .get_or_init(|| {
+                    format
+                        .encode(&self.event, self.sequence)
+                        .map(Utf8Bytes::from)
+                })
+                .as_ref(),
+        }
     }
 
     pub(crate) fn stored(stored: StoredEvent) -> Option<Self> {
@@ -133,7 +153,6 @@ enum Intake {
 pub(crate) struct Hub {
     sender: broadcast::Sender<Item>,
     nudge: Arc<Notify>,
-    per_type: [AtomicU64; EventType::COUNT],
     rates: Mutex<Rates>,
     pub(crate) websocket_clients: AtomicUsize,
     pub(crate) sse_clients: AtomicUsize,
@@ -168,7 +187,6 @@ impl Hub {
         Arc::new(Self {
             sender,
             nudge: Arc::new(Notify::new()),
-            per_type: std::array::from_fn(|_| AtomicU64::new(0)),
             rates: Mutex::new(Rates::new()),
             websocket_clients: AtomicUsize::new(0),
             sse_clients: AtomicUsize::new(0),
@@ -214,15 +232,6 @@ impl Hub {
         *self.watermark.borrow()
     }
 
-    /// Events the hub has seen, per type, since it started.
-    pub(crate) fn per_type(&self) -> Vec<(EventType, u64)> {
-        EventType::ALL
-            .iter()
-            .map(|&t| (t, self.per_type[t.index()].load(Ordering::Relaxed)))
-            .filter(|&(_, n)| n > 0)
-            .collect()
-    }
-
     pub(crate) fn rates(&self) -> RateSnapshot {
         let mut rates = lock(&self.rates);
         rates.advance(unix_seconds());
@@ -247,7 +256,6 @@ impl Hub {
 
     fn count(&self, event: &Event, rates: &mut Rates) {
         let slot = event.event_type.index();
-        self.per_type[slot].fetch_add(1, Ordering::Relaxed);
         let newest = rates.newest;
         let bucket = &mut rates.buckets[(newest % RATE_WINDOW_SECS as u64) as usize];
         bucket[slot] = bucket[slot].saturating_add(1);

@@ -29,14 +29,14 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /api/health` | `{"status":"ok"}`; never needs the token |
-//! | `POST /api/events` | one event (the core's JSON form, `type` required) or an array; `{"ids":[...],"sequences":[...]}` |
-//! | `GET /api/events?type=a,b&circle_id=&source_agent_id=&project_id=&correlation_id=&after=&before=&limit=&order=asc\|desc` | `{"events":[...],"next":n\|null}` |
-//! | `GET /api/events/{id}` | the event, or 404 |
+//! | `POST /api/events` | one event (the core's JSON form, `type` required) or an array, or [CloudEvents](CloudEvent) (structured, batch or binary mode); `{"ids":[...],"sequences":[...]}` |
+//! | `GET /api/events?type=a,b&circle_id=&source_agent_id=&project_id=&correlation_id=&after=&before=&limit=&order=asc\|desc&format=json\|cloudevents` | `{"events":[...],"next":n\|null}` |
+//! | `GET /api/events/{id}?format=` | the event, or 404 |
 //! | `GET /api/stats` | bus stats, per-type counts, per-second rates, publish rate, clients, store lag |
 //! | `GET /api/dead-letters?subscription=&type=&order=asc\|desc&after=&before=&limit=` | `{"dead_letters":[...],"next":n\|null}` |
 //! | `GET` / `DELETE /api/dead-letters/{id}` | one dead letter; discard it |
 //! | `POST /api/dead-letters/{id}/redrive` | deliver it again to its subscription, once |
-//! | `GET /ws?type=&circle_id=&source_agent_id=&project_id=&correlation_id=&after=` | WebSocket, one text frame per event |
+//! | `GET /ws?type=&circle_id=&source_agent_id=&project_id=&correlation_id=&after=&format=` | WebSocket, one text frame per event |
 //! | `GET /api/stream?...` | the same as Server-Sent Events; `id:` is the sequence, `Last-Event-ID` resumes |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document of all of this |
 //! | `GET /metrics` | Prometheus metrics in the OpenMetrics text format (see below) |
@@ -50,17 +50,34 @@
 //!   and `timestamp` they were posted with; missing ones are filled in.
 //!   Integers in `data` keep their exact value: one beyond 64 bits (`i64`
 //!   or `u64`), which JSON parsing would round, is a 400 naming its event.
+//! - **CloudEvents.** `POST /api/events` also takes CloudEvents 1.0 as the
+//!   HTTP binding sends them: `application/cloudevents+json` (one event,
+//!   structured mode), `application/cloudevents-batch+json` (an array, whose
+//!   errors name the index like a native array's) and binary mode (a
+//!   `ce-specversion` header, the attributes in percent-decoded `ce-*`
+//!   headers, the body the event's `data`, declared `application/json` or
+//!   empty). The limits, auth, origin checks, guards (422/429), trace
+//!   header, durability and reply are the native `POST`'s. A CloudEvent that
+//!   does not map is a 400 naming the attribute (`attribute `source`: ...`).
+//!   `?format=cloudevents` on `GET /api/events` answers a CloudEvents batch
+//!   (`application/cloudevents-batch+json`) with the next page's cursor in
+//!   the `Agentbus-Next` header (absent on the last page; exposed to listed
+//!   origins); on `GET /api/events/{id}` one structured event; on `/ws` and
+//!   `/api/stream` one CloudEvent per frame (the `{"lagged": n}` notice
+//!   stays as it is), encoded once per event for all such clients. The
+//!   mapping and what is refused: [`CloudEvent`].
 //! - **Metrics.** `GET /metrics` (behind the token like the API) answers in
-//!   the OpenMetrics text format that Prometheus scrapes:
-//!   `agentbus_events_published_total{type}`,
-//!   `agentbus_events_delivered_total`, `agentbus_handler_errors_total`,
-//!   `agentbus_subscribers`, `agentbus_live_clients{transport}`, and with a
-//!   store `agentbus_store_lag`, `agentbus_store_last_sequence`,
-//!   `agentbus_store_{committed,duplicates,dropped,rejected,errors}_total`
-//!   and the histogram `agentbus_store_commit_latency_seconds` (a `POST`'s
-//!   publish to its commit). Values are read from the counters the bus, hub
-//!   and recorder keep, at scrape time; more collectors (the NATS bridge's,
-//!   the application's) are added with
+//!   the Prometheus text format, or in OpenMetrics when the scraper asks
+//!   for it: events published, delivered and failed per type, handler
+//!   errors, guard rejections per reason, retries, timeouts and dead
+//!   letters, subscribers, live clients per transport, and with a store its
+//!   lag, counters and commit latency histogram. Values are read at scrape
+//!   time from the counters the bus, hub and recorder keep; the per-type
+//!   ones need the bus's per-type table, which [`WebApi::new`] turns on
+//!   ([`EventBus::count_per_type`](agentbus::EventBus::count_per_type)), so
+//!   they count from then on. The families, their labels and sources are
+//!   one table in `src/metrics.rs` (and the crate README shows a scrape).
+//!   More collectors (the NATS bridge's, the application's) are added with
 //!   [`WebApi::metrics_collector`](WebApi::metrics_collector).
 //! - **Trace context.** A `POST` with a W3C `traceparent` header (and
 //!   optional `tracestate`) gives that context to each posted event that
@@ -210,6 +227,7 @@ mod api;
 mod auth;
 #[cfg(feature = "server")]
 mod body;
+mod cloudevents;
 #[cfg(feature = "server")]
 mod connection;
 #[cfg(feature = "server")]
@@ -254,10 +272,6 @@ mod wire;
 #[cfg(feature = "server")]
 mod ws;
 
-pub use crate::wire::{
-    DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, RateWindow,
-    RejectedReply, SequencedEvent, StatsReply, StoreCounters, ViolationReply,
-};
 #[cfg(feature = "server")]
 pub use crate::{
     api::{
@@ -266,6 +280,13 @@ pub use crate::{
     },
     serve::{
         serve, Serve, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    },
+};
+pub use crate::{
+    cloudevents::CloudEvent,
+    wire::{
+        DeadLetterReply, DeadLettersPage, ErrorReply, EventsPage, PublishReply, RateWindow,
+        RejectedReply, SequencedEvent, StatsReply, StoreCounters, ViolationReply,
     },
 };
 /// The `prometheus-client` crate the metrics are built with, for

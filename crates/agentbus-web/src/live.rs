@@ -15,7 +15,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::error::ApiError;
 use crate::hub::{Frame, Hub, Item};
-use crate::params::Params;
+use crate::params::{Format, Params};
 use crate::state::SharedState;
 
 /// Rows per store read when a client catches up or is refilled.
@@ -88,6 +88,8 @@ pub(crate) struct Selection {
     pub(crate) filter: EventFilter,
     /// Resume after this sequence (`after`, or SSE's `Last-Event-ID`).
     pub(crate) after: Option<u64>,
+    /// How each event is written.
+    pub(crate) format: Format,
 }
 
 impl Selection {
@@ -116,6 +118,7 @@ impl Selection {
         Ok(Self {
             filter: params.filter,
             after,
+            format: params.format,
         })
     }
 }

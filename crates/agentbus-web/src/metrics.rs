@@ -7,11 +7,62 @@
 //! metric observed as it happens. More collectors (the NATS bridge's, or
 //! any of the application's) plug in with
 //! [`WebApi::metrics_collector`](crate::WebApi::metrics_collector).
+//!
+//! # The families
+//!
+//! Counters are named here as the Prometheus text format names them (with
+//! `_total`; in OpenMetrics the family drops it, its samples keep it).
+//!
+//! | family | type | labels | what, and where it is read |
+//! |---|---|---|---|
+//! | `agentbus_events_published_total` | counter | `type` | events published, per type ([`TypeStats::published`]) |
+//! | `agentbus_events_delivered_total` | counter | `type` | handler calls that completed, per type of the event ([`TypeStats::delivered`]) |
+//! | `agentbus_events_failed_total` | counter | `type` | handler calls that returned `Err` or panicked, and filters that panicked, per type ([`TypeStats::failed`]) |
+//! | `agentbus_handler_errors_total` | counter | | all failed calls since the bus was built ([`BusStats::handler_errors`]) |
+//! | `agentbus_events_rejected_total` | counter | `reason`: `duplicate`, `rate_limited`, `invalid`, `custom` | events a guard kept out ([`BusStats::events_rejected`] split by reason; `duplicate` is the deduplicated count) |
+//! | `agentbus_delivery_retries_total` | counter | | retry attempts made ([`BusStats::retries`]) |
+//! | `agentbus_delivery_retries_pending` | gauge | | deliveries waiting for or running a retry ([`BusStats::retries_pending`]) |
+//! | `agentbus_delivery_timed_out_total` | counter | | attempts that ran past their timeout ([`BusStats::timed_out`]) |
+//! | `agentbus_dead_lettered_total` | counter | | deliveries given up on and kept as dead letters ([`BusStats::dead_lettered`]) |
+//! | `agentbus_dead_letters` | gauge | | dead letters held now ([`BusStats::dead_letters`]) |
+//! | `agentbus_subscribers` | gauge | | subscriptions on the bus ([`BusStats::active_subscribers`]) |
+//! | `agentbus_live_clients` | gauge | `transport`: `websocket`, `sse` | connected live clients (the hub's two counters) |
+//! | `agentbus_store_lag` | gauge | | with a store: events published, not yet committed |
+//! | `agentbus_store_last_sequence` | gauge | | with a store: the last committed sequence |
+//! | `agentbus_store_committed_total`, `_duplicates_total`, `_dropped_total`, `_rejected_total`, `_errors_total` | counter | | with a store: the recorder's [`RecorderStats`](agentbus_store::RecorderStats) of those names |
+//! | `agentbus_store_commit_latency_seconds` | histogram | | with a store: a `POST`'s publish to the commit of its events, 1 ms to ~4 s |
+//! | `agentbus_nats_sent_total`, `agentbus_nats_received_total` | counter | | `agentbus serve --nats`: the bridge's `BridgeStats` of those names |
+//! | `agentbus_nats_lost_total` | counter | `reason`: `outgoing_dropped`, `outgoing_rejected`, `incoming_lost` | `agentbus serve --nats`: events that did not cross the bridge |
+//! | `agentbus_nats_rejected_total` | counter | `reason`: `invalid`, `unknown_type`, `oversized` | `agentbus serve --nats`: incoming messages refused |
+//!
+//! The three per-type families come from the bus's per-type table, which
+//! [`WebApi::new`](crate::WebApi::new) turns on
+//! ([`EventBus::count_per_type`](agentbus::EventBus::count_per_type)): they
+//! count from then on, so what was published before the API was made is in
+//! the bus-wide `agentbus_handler_errors_total` (and `/api/stats`'
+//! totals) but in no per-type sample. A type appears in all three once
+//! anything of it was counted. The rest count from the bus's (or the
+//! recorder's) start. Deliveries count every subscriber, including the
+//! API's own: the hub's stream (without a store) or the recorder (with
+//! one) adds one delivery per event.
+//!
+//! [`TypeStats::published`]: agentbus::TypeStats::published
+//! [`TypeStats::delivered`]: agentbus::TypeStats::delivered
+//! [`TypeStats::failed`]: agentbus::TypeStats::failed
+//! [`BusStats::handler_errors`]: agentbus::BusStats::handler_errors
+//! [`BusStats::events_rejected`]: agentbus::BusStats::events_rejected
+//! [`BusStats::retries`]: agentbus::BusStats::retries
+//! [`BusStats::retries_pending`]: agentbus::BusStats::retries_pending
+//! [`BusStats::timed_out`]: agentbus::BusStats::timed_out
+//! [`BusStats::dead_lettered`]: agentbus::BusStats::dead_lettered
+//! [`BusStats::dead_letters`]: agentbus::BusStats::dead_letters
+//! [`BusStats::active_subscribers`]: agentbus::BusStats::active_subscribers
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use agentbus::TypeStats;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -177,33 +228,109 @@ fn saturating(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// One counter family with a `label` per sample.
+fn labelled_counters<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, count) in samples {
+        ConstCounter::new(count).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
 impl Collector for ApiCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let Some(state) = self.state.upgrade() else {
             return Ok(());
         };
         let bus = state.bus.stats();
-        let mut published = encoder.encode_descriptor(
-            "agentbus_events_published",
-            "Events published on the bus, by type",
-            None,
-            MetricType::Counter,
-        )?;
-        for (event_type, count) in state.hub.per_type() {
-            let labels = [("type", event_type.as_str())];
-            ConstCounter::new(count).encode(published.encode_family(&labels)?)?;
+        let per_type: Vec<TypeStats> = state
+            .bus
+            .stats_per_type()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|counts| counts.published + counts.delivered + counts.failed > 0)
+            .collect();
+        for (name, help, field) in [
+            (
+                "agentbus_events_published",
+                "Events published on the bus, by type (counted since the web API was made)",
+                (|counts| counts.published) as fn(&TypeStats) -> u64,
+            ),
+            (
+                "agentbus_events_delivered",
+                "Handler calls that completed successfully, by event type (counted since the web API was made)",
+                |counts| counts.delivered,
+            ),
+            (
+                "agentbus_events_failed",
+                "Handler calls that returned an error or panicked, by event type (counted since the web API was made)",
+                |counts| counts.failed,
+            ),
+        ] {
+            labelled_counters(
+                &mut encoder,
+                name,
+                help,
+                "type",
+                per_type
+                    .iter()
+                    .map(|counts| (counts.event_type.as_str(), field(counts))),
+            )?;
         }
-        counter(
-            &mut encoder,
-            "agentbus_events_delivered",
-            "Handler calls that completed successfully",
-            bus.events_delivered,
-        )?;
         counter(
             &mut encoder,
             "agentbus_handler_errors",
             "Handler calls that returned an error or panicked",
             bus.handler_errors,
+        )?;
+        let named = bus.events_deduplicated + bus.events_rate_limited + bus.events_invalid;
+        labelled_counters(
+            &mut encoder,
+            "agentbus_events_rejected",
+            "Events a guard kept out of the bus, by reason",
+            "reason",
+            [
+                ("duplicate", bus.events_deduplicated),
+                ("rate_limited", bus.events_rate_limited),
+                ("invalid", bus.events_invalid),
+                ("custom", bus.events_rejected.saturating_sub(named)),
+            ],
+        )?;
+        counter(
+            &mut encoder,
+            "agentbus_delivery_retries",
+            "Retry attempts made",
+            bus.retries,
+        )?;
+        gauge(
+            &mut encoder,
+            "agentbus_delivery_retries_pending",
+            "Deliveries waiting for or running a retry",
+            saturating(bus.retries_pending as u64),
+        )?;
+        counter(
+            &mut encoder,
+            "agentbus_delivery_timed_out",
+            "Handler attempts that ran past their subscription's timeout",
+            bus.timed_out,
+        )?;
+        counter(
+            &mut encoder,
+            "agentbus_dead_lettered",
+            "Deliveries given up on and kept as dead letters",
+            bus.dead_lettered,
+        )?;
+        gauge(
+            &mut encoder,
+            "agentbus_dead_letters",
+            "Dead letters held now",
+            saturating(bus.dead_letters as u64),
         )?;
         gauge(
             &mut encoder,

@@ -74,7 +74,12 @@ pub(crate) async fn check(
                 );
                 headers.insert(
                     header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    HeaderValue::from_static("authorization, content-type, last-event-id"),
+                    // With the CloudEvents binary mode's attribute headers.
+                    HeaderValue::from_static(
+                        "authorization, content-type, last-event-id, traceparent, tracestate, \
+                         ce-specversion, ce-id, ce-source, ce-type, ce-time, ce-agentbusproject, \
+                         ce-agentbuscorrelation, ce-agentbuscausation, ce-traceparent, ce-tracestate",
+                    ),
                 );
                 headers.insert(
                     header::ACCESS_CONTROL_MAX_AGE,
@@ -86,6 +91,10 @@ pub(crate) async fn check(
             };
             let headers = response.headers_mut();
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(crate::read::NEXT_HEADER),
+            );
             headers.append(header::VARY, HeaderValue::from_static("origin"));
             response
         }

@@ -20,6 +20,32 @@ pub(crate) struct Params {
     pub(crate) before: Option<u64>,
     pub(crate) limit: Option<usize>,
     pub(crate) order: Option<Order>,
+    pub(crate) format: Format,
+}
+
+/// How events are written in a reply or a live feed: `?format=json` (the
+/// default, the core's JSON with `sequence`) or `?format=cloudevents`
+/// (see [`CloudEvent`](crate::CloudEvent)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Format {
+    #[default]
+    Native,
+    CloudEvents,
+}
+
+impl Format {
+    /// One event in this format, `None` (logged) when it cannot be
+    /// encoded (a timestamp outside 1970..=9999).
+    pub(crate) fn encode(self, event: &agentbus::Event, sequence: Option<u64>) -> Option<String> {
+        match self {
+            Format::Native => crate::hub::encode(event, sequence),
+            Format::CloudEvents => crate::cloudevents::encode(event, sequence)
+                .inspect_err(|error| {
+                    tracing::warn!(%error, id = %event.id, "event skipped: it cannot be encoded");
+                })
+                .ok(),
+        }
+    }
 }
 
 /// The parameters of the live endpoints (`/ws`, `/api/stream`).
@@ -30,6 +56,7 @@ pub(crate) const LIVE_PARAMS: &[&str] = &[
     "project_id",
     "correlation_id",
     "after",
+    "format",
 ];
 
 /// The parameters of `GET /api/events`.
@@ -43,7 +70,11 @@ pub(crate) const READ_PARAMS: &[&str] = &[
     "before",
     "limit",
     "order",
+    "format",
 ];
+
+/// The parameters of `GET /api/events/{id}`.
+pub(crate) const ONE_PARAMS: &[&str] = &["format"];
 
 impl Params {
     /// Parses `pairs`; only names in `allowed` (and `token`, checked by the
@@ -117,6 +148,17 @@ impl Params {
                             )))
                         }
                     });
+                }
+                "format" => {
+                    params.format = match value {
+                        "json" => Format::Native,
+                        "cloudevents" => Format::CloudEvents,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "query parameter `format`: expected \"json\" or \"cloudevents\", got \"{value}\""
+                            )))
+                        }
+                    };
                 }
                 _ => unreachable!("every allowed name is handled"),
             }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::extract::LiveParams;
 use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
+use crate::params::Format;
 use crate::state::SharedState;
 
 /// Batches queued between a client's task and its response body, and
@@ -34,9 +35,10 @@ pub(crate) async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let selection = Selection::parse(&state, params, Some(&headers))?;
     let guard = ClientGuard::acquire(&state, Kind::Sse)?;
+    let format = selection.format;
     let live = Feed::new(&state, selection);
     let (queue, events) = mpsc::channel(QUEUE);
-    tokio::spawn(feed(live, queue, state.send_timeout, guard));
+    tokio::spawn(feed(live, queue, state.send_timeout, guard, format));
     let events = futures_util::stream::unfold(
         (events, Vec::new().into_iter()),
         |(mut events, mut batch)| async move {
@@ -58,6 +60,7 @@ async fn feed(
     queue: mpsc::Sender<Vec<SseEvent>>,
     send_timeout: Duration,
     guard: ClientGuard,
+    format: Format,
 ) {
     loop {
         let out = tokio::select! {
@@ -65,10 +68,13 @@ async fn feed(
             () = queue.closed() => break,
         };
         let Some(first) = out else { break };
-        let mut batch = vec![event(first)];
+        let mut batch: Vec<SseEvent> = event(first, format).into_iter().collect();
         while batch.len() < BATCH {
             let Some(out) = live.try_next() else { break };
-            batch.push(event(out));
+            batch.extend(event(out, format));
+        }
+        if batch.is_empty() {
+            continue;
         }
         match tokio::time::timeout(send_timeout, queue.send(batch)).await {
             Ok(Ok(())) => {}
@@ -82,15 +88,17 @@ async fn feed(
     drop(guard);
 }
 
-fn event(out: Out) -> SseEvent {
+/// The SSE event for `out`; `None` for an event that cannot be written
+/// in `format` (logged when encoded).
+fn event(out: Out, format: Format) -> Option<SseEvent> {
     match out {
         Out::Event(frame) => {
-            let event = SseEvent::default().data(frame.json.as_str());
-            match frame.sequence {
+            let event = SseEvent::default().data(frame.text(format)?.as_str());
+            Some(match frame.sequence {
                 Some(sequence) => event.id(sequence.to_string()),
                 None => event,
-            }
+            })
         }
-        Out::Lagged(missed) => SseEvent::default().data(format!("{{\"lagged\":{missed}}}")),
+        Out::Lagged(missed) => Some(SseEvent::default().data(format!("{{\"lagged\":{missed}}}"))),
     }
 }

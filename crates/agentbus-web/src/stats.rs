@@ -30,10 +30,13 @@ pub(crate) async fn stats(State(state): State<SharedState>) -> Json<StatsReply> 
         timed_out: bus.timed_out,
         dead_lettered: bus.dead_lettered,
         dead_letters: bus.dead_letters,
-        per_type: hub
-            .per_type()
+        per_type: state
+            .bus
+            .stats_per_type()
+            .unwrap_or_default()
             .into_iter()
-            .map(|(t, n)| (t.as_str().to_owned(), n))
+            .filter(|counts| counts.published > 0)
+            .map(|counts| (counts.event_type.as_str().to_owned(), counts.published))
             .collect(),
         publish_rate: rates.recent_rate,
         clients: websocket + sse,

@@ -194,7 +194,9 @@ pub struct StatsReply {
     /// Dead letters held now.
     #[serde(default)]
     pub dead_letters: usize,
-    /// Events the API has seen since it started, per type.
+    /// Events published per type since the API was made (`WebApi::new`
+    /// turns on [`EventBus::count_per_type`](agentbus::EventBus::count_per_type));
+    /// types not published are left out.
     pub per_type: BTreeMap<String, u64>,
     /// Events per second over the last five complete seconds.
     pub publish_rate: f64,

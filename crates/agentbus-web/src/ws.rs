@@ -11,6 +11,7 @@ use futures_util::SinkExt;
 use crate::error::ApiError;
 use crate::extract::LiveParams;
 use crate::live::{ClientGuard, Feed, Kind, Out, Selection};
+use crate::params::Format;
 use crate::state::SharedState;
 
 /// The largest message a client may send (they are ignored anyway).
@@ -36,13 +37,14 @@ pub(crate) async fn upgrade(
     let guard = ClientGuard::acquire(&state, Kind::WebSocket)?;
     // Subscribe before the handshake completes: nothing broadcast after the
     // 101 reply can be missed.
+    let format = selection.format;
     let live = Feed::new(&state, selection);
     let send_timeout = state.send_timeout;
     Ok(upgrade
         .max_message_size(MAX_INCOMING_MESSAGE)
         .max_frame_size(MAX_INCOMING_MESSAGE)
         .on_upgrade(move |socket| async move {
-            feed(socket, live, send_timeout).await;
+            feed(socket, live, send_timeout, format).await;
             drop(guard);
         })
         .into_response())
@@ -50,7 +52,7 @@ pub(crate) async fn upgrade(
 
 /// Sends every matching event until the client leaves, breaks the protocol,
 /// or stops reading for `send_timeout`.
-async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration) {
+async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration, format: Format) {
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -61,7 +63,7 @@ async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration) {
             },
             first = live.next() => {
                 let Some(first) = first else { return };
-                let batch = write_batch(&mut socket, &mut live, first);
+                let batch = write_batch(&mut socket, &mut live, first, format);
                 match tokio::time::timeout(send_timeout, batch).await {
                     Ok(Ok(())) => {}
                     Ok(Err(())) => return,
@@ -75,20 +77,31 @@ async fn feed(mut socket: WebSocket, mut live: Feed, send_timeout: Duration) {
     }
 }
 
-fn message(out: Out) -> Message {
+/// The message for `out`; `None` for an event that cannot be written in
+/// `format` (logged when encoded).
+fn message(out: Out, format: Format) -> Option<Message> {
     match out {
-        Out::Event(frame) => Message::Text(frame.json.clone()),
-        Out::Lagged(missed) => Message::Text(format!("{{\"lagged\":{missed}}}").into()),
+        Out::Event(frame) => frame.text(format).cloned().map(Message::Text),
+        Out::Lagged(missed) => Some(Message::Text(format!("{{\"lagged\":{missed}}}").into())),
     }
 }
 
 /// Writes `first` and whatever else is already waiting (up to [`BATCH`]),
 /// then flushes once.
-async fn write_batch(socket: &mut WebSocket, live: &mut Feed, first: Out) -> Result<(), ()> {
-    socket.feed(message(first)).await.map_err(|_| ())?;
+async fn write_batch(
+    socket: &mut WebSocket,
+    live: &mut Feed,
+    first: Out,
+    format: Format,
+) -> Result<(), ()> {
+    if let Some(message) = message(first, format) {
+        socket.feed(message).await.map_err(|_| ())?;
+    }
     for _ in 1..BATCH {
         let Some(out) = live.try_next() else { break };
-        socket.feed(message(out)).await.map_err(|_| ())?;
+        if let Some(message) = message(out, format) {
+            socket.feed(message).await.map_err(|_| ())?;
+        }
     }
     socket.flush().await.map_err(|_| ())
 }

@@ -4,13 +4,15 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventType, Rejection, Retry};
 use agentbus_store::{Recorder, SqliteStore};
 use agentbus_testkit::{services_required, Prometheus};
 use agentbus_web::WebApi;
 use common::*;
+use serde_json::json;
 
 async fn scrape(server: &Server, token: &str, accept: &str) -> Reply {
     let bearer = format!("Bearer {token}");
@@ -53,11 +55,33 @@ fn promtool_check(text: &str) -> Option<(bool, String)> {
     Some((output.status.success(), said))
 }
 
+/// A guard that rejects by the event's `data.reject`: `"duplicate"`,
+/// `"rate_limited"` or anything else (a custom rejection).
+fn rejecting_guard(event: &Event) -> Result<(), Rejection> {
+    match event.data.get("reject").and_then(|reason| reason.as_str()) {
+        None => Ok(()),
+        Some("duplicate") => Err(Rejection::Duplicate { of: event.id }),
+        Some("rate_limited") => Err(Rejection::RateLimited {
+            retry_after: Duration::from_secs(1),
+        }),
+        Some(other) => Err(Rejection::custom("test", other)),
+    }
+}
+
 #[tokio::test]
 async fn metrics_need_the_token_count_events_and_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = EventBus::new();
+    let bus = EventBus::builder().guard(rejecting_guard).build();
     let recorder = Recorder::attach(&bus, SqliteStore::open(dir.path().join("m.db")).unwrap());
+    // A failure before the API exists: in the bus-wide handler errors, in
+    // no per-type sample (the per-type table starts with `WebApi::new`).
+    let early = bus.subscribe(
+        EventType::ConversationMessage,
+        |_e: &Event| -> Result<(), String> { Err("before the API".into()) },
+    );
+    bus.publish(Event::new(EventType::ConversationMessage))
+        .await;
+    bus.unsubscribe(early);
     let server = Server::start(
         WebApi::new(bus.clone())
             .store(recorder)
@@ -65,66 +89,73 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
     )
     .await;
     assert_eq!(get(&server.url("/metrics")).await.status, 401);
-    // With a store the hub counts what is committed after it read the
-    // store's last sequence, which it does on its own task once started: an
-    // event committed before that is history, not counted. Wait until a
-    // probe (a type asserted nowhere below) is counted, so the hub is live.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut probes = 0;
-    loop {
-        bus.publish(Event::new(EventType::AgentStarted)).await;
-        probes += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let text =
-            String::from_utf8(scrape(&server, "secret", "text/plain").await.body.to_vec()).unwrap();
-        if text.contains("agentbus_events_published_total{type=\"agent.started\"}") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the hub never counted a probe:\n{text}"
-        );
-    }
 
+    bus.subscribe(EventType::TaskCreated, |_e: &Event| {});
+    bus.subscribe(EventType::TaskFailed, |_e: &Event| -> Result<(), String> {
+        Err("no".into())
+    });
+    // Fails every attempt: one retry, then a dead letter.
+    bus.subscription(EventType::AgentTaskFailed)
+        .retry(Retry::attempts(2).delay(Duration::from_millis(1)))
+        .handler(|_e: &Event| -> Result<(), String> { Err("always".into()) });
+    // Never finishes: one timed-out attempt.
+    bus.subscription(EventType::SystemError)
+        .timeout(Duration::from_millis(10))
+        .async_handler(|_e: Arc<Event>| std::future::pending::<()>());
     let reply = post_json_with_token(
         &server,
         r#"[{"type":"task.created"},{"type":"task.created"},{"type":"memory.shared"}]"#,
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.error());
-    bus.subscribe(EventType::TaskFailed, |_e: &Event| -> Result<(), String> {
-        Err("no".into())
-    });
     bus.publish(Event::new(EventType::TaskFailed)).await;
+    bus.publish(Event::new(EventType::AgentTaskFailed)).await;
+    bus.publish(Event::new(EventType::SystemError)).await;
+    for reason in ["duplicate", "duplicate", "rate_limited", "mine"] {
+        let event = Event::new(EventType::TaskCreated).with_data(json!({ "reject": reason }));
+        assert!(bus.try_publish(event).await.is_err());
+    }
+    bus.settled().await;
 
-    // The hub counts per type as it drains: wait for it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let text = loop {
-        let reply = scrape(&server, "secret", "application/openmetrics-text").await;
-        assert_eq!(reply.status, 200);
-        assert!(reply.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text"),);
-        let text = String::from_utf8(reply.body.to_vec()).unwrap();
-        if text.contains("agentbus_events_published_total{type=\"task.failed\"} 1") {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "never counted:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let reply = scrape(&server, "secret", "application/openmetrics-text").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
     for line in [
         "agentbus_events_published_total{type=\"task.created\"} 2",
         "agentbus_events_published_total{type=\"memory.shared\"} 1",
-        "agentbus_handler_errors_total 1",
+        "agentbus_events_published_total{type=\"task.failed\"} 1",
+        // The recorder is a subscriber too: one more delivery per event.
+        "agentbus_events_delivered_total{type=\"task.created\"} 4",
+        "agentbus_events_delivered_total{type=\"task.failed\"} 1",
+        "agentbus_events_failed_total{type=\"task.failed\"} 1",
+        "agentbus_events_failed_total{type=\"agent.task.failed\"} 1",
+        "agentbus_events_failed_total{type=\"system.error\"} 1",
+        "agentbus_events_failed_total{type=\"memory.shared\"} 0",
+        "agentbus_handler_errors_total 4",
+        "agentbus_events_rejected_total{reason=\"duplicate\"} 2",
+        "agentbus_events_rejected_total{reason=\"rate_limited\"} 1",
+        "agentbus_events_rejected_total{reason=\"invalid\"} 0",
+        "agentbus_events_rejected_total{reason=\"custom\"} 1",
+        "agentbus_delivery_retries_total 1",
+        "agentbus_delivery_retries_pending 0",
+        "agentbus_delivery_timed_out_total 1",
+        // Every failure given up on: the four counted in handler errors.
+        "agentbus_dead_lettered_total 4",
+        "agentbus_dead_letters 4",
         "agentbus_live_clients{transport=\"websocket\"} 0",
-        &format!("agentbus_store_committed_total {}", 4 + probes),
+        "agentbus_store_committed_total 7",
         "agentbus_store_commit_latency_seconds_count 1",
         "# TYPE agentbus_store_lag gauge",
         "# EOF",
     ] {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }
+    assert!(!text.contains("conversation.message"), "{text}");
+
     // Without asking for OpenMetrics: the Prometheus text format, which
     // promtool checks.
     let reply = scrape(&server, "secret", "text/plain").await;
@@ -133,10 +164,15 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
-    assert!(
-        text.contains("# TYPE agentbus_store_committed_total counter"),
-        "{text}"
-    );
+    for family in [
+        "agentbus_store_committed_total counter",
+        "agentbus_events_delivered_total counter",
+        "agentbus_events_failed_total counter",
+        "agentbus_events_rejected_total counter",
+        "agentbus_dead_letters gauge",
+    ] {
+        assert!(text.contains(&format!("# TYPE {family}")), "{text}");
+    }
     assert!(!text.contains("# EOF"), "{text}");
     if let Some((ok, said)) = promtool_check(&text) {
         assert!(ok, "promtool check metrics failed: {said}\n{text}");
@@ -160,6 +196,7 @@ async fn post_json_with_token(server: &Server, body: &str) -> Reply {
 async fn a_real_prometheus_scrapes_the_endpoint() {
     let bus = EventBus::new();
     let server = Server::start(WebApi::new(bus.clone()).token(Some("scraper".into()))).await;
+    bus.subscribe(EventType::AgentStarted, |_e: &Event| {});
     for _ in 0..3 {
         bus.publish(Event::new(EventType::AgentStarted)).await;
     }
@@ -187,6 +224,13 @@ async fn a_real_prometheus_scrapes_the_endpoint() {
         assert!(Instant::now() < deadline, "never scraped: {reply}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The same scrape holds the per-type deliveries: to the handler and to
+    // the web API's own stream (a subscriber like any other), 2 × 3.
+    let delivered = prometheus.query("agentbus_events_delivered_total{type=\"agent.started\"}");
+    assert_eq!(
+        delivered["data"]["result"][0]["value"][1], "6",
+        "{delivered}"
+    );
     let up = prometheus.query("up");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }

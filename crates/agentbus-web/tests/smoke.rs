@@ -83,6 +83,44 @@ async fn openapi_document_describes_every_route_and_type() {
         .map(|t| t.as_str())
         .collect();
     assert_eq!(types, ours);
+
+    // CloudEvents: the content types in and out, and `format` wherever
+    // events are read.
+    let post = &doc["paths"]["/api/events"]["post"];
+    for media in [
+        "application/json",
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+    ] {
+        assert!(
+            post["requestBody"]["content"].get(media).is_some(),
+            "{media}"
+        );
+    }
+    assert!(post["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "ce-specversion" && p["in"] == "header"));
+    let read = &doc["paths"]["/api/events"]["get"]["responses"]["200"];
+    assert!(read["content"]
+        .get("application/cloudevents-batch+json")
+        .is_some());
+    assert!(read["headers"].get("Agentbus-Next").is_some());
+    for path in ["/api/events", "/api/events/{id}", "/api/stream", "/ws"] {
+        let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let format = parameters.iter().find(|p| p["name"] == "format");
+        assert_eq!(
+            format.map(|p| p["schema"]["enum"].clone()),
+            Some(serde_json::json!(["json", "cloudevents"])),
+            "{path}"
+        );
+    }
+    let cloud_event = &doc["components"]["schemas"]["CloudEvent"];
+    assert_eq!(
+        cloud_event["required"],
+        serde_json::json!(["specversion", "id", "type", "source"])
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType, HistoryQuery, TraceContext};
 use agentbus_web::WebApi;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const OWN: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
@@ -110,16 +110,7 @@ async fn websocket_and_sse_clients_get_the_trace_context() {
     assert_eq!(frame["traceparent"], PARENT);
     assert_eq!(frame["tracestate"], "rojo=1");
 
-    let mut text = String::new();
-    let mut buffer = [0u8; 4096];
-    while !text.lines().any(|line| line.starts_with("data:")) {
-        let n = tokio::time::timeout(Duration::from_secs(5), sse.read(&mut buffer))
-            .await
-            .expect("sse data in time")
-            .unwrap();
-        assert!(n > 0, "closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
-    }
+    let text = read_until_sse_data(&mut sse, Duration::from_secs(5)).await;
     let data = text.lines().find(|l| l.starts_with("data:")).unwrap();
     let event: serde_json::Value =
         serde_json::from_str(data.trim_start_matches("data:").trim()).unwrap();

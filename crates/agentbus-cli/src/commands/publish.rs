@@ -9,13 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::client::{ApiClient, ServerArgs};
 use crate::error::CommandError;
 use crate::render::{ColorChoice, Palette};
+use crate::wire_format::WireFormat;
 
 /// Arguments of `agentbus publish`.
 #[derive(Clone, Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     agentbus publish task.completed --data '{\"task_id\": 123}' --circle 5 --agent 1\n  \
     agentbus publish --file events.ndjson        # one event per line, or a JSON array\n  \
-    cat events.ndjson | agentbus publish --file -")]
+    cat events.ndjson | agentbus publish --file -\n  \
+    agentbus publish --format cloudevents --file cloudevents.ndjson")]
 pub struct PublishArgs {
     /// The event type, e.g. `task.completed`.
     #[arg(
@@ -55,6 +57,12 @@ pub struct PublishArgs {
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
+
+    /// `cloudevents`: the file holds CloudEvents 1.0 JSON (one per line, or
+    /// a batch array), and events are sent as CloudEvents (structured mode
+    /// for one, a batch for more).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = WireFormat::Json)]
+    pub format: WireFormat,
 
     /// Print the server's JSON answer instead of a summary.
     #[arg(long)]
@@ -106,8 +114,7 @@ async fn publish_one(
             .ok_or(CommandError::UnknownCause(cause))?;
         event = event.caused_by(&parent.event);
     }
-    let reply = client
-        .publish(std::slice::from_ref(&event))
+    let reply = send(client, std::slice::from_ref(&event), args.format)
         .await
         .map_err(CommandError::Publish)?;
     let mut stdout = std::io::stdout().lock();
@@ -132,13 +139,34 @@ async fn publish_one(
     Ok(())
 }
 
+async fn send(
+    client: &ApiClient,
+    events: &[Event],
+    format: WireFormat,
+) -> Result<agentbus_web::PublishReply, crate::client::ClientError> {
+    match format {
+        WireFormat::Json => client.publish(events).await,
+        WireFormat::Cloudevents => client.publish_cloudevents(events).await,
+    }
+}
+
+/// One event of a file in `format`.
+fn decode(json: serde_json::Value, format: WireFormat) -> Result<Event, serde_json::Error> {
+    match format {
+        WireFormat::Json => serde_json::from_value(json),
+        WireFormat::Cloudevents => {
+            serde_json::from_value::<agentbus_web::CloudEvent>(json).map(|cloud| cloud.event)
+        }
+    }
+}
+
 fn reply_json(reply: &agentbus_web::PublishReply) -> serde_json::Value {
     serde_json::json!({"ids": reply.ids, "sequences": reply.sequences})
 }
 
 /// Reads a file (or stdin) of events: a JSON array, or one event per line
 /// (blank lines skipped).
-fn read_events(path: &PathBuf) -> Result<Vec<Event>, CommandError> {
+fn read_events(path: &PathBuf, format: WireFormat) -> Result<Vec<Event>, CommandError> {
     let read_error = |source| CommandError::ReadFile {
         path: path.clone(),
         source,
@@ -163,7 +191,7 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, CommandError> {
             .into_iter()
             .enumerate()
             .map(|(index, value)| {
-                serde_json::from_value(value).map_err(|source| CommandError::BadEvent {
+                decode(value, format).map_err(|source| CommandError::BadEvent {
                     path: path.clone(),
                     index,
                     line: 1,
@@ -177,12 +205,14 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, CommandError> {
         .filter(|(_, line)| !line.trim().is_empty())
         .enumerate()
         .map(|(index, (line, json))| {
-            serde_json::from_str(json).map_err(|source| CommandError::BadEvent {
-                path: path.clone(),
-                index,
-                line: line + 1,
-                source,
-            })
+            serde_json::from_str(json)
+                .and_then(|value| decode(value, format))
+                .map_err(|source| CommandError::BadEvent {
+                    path: path.clone(),
+                    index,
+                    line: line + 1,
+                    source,
+                })
         })
         .collect()
 }
@@ -193,7 +223,7 @@ async fn publish_file(
     args: &PublishArgs,
     palette: Palette,
 ) -> Result<(), CommandError> {
-    let events = read_events(path)?;
+    let events = read_events(path, args.format)?;
     let progress = ProgressBar::new(events.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -202,7 +232,7 @@ async fn publish_file(
     let mut sequences: (Option<u64>, Option<u64>) = (None, None);
     let mut already_stored = 0usize;
     for batch in events.chunks(args.batch as usize) {
-        let reply = client.publish(batch).await;
+        let reply = send(client, batch, args.format).await;
         let reply = match reply {
             Ok(reply) => reply,
             Err(error) => {

@@ -7,12 +7,13 @@ use agentbus::Redacted;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue, Message};
 
-use agentbus_web::SequencedEvent;
+use agentbus_web::{CloudEvent, SequencedEvent};
 
 use crate::client::{ApiClient, ServerArgs};
 use crate::error::CommandError;
 use crate::filter::FilterArgs;
 use crate::render::{ColorChoice, Palette};
+use crate::wire_format::WireFormat;
 
 /// Arguments of `agentbus tail`.
 #[derive(Clone, Debug, clap::Args)]
@@ -36,6 +37,11 @@ pub struct TailArgs {
     /// One JSON object per line instead of coloured text.
     #[arg(long)]
     pub json: bool,
+
+    /// `cloudevents`: print each event as one CloudEvents 1.0 JSON line
+    /// (`?format=cloudevents`), colourless like `--json`.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = WireFormat::Json)]
+    pub format: WireFormat,
 
     /// Exit with an error when the connection drops, instead of reconnecting
     /// and resuming after the last sequence seen.
@@ -71,6 +77,9 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), CommandError>
         let mut query = args.filter.query();
         if let Some(after) = last_sequence {
             query.push(("after", after.to_string()));
+        }
+        if args.format == WireFormat::Cloudevents {
+            query.push(("format", "cloudevents".to_owned()));
         }
         let url = client.websocket_url("ws", &query);
         let connected = connect(&client, url.as_str()).await;
@@ -145,20 +154,26 @@ async fn follow(args: &TailArgs, color: ColorChoice) -> Result<(), CommandError>
                 );
                 continue;
             }
-            let stored: SequencedEvent = match serde_json::from_value(value.clone()) {
+            let decoded = match args.format {
+                WireFormat::Json => serde_json::from_value::<SequencedEvent>(value.clone())
+                    .map(|stored| (stored.event, stored.sequence)),
+                WireFormat::Cloudevents => serde_json::from_value::<CloudEvent>(value.clone())
+                    .map(|cloud| (cloud.event, cloud.sequence)),
+            };
+            let (event, sequence) = match decoded {
                 Ok(stored) => stored,
                 Err(error) => {
                     tracing::warn!(%error, "the server sent a frame that is not an event");
                     continue;
                 }
             };
-            if stored.sequence.is_some() {
-                last_sequence = stored.sequence;
+            if sequence.is_some() {
+                last_sequence = sequence;
             }
-            let line = if args.json {
+            let line = if args.json || args.format == WireFormat::Cloudevents {
                 value.to_string()
             } else {
-                palette.event_line(&stored.event, stored.sequence)
+                palette.event_line(&event, sequence)
             };
             let mut stdout = std::io::stdout().lock();
             if writeln!(stdout, "{line}")

@@ -192,7 +192,12 @@ class EventBus:
         dedup_window: Optional[float] = None,
         dedup_enabled: Optional[bool] = None,
     ) -> None:
-        """Change settings; None leaves one unchanged."""
+        """Change settings; None leaves one unchanged.
+
+        max_concurrent_handlers (default 100, at least 1) caps the async
+        handler calls running at once on the process-wide bus; raising it
+        starts waiting calls at once, lowering it lets running calls finish.
+        """
     def get_config(self) -> Dict[str, Any]:
         """The current settings."""
     def stream(

@@ -148,6 +148,54 @@ async def test_a_handler_that_publishes_under_a_cap_of_one_does_not_deadlock(bus
     assert len(got) == 1
 
 
+async def _until(condition, what):
+    """Lets the loop run until `condition()` (at most 5 s)."""
+    for _ in range(5000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest.mark.asyncio
+async def test_changing_the_cap_while_calls_wait(bus):
+    """Raised: waiting calls start at once; lowered: running calls finish
+    and no new one starts until fewer than the cap run."""
+    bus.configure(max_concurrent_handlers=1)
+    started = 0
+    running = 0
+    go = asyncio.Semaphore(0)
+
+    async def gated(event):
+        nonlocal started, running
+        started += 1
+        running += 1
+        await go.acquire()
+        running -= 1
+
+    for _ in range(6):
+        bus.subscribe(EventType.TASK_STARTED, gated)
+    publish = asyncio.ensure_future(bus.publish(Event(type=EventType.TASK_STARTED)))
+    await _until(lambda: started == 1, "one call started")
+    await asyncio.sleep(0.02)
+    assert started == 1
+    bus.configure(max_concurrent_handlers=4)
+    await _until(lambda: running == 4, "four calls running")
+    bus.configure(max_concurrent_handlers=2)
+    assert bus.get_config()["max_concurrent_handlers"] == 2
+    go.release()
+    go.release()
+    await _until(lambda: running == 2, "two calls finished")
+    await asyncio.sleep(0.02)
+    assert started == 4  # two running is not below the cap of 2
+    go.release()
+    await _until(lambda: started == 5, "the fifth call started")
+    for _ in range(3):
+        go.release()
+    await asyncio.wait_for(publish, timeout=5)
+    assert bus.get_stats()["events_delivered"] == 6
+
+
 def test_configure_validates_and_reports(bus):
     with pytest.raises(ValueError):
         bus.configure(max_concurrent_handlers=0)

@@ -164,6 +164,23 @@ pub async fn next_json(socket: &mut Ws, within: Duration) -> Value {
     }
 }
 
+/// Reads a raw SSE response from `stream` until it holds a `data:` line
+/// (each read within `within`, else a panic); returns everything read.
+pub async fn read_until_sse_data(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let mut buffer = [0u8; 4096];
+    while !text.lines().any(|line| line.starts_with("data:")) {
+        let n = tokio::time::timeout(within, stream.read(&mut buffer))
+            .await
+            .expect("sse data in time")
+            .unwrap();
+        assert!(n > 0, "closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    text
+}
+
 /// A server on its own thread and runtime, like a separate process: when
 /// dropped, every connection it holds goes with it (what a restart does).
 pub struct ThreadServer {
