@@ -273,8 +273,8 @@ pub(crate) struct Subscriber {
     scope: Scope,
     pub(crate) reporter: Reporter,
     /// The subscription's retry, timeout, concurrency and ordering options,
-    /// if it has any: the wrapper `handler` calls, or (a sync handler called
-    /// inline) what its failures go to. A redrive calls it once, without
+    /// if it has any: the wrapper `handler` calls, or (a handler the
+    /// fan-out calls like a plain one) what its failures go to. A redrive calls it once, without
     /// retries.
     pub(crate) managed: Option<StdArc<Managed>>,
     /// For an unwrapped async handler (plain, or managed but called like a
