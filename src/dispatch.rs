@@ -12,6 +12,7 @@
 //! cancels (drops) the async handlers still running; they are counted neither
 //! as delivered nor as failed.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -292,46 +293,94 @@ impl Future for Publish<'_> {
 /// An async handler started by a publish and not finished yet.
 ///
 /// Holds a copy of the subscriber's [`Reporter`], not the subscriber: no
-/// reference count that every publisher of this handler would share.
+/// reference count that every publisher of this handler would share; except
+/// for a handler whose failure is retried (a managed one the fan-out calls
+/// like a plain one, `delivery/managed.rs`), whose retry needs it.
 struct Running {
     /// `Some` until dropped; the `Option` (free, thanks to the niche) lets
     /// `Drop` move the future out.
     future: Option<BoxFuture>,
     reporter: Reporter,
+    /// The subscriber, if its failure is retried.
+    retried: Option<Arc<Subscriber>>,
     /// The handler's process span, entered again for each later poll.
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
 
 impl Running {
-    fn new(future: BoxFuture, subscriber: &Subscriber) -> Self {
+    /// A handler left pending by its first poll (in [`start_async`]).
+    fn new(future: BoxFuture, subscriber: &Arc<Subscriber>) -> Self {
+        let retried = subscriber
+            .managed
+            .as_ref()
+            .is_some_and(|managed| managed.is_inline());
         Self {
             future: Some(future),
             reporter: subscriber.reporter.clone(),
+            retried: retried.then(|| Arc::clone(subscriber)),
             // Made inside the fan-out's process span for this handler.
             #[cfg(feature = "tracing")]
             span: tracing::Span::current(),
         }
     }
 
-    /// Polls the handler; a failure (`Err` or a panic) is reported here.
-    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &Event) -> Poll<Verdict> {
+    /// Polls the handler again; a failure (`Err` or a panic) is retried
+    /// or reported here.
+    fn poll_handler(&mut self, cx: &mut Context<'_>, event: &StdArc<Event>) -> Poll<Verdict> {
         let Some(future) = &mut self.future else {
             return Poll::Ready(Verdict::Failed); // set until drop
         };
-        let reporter = &self.reporter;
         #[cfg(feature = "tracing")]
         let _process = self.span.enter();
-        match reporter.catch(event, "", || future.as_mut().poll(cx)) {
-            Some(Poll::Pending) => Poll::Pending,
-            Some(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
-            Some(Poll::Ready(Settled::Failed(message))) => {
-                reporter.fail(event, &message);
-                Poll::Ready(Verdict::Failed)
-            }
-            Some(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
-            None => Poll::Ready(Verdict::Failed),
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        settle(polled, |failure| match &self.retried {
+            Some(subscriber) => failed_attempt(subscriber, event, failure),
+            None => self.failed(event, failure),
+        })
+    }
+
+    /// A failure of a handler whose failures are not retried: reported and
+    /// kept as a dead letter if its subscription keeps them.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, event: &StdArc<Event>, failure: Failed) -> Verdict {
+        match failure {
+            Ok(message) => self.reporter.fail(event, &message),
+            Err(payload) => self.reporter.report_panic(event, "", payload),
         }
+        Verdict::Failed
+    }
+}
+
+/// How an async handler failed: `Ok` with its `Err`'s message, or `Err`
+/// with a panic's payload.
+type Failed = Result<String, Box<dyn Any + Send>>;
+
+/// A poll of a handler's future (`Err` if it panicked) as a verdict; a
+/// failure goes to `failed`.
+#[inline(always)]
+fn settle(
+    polled: std::thread::Result<Poll<Settled>>,
+    failed: impl FnOnce(Failed) -> Verdict,
+) -> Poll<Verdict> {
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(Settled::Delivered)) => Poll::Ready(Verdict::Delivered),
+        Ok(Poll::Ready(Settled::Retrying)) => Poll::Ready(Verdict::Retrying),
+        Ok(Poll::Ready(Settled::Failed(message))) => Poll::Ready(failed(Ok(message))),
+        Err(payload) => Poll::Ready(failed(Err(payload))),
+    }
+}
+
+/// A failed attempt of `subscriber`'s async handler, retried or reported
+/// by `Subscriber::failed_call`.
+#[cold]
+#[inline(never)]
+fn failed_attempt(subscriber: &Arc<Subscriber>, event: &StdArc<Event>, failure: Failed) -> Verdict {
+    match failure {
+        Ok(message) => Subscriber::failed_call(subscriber, event, message),
+        Err(payload) => Subscriber::panicked(subscriber, event, false, payload),
     }
 }
 
@@ -444,33 +493,40 @@ fn walk(
 /// Out of line: keeping the async machinery out of the fan-out loop leaves
 /// the registers to the sync path, which most subscribers take.
 ///
-/// On a bus with a handler limit (`delivery/handler_limit.rs`) a plain
-/// async subscription's future is wrapped to wait for a permit before its
+/// On a bus with a handler limit (`delivery/handler_limit.rs`) an
+/// unwrapped async subscription's future (plain, or with only a retry
+/// policy) is wrapped to wait for a permit before its
 /// first poll: the limit may be set at any time, so it is checked here, per
 /// call. On a bus without one that is a load and a branch that always goes
 /// the same way.
 #[inline(never)]
 fn start_async(
-    subscriber: &Subscriber,
+    subscriber: &Arc<Subscriber>,
     handler: &AsyncHandler,
     event: &StdArc<Event>,
     cx: &mut Context<'_>,
     running: &mut Vec<Running>,
 ) -> Poll<Verdict> {
-    let Some(mut future) = subscriber.start_async(handler, event) else {
-        return Poll::Ready(Verdict::Failed);
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler(StdArc::clone(event)))) {
+        Ok(future) => future,
+        Err(payload) => {
+            return Poll::Ready(Subscriber::panicked(subscriber, event, false, payload))
+        }
     };
     if let Some(delivery) = &subscriber.limited_by {
         if delivery.handler_limit.is_set() {
             future = limited(future, event, delivery);
         }
     }
-    let mut started = Running::new(future, subscriber);
-    let polled = started.poll_handler(cx, event);
-    if polled.is_pending() {
-        running.push(started);
+    let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+    if let Ok(Poll::Pending) = polled {
+        running.push(Running::new(future, subscriber));
+        return Poll::Pending;
     }
-    polled
+    let verdict = settle(polled, |failure| failed_attempt(subscriber, event, failure));
+    // User code: its Drop may panic, and must not unwind out of a publish.
+    quietly(|| drop(future));
+    verdict
 }
 
 /// The async remainder of a publish: resolves to the full

@@ -206,27 +206,9 @@ impl Reporter {
         }
     }
 
-    /// Runs `user_code` (a filter, a handler, or a poll of a handler's
-    /// future) for `event`; `None` if it panicked. The panic is reported as
-    /// `"{what}panicked: {message}"` and its payload dropped without letting
-    /// the payload's own `Drop` unwind: every panic of user code the bus
-    /// catches goes through here.
-    #[inline(always)]
-    pub(crate) fn catch<T>(
-        &self,
-        event: &Event,
-        what: &'static str,
-        user_code: impl FnOnce() -> T,
-    ) -> Option<T> {
-        match catch_unwind(AssertUnwindSafe(user_code)) {
-            Ok(value) => Some(value),
-            Err(payload) => {
-                self.report_panic(event, what, payload);
-                None
-            }
-        }
-    }
-
+    /// Reports a panic of user code as `"{what}panicked: {message}"` and
+    /// drops its payload without letting the payload's own `Drop` unwind.
+    ///
     /// Out of line and cold: keeps formatting off the callers' fast path.
     #[cold]
     #[inline(never)]
@@ -291,11 +273,12 @@ pub(crate) struct Subscriber {
     scope: Scope,
     pub(crate) reporter: Reporter,
     /// The subscription's retry, timeout, concurrency and ordering options,
-    /// if it has any: the wrapper `handler` calls, or (a sync handler called
-    /// inline) what its failures go to. A redrive calls it once, without
+    /// if it has any: the wrapper `handler` calls, or (a handler the
+    /// fan-out calls like a plain one) what its failures go to. A redrive calls it once, without
     /// retries.
     pub(crate) managed: Option<StdArc<Managed>>,
-    /// For a plain (unwrapped) async handler, the bus's delivery state: its
+    /// For an unwrapped async handler (plain, or managed but called like a
+    /// plain one), the bus's delivery state: its
     /// calls take a permit while the bus has a handler limit, which may be
     /// set after this subscription was made (`delivery/handler_limit.rs`).
     pub(crate) limited_by: Option<StdArc<DeliveryState>>,
@@ -324,8 +307,10 @@ impl Subscriber {
             dead_letters: (keep_dead_letters && plain).then(|| StdArc::clone(delivery)),
             ..reporter
         };
+        // A managed handler the fan-out calls like a plain one waits like one.
+        let unwrapped = managed.as_ref().is_none_or(|managed| managed.is_inline());
         let limited_by =
-            (plain && matches!(handler, Handler::Async(_))).then(|| StdArc::clone(delivery));
+            (unwrapped && matches!(handler, Handler::Async(_))).then(|| StdArc::clone(delivery));
         Self {
             scope,
             reporter,
@@ -382,16 +367,18 @@ impl Subscriber {
         wanted
     }
 
-    /// A sync handler's failed call (its `Err`, or a panic the fan-out
-    /// caught): retried in the background if the subscription has a retry
-    /// policy (its `Managed` without a wrapper, see `delivery/managed.rs`),
-    /// otherwise reported and kept as a dead letter. Out of line and cold:
-    /// the fan-out's success path only tests the result.
+    /// A failed first attempt of a handler the fan-out called (a sync
+    /// call's `Err` or panic; an async handler's future that panicked while
+    /// being made or polled, or ended in `Err`): retried in the background
+    /// if the subscription's `Managed` has no wrapper (see
+    /// `delivery/managed.rs`), otherwise reported and kept as a dead letter
+    /// if this subscription keeps them. Out of line and cold: the fan-out's
+    /// success path only tests the result.
     #[cold]
     #[inline(never)]
     pub(crate) fn failed_call(this: &Arc<Self>, event: &StdArc<Event>, error: String) -> Verdict {
-        match (&this.managed, &this.handler) {
-            (Some(managed), Handler::Sync(_)) => managed.inline_failed(this, event, error),
+        match &this.managed {
+            Some(managed) if managed.is_inline() => managed.inline_failed(this, event, error),
             _ => {
                 this.reporter.fail(event, &error);
                 Verdict::Failed
@@ -416,16 +403,6 @@ impl Subscriber {
         let error = format!("panicked: {}", panic_message(&payload));
         drop_payload(payload);
         Self::failed_call(this, event, error)
-    }
-
-    /// Starts an async handler; `None` if making the future panicked.
-    pub(crate) fn start_async(
-        &self,
-        handler: &AsyncHandler,
-        event: &StdArc<Event>,
-    ) -> Option<BoxFuture> {
-        self.reporter
-            .catch(event, "", || handler(StdArc::clone(event)))
     }
 
     pub(crate) fn id(&self) -> SubscriptionId {

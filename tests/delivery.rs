@@ -12,7 +12,7 @@ use futures::executor::block_on;
 use serde_json::json;
 
 mod common;
-use common::{counter, within};
+use common::{counter, within, YieldOnce};
 
 const TYPE: EventType = EventType::TaskCompleted;
 
@@ -134,6 +134,25 @@ fn a_panicking_handler_is_retried_and_dead_lettered_with_the_panic_message() {
     assert_eq!((dead.len(), dead[0].error()), (1, "panicked: boom"));
 }
 
+/// After `bus.settled()`: the only dead letter is the subscription named
+/// "panicking" after two attempts, `retried` deliveries were retried, and
+/// (with the test's one plain subscriber) `retried` deliveries succeeded.
+fn assert_panicking_dead_lettered_after_retries(bus: &EventBus, retried: u64) {
+    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].subscription_name(),
+            dead[0].error(),
+            dead[0].attempts()
+        ),
+        (Some("panicking"), "panicked: boom", 2)
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.retries, stats.dead_lettered), (retried, 1));
+    assert_eq!((stats.events_delivered, stats.handler_errors), (retried, 1));
+}
+
 /// A sync handler with only a retry policy is called inline by the fan-out
 /// (no wrapper): its `Err` and its panic each count as retrying, the
 /// subscribers after it are still called in the same publish, and a retry
@@ -184,19 +203,89 @@ fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
     block_on(bus.settled());
     assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
     assert_eq!(panics.load(Ordering::SeqCst), 2);
-    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
-    assert_eq!(dead.len(), 1);
-    assert_eq!(
-        (
-            dead[0].subscription_name(),
-            dead[0].error(),
-            dead[0].attempts()
-        ),
-        (Some("panicking"), "panicked: boom", 2)
-    );
-    let stats = bus.stats();
-    assert_eq!((stats.retries, stats.dead_lettered), (2, 1));
-    assert_eq!((stats.events_delivered, stats.handler_errors), (2, 1));
+    assert_panicking_dead_lettered_after_retries(&bus, 2);
+}
+
+/// An async handler with only a retry policy is made and polled by the
+/// publish like a plain one; every way its first attempt can fail (`Err` at
+/// the first poll, a panic making the future, a panic polling it, `Err`
+/// after being pending) is retried in the background, counted as retrying,
+/// and the retry outlives an unsubscribe.
+#[test]
+fn inline_async_retries_count_as_retrying_and_outlive_unsubscribe() {
+    let bus = EventBus::new();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&calls);
+    let erring = bus
+        .subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push("erring");
+                log.len() == 1
+            };
+            async move {
+                if first {
+                    Err("first call fails".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    let making = counter();
+    let count = Arc::clone(&making);
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("panicked making the future");
+            }
+            async {}
+        });
+    let pending = counter();
+    let count = Arc::clone(&pending);
+    bus.subscription(TYPE)
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                YieldOnce::default().await;
+                if first {
+                    Err("failed on a later poll")
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    let panics = counter();
+    let count = Arc::clone(&panics);
+    bus.subscription(TYPE)
+        .name("panicking")
+        .retry(fast(2))
+        .async_handler(move |_e: Arc<Event>| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async {
+                if true {
+                    panic!("boom");
+                }
+            }
+        });
+    let after = counter();
+    let seen = Arc::clone(&after);
+    bus.subscribe_async(TYPE, move |_e: Arc<Event>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    let outcome = block_on(bus.publish(Event::new(TYPE)));
+    let counts = (outcome.delivered, outcome.failed, outcome.retrying);
+    assert_eq!((counts, after.load(Ordering::SeqCst)), ((1, 0, 4), 1));
+    assert!(bus.unsubscribe(erring));
+    block_on(bus.settled());
+    assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
+    let calls = [&making, &pending, &panics].map(|count| count.load(Ordering::SeqCst));
+    assert_eq!(calls, [2, 2, 2]);
+    assert_panicking_dead_lettered_after_retries(&bus, 4);
 }
 
 /// A managed async handler with nothing to wait for is polled once at
@@ -387,14 +476,22 @@ fn retries_run_without_a_runtime_and_do_not_block_later_events() {
     assert_eq!(*calls.lock().unwrap(), [0, 1, 0]);
 }
 
+/// Half the subscriptions have only a retry policy: the fan-out calls
+/// those like plain ones, and they wait for the bus's permits like them.
 #[test]
 fn max_concurrent_handlers_bounds_slow_handlers_across_subscriptions() {
     let bus = EventBus::builder().max_concurrent_handlers(3).build();
     let in_flight = Arc::new(InFlight::default());
     let done = counter();
-    for _ in 0..10 {
+    for index in 0..10 {
         let (in_flight, done) = (Arc::clone(&in_flight), Arc::clone(&done));
-        bus.subscribe_async(TYPE, move |_e: Arc<Event>| {
+        let subscription = bus.subscription(TYPE);
+        let subscription = if index % 2 == 0 {
+            subscription.retry(fast(2))
+        } else {
+            subscription
+        };
+        subscription.async_handler(move |_e: Arc<Event>| {
             let (in_flight, done) = (Arc::clone(&in_flight), Arc::clone(&done));
             async move {
                 in_flight.enter();

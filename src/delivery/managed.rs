@@ -9,21 +9,27 @@
 //! subscription on a bus with a handler limit is not wrapped: [`limited`]
 //! makes its call wait for a bus permit.
 //!
-//! **A sync handler with nothing to wait for** (no `ordered_by`, no
-//! `max_concurrency`: only a retry policy, a timeout, which it ignores, or
-//! the dead-letter choice) gets no wrapper: the fan-out calls it inline like
-//! a plain one, so a first-time success costs what a plain call costs, and
-//! only its failure comes here ([`Managed::inline_failed`], through
-//! `Subscriber::failed_call`), where it is retried as above and counted as
-//! [`Verdict::Retrying`]. Its retry task holds the subscriber, which keeps
-//! the handler. An async handler with nothing to wait for keeps its
-//! wrapper, which makes and polls the handler's future at once
-//! (`poll_at_once`): one ready there settles without the wrapper's future
-//! (and without a timer for its timeout).
+//! **A handler with nothing of its own to wait for** (no `ordered_by`, no
+//! `max_concurrency`: only a retry policy, the dead-letter choice, and for
+//! a sync handler a timeout, which it ignores) gets no wrapper: the fan-out
+//! calls it like a plain one (a sync call inline; an async handler's future
+//! made, polled and, if pending, awaited by the publish, under [`limited`]
+//! while the bus has a handler limit), so a first-time success costs what a
+//! plain call costs, and only its failure (an `Err`, a panic, a future
+//! ending in `Err` or panicking, at its first poll or a later one) comes
+//! here ([`Managed::inline_failed`], through `Subscriber::failed_call`),
+//! where it is retried as above and counted as [`Verdict::Retrying`] in the
+//! publish's outcome (which an async publish resolves to only after the
+//! future ended, so the count is always known in time). Its retry task
+//! holds the subscriber, which keeps the handler. An async handler with a
+//! timeout and nothing else to wait for keeps its wrapper, which makes and
+//! polls the handler's future at once (`poll_at_once`): one ready there
+//! settles without the wrapper's future (and without a timer for its
+//! timeout).
 //!
 //! **No deadlock when handlers publish.** While a managed handler runs (a
-//! sync call or a poll of its future; not a first call made at once, as
-//! above or by `poll_at_once`, which holds no lane or permit), a
+//! sync call or a poll of its future; not a first attempt made like a plain
+//! call, as above or by `poll_at_once`, which holds no lane or permit), a
 //! thread-local depth is raised; a
 //! managed delivery that starts under it (a publish made from inside the
 //! handler, awaited or blocking) takes no permit and no key lane: it runs
@@ -123,8 +129,8 @@ fn nested() -> bool {
 
 /// The options and, for a wrapper, the handler; see the module docs.
 pub(crate) struct Managed {
-    /// The user's handler if the wrapper calls it; `None` for a sync
-    /// handler the fan-out calls inline (its subscriber keeps it).
+    /// The user's handler if the wrapper calls it; `None` for a handler
+    /// the fan-out calls like a plain one (its subscriber keeps it).
     handler: Option<Handler>,
     retry: Retry,
     timeout: Option<Duration>,
@@ -154,10 +160,16 @@ pub(crate) fn manage(
         return (handler, None);
     }
     let bus_limited = matches!(handler, Handler::Async(_));
-    // A sync handler with no lane or permit to wait for: see the module docs.
-    let inline = matches!(handler, Handler::Sync(_))
-        && options.max_concurrency.is_none()
-        && options.ordered_by.is_none();
+    // A handler with no lane or permit of its own to wait for (and, if
+    // async, no timeout, which needs a timer on its first attempt): see the
+    // module docs.
+    let inline = options.max_concurrency.is_none()
+        && options.ordered_by.is_none()
+        && match handler {
+            Handler::Sync(_) => true,
+            Handler::Async(_) => options.timeout.is_none(),
+            Handler::Shared(_) => false,
+        };
     let (handler, wrapped) = if inline {
         (Some(handler), None)
     } else {
@@ -186,7 +198,8 @@ pub(crate) fn manage(
 enum Callee {
     /// The wrapper, which keeps the handler.
     Wrapper(StdArc<Managed>),
-    /// A sync handler the fan-out calls inline: its subscriber keeps it.
+    /// A handler the fan-out calls like a plain one: its subscriber keeps
+    /// it.
     Inline(StdArc<Managed>, Arc<Subscriber>),
 }
 
@@ -207,14 +220,21 @@ impl Callee {
 
 impl Managed {
     /// The handler the wrapper calls. Only wrappers call this: an inline
-    /// sync handler's `Managed` is reached through its subscriber.
+    /// handler's `Managed` is reached through its subscriber.
     fn wrapped(&self) -> &Handler {
         const NOT_A_WRAPPER: &str = "only a wrapper's Managed is asked for its handler";
         self.handler.as_ref().expect(NOT_A_WRAPPER)
     }
 
-    /// A sync handler called inline by the fan-out (see the module docs)
-    /// failed its first attempt: retries it or gives up, and reports it.
+    /// Whether the fan-out calls this subscription's handler itself (see
+    /// the module docs) and sends only its failures here.
+    pub(crate) fn is_inline(&self) -> bool {
+        self.handler.is_none()
+    }
+
+    /// A handler called by the fan-out like a plain one (see the module
+    /// docs) failed its first attempt: retries it or gives up, and reports
+    /// it.
     pub(crate) fn inline_failed(
         self: &StdArc<Self>,
         subscriber: &Arc<Subscriber>,
