@@ -73,6 +73,17 @@ fn crosses_both_ways_once(jetstream: bool) {
     assert_eq!((stats_a.sent, stats_a.received), (1, 1), "{stats_a:?}");
     assert_eq!((stats_b.sent, stats_b.received), (1, 1), "{stats_b:?}");
     assert!(stats_a.connected && stats_b.connected);
+    // A bridge goes by its configured name, and its Debug output shows the
+    // name and the counters (both caught by no test before a cargo-mutants
+    // sample of this crate).
+    assert_eq!((bridge_a.name(), bridge_b.name()), ("a", "b"));
+    let shown = format!("{bridge_a:?}");
+    assert!(
+        shown.starts_with("NatsBridge")
+            && shown.contains("name: \"a\"")
+            && shown.contains("sent: 1"),
+        "{shown}"
+    );
     let final_a = rt.block_on(bridge_a.shutdown());
     assert!(!final_a.connected);
     rt.block_on(bridge_b.shutdown());
