@@ -94,6 +94,7 @@ mod executor;
 mod filter;
 mod guard;
 mod handler;
+mod hazard;
 mod history;
 mod id;
 mod inner;

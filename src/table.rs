@@ -16,8 +16,10 @@ use smallvec::SmallVec;
 
 use crate::event_type::{EventType, EventTypeSet};
 use crate::handler::{quietly, Subscriber};
+pub(crate) use crate::hazard::Retired;
+use crate::hazard::{Snapshot, TableCell};
 use crate::id::SubscriptionId;
-use crate::sync::{Arc, ArcCell, AtomicU64, Ordering, Snapshot};
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Subscribers held inline before the table spills to the heap.
 const INLINE_SUBSCRIBERS: usize = 4;
@@ -64,16 +66,17 @@ pub(crate) struct Tables {
 
 /// One type's table and how many times it was replaced.
 struct Cell {
-    table: ArcCell<Table>,
+    table: TableCell,
     /// Bumped after each swap of `table`; lets a [`TableCache`] find which of
     /// its copies went stale without loading the tables.
     version: AtomicU64,
 }
 
 impl Cell {
-    /// Swaps in `next` and returns the old table. Callers hold the registry lock.
-    fn replace(&self, next: Table) -> Arc<Table> {
-        let old = self.table.swap(Arc::new(next));
+    /// Swaps in `next(current)` and returns the old table. Callers hold the
+    /// registry lock.
+    fn replace(&self, next: impl FnOnce(&Table) -> Table) -> Arc<Table> {
+        let old = self.table.replace(next);
         bump(&self.version);
         old
     }
@@ -87,17 +90,12 @@ fn bump(counter: &AtomicU64) {
     counter.store(next, Ordering::Release);
 }
 
-/// Tables replaced by a write, handed back so they are dropped after the
-/// registry lock is released: dropping a table may drop the last reference to
-/// a subscriber, and with it user closures whose `Drop` is user code.
-pub(crate) type Retired = SmallVec<[Arc<Table>; 1]>;
-
 impl Tables {
     pub(crate) fn new() -> Self {
         Self {
             by_type: std::array::from_fn(|_| {
                 CachePadded::new(Cell {
-                    table: ArcCell::new(Arc::new(Table::default())),
+                    table: TableCell::new(Arc::new(Table::default())),
                     version: AtomicU64::new(0),
                 })
             }),
@@ -110,7 +108,7 @@ impl Tables {
     }
 
     #[inline]
-    pub(crate) fn load(&self, event_type: EventType) -> Snapshot<Table> {
+    pub(crate) fn load(&self, event_type: EventType) -> Snapshot<'_> {
         self.cell(event_type).table.load()
     }
 
@@ -119,9 +117,7 @@ impl Tables {
         let retired = types
             .iter()
             .map(|t| {
-                let cell = self.cell(t);
-                let next = cell.table.load().with(subscriber);
-                cell.replace(next)
+                self.cell(t).replace(|table| table.with(subscriber))
             })
             .collect();
         bump(&self.generation);
@@ -134,9 +130,7 @@ impl Tables {
         let retired = types
             .iter()
             .map(|t| {
-                let cell = self.cell(t);
-                let next = cell.table.load().without(id);
-                cell.replace(next)
+                self.cell(t).replace(|table| table.without(id))
             })
             .collect();
         bump(&self.generation);
@@ -148,7 +142,7 @@ impl Tables {
         let retired = self
             .by_type
             .iter()
-            .map(|cell| cell.replace(Table::default()))
+            .map(|cell| cell.replace(|_| Table::default()))
             .collect();
         bump(&self.generation);
         retired
