@@ -43,8 +43,8 @@
 //!
 //! A publish nested deeper than [`DEPTHS`], or on a thread whose
 //! thread-locals are gone, takes the cell's swap lock and clones the `Arc`
-//! (an owned snapshot, dropped normally). A thread's record returns to a free
-//! list when the thread exits and is reused by the next new thread.
+//! (an owned snapshot, dropped normally). A thread's record is marked free when
+//! the thread exits and is reused by the next new thread.
 //!
 //! With symmetric fences (no `membarrier`, Miri, loom) this is the classic
 //! hazard-pointer protocol with `SeqCst` fences on both sides; the loom
@@ -61,7 +61,7 @@ use std::ptr;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::sync::{heavy_fence, light_fence, lock, Arc, AtomicPtr, Mutex, Ordering};
+use crate::sync::{heavy_fence, light_fence, lock, Arc, AtomicBool, AtomicPtr, Mutex, Ordering};
 use crate::table::Table;
 
 /// Nesting depths of publishes on one thread that get a slot; deeper ones
@@ -76,6 +76,8 @@ struct Record {
     /// An `Arc` (from `Arc::into_raw`) a writer handed the publish at each
     /// depth, to drop when it clears its slot; null otherwise.
     owed: [AtomicPtr<Table>; DEPTHS],
+    /// Whether a live thread owns the record.
+    leased: AtomicBool,
 }
 
 impl Record {
@@ -83,24 +85,21 @@ impl Record {
         Self {
             slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             owed: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            leased: AtomicBool::new(true),
         }
     }
 }
 
-/// Every record ever made (scanned by writers) and the ones no live thread
-/// owns. Records are leaked: a writer may scan one while its thread exits.
+/// Every record ever made, scanned by writers. Records are leaked (a writer
+/// may scan one while its thread exits) and reused by later threads.
 #[derive(Default)]
 struct Records {
     all: Vec<&'static CachePadded<Record>>,
-    free: Vec<&'static CachePadded<Record>>,
 }
 
 #[cfg(not(agentbus_loom))]
 fn records() -> &'static Mutex<Records> {
-    static RECORDS: Mutex<Records> = Mutex::new(Records {
-        all: Vec::new(),
-        free: Vec::new(),
-    });
+    static RECORDS: Mutex<Records> = Mutex::new(Records { all: Vec::new() });
     &RECORDS
 }
 
@@ -126,7 +125,11 @@ impl Drop for Lease {
     fn drop(&mut self) {
         // Late publishes (other thread-locals' destructors) lock the cell.
         let _ = LOCAL.try_with(|local| local.record.set(ptr::null()));
-        lock(records()).free.push(self.0);
+        // No publish of this thread is running (they live in synchronous
+        // code), so its slots and `owed` words are null. Release pairs with
+        // the Acquire of the next claim. (Not the records lock: loom tears
+        // down its statics before the main thread's locals.)
+        self.0.leased.store(false, Ordering::Release);
     }
 }
 
@@ -154,7 +157,13 @@ loom::thread_local! {
 impl Lease {
     fn claim() -> Self {
         let mut records = lock(records());
-        let record = records.free.pop().unwrap_or_else(|| {
+        let free = records.all.iter().copied().find(|record| {
+            record
+                .leased
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        });
+        let record = free.unwrap_or_else(|| {
             let record: &'static CachePadded<Record> =
                 Box::leak(Box::new(CachePadded::new(Record::new())));
             records.all.push(record);
@@ -404,8 +413,8 @@ impl Drop for Retired {
         {
             // Serialises writers, so at most one hand-off per slot is pending
             // (the `owed` word is null whenever a writer starts, for every
-            // slot that could hold its table), and records are neither
-            // claimed nor returned meanwhile.
+            // slot that could hold its table), and no record is added
+            // meanwhile.
             let records = lock(records());
             if !records.all.is_empty() {
                 handshake(&records.all, &old, &mut taken_back);
