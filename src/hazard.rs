@@ -217,7 +217,7 @@ impl TableCell {
             Ok((record, depth)) if depth < DEPTHS => {
                 // SAFETY: a non-null `record` is this thread's leased record,
                 // leaked and so valid for `'static`.
-                        match unsafe { record.as_ref() } {
+                match unsafe { record.as_ref() } {
                     Some(record) => Some((record, depth)),
                     None => claim_record().map(|record| (record, depth)),
                 }
@@ -252,7 +252,7 @@ impl TableCell {
             // our slot, re-checked after the fence: no writer that swaps it
             // out drops the last reference while the slot holds it (module
             // docs).
-                table: unsafe { &*table },
+            table: unsafe { &*table },
             hold: Hold::Slot(record, depth),
             _same_thread: PhantomData,
         }
@@ -297,9 +297,7 @@ impl TableCell {
             .swap(Arc::into_raw(next).cast_mut(), Ordering::SeqCst);
         // SAFETY: `old` came from `Arc::into_raw` and the cell's reference
         // to it is now ours.
-        unsafe {
-            Arc::from_raw(old)
-        }
+        unsafe { Arc::from_raw(old) }
     }
 }
 
@@ -369,7 +367,7 @@ impl Drop for Snapshot<'_> {
             Hold::Owned => {
                 let table: *const Table = self.table;
                 // SAFETY: the reference `load_locked` took for this snapshot.
-                        drop(unsafe { Arc::from_raw(table) });
+                drop(unsafe { Arc::from_raw(table) });
             }
         }
     }
@@ -460,7 +458,7 @@ fn handshake(
             if !clone.is_null() {
                 // SAFETY: the reference this function put in `owed`; the
                 // swap made it ours again.
-                        taken_back.push(unsafe { Arc::from_raw(clone) });
+                taken_back.push(unsafe { Arc::from_raw(clone) });
             }
         }
     }

@@ -116,9 +116,7 @@ impl Tables {
     pub(crate) fn insert(&self, types: EventTypeSet, subscriber: &Arc<Subscriber>) -> Retired {
         let retired = types
             .iter()
-            .map(|t| {
-                self.cell(t).replace(|table| table.with(subscriber))
-            })
+            .map(|t| self.cell(t).replace(|table| table.with(subscriber)))
             .collect();
         bump(&self.generation);
         retired
@@ -129,9 +127,7 @@ impl Tables {
     pub(crate) fn remove(&self, types: EventTypeSet, id: SubscriptionId) -> Retired {
         let retired = types
             .iter()
-            .map(|t| {
-                self.cell(t).replace(|table| table.without(id))
-            })
+            .map(|t| self.cell(t).replace(|table| table.without(id)))
             .collect();
         bump(&self.generation);
         retired

@@ -573,7 +573,11 @@ fn hazard_unsubscribe_inside_a_nested_publish() {
         writer.join().unwrap();
         assert_eq!(outcome.delivered, 1);
         assert_eq!(count(&inner_calls), 1);
-        assert_eq!(count(&inner_dropped), 1, "not dropped when the outer publish ended");
+        assert_eq!(
+            count(&inner_dropped),
+            1,
+            "not dropped when the outer publish ended"
+        );
         assert_eq!(count(&nested_calls), count(&late));
     });
 }

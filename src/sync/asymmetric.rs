@@ -108,8 +108,9 @@ mod membarrier {
                 commands >= 0 && (commands & libc::c_long::from(CMD_PRIVATE_EXPEDITED)) != 0;
             // SAFETY: as above, integers only.
             let registered = supported
-                && unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0) }
-                    == 0;
+                && unsafe {
+                    libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0)
+                } == 0;
             // Release pairs with the Acquire in `run`; readers' Relaxed loads
             // need nothing from it.
             STATE.store(
