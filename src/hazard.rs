@@ -61,7 +61,9 @@ use std::ptr;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::sync::{heavy_fence, light_fence, lock, Arc, AtomicBool, AtomicPtr, Mutex, Ordering};
+use crate::sync::{
+    heavy_fence, light_fence, lock, prepare_fences, Arc, AtomicBool, AtomicPtr, Mutex, Ordering,
+};
 use crate::table::Table;
 
 /// Nesting depths of publishes on one thread that get a slot; deeper ones
@@ -156,6 +158,10 @@ loom::thread_local! {
 
 impl Lease {
     fn claim() -> Self {
+        // Before this thread's first light fence: without it, a process
+        // whose subscriptions were all made before anyone published would
+        // fence fully on every publish until its next subscription change.
+        prepare_fences();
         let mut records = lock(records());
         let free = records.all.iter().copied().find(|record| {
             record
@@ -213,21 +219,23 @@ impl TableCell {
     /// handlers' captures).
     #[inline]
     pub(crate) fn load(&self) -> Snapshot<'_> {
-        let record = match LOCAL.try_with(|local| (local.record.get(), local.depth.get())) {
-            Ok((record, depth)) if depth < DEPTHS => {
-                // SAFETY: a non-null `record` is this thread's leased record,
-                // leaked and so valid for `'static`.
-                match unsafe { record.as_ref() } {
-                    Some(record) => Some((record, depth)),
-                    None => claim_record().map(|record| (record, depth)),
-                }
+        let claimed = LOCAL.try_with(|local| {
+            let depth = local.depth.get();
+            if depth >= DEPTHS {
+                return None;
             }
-            _ => None,
-        };
-        let Some((record, depth)) = record else {
+            // SAFETY: a non-null `record` is this thread's leased record,
+            // leaked and so valid for `'static`.
+            let record = match unsafe { local.record.get().as_ref() } {
+                Some(record) => record,
+                None => claim_record()?,
+            };
+            local.depth.set(depth + 1);
+            Some((record, depth))
+        });
+        let Ok(Some((record, depth))) = claimed else {
             return self.load_locked();
         };
-        LOCAL.with(|local| local.depth.set(depth + 1));
         let slot = &record.slots[depth];
         // Acquire (here and below) pairs with the `SeqCst` swap in
         // `replace`: the table's contents are visible once its address is.
@@ -247,12 +255,12 @@ impl TableCell {
             }
             table = again;
         }
+        // `table` came from `Arc::into_raw` and is announced in our slot,
+        // re-checked after the fence: no writer that swaps it out drops the
+        // last reference while the slot holds it (module docs).
         Snapshot {
-            // SAFETY: `table` came from `Arc::into_raw` and is announced in
-            // our slot, re-checked after the fence: no writer that swaps it
-            // out drops the last reference while the slot holds it (module
-            // docs).
-            table: unsafe { &*table },
+            table,
+            _cell: PhantomData,
             hold: Hold::Slot(record, depth),
             _same_thread: PhantomData,
         }
@@ -274,7 +282,8 @@ impl TableCell {
         unsafe {
             Arc::increment_strong_count(table);
             Snapshot {
-                table: &*table,
+                table,
+                _cell: PhantomData,
                 hold: Hold::Owned,
                 _same_thread: PhantomData,
             }
@@ -313,7 +322,10 @@ impl Drop for TableCell {
 
 /// A table a publish is reading.
 pub(crate) struct Snapshot<'cell> {
-    table: &'cell Table,
+    /// From `Arc::into_raw` (kept raw, not as a reference: its provenance
+    /// covers the whole `Arc` allocation, which `Arc::from_raw` needs).
+    table: *const Table,
+    _cell: PhantomData<&'cell Table>,
     hold: Hold,
     /// Not `Send`: a slot belongs to its thread, and snapshots are dropped
     /// in reverse order of creation on it (they live in synchronous code).
@@ -329,7 +341,7 @@ enum Hold {
 
 impl Snapshot<'_> {
     fn to_arc(&self) -> Arc<Table> {
-        let table: *const Table = self.table;
+        let table = self.table;
         // SAFETY: `table` came from `Arc::into_raw` and is protected while
         // `self` lives, so its count is at least one.
         unsafe {
@@ -343,7 +355,9 @@ impl Deref for Snapshot<'_> {
     type Target = Table;
     #[inline]
     fn deref(&self) -> &Table {
-        self.table
+        // SAFETY: protected (a slot or an owned reference) while `self`
+        // lives, which this borrow cannot outlive.
+        unsafe { &*self.table }
     }
 }
 
@@ -365,9 +379,8 @@ impl Drop for Snapshot<'_> {
                 }
             }
             Hold::Owned => {
-                let table: *const Table = self.table;
                 // SAFETY: the reference `load_locked` took for this snapshot.
-                drop(unsafe { Arc::from_raw(table) });
+                drop(unsafe { Arc::from_raw(self.table) });
             }
         }
     }

@@ -12,7 +12,7 @@
 //! [loom]: https://docs.rs/loom
 
 mod asymmetric;
-pub(crate) use asymmetric::{heavy_fence, light_fence};
+pub(crate) use asymmetric::{heavy_fence, light_fence, prepare as prepare_fences};
 
 #[cfg(not(agentbus_loom))]
 pub(crate) use std::sync::{

@@ -1,7 +1,7 @@
 //! Copy-on-write subscriber tables, one per event type.
 //!
-//! Publishing loads the table of the event's type (no lock, no reference
-//! count write on a shared line) and walks it. Subscribing and unsubscribing
+//! Publishing reads the table of the event's type through a hazard slot
+//! (`hazard.rs`: no lock, no locked instruction) and walks it. Subscribing and unsubscribing
 //! build a new table and swap it in; writers serialise on the registry lock,
 //! readers never wait. A dispatch that loaded the old table finishes on it.
 //!
@@ -150,7 +150,7 @@ impl Tables {
 ///
 /// A publish checks the version of its type's cell with a plain load (a
 /// line only a change of this type writes) and, while it has not moved, uses
-/// its copy: no debt slot, no reference count, nothing that a subscription
+/// its copy: no hazard slot, no reference count, nothing that a subscription
 /// change of another type touches. Every [`SWEEP_EVERY`] publishes it also
 /// checks the bus's generation and lets go of any other copy that went
 /// stale, so a removed subscriber of a type this publisher no longer

@@ -17,8 +17,8 @@
 //! Miri, loom) both halves are `fence(SeqCst)`: the same algorithm with
 //! symmetric fences, which is what Miri and the loom models check.
 //!
-//! The choice is made once per process, by the first [`heavy_fence`], and
-//! never changes: a [`light_fence`] is only the cheap one after the process is
+//! The choice is made once per process, by the first [`prepare`] or
+//! [`heavy_fence`], and never changes: a [`light_fence`] is only the cheap one after the process is
 //! registered, and from then on every [`heavy_fence`] is a `membarrier`.
 
 use crate::sync::{fence, Ordering};
@@ -33,6 +33,14 @@ pub(crate) fn light_fence() {
         return;
     }
     fence(Ordering::SeqCst);
+}
+
+/// Decides now (once per process) whether heavy fences are `membarrier`s,
+/// so that light fences are cheap from the next one on. Called when a thread
+/// claims its hazard slots; otherwise the first heavy fence decides.
+pub(crate) fn prepare() {
+    #[cfg(all(target_os = "linux", not(miri), not(agentbus_loom)))]
+    membarrier::decide();
 }
 
 /// The rare side's fence: a `SeqCst` fence here, and one in every other
@@ -99,7 +107,7 @@ mod membarrier {
     }
 
     #[cold]
-    fn decide() -> u8 {
+    pub(super) fn decide() -> u8 {
         static ONCE: Once = Once::new();
         ONCE.call_once(|| {
             // SAFETY: as above, integers only.
