@@ -182,9 +182,11 @@ impl EventBus {
     ///
     /// Subscription changes are the bus's slow path so that publishes need
     /// no locked instruction: once some thread has published, a subscribe or
-    /// unsubscribe makes one or two `membarrier` system calls on Linux (a
-    /// few microseconds; [`docs::design`](crate::docs::design)). It never
-    /// waits for running publishes.
+    /// unsubscribe makes one or two `membarrier` system calls on Linux (about
+    /// half a microsecond each on an idle machine, and each briefly
+    /// interrupts the process's running threads;
+    /// [`docs::design`](crate::docs::design)). It never waits for running
+    /// publishes.
     pub fn subscribe<F, R>(&self, types: impl Into<EventTypeSet>, handler: F) -> SubscriptionId
     where
         F: Fn(&Event) -> R + Send + Sync + 'static,

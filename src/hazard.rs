@@ -39,7 +39,8 @@
 //! dropped as soon as the last publish that could call it ends, the writer
 //! never waits for a reader (an unsubscribe from inside a handler, whose own
 //! slot holds the table, just hands that publish the clone), and writers of
-//! all buses serialise only on the records lock, a few microseconds each.
+//! all buses serialise only on the records lock (one or two `membarrier`s
+//! each).
 //!
 //! A publish nested deeper than [`DEPTHS`], or on a thread whose
 //! thread-locals are gone, takes the cell's swap lock and clones the `Arc`

@@ -55,9 +55,12 @@
 //! systems, a kernel that refuses to register, Miri, loom) both are
 //! `fence(SeqCst)`, the same algorithm with symmetric fences. The cost moves
 //! to subscription changes: a subscribe or unsubscribe takes one or two
-//! `membarrier` calls, a few microseconds (`benches/RESULTS.md`, session 8).
-//! Writers of all buses serialise on one process-wide lock around that
-//! handshake.
+//! `membarrier` calls, about half a microsecond each on an idle 2-core VM
+//! and tens of microseconds when the machine is oversubscribed, and each
+//! call briefly interrupts every running thread of the process, so
+//! subscriptions churned non-stop slow publishers down
+//! (`benches/RESULTS.md`, session 8). Writers of all buses serialise on one
+//! process-wide lock around that handshake.
 //!
 //! # A lock-free history ring
 //!

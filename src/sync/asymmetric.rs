@@ -45,7 +45,8 @@ pub(crate) fn prepare() {
 
 /// The rare side's fence: a `SeqCst` fence here, and one in every other
 /// thread of the process somewhere between its program points before and
-/// after this call. A few microseconds with `membarrier`.
+/// after this call. About half a microsecond with `membarrier` on an idle
+/// machine.
 pub(crate) fn heavy_fence() {
     fence(Ordering::SeqCst);
     #[cfg(all(target_os = "linux", not(miri), not(agentbus_loom)))]
