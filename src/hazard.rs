@@ -437,6 +437,9 @@ impl Drop for Retired {
     }
 }
 
+/// A clone given to a publish: its slot, its `owed` word, the table.
+type HandOff<'a> = (&'a AtomicPtr<Table>, &'a AtomicPtr<Table>, *mut Table);
+
 /// Steps 1 and 2 of the module docs for the tables in `old`.
 fn handshake(
     records: &[&'static CachePadded<Record>],
@@ -444,8 +447,7 @@ fn handshake(
     taken_back: &mut SmallVec<[Arc<Table>; 2]>,
 ) {
     heavy_fence();
-    let mut handed: SmallVec<[(&AtomicPtr<Table>, &AtomicPtr<Table>, *mut Table); 4]> =
-        SmallVec::new();
+    let mut handed: SmallVec<[HandOff<'_>; 4]> = SmallVec::new();
     for record in records {
         for (slot, owed) in record.slots.iter().zip(&record.owed) {
             // Acquire pairs with the publish's Release stores to its slot.
