@@ -25,21 +25,44 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 const INLINE_SUBSCRIBERS: usize = 4;
 
 /// An immutable list of the subscribers of one event type.
-#[derive(Default)]
 pub(crate) struct Table {
     subscribers: SmallVec<[Arc<Subscriber>; INLINE_SUBSCRIBERS]>,
+    /// Loom builds: [`LIVE`] while the table exists. `tests/loom.rs` poisons
+    /// freed memory, so a publish reading a table after it was freed fails
+    /// this check instead of walking garbage.
+    #[cfg(agentbus_loom)]
+    canary: u64,
+}
+
+#[cfg(agentbus_loom)]
+const LIVE: u64 = 0x5AFE_7AB1E;
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new(SmallVec::new())
+    }
 }
 
 impl Table {
+    fn new(subscribers: SmallVec<[Arc<Subscriber>; INLINE_SUBSCRIBERS]>) -> Self {
+        Self {
+            subscribers,
+            #[cfg(agentbus_loom)]
+            canary: LIVE,
+        }
+    }
+
     #[inline]
     pub(crate) fn subscribers(&self) -> &[Arc<Subscriber>] {
+        #[cfg(agentbus_loom)]
+        assert_eq!(self.canary, LIVE, "a subscriber table was read after it was freed");
         &self.subscribers
     }
 
     fn with(&self, subscriber: &Arc<Subscriber>) -> Table {
         let mut subscribers = self.subscribers.clone();
         subscribers.push(Arc::clone(subscriber));
-        Table { subscribers }
+        Table::new(subscribers)
     }
 
     fn without(&self, id: SubscriptionId) -> Table {
@@ -49,7 +72,7 @@ impl Table {
             .filter(|s| s.id() != id)
             .cloned()
             .collect();
-        Table { subscribers }
+        Table::new(subscribers)
     }
 }
 
