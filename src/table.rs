@@ -55,7 +55,10 @@ impl Table {
     #[inline]
     pub(crate) fn subscribers(&self) -> &[Arc<Subscriber>] {
         #[cfg(agentbus_loom)]
-        assert_eq!(self.canary, LIVE, "a subscriber table was read after it was freed");
+        assert_eq!(
+            self.canary, LIVE,
+            "a subscriber table was read after it was freed"
+        );
         &self.subscribers
     }
 

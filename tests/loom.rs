@@ -18,10 +18,14 @@
 //! `LOOM_MAX_PREEMPTIONS` is set, and prints how many interleavings it
 //! explored and how long that took.
 //!
-//! Under `--cfg agentbus_loom` the crate's `ArcCell` (arc-swap) is a loom
-//! mutex, so the table models check the protocol around it (copy-on-write
-//! swaps under the registry lock, the subscribers' `active` flag), not
-//! arc-swap itself. The history slots' `AtomicWord` (a 128-bit atomic, which
+//! Under `--cfg agentbus_loom` the subscriber tables' hazard slots
+//! (`src/hazard.rs`) run as they are, with `SeqCst` fences in place of the
+//! asymmetric pair (compiler fence / `membarrier`), so the table models check
+//! the slot protocol itself: deleting the publish's fence fails
+//! `publish_vs_unsubscribe` ("a subscriber table was read after it was
+//! freed", a loom-only canary in each table, with freed memory poisoned by
+//! this binary's allocator), deleting the writer's second one fails the
+//! `hazard_*` models. The history slots' `AtomicWord` (a 128-bit atomic, which
 //! loom lacks) is a loom atomic index into the values stored, so its loads
 //! and compare-and-swaps keep their real orderings: deleting either `SeqCst`
 //! fence of the read / release handshake makes the ring models fail.
