@@ -253,20 +253,21 @@ fn publish_cost(rt: &tokio::runtime::Runtime, events: &[Arc<Event>]) -> (f64, f6
     (with[with.len() / 2], without[without.len() / 2])
 }
 
-/// Bursts of `size` events with an idle gap after each (the shape of agent
-/// traffic: a flurry, then quiet), on two buses with one no-op handler
-/// each, one also with a SQLite recorder (a file store, WAL). Each burst is
-/// timed alone; the recorder is flushed after it, untimed, so the writer is
-/// idle when the next burst starts, and the gap is long enough for it to
-/// park. The two buses take turns, each going first every other round.
-/// Returns the median nanoseconds per publish (with, without).
+/// Bursts of `size` events with an idle `gap` after each (the shape of
+/// agent traffic: a flurry, then quiet; a zero gap is #18's own case,
+/// bursts flushed between them and nothing more), on two buses with one
+/// no-op handler each, one also with a SQLite recorder (a file store, WAL).
+/// Each burst is timed alone; the recorder is flushed after it, untimed, so
+/// the writer is idle when the next burst starts. The two buses take turns,
+/// each going first every other round. Returns the median nanoseconds per
+/// publish (with, without).
 fn bursty_cost(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     size: usize,
     rounds: usize,
+    gap: Duration,
 ) -> (f64, f64) {
-    const GAP: Duration = Duration::from_millis(1);
     let bus = || {
         let bus = EventBus::builder().history_capacity(1).build();
         bus.subscribe_all(|_e: &Event| {});
@@ -276,7 +277,7 @@ fn bursty_cost(
     let recorded = bus();
     let recorder = Recorder::attach(
         &recorded,
-        SqliteStore::open(dir.join(format!("burst{size}.db"))).unwrap(),
+        SqliteStore::open(dir.join(format!("burst{size}-{}.db", gap.as_micros()))).unwrap(),
     );
     // Fresh events for every burst, built before and dropped after the run:
     // the writer does the work of storing each, no publish pays for building
@@ -298,7 +299,9 @@ fn bursty_cost(
             if which == 1 {
                 rt.block_on(recorder.flush()).unwrap();
             }
-            std::thread::sleep(GAP);
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
         }
     }
     let [without, with] = samples.map(|mut samples| {
@@ -310,6 +313,59 @@ fn bursty_cost(
     recorded.clear_history();
     drop(feeds);
     (with, without)
+}
+
+/// CPU time of every live thread of this process, from the scheduler's
+/// accounting (`/proc/self/task/*/schedstat`, nanoseconds).
+fn cpu_time() -> Duration {
+    let nanos: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// Bursts of 256 with a `gap` after each for about a second, not flushed, on
+/// a bus with a SQLite recorder and on one without: the CPU the process
+/// spends beyond the plain bus, as a share of one core over the run's wall
+/// time (the writer's commits and its watching the queue).
+fn burst_cpu(rt: &tokio::runtime::Runtime, dir: &std::path::Path, gap: Duration) -> f64 {
+    let bursts = (Duration::from_secs(1).as_nanos() / gap.as_nanos().max(1)).clamp(1, 1000) as usize;
+    let feed = events(256 * bursts);
+    let run = |recorded: bool| {
+        let bus = EventBus::builder().history_capacity(1).build();
+        bus.subscribe_all(|_e: &Event| {});
+        let recorder = recorded.then(|| {
+            Recorder::attach(
+                &bus,
+                SqliteStore::open(dir.join(format!("cpu-{}.db", gap.as_micros()))).unwrap(),
+            )
+        });
+        let mut publisher = bus.publisher();
+        let (cpu, started) = (cpu_time(), Instant::now());
+        for burst in feed.chunks(256) {
+            for event in burst {
+                publisher.publish_blocking(Arc::clone(event));
+            }
+            std::thread::sleep(gap);
+        }
+        if let Some(recorder) = &recorder {
+            rt.block_on(recorder.flush()).unwrap();
+        }
+        let used = cpu_time() - cpu;
+        let wall = started.elapsed();
+        if let Some(recorder) = recorder {
+            rt.block_on(recorder.close()).unwrap();
+        }
+        bus.clear_history();
+        (used, wall)
+    };
+    let (plain, _) = run(false);
+    let (recorded, wall) = run(true);
+    recorded.saturating_sub(plain).as_secs_f64() / wall.as_secs_f64()
 }
 
 /// A lone event every millisecond: microseconds from its publish until a
@@ -521,6 +577,7 @@ fn main() {
         .collect();
     let wants = |section: &str| only.is_empty() || only.iter().any(|arg| arg == section);
     let mut lone = None;
+    let mut cpu = Vec::new();
     let mut memory = None;
     let mut bound = None;
     if wants("dead-letters") {
@@ -536,11 +593,24 @@ fn main() {
         bound = Some(dead_letter_bound(&rt, dir.path()));
     }
     if wants("bursts") {
-        for (size, rounds) in [(1, 2000), (16, 1000), (256, 300), (4096, 30)] {
-            let (with, without) = bursty_cost(&rt, dir.path(), size, rounds);
+        let gaps = [
+            (Duration::ZERO, "flushed, no gap"),
+            (Duration::from_micros(100), "100 us gaps"),
+            (Duration::from_millis(1), "1 ms gaps"),
+        ];
+        let cases = [
+            (256, 300, gaps[0]),
+            (256, 300, gaps[1]),
+            (1, 2000, gaps[2]),
+            (16, 1000, gaps[2]),
+            (256, 300, gaps[2]),
+            (4096, 30, gaps[2]),
+        ];
+        for (size, rounds, (gap, gap_name)) in cases {
+            let (with, without) = bursty_cost(&rt, dir.path(), size, rounds, gap);
             rows.push(Row {
                 what: format!(
-                    "bursts of {size}, 1 ms gaps: publish with a recorder (median ns/publish)"
+                    "bursts of {size}, {gap_name}: publish with a recorder (median ns/publish)"
                 ),
                 rate: with,
                 unit: "ns",
@@ -548,6 +618,9 @@ fn main() {
             });
         }
         lone = Some(lone_event_latency(&rt, dir.path()));
+        for gap in [Duration::from_micros(100), Duration::from_millis(1)] {
+            cpu.push((gap, burst_cpu(&rt, dir.path(), gap)));
+        }
     }
     if wants("throughput") || wants("catch-up") {
         let store = SqliteStore::open(dir.path().join("catch-up.db")).unwrap();
@@ -652,6 +725,12 @@ fn main() {
     if let Some((p50, p99)) = lone {
         println!(
             "| lone event every 1 ms: publish -> committed and streamed | p50 {p50:.0} us, p99 {p99:.0} us | | |"
+        );
+    }
+    for (gap, share) in cpu {
+        println!(
+            "| bursts of 256 every {gap:?}, not flushed: the recorder's CPU (commits and watching the queue) | {:.0}% of a core | | |",
+            share * 100.0
         );
     }
     if let Some((in_memory, stored, elapsed)) = bound {
