@@ -203,8 +203,8 @@ impl State {
     /// [`READS_AHEAD`] in flight while the backlog is dense (every sequence
     /// present and matching, as in an unfiltered catch-up), one otherwise.
     /// Each reads a page by sequence range from where the one before it
-    /// would end if dense; a read that turns out to start past what was
-    /// delivered is dropped and read again (`read_page`).
+    /// would end if dense: a full page ends there or later, so the reads
+    /// overlap when the backlog turns sparse and never leave a gap.
     fn start_reads(&mut self, up_to: u64) {
         if self.ahead.is_empty() {
             self.next_read = self.cursor;
@@ -238,20 +238,17 @@ impl State {
     /// Takes the oldest read of the backlog into the buffer, starting the
     /// next ones first so they run while the consumer takes this page (two
     /// reads in flight: two reader connections for SQLite, two pooled
-    /// connections for PostgreSQL). A read that starts past the cursor (a
-    /// page before it was sparse) is dropped with those after it; rows a
-    /// read shares with the page before it are skipped.
+    /// connections for PostgreSQL). Rows a read shares with the page
+    /// before it (the backlog turned sparse) are skipped.
     async fn read_page(&mut self, up_to: u64) -> Result<(), StoreError> {
         self.start_reads(up_to);
         let Some((from, read)) = self.ahead.pop_front() else {
             return Ok(());
         };
-        let page = read.await;
-        if from > self.cursor {
-            self.ahead.clear();
-            return Ok(());
-        }
-        match page {
+        // Every read starts at or before the cursor: the one before it was
+        // full (so it reached at least `from`) or reached `up_to`.
+        debug_assert!(from <= self.cursor, "a read ahead left a gap");
+        match read.await {
             Ok(page) => {
                 let full = page.len() == PAGE;
                 let last = page.last().map(|stored| stored.sequence);
