@@ -333,7 +333,8 @@ fn cpu_time() -> Duration {
 /// spends beyond the plain bus, as a share of one core over the run's wall
 /// time (the writer's commits and its watching the queue).
 fn burst_cpu(rt: &tokio::runtime::Runtime, dir: &std::path::Path, gap: Duration) -> f64 {
-    let bursts = (Duration::from_secs(1).as_nanos() / gap.as_nanos().max(1)).clamp(1, 1000) as usize;
+    let bursts =
+        (Duration::from_secs(1).as_nanos() / gap.as_nanos().max(1)).clamp(1, 1000) as usize;
     let feed = events(256 * bursts);
     let run = |recorded: bool| {
         let bus = EventBus::builder().history_capacity(1).build();

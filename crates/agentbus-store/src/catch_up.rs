@@ -220,11 +220,12 @@ impl State {
                 Ok(runtime) => {
                     let task = runtime.spawn(read);
                     Box::pin(async move {
-                        task.await.unwrap_or_else(|join| match join.try_into_panic() {
-                            Ok(panic) => std::panic::resume_unwind(panic),
-                            // The runtime is shutting down.
-                            Err(_) => Err(StoreError::Closed),
-                        })
+                        task.await
+                            .unwrap_or_else(|join| match join.try_into_panic() {
+                                Ok(panic) => std::panic::resume_unwind(panic),
+                                // The runtime is shutting down.
+                                Err(_) => Err(StoreError::Closed),
+                            })
                     })
                 }
                 // No runtime: read when awaited, one page at a time.

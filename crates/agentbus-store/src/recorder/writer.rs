@@ -707,8 +707,7 @@ impl Writer {
             () = tokio::time::sleep_until(prune_at.into()) => {}
         }
         self.shared.writer_idle.store(false, Ordering::SeqCst);
-        self.bursts_coming =
-            !self.shared.queue.is_empty() && quiet_since.elapsed() < BURST_WINDOW;
+        self.bursts_coming = !self.shared.queue.is_empty() && quiet_since.elapsed() < BURST_WINDOW;
     }
 }
 
