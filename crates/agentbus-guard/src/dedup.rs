@@ -31,8 +31,8 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   less one tick is always kept out; one later than the window plus one
 ///   tick is always let in. [`clock`](Self::clock) picks another clock.
 /// - Memory is bounded: at most [`capacity`](Self::capacity) events are
-///   remembered (65,536 by default, about 130 bytes each at most: 8 MB at
-///   the default). At the bound the oldest is forgotten before its window
+///   remembered (65,536 by default; about 100 bytes each at the default,
+///   under 7 MB; at most 180 bytes each for other capacities). At the bound the oldest is forgotten before its window
 ///   ends (counted in [`forgotten_early`](Self::forgotten_early)), so a
 ///   repeat of it is let in: the bound can let a duplicate through, never
 ///   keep a new event out.
@@ -43,10 +43,12 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   as clients never see the keys they cannot aim for a collision from the
 ///   code alone (it is not a cryptographic MAC). Ids are compared whole.
 /// - One lock guards the window; the hash of the content is computed before
-///   taking it, and under it a check reads the clock and costs two
-///   hash-table probes and no allocation (but when a table grows). Expired
-///   events are dropped from the tables in sweeps whose cost is a constant
-///   per event let in.
+///   taking it, and under it a check reads the clock and costs two probes
+///   of one open-addressed index (8 bytes a slot, two slots per event) and
+///   no allocation (but when the event queue grows or the index is
+///   rebuilt). A forgotten event's slots are reused by later events, and
+///   dropped when the index is rebuilt at half full, a cost that is a
+///   constant per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -345,7 +347,8 @@ impl Dedup {
         }
     }
 
-    /// The same window remembering at most `capacity` events (at least 1).
+    /// The same window remembering at most `capacity` events (at least 1,
+    /// at most 2³⁰).
     /// Call before sharing it: it starts a new, empty window.
     #[must_use]
     pub fn capacity(self, capacity: usize) -> Self {
