@@ -100,6 +100,7 @@ impl Clock {
 
 impl Clock {
     /// [`now`](Self::now) in whole nanoseconds (saturating after 584 years).
+    #[inline]
     pub(crate) fn now_nanos(&self) -> u64 {
         match &self.0 {
             Source::Monotonic(start) => os_nanos(Precision::Precise).saturating_sub(*start),
