@@ -30,14 +30,28 @@ async fn delivered(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_of_several_pages_arrives_whole_in_order_dense_or_filtered() {
+/// A recorder on a fresh SQLite file holding `total` events, sequence `s`
+/// of type `type_of(s)`; the directory lives as long as the recorder is
+/// used.
+async fn stored(
+    total: u64,
+    type_of: impl Fn(u64) -> EventType,
+) -> (tempfile::TempDir, EventBus, Recorder) {
     let dir = tempfile::tempdir().unwrap();
     let bus = EventBus::new();
     let recorder = Recorder::attach(
         &bus,
         SqliteStore::open(dir.path().join("events.db")).unwrap(),
     );
+    for sequence in 1..=total {
+        bus.publish(Event::new(type_of(sequence))).await;
+    }
+    assert_eq!(recorder.flush().await.unwrap(), total);
+    (dir, bus, recorder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_several_pages_arrives_whole_in_order_dense_or_filtered() {
     let type_of = |sequence: u64| {
         if sequence.is_multiple_of(3) {
             EventType::TaskFailed
@@ -45,10 +59,7 @@ async fn a_backlog_of_several_pages_arrives_whole_in_order_dense_or_filtered() {
             EventType::TaskCreated
         }
     };
-    for sequence in 1..=STORED {
-        bus.publish(Event::new(type_of(sequence))).await;
-    }
-    assert_eq!(recorder.flush().await.unwrap(), STORED);
+    let (_dir, _bus, recorder) = stored(STORED, type_of).await;
 
     for after in [0, 700, 999, 1000, 1001] {
         let expected: Vec<(u64, EventType)> =
@@ -78,12 +89,6 @@ async fn a_backlog_of_several_pages_arrives_whole_in_order_dense_or_filtered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_ahead_across_a_filtered_out_run_miss_nothing_and_repeat_nothing() {
     const TOTAL: u64 = 6_100;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = EventBus::new();
-    let recorder = Recorder::attach(
-        &bus,
-        SqliteStore::open(dir.path().join("events.db")).unwrap(),
-    );
     let type_of = |sequence: u64| {
         if (2_001..=2_700).contains(&sequence) {
             EventType::TaskFailed
@@ -91,10 +96,7 @@ async fn reads_ahead_across_a_filtered_out_run_miss_nothing_and_repeat_nothing()
             EventType::TaskCreated
         }
     };
-    for sequence in 1..=TOTAL {
-        bus.publish(Event::new(type_of(sequence))).await;
-    }
-    assert_eq!(recorder.flush().await.unwrap(), TOTAL);
+    let (_dir, _bus, recorder) = stored(TOTAL, type_of).await;
 
     for after in [0, 1_000, 1_999] {
         let expected: Vec<u64> = (after + 1..=TOTAL)
