@@ -328,26 +328,31 @@ fn cpu_time() -> Duration {
     Duration::from_nanos(nanos)
 }
 
-/// Bursts of 256 with a `gap` after each for about a second, not flushed, on
+/// Bursts of `size` with a `gap` after each for about a second, not flushed, on
 /// a bus with a SQLite recorder and on one without: the CPU the process
 /// spends beyond the plain bus, as a share of one core over the run's wall
 /// time (the writer's commits and its watching the queue).
-fn burst_cpu(rt: &tokio::runtime::Runtime, dir: &std::path::Path, gap: Duration) -> f64 {
+fn burst_cpu(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    size: usize,
+    gap: Duration,
+) -> f64 {
     let bursts =
         (Duration::from_secs(1).as_nanos() / gap.as_nanos().max(1)).clamp(1, 1000) as usize;
-    let feed = events(256 * bursts);
+    let feed = events(size * bursts);
     let run = |recorded: bool| {
         let bus = EventBus::builder().history_capacity(1).build();
         bus.subscribe_all(|_e: &Event| {});
         let recorder = recorded.then(|| {
             Recorder::attach(
                 &bus,
-                SqliteStore::open(dir.join(format!("cpu-{}.db", gap.as_micros()))).unwrap(),
+                SqliteStore::open(dir.join(format!("cpu-{size}-{}.db", gap.as_micros()))).unwrap(),
             )
         });
         let mut publisher = bus.publisher();
         let (cpu, started) = (cpu_time(), Instant::now());
-        for burst in feed.chunks(256) {
+        for burst in feed.chunks(size) {
             for event in burst {
                 publisher.publish_blocking(Arc::clone(event));
             }
@@ -619,8 +624,12 @@ fn main() {
             });
         }
         lone = Some(lone_event_latency(&rt, dir.path()));
-        for gap in [Duration::from_micros(100), Duration::from_millis(1)] {
-            cpu.push((gap, burst_cpu(&rt, dir.path(), gap)));
+        for (size, gap) in [
+            (256, Duration::from_micros(100)),
+            (256, Duration::from_millis(1)),
+            (1, Duration::from_millis(1)),
+        ] {
+            cpu.push((size, gap, burst_cpu(&rt, dir.path(), size, gap)));
         }
     }
     if wants("throughput") || wants("catch-up") {
@@ -728,9 +737,9 @@ fn main() {
             "| lone event every 1 ms: publish -> committed and streamed | p50 {p50:.0} us, p99 {p99:.0} us | | |"
         );
     }
-    for (gap, share) in cpu {
+    for (size, gap, share) in cpu {
         println!(
-            "| bursts of 256 every {gap:?}, not flushed: the recorder's CPU (commits and watching the queue) | {:.0}% of a core | | |",
+            "| bursts of {size} every {gap:?}, not flushed: the recorder's CPU (commits and watching the queue) | {:.0}% of a core | | |",
             share * 100.0
         );
     }
