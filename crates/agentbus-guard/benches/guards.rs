@@ -12,6 +12,11 @@
 //! - `rate_limit_per_agent`: `RateLimit::per_agent`, 1000 agents, a quota
 //!   no agent reaches, on the monotonic clock.
 //! - `schemas`: `Schemas` with a schema for the 5-field payload.
+//! - `..., built per publish` (`none`, `dedup`, `rate_limit_per_agent`):
+//!   each publish first builds its event (`Event::new(..).with_source_agent
+//!   (..).with_data(json!(..))`, a new task id each time), as a publisher
+//!   does, so the payload is in cache when the guard reads it: the realistic
+//!   cost of a guard. The pool's prebuilt events are mostly out of cache.
 //!
 //! `cargo bench -p agentbus-guard --bench guards`
 //!
@@ -19,8 +24,12 @@
 //! times the same cases in short batches taken in turn (so a loaded
 //! machine slows them alike), plus two threads publishing at once (the
 //! pair's wall time per publish, 20,000 distinct agents for the rate
-//! limit) and the cost of one read of each clock; it prints the median
-//! and the fastest batch of each and their differences from `none`.
+//! limit), a control guard that only reads the whole payload (what the
+//! pool's cache misses cost any guard that reads the data) and the cost of
+//! one read of each clock; it prints the median and the fastest batch of
+//! each, their differences from `none`, and the median of the per-round
+//! differences (each batch minus its `none` batch of the same round, which
+//! cancels slow drifts of the machine).
 //!
 //! `cargo bench -p agentbus-guard --bench guards -- --driver <case> <n>`
 //! instead publishes `n` times through one case (`none`, `dedup`,
@@ -45,23 +54,22 @@ use serde_json::json;
 
 const POOL: usize = 4096;
 
+/// The benched event: `n` picks its agent (one of 1000) and its task id.
+fn event(n: usize) -> Event {
+    Event::new(EventType::TaskCompleted)
+        .with_source_agent((n % 1000) as i64)
+        .with_circle(7)
+        .with_data(json!({
+            "task_id": n,
+            "result": "success",
+            "duration_ms": 1234,
+            "agent": "reviewer",
+            "tags": ["rust", "bench"],
+        }))
+}
+
 fn pool() -> Vec<Arc<Event>> {
-    (0..POOL)
-        .map(|n| {
-            Arc::new(
-                Event::new(EventType::TaskCompleted)
-                    .with_source_agent((n % 1000) as i64)
-                    .with_circle(7)
-                    .with_data(json!({
-                        "task_id": n,
-                        "result": "success",
-                        "duration_ms": 1234,
-                        "agent": "reviewer",
-                        "tags": ["rust", "bench"],
-                    })),
-            )
-        })
-        .collect()
+    (0..POOL).map(|n| Arc::new(event(n))).collect()
 }
 
 fn schemas() -> Schemas {
@@ -95,55 +103,71 @@ fn guards(c: &mut Criterion) {
     let mut group = c.benchmark_group("guarded_publish");
     group.throughput(Throughput::Elements(1));
 
-    let run = |bus: EventBus, step: Option<Clock>| {
+    // `built`: each publish builds its event first, as a publisher does
+    // (the payload is then in cache); otherwise it takes the next of the
+    // pool's prebuilt events (their payloads mostly out of cache).
+    let run = |bus: EventBus, step: Option<Clock>, built: bool| {
         let events = events.clone();
         let mut next = 0;
         move || {
             if let Some(clock) = &step {
                 clock.advance(Duration::from_micros(1));
             }
-            let outcome = bus.publish_blocking(Arc::clone(&events[next]));
-            next = (next + 1) % POOL;
+            let outcome = if built {
+                bus.publish_blocking(event(next))
+            } else {
+                bus.publish_blocking(Arc::clone(&events[next % POOL]))
+            };
+            next += 1;
             debug_assert_eq!(outcome.delivered, 1);
             outcome
         }
     };
 
-    let mut none = run(with_subscriber(EventBus::new()), None);
-    group.bench_function("none", |b| b.iter(&mut none));
+    let mut counters = Vec::new();
+    for built in [false, true] {
+        let suffix = if built { ", built per publish" } else { "" };
+        let mut none = run(with_subscriber(EventBus::new()), None, built);
+        group.bench_function(format!("none{suffix}"), |b| b.iter(&mut none));
 
-    let clock = Clock::manual();
-    let dedup = Dedup::window(Duration::from_millis(1)).clock(clock.clone());
-    let mut dedup_case = run(
-        with_subscriber(EventBus::builder().guard(dedup.clone()).build()),
-        Some(clock),
-    );
-    group.bench_function("dedup", |b| b.iter(&mut dedup_case));
+        let clock = Clock::manual();
+        let dedup = Dedup::window(Duration::from_millis(1)).clock(clock.clone());
+        let mut dedup_case = run(
+            with_subscriber(EventBus::builder().guard(dedup.clone()).build()),
+            Some(clock),
+            built,
+        );
+        group.bench_function(format!("dedup{suffix}"), |b| b.iter(&mut dedup_case));
 
-    let limit = RateLimit::per_agent(u32::MAX, Duration::from_secs(1));
-    let mut limit_case = run(
-        with_subscriber(EventBus::builder().guard(limit.clone()).build()),
-        None,
-    );
-    group.bench_function("rate_limit_per_agent", |b| b.iter(&mut limit_case));
+        let limit = RateLimit::per_agent(u32::MAX, Duration::from_secs(1));
+        let mut limit_case = run(
+            with_subscriber(EventBus::builder().guard(limit.clone()).build()),
+            None,
+            built,
+        );
+        group.bench_function(format!("rate_limit_per_agent{suffix}"), |b| {
+            b.iter(&mut limit_case)
+        });
+        counters.push((dedup, limit));
+    }
 
     let schemas = schemas();
     let mut schemas_case = run(
         with_subscriber(EventBus::builder().guard(schemas.clone()).build()),
         None,
+        false,
     );
     group.bench_function("schemas", |b| b.iter(&mut schemas_case));
     group.finish();
 
-    assert_eq!(
-        (
-            dedup.deduplicated(),
-            limit.rate_limited(),
-            schemas.invalid()
-        ),
-        (0, 0, 0),
-        "every benched event must be let in"
-    );
+    for (dedup, limit) in counters {
+        assert_eq!(
+            (dedup.deduplicated(), limit.rate_limited()),
+            (0, 0),
+            "every benched event must be let in"
+        );
+    }
+    assert_eq!(schemas.invalid(), 0, "every benched event must be let in");
 }
 
 /// A fixed-work loop for callgrind: `n` publishes through one case, built
@@ -183,6 +207,8 @@ struct Case {
     events: Arc<Vec<Arc<Event>>>,
     threads: usize,
     clock: Clock,
+    /// Each publish builds its event just before (`events` unused).
+    built: bool,
 }
 
 impl Case {
@@ -194,7 +220,13 @@ impl Case {
             events: Arc::clone(events),
             threads: 1,
             clock,
+            built: false,
         }
+    }
+
+    fn built(mut self) -> Self {
+        self.built = true;
+        self
     }
 
     fn threads(mut self, threads: usize) -> Self {
@@ -216,8 +248,13 @@ impl Case {
             for n in 0..batch {
                 // Every case steps a clock, so each pays the same for it.
                 self.clock.advance(Duration::from_micros(1));
-                let event = &events[(round * batch + n) % events.len()];
-                let outcome = self.bus.publish_blocking(Arc::clone(event));
+                let n = round * batch + n;
+                let outcome = if self.built {
+                    self.bus.publish_blocking(event(n))
+                } else {
+                    self.bus
+                        .publish_blocking(Arc::clone(&events[n % events.len()]))
+                };
                 debug_assert_eq!(outcome.delivered, 1);
                 black_box(outcome);
             }
@@ -238,6 +275,25 @@ impl Case {
 
 /// A guard that lets everything in: what the core's hook costs by itself.
 fn noop(_event: &Event) -> Result<(), agentbus::Rejection> {
+    Ok(())
+}
+
+/// A guard that reads every key and string of the data and lets the event
+/// in: what bringing the payload into cache costs any guard that reads it
+/// (the control for the pool's cold payloads).
+fn touch_payload(event: &Event) -> Result<(), agentbus::Rejection> {
+    fn walk(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::String(text) => text.len() + usize::from(text.as_bytes()[0]),
+            serde_json::Value::Array(items) => items.iter().map(walk).sum(),
+            serde_json::Value::Object(entries) => entries
+                .iter()
+                .map(|(key, item)| key.len() + usize::from(key.as_bytes()[0]) + walk(item))
+                .sum(),
+            _ => 1,
+        }
+    }
+    black_box(walk(&event.data));
     Ok(())
 }
 
@@ -272,7 +328,7 @@ fn alternate() {
     let hot = Arc::new(pool()[..512].to_vec());
     let cases = {
         let c = Clock::manual;
-        let (d1, d2, d3) = (c(), c(), c());
+        let (d1, d2, d3, d4) = (c(), c(), c(), c());
         vec![
             Case::new("none", EventBus::new(), &events, c()),
             Case::new("dedup", guarded(dedup(&d1)), &events, d1),
@@ -302,6 +358,26 @@ fn alternate() {
             )
             .against(8),
             Case::new("schemas, 512 hot payloads", guarded(schemas()), &hot, c()).against(8),
+            Case::new("none, built per publish", EventBus::new(), &events, c())
+                .built()
+                .against(11),
+            Case::new("dedup, built per publish", guarded(dedup(&d4)), &events, d4)
+                .built()
+                .against(11),
+            Case::new(
+                "rate_limit_per_agent, built per publish",
+                guarded(limit()),
+                &events,
+                c(),
+            )
+            .built()
+            .against(11),
+            Case::new(
+                "control: a guard reading the whole payload",
+                guarded(touch_payload),
+                &events,
+                c(),
+            ),
         ]
     };
     let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
@@ -314,14 +390,29 @@ fn alternate() {
         samples.sort_by(f64::total_cmp);
         (samples[samples.len() / 2], samples[0])
     };
+    let paired: Vec<f64> = cases
+        .iter()
+        .enumerate()
+        .map(|(at, case)| {
+            let mut differences: Vec<f64> = samples[at]
+                .iter()
+                .zip(&samples[case.baseline])
+                .map(|(sample, none)| sample - none)
+                .collect();
+            differences.sort_by(f64::total_cmp);
+            differences[differences.len() / 2]
+        })
+        .collect();
     let summary: Vec<(f64, f64)> = samples.iter_mut().map(stats).collect();
     println!("# guarded publish, ns per publish: {ROUNDS} rounds of {BATCH} per case, in turn");
-    println!("| case | median | fastest | median over its `none` | fastest over its `none` |");
-    println!("|---|---:|---:|---:|---:|");
-    for (case, &(median, fastest)) in cases.iter().zip(&summary) {
+    println!(
+        "| case | median | fastest | median over its `none` | fastest over its `none` | median of per-round differences |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for ((case, &(median, fastest)), paired) in cases.iter().zip(&summary).zip(&paired) {
         let (none_median, none_fastest) = summary[case.baseline];
         println!(
-            "| {} | {median:.1} | {fastest:.1} | {:+.1} | {:+.1} |",
+            "| {} | {median:.1} | {fastest:.1} | {:+.1} | {:+.1} | {paired:+.1} |",
             case.name,
             median - none_median,
             fastest - none_fastest

@@ -196,7 +196,7 @@ fn option(value: Option<i64>) -> u64 {
 
 /// The 128-bit product's halves, xored: every input bit reaches the result.
 #[inline(always)]
-fn folded_multiply(x: u64, y: u64) -> u64 {
+pub(crate) fn folded_multiply(x: u64, y: u64) -> u64 {
     let full = u128::from(x) * u128::from(y);
     (full as u64) ^ ((full >> 64) as u64)
 }

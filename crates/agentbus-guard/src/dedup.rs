@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Guard, Rejection};
-use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::clock::Clock;
 use crate::content_key::ContentKeys;
@@ -32,8 +31,8 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   less one tick is always kept out; one later than the window plus one
 ///   tick is always let in. [`clock`](Self::clock) picks another clock.
 /// - Memory is bounded: at most [`capacity`](Self::capacity) events are
-///   remembered (65,536 by default, about 130 bytes each at most: 8 MB at
-///   the default). At the bound the oldest is forgotten before its window
+///   remembered (65,536 by default; about 100 bytes each at the default,
+///   under 7 MB; at most 180 bytes each for other capacities). At the bound the oldest is forgotten before its window
 ///   ends (counted in [`forgotten_early`](Self::forgotten_early)), so a
 ///   repeat of it is let in: the bound can let a duplicate through, never
 ///   keep a new event out.
@@ -44,10 +43,12 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   as clients never see the keys they cannot aim for a collision from the
 ///   code alone (it is not a cryptographic MAC). Ids are compared whole.
 /// - One lock guards the window; the hash of the content is computed before
-///   taking it, and under it a check reads the clock and costs two
-///   hash-table probes and no allocation (but when a table grows). Expired
-///   events are dropped from the tables in sweeps whose cost is a constant
-///   per event let in.
+///   taking it, and under it a check reads the clock and costs two probes
+///   of one open-addressed index (8 bytes a slot, two slots per event) and
+///   no allocation (but when the event queue grows or the index is
+///   rebuilt). A forgotten event's slots are reused by later events, and
+///   dropped when the index is rebuilt at half full, a cost that is a
+///   constant per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -87,67 +88,240 @@ struct Shared {
 
 /// What a dedup window remembers.
 ///
-/// Every event let in gets the next sequence number; `times` holds when
-/// each remembered one was let in, oldest first (times never decrease: the
-/// clock is monotonic and read under the lock), the front being number
-/// `first`. The tables map
-/// content and id to a sequence number; an entry numbered below `first`
-/// has expired (or was forgotten at the bound) and counts as absent: it is
-/// overwritten when its key comes again, and dropped by the next sweep.
+/// Every event let in gets the next sequence number and joins `events`,
+/// oldest first (times never decrease: the clock is monotonic and read
+/// under the lock), the front being number `first`. `index` finds an event
+/// by its content key and by its id: two slots per event, never removed
+/// one by one. A slot whose event has left `events` counts as absent: a
+/// later insert reuses it, and a rebuild of the index drops it.
 #[derive(Default)]
 struct State {
-    times: VecDeque<u64>,
+    events: VecDeque<Remembered>,
     first: u64,
-    by_content: Index<ByContent>,
-    by_id: Index<ById>,
+    index: Index,
 }
 
-#[derive(Clone, Copy)]
-struct ByContent {
+struct Remembered {
+    at: u64,
     key: u64,
-    seq: u64,
-    /// The event let in with this content.
     id: EventId,
+    /// Withdrawn: still counted until it expires, no longer found.
+    withdrawn: bool,
 }
 
-#[derive(Clone, Copy)]
-struct ById {
-    id: EventId,
-    seq: u64,
+/// An open-addressed table (linear probing) of 64-bit slots: the top 32
+/// bits of a hash with the lowest of them set (so no slot is [`EMPTY`] or
+/// [`TOMBSTONE`]), then the low 32 bits of the event's sequence number. A
+/// slot whose tag matches is confirmed against the event itself.
+struct Index {
+    slots: Vec<u64>,
+    mask: usize,
+    /// Slots not [`EMPTY`].
+    used: usize,
+    /// Slots filled since the index was built.
+    filled: usize,
 }
 
-/// A table whose expired entries are swept out once it has grown by half
-/// (at least [`SWEEP_MIN_GROWTH`] entries) since the last sweep, so a sweep
-/// costs a constant per entry added and the table holds at most 1.5 times
-/// the remembered events (plus that minimum).
-struct Index<T> {
-    table: HashTable<T>,
-    sweep_at: usize,
-}
+const EMPTY: u64 = 0;
+/// A withdrawn event's slot: probes go past it; an insert reuses it.
+const TOMBSTONE: u64 = 1;
+/// The fewest slots an index has.
+const MIN_SLOTS: usize = 64;
+/// Slots filled after which the index is rebuilt whatever its load, so no
+/// slot is ever 2³¹ events old (see [`State::seq`]).
+const REBUILD_AFTER: usize = 1 << 30;
+/// The most events a window remembers, whatever its capacity (with
+/// [`REBUILD_AFTER`], keeps every slot younger than 2³¹ events).
+const MAX_CAPACITY: usize = 1 << 30;
 
-impl<T> Default for Index<T> {
+impl Default for Index {
     fn default() -> Self {
-        Self {
-            table: HashTable::new(),
-            sweep_at: SWEEP_MIN_GROWTH,
-        }
+        Self::with_room_for(0)
     }
 }
 
-const SWEEP_MIN_GROWTH: usize = 64;
+impl Index {
+    /// An empty index that `entries` fill to at most a third.
+    fn with_room_for(entries: usize) -> Self {
+        let len = (entries * 3).next_power_of_two().max(MIN_SLOTS);
+        Self {
+            slots: vec![EMPTY; len],
+            mask: len - 1,
+            used: 0,
+            filled: 0,
+        }
+    }
 
-impl<T> Index<T> {
-    /// Sweeps if due: keeps the entries `live` says are.
-    fn sweep_if_due(&mut self, live: impl Fn(&T) -> bool, hash: impl Fn(&T) -> u64) {
-        if self.table.len() < self.sweep_at {
+    #[inline(always)]
+    fn tag(hash: u64) -> u64 {
+        (hash >> 32) | 1
+    }
+
+    #[inline(always)]
+    fn fill(&mut self, at: usize, hash: u64, seq: u64) {
+        if self.slots[at] == EMPTY {
+            self.used += 1;
+        }
+        self.filled += 1;
+        self.slots[at] = (Self::tag(hash) << 32) | (seq & u64::from(u32::MAX));
+    }
+
+    /// Whether half the slots are in use (linear probing slows past that),
+    /// or the oldest slot may be nearing 2³¹ events.
+    #[inline(always)]
+    fn due(&self) -> bool {
+        self.used * 2 > self.slots.len() || self.filled >= REBUILD_AFTER
+    }
+}
+
+impl State {
+    /// The remembered event numbered `seq`, if it still is.
+    #[inline(always)]
+    fn get(&self, seq: u64) -> Option<&Remembered> {
+        self.events
+            .get(usize::try_from(seq.wrapping_sub(self.first)).ok()?)
+    }
+
+    /// The sequence number a slot names (`None` for an empty slot or a
+    /// tombstone): the one with these low 32 bits nearest below the next
+    /// number. Every slot is younger than 2³¹ events ([`REBUILD_AFTER`]
+    /// plus [`MAX_CAPACITY`]), so this is exact for every event still
+    /// remembered and falls outside `events` for every other.
+    #[inline(always)]
+    fn seq(&self, slot: u64) -> Option<u64> {
+        if slot <= TOMBSTONE {
+            return None;
+        }
+        let next = self.first + self.events.len() as u64;
+        let back = (next as u32).wrapping_sub(slot as u32);
+        Some(next.wrapping_sub(u64::from(back)))
+    }
+
+    /// The remembered event a slot names, with its number.
+    #[inline(always)]
+    fn named(&self, slot: u64) -> Option<(u64, &Remembered)> {
+        let seq = self.seq(slot)?;
+        Some((seq, self.get(seq)?))
+    }
+
+    /// The event with `hash` that `matches`, by sequence number; if none
+    /// is remembered, the slot to insert it at.
+    #[inline(always)]
+    fn find(&self, hash: u64, matches: impl Fn(&Remembered) -> bool) -> Result<u64, usize> {
+        let tag = Index::tag(hash);
+        let mut at = hash as usize & self.index.mask;
+        let mut reusable = None;
+        loop {
+            let slot = self.index.slots[at];
+            if slot == EMPTY {
+                return Err(reusable.unwrap_or(at));
+            }
+            match self.named(slot) {
+                Some((seq, event)) => {
+                    if slot >> 32 == tag && matches(event) {
+                        return Ok(seq);
+                    }
+                }
+                None => {
+                    reusable.get_or_insert(at);
+                }
+            }
+            at = (at + 1) & self.index.mask;
+        }
+    }
+
+    /// Forgets what is older than `window` at `now`.
+    fn expire(&mut self, now: u64, window: u64) {
+        while let Some(oldest) = self.events.front() {
+            if now.saturating_sub(oldest.at) < window {
+                break;
+            }
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if self.events.pop_front().is_some() {
+            self.first += 1;
+        }
+    }
+
+    /// Remembers an event let in, at the slots [`find`](Self::find) gave
+    /// for its content key and id hash.
+    fn insert(
+        &mut self,
+        event: Remembered,
+        id_hash: u64,
+        slots: (usize, usize),
+        keys: &ContentKeys,
+    ) {
+        let seq = self.first + self.events.len() as u64;
+        let key = event.key;
+        self.events.push_back(event);
+        let (content_at, mut id_at) = slots;
+        self.index.fill(content_at, key, seq);
+        if id_at == content_at {
+            // Both probes chose one free slot: the id takes the next.
+            loop {
+                id_at = (id_at + 1) & self.index.mask;
+                let slot = self.index.slots[id_at];
+                if slot == EMPTY || self.named(slot).is_none() {
+                    break;
+                }
+            }
+        }
+        self.index.fill(id_at, id_hash, seq);
+        if self.index.due() {
+            self.rebuild(keys);
+        }
+    }
+
+    /// A new index holding the slots of the remembered events (but those
+    /// withdrawn), which fill at most a third of it.
+    fn rebuild(&mut self, keys: &ContentKeys) {
+        let live = self.events.iter().filter(|event| !event.withdrawn).count();
+        let mut index = Index::with_room_for(2 * live);
+        for (seq, event) in (self.first..).zip(&self.events) {
+            if event.withdrawn {
+                continue;
+            }
+            for hash in [event.key, keys.id(&event.id)] {
+                let mut at = hash as usize & index.mask;
+                while index.slots[at] != EMPTY {
+                    at = (at + 1) & index.mask;
+                }
+                index.fill(at, hash, seq);
+            }
+        }
+        index.filled = 0;
+        self.index = index;
+    }
+
+    /// Makes the remembered event with this content and id unfindable (it
+    /// still counts until it expires).
+    fn withdraw(&mut self, key: u64, id: &EventId, id_hash: u64) {
+        let Ok(seq) = self.find(key, |seen| seen.key == key && seen.id == *id) else {
             return;
+        };
+        for hash in [key, id_hash] {
+            let tag = Index::tag(hash);
+            let mut at = hash as usize & self.index.mask;
+            loop {
+                let slot = self.index.slots[at];
+                if slot == EMPTY {
+                    break;
+                }
+                if slot >> 32 == tag && self.seq(slot) == Some(seq) {
+                    self.index.slots[at] = TOMBSTONE;
+                    break;
+                }
+                at = (at + 1) & self.index.mask;
+            }
         }
-        self.table.retain(|entry| live(entry));
-        let len = self.table.len();
-        if self.table.capacity() > 4 * len + SWEEP_MIN_GROWTH {
-            self.table.shrink_to_fit(hash);
+        let first = self.first;
+        if let Some(event) = self.events.get_mut((seq - first) as usize) {
+            event.withdrawn = true;
         }
-        self.sweep_at = len + (len / 2).max(SWEEP_MIN_GROWTH);
     }
 }
 
@@ -163,7 +337,7 @@ impl Dedup {
             shared: Arc::new(Shared {
                 window,
                 window_nanos: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
-                capacity: capacity.max(1),
+                capacity: capacity.clamp(1, MAX_CAPACITY),
                 clock,
                 keys: ContentKeys::new(),
                 state: Mutex::new(State::default()),
@@ -173,7 +347,8 @@ impl Dedup {
         }
     }
 
-    /// The same window remembering at most `capacity` events (at least 1).
+    /// The same window remembering at most `capacity` events (at least 1,
+    /// at most 2³⁰).
     /// Call before sharing it: it starts a new, empty window.
     #[must_use]
     pub fn capacity(self, capacity: usize) -> Self {
@@ -206,7 +381,7 @@ impl Dedup {
 
     /// How many events are remembered now.
     pub fn len(&self) -> usize {
-        self.lock().times.len()
+        self.lock().events.len()
     }
 
     /// Whether nothing is remembered now.
@@ -224,24 +399,6 @@ impl Dedup {
     }
 }
 
-impl State {
-    /// Forgets what is older than `window` at `now`.
-    fn expire(&mut self, now: u64, window: u64) {
-        while let Some(&at) = self.times.front() {
-            if now.saturating_sub(at) < window {
-                break;
-            }
-            self.forget_oldest();
-        }
-    }
-
-    fn forget_oldest(&mut self) {
-        if self.times.pop_front().is_some() {
-            self.first += 1;
-        }
-    }
-}
-
 impl Guard for Dedup {
     fn check(&self, event: &Event) -> Result<(), Rejection> {
         let shared = &*self.shared;
@@ -249,64 +406,37 @@ impl Guard for Dedup {
         let key = keys.content(event);
         let id_hash = keys.id(&event.id);
         let mut state = self.lock();
-        // Read under the lock, so that `times` never goes backwards between
-        // two threads (the coarse clock costs a few nanoseconds).
+        // Read under the lock, so that times never go backwards between two
+        // threads (the coarse clock costs a few nanoseconds).
         let now = shared.clock.now_nanos();
         state.expire(now, shared.window_nanos);
-        let State {
-            times,
-            first,
-            by_content,
-            by_id,
-        } = &mut *state;
-        let live = *first;
-        // Both probes at once (two tables): each entry is then filled in
-        // place if the event is let in.
-        let id_entry = by_id.table.entry(
-            id_hash,
-            |seen| seen.id == event.id,
-            |seen| keys.id(&seen.id),
-        );
-        let content_entry = by_content
-            .table
-            .entry(key, |seen| seen.key == key, |seen| seen.key);
-        let of = match (&id_entry, &content_entry) {
-            (Entry::Occupied(seen), _) if seen.get().seq >= live => Some(event.id),
-            (_, Entry::Occupied(seen)) if seen.get().seq >= live => Some(seen.get().id),
-            _ => None,
+        let id_slot = match state.find(id_hash, |seen| seen.id == event.id) {
+            Ok(_) => Err(event.id),
+            Err(at) => Ok(at),
         };
-        if let Some(of) = of {
-            drop(state);
-            shared.deduplicated.fetch_add(1, Ordering::Relaxed);
-            return Err(Rejection::Duplicate { of });
-        }
-        if times.len() >= shared.capacity {
-            times.pop_front();
-            *first += 1;
+        let content_slot = match state.find(key, |seen| seen.key == key) {
+            Ok(seq) => Err(state.get(seq).map_or(event.id, |seen| seen.id)),
+            Err(at) => Ok(at),
+        };
+        let slots = match (id_slot, content_slot) {
+            (Ok(id_at), Ok(content_at)) => (content_at, id_at),
+            (Err(of), _) | (_, Err(of)) => {
+                drop(state);
+                shared.deduplicated.fetch_add(1, Ordering::Relaxed);
+                return Err(Rejection::Duplicate { of });
+            }
+        };
+        if state.events.len() >= shared.capacity {
+            state.forget_oldest();
             shared.forgotten_early.fetch_add(1, Ordering::Relaxed);
         }
-        let seq = *first + times.len() as u64;
-        times.push_back(now);
-        let seen = ByContent {
+        let remembered = Remembered {
+            at: now,
             key,
-            seq,
             id: event.id,
+            withdrawn: false,
         };
-        match content_entry {
-            Entry::Occupied(mut expired) => *expired.get_mut() = seen,
-            Entry::Vacant(vacant) => {
-                vacant.insert(seen);
-            }
-        }
-        match id_entry {
-            Entry::Occupied(mut expired) => expired.get_mut().seq = seq,
-            Entry::Vacant(vacant) => {
-                vacant.insert(ById { id: event.id, seq });
-            }
-        }
-        let live = *first;
-        by_content.sweep_if_due(|seen| seen.seq >= live, |seen| seen.key);
-        by_id.sweep_if_due(|seen| seen.seq >= live, |seen| keys.id(&seen.id));
+        state.insert(remembered, id_hash, slots, keys);
         Ok(())
     }
 
@@ -314,22 +444,7 @@ impl Guard for Dedup {
         let keys = &self.shared.keys;
         let key = keys.content(event);
         let id_hash = keys.id(&event.id);
-        let mut state = self.lock();
-        if let Ok(seen) = state
-            .by_content
-            .table
-            .find_entry(key, |seen| seen.key == key && seen.id == event.id)
-        {
-            seen.remove();
-        }
-        if let Ok(seen) = state
-            .by_id
-            .table
-            .find_entry(id_hash, |seen| seen.id == event.id)
-        {
-            seen.remove();
-        }
-        // Its time stays in `times` until it expires (counted by `len`).
+        self.lock().withdraw(key, &event.id, id_hash);
     }
 }
 

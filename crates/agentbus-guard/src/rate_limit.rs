@@ -1,7 +1,6 @@
 //! [`RateLimit`]: a quota per source agent, circle, event type, or for the
 //! whole bus.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -9,8 +8,10 @@ use std::time::Duration;
 use agentbus::{Event, EventType, Guard, Rejection};
 use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::BuildHasher;
 
 use crate::clock::Clock;
+use crate::content_key::folded_multiply;
 
 /// How many independently locked parts the quotas are split into, so that
 /// threads publishing for different keys rarely wait for each other.
@@ -39,6 +40,30 @@ enum Key {
     Circle(Option<i64>),
     Type(EventType),
     Global,
+}
+
+impl Key {
+    /// The key's hash: one folded multiply of its value (the kind is the
+    /// same for every key of one limit) under `seeds`.
+    #[inline(always)]
+    fn hash(self, seeds: &Seeds) -> u64 {
+        let (value, tag) = match self {
+            Key::Agent(id) | Key::Circle(id) => (id.unwrap_or(0) as u64, u64::from(id.is_some())),
+            Key::Type(event_type) => (event_type.index() as u64, 2),
+            Key::Global => (0, 3),
+        };
+        folded_multiply(value ^ seeds.0, seeds.1 ^ (tag << 1))
+    }
+}
+
+/// Random seeds of [`Key::hash`]; the second is odd.
+struct Seeds(u64, u64);
+
+impl Seeds {
+    fn new() -> Self {
+        let random = RandomState::default();
+        Self(random.hash_one(1u8), random.hash_one(2u8) | 1)
+    }
 }
 
 impl Per {
@@ -126,7 +151,7 @@ struct Shared {
     /// How far ahead of now a key's arrival time may run:
     /// `interval × (burst - 1)`.
     tolerance: u64,
-    hasher: RandomState,
+    seeds: Seeds,
     shards: [Shard; SHARDS],
     rate_limited: AtomicU64,
 }
@@ -171,7 +196,7 @@ impl RateLimit {
                 clock,
                 interval,
                 tolerance: interval.saturating_mul(u64::from(burst - 1)),
-                hasher: RandomState::default(),
+                seeds: Seeds::new(),
                 shards: Default::default(),
                 rate_limited: AtomicU64::new(0),
             }),
@@ -226,11 +251,11 @@ impl Cells {
     /// not after now behaves exactly like a new key's), then waits to grow
     /// by a quarter (at least [`PRUNE_MIN_GROWTH`]) before doing it again,
     /// so the scan costs a constant per key added.
-    fn prune(&mut self, now: u64, hasher: &RandomState) {
+    fn prune(&mut self, now: u64, seeds: &Seeds) {
         self.table.retain(|cell| cell.tat > now);
         let len = self.table.len();
         if self.table.capacity() > 4 * len + PRUNE_MIN_GROWTH {
-            self.table.shrink_to_fit(|cell| hasher.hash_one(cell.key));
+            self.table.shrink_to_fit(|cell| cell.key.hash(seeds));
         }
         self.prune_at = len + (len / 4).max(PRUNE_MIN_GROWTH);
     }
@@ -242,11 +267,11 @@ impl Guard for RateLimit {
         let key = shared.per.key(event);
         // One hash picks the shard (from bits the table does not use for
         // buckets or tags) and the bucket.
-        let hash = shared.hasher.hash_one(key);
+        let hash = key.hash(&shared.seeds);
         let shard = &shared.shards[(hash >> 32) as usize % SHARDS];
         let now = shared.clock.now_nanos();
         let mut cells = lock(shard);
-        let rehash = |cell: &Cell| shared.hasher.hash_one(cell.key);
+        let rehash = |cell: &Cell| cell.key.hash(&shared.seeds);
         match cells.table.entry(hash, |cell| cell.key == key, rehash) {
             Entry::Occupied(mut occupied) => {
                 let tat = occupied.get().tat;
@@ -267,7 +292,7 @@ impl Guard for RateLimit {
                     tat: now.saturating_add(shared.interval),
                 });
                 if cells.table.len() >= cells.prune_at {
-                    cells.prune(now, &shared.hasher);
+                    cells.prune(now, &shared.seeds);
                 }
             }
         }

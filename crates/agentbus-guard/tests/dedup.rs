@@ -219,3 +219,85 @@ fn content_is_compared_as_json_values() {
         assert!(dedup.check(&with(distinct.clone())).is_ok(), "{distinct}");
     }
 }
+
+/// Many windows' worth of random traffic (repeats by content and by id,
+/// withdrawals, the capacity reached, time passing) against a plain model
+/// of the documented rule: every decision, `len`, `forgotten_early` and
+/// `deduplicated` agree, across many rebuilds of the window's index.
+#[test]
+fn agrees_with_a_model_of_the_rule() {
+    struct Seen {
+        at: u64,
+        content: i64,
+        id: agentbus::EventId,
+        withdrawn: bool,
+    }
+    const WINDOW: u64 = 1000;
+    const CAPACITY: usize = 150;
+    let clock = Clock::manual();
+    let dedup = Dedup::window(Duration::from_nanos(WINDOW))
+        .capacity(CAPACITY)
+        .clock(clock.clone());
+    let mut model: std::collections::VecDeque<Seen> = Default::default();
+    let (mut now, mut forgotten, mut duplicates) = (0u64, 0u64, 0u64);
+    let mut ids = Vec::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    for _ in 0..200_000 {
+        let step = random(10);
+        now += step;
+        clock.advance(Duration::from_nanos(step));
+        model.retain(|seen| now - seen.at < WINDOW);
+        let content = random(400) as i64;
+        let mut event = status(content);
+        if random(20) == 0 && !ids.is_empty() {
+            event.id = ids[random(ids.len() as u64) as usize];
+        }
+        if random(30) == 0 {
+            // Withdraw a remembered event (or a stranger: nothing happens).
+            if let Some(seen) = model
+                .iter_mut()
+                .rev()
+                .find(|seen| seen.content == content && !seen.withdrawn)
+            {
+                event.id = seen.id;
+                seen.withdrawn = true;
+            }
+            dedup.withdraw(&event);
+            continue;
+        }
+        let live = || model.iter().filter(|seen| !seen.withdrawn);
+        let expected = if live().any(|seen| seen.id == event.id) {
+            Err(Rejection::Duplicate { of: event.id })
+        } else if let Some(seen) = live().find(|seen| seen.content == content) {
+            Err(Rejection::Duplicate { of: seen.id })
+        } else {
+            if model.len() >= CAPACITY {
+                model.pop_front();
+                forgotten += 1;
+            }
+            model.push_back(Seen {
+                at: now,
+                content,
+                id: event.id,
+                withdrawn: false,
+            });
+            ids.push(event.id);
+            Ok(())
+        };
+        duplicates += u64::from(expected.is_err());
+        assert_eq!(dedup.check(&event), expected);
+        assert_eq!(dedup.len(), model.len());
+    }
+    assert_eq!(dedup.forgotten_early(), forgotten);
+    assert_eq!(dedup.deduplicated(), duplicates);
+    assert!(
+        forgotten > 0 && duplicates > 10_000,
+        "{forgotten} {duplicates}"
+    );
+}
