@@ -2,13 +2,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Guard, Rejection};
 
 use crate::clock::Clock;
 use crate::content_key::ContentKeys;
+use crate::window_lock::{WindowGuard, WindowLock};
 
 /// How many events a [`Dedup`] remembers unless told otherwise.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
@@ -81,7 +82,7 @@ struct Shared {
     capacity: usize,
     clock: Clock,
     keys: ContentKeys,
-    state: Mutex<State>,
+    state: WindowLock<State>,
     deduplicated: AtomicU64,
     forgotten_early: AtomicU64,
 }
@@ -182,26 +183,19 @@ impl State {
             .get(usize::try_from(seq.wrapping_sub(self.first)).ok()?)
     }
 
-    /// The sequence number a slot names (`None` for an empty slot or a
-    /// tombstone): the one with these low 32 bits nearest below the next
-    /// number. Every slot is younger than 2³¹ events ([`REBUILD_AFTER`]
-    /// plus [`MAX_CAPACITY`]), so this is exact for every event still
-    /// remembered and falls outside `events` for every other.
+    /// The number of the remembered event a slot names (`None` for a
+    /// tombstone and for a slot whose event has left `events`): the one
+    /// with these low 32 bits nearest below the next number. Every slot is
+    /// younger than 2³¹ events ([`REBUILD_AFTER`] plus [`MAX_CAPACITY`]),
+    /// so this is exact for every event still remembered. It reads only
+    /// the slot and the queue's ends, not the event.
     #[inline(always)]
     fn seq(&self, slot: u64) -> Option<u64> {
-        if slot <= TOMBSTONE {
-            return None;
-        }
         let next = self.first + self.events.len() as u64;
         let back = (next as u32).wrapping_sub(slot as u32);
-        Some(next.wrapping_sub(u64::from(back)))
-    }
-
-    /// The remembered event a slot names, with its number.
-    #[inline(always)]
-    fn named(&self, slot: u64) -> Option<(u64, &Remembered)> {
-        let seq = self.seq(slot)?;
-        Some((seq, self.get(seq)?))
+        // `back` is 1 for the newest event, `len` for the oldest.
+        let remembered = (back.wrapping_sub(1) as usize) < self.events.len();
+        (slot > TOMBSTONE && remembered).then(|| next - u64::from(back))
     }
 
     /// The event with `hash` that `matches`, by sequence number; if none
@@ -216,12 +210,14 @@ impl State {
             if slot == EMPTY {
                 return Err(reusable.unwrap_or(at));
             }
-            match self.named(slot) {
-                Some((seq, event)) => {
-                    if slot >> 32 == tag && matches(event) {
+            // The event itself is read only when the tag matches.
+            match self.seq(slot) {
+                Some(seq) if slot >> 32 == tag => {
+                    if self.get(seq).is_some_and(&matches) {
                         return Ok(seq);
                     }
                 }
+                Some(_) => {}
                 None => {
                     reusable.get_or_insert(at);
                 }
@@ -265,7 +261,7 @@ impl State {
             loop {
                 id_at = (id_at + 1) & self.index.mask;
                 let slot = self.index.slots[id_at];
-                if slot == EMPTY || self.named(slot).is_none() {
+                if slot == EMPTY || self.seq(slot).is_none() {
                     break;
                 }
             }
@@ -340,7 +336,7 @@ impl Dedup {
                 capacity: capacity.clamp(1, MAX_CAPACITY),
                 clock,
                 keys: ContentKeys::new(),
-                state: Mutex::new(State::default()),
+                state: WindowLock::new(State::default()),
                 deduplicated: AtomicU64::new(0),
                 forgotten_early: AtomicU64::new(0),
             }),
@@ -389,13 +385,8 @@ impl Dedup {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Nothing panics while the lock is held but allocation; the state
-        // stays consistent enough to go on with.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> WindowGuard<'_, State> {
+        self.shared.state.lock()
     }
 }
 
