@@ -160,9 +160,9 @@ impl Index {
 
     #[inline(always)]
     fn fill(&mut self, at: usize, hash: u64, seq: u64) {
-        if self.slots[at] == EMPTY {
-            self.used += 1;
-        }
+        // Without a branch: whether the slot was empty is a coin toss at
+        // the index's load.
+        self.used += usize::from(self.slots[at] == EMPTY);
         self.filled += 1;
         self.slots[at] = (Self::tag(hash) << 32) | (seq & u64::from(u32::MAX));
     }
