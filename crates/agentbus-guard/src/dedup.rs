@@ -44,7 +44,12 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   as clients never see the keys they cannot aim for a collision from the
 ///   code alone (it is not a cryptographic MAC). Ids are compared whole.
 /// - One lock guards the window; the hash of the content is computed before
-///   taking it, and under it a check reads the clock and costs two probes
+///   taking it. The lock is a word taken by one compare-and-swap and
+///   released by a plain store (cheaper than `std::sync::Mutex` when
+///   uncontended); a waiter spins briefly, then yields its time slice
+///   between tries, so on an oversubscribed machine it never burns a core
+///   waiting for a preempted holder, but it may be overtaken (no queue).
+///   Under it a check reads the clock and costs two probes
 ///   of one open-addressed index (8 bytes a slot, two slots per event) and
 ///   no allocation (but when the event queue grows or the index is
 ///   rebuilt). A forgotten event's slots are reused by later events, and
