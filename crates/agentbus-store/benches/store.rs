@@ -253,20 +253,21 @@ fn publish_cost(rt: &tokio::runtime::Runtime, events: &[Arc<Event>]) -> (f64, f6
     (with[with.len() / 2], without[without.len() / 2])
 }
 
-/// Bursts of `size` events with an idle gap after each (the shape of agent
-/// traffic: a flurry, then quiet), on two buses with one no-op handler
-/// each, one also with a SQLite recorder (a file store, WAL). Each burst is
-/// timed alone; the recorder is flushed after it, untimed, so the writer is
-/// idle when the next burst starts, and the gap is long enough for it to
-/// park. The two buses take turns, each going first every other round.
-/// Returns the median nanoseconds per publish (with, without).
+/// Bursts of `size` events with an idle `gap` after each (the shape of
+/// agent traffic: a flurry, then quiet; a zero gap is #18's own case,
+/// bursts flushed between them and nothing more), on two buses with one
+/// no-op handler each, one also with a SQLite recorder (a file store, WAL).
+/// Each burst is timed alone; the recorder is flushed after it, untimed, so
+/// the writer is idle when the next burst starts. The two buses take turns,
+/// each going first every other round. Returns the median nanoseconds per
+/// publish (with, without).
 fn bursty_cost(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     size: usize,
     rounds: usize,
+    gap: Duration,
 ) -> (f64, f64) {
-    const GAP: Duration = Duration::from_millis(1);
     let bus = || {
         let bus = EventBus::builder().history_capacity(1).build();
         bus.subscribe_all(|_e: &Event| {});
@@ -276,7 +277,7 @@ fn bursty_cost(
     let recorded = bus();
     let recorder = Recorder::attach(
         &recorded,
-        SqliteStore::open(dir.join(format!("burst{size}.db"))).unwrap(),
+        SqliteStore::open(dir.join(format!("burst{size}-{}.db", gap.as_micros()))).unwrap(),
     );
     // Fresh events for every burst, built before and dropped after the run:
     // the writer does the work of storing each, no publish pays for building
@@ -298,7 +299,9 @@ fn bursty_cost(
             if which == 1 {
                 rt.block_on(recorder.flush()).unwrap();
             }
-            std::thread::sleep(GAP);
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
         }
     }
     let [without, with] = samples.map(|mut samples| {
@@ -310,6 +313,65 @@ fn bursty_cost(
     recorded.clear_history();
     drop(feeds);
     (with, without)
+}
+
+/// CPU time of every live thread of this process, from the scheduler's
+/// accounting (`/proc/self/task/*/schedstat`, nanoseconds).
+fn cpu_time() -> Duration {
+    let nanos: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// Bursts of `size` with a `gap` after each for about a second, not flushed, on
+/// a bus with a SQLite recorder and on one without: the CPU the process
+/// spends beyond the plain bus, as a share of one core over the run's wall
+/// time (the writer's commits and its watching the queue).
+fn burst_cpu(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    size: usize,
+    gap: Duration,
+) -> f64 {
+    let bursts =
+        (Duration::from_secs(1).as_nanos() / gap.as_nanos().max(1)).clamp(1, 1000) as usize;
+    let feed = events(size * bursts);
+    let run = |recorded: bool| {
+        let bus = EventBus::builder().history_capacity(1).build();
+        bus.subscribe_all(|_e: &Event| {});
+        let recorder = recorded.then(|| {
+            Recorder::attach(
+                &bus,
+                SqliteStore::open(dir.join(format!("cpu-{size}-{}.db", gap.as_micros()))).unwrap(),
+            )
+        });
+        let mut publisher = bus.publisher();
+        let (cpu, started) = (cpu_time(), Instant::now());
+        for burst in feed.chunks(size) {
+            for event in burst {
+                publisher.publish_blocking(Arc::clone(event));
+            }
+            std::thread::sleep(gap);
+        }
+        if let Some(recorder) = &recorder {
+            rt.block_on(recorder.flush()).unwrap();
+        }
+        let used = cpu_time() - cpu;
+        let wall = started.elapsed();
+        if let Some(recorder) = recorder {
+            rt.block_on(recorder.close()).unwrap();
+        }
+        bus.clear_history();
+        (used, wall)
+    };
+    let (plain, _) = run(false);
+    let (recorded, wall) = run(true);
+    recorded.saturating_sub(plain).as_secs_f64() / wall.as_secs_f64()
 }
 
 /// A lone event every millisecond: microseconds from its publish until a
@@ -338,36 +400,51 @@ fn lone_event_latency(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (f
     )
 }
 
-/// Catch-up from sequence 0 through `subscribe_from`, and raw page reads.
-fn catch_up(rt: &tokio::runtime::Runtime, store: SqliteStore, count: usize) -> (f64, f64) {
+/// Catch-up from sequence 0 through `subscribe_from`, and raw page reads
+/// on the calling thread, taking turns for `rounds` rounds: the median
+/// events per second of each.
+fn catch_up(
+    rt: &tokio::runtime::Runtime,
+    store: SqliteStore,
+    count: usize,
+    rounds: usize,
+) -> (f64, f64) {
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, store.clone());
-    let stream_rate = rt.block_on(async {
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        samples[0].push(rt.block_on(async {
+            let started = Instant::now();
+            let seen = recorder
+                .subscribe_from(0, ReadQuery::new())
+                .take(count)
+                .fold(0usize, |n, item| {
+                    item.unwrap();
+                    async move { n + 1 }
+                })
+                .await;
+            assert_eq!(seen, count);
+            rate(count, started.elapsed())
+        }));
         let started = Instant::now();
-        let seen = recorder
-            .subscribe_from(0, ReadQuery::new())
-            .take(count)
-            .fold(0usize, |n, item| {
-                item.unwrap();
-                async move { n + 1 }
-            })
-            .await;
-        assert_eq!(seen, count);
-        rate(count, started.elapsed())
-    });
-    let started = Instant::now();
-    let mut after = 0;
-    let mut read = 0;
-    loop {
-        let page = store
-            .read_blocking(&ReadQuery::new().after(after).limit(1000))
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.sequence;
-        read += page.len();
+        let mut after = 0;
+        let mut read = 0;
+        loop {
+            let page = store
+                .read_blocking(&ReadQuery::new().after(after).limit(1000))
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.sequence;
+            read += page.len();
+        }
+        assert_eq!(read, count);
+        samples[1].push(rate(count, started.elapsed()));
     }
-    assert_eq!(read, count);
-    (stream_rate, rate(count, started.elapsed()))
+    let [stream, paged] = samples.map(|mut samples| {
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    });
+    (stream, paged)
 }
 
 fn rss_kib() -> u64 {
@@ -498,13 +575,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
-    // `-- bursts` runs only the bursty rows, `-- throughput` only the rest.
+    // `-- bursts` runs only the bursty rows, `-- catch-up` only catch-up,
+    // `-- throughput` the rest.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
     let wants = |section: &str| only.is_empty() || only.iter().any(|arg| arg == section);
     let mut lone = None;
+    let mut cpu = Vec::new();
     let mut memory = None;
     let mut bound = None;
     if wants("dead-letters") {
@@ -520,11 +599,24 @@ fn main() {
         bound = Some(dead_letter_bound(&rt, dir.path()));
     }
     if wants("bursts") {
-        for (size, rounds) in [(1, 2000), (16, 1000), (256, 300), (4096, 30)] {
-            let (with, without) = bursty_cost(&rt, dir.path(), size, rounds);
+        let gaps = [
+            (Duration::ZERO, "flushed, no gap"),
+            (Duration::from_micros(100), "100 us gaps"),
+            (Duration::from_millis(1), "1 ms gaps"),
+        ];
+        let cases = [
+            (256, 300, gaps[0]),
+            (256, 300, gaps[1]),
+            (1, 2000, gaps[2]),
+            (16, 1000, gaps[2]),
+            (256, 300, gaps[2]),
+            (4096, 30, gaps[2]),
+        ];
+        for (size, rounds, (gap, gap_name)) in cases {
+            let (with, without) = bursty_cost(&rt, dir.path(), size, rounds, gap);
             rows.push(Row {
                 what: format!(
-                    "bursts of {size}, 1 ms gaps: publish with a recorder (median ns/publish)"
+                    "bursts of {size}, {gap_name}: publish with a recorder (median ns/publish)"
                 ),
                 rate: with,
                 unit: "ns",
@@ -532,6 +624,26 @@ fn main() {
             });
         }
         lone = Some(lone_event_latency(&rt, dir.path()));
+        for (size, gap) in [
+            (256, Duration::from_micros(100)),
+            (256, Duration::from_millis(1)),
+            (1, Duration::from_millis(1)),
+        ] {
+            cpu.push((size, gap, burst_cpu(&rt, dir.path(), size, gap)));
+        }
+    }
+    if wants("throughput") || wants("catch-up") {
+        let store = SqliteStore::open(dir.path().join("catch-up.db")).unwrap();
+        for chunk in events.chunks(1000) {
+            store.append_blocking(chunk).unwrap();
+        }
+        let (stream, raw_read) = catch_up(&rt, store, EVENTS, 5);
+        rows.push(Row {
+            what: "SQLite catch-up: subscribe_from(0) stream (median of 5)".into(),
+            rate: stream,
+            unit: "events/s",
+            baseline: Some(("read_blocking, pages of 1000, in turn".into(), raw_read)),
+        });
     }
     if wants("throughput") {
         let raw_batched = sqlite_raw(&dir.path().join("raw.db"), &events, 1000);
@@ -590,18 +702,6 @@ fn main() {
             baseline: Some(("same publish, no recorder".into(), without)),
         });
 
-        let (stream, raw_read) = catch_up(
-            &rt,
-            SqliteStore::open(dir.path().join("rec.db")).unwrap(),
-            EVENTS,
-        );
-        rows.push(Row {
-            what: "SQLite catch-up: subscribe_from(0) stream".into(),
-            rate: stream,
-            unit: "events/s",
-            baseline: Some(("read_blocking, pages of 1000".into(), raw_read)),
-        });
-
         memory = Some(bounded_memory(&rt, dir.path()));
     }
 
@@ -635,6 +735,12 @@ fn main() {
     if let Some((p50, p99)) = lone {
         println!(
             "| lone event every 1 ms: publish -> committed and streamed | p50 {p50:.0} us, p99 {p99:.0} us | | |"
+        );
+    }
+    for (size, gap, share) in cpu {
+        println!(
+            "| bursts of {size} every {gap:?}, not flushed: the recorder's CPU (commits and watching the queue) | {:.0}% of a core | | |",
+            share * 100.0
         );
     }
     if let Some((in_memory, stored, elapsed)) = bound {

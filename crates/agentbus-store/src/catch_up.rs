@@ -3,6 +3,7 @@
 //! on [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,6 +20,8 @@ use crate::stored::StoredEvent;
 
 /// Rows per store read while catching up.
 const PAGE: usize = 1000;
+/// Backlog reads in flight at most while the backlog is dense.
+const READS_AHEAD: usize = 2;
 /// The pause before retrying a read that failed.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -29,6 +32,9 @@ pub(crate) struct Committed {
 }
 
 type Item = Result<StoredEvent, StoreError>;
+
+/// A read of one backlog page, started ahead of the consumer.
+type PageRead = Pin<Box<dyn Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send>>;
 
 /// A lossless stream of [`StoredEvent`]s; from
 /// [`Recorder::subscribe_from`](crate::Recorder::subscribe_from).
@@ -110,9 +116,13 @@ struct State {
     mode: Mode,
     /// The recorder is gone: after the final backlog, end.
     ending: bool,
-    /// The last page held every sequence of its range: read the next two
-    /// pages at once.
+    /// The last page held every sequence of its range: read ahead.
     dense: bool,
+    /// Backlog reads started, oldest first, with the sequence each reads
+    /// after.
+    ahead: VecDeque<(u64, PageRead)>,
+    /// Where the next read ahead starts.
+    next_read: u64,
     retry: bool,
 }
 
@@ -132,6 +142,8 @@ impl CatchUp {
             mode: Mode::Start,
             ending: false,
             dense: true,
+            ahead: VecDeque::new(),
+            next_read: after,
             retry: false,
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
@@ -160,6 +172,7 @@ impl State {
                 },
                 Mode::Backlog { up_to } => {
                     if self.cursor >= up_to {
+                        self.ahead.clear();
                         self.mode = if self.ending { Mode::Done } else { Mode::Live };
                         continue;
                     }
@@ -186,64 +199,96 @@ impl State {
         error
     }
 
-    /// Reads the next page of the backlog into the buffer. While the
-    /// backlog is dense (every sequence present and matching, as in an
-    /// unfiltered catch-up), the page after it is read at the same time, by
-    /// sequence range: two reads in flight (on two reader connections for
-    /// SQLite, two pooled connections for PostgreSQL) instead of one after
-    /// the other. A page that turns out sparse only wastes the speculative
-    /// read; rows it shares with the first page are skipped.
+    /// Starts reads of the backlog ahead of the consumer, up to
+    /// [`READS_AHEAD`] in flight while the backlog is dense (every sequence
+    /// present and matching, as in an unfiltered catch-up), one otherwise.
+    /// Each reads a page by sequence range from where the one before it
+    /// would end if dense: a full page ends there or later, so the reads
+    /// overlap when the backlog turns sparse and never leave a gap.
+    fn start_reads(&mut self, up_to: u64) {
+        if self.ahead.is_empty() {
+            self.next_read = self.cursor;
+        }
+        let wanted = if self.dense { READS_AHEAD } else { 1 };
+        while self.ahead.len() < wanted && self.next_read < up_to {
+            let store = Arc::clone(&self.store);
+            let query = self.filter.clone().after(self.next_read).up_to(up_to);
+            let read = async move { store.read(&query).await };
+            let read: PageRead = match tokio::runtime::Handle::try_current() {
+                // On its own task, so it runs while the consumer takes the
+                // pages before it.
+                Ok(runtime) => {
+                    let task = runtime.spawn(read);
+                    Box::pin(async move {
+                        task.await
+                            .unwrap_or_else(|join| match join.try_into_panic() {
+                                Ok(panic) => std::panic::resume_unwind(panic),
+                                // The runtime is shutting down.
+                                Err(_) => Err(StoreError::Closed),
+                            })
+                    })
+                }
+                // No runtime: read when awaited, one page at a time.
+                Err(_) => Box::pin(read),
+            };
+            self.ahead.push_back((self.next_read, read));
+            self.next_read += PAGE as u64;
+        }
+    }
+
+    /// Takes the oldest read of the backlog into the buffer, starting the
+    /// next ones first so they run while the consumer takes this page (two
+    /// reads in flight: two reader connections for SQLite, two pooled
+    /// connections for PostgreSQL). Rows a read shares with the page
+    /// before it (the backlog turned sparse) are skipped.
     async fn read_page(&mut self, up_to: u64) -> Result<(), StoreError> {
-        let query = self.filter.clone().after(self.cursor).up_to(up_to);
-        let ahead_from = self.cursor + PAGE as u64;
-        let page = if self.dense && ahead_from < up_to {
-            let ahead = self.filter.clone().after(ahead_from).up_to(up_to);
-            let (page, ahead) =
-                futures_util::future::join(self.store.read(&query), self.store.read(&ahead)).await;
-            page.map(|page| (page, ahead.ok()))
-        } else {
-            self.store.read(&query).await.map(|page| (page, None))
+        self.start_reads(up_to);
+        let Some((from, read)) = self.ahead.pop_front() else {
+            return Ok(());
         };
-        match page {
-            Ok((page, ahead)) => {
+        // Every read starts at or before the cursor: the one before it was
+        // full (so it reached at least `from`) or reached `up_to`.
+        debug_assert!(from <= self.cursor, "a read ahead left a gap");
+        match read.await {
+            Ok(page) => {
                 let full = page.len() == PAGE;
                 let last = page.last().map(|stored| stored.sequence);
-                self.dense = full && last == Some(ahead_from);
-                self.cursor = if full { last.unwrap_or(up_to) } else { up_to };
-                self.buffer.extend(page.into_iter().map(Ok));
-                // The speculative page continues a full first page exactly
-                // from `ahead_from`: its rows after the first page's last
-                // follow it with nothing missing.
-                if let (true, Some(ahead)) = (full, ahead) {
-                    let after = self.cursor;
-                    let reached = if ahead.len() == PAGE {
-                        ahead.last().map_or(up_to, |stored| stored.sequence)
-                    } else {
-                        up_to
-                    };
-                    self.buffer.extend(
-                        ahead
-                            .into_iter()
-                            .filter(|stored| stored.sequence > after)
-                            .map(Ok),
-                    );
-                    self.cursor = self.cursor.max(reached);
+                self.dense = full && last == Some(from + PAGE as u64);
+                let after = self.cursor;
+                // A full page covers the matches up to its last row; a
+                // short one all of them up to `up_to`.
+                self.cursor = match (full, last) {
+                    (true, Some(last)) => after.max(last),
+                    _ => up_to,
+                };
+                self.buffer.extend(
+                    page.into_iter()
+                        .filter(|stored| stored.sequence > after)
+                        .map(Ok),
+                );
+                if self.cursor < up_to {
+                    self.start_reads(up_to);
+                } else {
+                    self.ahead.clear();
                 }
                 Ok(())
             }
-            Err(error) => match error.sequence() {
-                // A row that does not decode: deliver the rows before it,
-                // then the error, and go on after it.
-                Some(bad) if bad > self.cursor => {
-                    let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
-                    let page = self.store.read(&before).await?;
-                    self.buffer.extend(page.into_iter().map(Ok));
-                    self.buffer.push_back(Err(error));
-                    self.cursor = bad;
-                    Ok(())
+            Err(error) => {
+                self.ahead.clear();
+                match error.sequence() {
+                    // A row that does not decode: deliver the rows before
+                    // it, then the error, and go on after it.
+                    Some(bad) if bad > self.cursor => {
+                        let before = self.filter.clone().after(self.cursor).up_to(bad - 1);
+                        let page = self.store.read(&before).await?;
+                        self.buffer.extend(page.into_iter().map(Ok));
+                        self.buffer.push_back(Err(error));
+                        self.cursor = bad;
+                        Ok(())
+                    }
+                    _ => Err(error),
                 }
-                _ => Err(error),
-            },
+            }
         }
     }
 

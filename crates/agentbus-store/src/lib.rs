@@ -40,9 +40,16 @@
 //!   previous batch commits, so a lone event commits at once and batches
 //!   grow under load. A burst is taken once it stops growing (the writer
 //!   looks every 5 µs, at most 250 µs), never popped from under the thread
-//!   still publishing it, and the writer watches the queue for 50 µs after
-//!   a commit before it sleeps: only the first event after a longer quiet
-//!   pays for waking it. No async runtime is needed to attach one.
+//!   still publishing it. After a commit the writer watches the queue for
+//!   50 µs (yielding its core) before it sleeps; while bursts keep coming
+//!   (the last quiet period was under 5 ms) it keeps looking for 5 ms,
+//!   sleeping ~20 µs plus the OS timer's slack (~70 µs on Linux) between
+//!   looks, and only then sleeps until woken. So only the first event
+//!   after a quiet of more than 5 ms pays for waking it (5–15 µs on a VM),
+//!   and an event during the watch waits at most one look (~70 µs) to be
+//!   taken. The watch costs about 14,000 short wake-ups a second while
+//!   traffic flows (~15 % of a core on a 2-vCPU VM), nothing once it
+//!   stops. No async runtime is needed to attach one.
 //! - **Overflow is a policy chosen at attach time** ([`Overflow`], the
 //!   core's): `Wait` (the default) makes publishers wait for room, so they
 //!   slow to the store's pace and nothing is lost; `DropNewest` and

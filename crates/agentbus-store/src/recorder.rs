@@ -509,6 +509,12 @@ impl Recorder {
     ///   back to reading the store from its last sequence, and then live
     ///   again. The same happens when the stream sees a sequence gap (events
     ///   written by another process or retried after a cut connection).
+    /// - **The backlog is read ahead.** Inside a Tokio runtime, up to two
+    ///   pages of 1000 are being read (on the runtime, as tasks) while the
+    ///   consumer takes the page before them, so catching up runs on two
+    ///   cores; a stream dropped mid-backlog lets those reads finish
+    ///   unused. Without a runtime, pages are read one at a time when
+    ///   polled.
     /// - The filter's types, fields, correlation and time bounds apply; its
     ///   `after`, `up_to`, order and limit are ignored.
     /// - A row that does not decode is yielded as an `Err` naming its

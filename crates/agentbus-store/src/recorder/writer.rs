@@ -93,6 +93,16 @@ const SETTLE_MAX: Duration = Duration::from_micros(250);
 /// before it parks: a burst that starts within it pays no wake-up.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
 
+/// While bursts keep coming (the last quiet period was shorter than this),
+/// the writer keeps looking at the queue for this long after a commit,
+/// [`POLL_STEP`] by [`POLL_STEP`], instead of parking: the publisher of the
+/// next burst does not pay for waking it.
+const BURST_WINDOW: Duration = Duration::from_millis(5);
+
+/// The writer's sleep between looks while it watches for the next burst;
+/// the OS adds its timer slack (50 µs by default on Linux).
+const POLL_STEP: Duration = Duration::from_micros(20);
+
 pub(crate) struct Writer {
     config: RecorderConfig,
     shared: Arc<Shared>,
@@ -108,6 +118,8 @@ pub(crate) struct Writer {
     last_sequence: Option<u64>,
     dropped_reported: u64,
     letters: Option<LetterState>,
+    /// The last quiet period ended with events within [`BURST_WINDOW`].
+    bursts_coming: bool,
 }
 
 impl Writer {
@@ -132,6 +144,7 @@ impl Writer {
             last_sequence: None,
             dropped_reported: 0,
             letters,
+            bursts_coming: false,
         }
     }
 
@@ -642,18 +655,36 @@ impl Writer {
     }
 
     /// Sleeps until an event is handed off, a control message arrives, or
-    /// pruning is due; first watches the queue for [`IDLE_SPIN`], so a
-    /// publisher that starts again soon finds the writer awake and does not
-    /// pay for waking it.
+    /// pruning is due. First watches the queue for [`IDLE_SPIN`] (yielding
+    /// the core), and while bursts keep coming for up to [`BURST_WINDOW`]
+    /// (sleeping [`POLL_STEP`] between looks), so a publisher that starts
+    /// again soon finds the writer awake and does not pay for waking it.
     async fn idle(&mut self, next_prune: Option<Instant>) {
-        let linger_until = Instant::now() + IDLE_SPIN;
-        while Instant::now() < linger_until {
-            if !self.shared.queue.is_empty() || !self.control.is_empty() || self.letters_due_now() {
+        let quiet_since = Instant::now();
+        let watch = if self.bursts_coming {
+            BURST_WINDOW
+        } else {
+            IDLE_SPIN
+        };
+        loop {
+            if !self.shared.queue.is_empty() {
+                self.bursts_coming = true;
                 return;
             }
-            // Gives the core to any thread waiting for it (on a busy
-            // machine, the publisher itself): lingering must not slow it.
-            std::thread::yield_now();
+            if !self.control.is_empty() || self.letters_due_now() {
+                return;
+            }
+            let quiet = quiet_since.elapsed();
+            if quiet >= watch {
+                break;
+            }
+            if quiet < IDLE_SPIN {
+                // Gives the core to any thread waiting for it (on a busy
+                // machine, the publisher itself): lingering must not slow it.
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(POLL_STEP);
+            }
         }
         self.shared.writer_idle.store(true, Ordering::SeqCst);
         // Look again after announcing: a publisher that pushed before seeing
@@ -676,6 +707,7 @@ impl Writer {
             () = tokio::time::sleep_until(prune_at.into()) => {}
         }
         self.shared.writer_idle.store(false, Ordering::SeqCst);
+        self.bursts_coming = !self.shared.queue.is_empty() && quiet_since.elapsed() < BURST_WINDOW;
     }
 }
 
