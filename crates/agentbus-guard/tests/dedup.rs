@@ -169,7 +169,10 @@ fn four_threads_racing_on_one_window_let_each_in_once() {
     assert_eq!(dedup.deduplicated(), 60_000);
     assert_eq!(dedup.len(), 20_000);
     for event in &events {
-        assert!(dedup.check(event).is_err(), "every event is still remembered");
+        assert!(
+            dedup.check(event).is_err(),
+            "every event is still remembered"
+        );
     }
 }
 
