@@ -52,9 +52,9 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   Under it a check reads the clock and costs two probes
 ///   of one open-addressed index (8 bytes a slot, two slots per event) and
 ///   no allocation (but when the event queue grows or the index is
-///   rebuilt). A forgotten event's slots are reused by later events, and
-///   dropped when the index is rebuilt at half full, a cost that is a
-///   constant per event let in.
+///   rebuilt). A forgotten event's slots stay until the index is rebuilt
+///   at half full (sized so that the live slots fill at most a third of
+///   it), a cost that is a constant per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -98,8 +98,10 @@ struct Shared {
 /// oldest first (times never decrease: the clock is monotonic and read
 /// under the lock), the front being number `first`. `index` finds an event
 /// by its content key and by its id: two slots per event, never removed
-/// one by one. A slot whose event has left `events` counts as absent: a
-/// later insert reuses it, and a rebuild of the index drops it.
+/// one by one. A slot whose event has left `events` counts as absent
+/// (probes go past it) until a rebuild of the index drops it; inserts take
+/// only empty slots, so a probe reads an event only when a slot's tag
+/// matches.
 #[derive(Default)]
 struct State {
     events: VecDeque<Remembered>,
@@ -129,7 +131,7 @@ struct Index {
 }
 
 const EMPTY: u64 = 0;
-/// A withdrawn event's slot: probes go past it; an insert reuses it.
+/// A withdrawn event's slot: probes go past it; a rebuild drops it.
 const TOMBSTONE: u64 = 1;
 /// The fewest slots an index has.
 const MIN_SLOTS: usize = 64;
@@ -204,27 +206,23 @@ impl State {
     }
 
     /// The event with `hash` that `matches`, by sequence number; if none
-    /// is remembered, the slot to insert it at.
+    /// is remembered, the empty slot that ends the probe, to insert it at.
     #[inline(always)]
     fn find(&self, hash: u64, matches: impl Fn(&Remembered) -> bool) -> Result<u64, usize> {
         let tag = Index::tag(hash);
         let mut at = hash as usize & self.index.mask;
-        let mut reusable = None;
         loop {
             let slot = self.index.slots[at];
             if slot == EMPTY {
-                return Err(reusable.unwrap_or(at));
+                return Err(at);
             }
-            // The event itself is read only when the tag matches.
-            match self.seq(slot) {
-                Some(seq) if slot >> 32 == tag => {
+            // Only a slot whose tag matches is looked into (a tombstone's
+            // tag is 0, never a hash's).
+            if slot >> 32 == tag {
+                if let Some(seq) = self.seq(slot) {
                     if self.get(seq).is_some_and(&matches) {
                         return Ok(seq);
                     }
-                }
-                Some(_) => {}
-                None => {
-                    reusable.get_or_insert(at);
                 }
             }
             at = (at + 1) & self.index.mask;
@@ -266,7 +264,7 @@ impl State {
             loop {
                 id_at = (id_at + 1) & self.index.mask;
                 let slot = self.index.slots[id_at];
-                if slot == EMPTY || self.seq(slot).is_none() {
+                if slot == EMPTY {
                     break;
                 }
             }
