@@ -2,13 +2,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbus::{Event, EventId, Guard, Rejection};
 
 use crate::clock::Clock;
 use crate::content_key::ContentKeys;
+use crate::window_lock::{WindowGuard, WindowLock};
 
 /// How many events a [`Dedup`] remembers unless told otherwise.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
@@ -43,12 +44,17 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   as clients never see the keys they cannot aim for a collision from the
 ///   code alone (it is not a cryptographic MAC). Ids are compared whole.
 /// - One lock guards the window; the hash of the content is computed before
-///   taking it, and under it a check reads the clock and costs two probes
+///   taking it. The lock is a word taken by one compare-and-swap and
+///   released by a plain store (cheaper than `std::sync::Mutex` when
+///   uncontended); a waiter spins briefly, then yields its time slice
+///   between tries, so on an oversubscribed machine it never burns a core
+///   waiting for a preempted holder, but it may be overtaken (no queue).
+///   Under it a check reads the clock and costs two probes
 ///   of one open-addressed index (8 bytes a slot, two slots per event) and
 ///   no allocation (but when the event queue grows or the index is
-///   rebuilt). A forgotten event's slots are reused by later events, and
-///   dropped when the index is rebuilt at half full, a cost that is a
-///   constant per event let in.
+///   rebuilt). A forgotten event's slots stay until the index is rebuilt
+///   at half full (sized so that the live slots fill at most a third of
+///   it), a cost that is a constant per event let in.
 /// - Clones share the window and the counters; an event that a later guard
 ///   rejects is forgotten again ([`Guard::withdraw`]), so its retry is not a
 ///   duplicate.
@@ -81,7 +87,7 @@ struct Shared {
     capacity: usize,
     clock: Clock,
     keys: ContentKeys,
-    state: Mutex<State>,
+    state: WindowLock<State>,
     deduplicated: AtomicU64,
     forgotten_early: AtomicU64,
 }
@@ -92,8 +98,10 @@ struct Shared {
 /// oldest first (times never decrease: the clock is monotonic and read
 /// under the lock), the front being number `first`. `index` finds an event
 /// by its content key and by its id: two slots per event, never removed
-/// one by one. A slot whose event has left `events` counts as absent: a
-/// later insert reuses it, and a rebuild of the index drops it.
+/// one by one. A slot whose event has left `events` counts as absent
+/// (probes go past it) until a rebuild of the index drops it; inserts take
+/// only empty slots, so a probe reads an event only when a slot's tag
+/// matches.
 #[derive(Default)]
 struct State {
     events: VecDeque<Remembered>,
@@ -123,7 +131,7 @@ struct Index {
 }
 
 const EMPTY: u64 = 0;
-/// A withdrawn event's slot: probes go past it; an insert reuses it.
+/// A withdrawn event's slot: probes go past it; a rebuild drops it.
 const TOMBSTONE: u64 = 1;
 /// The fewest slots an index has.
 const MIN_SLOTS: usize = 64;
@@ -159,9 +167,9 @@ impl Index {
 
     #[inline(always)]
     fn fill(&mut self, at: usize, hash: u64, seq: u64) {
-        if self.slots[at] == EMPTY {
-            self.used += 1;
-        }
+        // Without a branch: whether the slot was empty is a coin toss at
+        // the index's load.
+        self.used += usize::from(self.slots[at] == EMPTY);
         self.filled += 1;
         self.slots[at] = (Self::tag(hash) << 32) | (seq & u64::from(u32::MAX));
     }
@@ -182,48 +190,39 @@ impl State {
             .get(usize::try_from(seq.wrapping_sub(self.first)).ok()?)
     }
 
-    /// The sequence number a slot names (`None` for an empty slot or a
-    /// tombstone): the one with these low 32 bits nearest below the next
-    /// number. Every slot is younger than 2³¹ events ([`REBUILD_AFTER`]
-    /// plus [`MAX_CAPACITY`]), so this is exact for every event still
-    /// remembered and falls outside `events` for every other.
+    /// The number of the remembered event a slot names (`None` for a
+    /// tombstone and for a slot whose event has left `events`): the one
+    /// with these low 32 bits nearest below the next number. Every slot is
+    /// younger than 2³¹ events ([`REBUILD_AFTER`] plus [`MAX_CAPACITY`]),
+    /// so this is exact for every event still remembered. It reads only
+    /// the slot and the queue's ends, not the event.
     #[inline(always)]
     fn seq(&self, slot: u64) -> Option<u64> {
-        if slot <= TOMBSTONE {
-            return None;
-        }
         let next = self.first + self.events.len() as u64;
         let back = (next as u32).wrapping_sub(slot as u32);
-        Some(next.wrapping_sub(u64::from(back)))
-    }
-
-    /// The remembered event a slot names, with its number.
-    #[inline(always)]
-    fn named(&self, slot: u64) -> Option<(u64, &Remembered)> {
-        let seq = self.seq(slot)?;
-        Some((seq, self.get(seq)?))
+        // `back` is 1 for the newest event, `len` for the oldest.
+        let remembered = (back.wrapping_sub(1) as usize) < self.events.len();
+        (slot > TOMBSTONE && remembered).then(|| next - u64::from(back))
     }
 
     /// The event with `hash` that `matches`, by sequence number; if none
-    /// is remembered, the slot to insert it at.
+    /// is remembered, the empty slot that ends the probe, to insert it at.
     #[inline(always)]
     fn find(&self, hash: u64, matches: impl Fn(&Remembered) -> bool) -> Result<u64, usize> {
         let tag = Index::tag(hash);
         let mut at = hash as usize & self.index.mask;
-        let mut reusable = None;
         loop {
             let slot = self.index.slots[at];
             if slot == EMPTY {
-                return Err(reusable.unwrap_or(at));
+                return Err(at);
             }
-            match self.named(slot) {
-                Some((seq, event)) => {
-                    if slot >> 32 == tag && matches(event) {
+            // Only a slot whose tag matches is looked into (a tombstone's
+            // tag is 0, never a hash's).
+            if slot >> 32 == tag {
+                if let Some(seq) = self.seq(slot) {
+                    if self.get(seq).is_some_and(&matches) {
                         return Ok(seq);
                     }
-                }
-                None => {
-                    reusable.get_or_insert(at);
                 }
             }
             at = (at + 1) & self.index.mask;
@@ -265,7 +264,7 @@ impl State {
             loop {
                 id_at = (id_at + 1) & self.index.mask;
                 let slot = self.index.slots[id_at];
-                if slot == EMPTY || self.named(slot).is_none() {
+                if slot == EMPTY {
                     break;
                 }
             }
@@ -340,7 +339,7 @@ impl Dedup {
                 capacity: capacity.clamp(1, MAX_CAPACITY),
                 clock,
                 keys: ContentKeys::new(),
-                state: Mutex::new(State::default()),
+                state: WindowLock::new(State::default()),
                 deduplicated: AtomicU64::new(0),
                 forgotten_early: AtomicU64::new(0),
             }),
@@ -389,13 +388,8 @@ impl Dedup {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Nothing panics while the lock is held but allocation; the state
-        // stays consistent enough to go on with.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> WindowGuard<'_, State> {
+        self.shared.state.lock()
     }
 }
 

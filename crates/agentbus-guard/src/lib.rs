@@ -49,6 +49,7 @@ mod dedup;
 mod error;
 mod rate_limit;
 mod schemas;
+mod window_lock;
 
 pub use crate::{
     clock::Clock,

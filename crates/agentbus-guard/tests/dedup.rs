@@ -146,6 +146,36 @@ fn two_threads_on_the_same_contents_let_each_in_once() {
     assert_eq!(dedup.len(), 1000);
 }
 
+/// Four threads (on two cores, so a holder of the window's lock is often
+/// preempted and the others wait past their spins) racing over the same
+/// 20,000 events, built beforehand so the checks overlap as much as they
+/// can: each is let in exactly once and every count agrees, so no two
+/// threads were ever inside the window at once.
+#[test]
+fn four_threads_racing_on_one_window_let_each_in_once() {
+    let dedup = Dedup::window(Duration::from_secs(3600)).clock(Clock::manual());
+    let events: Vec<Event> = (0..20_000).map(status).collect();
+    let let_in: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let dedup = dedup.clone();
+                let events = &events;
+                scope.spawn(move || events.iter().filter(|e| dedup.check(e).is_ok()).count())
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(let_in, 20_000);
+    assert_eq!(dedup.deduplicated(), 60_000);
+    assert_eq!(dedup.len(), 20_000);
+    for event in &events {
+        assert!(
+            dedup.check(event).is_err(),
+            "every event is still remembered"
+        );
+    }
+}
+
 /// Two threads publishing distinct contents past the capacity: all are let
 /// in, and the window holds exactly its capacity.
 #[test]
