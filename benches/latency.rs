@@ -14,7 +14,8 @@
 //! `cargo bench --bench latency -- --driver <case> <n>` instead runs one case
 //! `n` times for callgrind (see `driver`); `-- --floors` runs only the
 //! bare-atomics floors (see `floors`); `-- --single` only the one-publisher
-//! comparison with the lock bus (see `single_thread`).
+//! comparison with the lock bus (see `single_thread`); `-- --writers` only
+//! the cost of a subscribe + unsubscribe (see `writers`).
 
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
@@ -715,8 +716,61 @@ fn single_thread() {
     }
 }
 
+/// What subscription changes cost: one `subscribe` plus one `unsubscribe`
+/// of a plain handler on a bus with one subscriber, µs per pair (median of
+/// 20 rounds of 500 pairs), with nobody else publishing and with another
+/// thread publishing on the same bus all along. Each pair replaces the
+/// type's table twice.
+fn writers() {
+    const PAIRS: u32 = 500;
+    const ROUNDS: usize = 20;
+    println!("\n# Subscription changes: subscribe + unsubscribe, µs per pair (median of {ROUNDS} rounds of {PAIRS})\n");
+    println!("| case | µs per pair |");
+    println!("|---|---|");
+    for other_publisher in [false, true] {
+        let bus = EventBus::new();
+        bus.subscribe(TYPE, plain);
+        // This thread has published once: it owns hazard slots.
+        bus.publish_blocking(Event::new(TYPE));
+        let stop = AtomicBool::new(false);
+        let mut rounds = std::thread::scope(|s| {
+            if other_publisher {
+                s.spawn(|| {
+                    let ev = Arc::new(Event::new(TYPE));
+                    while !stop.load(Ordering::Relaxed) {
+                        black_box(bus.publish_blocking(Arc::clone(&ev)));
+                    }
+                });
+            }
+            let rounds: Vec<f64> = (0..ROUNDS)
+                .map(|_| {
+                    let started = Instant::now();
+                    for _ in 0..PAIRS {
+                        let id = bus.subscribe(TYPE, plain);
+                        bus.unsubscribe(id);
+                    }
+                    started.elapsed().as_nanos() as f64 / f64::from(PAIRS) / 1e3
+                })
+                .collect();
+            stop.store(true, Ordering::Relaxed);
+            rounds
+        });
+        rounds.sort_by(f64::total_cmp);
+        let case = if other_publisher {
+            "another thread publishing"
+        } else {
+            "nobody else publishing"
+        };
+        println!("| {case} | {:.2} |", rounds[ROUNDS / 2]);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--writers") {
+        writers();
+        return;
+    }
     if args.iter().any(|a| a == "--floors") {
         floors();
         return;
@@ -772,6 +826,7 @@ fn main() {
         }
     }
     single_thread();
+    writers();
     scaling();
     floors();
     memory();

@@ -179,6 +179,14 @@ impl EventBus {
     ///
     /// The handler returns `()` or `Result<(), E: Display>`; `Err` and panics
     /// count as failures.
+    ///
+    /// Subscription changes are the bus's slow path so that publishes need
+    /// no locked instruction: once some thread has published, a subscribe or
+    /// unsubscribe makes one or two `membarrier` system calls on Linux (about
+    /// half a microsecond each on an idle machine, and each briefly
+    /// interrupts the process's running threads;
+    /// [`docs::design`](crate::docs::design)). It never waits for running
+    /// publishes.
     pub fn subscribe<F, R>(&self, types: impl Into<EventTypeSet>, handler: F) -> SubscriptionId
     where
         F: Fn(&Event) -> R + Send + Sync + 'static,
@@ -288,7 +296,9 @@ impl EventBus {
     /// Once this returns, no publish that starts afterwards calls the handler;
     /// a publish already running on another thread may still call it once.
     /// The handler (and what it captured) is dropped when the last such
-    /// publish is done, never while a bus lock is held.
+    /// publish is done, never while a bus lock is held. `unsubscribe` does
+    /// not wait for those publishes (it may be called from inside the
+    /// handler); it costs what [`subscribe`](Self::subscribe) does.
     pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
         let inner = &*self.inner;
         if id.bus() != inner.id {

@@ -333,8 +333,8 @@ impl Subscriber {
     /// else. A publish that skips on it reads no data the unsubscriber wrote,
     /// and the guarantees rest elsewhere: a publish that starts after
     /// unsubscribe returned misses the handler because it loads the new table
-    /// (arc-swap, or the `Release`/`Acquire` table version a `Publisher`
-    /// checks); the rest of a dispatch on the unsubscribing thread sees the
+    /// (the hazard slot's re-check, or the `Release`/`Acquire` table version
+    /// a `Publisher` checks); the rest of a dispatch on the unsubscribing thread sees the
     /// flag by program order; and a publish already running elsewhere may
     /// call the handler once either way. The loom models in `tests/loom.rs`
     /// (`table_swap_*`, `publish_vs_unsubscribe`) check the first with these

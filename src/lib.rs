@@ -78,7 +78,8 @@
 //! it starts, so a subscriber must track the current span (the
 //! `tracing-subscriber` registry does).
 #![warn(missing_docs)]
-// Only the history ring needs `unsafe` (raw `Arc` pointers in 128-bit words).
+// Only the history ring (raw `Arc` pointers in 128-bit words), the hazard
+// slots (raw table pointers) and `membarrier` need `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod docs;
@@ -94,6 +95,7 @@ mod executor;
 mod filter;
 mod guard;
 mod handler;
+mod hazard;
 mod history;
 mod id;
 mod inner;

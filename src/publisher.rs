@@ -43,13 +43,12 @@ use crate::table::TableCache;
 ///
 /// # Why
 ///
-/// A publish on the bus takes a snapshot of the table with arc-swap's debt
-/// protocol: two locked instructions, and a per-thread line that arc-swap's
-/// writers read on *every* swap of *any* `ArcSwap` in the process, so
-/// subscription churn anywhere slows every publisher. A `Publisher` instead
-/// checks its type's version counter with a plain load, and reloads a table
-/// only after it changed. The README's Performance section has the
-/// numbers for both.
+/// A publish on the bus protects its table with a hazard slot: two plain
+/// stores, a compiler fence and two loads, a few nanoseconds (design:
+/// [`docs::design`](crate::docs::design)). A `Publisher` checks its type's
+/// version counter with one plain load instead, and reloads a table only
+/// after it changed. The README's Performance section has the numbers for
+/// both.
 ///
 /// ```
 /// use agentbus::{Event, EventBus, EventType};

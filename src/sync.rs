@@ -1,26 +1,28 @@
 //! The one place atomics, `Arc`, locks and atomically swapped pointers come from.
 //!
-//! A normal build uses `std` and `arc-swap`. Under `--cfg agentbus_loom` the
-//! same names resolve to [loom] primitives, so the model tests in
-//! `tests/loom.rs` explore every interleaving of the real code. arc-swap has no
-//! loom support, so [`ArcCell`] wraps it: in a loom build it becomes a loom
-//! mutex around an `Arc`, which loom can reason about (the lock-free claim of
-//! arc-swap itself is arc-swap's to prove). Likewise [`RetiredList`]
-//! (crossbeam's `SegQueue`, whose spin loops on std atomics would hang a
-//! model). [`AtomicWord`] (128 bits, which loom lacks) is instead a loom
+//! A normal build uses `std`. Under `--cfg agentbus_loom` the same names
+//! resolve to [loom] primitives, so the model tests in `tests/loom.rs`
+//! explore every interleaving of the real code. The asymmetric fences of the
+//! subscriber tables' hazard slots ([`light_fence`], [`heavy_fence`]) are
+//! both a `SeqCst` fence there, so the models check the algorithm with
+//! symmetric fences. [`RetiredList`] (crossbeam's `SegQueue`, whose spin
+//! loops on std atomics would hang a model) is a loom mutex around a `Vec`. [`AtomicWord`] (128 bits, which loom lacks) is instead a loom
 //! atomic index into the values stored, so its orderings stay real.
 //!
 //! [loom]: https://docs.rs/loom
 
+mod asymmetric;
+pub(crate) use asymmetric::{heavy_fence, light_fence, prepare as prepare_fences};
+
 #[cfg(not(agentbus_loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 
 #[cfg(agentbus_loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 
@@ -66,61 +68,10 @@ pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     }
 }
 
-#[cfg(not(agentbus_loom))]
-pub(crate) use cell::{ArcCell, Snapshot};
-
 #[cfg(agentbus_loom)]
 mod modelled;
 #[cfg(agentbus_loom)]
-pub(crate) use modelled::{
-    cell::{ArcCell, Snapshot},
-    word::{AtomicWord, RetiredList},
-};
-
-#[cfg(not(agentbus_loom))]
-mod cell {
-    use std::ops::Deref;
-    use std::sync::Arc;
-
-    use arc_swap::{ArcSwap, Guard};
-
-    /// An `Arc<T>` that readers load without locking and writers replace whole.
-    pub(crate) struct ArcCell<T>(ArcSwap<T>);
-
-    /// A borrowed view of an [`ArcCell`]'s current value.
-    ///
-    /// Cheap to take (arc-swap's debt slots, no reference-count write on the
-    /// shared value) but meant to be short-lived and is not `Send`.
-    pub(crate) struct Snapshot<T>(Guard<Arc<T>>);
-
-    impl<T> Deref for Snapshot<T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.0
-        }
-    }
-
-    impl<T> ArcCell<T> {
-        pub(crate) fn new(value: Arc<T>) -> Self {
-            Self(ArcSwap::new(value))
-        }
-
-        pub(crate) fn load(&self) -> Snapshot<T> {
-            Snapshot(self.0.load())
-        }
-
-        /// An owned reference to the current value.
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.0.load_full()
-        }
-
-        /// Replaces the value and hands back the old one, so the caller
-        /// chooses where it is dropped (outside any lock).
-        pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {
-            self.0.swap(value)
-        }
-    }
-}
+pub(crate) use modelled::word::{AtomicWord, RetiredList};
 
 #[cfg(not(agentbus_loom))]
 #[allow(unsafe_code)]

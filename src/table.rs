@@ -1,7 +1,7 @@
 //! Copy-on-write subscriber tables, one per event type.
 //!
-//! Publishing loads the table of the event's type (no lock, no reference
-//! count write on a shared line) and walks it. Subscribing and unsubscribing
+//! Publishing reads the table of the event's type through a hazard slot
+//! (`hazard.rs`: no lock, no locked instruction) and walks it. Subscribing and unsubscribing
 //! build a new table and swap it in; writers serialise on the registry lock,
 //! readers never wait. A dispatch that loaded the old table finishes on it.
 //!
@@ -16,28 +16,56 @@ use smallvec::SmallVec;
 
 use crate::event_type::{EventType, EventTypeSet};
 use crate::handler::{quietly, Subscriber};
+pub(crate) use crate::hazard::Retired;
+use crate::hazard::{Snapshot, TableCell};
 use crate::id::SubscriptionId;
-use crate::sync::{Arc, ArcCell, AtomicU64, Ordering, Snapshot};
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// Subscribers held inline before the table spills to the heap.
 const INLINE_SUBSCRIBERS: usize = 4;
 
 /// An immutable list of the subscribers of one event type.
-#[derive(Default)]
 pub(crate) struct Table {
     subscribers: SmallVec<[Arc<Subscriber>; INLINE_SUBSCRIBERS]>,
+    /// Loom builds: [`LIVE`] while the table exists. `tests/loom.rs` poisons
+    /// freed memory, so a publish reading a table after it was freed fails
+    /// this check instead of walking garbage.
+    #[cfg(agentbus_loom)]
+    canary: u64,
+}
+
+#[cfg(agentbus_loom)]
+const LIVE: u64 = 0x5AFE_7AB1E;
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new(SmallVec::new())
+    }
 }
 
 impl Table {
+    fn new(subscribers: SmallVec<[Arc<Subscriber>; INLINE_SUBSCRIBERS]>) -> Self {
+        Self {
+            subscribers,
+            #[cfg(agentbus_loom)]
+            canary: LIVE,
+        }
+    }
+
     #[inline]
     pub(crate) fn subscribers(&self) -> &[Arc<Subscriber>] {
+        #[cfg(agentbus_loom)]
+        assert_eq!(
+            self.canary, LIVE,
+            "a subscriber table was read after it was freed"
+        );
         &self.subscribers
     }
 
     fn with(&self, subscriber: &Arc<Subscriber>) -> Table {
         let mut subscribers = self.subscribers.clone();
         subscribers.push(Arc::clone(subscriber));
-        Table { subscribers }
+        Table::new(subscribers)
     }
 
     fn without(&self, id: SubscriptionId) -> Table {
@@ -47,7 +75,7 @@ impl Table {
             .filter(|s| s.id() != id)
             .cloned()
             .collect();
-        Table { subscribers }
+        Table::new(subscribers)
     }
 }
 
@@ -64,16 +92,17 @@ pub(crate) struct Tables {
 
 /// One type's table and how many times it was replaced.
 struct Cell {
-    table: ArcCell<Table>,
+    table: TableCell,
     /// Bumped after each swap of `table`; lets a [`TableCache`] find which of
     /// its copies went stale without loading the tables.
     version: AtomicU64,
 }
 
 impl Cell {
-    /// Swaps in `next` and returns the old table. Callers hold the registry lock.
-    fn replace(&self, next: Table) -> Arc<Table> {
-        let old = self.table.swap(Arc::new(next));
+    /// Swaps in `next(current)` and returns the old table. Callers hold the
+    /// registry lock.
+    fn replace(&self, next: impl FnOnce(&Table) -> Table) -> Arc<Table> {
+        let old = self.table.replace(next);
         bump(&self.version);
         old
     }
@@ -87,17 +116,12 @@ fn bump(counter: &AtomicU64) {
     counter.store(next, Ordering::Release);
 }
 
-/// Tables replaced by a write, handed back so they are dropped after the
-/// registry lock is released: dropping a table may drop the last reference to
-/// a subscriber, and with it user closures whose `Drop` is user code.
-pub(crate) type Retired = SmallVec<[Arc<Table>; 1]>;
-
 impl Tables {
     pub(crate) fn new() -> Self {
         Self {
             by_type: std::array::from_fn(|_| {
                 CachePadded::new(Cell {
-                    table: ArcCell::new(Arc::new(Table::default())),
+                    table: TableCell::new(Arc::new(Table::default())),
                     version: AtomicU64::new(0),
                 })
             }),
@@ -110,7 +134,7 @@ impl Tables {
     }
 
     #[inline]
-    pub(crate) fn load(&self, event_type: EventType) -> Snapshot<Table> {
+    pub(crate) fn load(&self, event_type: EventType) -> Snapshot<'_> {
         self.cell(event_type).table.load()
     }
 
@@ -118,11 +142,7 @@ impl Tables {
     pub(crate) fn insert(&self, types: EventTypeSet, subscriber: &Arc<Subscriber>) -> Retired {
         let retired = types
             .iter()
-            .map(|t| {
-                let cell = self.cell(t);
-                let next = cell.table.load().with(subscriber);
-                cell.replace(next)
-            })
+            .map(|t| self.cell(t).replace(|table| table.with(subscriber)))
             .collect();
         bump(&self.generation);
         retired
@@ -133,11 +153,7 @@ impl Tables {
     pub(crate) fn remove(&self, types: EventTypeSet, id: SubscriptionId) -> Retired {
         let retired = types
             .iter()
-            .map(|t| {
-                let cell = self.cell(t);
-                let next = cell.table.load().without(id);
-                cell.replace(next)
-            })
+            .map(|t| self.cell(t).replace(|table| table.without(id)))
             .collect();
         bump(&self.generation);
         retired
@@ -148,7 +164,7 @@ impl Tables {
         let retired = self
             .by_type
             .iter()
-            .map(|cell| cell.replace(Table::default()))
+            .map(|cell| cell.replace(|_| Table::default()))
             .collect();
         bump(&self.generation);
         retired
@@ -160,7 +176,7 @@ impl Tables {
 ///
 /// A publish checks the version of its type's cell with a plain load (a
 /// line only a change of this type writes) and, while it has not moved, uses
-/// its copy: no debt slot, no reference count, nothing that a subscription
+/// its copy: no hazard slot, no reference count, nothing that a subscription
 /// change of another type touches. Every [`SWEEP_EVERY`] publishes it also
 /// checks the bus's generation and lets go of any other copy that went
 /// stale, so a removed subscriber of a type this publisher no longer

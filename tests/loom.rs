@@ -18,10 +18,14 @@
 //! `LOOM_MAX_PREEMPTIONS` is set, and prints how many interleavings it
 //! explored and how long that took.
 //!
-//! Under `--cfg agentbus_loom` the crate's `ArcCell` (arc-swap) is a loom
-//! mutex, so the table models check the protocol around it (copy-on-write
-//! swaps under the registry lock, the subscribers' `active` flag), not
-//! arc-swap itself. The history slots' `AtomicWord` (a 128-bit atomic, which
+//! Under `--cfg agentbus_loom` the subscriber tables' hazard slots
+//! (`src/hazard.rs`) run as they are, with `SeqCst` fences in place of the
+//! asymmetric pair (compiler fence / `membarrier`), so the table models check
+//! the slot protocol itself: deleting the publish's fence fails
+//! `publish_vs_unsubscribe` ("a subscriber table was read after it was
+//! freed", a loom-only canary in each table, with freed memory poisoned by
+//! this binary's allocator), deleting the writer's second one fails the
+//! `hazard_*` models. The history slots' `AtomicWord` (a 128-bit atomic, which
 //! loom lacks) is a loom atomic index into the values stored, so its loads
 //! and compare-and-swaps keep their real orderings: deleting either `SeqCst`
 //! fence of the read / release handshake makes the ring models fail.
@@ -53,6 +57,77 @@ use loom::sync::Arc;
 use loom::thread;
 
 mod common;
+
+/// Freed memory is held back (and poisoned) for the next
+/// [`QUARANTINE`] frees before it goes back to the system allocator.
+///
+/// The hazard slots (`src/hazard.rs`) compare table addresses. If a freed
+/// table's address came back from the allocator within one execution, the
+/// same schedule could take a different branch in the next execution (a
+/// re-check that passes by coincidence), and loom requires every execution
+/// of a schedule to be deterministic. Holding frees back makes addresses
+/// unique within an execution; poisoning them (0xA5) makes a read of a freed
+/// table or handler fail loudly instead of seeing stale contents.
+struct Quarantine;
+
+const QUARANTINE: usize = 1 << 16;
+
+struct Held {
+    lock: std::sync::atomic::AtomicBool,
+    blocks: std::cell::UnsafeCell<[(usize, usize, usize); QUARANTINE]>,
+    next: std::cell::UnsafeCell<usize>,
+}
+
+// SAFETY: `blocks` and `next` are only touched while `lock` is held.
+unsafe impl Sync for Held {}
+
+static HELD: Held = Held {
+    lock: std::sync::atomic::AtomicBool::new(false),
+    blocks: std::cell::UnsafeCell::new([(0, 0, 0); QUARANTINE]),
+    next: std::cell::UnsafeCell::new(0),
+};
+
+// SAFETY: every block handed out comes from `System` with the caller's
+// layout and goes back to `System` with the layout it was allocated with.
+unsafe impl std::alloc::GlobalAlloc for Quarantine {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the block is ours until it is handed back below, and
+        // valid for `layout.size()` bytes.
+        unsafe { ptr.write_bytes(0xA5, layout.size()) };
+        while HELD
+            .lock
+            .compare_exchange_weak(false, true, StdOrdering::Acquire, StdOrdering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the lock is held.
+        let evicted = unsafe {
+            let next = &mut *HELD.next.get();
+            let slot = &mut (*HELD.blocks.get())[*next];
+            *next = (*next + 1) % QUARANTINE;
+            std::mem::replace(slot, (ptr as usize, layout.size(), layout.align()))
+        };
+        HELD.lock.store(false, StdOrdering::Release);
+        if evicted.0 != 0 {
+            // SAFETY: a block this allocator was asked to free, with its layout.
+            unsafe {
+                std::alloc::System.dealloc(
+                    evicted.0 as *mut u8,
+                    std::alloc::Layout::from_size_align_unchecked(evicted.1, evicted.2),
+                )
+            };
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Quarantine = Quarantine;
 
 /// The races these models target need one or two preemptions; three adds
 /// margin and still keeps the whole file to seconds in release mode.
@@ -367,6 +442,147 @@ fn publish_vs_unsubscribe() {
         assert!(bus.unsubscribe(kept));
         drop(bus);
         assert_eq!(StdArc::strong_count(&kept_calls), 1);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Hazard slots (src/hazard.rs): who drops a replaced table
+// ---------------------------------------------------------------------------
+
+/// What a handler's closure captures, to watch when the closure is dropped:
+/// never while the handler runs (that would be a use after free of the
+/// table and the closure), and exactly once (the shared count goes back to
+/// one).
+struct Witness {
+    running: StdArc<StdAtomicUsize>,
+    dropped: StdArc<StdAtomicUsize>,
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        assert_eq!(
+            self.running.load(StdOrdering::SeqCst),
+            0,
+            "a handler's closure was dropped while the handler ran"
+        );
+        self.dropped.fetch_add(1, StdOrdering::SeqCst);
+    }
+}
+
+/// A handler that runs `body`, holding a [`Witness`] that marks the whole
+/// call; returns the handler, its call count and its drop count.
+fn witnessed(
+    body: impl Fn(&Event) + Send + Sync + 'static,
+) -> (
+    impl Fn(&Event) + Send + Sync + 'static,
+    StdArc<StdAtomicUsize>,
+    StdArc<StdAtomicUsize>,
+) {
+    let calls = calls();
+    let dropped = calls_dropped();
+    let witness = Witness {
+        running: StdArc::new(StdAtomicUsize::new(0)),
+        dropped: StdArc::clone(&dropped),
+    };
+    let counted = StdArc::clone(&calls);
+    let handler = move |event: &Event| {
+        witness.running.fetch_add(1, StdOrdering::SeqCst);
+        counted.fetch_add(1, StdOrdering::SeqCst);
+        // A scheduling point while the handler runs: a writer may run its
+        // whole handshake here.
+        thread::yield_now();
+        body(event);
+        witness.running.fetch_sub(1, StdOrdering::SeqCst);
+    };
+    (handler, calls, dropped)
+}
+
+fn calls_dropped() -> StdArc<StdAtomicUsize> {
+    StdArc::new(StdAtomicUsize::new(0))
+}
+
+/// Two threads publish while a third unsubscribes the handler they may be
+/// running: the closure is never dropped while it runs, is dropped exactly
+/// once, and is gone as soon as all three are done (the last publish
+/// reading the old table drops it, or the writer if none was). A publish
+/// that starts after `unsubscribe` returned does not call it.
+#[test]
+fn hazard_last_reader_drops_the_table() {
+    const T: EventType = EventType::TaskCompleted;
+    model("hazard_last_reader_drops_the_table", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let (handler, calls, dropped) = witnessed(|_| {});
+        let id = bus.subscribe(T, handler);
+        let unsubscribed = Arc::new(AtomicUsize::new(0));
+        let publishers: Vec<_> = (0..2)
+            .map(|_| {
+                let bus = bus.clone();
+                let unsubscribed = Arc::clone(&unsubscribed);
+                thread::spawn(move || {
+                    // Acquire pairs with the Release store below.
+                    let after = unsubscribed.load(Ordering::Acquire) == 1;
+                    let outcome = bus.publish_blocking(Event::new(T));
+                    assert!(!after || outcome.delivered == 0, "called after unsubscribe");
+                    outcome.delivered
+                })
+            })
+            .collect();
+        assert!(bus.unsubscribe(id));
+        unsubscribed.store(1, Ordering::Release);
+        let delivered: usize = publishers.into_iter().map(|p| p.join().unwrap()).sum();
+        assert_eq!(delivered, count(&calls));
+        assert_eq!(
+            count(&dropped),
+            1,
+            "the removed handler is still held (or was dropped twice) after every publish ended"
+        );
+    });
+}
+
+/// A handler that unsubscribes itself and then publishes again (a nested
+/// publish, the next slot of the same thread) while another thread
+/// subscribes: no deadlock (the thread's own slot holds the table the
+/// unsubscribe replaces), the nested publish does not call it, and its
+/// closure is dropped by the end of the outer publish, not during its call.
+#[test]
+fn hazard_unsubscribe_inside_a_nested_publish() {
+    const T: EventType = EventType::TaskCompleted;
+    const NESTED: EventType = EventType::TaskFailed;
+    model("hazard_unsubscribe_inside_a_nested_publish", || {
+        let bus = EventBus::builder().history_capacity(0).build();
+        let own_id = StdArc::new(std::sync::Mutex::new(None));
+        let (me, handle) = (StdArc::clone(&own_id), bus.clone());
+        let nested_calls = calls();
+        let nested = StdArc::clone(&nested_calls);
+        let (handler, inner_calls, inner_dropped) = witnessed(move |_e: &Event| {
+            let id = me.lock().unwrap().take();
+            if let Some(id) = id {
+                assert!(handle.unsubscribe(id));
+                // Nested, at depth 1: T's new table no longer has us.
+                let again = handle.publish_blocking(Event::new(T));
+                assert_eq!(again.delivered, 0, "called after its own unsubscribe");
+                let reached = handle.publish_blocking(Event::new(NESTED)).delivered;
+                nested.fetch_add(reached, StdOrdering::SeqCst);
+            }
+        });
+        let id = bus.subscribe(T, handler);
+        *own_id.lock().unwrap() = Some(id);
+        let other = bus.clone();
+        let late = calls();
+        let late_calls = StdArc::clone(&late);
+        let writer = thread::spawn(move || {
+            other.subscribe(NESTED, counting(&late_calls));
+        });
+        let outcome = bus.publish_blocking(Event::new(T));
+        writer.join().unwrap();
+        assert_eq!(outcome.delivered, 1);
+        assert_eq!(count(&inner_calls), 1);
+        assert_eq!(
+            count(&inner_dropped),
+            1,
+            "not dropped when the outer publish ended"
+        );
+        assert_eq!(count(&nested_calls), count(&late));
     });
 }
 

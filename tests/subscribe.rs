@@ -165,6 +165,147 @@ fn handler_whose_drop_panics_does_not_break_unsubscribe() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// Nested publishes deeper than the per-thread hazard slots (four) take the
+/// locked fallback; a handler at the deepest level unsubscribes the handler
+/// that every level above is still running: it is dropped when the
+/// outermost publish ends, never earlier, and no later publish calls it.
+#[test]
+fn unsubscribe_deep_in_nested_publishes_drops_the_handler_when_the_outer_publish_ends() {
+    const T: EventType = EventType::TaskCreated;
+    let bus = EventBus::new();
+    let captured = Arc::new(());
+    let observed = Arc::new(Mutex::new(Vec::new()));
+    let own_id = Arc::new(Mutex::new(None));
+    let (handle, held, seen, me) = (
+        bus.clone(),
+        Arc::clone(&captured),
+        Arc::clone(&observed),
+        Arc::clone(&own_id),
+    );
+    let id = bus.subscribe(T, move |e: &Event| {
+        let depth = e.circle_id.unwrap_or(0);
+        if depth < 7 {
+            handle.publish_blocking(Event::new(T).with_circle(depth + 1));
+        } else {
+            let id = me.lock().unwrap().take().expect("reached once");
+            assert!(handle.unsubscribe(id));
+        }
+        // Every level is still inside a call of this closure: it and its
+        // captures must be alive.
+        seen.lock().unwrap().push((depth, Arc::strong_count(&held)));
+    });
+    *own_id.lock().unwrap() = Some(id);
+    let outcome = bus.publish_blocking(Event::new(T).with_circle(0));
+    assert_eq!(outcome.delivered, 1);
+    let observed = observed.lock().unwrap().clone();
+    assert_eq!(observed.len(), 8, "{observed:?}");
+    assert!(
+        observed.iter().all(|&(_, count)| count == 2),
+        "{observed:?}"
+    );
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "the handler outlived the last publish that could call it"
+    );
+    assert_eq!(bus.publish_blocking(Event::new(T)).delivered, 0);
+}
+
+/// Publishes on two buses nested inside each other's handlers, while
+/// another thread keeps subscribing and unsubscribing on both: every
+/// removed handler is dropped exactly once, and once all threads are done
+/// nothing but the registrations holds a handler.
+#[test]
+fn nested_publishes_across_buses_with_churn_release_every_removed_handler() {
+    const T: EventType = EventType::TaskCreated;
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let (to_b, to_a) = (b.clone(), a.clone());
+    a.subscribe(T, move |e: &Event| {
+        if e.circle_id == Some(0) {
+            to_b.publish_blocking(Event::new(T).with_circle(1));
+        }
+    });
+    b.subscribe(T, move |e: &Event| {
+        if e.circle_id == Some(1) {
+            to_a.publish_blocking(Event::new(T).with_circle(2));
+        }
+    });
+    let captured = Arc::new(());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (a, b, captured, stop) = (
+            a.clone(),
+            b.clone(),
+            Arc::clone(&captured),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) || rounds < 100 {
+                for bus in [&a, &b] {
+                    let held = Arc::clone(&captured);
+                    let id = bus.subscribe(T, move |_e: &Event| {
+                        let _ = &held;
+                    });
+                    assert!(bus.unsubscribe(id));
+                }
+                rounds += 1;
+            }
+        })
+    };
+    let publishers: Vec<_> = (0..2)
+        .map(|_| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    assert!(a.publish_blocking(Event::new(T).with_circle(0)).delivered >= 1);
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(Arc::strong_count(&captured), 1);
+    assert_eq!(b.stats().events_published, 4_000);
+    assert_eq!(a.stats().events_published, 8_000);
+}
+
+/// Threads that published and exited leave their hazard slots to later
+/// threads; a thread that publishes from a thread-local's destructor (after
+/// its slots are gone) still delivers.
+#[test]
+fn publishes_from_many_short_threads_and_thread_teardown() {
+    struct PublishOnDrop(EventBus);
+    impl Drop for PublishOnDrop {
+        fn drop(&mut self) {
+            let outcome = self.0.publish_blocking(Event::new(EventType::TaskCreated));
+            assert_eq!(outcome.delivered, 1);
+        }
+    }
+    thread_local! {
+        static LATE: std::cell::RefCell<Option<PublishOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let bus = EventBus::new();
+    let (_, calls) = counting(&bus, EventType::TaskCreated);
+    for _ in 0..200 {
+        let bus = bus.clone();
+        std::thread::spawn(move || {
+            assert_eq!(
+                bus.publish_blocking(Event::new(EventType::TaskCreated))
+                    .delivered,
+                1
+            );
+            LATE.with(|late| *late.borrow_mut() = Some(PublishOnDrop(bus)));
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 400);
+}
+
 // ------------------------------------------------------------------ guards
 
 #[test]

@@ -1,5 +1,5 @@
-//! The loom build's versions of [`AtomicWord`](word::AtomicWord),
-//! [`RetiredList`](word::RetiredList) and [`ArcCell`](cell::ArcCell): compiled
+//! The loom build's versions of [`AtomicWord`](word::AtomicWord) and
+//! [`RetiredList`](word::RetiredList): compiled
 //! only under `--cfg agentbus_loom`, in a file of their own so cargo-mutants
 //! (whose builds never set that cfg) leaves them to the loom models.
 
@@ -98,41 +98,6 @@ pub(crate) mod word {
         pub(crate) fn drain(&self) {
             let values = std::mem::take(&mut *lock(&self.0));
             drop(values);
-        }
-    }
-}
-
-pub(crate) mod cell {
-    use std::ops::Deref;
-
-    use crate::sync::{lock, Arc, Mutex};
-
-    pub(crate) struct ArcCell<T>(Mutex<Arc<T>>);
-
-    pub(crate) struct Snapshot<T>(Arc<T>);
-
-    impl<T> Deref for Snapshot<T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.0
-        }
-    }
-
-    impl<T> ArcCell<T> {
-        pub(crate) fn new(value: Arc<T>) -> Self {
-            Self(Mutex::new(value))
-        }
-
-        pub(crate) fn load(&self) -> Snapshot<T> {
-            Snapshot(lock(&self.0).clone())
-        }
-
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            lock(&self.0).clone()
-        }
-
-        pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {
-            std::mem::replace(&mut *lock(&self.0), value)
         }
     }
 }
