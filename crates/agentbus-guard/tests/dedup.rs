@@ -331,3 +331,63 @@ fn agrees_with_a_model_of_the_rule() {
         "{forgotten} {duplicates}"
     );
 }
+
+/// Strings that differ from one another only in their length (runs of one
+/// byte, zero bytes included) or in one byte at any position, from empty
+/// up to past three 8-byte words: the lengths that fit in one word (0 to 7)
+/// and those that take several.
+fn strings_differing_by_one_byte_or_the_length() -> Vec<String> {
+    let mut strings = std::collections::BTreeSet::new();
+    for len in 0..=24 {
+        for fill in ['\0', 'a'] {
+            let run = fill.to_string().repeat(len);
+            for at in 0..len {
+                let mut changed = run.clone().into_bytes();
+                changed[at] = b'b';
+                strings.insert(String::from_utf8(changed).expect("ascii"));
+            }
+            strings.insert(run);
+        }
+    }
+    strings.into_iter().collect()
+}
+
+/// Contents that differ only in one string (its length or one byte, as a
+/// value, as an object's key, or as an array's item) are all let in; each
+/// again is a duplicate.
+#[test]
+fn contents_differing_in_one_byte_or_length_of_a_string_are_distinct() {
+    let strings = strings_differing_by_one_byte_or_the_length();
+    let contents: Vec<Event> = strings
+        .iter()
+        .flat_map(|text| {
+            [
+                json!({"text": text}),
+                json!({text: 1}),
+                json!({"text": 1, "items": [text, text]}),
+                json!(text),
+            ]
+        })
+        .map(|data| {
+            Event::new(EventType::AgentToolExecuted)
+                .with_source_agent(3)
+                .with_data(data)
+        })
+        .collect();
+    let dedup = Dedup::window(Duration::from_secs(3600))
+        .capacity(contents.len())
+        .clock(Clock::manual());
+    for event in &contents {
+        assert!(dedup.check(event).is_ok(), "{}", event.data);
+    }
+    for event in &contents {
+        let mut repeat = event.clone();
+        repeat.id = Event::new(EventType::AgentToolExecuted).id;
+        assert_eq!(
+            dedup.check(&repeat),
+            Err(Rejection::Duplicate { of: event.id }),
+            "{}",
+            event.data
+        );
+    }
+}
