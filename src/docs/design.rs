@@ -48,7 +48,9 @@
 //! instead. Records of exited threads are reused by new ones.
 //!
 //! On Linux the heavy fence is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`
-//! (the process registers once, at its first subscription change), which
+//! (the process registers once, at its first subscription change; a forked
+//! child inherits the registration, and `exec` starts afresh, deciding
+//! again; `tests/fork.rs`), which
 //! makes every running thread of the process execute a full barrier, and
 //! the light fence is a compiler fence: the scheme of folly's hazard pointers
 //! and liburcu's `memb` flavour. Where `membarrier` is unavailable (other

@@ -234,3 +234,135 @@ fn short(bytes: &[u8]) -> u64 {
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use agentbus::EventType;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Texts one length or one byte apart, at every position and across
+    /// each length where the encoding changes (7/8 bytes: one word to a
+    /// header and words; 15/16, 23/24: one word more), including runs of
+    /// zero bytes, which only their length tells apart.
+    fn near_texts() -> Vec<String> {
+        let mut texts = Vec::new();
+        for len in 0..=40 {
+            let base: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            for at in 0..len {
+                let mut bytes = base.clone().into_bytes();
+                bytes[at] = b'Z';
+                texts.push(String::from_utf8(bytes).expect("ascii"));
+            }
+            texts.push(base);
+            if len > 0 {
+                texts.push("\0".repeat(len));
+            }
+        }
+        texts
+    }
+
+    fn with_data(data: Value) -> Event {
+        Event::new(EventType::TaskCompleted).with_data(data)
+    }
+
+    #[track_caller]
+    fn assert_all_distinct(keys: &ContentKeys, contents: &[Event]) {
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        for (at, event) in contents.iter().enumerate() {
+            if let Some(before) = seen.insert(keys.content(event), at) {
+                panic!("{:?} and {:?} share a content key", contents[before], event);
+            }
+        }
+    }
+
+    #[test]
+    fn strings_one_byte_or_one_length_apart_get_different_keys() {
+        let keys = ContentKeys::new();
+        let texts = near_texts();
+        let mut contents: Vec<Event> = texts.iter().map(|t| with_data(json!(t))).collect();
+        // The same texts as keys: a key is told apart from a string value.
+        contents.extend(texts.iter().map(|t| with_data(json!({ t: null }))));
+        assert_all_distinct(&keys, &contents);
+    }
+
+    #[test]
+    fn scalars_containers_and_their_places_get_different_keys() {
+        let keys = ContentKeys::new();
+        let contents: Vec<Event> = [
+            json!(null),
+            json!(false),
+            json!(true),
+            json!(0),
+            json!(1),
+            json!(-1),
+            json!(1.0),
+            json!(-0.5),
+            json!(u64::MAX),
+            json!(""),
+            json!("null"),
+            json!([]),
+            json!({}),
+            json!([null]),
+            json!([[]]),
+            json!([1, 2]),
+            json!([2, 1]),
+            json!([[1], 2]),
+            json!([1, [2]]),
+            json!({"a": 1}),
+            json!({"a": "1"}),
+            json!({"a": [1]}),
+            json!({"b": 1}),
+            json!({"a": 1, "b": 2}),
+            json!({"a": 2, "b": 1}),
+            json!({"a": {"b": 1}}),
+            json!([{"a": 1}]),
+            json!(["a", 1]),
+        ]
+        .into_iter()
+        .map(with_data)
+        .collect();
+        assert_all_distinct(&keys, &contents);
+    }
+
+    #[test]
+    fn type_agent_and_circle_each_count() {
+        let keys = ContentKeys::new();
+        let base = || with_data(json!({"n": 1}));
+        let contents = [
+            base(),
+            Event::new(EventType::TaskCreated).with_data(json!({"n": 1})),
+            base().with_source_agent(0),
+            base().with_source_agent(1),
+            base().with_circle(0),
+            base().with_circle(1),
+            base().with_source_agent(1).with_circle(2),
+            base().with_source_agent(2).with_circle(1),
+        ];
+        assert_all_distinct(&keys, &contents);
+    }
+
+    #[test]
+    fn equal_contents_get_equal_keys_whatever_their_ids() {
+        let keys = ContentKeys::new();
+        let make = |n: f64| {
+            Event::new(EventType::TaskCompleted)
+                .with_source_agent(3)
+                .with_circle(-4)
+                .with_data(json!({"a key longer than sixteen bytes": "x".repeat(40), "n": n}))
+        };
+        let (one, two) = (make(-0.0), make(-0.0));
+        assert_ne!(one.id, two.id);
+        assert_eq!(keys.content(&one), keys.content(&two));
+        assert_ne!(keys.id(&one.id), keys.id(&two.id));
+        // -0.0 and 0.0 are one number.
+        assert_eq!(keys.content(&one), keys.content(&make(0.0)));
+        // Another window's keys are another random draw.
+        assert_ne!(ContentKeys::new().content(&one), keys.content(&one));
+    }
+}
