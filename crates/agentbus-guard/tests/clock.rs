@@ -124,9 +124,11 @@ fn paired_reading(clock: &Clock) -> (Duration, std::time::Instant, Duration) {
 /// (plus the uncertainty of the test's own paired readings; of five
 /// measurements the first within bounds passes, so a preempted one does
 /// not fail the test). Elsewhere the clock is `CLOCK_MONOTONIC` itself and
-/// the same rate check applies to it.
+/// the same rate check applies to it. The coarse and manual clocks never
+/// read the counter.
 #[test]
 fn the_monotonic_clock_is_the_counter_on_a_tsc_kernel_at_the_os_rate() {
+    assert!(!Clock::coarse().is_tsc() && !Clock::manual().is_tsc());
     let clock = Clock::monotonic();
     if counter_expected() {
         assert!(clock.is_tsc(), "the kernel keeps time by the counter");
