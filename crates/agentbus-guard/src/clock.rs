@@ -302,11 +302,20 @@ mod tsc {
     /// Returns the OS clock, the counter and the width of the counter's
     /// bracket, the uncertainty of the pair.
     fn paired_reading() -> (u64, u64, u64) {
+        paired_reading_of(read, || os_nanos(Precision::Precise))
+    }
+
+    /// [`paired_reading`] of any counter and OS clock (a test's).
+    #[inline(always)]
+    fn paired_reading_of(
+        mut counter: impl FnMut() -> u64,
+        mut os_clock: impl FnMut() -> u64,
+    ) -> (u64, u64, u64) {
         let mut best = (0, 0, u64::MAX);
         for _ in 0..5 {
-            let before = read();
-            let nanos = os_nanos(Precision::Precise);
-            let after = read();
+            let before = counter();
+            let nanos = os_clock();
+            let after = counter();
             let width = after.wrapping_sub(before);
             if width < best.2 {
                 best = (nanos, before + width / 2, width);
@@ -412,6 +421,28 @@ mod tsc {
                 (nanos, 10_000_000_000 - nanos * 3, 0)
             });
             assert!(rate.is_none());
+        }
+
+        /// Of five tries, the tightest bracket of counter readings around
+        /// an OS clock reading, its counter taken at the bracket's middle.
+        #[test]
+        fn a_paired_reading_is_the_middle_of_the_tightest_bracket() {
+            // (before, after) of each try, and the OS clock between them.
+            let brackets = [
+                (1_000, 1_040),
+                (2_000, 2_030),
+                (3_000, 3_011),
+                (4_000, 4_020),
+                (5_000, 5_050),
+            ];
+            let mut counter = brackets.iter().flat_map(|&(before, after)| [before, after]);
+            let mut os_clock = [10, 20, 30, 40, 50].into_iter();
+            let pair = paired_reading_of(
+                || counter.next().expect("two counter readings a try"),
+                || os_clock.next().expect("one OS reading a try"),
+            );
+            assert_eq!(pair, (30, 3_005, 11));
+            assert_eq!(counter.next(), None, "five tries");
         }
 
         #[test]

@@ -211,3 +211,20 @@ fn a_governor_limiter_runs_on_the_clock() {
     assert!(limiter.check().is_ok());
     assert!(limiter.check().is_err());
 }
+
+/// Clones of a manual clock share its time; `advance` does nothing to a
+/// system clock.
+#[test]
+fn a_manual_clock_and_its_clones_share_its_time() {
+    let clock = Clock::manual();
+    let clone = clock.clone();
+    assert_eq!(clock.now(), Duration::ZERO);
+    clone.advance(Duration::from_millis(1500));
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(clock.now(), Duration::from_nanos(1_500_000_001));
+    assert_eq!(clone.now(), clock.now());
+    for system in [Clock::monotonic(), Clock::coarse()] {
+        system.advance(Duration::from_secs(3600));
+        assert!(system.now() < Duration::from_secs(60), "{system:?}");
+    }
+}
