@@ -358,9 +358,11 @@ fn timestamps_decode_as_humantime_reads_them() {
         .map(str::to_owned),
     );
     for text in texts {
-        let decoded = Event::from_json(&format!(r#"{{"type":"task.created","timestamp":"{text}"}}"#))
-            .map(|event| event.timestamp)
-            .map_err(|_| ());
+        let decoded = Event::from_json(&format!(
+            r#"{{"type":"task.created","timestamp":"{text}"}}"#
+        ))
+        .map(|event| event.timestamp)
+        .map_err(|_| ());
         let expected = humantime::parse_rfc3339(&text).map_err(|_| ());
         assert_eq!(decoded, expected, "{text}");
     }
