@@ -136,7 +136,10 @@ impl FromStr for EventId {
 
 impl Serialize for EventId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0.hyphenated())
+        // Written into a stack buffer and handed over whole: `collect_str`
+        // would go through `fmt` and the serializer's escaping piece by piece.
+        let mut text = Uuid::encode_buffer();
+        serializer.serialize_str(self.0.hyphenated().encode_lower(&mut text))
     }
 }
 

@@ -316,6 +316,58 @@ fn round_trip_is_exact_including_nanoseconds() {
     }
 }
 
+/// Decoding reads a timestamp exactly as `humantime::parse_rfc3339` does,
+/// the form the crate writes (read by a shorter path) and every other one:
+/// the same time, or an error for the same input.
+#[test]
+fn timestamps_decode_as_humantime_reads_them() {
+    let mut texts: Vec<String> = Vec::new();
+    // Every ~13.7 days from 1970 to 9999, odd seconds and nanoseconds, so
+    // every month, day and leap-year rule is crossed.
+    let mut seconds = 0u64;
+    while seconds < 253_402_300_800 {
+        let at = UNIX_EPOCH + Duration::new(seconds, (seconds % 1_000_000_007) as u32);
+        texts.push(humantime::format_rfc3339_nanos(at).to_string());
+        seconds += 1_183_333 + seconds % 7;
+    }
+    texts.extend(
+        [
+            "1970-01-01T00:00:00.000000000Z",
+            "2000-02-29T12:00:00.000000001Z",
+            "2100-02-28T23:59:59.999999999Z",
+            "2100-03-01T00:00:00.000000000Z",
+            "9999-12-31T23:59:59.999999999Z",
+            // Not the written form, or out of range: humantime's answer.
+            "2026-12-04T00:00:60.000000000Z",
+            "2100-02-29T00:00:00.000000000Z",
+            "2026-02-30T00:00:00.000000000Z",
+            "2026-13-01T00:00:00.000000000Z",
+            "2026-00-01T00:00:00.000000000Z",
+            "2026-01-00T00:00:00.000000000Z",
+            "2026-01-01T24:00:00.000000000Z",
+            "2026-01-01T00:60:00.000000000Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "2026-01-01T00:00:00.00000000xZ",
+            "2026-01-01T00:00:00+000000000Z",
+            "2026-01-01 00:00:00.000000000Z",
+            "2026-01-01T00:00:00.123Z",
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.000000000+00:00",
+            "+026-01-01T00:00:00.000000000Z",
+        ]
+        .map(str::to_owned),
+    );
+    for text in texts {
+        let decoded = Event::from_json(&format!(
+            r#"{{"type":"task.created","timestamp":"{text}"}}"#
+        ))
+        .map(|event| event.timestamp)
+        .map_err(|_| ());
+        let expected = humantime::parse_rfc3339(&text).map_err(|_| ());
+        assert_eq!(decoded, expected, "{text}");
+    }
+}
+
 #[test]
 fn serde_value_round_trip() {
     let event = Event::new(EventType::MemoryShared).with_circle(9);

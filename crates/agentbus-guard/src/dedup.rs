@@ -33,10 +33,10 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 65_536;
 ///   tick is always let in. [`clock`](Self::clock) picks another clock.
 /// - Memory is bounded: at most [`capacity`](Self::capacity) events are
 ///   remembered (65,536 by default; about 100 bytes each at the default,
-///   under 7 MB; at most 180 bytes each for other capacities). At the bound the oldest is forgotten before its window
-///   ends (counted in [`forgotten_early`](Self::forgotten_early)), so a
-///   repeat of it is let in: the bound can let a duplicate through, never
-///   keep a new event out.
+///   under 7 MB; at most 180 bytes each for other capacities). At the
+///   bound the oldest is forgotten before its window ends (counted in
+///   [`forgotten_early`](Self::forgotten_early)), so a repeat of it is let
+///   in: the bound can let a duplicate through, never keep a new event out.
 /// - Content is compared by a 64-bit hash of the type, agent, circle and
 ///   data (a chain of folded multiplies, one per scalar and per 8 bytes of
 ///   text) keyed with a random start and multiplier per window: two

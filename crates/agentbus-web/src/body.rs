@@ -279,6 +279,9 @@ fn check_timestamps(events: &[Event], array: bool) -> Result<(), ApiError> {
 /// the whole build and that one changes the core's `Value`s for everyone.
 /// One pass over bytes already known to be valid JSON.
 fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
+    if !has_digit_run(body, INEXACT_DIGITS) {
+        return None;
+    }
     let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     let mut at = 0;
     while at < body.len() {
@@ -335,6 +338,37 @@ fn first_inexact_integer(body: &[u8]) -> Option<(usize, String)> {
     None
 }
 
+/// The fewest digits of an integer literal beyond `i64`/`u64`:
+/// `-9223372036854775809` has 19, and 18 always fit.
+const INEXACT_DIGITS: usize = 19;
+
+/// Whether `body` holds `run` ASCII digits in a row anywhere (in strings
+/// too): [`first_inexact_integer`]'s cheap first look, since a literal
+/// beyond 64 bits has at least [`INEXACT_DIGITS`]. Any such run covers
+/// one of the bytes `run - 1`, `2 * run - 1`, ..., so only those are
+/// looked at, and a run is measured only around a digit found there.
+fn has_digit_run(body: &[u8], run: usize) -> bool {
+    let mut at = run - 1;
+    while at < body.len() {
+        if body[at].is_ascii_digit() {
+            let before = body[..at]
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let after = body[at + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if before + 1 + after >= run {
+                return true;
+            }
+        }
+        at += run;
+    }
+    false
+}
+
 fn encodable(at: SystemTime) -> bool {
     const RFC3339_MAX_SECS: u64 = 253_402_300_800;
     at.duration_since(UNIX_EPOCH)
@@ -345,8 +379,10 @@ fn encodable(at: SystemTime) -> bool {
 /// `attribute` of a CloudEvent.
 fn from_slice<'a, T: serde::Deserialize<'a>>(body: &'a [u8], noun: &str) -> Result<T, ApiError> {
     // Plain serde_json accepts exactly what the tracked parse below does;
-    // only a body that fails pays for tracking the path to name where.
-    if let Ok(value) = serde_json::from_slice(body) {
+    // only a body that fails pays for tracking the path to name where. The
+    // body's UTF-8 is checked once here, so the parse need not check each
+    // string again (`from_slice` does: ~15 % of decoding a batch).
+    if let Ok(Ok(value)) = std::str::from_utf8(body).map(serde_json::from_str) {
         return Ok(value);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);

@@ -112,6 +112,23 @@ async fn integers_beyond_64_bits_are_refused_not_rounded() {
             reply.error()
         );
     }
+    // The shortest literal beyond 64 bits (19 digits) is found wherever it
+    // falls in the body: the first look only probes every 19th byte.
+    for padding in 0..19 {
+        let body = format!(
+            r#"{{"type":"task.created",{}"data":{{"n":-9223372036854775809}}}}"#,
+            " ".repeat(padding)
+        );
+        let reply = post_json(&url, &body).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert!(
+            reply
+                .error()
+                .starts_with("integer -9223372036854775809 is beyond 64 bits"),
+            "{body}: {}",
+            reply.error()
+        );
+    }
     assert_eq!(bus.stats().events_published, 0, "nothing published");
 
     // The largest 64-bit integers, floats with exponents and digits in
