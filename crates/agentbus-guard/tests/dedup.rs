@@ -476,3 +476,22 @@ fn withdrawing_a_duplicate_leaves_the_original_remembered() {
         Err(Rejection::Duplicate { of: original.id })
     );
 }
+
+/// Where a nested array or object ends is part of the content: the same
+/// scalars, nested differently, are different contents.
+#[test]
+fn contents_nested_differently_are_distinct() {
+    let dedup = Dedup::window(Duration::from_secs(60)).clock(Clock::manual());
+    for data in [
+        json!([[1], 2]),
+        json!([[1, 2]]),
+        json!([[1, 2], []]),
+        json!([[], [1, 2]]),
+        json!({"a": {"b": 1}, "c": 2}),
+        json!({"a": {"b": 1, "c": 2}}),
+        json!({"a": {"b": 1, "c": 2}, "d": {}}),
+    ] {
+        let event = Event::new(EventType::AgentToolExecuted).with_data(data.clone());
+        assert!(dedup.check(&event).is_ok(), "{data}");
+    }
+}
