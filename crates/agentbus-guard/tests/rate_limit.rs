@@ -192,3 +192,64 @@ fn two_threads_on_distinct_keys_count_each_key_exactly() {
     assert_eq!(limit.rate_limited(), 2000 * 3);
     assert_eq!(limit.tracked_keys(), 2000);
 }
+
+/// A count of 0 is taken as 1, and a burst of 0 as 1: one event, then the
+/// next only a whole period later.
+#[test]
+fn a_count_or_burst_of_zero_is_one() {
+    let clock = Clock::manual();
+    let limits = [
+        RateLimit::per_type(0, Duration::from_secs(1)).clock(clock.clone()),
+        RateLimit::per_type(1, Duration::from_secs(1))
+            .burst(0)
+            .clock(clock.clone()),
+    ];
+    for limit in &limits {
+        assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+        assert_eq!(
+            limit.check(&event(1, 1, EventType::TaskStarted)),
+            Err(Rejection::RateLimited {
+                retry_after: Duration::from_secs(1)
+            })
+        );
+    }
+    clock.advance(Duration::from_secs(1));
+    for limit in &limits {
+        assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+        assert_eq!(limit.per(), Per::Type);
+    }
+}
+
+/// On its default clock (the monotonic one) a quota refills in real time.
+#[test]
+fn the_default_clock_is_real_time() {
+    let limit = RateLimit::global(1, Duration::from_millis(30));
+    assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+    let Err(Rejection::RateLimited { retry_after }) =
+        limit.check(&event(1, 1, EventType::TaskStarted))
+    else {
+        panic!("the quota is used");
+    };
+    assert!(
+        retry_after > Duration::ZERO && retry_after <= Duration::from_millis(30),
+        "{retry_after:?}"
+    );
+    // A millisecond more: the clock's rate may be off by 0.05 % (15 µs here).
+    std::thread::sleep(retry_after + Duration::from_millis(1));
+    assert!(limit.check(&event(1, 1, EventType::TaskStarted)).is_ok());
+}
+
+/// What a limit prints: its settings and its counter.
+#[test]
+fn a_limit_debugs_as_its_settings_and_counter() {
+    let limit = RateLimit::per_circle(10, Duration::from_secs(1))
+        .burst(3)
+        .clock(Clock::manual());
+    for _ in 0..4 {
+        let _ = limit.check(&event(1, 1, EventType::TaskStarted));
+    }
+    assert_eq!(
+        format!("{limit:?}"),
+        "RateLimit { per: Circle, count: 10, period: 1s, burst: 3, rate_limited: 1, .. }"
+    );
+}

@@ -149,3 +149,95 @@ fn the_shipped_examples_accept_the_specifications_examples() {
         .check(&task(json!({"id": 123, "r": "ok", "d": 1234})))
         .is_err());
 }
+
+/// Without `$schema` a schema is read as draft 2020-12; drafts 2019-09, 6
+/// and 4 are understood too (each by a keyword the others read otherwise).
+#[test]
+fn the_draft_comes_from_schema_and_defaults_to_2020_12() {
+    let pair = |schema: serde_json::Value| {
+        Schemas::new()
+            .schema(EventType::TaskCompleted, schema)
+            .unwrap()
+    };
+    // 2020-12 reads `prefixItems`; an older draft ignores it.
+    let tuple = json!({"properties": {"pair": {"prefixItems": [{"type": "integer"}]}}});
+    let default = pair(tuple.clone());
+    assert!(default.check(&task(json!({"pair": ["a"]}))).is_err());
+    let mut draft_2019 = tuple;
+    draft_2019["$schema"] = json!("https://json-schema.org/draft/2019-09/schema");
+    let draft_2019 = pair(draft_2019);
+    assert!(draft_2019.check(&task(json!({"pair": ["a"]}))).is_ok());
+    // Draft 4's `exclusiveMaximum` is a boolean beside `maximum`; from
+    // draft 6 on it is a number of its own.
+    let draft_4 = pair(json!({
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "properties": {"n": {"maximum": 3, "exclusiveMaximum": true}}
+    }));
+    assert!(draft_4.check(&task(json!({"n": 3}))).is_err());
+    assert!(draft_4.check(&task(json!({"n": 2}))).is_ok());
+    let draft_6 = pair(json!({
+        "$schema": "http://json-schema.org/draft-06/schema#",
+        "properties": {"n": {"exclusiveMaximum": 3}}
+    }));
+    assert!(draft_6.check(&task(json!({"n": 3}))).is_err());
+    assert!(draft_6.check(&task(json!({"n": 2}))).is_ok());
+}
+
+/// A `$ref` inside the schema itself resolves.
+#[test]
+fn a_local_ref_resolves() {
+    let schemas = Schemas::new()
+        .schema(
+            EventType::TaskCompleted,
+            json!({
+                "$defs": {"id": {"type": "integer"}},
+                "properties": {"task_id": {"$ref": "#/$defs/id"}}
+            }),
+        )
+        .unwrap();
+    assert!(schemas.check(&task(json!({"task_id": 1}))).is_ok());
+    assert!(schemas.check(&task(json!({"task_id": "1"}))).is_err());
+}
+
+/// Formats are annotations: a string that is no email passes `"format":
+/// "email"`.
+#[test]
+fn formats_are_not_checked() {
+    let schemas = Schemas::new()
+        .schema(
+            EventType::TaskCompleted,
+            json!({"properties": {"to": {"type": "string", "format": "email"}}}),
+        )
+        .unwrap();
+    assert!(schemas.check(&task(json!({"to": "not an email"}))).is_ok());
+    assert!(schemas.check(&task(json!({"to": 1}))).is_err());
+}
+
+/// Clones share the counter; `validate` reports without counting.
+#[test]
+fn clones_share_the_counter_and_validate_does_not_count() {
+    let schemas = Schemas::new()
+        .schema(EventType::TaskCompleted, json!({"required": ["task_id"]}))
+        .unwrap();
+    let clone = schemas.clone();
+    assert!(clone.check(&task(json!({}))).is_err());
+    assert!(schemas.check(&task(json!({}))).is_err());
+    assert_eq!(schemas.validate(&task(json!({}))).unwrap_err().len(), 1);
+    assert!(schemas.validate(&task(json!({"task_id": 1}))).is_ok());
+    assert_eq!((schemas.invalid(), clone.invalid()), (2, 2));
+}
+
+/// What a set of schemas prints: its types, strictness and counter.
+#[test]
+fn schemas_debug_as_their_types_strictness_and_counter() {
+    let schemas = Schemas::new()
+        .schema(EventType::TaskCompleted, json!({"required": ["task_id"]}))
+        .unwrap()
+        .strict();
+    assert!(schemas.is_strict() && !Schemas::new().is_strict());
+    let _ = schemas.check(&task(json!({})));
+    assert_eq!(
+        format!("{schemas:?}"),
+        "Schemas { event_types: [TaskCompleted], strict: true, invalid: 1 }"
+    );
+}
