@@ -2,13 +2,13 @@
 //! the rest of the store stays readable.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentbus::{EventBus, EventId};
 use agentbus_store::{
     EventStore, PostgresStore, Projection, ReadQuery, Recorder, SqliteStore, StoreError,
 };
-use futures_util::StreamExt;
-
+use agentbus_testkit::store::collect_within;
 use agentbus_testkit::traffic::numbered;
 use agentbus_testkit::{free_port, Postgres};
 
@@ -121,14 +121,23 @@ async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventSto
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].sequence, 5);
 
-    // A catch-up stream yields each bad row as an error and goes on.
+    // A projection stops at the bad row, saying where.
+    let mut count = Projection::new(0, ReadQuery::new(), |n: &mut u32, _: &_| *n += 1);
+    let error = count.catch_up(&store).await.unwrap_err();
+    assert_eq!(error.sequence(), Some(3));
+    assert_eq!((*count.state(), count.sequence()), (2, 2));
+
+    // A catch-up stream yields each bad row as an error and goes on. (Last:
+    // it runs on a runtime of its own, and pooled PostgreSQL connections
+    // opened there end with it.)
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, store.clone());
-    let items: Vec<_> = recorder
-        .subscribe_from(0, ReadQuery::new())
-        .take(5)
-        .collect()
-        .await;
+    let items = collect_within(
+        recorder.subscribe_from(0, ReadQuery::new()),
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
     let summary: Vec<Result<u64, Option<u64>>> = items
         .iter()
         .map(|item| match item {
@@ -145,12 +154,6 @@ async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventSto
         "{:?}",
         items[3]
     );
-
-    // A projection stops at the bad row, saying where.
-    let mut count = Projection::new(0, ReadQuery::new(), |n: &mut u32, _: &_| *n += 1);
-    let error = count.catch_up(&store).await.unwrap_err();
-    assert_eq!(error.sequence(), Some(3));
-    assert_eq!((*count.state(), count.sequence()), (2, 2));
 }
 
 #[tokio::test]
