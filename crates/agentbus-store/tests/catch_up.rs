@@ -16,7 +16,7 @@ use agentbus_store::{
 use agentbus_testkit::store::collect_within;
 use agentbus_testkit::traffic::numbered;
 use futures_util::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 
 const STORED: u64 = 2_600;
 
@@ -139,11 +139,12 @@ async fn reads_ahead_across_a_filtered_out_run_miss_nothing_and_repeat_nothing()
     assert_eq!(got, expected, "polled slowly");
 }
 
-/// A store whose reads each wait for a permit the test hands out; it counts
-/// the reads started and the most running at once.
+/// A store whose read of page `k` (after sequence `k * 1000`) waits until
+/// the test has released more than `k` pages; it counts the reads started
+/// and the most running at once.
 struct Gated {
     inner: SqliteStore,
-    permits: Semaphore,
+    released: watch::Sender<u64>,
     started: AtomicUsize,
     running: AtomicUsize,
     most_running: AtomicUsize,
@@ -165,7 +166,9 @@ impl EventStore for Gated {
             self.started.fetch_add(1, Ordering::SeqCst);
             let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_running.fetch_max(running, Ordering::SeqCst);
-            self.permits.acquire().await.unwrap().forget();
+            let page = query.get_after() / 1000;
+            let mut released = self.released.subscribe();
+            released.wait_for(|&pages| pages > page).await.unwrap();
             let page = self.inner.read(query).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
             page
@@ -187,8 +190,9 @@ impl EventStore for Gated {
 
 /// "Up to two pages of 1000 are being read while the consumer takes the
 /// page before them": a consumer waiting for the first page of a dense
-/// backlog has two reads started, and no more; nor are more than two ever
-/// running while it takes the rest, and each page is read once.
+/// backlog has two reads started, and no more; each page taken starts the
+/// read of the next one (as long as the backlog is dense), so two stay in
+/// flight; and each page is read once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backlog_is_read_two_pages_ahead_and_no_further() {
     const TOTAL: u64 = 5_000;
@@ -198,7 +202,7 @@ async fn the_backlog_is_read_two_pages_ahead_and_no_further() {
     inner.append(&events).await.unwrap();
     let gated = Arc::new(Gated {
         inner,
-        permits: Semaphore::new(0),
+        released: watch::Sender::new(0),
         started: AtomicUsize::new(0),
         running: AtomicUsize::new(0),
         most_running: AtomicUsize::new(0),
@@ -211,19 +215,29 @@ async fn the_backlog_is_read_two_pages_ahead_and_no_further() {
         TOTAL as usize,
         Duration::from_secs(60),
     );
+    // Page by page: with `released` pages read, the next two are being
+    // read (as many as are left), and no more.
     let gate = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while gated.started.load(Ordering::SeqCst) < 2 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the first two reads did not start"
+        for released in 0..5_usize {
+            let ahead = (released + 2).min(5);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while gated.started.load(Ordering::SeqCst) < ahead {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{} reads started, not {ahead}, with {released} pages read",
+                    gated.started.load(Ordering::SeqCst)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Time for one more read to start if one were going to.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(
+                gated.started.load(Ordering::SeqCst),
+                ahead,
+                "reads started with {released} pages read"
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            gated.released.send_replace(released as u64 + 1);
         }
-        // Time for a third read to start if one were going to.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(gated.started.load(Ordering::SeqCst), 2, "reads started");
-        gated.permits.add_permits(Semaphore::MAX_PERMITS);
     };
     let (items, ()) = tokio::join!(consumer, gate);
     let sequences: Vec<u64> = items

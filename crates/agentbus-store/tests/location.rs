@@ -106,3 +106,14 @@ fn an_unknown_location_is_an_error_naming_it_redacted() {
         );
     }
 }
+
+#[tokio::test]
+async fn memory_opens_an_empty_store_that_keeps_what_it_is_given() {
+    let store = StoreLocation::Memory.open().await.unwrap();
+    assert_eq!(store.last_sequence().await.unwrap(), 0);
+    let event = std::sync::Arc::new(agentbus::Event::new(agentbus::EventType::TaskCreated));
+    store.append(&[event]).await.unwrap();
+    assert_eq!(store.last_sequence().await.unwrap(), 1);
+    let existing = StoreLocation::Memory.open_existing().await.unwrap();
+    assert_eq!(existing.last_sequence().await.unwrap(), 0, "a fresh one");
+}

@@ -216,6 +216,40 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
         .is_empty());
     assert!(read(ReadQuery::new().limit(0)).await.is_empty());
 
+    // The shorthands keep every other criterion.
+    let completed = expect(&|e| e.event_type == EventType::TaskCompleted);
+    assert_eq!(
+        sequences(
+            read(
+                ReadQuery::new()
+                    .event_type(EventType::TaskCompleted)
+                    .limit(3)
+                    .descending()
+                    .ascending()
+            )
+            .await
+        ),
+        completed[..3]
+    );
+    let below_20: Vec<u64> = completed
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&s| s < 20)
+        .collect();
+    assert_eq!(
+        sequences(
+            read(
+                ReadQuery::new()
+                    .event_type(EventType::TaskCompleted)
+                    .descending()
+                    .before(20)
+            )
+            .await
+        ),
+        below_20
+    );
+
     // Paging forwards and backwards covers everything once.
     let mut forward = Vec::new();
     loop {
@@ -225,6 +259,7 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
             break;
         }
         forward.extend(page);
+        assert!(forward.len() <= 42, "paging forwards repeats: {forward:?}");
     }
     assert_eq!(forward, (1..=42).collect::<Vec<_>>());
     let mut backward = Vec::new();
@@ -235,6 +270,10 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
         let Some(&last) = page.last() else { break };
         before_seq = last;
         backward.extend(page);
+        assert!(
+            backward.len() <= 42,
+            "paging backwards repeats: {backward:?}"
+        );
     }
     assert_eq!(backward, (1..=42).rev().collect::<Vec<_>>());
     assert_eq!(
