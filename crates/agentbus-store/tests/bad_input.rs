@@ -187,7 +187,72 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
         .await
         .unwrap();
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    let shown = format!("{store:?}");
+    assert!(
+        shown.starts_with("PostgresStore")
+            && shown.contains(&format!("127.0.0.1:{}", cluster.port())),
+        "{shown}"
+    );
     rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "event_type").await;
+}
+
+/// A write PostgreSQL refuses as a data exception (class 22; here a column
+/// narrowed under the store, so every row's binary value is malformed) is
+/// `Rejected`, which the recorder skips instead of retrying for ever; any
+/// other failure of an append (its table gone, class 42) is a `Backend`
+/// error, which it retries.
+#[tokio::test]
+async fn postgres_refusing_the_data_is_rejected_and_other_failures_are_backend_errors() {
+    let Some(cluster) = Postgres::shared_or_skip("agentbus-store bad input (PostgreSQL)") else {
+        return;
+    };
+    let url = cluster.create_database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(
+        store
+            .append(&[Arc::new(numbered(1))])
+            .await
+            .unwrap()
+            .last_sequence,
+        1
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+
+    client
+        .batch_execute("ALTER TABLE agentbus_events ALTER COLUMN circle_id TYPE INTEGER")
+        .await
+        .unwrap();
+    let error = store.append(&[Arc::new(numbered(2))]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Rejected {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    client
+        .batch_execute("ALTER TABLE agentbus_events RENAME TO agentbus_events_gone")
+        .await
+        .unwrap();
+    let error = store.append(&[Arc::new(numbered(3))]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                backend: "postgres",
+                operation: "append",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -117,3 +117,24 @@ async fn memory_opens_an_empty_store_that_keeps_what_it_is_given() {
     let existing = StoreLocation::Memory.open_existing().await.unwrap();
     assert_eq!(existing.last_sequence().await.unwrap(), 0, "a fresh one");
 }
+
+#[tokio::test]
+async fn a_postgres_location_opens_through_postgres() {
+    let port = agentbus_testkit::free_port();
+    let location: StoreLocation = format!("postgres://app@127.0.0.1:{port}/events")
+        .parse()
+        .unwrap();
+    let Err(error) = location.open().await else {
+        panic!("nothing listens on port {port}")
+    };
+    assert!(
+        matches!(
+            error,
+            agentbus_store::StoreError::Backend {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
