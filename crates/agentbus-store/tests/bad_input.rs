@@ -187,6 +187,14 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
         .await
         .unwrap();
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    assert_eq!(
+        store.location(),
+        format!(
+            "127.0.0.1:{}/{}",
+            cluster.port(),
+            url.rsplit('/').next().unwrap()
+        )
+    );
     let shown = format!("{store:?}");
     assert!(
         shown.starts_with("PostgresStore")

@@ -68,3 +68,28 @@ fn a_new_query_reads_everything_oldest_first() {
     assert_eq!(query.get_order(), Order::Ascending);
     assert_eq!(query.get_limit(), usize::MAX);
 }
+
+/// `matches` applies the filter and the time bounds (`since` inclusive,
+/// `until` exclusive), as a read does.
+#[test]
+fn matches_applies_the_filter_and_the_time_bounds() {
+    let event = Event::new(EventType::TaskCompleted).with_circle(5);
+    let at = event.timestamp;
+    assert!(ReadQuery::new().matches(&event));
+    assert!(ReadQuery::new()
+        .event_type(EventType::TaskCompleted)
+        .circle_id(5)
+        .matches(&event));
+    assert!(!ReadQuery::new().circle_id(6).matches(&event));
+    assert!(!ReadQuery::new()
+        .event_type(EventType::TaskCreated)
+        .matches(&event));
+    assert!(ReadQuery::new()
+        .since(at)
+        .until(at + Duration::from_nanos(1))
+        .matches(&event));
+    assert!(!ReadQuery::new()
+        .since(at + Duration::from_nanos(1))
+        .matches(&event));
+    assert!(!ReadQuery::new().until(at).matches(&event));
+}
