@@ -464,6 +464,9 @@ mod tests {
         }
         assert_eq!(pairs, 64 * 64 + 8 * 24 * 7);
         let mean = f64::from(total) / f64::from(pairs);
-        assert!((30.0..=34.0).contains(&mean), "on average {mean} bits apart");
+        assert!(
+            (30.0..=34.0).contains(&mean),
+            "on average {mean} bits apart"
+        );
     }
 }

@@ -31,10 +31,7 @@ pub struct Deadline {
 
 /// Starts the deadline of the current test: `let _deadline = deadline();`.
 pub fn deadline() -> Deadline {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_owned();
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
     let (lifted_on_drop, lifted) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = lifted.recv_timeout(DEADLINE) {
@@ -48,5 +45,7 @@ pub fn deadline() -> Deadline {
             std::process::exit(101);
         }
     });
-    Deadline { _lifted_on_drop: lifted_on_drop }
+    Deadline {
+        _lifted_on_drop: lifted_on_drop,
+    }
 }
