@@ -451,3 +451,23 @@ impl std::fmt::Debug for Dedup {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However empty it is, an index is due for a rebuild once
+    /// [`REBUILD_AFTER`] slots were filled since it was built, so that no
+    /// slot is ever 2³¹ events old ([`State::seq`]). Seen from outside,
+    /// this needs some 2³⁰ fills into an index that half-full never
+    /// rebuilds first, that is one sized for about 2²⁸ events remembered at
+    /// once: tens of GB. So the count of fills starts here one short.
+    #[test]
+    fn an_index_is_due_for_a_rebuild_after_rebuild_after_fills_whatever_its_load() {
+        let mut index = Index::with_room_for(1000);
+        index.filled = REBUILD_AFTER - 1;
+        index.fill(0, u64::MAX, 0);
+        assert_eq!(index.used, 1);
+        assert!(index.due());
+    }
+}

@@ -45,6 +45,9 @@
 
 mod clock;
 mod content_key;
+#[cfg(test)]
+#[path = "../tests/support/deadline.rs"]
+mod deadline;
 mod dedup;
 mod error;
 mod rate_limit;

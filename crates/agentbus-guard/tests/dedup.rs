@@ -1,5 +1,9 @@
 //! The dedup window: the original bus's two behaviours, the window on a
 //! controllable clock, ids, the memory bound.
+//!
+//! Every test runs under a [`deadline`]: a bug in the window's index (a
+//! probe that never meets a free slot, a rebuild that never comes) or its
+//! lock loops for ever, and should fail here in seconds, not hang.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +12,10 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType, Guard, Rejection};
 use agentbus_guard::{Clock, Dedup};
 use serde_json::json;
+
+#[path = "support/deadline.rs"]
+mod deadline;
+use deadline::deadline;
 
 fn bus_with(dedup: &Dedup) -> (EventBus, Arc<AtomicUsize>) {
     let bus = EventBus::builder().guard(dedup.clone()).build();
@@ -30,6 +38,7 @@ fn status(n: i64) -> Event {
 /// once and count 9 duplicates.
 #[test]
 fn ten_identical_rapid_publishes_deliver_once() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(1));
     let (bus, delivered) = bus_with(&dedup);
     futures::executor::block_on(async {
@@ -45,6 +54,7 @@ fn ten_identical_rapid_publishes_deliver_once() {
 /// The original's second behaviour: 10 distinct payloads are all delivered.
 #[test]
 fn ten_distinct_payloads_are_all_delivered() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(1));
     let (bus, delivered) = bus_with(&dedup);
     for n in 0..10 {
@@ -56,6 +66,7 @@ fn ten_distinct_payloads_are_all_delivered() {
 
 #[test]
 fn agent_circle_and_type_are_part_of_the_key() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(1));
     let (bus, delivered) = bus_with(&dedup);
     bus.publish_blocking(status(0));
@@ -69,6 +80,7 @@ fn agent_circle_and_type_are_part_of_the_key() {
 
 #[test]
 fn the_window_expires_on_the_clock() {
+    let _deadline = deadline();
     let clock = Clock::manual();
     let dedup = Dedup::window(Duration::from_secs(1)).clock(clock.clone());
     let (bus, delivered) = bus_with(&dedup);
@@ -87,6 +99,7 @@ fn the_window_expires_on_the_clock() {
 
 #[test]
 fn a_repeated_id_is_a_duplicate_whatever_the_content() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60));
     let (bus, _) = bus_with(&dedup);
     let event = status(0);
@@ -101,6 +114,7 @@ fn a_repeated_id_is_a_duplicate_whatever_the_content() {
 /// new event is never kept out because of it.
 #[test]
 fn memory_is_bounded_and_the_bound_forgets_the_oldest() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(3600)).capacity(100);
     for n in 0..1000 {
         dedup.check(&status(n)).unwrap();
@@ -115,6 +129,7 @@ fn memory_is_bounded_and_the_bound_forgets_the_oldest() {
 
 #[test]
 fn withdraw_forgets_the_event() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60));
     let event = status(0);
     dedup.check(&event).unwrap();
@@ -127,6 +142,7 @@ fn withdraw_forgets_the_event() {
 /// let in exactly once, whichever thread wins it.
 #[test]
 fn two_threads_on_the_same_contents_let_each_in_once() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(3600)).clock(Clock::manual());
     let let_in: usize = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..2)
@@ -153,6 +169,7 @@ fn two_threads_on_the_same_contents_let_each_in_once() {
 /// threads were ever inside the window at once.
 #[test]
 fn four_threads_racing_on_one_window_let_each_in_once() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(3600)).clock(Clock::manual());
     let events: Vec<Event> = (0..20_000).map(status).collect();
     let let_in: usize = std::thread::scope(|scope| {
@@ -180,6 +197,7 @@ fn four_threads_racing_on_one_window_let_each_in_once() {
 /// in, and the window holds exactly its capacity.
 #[test]
 fn two_threads_on_distinct_contents_let_all_in() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(3600))
         .capacity(5000)
         .clock(Clock::manual());
@@ -202,6 +220,7 @@ fn two_threads_on_distinct_contents_let_all_in() {
 /// remembered, and the same content and id are let in again.
 #[test]
 fn an_expired_event_is_let_in_again_by_content_and_by_id() {
+    let _deadline = deadline();
     let clock = Clock::manual();
     let dedup = Dedup::window(Duration::from_secs(1)).clock(clock.clone());
     let event = status(0);
@@ -224,6 +243,7 @@ fn an_expired_event_is_let_in_again_by_content_and_by_id() {
 /// does not matter, and values of different JSON kinds never match.
 #[test]
 fn content_is_compared_as_json_values() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60));
     let with = |data| {
         Event::new(EventType::AgentToolExecuted)
@@ -256,6 +276,7 @@ fn content_is_compared_as_json_values() {
 /// `deduplicated` agree, across many rebuilds of the window's index.
 #[test]
 fn agrees_with_a_model_of_the_rule() {
+    let _deadline = deadline();
     struct Seen {
         at: u64,
         content: i64,
@@ -357,6 +378,7 @@ fn strings_differing_by_one_byte_or_the_length() -> Vec<String> {
 /// again is a duplicate.
 #[test]
 fn contents_differing_in_one_byte_or_length_of_a_string_are_distinct() {
+    let _deadline = deadline();
     let strings = strings_differing_by_one_byte_or_the_length();
     let contents: Vec<Event> = strings
         .iter()
@@ -397,6 +419,7 @@ fn contents_differing_in_one_byte_or_length_of_a_string_are_distinct() {
 /// the window plus a tick later is let in.
 #[test]
 fn the_default_clock_is_real_time_to_within_a_tick() {
+    let _deadline = deadline();
     const WINDOW: Duration = Duration::from_millis(40);
     const TICK: Duration = Duration::from_millis(10);
     let dedup = Dedup::window(WINDOW);
@@ -411,6 +434,7 @@ fn the_default_clock_is_real_time_to_within_a_tick() {
 /// is not a duplicate.
 #[test]
 fn an_event_a_later_guard_rejects_is_not_remembered() {
+    let _deadline = deadline();
     let clock = Clock::manual();
     let dedup = Dedup::window(Duration::from_secs(60)).clock(clock.clone());
     let limit = agentbus_guard::RateLimit::global(1, Duration::from_secs(1)).clock(clock.clone());
@@ -431,6 +455,7 @@ fn an_event_a_later_guard_rejects_is_not_remembered() {
 /// what is remembered.
 #[test]
 fn clones_share_the_window_and_its_counters() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60))
         .capacity(2)
         .clock(Clock::manual());
@@ -455,6 +480,7 @@ fn clones_share_the_window_and_its_counters() {
 /// content, another id, never let in) withdrawn leaves it remembered.
 #[test]
 fn withdrawing_a_duplicate_leaves_the_original_remembered() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60)).clock(Clock::manual());
     let original = status(0);
     dedup.check(&original).unwrap();
@@ -481,6 +507,7 @@ fn withdrawing_a_duplicate_leaves_the_original_remembered() {
 /// scalars, nested differently, are different contents.
 #[test]
 fn contents_nested_differently_are_distinct() {
+    let _deadline = deadline();
     let dedup = Dedup::window(Duration::from_secs(60)).clock(Clock::manual());
     for data in [
         json!([[1], 2]),

@@ -1,9 +1,17 @@
 //! Rate limits: burst, refill, retry_after, keys, bounded memory.
+//!
+//! The tests over thousands of keys run under a [`deadline`]: a key hash
+//! that puts every key in one bucket turns them quadratic, which should fail
+//! here, not hang.
 
 use std::time::Duration;
 
 use agentbus::{Event, EventType, Guard, Rejection};
 use agentbus_guard::{Clock, Per, RateLimit};
+
+#[path = "support/deadline.rs"]
+mod deadline;
+use deadline::deadline;
 
 fn event(agent: i64, circle: i64, event_type: EventType) -> Event {
     Event::new(event_type)
@@ -78,6 +86,7 @@ fn each_kind_of_limit_keys_on_its_field() {
 /// least 64 keys per shard).
 #[test]
 fn stale_keys_are_pruned() {
+    let _deadline = deadline();
     let clock = Clock::manual();
     let limit = RateLimit::per_agent(100, Duration::from_secs(1)).clock(clock.clone());
     for round in 0..5 {
@@ -121,6 +130,7 @@ fn stale_keys_are_pruned() {
 /// quota stays limited however many new keys come and go around it.
 #[test]
 fn pruning_keeps_the_quotas_in_use() {
+    let _deadline = deadline();
     let clock = Clock::manual();
     let limit = RateLimit::per_agent(1, Duration::from_secs(3600)).clock(clock.clone());
     assert!(limit.check(&event(0, 1, EventType::TaskStarted)).is_ok());
@@ -163,6 +173,7 @@ fn two_threads_on_one_key_share_its_quota_exactly() {
 /// all: exactly its 5 are let in, for every agent.
 #[test]
 fn two_threads_on_distinct_keys_count_each_key_exactly() {
+    let _deadline = deadline();
     let limit = RateLimit::per_agent(5, Duration::from_secs(3600)).clock(Clock::manual());
     let let_in: Vec<Vec<usize>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..2)

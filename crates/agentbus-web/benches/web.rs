@@ -16,6 +16,11 @@
 //!    and two connections), 256, 16 and 1 into a SQLite store (each reply
 //!    only once its batch is durable), against the store's own `append` of
 //!    the same batches in the same run.
+//!    Then the floor of any such `POST` of 1000: `append` alone, the
+//!    body's decode alone (on one thread, and its two halves on two), and
+//!    the same body's round trip to a bare route that only reads it and
+//!    answers a reply of the real size. Their sum bounds the ratio a `POST`
+//!    that decodes its whole body before storing any of it can reach here.
 //! 4. **Metrics scrape.** `GET /metrics` with every event type published
 //!    (24 label values in each of the published, delivered and failed
 //!    families) and 1,000 WebSocket clients connected, with a
@@ -97,6 +102,7 @@ fn main() {
     ] {
         runtime.block_on(durable_throughput(batch, batches, connections));
     }
+    runtime.block_on(durable_floor(1000, 100));
     if !std::env::args().any(|arg| arg == "durable") {
         runtime.block_on(metrics_scrape());
         cloudevents_posts(&runtime);
@@ -328,19 +334,23 @@ async fn metrics_scrape() {
     drop(sockets);
 }
 
-/// Serves `api` on the server runtime (its own threads).
-async fn serve(api: WebApi) -> String {
+/// The server runtime: its own threads, as in its own process.
+fn server_runtime() -> &'static tokio::runtime::Runtime {
     static SERVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    let server = SERVER.get_or_init(|| {
+    SERVER.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("web-server")
             .enable_all()
             .build()
             .unwrap()
-    });
+    })
+}
+
+/// Serves `api` on the server runtime.
+async fn serve(api: WebApi) -> String {
     let (bound, at) = tokio::sync::oneshot::channel();
-    server.spawn(async move {
+    server_runtime().spawn(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         bound.send(listener.local_addr().unwrap()).unwrap();
         let app = api.router();
@@ -694,4 +704,153 @@ async fn durable_throughput(batch: usize, batches: usize, connections: usize) {
         if connections == 1 { " " } else { "s" },
         web_rate / raw_rate
     );
+}
+
+/// Case 3's floor: the parts every durable `POST` of a batch is made of,
+/// each timed alone on the same batches, in turn. A `POST` receives and
+/// decodes its whole body before any of it is published (a body is all or
+/// nothing), stores it, and answers. So `append` / (`append` + decode +
+/// round trip) bounds its ratio from above, even with admission,
+/// publishing and the hand-off to the writer free. Printed with the decode
+/// on one thread; with the body's two halves decoded on two threads at once
+/// (split before the clock starts, which a server could not do for free);
+/// with the decode free (the round trip alone); and with the store part
+/// timed as the recorder does it in process (track, reserve, publish,
+/// commit) instead of as `append`.
+async fn durable_floor(batch: usize, batches: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = SqliteStore::open(dir.path().join("raw.db")).unwrap();
+    let events: Vec<Vec<Arc<Event>>> = (0..batches)
+        .map(|b| {
+            (0..batch)
+                .map(|i| {
+                    Arc::new(
+                        Event::new(EventType::AgentToolExecuted)
+                            .with_data(json!({"tool": "edit_file", "n": b * batch + i})),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let encode = |events: &[Arc<Event>]| {
+        let plain: Vec<&Event> = events.iter().map(|e| &**e).collect();
+        serde_json::to_string(&plain).unwrap()
+    };
+    let bodies: Vec<String> = events.iter().map(|b| encode(b)).collect();
+    let halves: Vec<(String, String)> = events
+        .iter()
+        .map(|b| (encode(&b[..batch / 2]), encode(&b[batch / 2..])))
+        .collect();
+    // The reply a real server sends for such a batch: every id, every
+    // sequence.
+    let reply = serde_json::to_string(&agentbus_web::PublishReply {
+        ids: events[0].iter().map(|e| e.id).collect(),
+        sequences: Some((0..batch as u64).map(|s| Some(1_000_000 + s)).collect()),
+        duplicate_of: None,
+    })
+    .unwrap();
+    // The handler's store part without HTTP or decoding: track the ids,
+    // reserve room, publish, wait for the commit (as `POST` does).
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open(dir.path().join("bus.db")).unwrap());
+    let fresh: Vec<Vec<Event>> = events
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|e| Event::new(e.event_type).with_data(e.data.clone()))
+                .collect()
+        })
+        .collect();
+    let addr = serve_bare(Bytes::from(reply)).await;
+    let url = format!("http://{addr}/");
+    let client = http_client();
+    let [mut append, mut decode, mut decode_two, mut trip, mut in_process] = [Duration::ZERO; 5];
+    for ((((batch_events, body), (first, second)), published), turn) in
+        events.iter().zip(&bodies).zip(&halves).zip(fresh).zip(0..)
+    {
+        let began = Instant::now();
+        raw.append(batch_events).await.unwrap();
+        append += began.elapsed();
+
+        let began = Instant::now();
+        let ids: Vec<_> = published.iter().map(|e| e.id).collect();
+        let tracked = recorder.track(&ids);
+        let room = recorder.reserve(batch).await.unwrap();
+        for event in published {
+            bus.publish(event).await;
+        }
+        drop(room);
+        let sequences = tracked.commit().await.unwrap();
+        in_process += began.elapsed();
+        assert!(sequences.iter().all(Option::is_some));
+
+        let began = Instant::now();
+        let decoded: Vec<Event> =
+            serde_json::from_str(std::str::from_utf8(body.as_bytes()).unwrap()).unwrap();
+        decode += began.elapsed();
+        assert_eq!(decoded.len(), batch);
+        drop(decoded);
+
+        let began = Instant::now();
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| serde_json::from_str::<Vec<Event>>(second).unwrap());
+            let here: Vec<Event> = serde_json::from_str(first).unwrap();
+            (here, other.join().unwrap())
+        });
+        decode_two += began.elapsed();
+        assert_eq!(a.len() + b.len(), batch);
+        drop((a, b));
+
+        let began = Instant::now();
+        let answered = post(&client, &url, Bytes::from(body.clone())).await;
+        trip += began.elapsed();
+        assert_eq!(
+            answered["ids"].as_array().map(Vec::len),
+            Some(batch),
+            "turn {turn}"
+        );
+    }
+    let per = |total: Duration| total.as_secs_f64() * 1e3 / batches as f64;
+    let (a, d, d2, h, r) = (
+        per(append),
+        per(decode),
+        per(decode_two),
+        per(trip),
+        per(in_process),
+    );
+    println!(
+        "   parts of a POST of {batch}, ms per batch: append {a:.3}; publish + commit in process {r:.3}; decode {d:.3} (two threads {d2:.3}); bare round trip {h:.3}"
+    );
+    println!(
+        "   ratio bound, storing as append does: {:.2}x (decode on one thread), {:.2}x (two), {:.2}x (decode free); storing as the recorder does: {:.2}x / {:.2}x",
+        a / (a + d + h),
+        a / (a + d2 + h),
+        a / (a + h),
+        a / (r + d + h),
+        a / (r + d2 + h),
+    );
+}
+
+/// A route on the server runtime that reads the whole body and answers
+/// `reply`: the HTTP part of a `POST`, with nothing decoded or stored.
+async fn serve_bare(reply: Bytes) -> String {
+    let (bound, at) = tokio::sync::oneshot::channel();
+    server_runtime().spawn(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        bound.send(listener.local_addr().unwrap()).unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::post(move |body: Bytes| {
+                    let reply = reply.clone();
+                    async move {
+                        assert!(!body.is_empty());
+                        ([("content-type", "application/json")], reply)
+                    }
+                }),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(16 << 20));
+        axum::serve(listener, app).await.unwrap()
+    });
+    format!("{}", at.await.unwrap())
 }
