@@ -52,6 +52,34 @@ fn a_store_of_a_newer_schema_version_is_refused() {
     assert!(error.to_string().contains("events.db"), "{error}");
 }
 
+/// `open_existing` creates nothing: a missing file is `NotFound` (and stays
+/// missing); a path SQLite cannot open although it exists (a directory) is
+/// a backend error, not `NotFound`.
+#[test]
+fn open_existing_tells_a_missing_store_from_one_that_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let error = SqliteStore::open_existing(&missing).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NotFound { location } if location.ends_with("missing.db")),
+        "{error:?}"
+    );
+    assert!(!missing.exists());
+
+    let error = SqliteStore::open_existing(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                backend: "sqlite",
+                operation: "open",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
 /// Five events, the third rewritten as a type this build does not know and
 /// the fourth with a payload that is not JSON; with the five ids.
 async fn damaged_sqlite() -> (tempfile::TempDir, SqliteStore, Vec<EventId>) {
