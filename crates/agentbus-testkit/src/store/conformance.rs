@@ -734,15 +734,20 @@ pub async fn projection_resumed_from_a_snapshot_equals_a_rebuild<S: EventStore +
         EventType::TaskCreated,
         EventType::TaskCompleted,
     ]));
+    // Each catch-up within a deadline: one that never reaches its end fails.
+    let within = Duration::from_secs(30);
     let mut first = Projection::new(Tally::default(), query.clone(), tally);
-    assert_eq!(first.catch_up(&store).await.unwrap(), 2_500);
+    let caught_up = tokio::time::timeout(within, first.catch_up(&store)).await;
+    assert_eq!(caught_up.expect("caught up in time").unwrap(), 2_500);
     let (snapshot, at) = first.snapshot();
 
     store.append(&batch(2_500..4_000)).await.unwrap();
     let mut resumed = Projection::resume(snapshot, at, query.clone(), tally);
-    assert_eq!(resumed.catch_up(&store).await.unwrap(), 4_000);
+    let caught_up = tokio::time::timeout(within, resumed.catch_up(&store)).await;
+    assert_eq!(caught_up.expect("caught up in time").unwrap(), 4_000);
     let mut rebuilt = Projection::new(Tally::default(), query, tally);
-    rebuilt.catch_up(&store).await.unwrap();
+    let caught_up = tokio::time::timeout(within, rebuilt.catch_up(&store)).await;
+    caught_up.expect("caught up in time").unwrap();
     assert_eq!(resumed.state(), rebuilt.state());
     assert_eq!(rebuilt.state().by_type.values().sum::<u64>(), 2_000);
     // Applying an already-seen event is a no-op.
