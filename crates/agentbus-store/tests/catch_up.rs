@@ -42,6 +42,15 @@ async fn delivered(
     .collect()
 }
 
+/// `recorder.flush()`, within 30 s (a flush that never returns fails the
+/// test).
+async fn flushed(recorder: &Recorder) -> u64 {
+    tokio::time::timeout(Duration::from_secs(30), recorder.flush())
+        .await
+        .expect("flushed within 30 s")
+        .unwrap()
+}
+
 /// A recorder on a fresh SQLite file holding `total` events, sequence `s`
 /// of type `type_of(s)`; the directory lives as long as the recorder is
 /// used.
@@ -58,7 +67,7 @@ async fn stored(
     for sequence in 1..=total {
         bus.publish(Event::new(type_of(sequence))).await;
     }
-    assert_eq!(recorder.flush().await.unwrap(), total);
+    assert_eq!(flushed(&recorder).await, total);
     (dir, bus, recorder)
 }
 
@@ -257,7 +266,7 @@ async fn a_live_event_is_the_arc_published_not_a_copy_read_back() {
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
     bus.publish(Event::new(EventType::TaskCreated)).await;
-    recorder.flush().await.unwrap();
+    flushed(&recorder).await;
     let stream = recorder.subscribe_from(0, ReadQuery::new());
     assert_eq!(format!("{stream:?}"), "CatchUp { .. }");
 
