@@ -1,8 +1,9 @@
 //! What a JetStream bridge promises at a given moment: `flush` returns only
 //! once the server has stored everything published before it, a consumer
 //! whose server stays away past its pull expiry (so that re-binding fails,
-//! more than once) binds again when the server is back, and an event whose
-//! handlers fail is acked all the same.
+//! more than once) binds again when the server is back, an event whose
+//! handlers fail is acked all the same, and a message the stream holds twice
+//! reaches the handlers once.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{bridged_pair, runtime, wait_until, BridgedPair};
+use common::{bridged_pair, counter, runtime, wait_until, BridgedPair};
 
 #[test]
 fn jetstream_flush_returns_once_the_server_stored_everything() {
@@ -171,4 +172,48 @@ fn an_event_whose_handlers_fail_is_still_acked_not_redelivered() {
         (0, 0, EVENTS),
         "b's consumer: every event acked once, none redelivered"
     );
+}
+
+#[test]
+fn a_message_the_stream_holds_twice_reaches_the_handlers_once() {
+    let Some(server) =
+        NatsServer::start_or_skip("a_message_the_stream_holds_twice_reaches_the_handlers_once")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let bus = EventBus::new();
+    let seen = counter(&bus);
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default()
+                .name("reader")
+                .prefix("repeats")
+                .jetstream(true),
+        ))
+        .unwrap();
+    // Published twice without `Nats-Msg-Id`, so the server stores both
+    // copies, then a last event: the handlers see the first once.
+    let repeated = Event::new(EventType::TaskCompleted).to_json().unwrap();
+    let last = Event::new(EventType::TaskCompleted).to_json().unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        for payload in [&repeated, &repeated, &last] {
+            js.publish("repeats.task.completed", payload.clone().into())
+                .await
+                .unwrap()
+                .await
+                .expect("stored");
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || bridge.stats().received == 2),
+        "{:?}",
+        bridge.stats()
+    );
+    let stats = bridge.stats();
+    assert_eq!(stats.duplicates_skipped, 1, "{stats:?}");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
