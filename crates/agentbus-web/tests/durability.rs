@@ -175,6 +175,23 @@ async fn a_timestamp_the_store_cannot_hold_is_refused_at_the_door() {
     assert_eq!(edge.json()["sequences"], serde_json::json!([1]));
 }
 
+/// The reply is the 500 of a batch whose event 1 the store refused.
+fn assert_event_1_refused(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        500,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        reply
+            .error()
+            .starts_with("event 1: was published but the store refused it"),
+        "{}",
+        reply.error()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_the_database_refuses_on_write_gets_a_500_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,19 +212,7 @@ async fn an_event_the_database_refuses_on_write_gets_a_500_naming_it() {
     let body = r#"[{"type":"task.created"},{"type":"task.created","data":{"poison":1}},{"type":"task.created"}]"#;
 
     let reply = post_json(&server.url("/api/events"), body).await;
-    assert_eq!(
-        reply.status,
-        500,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(
-        reply
-            .error()
-            .starts_with("event 1: was published but the store refused it"),
-        "{}",
-        reply.error()
-    );
+    assert_event_1_refused(&reply);
     assert_eq!(bus.stats().events_published, 3);
     let stats = get(&server.url("/api/stats")).await.json();
     assert_eq!(stats["store"]["rejected"], 1, "{stats}");
@@ -295,19 +300,7 @@ async fn null_sequences_mean_only_already_stored() {
 
     // The store refuses event 1 after it was published: not a 200.
     let reply = post_json(&url, &body).await;
-    assert_eq!(
-        reply.status,
-        500,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(
-        reply
-            .error()
-            .starts_with("event 1: was published but the store refused it"),
-        "{}",
-        reply.error()
-    );
+    assert_event_1_refused(&reply);
     let stats = get(&server.url("/api/stats")).await.json();
     assert_eq!(stats["store"]["rejected"], 1, "{stats}");
     assert_eq!(stats["store"]["committed"], 1, "{stats}");
