@@ -1,12 +1,15 @@
-//! JetStream graceful stop: what a consumer's first life delivered is never
-//! handed to its next life, even when the server is too slow to read the
-//! last acks before the process exits.
+//! Stopping a JetStream bridge: after a graceful stop, what a consumer's
+//! first life delivered is never handed to its next life, even when the
+//! server is too slow to read the last acks before the process exits;
+//! dropping a bridge stops it without waiting for the server.
 
 mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use agentbus::{Event, EventBus, EventType};
+use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::{NatsPeer, NatsServer};
 
 agentbus_testkit::nats_peer_entry!();
@@ -72,4 +75,43 @@ fn a_graceful_stop_waits_until_the_server_has_its_last_acks() {
     let mut all: Vec<u64> = before.iter().chain(&after).copied().collect();
     all.sort_unstable();
     common::assert_exactly_once_in_order("consumer (both lives)", "publisher", &all, STREAM);
+}
+
+/// With the server frozen, a graceful stop would wait 10 s for the acks of
+/// what is buffered; dropping the bridge returns at once, and the bridge
+/// still stops (its subscription to the local bus ends).
+#[test]
+fn dropping_a_bridge_stops_it_without_waiting() {
+    let Some(server) = NatsServer::start_or_skip("dropping_a_bridge_stops_it_without_waiting")
+    else {
+        return;
+    };
+    let rt = common::runtime();
+    let bus = EventBus::new();
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default().name("dropped").jetstream(true),
+        ))
+        .unwrap();
+    assert_eq!(bus.stats().active_subscribers, 1);
+
+    server.pause();
+    for _ in 0..10 {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    let dropping = Instant::now();
+    drop(bridge);
+    let took = dropping.elapsed();
+    server.resume();
+    assert!(
+        took < Duration::from_secs(3),
+        "dropping the bridge took {took:?}"
+    );
+    assert!(
+        common::wait_until(Duration::from_secs(30), || bus.stats().active_subscribers
+            == 0),
+        "the dropped bridge still subscribes to the bus"
+    );
 }

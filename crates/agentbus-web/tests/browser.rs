@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium (chromedriver + fantoccini):
 //! events appear, filters hide others, pause holds the feed, a restarted
 //! server is resumed without a gap, dead letters are redriven and
-//! discarded from their panel, and a screenshot under load.
+//! discarded from their panel, the page works nested under a prefix, and a
+//! screenshot under load.
 //!
 //! Skipped with a message when chromium or chromedriver is missing, unless
 //! `AGENTBUS_REQUIRE_SERVICES=1`.
@@ -35,6 +36,28 @@ async fn post(server: &str, body: serde_json::Value) -> Vec<String> {
 
 fn shown(id: &str) -> String {
     format!("return document.querySelector('#feed .event[data-id=\"{id}\"]') !== null")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_nested_under_a_prefix() {
+    let Some(browser) = launch("the_dashboard_works_nested_under_a_prefix").await else {
+        return;
+    };
+    let app = axum::Router::new().nest("/bus", WebApi::new(EventBus::new()).router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::serving(listener, app);
+    browser.client.goto(&server.url("/bus")).await.unwrap();
+    browser
+        .wait_until(
+            "return document.getElementById('status').dataset.state === 'live'",
+            PATIENCE,
+            "the socket under /bus",
+        )
+        .await;
+    let posted = post(&server.url("/bus"), json!({"type": "task.completed"})).await;
+    browser
+        .wait_until(&shown(&posted[0]), PATIENCE, "the event under /bus")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

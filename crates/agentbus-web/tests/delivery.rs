@@ -1,6 +1,6 @@
-//! Reliable delivery as the API shows it: `/api/stats` counts retries,
-//! timeouts and dead letters; `/api/dead-letters` lists, shows, redrives
-//! and discards them.
+//! Delivery as the API shows it: a `POST` answers once the bus's handlers
+//! ran, async ones included; `/api/stats` counts retries, timeouts and dead
+//! letters; `/api/dead-letters` lists, shows, redrives and discards them.
 
 mod common;
 
@@ -9,13 +9,94 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, Retry};
+use agentbus_store::{Recorder, SqliteStore};
 use agentbus_web::{DeadLettersPage, WebApi};
 use common::*;
+use tokio::sync::Semaphore;
 
 async fn page(server: &Server, path: &str) -> DeadLettersPage {
     let reply = get(&server.url(path)).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.error());
     serde_json::from_value(reply.json()).unwrap()
+}
+
+/// Posts one event to a server over `bus` (whose async handler waits for
+/// `release`) and checks the reply waits for the handler: none while it
+/// is held, then a 200 once it has finished.
+async fn post_waits_for_the_held_handler(
+    api: WebApi,
+    started: &Semaphore,
+    release: &Semaphore,
+    finished: &AtomicBool,
+) {
+    let server = Server::start(api).await;
+    let url = server.url("/api/events");
+    let mut post =
+        tokio::spawn(async move { post_json(&url, r#"{"type":"task.completed"}"#).await });
+    tokio::time::timeout(Duration::from_secs(20), started.acquire())
+        .await
+        .expect("the handler starts")
+        .unwrap()
+        .forget();
+    // The handler is held: the reply must wait for it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut post)
+            .await
+            .is_err(),
+        "the POST answered while its async handler was still running"
+    );
+    release.add_permits(1);
+    let reply = tokio::time::timeout(Duration::from_secs(20), post)
+        .await
+        .expect("the POST answers once the handler finished")
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        finished.swap(false, Ordering::SeqCst),
+        "the reply came before the handler finished"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_answers_only_once_its_slow_async_handler_finished() {
+    let bus = EventBus::new();
+    let started = Arc::new(Semaphore::new(0));
+    let release = Arc::new(Semaphore::new(0));
+    let finished = Arc::new(AtomicBool::new(false));
+    bus.subscribe_async(EventType::TaskCompleted, {
+        let (started, release, finished) = (
+            Arc::clone(&started),
+            Arc::clone(&release),
+            Arc::clone(&finished),
+        );
+        move |_e: Arc<Event>| {
+            let (started, release, finished) = (
+                Arc::clone(&started),
+                Arc::clone(&release),
+                Arc::clone(&finished),
+            );
+            async move {
+                started.add_permits(1);
+                release.acquire().await.unwrap().forget();
+                finished.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    // Without a store, then with one (the durable path publishes apart).
+    post_waits_for_the_held_handler(WebApi::new(bus.clone()), &started, &release, &finished).await;
+    let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
+    post_waits_for_the_held_handler(
+        WebApi::new(bus.clone()).store(recorder),
+        &started,
+        &release,
+        &finished,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -175,6 +175,57 @@ async fn a_timestamp_the_store_cannot_hold_is_refused_at_the_door() {
     assert_eq!(edge.json()["sequences"], serde_json::json!([1]));
 }
 
+/// The reply is the 500 of a batch whose event 1 the store refused.
+fn assert_event_1_refused(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        500,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        reply
+            .error()
+            .starts_with("event 1: was published but the store refused it"),
+        "{}",
+        reply.error()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_database_refuses_on_write_gets_a_500_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    // From outside, as another program could: SQLite itself now refuses
+    // events whose data holds "poison" ("string or blob too big", a value
+    // over its size limit), which `EventStore::check` cannot foresee.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON agentbus_events \
+             WHEN instr(NEW.data, 'poison') > 0 BEGIN SELECT zeroblob(2000000000); END",
+        )
+        .unwrap();
+    let (bus, _recorder, api) = stored_server_api(store.clone());
+    let server = Server::start(api).await;
+    let body = r#"[{"type":"task.created"},{"type":"task.created","data":{"poison":1}},{"type":"task.created"}]"#;
+
+    let reply = post_json(&server.url("/api/events"), body).await;
+    assert_event_1_refused(&reply);
+    assert_eq!(bus.stats().events_published, 3);
+    let stats = get(&server.url("/api/stats")).await.json();
+    assert_eq!(stats["store"]["rejected"], 1, "{stats}");
+    assert_eq!(stats["store"]["committed"], 2, "{stats}");
+    // The batch's other events are stored, the refused one is not.
+    let stored = store.read(&ReadQuery::default()).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored.iter().all(|s| s.event.data.get("poison").is_none()),
+        "{stored:?}"
+    );
+}
+
 /// A real SQLite store that refuses, at write time, events whose data holds
 /// `"poison"`: what a database refusing a value does (and what
 /// [`EventStore::check`] cannot foresee).
@@ -249,19 +300,7 @@ async fn null_sequences_mean_only_already_stored() {
 
     // The store refuses event 1 after it was published: not a 200.
     let reply = post_json(&url, &body).await;
-    assert_eq!(
-        reply.status,
-        500,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(
-        reply
-            .error()
-            .starts_with("event 1: was published but the store refused it"),
-        "{}",
-        reply.error()
-    );
+    assert_event_1_refused(&reply);
     let stats = get(&server.url("/api/stats")).await.json();
     assert_eq!(stats["store"]["rejected"], 1, "{stats}");
     assert_eq!(stats["store"]["committed"], 1, "{stats}");

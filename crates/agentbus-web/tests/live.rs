@@ -1,6 +1,7 @@
 //! WebSocket and SSE without a store: filters, a slow client told it
-//! lagged without slowing the others, clients that send garbage or never
-//! read, and bursts of connections.
+//! lagged without slowing the others, clients that ping, send garbage or
+//! never read, bursts of connections, and a router built outside any
+//! runtime.
 
 mod common;
 
@@ -13,6 +14,54 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn a_websocket_ping_is_answered_and_the_feed_goes_on() {
+    let bus = EventBus::new();
+    let server = Server::start(WebApi::new(bus.clone())).await;
+    let mut socket = connect_ws(&server.ws_url("/ws")).await;
+    wait_for_clients(&server, 1).await;
+
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("no answer to the ping in 10 s")
+        .expect("websocket closed")
+        .expect("websocket error");
+    assert_eq!(answer, Message::Pong(b"are you there".to_vec().into()));
+    let event = Event::new(EventType::TaskCreated);
+    bus.publish(event.clone()).await;
+    let got = next_json(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(got["id"], json!(event.id.to_string()));
+}
+
+/// Built outside any runtime, the router cannot start its hub: it starts
+/// with the first request, and live clients then get every event.
+#[tokio::test]
+async fn a_router_built_outside_any_runtime_starts_its_hub_with_the_first_request() {
+    let bus = EventBus::new();
+    let router = std::thread::spawn({
+        let bus = bus.clone();
+        move || {
+            assert!(tokio::runtime::Handle::try_current().is_err());
+            WebApi::new(bus).router()
+        }
+    })
+    .join()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::serving(listener, router);
+
+    let mut socket = connect_ws(&server.ws_url("/ws")).await;
+    wait_for_clients(&server, 1).await;
+    let event = Event::new(EventType::TaskCreated);
+    bus.publish(event.clone()).await;
+    let got = next_json(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(got["id"], json!(event.id.to_string()));
+}
 
 #[tokio::test]
 async fn websocket_filters_by_type_circle_agent_and_project() {

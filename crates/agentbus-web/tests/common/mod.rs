@@ -31,8 +31,12 @@ impl Server {
     }
 
     pub fn on(listener: TcpListener, api: WebApi) -> Self {
+        Self::serving(listener, api.router())
+    }
+
+    /// Serves a router built beforehand (possibly outside any runtime).
+    pub fn serving(listener: TcpListener, app: axum::Router) -> Self {
         let addr = listener.local_addr().unwrap();
-        let app = api.router();
         let task = tokio::spawn(async move {
             agentbus_web::serve(listener, app).await.unwrap();
         });
