@@ -232,6 +232,44 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
     rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "event_type").await;
 }
 
+/// A value over SQLite's size limit ("string or blob too big") is
+/// `Rejected`, which the recorder skips instead of retrying for ever. (A
+/// trigger added from outside, as another program could, makes SQLite refuse
+/// events whose data holds "poison": `EventStore::check` cannot foresee it.)
+#[tokio::test]
+async fn sqlite_refusing_the_data_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON agentbus_events \
+             WHEN instr(NEW.data, 'poison') > 0 BEGIN SELECT zeroblob(2000000000); END",
+        )
+        .unwrap();
+    let poison = Arc::new(numbered(1).with_data(serde_json::json!({"poison": 1})));
+    let error = store.append(&[poison]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Rejected {
+                backend: "sqlite",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        store
+            .append(&[Arc::new(numbered(2))])
+            .await
+            .unwrap()
+            .last_sequence,
+        1
+    );
+}
+
 /// A write PostgreSQL refuses as a data exception (class 22; here a column
 /// narrowed under the store, so every row's binary value is malformed) is
 /// `Rejected`, which the recorder skips instead of retrying for ever; any
