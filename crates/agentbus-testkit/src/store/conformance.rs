@@ -877,9 +877,12 @@ pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventSto
             }
         })
     };
-    let mut max_queued = 0;
+    let (mut max_queued, mut max_lag) = (0, 0);
     while !publisher.is_finished() {
-        max_queued = max_queued.max(recorder.stats().queued);
+        let stats = recorder.stats();
+        assert_eq!(stats.lag(), stats.lag);
+        max_queued = max_queued.max(stats.queued);
+        max_lag = max_lag.max(stats.lag());
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     publisher.join().unwrap();
@@ -887,6 +890,7 @@ pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventSto
         max_queued <= 64,
         "queue bounded by its capacity: {max_queued}"
     );
+    assert!(max_lag > 0, "a slow writer lags behind its publishers");
     assert_eq!(recorder.flush().await.unwrap(), 600);
     let stats = recorder.stats();
     assert!(stats.waits > 0, "publishers waited: {stats:?}");
