@@ -118,3 +118,22 @@ async fn handles_debug_as_what_they_hold() {
     );
     recorder.close().await.unwrap();
 }
+
+/// Every builder setting keeps the ones made before it: a capacity set
+/// first still bounds a reservation after `linger` and `retry_backoff`.
+#[tokio::test]
+async fn builder_settings_keep_the_ones_made_before() {
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(2)
+        .linger(std::time::Duration::from_millis(1))
+        .retry_backoff(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(10),
+        )
+        .attach(&bus, SqliteStore::open_in_memory().unwrap());
+    let room = recorder.reserve(5).await.unwrap();
+    assert_eq!(room.events(), 2, "at most the queue's capacity");
+    drop(room);
+    recorder.close().await.unwrap();
+}
