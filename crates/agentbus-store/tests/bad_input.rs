@@ -2,13 +2,13 @@
 //! the rest of the store stays readable.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentbus::{EventBus, EventId};
 use agentbus_store::{
     EventStore, PostgresStore, Projection, ReadQuery, Recorder, SqliteStore, StoreError,
 };
-use futures_util::StreamExt;
-
+use agentbus_testkit::store::collect_within;
 use agentbus_testkit::traffic::numbered;
 use agentbus_testkit::{free_port, Postgres};
 
@@ -50,6 +50,34 @@ fn a_store_of_a_newer_schema_version_is_refused() {
         "{error:?}"
     );
     assert!(error.to_string().contains("events.db"), "{error}");
+}
+
+/// `open_existing` creates nothing: a missing file is `NotFound` (and stays
+/// missing); a path SQLite cannot open although it exists (a directory) is
+/// a backend error, not `NotFound`.
+#[test]
+fn open_existing_tells_a_missing_store_from_one_that_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let error = SqliteStore::open_existing(&missing).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NotFound { location } if location.ends_with("missing.db")),
+        "{error:?}"
+    );
+    assert!(!missing.exists());
+
+    let error = SqliteStore::open_existing(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                backend: "sqlite",
+                operation: "open",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 /// Five events, the third rewritten as a type this build does not know and
@@ -121,14 +149,23 @@ async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventSto
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].sequence, 5);
 
-    // A catch-up stream yields each bad row as an error and goes on.
+    // A projection stops at the bad row, saying where.
+    let mut count = Projection::new(0, ReadQuery::new(), |n: &mut u32, _: &_| *n += 1);
+    let error = count.catch_up(&store).await.unwrap_err();
+    assert_eq!(error.sequence(), Some(3));
+    assert_eq!((*count.state(), count.sequence()), (2, 2));
+
+    // A catch-up stream yields each bad row as an error and goes on. (Last:
+    // it runs on a runtime of its own, and pooled PostgreSQL connections
+    // opened there end with it.)
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, store.clone());
-    let items: Vec<_> = recorder
-        .subscribe_from(0, ReadQuery::new())
-        .take(5)
-        .collect()
-        .await;
+    let items = collect_within(
+        recorder.subscribe_from(0, ReadQuery::new()),
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
     let summary: Vec<Result<u64, Option<u64>>> = items
         .iter()
         .map(|item| match item {
@@ -145,12 +182,6 @@ async fn rows_that_do_not_decode_are_typed_errors_and_the_rest_reads<S: EventSto
         "{:?}",
         items[3]
     );
-
-    // A projection stops at the bad row, saying where.
-    let mut count = Projection::new(0, ReadQuery::new(), |n: &mut u32, _: &_| *n += 1);
-    let error = count.catch_up(&store).await.unwrap_err();
-    assert_eq!(error.sequence(), Some(3));
-    assert_eq!((*count.state(), count.sequence()), (2, 2));
 }
 
 #[tokio::test]
@@ -184,7 +215,118 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
         .await
         .unwrap();
     let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    assert_eq!(
+        store.location(),
+        format!(
+            "127.0.0.1:{}/{}",
+            cluster.port(),
+            url.rsplit('/').next().unwrap()
+        )
+    );
+    let shown = format!("{store:?}");
+    assert!(
+        shown.starts_with("PostgresStore")
+            && shown.contains(&format!("127.0.0.1:{}", cluster.port())),
+        "{shown}"
+    );
     rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "event_type").await;
+}
+
+/// A value over SQLite's size limit ("string or blob too big") is
+/// `Rejected`, which the recorder skips instead of retrying for ever. (A
+/// trigger added from outside, as another program could, makes SQLite refuse
+/// events whose data holds "poison": `EventStore::check` cannot foresee it.)
+#[tokio::test]
+async fn sqlite_refusing_the_data_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON agentbus_events \
+             WHEN instr(NEW.data, 'poison') > 0 BEGIN SELECT zeroblob(2000000000); END",
+        )
+        .unwrap();
+    let poison = Arc::new(numbered(1).with_data(serde_json::json!({"poison": 1})));
+    let error = store.append(&[poison]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Rejected {
+                backend: "sqlite",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        store
+            .append(&[Arc::new(numbered(2))])
+            .await
+            .unwrap()
+            .last_sequence,
+        1
+    );
+}
+
+/// A write PostgreSQL refuses as a data exception (class 22; here a column
+/// narrowed under the store, so every row's binary value is malformed) is
+/// `Rejected`, which the recorder skips instead of retrying for ever; any
+/// other failure of an append (its table gone, class 42) is a `Backend`
+/// error, which it retries.
+#[tokio::test]
+async fn postgres_refusing_the_data_is_rejected_and_other_failures_are_backend_errors() {
+    let Some(cluster) = Postgres::shared_or_skip("agentbus-store bad input (PostgreSQL)") else {
+        return;
+    };
+    let url = cluster.create_database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(
+        store
+            .append(&[Arc::new(numbered(1))])
+            .await
+            .unwrap()
+            .last_sequence,
+        1
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+
+    client
+        .batch_execute("ALTER TABLE agentbus_events ALTER COLUMN circle_id TYPE INTEGER")
+        .await
+        .unwrap();
+    let error = store.append(&[Arc::new(numbered(2))]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Rejected {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    client
+        .batch_execute("ALTER TABLE agentbus_events RENAME TO agentbus_events_gone")
+        .await
+        .unwrap();
+    let error = store.append(&[Arc::new(numbered(3))]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Backend {
+                backend: "postgres",
+                operation: "append",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

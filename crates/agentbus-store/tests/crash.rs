@@ -17,7 +17,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -149,20 +150,15 @@ fn crash_repeatedly(target: &str, kills: u32, rng: &mut XorShift) -> u32 {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = lines_of(&mut child);
         let mut last_acked = None;
         for _ in 0..acks_before_kill {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("child {run} exited early: {:?}", child.wait()))
-                .unwrap();
-            last_acked = Some(parse_ack(&line));
+            last_acked = Some(parse_ack(&next_line(&lines, &mut child, run)));
         }
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
                                // Acknowledgements printed before the kill count too.
         for line in lines {
-            let Ok(line) = line else { break };
             last_acked = Some(parse_ack(&line));
         }
         let status = child.wait().unwrap();
@@ -171,6 +167,43 @@ fn crash_repeatedly(target: &str, kills: u32, rng: &mut XorShift) -> u32 {
         verify(target, &acknowledged);
     }
     kills
+}
+
+/// How long a child may take to report its next flush: a few milliseconds
+/// normally, seconds on a loaded machine; past it the flush hangs.
+const REPORT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The child's stdout, line by line, from a thread of its own, so that each
+/// wait for a line can have a deadline; the channel ends with the output.
+fn lines_of(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// The child's next report, within [`REPORT_DEADLINE`]; past it the child
+/// is killed and the test fails, rather than waiting for ever on a flush
+/// that never returns.
+fn next_line(lines: &Receiver<String>, child: &mut Child, run: u64) -> String {
+    match lines.recv_timeout(REPORT_DEADLINE) {
+        Ok(line) => line,
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {run} reported no flush within {REPORT_DEADLINE:?}: a flush hangs")
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            panic!("child {run} exited early: {:?}", child.wait())
+        }
+    }
 }
 
 fn parse_ack(line: &str) -> u64 {
@@ -318,18 +351,13 @@ fn crash_letters_repeatedly(path: &std::path::Path, kills: u32, rng: &mut XorShi
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = lines_of(&mut child);
         for _ in 0..acks_before_kill {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("child {run} exited early: {:?}", child.wait()))
-                .unwrap();
-            reported.take(&line);
+            reported.take(&next_line(&lines, &mut child, run));
         }
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         for line in lines {
-            let Ok(line) = line else { break };
             reported.take(&line);
         }
         assert!(!child.wait().unwrap().success(), "the child was killed");

@@ -135,6 +135,15 @@ async fn sqlite_migrated_in_place(from: i64) {
 
 #[tokio::test]
 async fn a_version_1_postgres_database_is_migrated_in_place() {
+    postgres_migrated_in_place(1).await;
+}
+
+#[tokio::test]
+async fn a_version_2_postgres_database_is_migrated_in_place() {
+    postgres_migrated_in_place(2).await;
+}
+
+async fn postgres_migrated_in_place(from: i64) {
     let Some(cluster) = Postgres::shared_or_skip("agentbus-store migration (PostgreSQL)") else {
         return;
     };
@@ -144,6 +153,16 @@ async fn a_version_1_postgres_database_is_migrated_in_place() {
         .unwrap();
     let connection = tokio::spawn(connection);
     client.batch_execute(POSTGRES_V1).await.unwrap();
+    if from >= 2 {
+        client
+            .batch_execute(
+                "ALTER TABLE agentbus_events ADD COLUMN traceparent TEXT;
+                 ALTER TABLE agentbus_events ADD COLUMN tracestate TEXT;
+                 UPDATE agentbus_meta SET value = 2 WHERE key = 'schema_version';",
+            )
+            .await
+            .unwrap();
+    }
 
     let store = PostgresStore::connect_existing(&url).await.unwrap();
     old_row_kept_and_new_rows_traced(&store).await;

@@ -85,3 +85,55 @@ async fn dropping_the_last_handle_commits_what_was_handed_off() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(store.last_sequence().await.unwrap(), 100);
 }
+
+/// Each handle debugs as what it holds: the store its location, the
+/// recorder its counters, a reservation and a tracker their event counts.
+#[tokio::test]
+async fn handles_debug_as_what_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let shown = format!("{store:?}");
+    assert!(
+        shown.starts_with("SqliteStore { location: ") && shown.contains("events.db"),
+        "{shown}"
+    );
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, store);
+    let shown = format!("{recorder:?}");
+    assert!(
+        shown.starts_with("Recorder { stats: RecorderStats {"),
+        "{shown}"
+    );
+    let reservation = recorder.reserve(3).await.unwrap();
+    assert_eq!(format!("{reservation:?}"), "Reservation { events: 3 }");
+    drop(reservation);
+    let ids = [
+        Event::new(EventType::TaskCreated).id,
+        Event::new(EventType::TaskCreated).id,
+    ];
+    assert_eq!(
+        format!("{:?}", recorder.track(&ids)),
+        "Tracked { events: 2 }"
+    );
+    recorder.close().await.unwrap();
+}
+
+/// Every builder setting keeps the ones made before it: a capacity set
+/// first still bounds a reservation after `linger` and `retry_backoff`.
+#[tokio::test]
+async fn builder_settings_keep_the_ones_made_before() {
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(2)
+        .linger(std::time::Duration::from_millis(1))
+        .retry_backoff(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(10),
+        )
+        .attach(&bus, SqliteStore::open_in_memory().unwrap());
+    let room = recorder.reserve(5).await.unwrap();
+    assert_eq!(room.events(), 2, "at most the queue's capacity");
+    drop(room);
+    recorder.close().await.unwrap();
+}

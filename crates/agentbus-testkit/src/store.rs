@@ -38,6 +38,45 @@ pub async fn read_all<S: EventStore + ?Sized>(store: &S) -> Vec<StoredEvent> {
     }
 }
 
+/// The first `count` items of `stream`, driven on a thread and runtime of
+/// its own; panics if they have not all come within `limit`.
+///
+/// A deadline a hang cannot escape: `tokio::time::timeout` fires only when
+/// the future it wraps returns `Pending`, so a stream that spins without
+/// yielding (a catch-up whose reads never start) would hold the test's
+/// runtime for ever, and a multi-threaded runtime waits for a spinning
+/// worker when it shuts down. Here the test's runtime waits on a channel
+/// and stays free; on a timeout the spinning thread is left behind (the test
+/// process ends with it). A panic on that thread comes back as the test's.
+/// Tasks the stream spawns (a catch-up's reads) run on its runtime, which
+/// ends with the collection; a PostgreSQL pool replaces the connections it
+/// opened there when they are next asked for.
+pub async fn collect_within<St>(stream: St, count: usize, limit: Duration) -> Vec<St::Item>
+where
+    St: futures_util::Stream + Send + 'static,
+    St::Item: Send + 'static,
+{
+    use futures_util::StreamExt;
+
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let collector = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the stream");
+        let _ = sender.send(runtime.block_on(stream.take(count).collect::<Vec<_>>()));
+    });
+    match tokio::time::timeout(limit, receiver).await {
+        Ok(Ok(items)) => items,
+        Ok(Err(_)) => match collector.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the collector ended without sending"),
+        },
+        Err(_) => panic!("{count} items of the stream did not come within {limit:?}: a hang?"),
+    }
+}
+
 /// A store whose appends wait `delay` first (a writer slower than the
 /// publishers), and fail with [`Injected`] while `failing` is set.
 pub struct Throttled<S> {

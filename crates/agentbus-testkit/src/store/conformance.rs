@@ -216,6 +216,40 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
         .is_empty());
     assert!(read(ReadQuery::new().limit(0)).await.is_empty());
 
+    // The shorthands keep every other criterion.
+    let completed = expect(&|e| e.event_type == EventType::TaskCompleted);
+    assert_eq!(
+        sequences(
+            read(
+                ReadQuery::new()
+                    .event_type(EventType::TaskCompleted)
+                    .limit(3)
+                    .descending()
+                    .ascending()
+            )
+            .await
+        ),
+        completed[..3]
+    );
+    let below_20: Vec<u64> = completed
+        .iter()
+        .rev()
+        .copied()
+        .filter(|&s| s < 20)
+        .collect();
+    assert_eq!(
+        sequences(
+            read(
+                ReadQuery::new()
+                    .event_type(EventType::TaskCompleted)
+                    .descending()
+                    .before(20)
+            )
+            .await
+        ),
+        below_20
+    );
+
     // Paging forwards and backwards covers everything once.
     let mut forward = Vec::new();
     loop {
@@ -225,6 +259,7 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
             break;
         }
         forward.extend(page);
+        assert!(forward.len() <= 42, "paging forwards repeats: {forward:?}");
     }
     assert_eq!(forward, (1..=42).collect::<Vec<_>>());
     let mut backward = Vec::new();
@@ -235,6 +270,10 @@ pub async fn read_filters_orders_and_pages<S: EventStore + Clone>(store: S) {
         let Some(&last) = page.last() else { break };
         before_seq = last;
         backward.extend(page);
+        assert!(
+            backward.len() <= 42,
+            "paging backwards repeats: {backward:?}"
+        );
     }
     assert_eq!(backward, (1..=42).rev().collect::<Vec<_>>());
     assert_eq!(
@@ -695,15 +734,20 @@ pub async fn projection_resumed_from_a_snapshot_equals_a_rebuild<S: EventStore +
         EventType::TaskCreated,
         EventType::TaskCompleted,
     ]));
+    // Each catch-up within a deadline: one that never reaches its end fails.
+    let within = Duration::from_secs(30);
     let mut first = Projection::new(Tally::default(), query.clone(), tally);
-    assert_eq!(first.catch_up(&store).await.unwrap(), 2_500);
+    let caught_up = tokio::time::timeout(within, first.catch_up(&store)).await;
+    assert_eq!(caught_up.expect("caught up in time").unwrap(), 2_500);
     let (snapshot, at) = first.snapshot();
 
     store.append(&batch(2_500..4_000)).await.unwrap();
     let mut resumed = Projection::resume(snapshot, at, query.clone(), tally);
-    assert_eq!(resumed.catch_up(&store).await.unwrap(), 4_000);
+    let caught_up = tokio::time::timeout(within, resumed.catch_up(&store)).await;
+    assert_eq!(caught_up.expect("caught up in time").unwrap(), 4_000);
     let mut rebuilt = Projection::new(Tally::default(), query, tally);
-    rebuilt.catch_up(&store).await.unwrap();
+    let caught_up = tokio::time::timeout(within, rebuilt.catch_up(&store)).await;
+    caught_up.expect("caught up in time").unwrap();
     assert_eq!(resumed.state(), rebuilt.state());
     assert_eq!(rebuilt.state().by_type.values().sum::<u64>(), 2_000);
     // Applying an already-seen event is a no-op.
@@ -833,9 +877,12 @@ pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventSto
             }
         })
     };
-    let mut max_queued = 0;
+    let (mut max_queued, mut max_lag) = (0, 0);
     while !publisher.is_finished() {
-        max_queued = max_queued.max(recorder.stats().queued);
+        let stats = recorder.stats();
+        assert_eq!(stats.lag(), stats.lag);
+        max_queued = max_queued.max(stats.queued);
+        max_lag = max_lag.max(stats.lag());
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     publisher.join().unwrap();
@@ -843,6 +890,7 @@ pub async fn a_slow_writer_slows_publishers_and_memory_stays_bounded<S: EventSto
         max_queued <= 64,
         "queue bounded by its capacity: {max_queued}"
     );
+    assert!(max_lag > 0, "a slow writer lags behind its publishers");
     assert_eq!(recorder.flush().await.unwrap(), 600);
     let stats = recorder.stats();
     assert!(stats.waits > 0, "publishers waited: {stats:?}");
