@@ -1,7 +1,7 @@
 //! [`Recorder`]: records every event published on a bus into a store, with
 //! a lock-free hand-off on the publishing thread and a background writer.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use crossbeam_queue::ArrayQueue;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use self::letters::Letters;
-use self::shared::{Counters, RecorderConfig, Shared};
+use self::shared::{Counters, RecorderConfig, Reserved, Shared};
 use self::writer::{Control, LetterState, Writer};
 use crate::catch_up::{CatchUp, Committed};
 use crate::error::StoreError;
@@ -253,7 +253,7 @@ impl Recorder {
             overflow: config.overflow,
             writer_idle: AtomicBool::new(false),
             wake: Notify::new(),
-            reserved: AtomicUsize::new(0),
+            reserved: Reserved::default(),
             room: Notify::new(),
             writer_gone: AtomicBool::new(false),
             counters: Counters::default(),
@@ -584,9 +584,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.shared
-            .reserved
-            .fetch_sub(self.events, Ordering::AcqRel);
+        self.shared.reserved.release(self.events);
         self.shared.room.notify_waiters();
         // The writer may be holding a batch open for this publisher.
         self.shared.wake_writer_now();

@@ -1,7 +1,7 @@
 //! What publishers and the writer share: the queue, the counters, the
 //! settings; a leaf both sides import.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ pub(crate) struct Shared {
     pub(crate) writer_idle: AtomicBool,
     pub(crate) wake: Notify,
     /// Queue slots promised by [`Recorder::reserve`](crate::Recorder::reserve) and not yet released.
-    pub(crate) reserved: AtomicUsize,
+    pub(crate) reserved: Reserved,
     /// Woken when the writer takes events off the queue or a reservation
     /// ends: a [`Recorder::reserve`](crate::Recorder::reserve) waiting for room looks again.
     pub(crate) room: Notify,
@@ -149,22 +149,8 @@ impl Shared {
     /// and reserved. Events published under a reservation count twice until
     /// it is dropped: cautious, never too generous.
     pub(crate) fn try_reserve(&self, events: usize) -> bool {
-        let capacity = self.queue.capacity();
-        let mut reserved = self.reserved.load(Ordering::Acquire);
-        loop {
-            if self.queue.len() + reserved + events > capacity {
-                return false;
-            }
-            match self.reserved.compare_exchange_weak(
-                reserved,
-                reserved + events,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => reserved = now,
-            }
-        }
+        self.reserved
+            .try_take(events, self.queue.capacity(), || self.queue.len())
     }
 
     /// Wakes the writer whether or not it said it was idle (for control
@@ -172,5 +158,115 @@ impl Shared {
     pub(crate) fn wake_writer_now(&self) {
         self.writer_idle.store(false, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+}
+
+/// The queue slots held by reservations, with a count of every reservation
+/// taken or released in the same word.
+///
+/// The count alone is not enough: a reservation taken and released while
+/// another publisher decides (it has read the count, then the queue's
+/// length) puts the word back where it was, but leaves its events in the
+/// queue; the deciding publisher's compare-and-swap would then succeed on a
+/// length read before those events arrived, and promise room the queue no
+/// longer has (a reserving publisher then waits, which `reserve` promises
+/// it never does). With every take and release also bumping the generation
+/// in the top bits, that compare-and-swap fails and the publisher reads the
+/// length again.
+#[derive(Default)]
+pub(crate) struct Reserved(AtomicU64);
+
+/// Slots held: the low 40 bits (a queue of 2⁴⁰ events would not fit in
+/// memory); the generation: the 24 above, wrapping.
+const HELD: u64 = (1 << 40) - 1;
+const GENERATION: u64 = 1 << 40;
+
+impl Reserved {
+    /// Takes `events` slots if `queue_len()` plus those held plus `events`
+    /// fit in `capacity`.
+    fn try_take(&self, events: usize, capacity: usize, queue_len: impl Fn() -> usize) -> bool {
+        // Acquire pairs with the AcqRel of earlier takes and releases, so
+        // the queue's length read below includes every event a released
+        // reservation published.
+        let mut word = self.0.load(Ordering::Acquire);
+        loop {
+            let held = (word & HELD) as usize;
+            if queue_len() + held + events > capacity {
+                return false;
+            }
+            // `held + events` stays within the capacity, far below 2⁴⁰.
+            let next = word.wrapping_add(GENERATION).wrapping_add(events as u64);
+            match self
+                .0
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Gives `events` slots back (taken by [`try_take`](Self::try_take)).
+    pub(crate) fn release(&self, events: usize) {
+        // One add: `events` off the held slots, one on the generation.
+        // AcqRel: release pairs with the Acquire of the next take, after
+        // this reservation's events were pushed.
+        self.0
+            .fetch_add(GENERATION.wrapping_sub(events as u64), Ordering::AcqRel);
+    }
+
+    /// Whether any reservation is held now.
+    pub(crate) fn any(&self) -> bool {
+        // Acquire: a writer that sees none also sees the events pushed
+        // before the last release.
+        self.0.load(Ordering::Acquire) & HELD > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::Reserved;
+
+    /// Another publisher takes the whole queue, publishes into it and lets
+    /// go while this one decides: this one must look at the queue again
+    /// and find it full, not take room the events already fill.
+    #[test]
+    fn a_reservation_taken_and_released_meanwhile_makes_the_decision_look_again() {
+        let reserved = Reserved::default();
+        let queued = Cell::new(0);
+        let looks = Cell::new(0);
+        let took = reserved.try_take(8, 8, || {
+            looks.set(looks.get() + 1);
+            if looks.get() == 1 {
+                // Read before the other publisher's turn...
+                let seen = queued.get();
+                // ...which happens now, between that read and the swap.
+                assert!(reserved.try_take(8, 8, || queued.get()));
+                queued.set(8);
+                reserved.release(8);
+                return seen;
+            }
+            queued.get()
+        });
+        assert!(!took, "room taken that the queue no longer has");
+        assert_eq!(looks.get(), 2);
+        assert!(!reserved.any());
+    }
+
+    #[test]
+    fn takes_and_releases_count_the_slots_held() {
+        let reserved = Reserved::default();
+        assert!(reserved.try_take(3, 8, || 0));
+        assert!(reserved.try_take(5, 8, || 0));
+        assert!(!reserved.try_take(1, 8, || 0), "all 8 held");
+        reserved.release(3);
+        assert!(reserved.any());
+        assert!(!reserved.try_take(3, 8, || 1), "5 held and 1 queued leave 2");
+        assert!(reserved.try_take(2, 8, || 1));
+        reserved.release(5);
+        reserved.release(2);
+        assert!(!reserved.any());
     }
 }

@@ -413,7 +413,7 @@ impl Writer {
     /// transaction rather than in as many as the writer can turn around.
     async fn gather_reserved(&mut self, pending: &mut Vec<Arc<Event>>) {
         let until = tokio::time::Instant::now() + RESERVED_LINGER;
-        while self.shared.reserved.load(Ordering::Acquire) > 0
+        while self.shared.reserved.any()
             && pending.len() < self.config.max_batch
             && self.waiters.is_empty()
             && !self.closing
