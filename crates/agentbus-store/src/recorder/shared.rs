@@ -263,7 +263,10 @@ mod tests {
         assert!(!reserved.try_take(1, 8, || 0), "all 8 held");
         reserved.release(3);
         assert!(reserved.any());
-        assert!(!reserved.try_take(3, 8, || 1), "5 held and 1 queued leave 2");
+        assert!(
+            !reserved.try_take(3, 8, || 1),
+            "5 held and 1 queued leave 2"
+        );
         assert!(reserved.try_take(2, 8, || 1));
         reserved.release(5);
         reserved.release(2);
