@@ -285,3 +285,45 @@ impl Drop for Tracked {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use agentbus::{Event, EventType};
+
+    use super::{Flush, Outcome, Tracking};
+
+    fn never_flushed() -> Flush {
+        Box::new(|| Box::pin(async { Ok(0) }))
+    }
+
+    fn is_empty(tracking: &Tracking) -> bool {
+        let watches = tracking.lock();
+        tracking.count.load(Ordering::Acquire) == 0
+            && watches.by_id.is_empty()
+            && watches.unsettled.is_empty()
+    }
+
+    /// A publisher that goes away (a web `POST` whose client hung up, or
+    /// that timed out) leaves nothing behind: without this a long-running
+    /// server would keep every abandoned id, and every later settle would
+    /// take the lock. Seen from outside only as memory, hence a unit test.
+    #[test]
+    fn a_dropped_tracker_forgets_its_ids_settled_or_not() {
+        let tracking = Arc::new(Tracking::default());
+        let settled = Event::new(EventType::TaskCreated).id;
+        let pending = Event::new(EventType::TaskCreated).id;
+        let first = tracking.track(&[settled, pending], never_flushed());
+        let second = tracking.track(&[settled], never_flushed());
+        tracking.settle([(settled, Outcome::Stored(1))]);
+        drop(first);
+        assert!(!is_empty(&tracking), "the second tracker still watches");
+        drop(second);
+        assert!(is_empty(&tracking), "watches left behind");
+        // A tracker of nothing holds nothing either.
+        drop(tracking.track(&[], never_flushed()));
+        assert!(is_empty(&tracking));
+    }
+}

@@ -223,3 +223,63 @@ impl<S: EventStore> EventStore for Picky<S> {
         self.0.dead_letter_store()
     }
 }
+
+/// A store whose appends of a batch holding an event with `"gated": true`
+/// in its data wait until [`open`](Self::open) is called (a write that
+/// hangs on one event: the recorder's writer is stuck on it); other
+/// batches go straight through.
+pub struct Gated<S> {
+    /// The store appends reach once let through.
+    pub inner: S,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl<S> Gated<S> {
+    /// `inner` behind a closed gate.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            open: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Lets every waiting and later gated append through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl<S: EventStore> EventStore for Gated<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        Box::pin(async move {
+            if events.iter().any(|event| event.data["gated"] == true) {
+                let mut open = self.open.subscribe();
+                // The sender lives as long as `self`: this cannot fail.
+                let _ = open.wait_for(|open| *open).await;
+            }
+            self.inner.append(events).await
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.inner.get(id)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.last_sequence()
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.inner.prune(retention)
+    }
+}
