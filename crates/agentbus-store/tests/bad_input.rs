@@ -232,6 +232,41 @@ async fn postgres_rows_that_do_not_decode_are_typed_errors_and_the_rest_reads() 
     rows_that_do_not_decode_are_typed_errors_and_the_rest_reads(store, &ids, "event_type").await;
 }
 
+/// Rows another writer left: a trace state without its traceparent is
+/// `Corrupt` naming the trace context (not read as no trace at all), and a
+/// timestamp before 1970 (which this crate never writes) reads back as the
+/// time it says, not as one after 1970.
+#[tokio::test]
+async fn rows_with_a_lone_trace_state_or_a_timestamp_before_1970_read_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let events: Vec<_> = (0..2).map(|n| Arc::new(numbered(n))).collect();
+    store.append(&events).await.unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE agentbus_events SET traceparent = NULL, tracestate = 'vendor=1' WHERE sequence = 1",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE agentbus_events SET timestamp_ns = -1500000000 WHERE sequence = 2",
+        [],
+    )
+    .unwrap();
+
+    let error = store.get(events[0].id).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { sequence: 1, field, .. } if *field == "trace_context"),
+        "{error:?}"
+    );
+    let early = store.get(events[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        early.event.timestamp,
+        std::time::UNIX_EPOCH - Duration::from_millis(1500)
+    );
+}
+
 /// A value over SQLite's size limit ("string or blob too big") is
 /// `Rejected`, which the recorder skips instead of retrying for ever. (A
 /// trigger added from outside, as another program could, makes SQLite refuse

@@ -138,3 +138,22 @@ async fn a_postgres_location_opens_through_postgres() {
         "{error:?}"
     );
 }
+
+/// A SQLite store says where it lives: the path it was opened at (also by
+/// `open_existing`), or `:memory:`.
+#[test]
+fn a_sqlite_store_tells_where_it_lives() {
+    use agentbus_store::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.location(), path.display().to_string());
+    drop(store);
+    let existing = SqliteStore::open_existing(&path).unwrap();
+    assert_eq!(existing.location(), path.display().to_string());
+    assert_eq!(
+        SqliteStore::open_in_memory().unwrap().location(),
+        ":memory:"
+    );
+}

@@ -846,7 +846,9 @@ pub async fn two_recorders_share_one_store<S: EventStore + Clone>(store: S) {
     assert_eq!(ids.len(), 2_000);
 }
 
-/// The store works behind `Arc<dyn EventStore>`.
+/// The store works behind `Arc<dyn EventStore>`, and refuses there what
+/// it refuses itself: at the door (`check`), and in a recorder, which
+/// skips the event rather than retrying it.
 pub async fn a_store_chosen_at_run_time_works_behind_arc_dyn<S: EventStore + Clone>(store: S) {
     let dynamic: Arc<dyn EventStore> = Arc::new(store.clone());
     let bus = EventBus::new();
@@ -856,6 +858,18 @@ pub async fn a_store_chosen_at_run_time_works_behind_arc_dyn<S: EventStore + Clo
     assert_eq!(dynamic.read(&ReadQuery::new()).await.unwrap().len(), 1);
     assert_eq!(dynamic.last_sequence().await.unwrap(), 1);
     assert_eq!(recorder.store().last_sequence().await.unwrap(), 1);
+
+    let mut late = numbered(2);
+    late.timestamp = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000_000); // year 2286
+    let refused = dynamic.check(&late);
+    assert!(
+        matches!(refused, Err(StoreError::TimestampOutOfRange { .. })),
+        "{refused:?}"
+    );
+    bus.publish(late).await;
+    bus.publish(numbered(3)).await;
+    assert_eq!(recorder.flush().await.unwrap(), 2);
+    assert_eq!(recorder.stats().rejected, 1);
 }
 
 /// With a writer slower than the publishers, the default policy makes

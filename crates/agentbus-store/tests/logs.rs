@@ -1,0 +1,155 @@
+//! What the recorder logs: each event dropped for room at `WARN`,
+//! rate-limited to the 1st, 2nd, 4th, 8th... drop; the dead letters it
+//! restores on attach at `INFO`, once, and nothing when there are none.
+//!
+//! One global subscriber, installed before anything in this binary logs,
+//! writes into a buffer owned by the emitting thread (as the core's
+//! `tests/logging.rs` does: a scoped subscriber races on `tracing`'s
+//! per-callsite interest cache when tests run in parallel). Both logs are
+//! written on the thread that publishes or attaches.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use agentbus::{DeadLetter, DeadLetterId, Event, EventBus, EventType};
+use agentbus_store::{DeadLetterChanges, Overflow, Recorder, SqliteStore, StoreError};
+use agentbus_testkit::store::Gated;
+use serde_json::json;
+
+thread_local! {
+    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Appends to this thread's capture buffer, if a test opened one.
+struct ThreadBuffer;
+
+impl Write for ThreadBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.with(|captured| {
+            if let Some(buffer) = captured.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `body` and returns what it logged on this thread.
+fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadBuffer)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let value = body();
+    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
+    (value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The lines of `logs` that contain `message`.
+fn lines_with<'a>(logs: &'a str, message: &str) -> Vec<&'a str> {
+    logs.lines().filter(|line| line.contains(message)).collect()
+}
+
+#[test]
+fn each_drop_is_counted_and_logged_at_warn_rate_limited() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(Gated::new(SqliteStore::open_in_memory().unwrap()));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(1)
+        .max_batch(1)
+        .overflow(Overflow::DropNewest)
+        .attach(&bus, Arc::clone(&store));
+    // The writer stuck on the first event, the second fills the queue.
+    bus.publish_blocking(Event::new(EventType::TaskCreated).with_data(json!({ "gated": true })));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recorder.stats().in_flight != 1 {
+        assert!(Instant::now() < deadline, "the writer took the first event");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bus.publish_blocking(Event::new(EventType::TaskCreated));
+
+    let (outcomes, logs) = capture_logs(|| {
+        (0..5)
+            .map(|_| bus.publish_blocking(Event::new(EventType::TaskCreated)))
+            .collect::<Vec<_>>()
+    });
+    for outcome in &outcomes {
+        assert_eq!(
+            (outcome.delivered, outcome.failed),
+            (1, 0),
+            "the recorder's hand-off never fails, even when it drops"
+        );
+    }
+    assert_eq!(recorder.stats().dropped, 5);
+    let warned = lines_with(&logs, "queue full: event not recorded");
+    assert_eq!(warned.len(), 3, "drops 1, 2 and 4 are logged:\n{logs}");
+    for (line, count) in warned.iter().zip(["dropped=1", "dropped=2", "dropped=4"]) {
+        assert!(line.contains("WARN") && line.contains(count), "{line}");
+    }
+
+    store.open();
+    let flushed = runtime.block_on(recorder.flush());
+    assert!(
+        matches!(flushed, Err(StoreError::EventsDropped { count: 5 })),
+        "{flushed:?}"
+    );
+    assert_eq!(runtime.block_on(recorder.close()).unwrap(), 2);
+}
+
+#[test]
+fn attach_logs_the_dead_letters_it_restores_and_nothing_when_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let letters: Vec<DeadLetter> = (1..=2)
+        .map(|id| {
+            DeadLetter::restored(
+                DeadLetterId::new(id),
+                Arc::new(Event::new(EventType::TaskFailed)),
+                1,
+                Some("exporter"),
+            )
+        })
+        .collect();
+    store
+        .write_dead_letters_blocking(&DeadLetterChanges {
+            put: letters,
+            ..DeadLetterChanges::new()
+        })
+        .unwrap();
+
+    let bus = EventBus::new();
+    let (_recorder, logs) = capture_logs(|| Recorder::attach(&bus, store));
+    assert_eq!(bus.dead_letters().len(), 2);
+    let restored = lines_with(&logs, "dead letters restored from the store");
+    assert_eq!(restored.len(), 1, "{logs}");
+    assert!(
+        restored[0].contains("INFO") && restored[0].contains("restored=2"),
+        "{}",
+        restored[0]
+    );
+
+    let empty = SqliteStore::open(dir.path().join("empty.db")).unwrap();
+    let bus = EventBus::new();
+    let (_recorder, logs) = capture_logs(|| Recorder::attach(&bus, empty));
+    assert!(
+        lines_with(&logs, "dead letters restored").is_empty(),
+        "nothing restored, nothing logged:\n{logs}"
+    );
+}
