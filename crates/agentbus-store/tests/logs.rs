@@ -84,9 +84,11 @@ fn each_drop_is_counted_and_logged_at_warn_rate_limited() {
     }
     bus.publish_blocking(Event::new(EventType::TaskCreated));
 
+    let dropped: Vec<Event> = (0..5).map(|_| Event::new(EventType::TaskCreated)).collect();
     let (outcomes, logs) = capture_logs(|| {
-        (0..5)
-            .map(|_| bus.publish_blocking(Event::new(EventType::TaskCreated)))
+        dropped
+            .iter()
+            .map(|event| bus.publish_blocking(event.clone()))
             .collect::<Vec<_>>()
     });
     for outcome in &outcomes {
@@ -99,8 +101,18 @@ fn each_drop_is_counted_and_logged_at_warn_rate_limited() {
     assert_eq!(recorder.stats().dropped, 5);
     let warned = lines_with(&logs, "queue full: event not recorded");
     assert_eq!(warned.len(), 3, "drops 1, 2 and 4 are logged:\n{logs}");
-    for (line, count) in warned.iter().zip(["dropped=1", "dropped=2", "dropped=4"]) {
-        assert!(line.contains("WARN") && line.contains(count), "{line}");
+    for (line, (count, event)) in
+        warned
+            .iter()
+            .zip([(1, &dropped[0]), (2, &dropped[1]), (4, &dropped[3])])
+    {
+        assert!(
+            line.contains("WARN")
+                && line.contains(&format!("dropped={count}"))
+                && line.contains(&event.id.to_string()),
+            "drop {count} names its event ({}): {line}",
+            event.id
+        );
     }
 
     store.open();

@@ -199,3 +199,58 @@ pub(crate) async fn restore(store: &dyn DeadLetterStore, bus: &EventBus) -> Resu
     pager.restore_into(bus);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use agentbus::{DeadLetter, DeadLetterId, Event, EventType};
+
+    use super::{Pager, RESTORE_PAGE};
+    use crate::error::StoreError;
+
+    fn letters(ids: std::ops::RangeInclusive<u64>) -> Vec<DeadLetter> {
+        ids.map(|id| {
+            DeadLetter::restored(
+                DeadLetterId::new(id),
+                Arc::new(Event::new(EventType::TaskFailed)),
+                1,
+                None,
+            )
+        })
+        .collect()
+    }
+
+    /// The restore's paging: a full page asks for the one after its last
+    /// letter, a short one ends it, a row that does not decode is skipped,
+    /// any other error stops it. A restore that never ends would hang
+    /// `Recorder::attach` on the calling thread, and with it the first test
+    /// binary that attaches to SQLite, before any test with a deadline
+    /// runs: hence a unit test, which runs first and fails at once.
+    #[test]
+    fn a_full_page_asks_for_the_next_and_a_short_one_ends_the_restore() {
+        let mut pager = Pager::new();
+        pager.feed(Ok(letters(1..=RESTORE_PAGE as u64))).unwrap();
+        let next = pager.query.as_ref().expect("a full page: read on");
+        assert_eq!(
+            next.get_after(),
+            Some(DeadLetterId::new(RESTORE_PAGE as u64))
+        );
+
+        pager
+            .feed(Err(StoreError::CorruptDeadLetter {
+                id: 1001,
+                source: None,
+            }))
+            .unwrap();
+        let next = pager.query.as_ref().expect("past the bad row: read on");
+        assert_eq!(next.get_after(), Some(DeadLetterId::new(1001)));
+
+        pager.feed(Ok(letters(1002..=1003))).unwrap();
+        assert!(pager.query.is_none(), "a short page is the last");
+        assert_eq!(pager.stored.len(), RESTORE_PAGE + 2);
+
+        let mut failing = Pager::new();
+        assert!(failing.feed(Err(StoreError::Closed)).is_err());
+    }
+}
