@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use agentbus::{DeadLetter, DeadLetterId, DeadLetterQuery, Event, EventBus, EventType};
 use agentbus_store::{DeadLetterChanges, Recorder, SqliteStore};
+use agentbus_testkit::store::restored_letters;
 
 /// Far longer than anything here takes, even on a loaded machine.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -74,20 +75,10 @@ async fn a_change_while_the_writer_sleeps_reaches_the_store_without_a_flush() {
 fn attach_restores_every_stored_letter_past_the_first_page() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
-    let letters: Vec<DeadLetter> = (1..=1500)
-        .map(|id| {
-            DeadLetter::restored(
-                DeadLetterId::new(id),
-                Arc::new(Event::new(EventType::TaskFailed)),
-                1,
-                Some("exporter"),
-            )
-        })
-        .collect();
     SqliteStore::open(&path)
         .unwrap()
         .write_dead_letters_blocking(&DeadLetterChanges {
-            put: letters,
+            put: restored_letters(1..=1500),
             ..DeadLetterChanges::new()
         })
         .unwrap();

@@ -2,59 +2,18 @@
 //! rate-limited to the 1st, 2nd, 4th, 8th... drop; the dead letters it
 //! restores on attach at `INFO`, once, and nothing when there are none.
 //!
-//! One global subscriber, installed before anything in this binary logs,
-//! writes into a buffer owned by the emitting thread (as the core's
-//! `tests/logging.rs` does: a scoped subscriber races on `tracing`'s
-//! per-callsite interest cache when tests run in parallel). Both logs are
-//! written on the thread that publishes or attaches.
+//! Captured with `agentbus_testkit::logs::capture_logs`, which sees what
+//! the calling thread logs: both logs are written on the thread that
+//! publishes or attaches.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::{DeadLetter, DeadLetterId, Event, EventBus, EventType};
+use agentbus::{Event, EventBus, EventType};
 use agentbus_store::{DeadLetterChanges, Overflow, Recorder, SqliteStore, StoreError};
-use agentbus_testkit::store::Gated;
+use agentbus_testkit::logs::capture_logs;
+use agentbus_testkit::store::{restored_letters, Gated};
 use serde_json::json;
-
-thread_local! {
-    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
-}
-
-/// Appends to this thread's capture buffer, if a test opened one.
-struct ThreadBuffer;
-
-impl Write for ThreadBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        CAPTURED.with(|captured| {
-            if let Some(buffer) = captured.borrow_mut().as_mut() {
-                buffer.extend_from_slice(bytes);
-            }
-        });
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs `body` and returns what it logged on this thread.
-fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(|| ThreadBuffer)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
-    });
-    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
-    let value = body();
-    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
-    (value, String::from_utf8_lossy(&bytes).into_owned())
-}
 
 /// The lines of `logs` that contain `message`.
 fn lines_with<'a>(logs: &'a str, message: &str) -> Vec<&'a str> {
@@ -129,19 +88,9 @@ fn attach_logs_the_dead_letters_it_restores_and_nothing_when_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).unwrap();
-    let letters: Vec<DeadLetter> = (1..=2)
-        .map(|id| {
-            DeadLetter::restored(
-                DeadLetterId::new(id),
-                Arc::new(Event::new(EventType::TaskFailed)),
-                1,
-                Some("exporter"),
-            )
-        })
-        .collect();
     store
         .write_dead_letters_blocking(&DeadLetterChanges {
-            put: letters,
+            put: restored_letters(1..=2),
             ..DeadLetterChanges::new()
         })
         .unwrap();

@@ -41,6 +41,8 @@
 //!
 //! - [`traffic`]: events to publish, from one numbered event to agents at
 //!   work.
+//! - [`logs`] (feature `logs`): what a test's own thread logged through
+//!   `tracing`, for the behaviours a crate promises to log.
 //! - [`store::conformance`] (feature `store`): the behaviour every
 //!   [`EventStore`](agentbus_store::EventStore) backend must have, one
 //!   test per case through [`conformance_suite!`] given a store factory.
@@ -48,12 +50,14 @@
 //!   driven over stdin; the test binary itself, started again
 //!   ([`nats_peer_entry!`]).
 //!
-//! Features keep each crate's build small: `store`, `nats` and `browser`
-//! add their crates (agentbus-store, agentbus-nats, fantoccini), nothing
-//! else does.
+//! Features keep each crate's build small: `store`, `nats`, `browser` and
+//! `logs` add their crates (agentbus-store, agentbus-nats, fantoccini,
+//! tracing-subscriber), nothing else does.
 
 #[cfg(feature = "browser")]
 mod browser;
+#[cfg(feature = "logs")]
+pub mod logs;
 #[cfg(feature = "nats")]
 mod nats_peer;
 mod nats_server;

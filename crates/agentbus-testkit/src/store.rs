@@ -283,3 +283,17 @@ impl<S: EventStore> EventStore for Gated<S> {
         self.inner.prune(retention)
     }
 }
+
+/// Dead letters with these ids, as a store restores them: each of one
+/// failed `TaskFailed` event, one attempt, subscription `exporter`.
+pub fn restored_letters(ids: std::ops::RangeInclusive<u64>) -> Vec<DeadLetter> {
+    ids.map(|id| {
+        DeadLetter::restored(
+            agentbus::DeadLetterId::new(id),
+            Arc::new(Event::new(agentbus::EventType::TaskFailed)),
+            1,
+            Some("exporter"),
+        )
+    })
+    .collect()
+}
