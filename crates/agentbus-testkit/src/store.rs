@@ -2,7 +2,7 @@
 
 pub mod conformance;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -221,5 +221,136 @@ impl<S: EventStore> EventStore for Picky<S> {
 
     fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
         self.0.dead_letter_store()
+    }
+}
+
+/// A store with a switch per part that can fail, and counters of what the
+/// recorder asked of it: for the writer's own behaviour (backoff, giving
+/// up while closing, pruning, what it refuses at the door, batch sizes),
+/// which [`Throttled`] (appends and letters fail together) cannot tell
+/// apart.
+///
+/// - appends fail while `failing_appends` is set, dead-letter writes while
+///   `failing_letters` is set (both with [`Injected`] as the cause);
+/// - [`check`](EventStore::check) refuses an event whose data has
+///   `"unstorable": true` (which `append` would store: only the recorder's
+///   check keeps it out);
+/// - every prune is counted in `prunes`, and the largest batch appended is
+///   kept in `largest_batch`.
+///
+/// Reads, and the blocking (`_inline`) reads of dead letters, go to `inner`
+/// as they are, so a SQLite store still restores its letters on attach.
+pub struct Faulty<S> {
+    /// The store every call reaches when it does not fail.
+    pub inner: S,
+    /// While `true`, appends fail.
+    pub failing_appends: AtomicBool,
+    /// While `true`, dead-letter writes fail.
+    pub failing_letters: AtomicBool,
+    /// Prunes asked for so far.
+    pub prunes: AtomicU64,
+    /// The most events in one append so far.
+    pub largest_batch: AtomicUsize,
+}
+
+impl<S> Faulty<S> {
+    /// `inner`, failing nothing yet.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            failing_appends: AtomicBool::new(false),
+            failing_letters: AtomicBool::new(false),
+            prunes: AtomicU64::new(0),
+            largest_batch: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn injected(operation: &'static str) -> StoreError {
+    StoreError::Backend {
+        backend: "test",
+        operation,
+        source: Arc::new(Injected),
+    }
+}
+
+impl<S: EventStore> EventStore for Faulty<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        self.largest_batch.fetch_max(events.len(), Ordering::SeqCst);
+        if self.failing_appends.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(injected("append")) });
+        }
+        self.inner.append(events)
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.inner.get(id)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.last_sequence()
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.prunes.fetch_add(1, Ordering::SeqCst);
+        self.inner.prune(retention)
+    }
+
+    fn check(&self, event: &Event) -> Result<(), StoreError> {
+        if event.data["unstorable"] == true {
+            return Err(StoreError::Rejected {
+                backend: "test",
+                source: Arc::new(Injected),
+            });
+        }
+        self.inner.check(event)
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        self.inner.dead_letter_store().map(|_| self as _)
+    }
+}
+
+impl<S: EventStore> DeadLetterStore for Faulty<S> {
+    fn write_dead_letters<'a>(
+        &'a self,
+        changes: &'a DeadLetterChanges,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if self.failing_letters.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(injected("write dead letters")) });
+        }
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.write_dead_letters(changes),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
+    fn read_dead_letters<'a>(
+        &'a self,
+        query: &'a DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, StoreError>> {
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.read_dead_letters(query),
+            None => Box::pin(async { Ok(Vec::new()) }),
+        }
+    }
+
+    fn read_dead_letters_inline(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Option<Result<Vec<DeadLetter>, StoreError>> {
+        self.inner
+            .dead_letter_store()?
+            .read_dead_letters_inline(query)
     }
 }
