@@ -13,7 +13,7 @@ use agentbus::{Event, EventBus, EventType};
 use agentbus_store::StoreError;
 use agentbus_store::{EventStore, ReadQuery, Recorder, RecorderStats, Retention, SqliteStore};
 use agentbus_testkit::store::conformance::stored_letters;
-use agentbus_testkit::store::{Faulty, Throttled};
+use agentbus_testkit::store::{within, Faulty, Throttled};
 use serde_json::json;
 
 /// Waits until `done(stats)` holds, failing the test after `limit`.
@@ -35,14 +35,6 @@ async fn until(
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// `future`, or a failure naming `what` after `limit` (every future here
-/// yields while it waits, so the timer gets its turn).
-async fn within<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(limit, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not end within {limit:?}"))
 }
 
 fn faulty() -> Arc<Faulty<SqliteStore>> {

@@ -77,6 +77,17 @@ where
     }
 }
 
+/// `future`'s output, or a panic naming `what` once `limit` has passed: the
+/// deadline for a recorder's `flush`, `close` or `reserve`, which yield
+/// while they wait (so, unlike a spinning stream's, `tokio::time::timeout`
+/// holds; see [`collect_within`]). A test that would hang with a broken
+/// writer fails instead, within the limit.
+pub async fn within<F: std::future::Future>(limit: Duration, what: &str, future: F) -> F::Output {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within {limit:?}: a hang?"))
+}
+
 /// A store whose appends wait `delay` first (a writer slower than the
 /// publishers), and fail with [`Injected`] while `failing` is set.
 pub struct Throttled<S> {

@@ -15,7 +15,7 @@ use agentbus_store::{
 };
 use futures_util::StreamExt;
 
-use super::{assert_contiguous, read_all, Picky, Throttled};
+use super::{assert_contiguous, read_all, within, Picky, Throttled};
 
 mod dead_letters;
 
@@ -924,9 +924,12 @@ pub async fn reserving_publishers_never_wait_on_their_thread<S: EventStore + Clo
             })
         })
         .collect();
-    for publisher in publishers {
-        publisher.await.unwrap();
-    }
+    within(Duration::from_secs(30), "the reserving publishers", async {
+        for publisher in publishers {
+            publisher.await.unwrap();
+        }
+    })
+    .await;
     assert_eq!(recorder.flush().await.unwrap(), 200);
     let stats = recorder.stats();
     assert_eq!((stats.waits, stats.dropped), (0, 0), "{stats:?}");
@@ -1002,7 +1005,13 @@ pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + C
         let outcome = bus.publish(numbered(n)).await;
         assert_eq!(outcome.failed, 0);
     }
-    let error = recorder.flush().await.unwrap_err();
+    let error = within(
+        Duration::from_secs(30),
+        "a flush while failing",
+        recorder.flush(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
     assert!(std::error::Error::source(&error).is_some());
     // The writer moves events from the queue to its batch without a lock,

@@ -12,7 +12,7 @@ use agentbus::{
 };
 use agentbus_store::{DeadLetterChanges, DeadLetterStore, EventStore, Recorder, StoreError};
 
-use crate::store::Throttled;
+use crate::store::{within, Throttled};
 
 /// Every field of a letter, to compare.
 type Fields = (
@@ -326,7 +326,13 @@ pub async fn dead_letter_writes_that_fail_are_retried<S: EventStore + Clone>(sto
     for _ in 0..3 {
         bus.publish(Event::new(EventType::TaskCompleted)).await;
     }
-    let error = recorder.flush().await.unwrap_err();
+    let error = within(
+        Duration::from_secs(30),
+        "a flush while failing",
+        recorder.flush(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
     assert!(stored_letters(&store).await.is_empty());
 
