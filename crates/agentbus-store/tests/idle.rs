@@ -1,8 +1,10 @@
 //! The recorder's writer costs nothing once traffic stops (crate docs: the
 //! watch after a commit lasts 50 µs, or 5 ms while bursts keep coming, and
 //! "nothing once it stops"), also while it waits out a failed write's
-//! backoff. Measured as the CPU time of the writer thread itself, read from
-//! `/proc` (Linux), so the test's own threads do not count.
+//! backoff; and while bursts keep coming it watches the queue (sleeping
+//! briefly between looks) rather than sleeping until woken. Measured on the
+//! writer thread itself, from `/proc` (Linux): its CPU time and its
+//! voluntary context switches, so the test's own threads do not count.
 //!
 //! Its own test binary, and one test at a time (a lock), so the only writer
 //! thread in the process is the one measured. It runs before the
@@ -21,33 +23,60 @@ use agentbus_testkit::store::Faulty;
 /// One test at a time: each measures the only writer thread there is.
 static ONE_WRITER: Mutex<()> = Mutex::new(());
 
-/// The CPU time (user + system) of every thread named after the recorder's
-/// writer (`agentbus-store-writer`, cut to 15 bytes by the kernel).
+/// The `/proc` directory of the recorder's writer thread (named
+/// `agentbus-store-writer`, cut to 15 bytes by the kernel): there must be
+/// exactly one (a thread just spawned may not have its name yet: look
+/// again).
+fn writer_task() -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut writers = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            // A thread that ended meanwhile has no `comm` to read.
+            if std::fs::read_to_string(path.join("comm"))
+                .is_ok_and(|name| name.trim_end() == "agentbus-store-")
+            {
+                writers.push(path);
+            }
+        }
+        assert!(
+            writers.len() <= 1,
+            "one writer thread to measure, not {}",
+            writers.len()
+        );
+        if let Some(writer) = writers.pop() {
+            return writer;
+        }
+        assert!(Instant::now() < deadline, "no writer thread");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The CPU time (user + system) of the writer thread.
 fn writer_cpu() -> Duration {
     // SAFETY: `sysconf` reads a constant of the system; no memory is shared.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    let mut ticks = 0;
-    let mut writers = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let path = task.unwrap().path();
-        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
-            continue; // the thread ended meanwhile
-        };
-        if name.trim_end() != "agentbus-store-" {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        // Fields after the name (which is in parentheses): state is the
-        // 3rd field of the line, utime the 14th and stime the 15th.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after_name.split(' ').collect();
-        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        writers += 1;
-    }
-    assert_eq!(writers, 1, "exactly one writer thread to measure");
+    let stat = std::fs::read_to_string(writer_task().join("stat")).unwrap();
+    // Fields after the name (which is in parentheses): state is the 3rd
+    // field of the line, utime the 14th and stime the 15th.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 1000 / ticks_per_second)
+}
+
+/// The writer thread's voluntary context switches: one per sleep, and one
+/// per wait until woken (a yield to a waiting thread is not voluntary).
+fn writer_switches() -> u64 {
+    let status = std::fs::read_to_string(writer_task().join("status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("a voluntary_ctxt_switches line")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// The writer's CPU time over one second of no traffic.
@@ -110,5 +139,59 @@ async fn a_writer_waiting_out_a_backoff_sleeps() {
     );
     assert_eq!(recorder.stats().errors, 1, "retried only after the backoff");
     store.failing_letters.store(false, Ordering::SeqCst);
+    recorder.close().await.unwrap();
+}
+
+/// While bursts keep coming (each quiet shorter than 5 ms), the writer
+/// watches the queue between them, sleeping ~20 µs between looks, instead
+/// of sleeping until woken: dozens of short sleeps per quiet, each a
+/// voluntary context switch of its thread (a wait until woken is one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_bursts_keep_coming_the_writer_watches_between_them() {
+    let _one = ONE_WRITER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
+    for _ in 0..5 {
+        bus.publish(Event::new(EventType::TaskCreated)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let before = writer_switches();
+    for _ in 0..50 {
+        bus.publish(Event::new(EventType::TaskCreated)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let switches = writer_switches() - before;
+    assert_eq!(recorder.flush().await.unwrap(), 55);
+    assert!(
+        switches >= 50 * 10,
+        "{switches} sleeps of the writer in 50 quiets of 2 ms: it slept until woken"
+    );
+    recorder.close().await.unwrap();
+}
+
+/// After a quiet longer than the burst window (5 ms), a lone event is
+/// committed and the writer watches only 50 µs (yielding, no sleep) before
+/// it sleeps until woken again: a few context switches per event, where
+/// a 5 ms watch would take dozens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_quiet_the_writer_sleeps_soon() {
+    let _one = ONE_WRITER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
+    let before = writer_switches();
+    for _ in 0..30 {
+        bus.publish(Event::new(EventType::TaskCreated)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let switches = writer_switches() - before;
+    assert_eq!(recorder.flush().await.unwrap(), 30);
+    assert!(
+        switches < 30 * 20,
+        "{switches} sleeps of the writer for 30 lone events: it watched for bursts"
+    );
     recorder.close().await.unwrap();
 }

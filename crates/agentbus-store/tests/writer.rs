@@ -13,7 +13,7 @@ use agentbus::{Event, EventBus, EventType};
 use agentbus_store::StoreError;
 use agentbus_store::{EventStore, ReadQuery, Recorder, RecorderStats, Retention, SqliteStore};
 use agentbus_testkit::store::conformance::stored_letters;
-use agentbus_testkit::store::{within, Faulty, Throttled};
+use agentbus_testkit::store::{close_within, within, Faulty, Throttled};
 use serde_json::json;
 
 /// Waits until `done(stats)` holds, failing the test after `limit`.
@@ -209,7 +209,8 @@ async fn a_full_batch_commits_without_lingering() {
 /// A publisher holding a reservation publishes a batch of its own (a web
 /// `POST`): the writer waits for the rest of it (until the reservation is
 /// dropped, at most 2 ms), so it commits in one transaction. Counted over
-/// 20 tries, as a loaded machine may stretch a pause past the 2 ms.
+/// 20 tries, as a loaded machine may stretch the second publish past the
+/// 2 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reserved_publish_commits_in_one_batch() {
     let bus = EventBus::new();
@@ -219,8 +220,12 @@ async fn a_reserved_publish_commits_in_one_batch() {
         let before = recorder.stats();
         let room = recorder.reserve(2).await.unwrap();
         bus.publish(Event::new(EventType::TaskCreated)).await;
-        // Long enough for the writer to take the first event alone.
-        std::thread::sleep(Duration::from_micros(300));
+        // The writer takes the first event alone, then waits for the rest.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while recorder.stats().queued > 0 {
+            assert!(Instant::now() < deadline, "the first event never taken");
+            std::hint::spin_loop();
+        }
         bus.publish(Event::new(EventType::TaskCreated)).await;
         drop(room);
         until(&recorder, Duration::from_secs(5), "both committed", |s| {
@@ -362,7 +367,7 @@ async fn closing_gives_up_after_a_few_attempts_on_a_store_that_keeps_failing() {
     for _ in 0..5 {
         bus.publish(Event::new(EventType::TaskCreated)).await;
     }
-    let error = within(Duration::from_secs(10), "close", recorder.close())
+    let error = close_within(&recorder, Duration::from_secs(10))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
@@ -393,7 +398,7 @@ async fn a_store_back_while_closing_gets_every_event() {
     .await;
     let closing = tokio::spawn({
         let recorder = recorder.clone();
-        async move { recorder.close().await }
+        async move { close_within(&recorder, Duration::from_secs(10)).await }
     });
     // The first attempt after the close fails too; the next ones may not.
     until(
@@ -404,9 +409,7 @@ async fn a_store_back_while_closing_gets_every_event() {
     )
     .await;
     store.failing_appends.store(false, Ordering::SeqCst);
-    let closed = within(Duration::from_secs(10), "close", closing)
-        .await
-        .unwrap();
+    let closed = closing.await.unwrap();
     // The close was told of the failure; the writer still stores every
     // event before it stops.
     assert!(
@@ -425,7 +428,7 @@ async fn closing_gives_up_on_dead_letters_a_store_keeps_failing() {
         .attach(&bus, Arc::clone(&store));
     store.failing_letters.store(true, Ordering::SeqCst);
     bus.publish(Event::new(EventType::TaskCompleted)).await;
-    let error = within(Duration::from_secs(10), "close", recorder.close())
+    let error = close_within(&recorder, Duration::from_secs(10))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
@@ -455,7 +458,7 @@ async fn dead_letters_back_while_closing_are_stored() {
     .await;
     let closing = tokio::spawn({
         let recorder = recorder.clone();
-        async move { recorder.close().await }
+        async move { close_within(&recorder, Duration::from_secs(10)).await }
     });
     until(
         &recorder,
@@ -467,9 +470,7 @@ async fn dead_letters_back_while_closing_are_stored() {
     store.failing_letters.store(false, Ordering::SeqCst);
     // The close was told of the failure; the writer still stores the letter
     // before it stops.
-    let closed = within(Duration::from_secs(10), "close", closing)
-        .await
-        .unwrap();
+    let closed = closing.await.unwrap();
     assert!(
         matches!(closed, Err(StoreError::FlushFailed { .. })),
         "{closed:?}"
@@ -508,4 +509,44 @@ async fn retention_prunes_at_start_then_once_per_interval() {
     assert_eq!(store.prunes.load(Ordering::SeqCst), 1, "at start only");
     let kept = store.inner.read(&ReadQuery::new()).await.unwrap();
     assert_eq!(kept.len(), 5, "the next prune is an hour away");
+}
+
+/// A burst is taken once it stops growing, not popped from under the
+/// thread still publishing it: the writer looks every 5 µs for at most
+/// 250 µs, so a burst of 20 events published back to back commits in one
+/// batch per 250 µs it lasted (one, unless the machine is slow), where
+/// popping as events arrive would commit a batch per look. Counted over 20
+/// bursts, as a loaded machine may pause the publisher for longer than one
+/// look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_taken_once_it_stops_growing() {
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
+    let mut whole = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let before = recorder.stats();
+        let publisher = {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                for _ in 0..20 {
+                    bus.publish_blocking(Event::new(EventType::TaskCreated));
+                }
+                started.elapsed()
+            })
+        };
+        let lasted = publisher.join().unwrap();
+        recorder.flush().await.unwrap();
+        let after = recorder.stats();
+        assert_eq!(after.committed, before.committed + 20);
+        let looks = lasted.as_micros() / 250;
+        if u128::from(after.batches - before.batches) <= 1 + looks {
+            whole += 1;
+        }
+    }
+    assert!(
+        whole >= 10,
+        "only {whole} of 20 bursts were taken once they stopped growing"
+    );
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use agentbus::{DeadLetter, DeadLetterQuery, Event, EventId};
 use agentbus_store::{
-    Appended, BoxFuture, DeadLetterChanges, DeadLetterStore, EventStore, ReadQuery, Retention,
-    StoreError, StoredEvent,
+    Appended, BoxFuture, DeadLetterChanges, DeadLetterStore, EventStore, ReadQuery, Recorder,
+    Retention, StoreError, StoredEvent,
 };
 
 /// Checks that `events` hold sequences `from..=to`, each once, in order.
@@ -78,14 +78,39 @@ where
 }
 
 /// `future`'s output, or a panic naming `what` once `limit` has passed: the
-/// deadline for a recorder's `flush`, `close` or `reserve`, which yield
-/// while they wait (so, unlike a spinning stream's, `tokio::time::timeout`
-/// holds; see [`collect_within`]). A test that would hang with a broken
-/// writer fails instead, within the limit.
+/// deadline for a recorder's `flush` or `reserve`, which yield while they
+/// wait (so, unlike a spinning stream's, `tokio::time::timeout` holds; see
+/// [`collect_within`]; a `close` needs [`close_within`]). A test that would
+/// hang with a broken writer fails instead, within the limit.
 pub async fn within<F: std::future::Future>(limit: Duration, what: &str, future: F) -> F::Output {
     tokio::time::timeout(limit, future)
         .await
         .unwrap_or_else(|_| panic!("{what} did not end within {limit:?}: a hang?"))
+}
+
+/// `recorder.close()` on a thread and runtime of its own, or a panic after
+/// `limit`. [`within`] cannot bound a close: a close joins the writer
+/// thread from a blocking task, and a test runtime's shutdown waits for its
+/// blocking tasks, so a writer that never stops would hold the failed test
+/// for ever. Here the close that hangs is left behind on its thread.
+pub async fn close_within(recorder: &Recorder, limit: Duration) -> Result<u64, StoreError> {
+    let recorder = recorder.clone();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let closer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the close");
+        let _ = sender.send(runtime.block_on(recorder.close()));
+    });
+    match tokio::time::timeout(limit, receiver).await {
+        Ok(Ok(closed)) => closed,
+        Ok(Err(_)) => match closer.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the closer ended without sending"),
+        },
+        Err(_) => panic!("close did not return within {limit:?}: the writer never stopped?"),
+    }
 }
 
 /// A store whose appends wait `delay` first (a writer slower than the

@@ -718,3 +718,80 @@ fn spin_for(period: Duration) {
         std::hint::spin_loop();
     }
 }
+
+/// `settle` alone: its effect from outside is only how events are split
+/// into batches, which a test through the recorder can see only as a
+/// statistic of a loaded machine's scheduling; here one thread pushes a
+/// steady burst and the writer's look must not end before the burst does.
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use agentbus::{Event, EventType, Overflow};
+    use crossbeam_queue::ArrayQueue;
+    use tokio::sync::{broadcast, mpsc, Notify};
+
+    use super::super::shared::{Counters, RecorderConfig, Reserved, Shared};
+    use super::Writer;
+    use crate::sqlite::SqliteStore;
+
+    fn writer() -> (Writer, Arc<Shared>) {
+        let config = RecorderConfig::default();
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(config.capacity),
+            overflow: Overflow::Wait,
+            writer_idle: AtomicBool::new(false),
+            wake: Notify::new(),
+            reserved: Reserved::default(),
+            room: Notify::new(),
+            writer_gone: AtomicBool::new(false),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+            tracking: Arc::default(),
+        });
+        let (_control, control_rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(1);
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let writer = Writer::new(config, Arc::clone(&shared), store, control_rx, live, None);
+        (writer, shared)
+    }
+
+    /// A burst of 100 events, one a microsecond (well inside the 250 µs
+    /// the look may last), is taken whole: `settle` returns only once the
+    /// queue stops growing. Counted over 10 bursts, as a loaded machine
+    /// may pause the pushing thread for longer than a look (5 µs).
+    #[test]
+    fn settle_waits_for_a_growing_burst_to_end() {
+        let (writer, shared) = writer();
+        let event = Arc::new(Event::new(EventType::TaskCreated));
+        let mut whole = 0;
+        for _ in 0..10 {
+            while shared.queue.pop().is_some() {}
+            let pusher = {
+                let (shared, event) = (Arc::clone(&shared), Arc::clone(&event));
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    for n in 1..=100u32 {
+                        while started.elapsed() < Duration::from_micros(n.into()) {
+                            std::hint::spin_loop();
+                        }
+                        shared.queue.push(Arc::clone(&event)).unwrap();
+                    }
+                })
+            };
+            while shared.queue.is_empty() {
+                std::hint::spin_loop();
+            }
+            writer.settle();
+            let seen = shared.queue.len();
+            pusher.join().unwrap();
+            if seen == 100 {
+                whole += 1;
+            }
+        }
+        assert!(whole >= 5, "only {whole} of 10 bursts were taken whole");
+    }
+}
