@@ -13,7 +13,7 @@
 #![cfg(target_os = "linux")]
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::{Event, EventBus, EventType};
@@ -21,7 +21,7 @@ use agentbus_store::{Recorder, SqliteStore};
 use agentbus_testkit::store::Faulty;
 
 /// One test at a time: each measures the only writer thread there is.
-static ONE_WRITER: Mutex<()> = Mutex::new(());
+static ONE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The `/proc` directory of the recorder's writer thread (named
 /// `agentbus-store-writer`, cut to 15 bytes by the kernel): there must be
@@ -91,9 +91,7 @@ async fn cpu_over_a_quiet_second() -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_without_traffic_sleeps() {
-    let _one = ONE_WRITER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_WRITER.lock().await;
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
     // Bursts, so the writer watches for the longest (5 ms), then a quiet.
@@ -113,9 +111,7 @@ async fn a_writer_without_traffic_sleeps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_waiting_out_a_backoff_sleeps() {
-    let _one = ONE_WRITER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_WRITER.lock().await;
     let store = Arc::new(Faulty::new(SqliteStore::open_in_memory().unwrap()));
     let bus = EventBus::new();
     bus.subscription(EventType::TaskCompleted)
@@ -148,9 +144,7 @@ async fn a_writer_waiting_out_a_backoff_sleeps() {
 /// voluntary context switch of its thread (a wait until woken is one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_bursts_keep_coming_the_writer_watches_between_them() {
-    let _one = ONE_WRITER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_WRITER.lock().await;
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
     for _ in 0..5 {
@@ -177,9 +171,7 @@ async fn while_bursts_keep_coming_the_writer_watches_between_them() {
 /// a 5 ms watch would take dozens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_long_quiet_the_writer_sleeps_soon() {
-    let _one = ONE_WRITER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_WRITER.lock().await;
     let bus = EventBus::new();
     let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
     let before = writer_switches();
