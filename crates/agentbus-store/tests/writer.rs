@@ -5,7 +5,7 @@
 //! are SQLite behind the testkit's `Faulty` (a switch per failing part) or
 //! `Throttled` (a slow writer).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,31 @@ async fn until(
     }
 }
 
+/// Waits until `recorder` has counted `attempts` failed writes.
+async fn failed_attempts(recorder: &Recorder, attempts: u64, what: &str) {
+    until(recorder, Duration::from_secs(10), what, |s| {
+        s.errors >= attempts
+    })
+    .await;
+}
+
+/// Closes `recorder` while `failing` is set, clears it once an attempt
+/// made while closing has failed, and returns what the close returned.
+async fn close_while_failing_then_recover(
+    recorder: &Recorder,
+    failing: &AtomicBool,
+) -> Result<u64, StoreError> {
+    failed_attempts(recorder, 1, "a failed attempt").await;
+    let closing = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { close_within(&recorder, Duration::from_secs(10)).await }
+    });
+    // The first attempt after the close fails too; the next ones may not.
+    failed_attempts(recorder, 2, "an attempt while closing").await;
+    failing.store(false, Ordering::SeqCst);
+    closing.await.unwrap()
+}
+
 fn faulty() -> Arc<Faulty<SqliteStore>> {
     Arc::new(Faulty::new(SqliteStore::open_in_memory().unwrap()))
 }
@@ -60,13 +85,7 @@ async fn a_flush_waits_for_dead_letter_changes_still_being_retried() {
         .attach(&bus, Arc::clone(&store));
     store.failing_letters.store(true, Ordering::SeqCst);
     bus.publish(Event::new(EventType::TaskCompleted)).await;
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "a failed letter write",
-        |s| s.errors >= 1,
-    )
-    .await;
+    failed_attempts(&recorder, 1, "a failed letter write").await;
     // The store is back, but the writer retries only after its backoff: a
     // flush now must wait for that retry, not report the letter durable.
     store.failing_letters.store(false, Ordering::SeqCst);
@@ -337,13 +356,7 @@ async fn events_committed_meanwhile_do_not_hurry_a_dead_letter_retry() {
         .attach(&bus, Arc::clone(&store));
     store.failing_letters.store(true, Ordering::SeqCst);
     bus.publish(Event::new(EventType::TaskCompleted)).await;
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "a failed letter write",
-        |s| s.errors >= 1,
-    )
-    .await;
+    failed_attempts(&recorder, 1, "a failed letter write").await;
     for n in 0..20u64 {
         bus.publish(Event::new(EventType::TaskCreated)).await;
         until(
@@ -392,27 +405,7 @@ async fn a_store_back_while_closing_gets_every_event() {
     for _ in 0..5 {
         bus.publish(Event::new(EventType::TaskCreated)).await;
     }
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "a failed attempt",
-        |s| s.errors >= 1,
-    )
-    .await;
-    let closing = tokio::spawn({
-        let recorder = recorder.clone();
-        async move { close_within(&recorder, Duration::from_secs(10)).await }
-    });
-    // The first attempt after the close fails too; the next ones may not.
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "an attempt while closing",
-        |s| s.errors >= 2,
-    )
-    .await;
-    store.failing_appends.store(false, Ordering::SeqCst);
-    let closed = closing.await.unwrap();
+    let closed = close_while_failing_then_recover(&recorder, &store.failing_appends).await;
     // The close was told of the failure; the writer still stores every
     // event before it stops.
     assert!(
@@ -452,28 +445,9 @@ async fn dead_letters_back_while_closing_are_stored() {
         .attach(&bus, Arc::clone(&store));
     store.failing_letters.store(true, Ordering::SeqCst);
     bus.publish(Event::new(EventType::TaskCompleted)).await;
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "a failed letter write",
-        |s| s.errors >= 1,
-    )
-    .await;
-    let closing = tokio::spawn({
-        let recorder = recorder.clone();
-        async move { close_within(&recorder, Duration::from_secs(10)).await }
-    });
-    until(
-        &recorder,
-        Duration::from_secs(10),
-        "a write while closing",
-        |s| s.errors >= 2,
-    )
-    .await;
-    store.failing_letters.store(false, Ordering::SeqCst);
+    let closed = close_while_failing_then_recover(&recorder, &store.failing_letters).await;
     // The close was told of the failure; the writer still stores the letter
     // before it stops.
-    let closed = closing.await.unwrap();
     assert!(
         matches!(closed, Err(StoreError::FlushFailed { .. })),
         "{closed:?}"

@@ -989,6 +989,20 @@ pub async fn drop_policy_counts_drops_and_flush_reports_them<S: EventStore + Clo
     assert_contiguous(&read_all(&store).await, 1, last);
 }
 
+/// A flush while the store fails: it returns [`StoreError::FlushFailed`],
+/// within 30 s (a writer that never answers fails the test, not hangs it).
+async fn a_flush_fails(recorder: &Recorder) -> StoreError {
+    let error = within(
+        Duration::from_secs(30),
+        "a flush while failing",
+        recorder.flush(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
+    error
+}
+
 /// A store that fails: flush reports it, the events stay queued in order,
 /// handlers keep running, and once the store is back everything is stored.
 pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + Clone>(store: S) {
@@ -1005,14 +1019,7 @@ pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + C
         let outcome = bus.publish(numbered(n)).await;
         assert_eq!(outcome.failed, 0);
     }
-    let error = within(
-        Duration::from_secs(30),
-        "a flush while failing",
-        recorder.flush(),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
+    let error = a_flush_fails(&recorder).await;
     assert!(std::error::Error::source(&error).is_some());
     // The writer moves events from the queue to its batch without a lock,
     // so a snapshot may catch a few between the two counts: look again.
