@@ -46,3 +46,30 @@ async fn drop_oldest_keeps_the_newest_events_and_flush_reports_the_drops() {
         "the newest event is never the one dropped"
     );
 }
+
+/// Each flush reports the drops since the previous report, not since the
+/// start: a second round of drops is counted on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_flush_reports_the_drops_since_the_last_report() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let slow = agentbus_testkit::store::Throttled::new(store, Duration::from_millis(50));
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(1)
+        .overflow(Overflow::DropNewest)
+        .attach(&bus, slow);
+    let mut reported = 0;
+    for round in 0..2 {
+        for _ in 0..20 {
+            bus.publish(Event::new(EventType::TaskCreated)).await;
+        }
+        let dropped = recorder.stats().dropped;
+        assert!(dropped > reported, "round {round} dropped nothing");
+        match recorder.flush().await {
+            Err(StoreError::EventsDropped { count }) => assert_eq!(count, dropped - reported),
+            other => panic!("round {round}: expected EventsDropped, got {other:?}"),
+        }
+        reported = dropped;
+        recorder.flush().await.unwrap();
+    }
+}

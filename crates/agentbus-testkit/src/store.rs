@@ -2,14 +2,14 @@
 
 pub mod conformance;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentbus::{DeadLetter, DeadLetterQuery, Event, EventId};
 use agentbus_store::{
-    Appended, BoxFuture, DeadLetterChanges, DeadLetterStore, EventStore, ReadQuery, Retention,
-    StoreError, StoredEvent,
+    Appended, BoxFuture, DeadLetterChanges, DeadLetterStore, EventStore, ReadQuery, Recorder,
+    Retention, StoreError, StoredEvent,
 };
 
 /// Checks that `events` hold sequences `from..=to`, each once, in order.
@@ -74,6 +74,42 @@ where
             Ok(()) => unreachable!("the collector ended without sending"),
         },
         Err(_) => panic!("{count} items of the stream did not come within {limit:?}: a hang?"),
+    }
+}
+
+/// `future`'s output, or a panic naming `what` once `limit` has passed: the
+/// deadline for a recorder's `flush` or `reserve`, which yield while they
+/// wait (so, unlike a spinning stream's, `tokio::time::timeout` holds; see
+/// [`collect_within`]; a `close` needs [`close_within`]). A test that would
+/// hang with a broken writer fails instead, within the limit.
+pub async fn within<F: std::future::Future>(limit: Duration, what: &str, future: F) -> F::Output {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within {limit:?}: a hang?"))
+}
+
+/// `recorder.close()` on a thread and runtime of its own, or a panic after
+/// `limit`. [`within`] cannot bound a close: a close joins the writer
+/// thread from a blocking task, and a test runtime's shutdown waits for its
+/// blocking tasks, so a writer that never stops would hold the failed test
+/// for ever. Here the close that hangs is left behind on its thread.
+pub async fn close_within(recorder: &Recorder, limit: Duration) -> Result<u64, StoreError> {
+    let recorder = recorder.clone();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let closer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the close");
+        let _ = sender.send(runtime.block_on(recorder.close()));
+    });
+    match tokio::time::timeout(limit, receiver).await {
+        Ok(Ok(closed)) => closed,
+        Ok(Err(_)) => match closer.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the closer ended without sending"),
+        },
+        Err(_) => panic!("close did not return within {limit:?}: the writer never stopped?"),
     }
 }
 
@@ -221,6 +257,137 @@ impl<S: EventStore> EventStore for Picky<S> {
 
     fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
         self.0.dead_letter_store()
+    }
+}
+
+/// A store with a switch per part that can fail, and counters of what the
+/// recorder asked of it: for the writer's own behaviour (backoff, giving
+/// up while closing, pruning, what it refuses at the door, batch sizes),
+/// which [`Throttled`] (appends and letters fail together) cannot tell
+/// apart.
+///
+/// - appends fail while `failing_appends` is set, dead-letter writes while
+///   `failing_letters` is set (both with [`Injected`] as the cause);
+/// - [`check`](EventStore::check) refuses an event whose data has
+///   `"unstorable": true` (which `append` would store: only the recorder's
+///   check keeps it out);
+/// - every prune is counted in `prunes`, and the largest batch appended is
+///   kept in `largest_batch`.
+///
+/// Reads, and the blocking (`_inline`) reads of dead letters, go to `inner`
+/// as they are, so a SQLite store still restores its letters on attach.
+pub struct Faulty<S> {
+    /// The store every call reaches when it does not fail.
+    pub inner: S,
+    /// While `true`, appends fail.
+    pub failing_appends: AtomicBool,
+    /// While `true`, dead-letter writes fail.
+    pub failing_letters: AtomicBool,
+    /// Prunes asked for so far.
+    pub prunes: AtomicU64,
+    /// The most events in one append so far.
+    pub largest_batch: AtomicUsize,
+}
+
+impl<S> Faulty<S> {
+    /// `inner`, failing nothing yet.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            failing_appends: AtomicBool::new(false),
+            failing_letters: AtomicBool::new(false),
+            prunes: AtomicU64::new(0),
+            largest_batch: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn injected(operation: &'static str) -> StoreError {
+    StoreError::Backend {
+        backend: "test",
+        operation,
+        source: Arc::new(Injected),
+    }
+}
+
+impl<S: EventStore> EventStore for Faulty<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        self.largest_batch.fetch_max(events.len(), Ordering::SeqCst);
+        if self.failing_appends.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(injected("append")) });
+        }
+        self.inner.append(events)
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.inner.get(id)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.last_sequence()
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.prunes.fetch_add(1, Ordering::SeqCst);
+        self.inner.prune(retention)
+    }
+
+    fn check(&self, event: &Event) -> Result<(), StoreError> {
+        if event.data["unstorable"] == true {
+            return Err(StoreError::Rejected {
+                backend: "test",
+                source: Arc::new(Injected),
+            });
+        }
+        self.inner.check(event)
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        self.inner.dead_letter_store().map(|_| self as _)
+    }
+}
+
+impl<S: EventStore> DeadLetterStore for Faulty<S> {
+    fn write_dead_letters<'a>(
+        &'a self,
+        changes: &'a DeadLetterChanges,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if self.failing_letters.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(injected("write dead letters")) });
+        }
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.write_dead_letters(changes),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
+    fn read_dead_letters<'a>(
+        &'a self,
+        query: &'a DeadLetterQuery,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, StoreError>> {
+        match self.inner.dead_letter_store() {
+            Some(inner) => inner.read_dead_letters(query),
+            None => Box::pin(async { Ok(Vec::new()) }),
+        }
+    }
+
+    fn read_dead_letters_inline(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Option<Result<Vec<DeadLetter>, StoreError>> {
+        self.inner
+            .dead_letter_store()?
+            .read_dead_letters_inline(query)
     }
 }
 

@@ -718,3 +718,116 @@ fn spin_for(period: Duration) {
         std::hint::spin_loop();
     }
 }
+
+/// `settle` alone: from outside, its effect is only how a burst is split
+/// into batches, which a test through the recorder sees only when the
+/// publisher and the writer truly run at once (on a loaded 2-core machine,
+/// rarely). Here one thread pushes a steady burst while this one settles,
+/// and each thread checks that it was not paused meanwhile.
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use agentbus::{Event, EventType, Overflow};
+    use crossbeam_queue::ArrayQueue;
+    use tokio::sync::{broadcast, mpsc, Notify};
+
+    use super::super::shared::{Counters, RecorderConfig, Reserved, Shared};
+    use super::Writer;
+    use crate::sqlite::SqliteStore;
+
+    fn writer() -> (Writer, Arc<Shared>) {
+        let config = RecorderConfig::default();
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(config.capacity),
+            overflow: Overflow::Wait,
+            writer_idle: AtomicBool::new(false),
+            wake: Notify::new(),
+            reserved: Reserved::default(),
+            room: Notify::new(),
+            writer_gone: AtomicBool::new(false),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+            tracking: Arc::default(),
+        });
+        let (_control, control_rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(1);
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let writer = Writer::new(config, Arc::clone(&shared), store, control_rx, live, None);
+        (writer, shared)
+    }
+
+    /// Pushes `events`, one every microsecond from when `go` is set;
+    /// returns the longest gap between two pushes.
+    fn push_burst(shared: &Shared, go: &AtomicBool, events: u32) -> Duration {
+        let event = Arc::new(Event::new(EventType::TaskCreated));
+        while !go.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        let started = Instant::now();
+        let mut last = started;
+        let mut longest = Duration::ZERO;
+        for n in 1..=events {
+            while started.elapsed() < Duration::from_micros(n.into()) {
+                std::hint::spin_loop();
+            }
+            shared.queue.push(Arc::clone(&event)).unwrap();
+            let now = Instant::now();
+            longest = longest.max(now - last);
+            last = now;
+        }
+        longest
+    }
+
+    /// A burst of 100 events, one a microsecond (well inside the 250 µs
+    /// the look may last), is taken whole: `settle` returns only once the
+    /// queue stops growing. Bursts where either thread was paused for
+    /// longer than one look (5 µs) prove nothing and are not counted; of
+    /// the others (at least 5 of up to 100), 4 in 5 must end whole.
+    #[test]
+    fn settle_waits_for_a_growing_burst_to_end() {
+        let (writer, shared) = writer();
+        let (mut counted, mut whole) = (0, 0);
+        for _ in 0..100 {
+            if counted == 20 {
+                break;
+            }
+            while shared.queue.pop().is_some() {}
+            let go = Arc::new(AtomicBool::new(false));
+            let pusher = {
+                let (shared, go) = (Arc::clone(&shared), Arc::clone(&go));
+                std::thread::spawn(move || push_burst(&shared, &go, 100))
+            };
+            go.store(true, Ordering::Release);
+            while shared.queue.is_empty() {
+                std::hint::spin_loop();
+            }
+            let settling = Instant::now();
+            writer.settle();
+            let seen = shared.queue.len();
+            let settled_in = settling.elapsed();
+            let longest_gap = pusher.join().unwrap();
+            // Paused pusher: any look may see no growth. Paused settler
+            // (it took longer than the burst and the last look): it may
+            // have slept through the rest of the burst.
+            if longest_gap > Duration::from_micros(4) || settled_in > Duration::from_micros(150) {
+                continue;
+            }
+            counted += 1;
+            if seen == 100 {
+                whole += 1;
+            }
+        }
+        assert!(
+            counted >= 5,
+            "only {counted} bursts ran unpaused: too loaded to tell"
+        );
+        assert!(
+            whole * 5 >= counted * 4,
+            "{whole} of {counted} unpaused bursts were taken whole"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use agentbus_store::{
 };
 use futures_util::StreamExt;
 
-use super::{assert_contiguous, read_all, Picky, Throttled};
+use super::{assert_contiguous, read_all, within, Picky, Throttled};
 
 mod dead_letters;
 
@@ -938,9 +938,12 @@ pub async fn reserving_publishers_never_wait_on_their_thread<S: EventStore + Clo
             })
         })
         .collect();
-    for publisher in publishers {
-        publisher.await.unwrap();
-    }
+    within(Duration::from_secs(30), "the reserving publishers", async {
+        for publisher in publishers {
+            publisher.await.unwrap();
+        }
+    })
+    .await;
     assert_eq!(recorder.flush().await.unwrap(), 200);
     let stats = recorder.stats();
     assert_eq!((stats.waits, stats.dropped), (0, 0), "{stats:?}");
@@ -1000,6 +1003,20 @@ pub async fn drop_policy_counts_drops_and_flush_reports_them<S: EventStore + Clo
     assert_contiguous(&read_all(&store).await, 1, last);
 }
 
+/// A flush while the store fails: it returns [`StoreError::FlushFailed`],
+/// within 30 s (a writer that never answers fails the test, not hangs it).
+async fn a_flush_fails(recorder: &Recorder) -> StoreError {
+    let error = within(
+        Duration::from_secs(30),
+        "a flush while failing",
+        recorder.flush(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
+    error
+}
+
 /// A store that fails: flush reports it, the events stay queued in order,
 /// handlers keep running, and once the store is back everything is stored.
 pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + Clone>(store: S) {
@@ -1016,8 +1033,7 @@ pub async fn store_failures_are_retried_and_flush_reports_them<S: EventStore + C
         let outcome = bus.publish(numbered(n)).await;
         assert_eq!(outcome.failed, 0);
     }
-    let error = recorder.flush().await.unwrap_err();
-    assert!(matches!(error, StoreError::FlushFailed { .. }), "{error:?}");
+    let error = a_flush_fails(&recorder).await;
     assert!(std::error::Error::source(&error).is_some());
     // The writer moves events from the queue to its batch without a lock,
     // so a snapshot may catch a few between the two counts: look again.
