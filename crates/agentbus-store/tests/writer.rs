@@ -497,6 +497,7 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let sink = Arc::clone(&logs);
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || LogSink(Arc::clone(&sink)))
+            .with_ansi(false)
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         logs
