@@ -19,6 +19,10 @@ use crate::servers::Servers;
 use crate::stats::{bump, BridgeStats, Counters, StatsHandle};
 use crate::wire::Stamp;
 
+/// The bound on a JetStream API request (creating the stream, binding the
+/// consumer): the NATS client's default request timeout.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for the server to confirm the last acks
 /// (JetStream) and for the socket to take the last messages: an ack lost
 /// here is a redelivery to the next consumer, so it is generous for a loaded
@@ -268,7 +272,12 @@ async fn run(
                 Ok((client, None, Incoming::Core(incoming), stamp))
             }
             Mode::JetStream => {
+                // The context's timeout is the client's wait for an awaited
+                // ack as well as the bound on API requests: never shorter
+                // than the connection's request timeout, and long enough
+                // that the bridge's own `ack_timeout` fires first.
                 let js = jetstream::ContextBuilder::new()
+                    .timeout(context.config.ack_timeout.max(API_TIMEOUT))
                     .ack_timeout(context.config.ack_timeout)
                     .build(client.clone());
                 let consumer = incoming::bind_jetstream(&js, &context).await?;

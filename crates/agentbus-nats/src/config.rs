@@ -359,7 +359,9 @@ impl BridgeConfig {
     }
 
     /// JetStream: how long the stream keeps events when the bridge creates
-    /// it (default 24 h).
+    /// it (default 24 h; zero keeps them until removed). The server's window
+    /// for dropping a publish sent twice (by its `Nats-Msg-Id`) is 2
+    /// minutes, or this age if it is shorter.
     #[must_use]
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = age;

@@ -69,6 +69,18 @@ pub(crate) async fn subscribe_core(
     Ok(subscribers)
 }
 
+/// The server's window for dropping a publish it already stored (by its
+/// `Nats-Msg-Id`): 2 minutes, or the stream's age limit if that is shorter,
+/// which the server requires (0 keeps events forever).
+fn duplicate_window(max_age: Duration) -> Duration {
+    const TWO_MINUTES: Duration = Duration::from_secs(120);
+    if max_age.is_zero() {
+        TWO_MINUTES
+    } else {
+        max_age.min(TWO_MINUTES)
+    }
+}
+
 pub(crate) async fn bind_jetstream(
     js: &jetstream::Context,
     context: &Context,
@@ -80,7 +92,7 @@ pub(crate) async fn bind_jetstream(
             name: stream_name.clone(),
             subjects: vec![format!("{}.>", config.prefix)],
             max_age: config.max_age,
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: duplicate_window(config.max_age),
             storage: jetstream::stream::StorageType::File,
             ..Default::default()
         })

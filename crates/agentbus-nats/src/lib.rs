@@ -60,7 +60,8 @@
 //! [`acks_in_flight`](BridgeConfig::acks_in_flight) publish acks outstanding
 //! instead of awaiting each. An event counts as sent when the server has
 //! stored it; one whose ack fails or times out is sent again, with everything
-//! behind it (the server drops duplicates within its 2-minute window). It
+//! behind it (the server drops duplicates within its window: 2 minutes, or
+//! the stream's [`max_age`](BridgeConfig::max_age) if shorter). It
 //! consumes through a durable pull consumer named after the bridge, acks each
 //! message once the local publish has finished (every handler ran), and so
 //! resumes where it stopped after a restart of the process or of the server.

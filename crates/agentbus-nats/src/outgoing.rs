@@ -1,7 +1,8 @@
 //! Local events out to NATS.
 
 use std::collections::VecDeque;
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +107,31 @@ struct Message {
     payload: Bytes,
 }
 
-type AckFuture = <jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture;
+/// A publish's ack, given up on after the bridge's
+/// [`ack_timeout`](crate::BridgeConfig::ack_timeout): the client's own wait
+/// for an awaited ack is its context's timeout, which also bounds every
+/// JetStream API request, so it is kept at least as long and the bridge
+/// times the ack itself.
+type AckFuture = Pin<Box<dyn Future<Output = Result<(), AckError>> + Send>>;
+
+/// Why a publish was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+enum AckError {
+    #[error("publish not acknowledged")]
+    Refused(#[source] jetstream::context::PublishError),
+    #[error("no ack within {0:?}")]
+    TimedOut(Duration),
+}
+
+fn timed_ack(ack: jetstream::context::PublishAckFuture, within: Duration) -> AckFuture {
+    Box::pin(async move {
+        match tokio::time::timeout(within, ack.into_future()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(AckError::Refused(err)),
+            Err(_) => Err(AckError::TimedOut(within)),
+        }
+    })
+}
 
 /// What turns local events into NATS messages.
 pub(crate) struct Sender {
@@ -268,7 +293,7 @@ impl Outgoing {
                     Err(err) => {
                         // The ones behind it are sent again too: order is
                         // kept, and the server drops the duplicates.
-                        tracing::debug!(error = %err, "jetstream ack failed; sending again");
+                        tracing::debug!(error = ?err, "jetstream ack failed; sending again");
                         bump(&shared.counters.resent, (acks.len() + 1) as u64);
                         acks.clear();
                         tokio::time::sleep(backoff).await;
@@ -309,7 +334,7 @@ impl Outgoing {
                     )
                     .await
                 {
-                    Ok(ack) => acks.push_back(ack.into_future()),
+                    Ok(ack) => acks.push_back(timed_ack(ack, config.ack_timeout)),
                     Err(err) => {
                         tracing::debug!(error = %err, "jetstream publish failed");
                         failed = true;

@@ -28,6 +28,17 @@ pub fn counter(bus: &EventBus) -> Arc<AtomicU64> {
     count
 }
 
+/// A new bus bridged through the server at `url` with `config`.
+pub fn bridged(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    config: BridgeConfig,
+) -> (EventBus, NatsBridge) {
+    let bus = EventBus::new();
+    let bridge = rt.block_on(NatsBridge::connect(url, &bus, config)).unwrap();
+    (bus, bridge)
+}
+
 /// Two buses `a` and `b` bridged through the server at `url`, each bridge
 /// with `config(its name)`, once a first `TaskCompleted` from `a` has reached
 /// `b`: the bridges, and the count of `b`'s `TaskCompleted` events (1).

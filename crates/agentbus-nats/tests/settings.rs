@@ -1,0 +1,140 @@
+//! Settings no other test changes, each seen doing what its docs say: the
+//! mode, the stream's name and age, the publish-ack window and the bridge's
+//! worker threads.
+
+mod common;
+
+use std::time::Duration;
+
+use agentbus::{Event, EventType};
+use agentbus_nats::{BridgeConfig, Mode};
+use agentbus_testkit::NatsServer;
+use common::{bridged, runtime, wait_until};
+
+#[test]
+fn jetstream_mode_stores_into_the_stream_named_with_the_age_given() {
+    let Some(server) =
+        NatsServer::start_or_skip("jetstream_mode_stores_into_the_stream_named_with_the_age_given")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let (bus, bridge) = bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("archivist")
+            .prefix("archived")
+            .mode(Mode::JetStream)
+            .stream_name("TEAM_ARCHIVE")
+            .max_age(Duration::from_secs(90)),
+    );
+    for _ in 0..3 {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    rt.block_on(bridge.flush());
+    let (named, default_named) = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let mut named = jetstream.get_stream("TEAM_ARCHIVE").await.unwrap();
+        let info = named.info().await.unwrap().clone();
+        let default_named = jetstream.get_stream("ARCHIVED").await.is_ok();
+        (info, default_named)
+    });
+    assert_eq!(named.config.subjects, ["archived.>"]);
+    assert_eq!(named.config.max_age, Duration::from_secs(90));
+    assert_eq!(named.state.messages, 3, "the stream holds what was sent");
+    assert!(!default_named, "no stream under the default name");
+}
+
+/// With the server stopped, a bridge has at most `acks_in_flight` events
+/// sent and not acknowledged; each ack timeout sends those again. So what
+/// is sent again after a few timeouts is a few windows, not the backlog.
+#[test]
+fn no_more_than_acks_in_flight_events_wait_for_their_ack() {
+    let Some(server) =
+        NatsServer::start_or_skip("no_more_than_acks_in_flight_events_wait_for_their_ack")
+    else {
+        return;
+    };
+    const WINDOW: u64 = 4;
+    const BACKLOG: u64 = 200;
+    let rt = runtime();
+    let (bus, bridge) = bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("windowed")
+            .prefix("windowed")
+            .jetstream(true)
+            .acks_in_flight(WINDOW as usize)
+            .ack_timeout(Duration::from_millis(200)),
+    );
+    server.pause();
+    for _ in 0..BACKLOG {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    // Several ack timeouts while nothing answers.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let during = bridge.stats();
+    server.resume();
+    rt.block_on(bridge.flush());
+    let after = bridge.stats();
+    assert_eq!(
+        during.sent, 0,
+        "nothing is acknowledged by a stopped server"
+    );
+    assert!(
+        during.resent > 0,
+        "the window was sent again on its ack timeout"
+    );
+    assert!(
+        during.resent <= WINDOW * 8,
+        "only the window waits for acks: {} sent again in 1.1 s of 200 ms timeouts",
+        during.resent
+    );
+    assert_eq!(
+        after.sent, BACKLOG,
+        "everything arrives once the server is back"
+    );
+}
+
+/// The bridge's runtime has the worker threads asked for: the threads named
+/// after the bridge are its own thread, its workers and, for a moment, a
+/// blocking-pool thread (the address lookup).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_bridge_runs_on_the_worker_threads_asked_for() {
+    let Some(server) = NatsServer::start_or_skip("a_bridge_runs_on_the_worker_threads_asked_for")
+    else {
+        return;
+    };
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim_end().starts_with(prefix))
+            .count()
+    }
+    // The kernel keeps 15 bytes of a thread's name: "agentbus-nats-" and
+    // the bridge name's first letter, unique in this file.
+    let prefix = "agentbus-nats-q";
+    let rt = runtime();
+    const WORKERS: usize = 5;
+    let (_bus, bridge) = bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("quintet")
+            .worker_threads(WORKERS),
+    );
+    let own_and_workers = 1 + WORKERS;
+    assert!(
+        wait_until(Duration::from_secs(10), || threads_named(prefix)
+            >= own_and_workers),
+        "{} threads named {prefix}, want its own and {WORKERS} workers",
+        threads_named(prefix)
+    );
+    assert!(threads_named(prefix) <= own_and_workers + 1);
+    rt.block_on(bridge.shutdown());
+}
