@@ -6,12 +6,13 @@
 //! `Throttled` (a slow writer).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_store::StoreError;
 use agentbus_store::{EventStore, ReadQuery, Recorder, RecorderStats, Retention, SqliteStore};
+use agentbus_testkit::logs::ProcessLogs;
 use agentbus_testkit::store::conformance::stored_letters;
 use agentbus_testkit::store::{close_within, within, Faulty, Throttled};
 use serde_json::json;
@@ -488,44 +489,12 @@ async fn retention_prunes_at_start_then_once_per_interval() {
     assert_eq!(kept.len(), 5, "the next prune is an hour away");
 }
 
-/// Every log line of this test binary, from the first call on (one global
-/// subscriber: the writer logs from a thread of its own).
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    Arc::clone(LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || LogSink(Arc::clone(&sink)))
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        logs
-    }))
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Giving up on close is logged at `ERROR` with the number of events
 /// abandoned (the one in flight and those still queued): nobody was told
 /// they were durable, and this line is all that says they are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giving_up_on_close_logs_how_many_events_were_abandoned() {
-    let logs = captured_logs();
+    let logs = ProcessLogs::start();
     let store = faulty();
     let bus = EventBus::new();
     let recorder = Recorder::builder()
@@ -539,7 +508,7 @@ async fn giving_up_on_close_logs_how_many_events_were_abandoned() {
     close_within(&recorder, Duration::from_secs(10))
         .await
         .unwrap_err();
-    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let logs = logs.finish();
     assert!(
         logs.lines()
             .any(|line| line.contains("ERROR") && line.contains("abandoned=7")),

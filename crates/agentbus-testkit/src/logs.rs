@@ -1,8 +1,12 @@
-//! What a test logged through `tracing`, on its own thread.
+//! What a test logged through `tracing`, on its own thread or on any.
 //!
 //! [`capture_logs`] installs one global subscriber the first time it runs
 //! (every level, no colours) that writes into a buffer owned by the
 //! emitting thread, and returns what `body` logged on the calling thread.
+//! [`ProcessLogs`] shares that subscriber and collects what every thread
+//! logs while it is open (a recorder's writer thread, a bridge's runtime),
+//! including other tests of the binary running meanwhile: assert on what
+//! only the test itself can have logged.
 //! A per-test scoped subscriber (`tracing::subscriber::with_default`) is not
 //! enough: tests running in parallel race on `tracing`'s per-callsite
 //! interest cache and can lose events. So only what is logged on the
@@ -23,13 +27,17 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::Once;
+use std::sync::{Mutex, Once, PoisonError};
 
 thread_local! {
     static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
 }
 
-/// Appends to this thread's capture buffer, if a test opened one.
+/// What every thread logs while a [`ProcessLogs`] is open.
+static PROCESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+/// Appends to this thread's capture buffer, if a test opened one, and to the
+/// process's, if one is open.
 struct ThreadBuffer;
 
 impl Write for ThreadBuffer {
@@ -39,6 +47,13 @@ impl Write for ThreadBuffer {
                 buffer.extend_from_slice(bytes);
             }
         });
+        if let Some(buffer) = PROCESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            buffer.extend_from_slice(bytes);
+        }
         Ok(bytes.len())
     }
 
@@ -54,6 +69,17 @@ impl Write for ThreadBuffer {
 ///
 /// If another global `tracing` subscriber was installed first.
 pub fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
+    install();
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+    let value = body();
+    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
+    (value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The one global subscriber, installed on first use: every level, no
+/// colours (the workspace build turns `tracing-subscriber`'s `ansi` feature
+/// on), into [`ThreadBuffer`].
+fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let subscriber = tracing_subscriber::fmt()
@@ -63,8 +89,58 @@ pub fn capture_logs<T>(body: impl FnOnce() -> T) -> (T, String) {
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
     });
-    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
-    let value = body();
-    let bytes = CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default());
-    (value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Collects what every thread of the process logs, from
+/// [`start`](Self::start) to [`finish`](Self::finish), in the format of
+/// [`capture_logs`]: for what a test's background threads log.
+///
+/// One at a time per process; other tests running meanwhile log into it
+/// too.
+///
+/// ```
+/// let logs = agentbus_testkit::logs::ProcessLogs::start();
+/// std::thread::spawn(|| tracing::error!(abandoned = 7, "gave up")).join().unwrap();
+/// let text = logs.finish();
+/// assert!(text.lines().any(|line| line.contains("ERROR") && line.contains("abandoned=7")), "{text}");
+/// ```
+#[derive(Debug)]
+#[must_use = "finish() returns what was logged"]
+pub struct ProcessLogs(());
+
+impl ProcessLogs {
+    /// Starts collecting.
+    ///
+    /// # Panics
+    ///
+    /// If another `ProcessLogs` is open, or another global `tracing`
+    /// subscriber was installed first.
+    pub fn start() -> Self {
+        install();
+        let mut process = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(process.is_none(), "one ProcessLogs at a time");
+        *process = Some(Vec::new());
+        Self(())
+    }
+
+    /// Stops collecting and returns what was logged.
+    pub fn finish(self) -> String {
+        let bytes = PROCESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Drop for ProcessLogs {
+    /// A test that panicked before [`finish`](Self::finish) stops the
+    /// collection, so the next one can start.
+    fn drop(&mut self) {
+        PROCESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
