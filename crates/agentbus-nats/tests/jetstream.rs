@@ -57,7 +57,7 @@ fn server_sigkilled_and_restarted_while_two_processes_publish() {
     }
     for peer in &mut peers {
         peer.send("flush");
-        peer.wait_line("flushed", Duration::from_secs(30));
+        peer.wait_line("flushed", Duration::from_secs(60));
     }
     std::thread::sleep(Duration::from_millis(500));
     for peer in &mut peers {
@@ -116,7 +116,7 @@ fn a_consumer_restarted_gracefully_resumes_nothing_missed_nothing_twice() {
 
     let mut second = NatsPeer::start(&server.url(), "consumer", "jetstream", &[]);
     let rest = STREAM as usize - before.len();
-    if !second.wait_received(rest, Duration::from_secs(30)) {
+    if !second.wait_received(rest, Duration::from_secs(120)) {
         let after = second.received().remove("publisher").unwrap_or_default();
         let seen: std::collections::HashSet<u64> = before.iter().chain(&after).copied().collect();
         let missing: Vec<u64> = (0..STREAM).filter(|s| !seen.contains(s)).collect();
