@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventType};
 use agentbus_nats::{BridgeConfig, Mode};
-use agentbus_testkit::NatsServer;
+use agentbus_testkit::{threads, NatsServer};
 use common::{bridged, runtime, wait_until};
 
 #[test]
@@ -109,16 +109,6 @@ fn a_bridge_runs_on_the_worker_threads_asked_for() {
     else {
         return;
     };
-    fn threads_named(prefix: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .filter(|name| name.trim_end().starts_with(prefix))
-            .count()
-    }
-    // The kernel keeps 15 bytes of a thread's name: "agentbus-nats-" and
-    // the bridge name's first letter, unique in this file.
-    let prefix = "agentbus-nats-q";
     let rt = runtime();
     const WORKERS: usize = 5;
     let (_bus, bridge) = bridged(
@@ -128,13 +118,15 @@ fn a_bridge_runs_on_the_worker_threads_asked_for() {
             .name("quintet")
             .worker_threads(WORKERS),
     );
+    // The kernel keeps 15 bytes of a name: "agentbus-nats-q", the bridge
+    // name's first letter being unique in this file.
+    let named = || threads::named("agentbus-nats-quintet").len();
     let own_and_workers = 1 + WORKERS;
     assert!(
-        wait_until(Duration::from_secs(10), || threads_named(prefix)
-            >= own_and_workers),
-        "{} threads named {prefix}, want its own and {WORKERS} workers",
-        threads_named(prefix)
+        wait_until(Duration::from_secs(10), || named() >= own_and_workers),
+        "{} threads of the bridge, want its own and {WORKERS} workers",
+        named()
     );
-    assert!(threads_named(prefix) <= own_and_workers + 1);
+    assert!(named() <= own_and_workers + 1);
     rt.block_on(bridge.shutdown());
 }

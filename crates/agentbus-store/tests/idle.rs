@@ -19,27 +19,18 @@ use std::time::{Duration, Instant};
 use agentbus::{Event, EventBus, EventType};
 use agentbus_store::{Recorder, SqliteStore};
 use agentbus_testkit::store::Faulty;
+use agentbus_testkit::threads;
 
 /// One test at a time: each measures the only writer thread there is.
 static ONE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The `/proc` directory of the recorder's writer thread (named
-/// `agentbus-store-writer`, cut to 15 bytes by the kernel): there must be
+/// The `/proc` directory of the recorder's writer thread: there must be
 /// exactly one (a thread just spawned may not have its name yet: look
 /// again).
 fn writer_task() -> std::path::PathBuf {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut writers = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let path = task.unwrap().path();
-            // A thread that ended meanwhile has no `comm` to read.
-            if std::fs::read_to_string(path.join("comm"))
-                .is_ok_and(|name| name.trim_end() == "agentbus-store-")
-            {
-                writers.push(path);
-            }
-        }
+        let mut writers = threads::named("agentbus-store-writer");
         assert!(
             writers.len() <= 1,
             "one writer thread to measure, not {}",
@@ -55,35 +46,12 @@ fn writer_task() -> std::path::PathBuf {
 
 /// The CPU time (user + system) of the writer thread.
 fn writer_cpu() -> Duration {
-    // SAFETY: `sysconf` reads a constant of the system; no memory is shared.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    let stat = std::fs::read_to_string(writer_task().join("stat")).unwrap();
-    // Fields after the name (which is in parentheses): state is the 3rd
-    // field of the line, utime the 14th and stime the 15th.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / ticks_per_second)
+    threads::cpu(&writer_task())
 }
 
-/// The writer thread's context switches: (voluntary, involuntary). A
-/// sleep or a wait until woken is voluntary; being preempted, or yielding
-/// to a thread that was waiting for the core, is not.
+/// The writer thread's context switches: (voluntary, involuntary).
 fn writer_switches() -> (u64, u64) {
-    let status = std::fs::read_to_string(writer_task().join("status")).unwrap();
-    let count = |field: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .unwrap_or_else(|| panic!("a {field} line"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (
-        count("voluntary_ctxt_switches:"),
-        count("nonvoluntary_ctxt_switches:"),
-    )
+    threads::switches(&writer_task())
 }
 
 /// The writer's CPU time over one second of no traffic.
@@ -270,6 +238,38 @@ async fn while_bursts_keep_coming_publishers_do_not_wake_the_writer() {
     assert!(
         counted.iter().all(|wakes| *wakes <= 5),
         "the publisher woke the writer for events 2 ms apart: {rounds:?}"
+    );
+    recorder.close().await.unwrap();
+}
+
+/// Sampled 50 times over a second of quiet, the writer of a recorder over
+/// SQLite is asleep every time but a few: a writer that spun would be
+/// running or waiting for a core (`R`) in nearly all, however loaded the
+/// machine.
+#[tokio::test]
+async fn an_idle_writer_sleeps_until_woken() {
+    let _one = ONE_WRITER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new();
+    let recorder = Recorder::attach(
+        &bus,
+        SqliteStore::open(dir.path().join("events.db")).unwrap(),
+    );
+    bus.publish(Event::new(EventType::TaskCreated)).await;
+    assert_eq!(recorder.flush().await.unwrap(), 1);
+    let writer = writer_task();
+    // Past the 5 ms watch after the last commit.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut running = 0;
+    for _ in 0..50 {
+        if threads::state(&writer) == 'R' {
+            running += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        running <= 5,
+        "the idle writer was running in {running} of 50 samples"
     );
     recorder.close().await.unwrap();
 }

@@ -41,8 +41,11 @@
 //!
 //! - [`traffic`]: events to publish, from one numbered event to agents at
 //!   work.
-//! - [`logs`] (feature `logs`): what a test's own thread logged through
-//!   `tracing`, for the behaviours a crate promises to log.
+//! - [`logs`] (feature `logs`): what a test's own thread, or every thread,
+//!   logged through `tracing`, for the behaviours a crate promises to log.
+//! - [`threads`]: this process's threads by name, with their scheduler
+//!   state, CPU time and context switches (Linux `/proc`), for what a
+//!   background thread does while nobody calls it.
 //! - [`store::conformance`] (feature `store`): the behaviour every
 //!   [`EventStore`](agentbus_store::EventStore) backend must have, one
 //!   test per case through [`conformance_suite!`] given a store factory.
@@ -68,6 +71,7 @@ mod process;
 mod prometheus;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod threads;
 pub mod traffic;
 
 #[cfg(feature = "browser")]
