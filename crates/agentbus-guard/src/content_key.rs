@@ -243,7 +243,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::deadline::deadline;
+    use agentbus_testkit::deadline::deadline;
 
     /// Texts one length or one byte apart, at every position and across
     /// each length where the encoding changes (7/8 bytes: one word to a

@@ -45,9 +45,6 @@
 
 mod clock;
 mod content_key;
-#[cfg(test)]
-#[path = "../tests/support/deadline.rs"]
-mod deadline;
 mod dedup;
 mod error;
 mod rate_limit;

@@ -1,9 +1,10 @@
 //! The dedup window: the original bus's two behaviours, the window on a
 //! controllable clock, ids, the memory bound.
 //!
-//! Every test runs under a [`deadline`]: a bug in the window's index (a
-//! probe that never meets a free slot, a rebuild that never comes) or its
-//! lock loops for ever, and should fail here in seconds, not hang.
+//! Every test runs under a deadline (`agentbus_testkit::deadline`): a bug
+//! in the window's index (a probe that never meets a free slot, a rebuild
+//! that never comes) or its lock loops for ever, and should fail here in
+//! seconds, not hang.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,11 +12,8 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, Guard, Rejection};
 use agentbus_guard::{Clock, Dedup};
+use agentbus_testkit::deadline::deadline;
 use serde_json::json;
-
-#[path = "support/deadline.rs"]
-mod deadline;
-use deadline::deadline;
 
 fn bus_with(dedup: &Dedup) -> (EventBus, Arc<AtomicUsize>) {
     let bus = EventBus::builder().guard(dedup.clone()).build();

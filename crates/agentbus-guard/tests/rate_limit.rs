@@ -1,17 +1,14 @@
 //! Rate limits: burst, refill, retry_after, keys, bounded memory.
 //!
-//! The tests over thousands of keys run under a [`deadline`]: a key hash
-//! that puts every key in one bucket turns them quadratic, which should fail
-//! here, not hang.
+//! The tests over thousands of keys run under a deadline
+//! (`agentbus_testkit::deadline`): a key hash that puts every key in one
+//! bucket turns them quadratic, which should fail here, not hang.
 
 use std::time::Duration;
 
 use agentbus::{Event, EventType, Guard, Rejection};
 use agentbus_guard::{Clock, Per, RateLimit};
-
-#[path = "support/deadline.rs"]
-mod deadline;
-use deadline::deadline;
+use agentbus_testkit::deadline::deadline;
 
 fn event(agent: i64, circle: i64, event_type: EventType) -> Event {
     Event::new(event_type)

@@ -43,6 +43,8 @@
 //!   work.
 //! - [`logs`] (feature `logs`): what a test's own thread, or every thread,
 //!   logged through `tracing`, for the behaviours a crate promises to log.
+//! - [`deadline`]: deadlines a hang cannot escape, for code that may loop
+//!   for ever without yielding.
 //! - [`threads`]: this process's threads by name, with their scheduler
 //!   state, CPU time and context switches (Linux `/proc`), for what a
 //!   background thread does while nobody calls it.
@@ -59,6 +61,7 @@
 
 #[cfg(feature = "browser")]
 mod browser;
+pub mod deadline;
 #[cfg(feature = "logs")]
 pub mod logs;
 #[cfg(feature = "nats")]

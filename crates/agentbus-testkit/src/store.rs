@@ -38,19 +38,13 @@ pub async fn read_all<S: EventStore + ?Sized>(store: &S) -> Vec<StoredEvent> {
     }
 }
 
-/// The first `count` items of `stream`, driven on a thread and runtime of
-/// its own; panics if they have not all come within `limit`.
-///
-/// A deadline a hang cannot escape: `tokio::time::timeout` fires only when
-/// the future it wraps returns `Pending`, so a stream that spins without
-/// yielding (a catch-up whose reads never start) would hold the test's
-/// runtime for ever, and a multi-threaded runtime waits for a spinning
-/// worker when it shuts down. Here the test's runtime waits on a channel
-/// and stays free; on a timeout the spinning thread is left behind (the test
-/// process ends with it). A panic on that thread comes back as the test's.
-/// Tasks the stream spawns (a catch-up's reads) run on its runtime, which
-/// ends with the collection; a PostgreSQL pool replaces the connections it
-/// opened there when they are next asked for.
+/// The first `count` items of `stream`, collected by
+/// [`isolated_within`](crate::deadline::isolated_within): a stream that
+/// spins without yielding (a catch-up whose reads never start) fails the
+/// test within `limit` instead of holding its runtime for ever. Tasks the
+/// stream spawns (a catch-up's reads) run on the collection's runtime; a
+/// PostgreSQL pool replaces the connections it opened there when they are
+/// next asked for.
 pub async fn collect_within<St>(stream: St, count: usize, limit: Duration) -> Vec<St::Item>
 where
     St: futures_util::Stream + Send + 'static,
@@ -58,23 +52,12 @@ where
 {
     use futures_util::StreamExt;
 
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let collector = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for the stream");
-        let _ = sender.send(runtime.block_on(stream.take(count).collect::<Vec<_>>()));
-    });
-    match tokio::time::timeout(limit, receiver).await {
-        Ok(Ok(items)) => items,
-        Ok(Err(_)) => match collector.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the collector ended without sending"),
-        },
-        Err(_) => panic!("{count} items of the stream did not come within {limit:?}: a hang?"),
-    }
+    crate::deadline::isolated_within(
+        limit,
+        &format!("{count} items of the stream"),
+        stream.take(count).collect::<Vec<_>>(),
+    )
+    .await
 }
 
 /// `future`'s output, or a panic naming `what` once `limit` has passed: the
@@ -88,29 +71,17 @@ pub async fn within<F: std::future::Future>(limit: Duration, what: &str, future:
         .unwrap_or_else(|_| panic!("{what} did not end within {limit:?}: a hang?"))
 }
 
-/// `recorder.close()` on a thread and runtime of its own, or a panic after
-/// `limit`. [`within`] cannot bound a close: a close joins the writer
-/// thread from a blocking task, and a test runtime's shutdown waits for its
-/// blocking tasks, so a writer that never stops would hold the failed test
-/// for ever. Here the close that hangs is left behind on its thread.
+/// `recorder.close()` by [`isolated_within`](crate::deadline::isolated_within),
+/// or a panic after `limit`. [`within`] cannot bound a close: a close joins
+/// the writer thread from a blocking task, and a test runtime's shutdown
+/// waits for its blocking tasks, so a writer that never stops would hold
+/// the failed test for ever.
 pub async fn close_within(recorder: &Recorder, limit: Duration) -> Result<u64, StoreError> {
     let recorder = recorder.clone();
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let closer = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the close");
-        let _ = sender.send(runtime.block_on(recorder.close()));
-    });
-    match tokio::time::timeout(limit, receiver).await {
-        Ok(Ok(closed)) => closed,
-        Ok(Err(_)) => match closer.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the closer ended without sending"),
-        },
-        Err(_) => panic!("close did not return within {limit:?}: the writer never stopped?"),
-    }
+    crate::deadline::isolated_within(limit, "close (the writer never stopped?)", async move {
+        recorder.close().await
+    })
+    .await
 }
 
 /// A store whose appends wait `delay` first (a writer slower than the
