@@ -96,8 +96,18 @@ fn crosses_both_ways_once(jetstream: bool) {
             && shown.contains("sent: 1"),
         "{shown}"
     );
+    // A stats handle reads the same counters without holding the bridge,
+    // also once the bridge is gone.
+    let handle = bridge_a.stats_handle();
+    assert_eq!(handle.snapshot(), bridge_a.stats());
+    let shown = format!("{handle:?}");
+    assert!(
+        shown.starts_with("StatsHandle") && shown.contains("sent: 1"),
+        "{shown}"
+    );
     let final_a = rt.block_on(bridge_a.shutdown());
     assert!(!final_a.connected);
+    assert_eq!(handle.snapshot(), final_a);
     rt.block_on(bridge_b.shutdown());
 }
 
