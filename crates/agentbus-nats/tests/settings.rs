@@ -6,15 +6,21 @@ mod common;
 
 use std::time::Duration;
 
-use agentbus::{Event, EventType};
+use agentbus::{Event, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, Mode};
 use agentbus_testkit::{threads, NatsServer};
+use async_nats::jetstream::consumer::AckPolicy;
+use async_nats::jetstream::stream::StorageType;
 use common::{bridged, runtime, wait_until};
 
+/// A JetStream bridge makes a file-backed stream under the name and age
+/// given, and a durable consumer named after the bridge that acks
+/// explicitly, with the ack wait given, on the one subject of the types
+/// it takes in.
 #[test]
-fn jetstream_mode_stores_into_the_stream_named_with_the_age_given() {
+fn jetstream_mode_makes_the_stream_and_consumer_configured() {
     let Some(server) =
-        NatsServer::start_or_skip("jetstream_mode_stores_into_the_stream_named_with_the_age_given")
+        NatsServer::start_or_skip("jetstream_mode_makes_the_stream_and_consumer_configured")
     else {
         return;
     };
@@ -27,24 +33,42 @@ fn jetstream_mode_stores_into_the_stream_named_with_the_age_given() {
             .prefix("archived")
             .mode(Mode::JetStream)
             .stream_name("TEAM_ARCHIVE")
-            .max_age(Duration::from_secs(90)),
+            .max_age(Duration::from_secs(90))
+            .incoming_types(EventTypeSet::from(EventType::TaskCompleted))
+            .ack_wait(Duration::from_secs(7)),
     );
     for _ in 0..3 {
         bus.publish_blocking(Event::new(EventType::TaskCompleted));
     }
     rt.block_on(bridge.flush());
-    let (named, default_named) = rt.block_on(async {
+    let (stream, consumer, default_named) = rt.block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let jetstream = async_nats::jetstream::new(client);
         let mut named = jetstream.get_stream("TEAM_ARCHIVE").await.unwrap();
-        let info = named.info().await.unwrap().clone();
+        let stream = named.info().await.unwrap().clone();
+        let consumer = named
+            .consumer_info("archivist")
+            .await
+            .unwrap()
+            .config
+            .clone();
         let default_named = jetstream.get_stream("ARCHIVED").await.is_ok();
-        (info, default_named)
+        (stream, consumer, default_named)
     });
-    assert_eq!(named.config.subjects, ["archived.>"]);
-    assert_eq!(named.config.max_age, Duration::from_secs(90));
-    assert_eq!(named.state.messages, 3, "the stream holds what was sent");
+    assert_eq!(stream.config.subjects, ["archived.>"]);
+    assert_eq!(stream.config.max_age, Duration::from_secs(90));
+    assert_eq!(stream.config.storage, StorageType::File);
+    assert_eq!(stream.state.messages, 3, "the stream holds what was sent");
     assert!(!default_named, "no stream under the default name");
+    assert_eq!(consumer.durable_name.as_deref(), Some("archivist"));
+    assert_eq!(consumer.ack_policy, AckPolicy::Explicit);
+    assert_eq!(consumer.ack_wait, Duration::from_secs(7));
+    assert_eq!(consumer.filter_subject, "archived.task.completed");
+    assert!(
+        consumer.max_ack_pending > 1_000,
+        "more unacknowledged messages in flight than the server's default: {}",
+        consumer.max_ack_pending
+    );
 }
 
 /// With the server stopped, a bridge has at most `acks_in_flight` events
