@@ -93,3 +93,26 @@ fn percent_decoded(text: &str) -> String {
     }
     String::from_utf8_lossy(&decoded).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbus_testkit::deadline::deadline;
+
+    use super::percent_decoded;
+
+    /// Escapes decoded wherever they stand, anything else kept byte for
+    /// byte, a broken escape (`%` then fewer than two hex digits) kept as
+    /// it is. Under a deadline: a decoder that stops advancing spins.
+    #[test]
+    fn percent_escapes_are_decoded_and_broken_ones_kept() {
+        let _deadline = deadline();
+        assert_eq!(percent_decoded(""), "");
+        assert_eq!(percent_decoded("ann"), "ann");
+        assert_eq!(percent_decoded("p%40ss%20word"), "p@ss word");
+        assert_eq!(percent_decoded("%41%62c%2f"), "Abc/");
+        assert_eq!(percent_decoded("50%"), "50%");
+        assert_eq!(percent_decoded("%4"), "%4");
+        assert_eq!(percent_decoded("%zz%4g%"), "%zz%4g%");
+        assert_eq!(percent_decoded("%%41"), "%A");
+    }
+}

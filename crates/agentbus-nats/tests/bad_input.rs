@@ -10,7 +10,7 @@ use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
 use bytes::Bytes;
-use common::{runtime, wait_until};
+use common::{runtime, shut_down, wait_until};
 
 fn bad_input_is_counted_and_skipped(jetstream: bool) {
     let Some(server) = NatsServer::start_or_skip("bad_input_is_counted_and_skipped") else {
@@ -129,7 +129,7 @@ fn bad_input_is_counted_and_skipped(jetstream: bool) {
     assert!(wait_until(Duration::from_secs(10), || delivered
         .load(Ordering::Relaxed)
         == 3));
-    rt.block_on(bridge.shutdown());
+    shut_down(&rt, bridge);
 }
 
 #[test]

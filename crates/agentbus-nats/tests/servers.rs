@@ -8,7 +8,7 @@ use std::error::Error;
 use agentbus::EventBus;
 use agentbus_nats::{BridgeConfig, ConnectError, NatsBridge};
 use agentbus_testkit::{free_port, NatsServer};
-use common::runtime;
+use common::{runtime, shut_down};
 
 fn connect(url: &str) -> Result<NatsBridge, ConnectError> {
     runtime().block_on(NatsBridge::connect(
@@ -83,7 +83,7 @@ fn a_user_and_password_in_the_url_authenticate() {
     let port = server.url().rsplit(':').next().unwrap().to_owned();
     let bridge = connect(&format!("nats://ann:p%40ss%20word@127.0.0.1:{port}"))
         .expect("the right password is accepted");
-    runtime().block_on(bridge.shutdown());
+    shut_down(&runtime(), bridge);
     let wrong = connect(&format!("nats://ann:nope@127.0.0.1:{port}"))
         .expect_err("a wrong password is refused");
     assert!(!whole_chain(&wrong).contains("nope"), "{wrong:?}");
@@ -100,6 +100,6 @@ fn a_token_in_the_url_authenticates() {
     let port = server.url().rsplit(':').next().unwrap().to_owned();
     let bridge =
         connect(&format!("nats://s3cret@127.0.0.1:{port}")).expect("the right token is accepted");
-    runtime().block_on(bridge.shutdown());
+    shut_down(&runtime(), bridge);
     assert!(connect(&format!("nats://wrong@127.0.0.1:{port}")).is_err());
 }

@@ -11,7 +11,7 @@ use agentbus_nats::{BridgeConfig, Mode};
 use agentbus_testkit::{threads, NatsServer};
 use async_nats::jetstream::consumer::AckPolicy;
 use async_nats::jetstream::stream::StorageType;
-use common::{bridged, runtime, wait_until};
+use common::{bridged, runtime, shut_down, wait_until};
 
 /// A JetStream bridge makes a file-backed stream under the name and age
 /// given, and a durable consumer named after the bridge that acks
@@ -152,5 +152,27 @@ fn a_bridge_runs_on_the_worker_threads_asked_for() {
         named()
     );
     assert!(named() <= own_and_workers + 1);
-    rt.block_on(bridge.shutdown());
+    shut_down(&rt, bridge);
+}
+
+/// A config's `Debug` shows the settings that say what crosses and how.
+#[test]
+fn a_config_shows_its_settings() {
+    let shown = format!(
+        "{:?}",
+        BridgeConfig::default()
+            .name("shown")
+            .prefix("displayed")
+            .mode(Mode::JetStream)
+            .outgoing_buffer(77)
+    );
+    for part in [
+        "BridgeConfig",
+        "name: Some(\"shown\")",
+        "prefix: \"displayed\"",
+        "mode: JetStream",
+        "outgoing_buffer: 77",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
 }

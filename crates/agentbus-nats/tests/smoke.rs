@@ -9,7 +9,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventId, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{runtime, wait_until};
+use common::{runtime, shut_down, wait_until};
 
 /// Records the ids of the `task.completed` events a bus's subscribers see.
 fn recorder(bus: &EventBus) -> Arc<Mutex<Vec<EventId>>> {
@@ -105,10 +105,10 @@ fn crosses_both_ways_once(jetstream: bool) {
         shown.starts_with("StatsHandle") && shown.contains("sent: 1"),
         "{shown}"
     );
-    let final_a = rt.block_on(bridge_a.shutdown());
+    let final_a = shut_down(&rt, bridge_a);
     assert!(!final_a.connected);
     assert_eq!(handle.snapshot(), final_a);
-    rt.block_on(bridge_b.shutdown());
+    shut_down(&rt, bridge_b);
 }
 
 #[test]
@@ -320,6 +320,6 @@ fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
     assert!(!seen_a.lock().unwrap().contains(&kept_out.id));
     assert_eq!(bridge_b.stats().sent, 1);
     assert_eq!(b.stats().events_rejected, 1);
-    rt.block_on(bridge_a.shutdown());
-    rt.block_on(bridge_b.shutdown());
+    shut_down(&rt, bridge_a);
+    shut_down(&rt, bridge_b);
 }

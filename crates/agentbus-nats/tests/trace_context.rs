@@ -12,7 +12,7 @@ use agentbus::{Event, EventBus, EventType, TraceContext};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
 use bytes::Bytes;
-use common::{runtime, wait_until};
+use common::{runtime, shut_down, wait_until};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const STATE: &str = "rojo=00f067aa0ba902b7";
@@ -119,7 +119,7 @@ fn trace_headers_cross_both_ways(jetstream: bool) {
             Some(TraceContext::parse(PARENT, None).unwrap()),
         ]
     );
-    rt.block_on(bridge.shutdown());
+    shut_down(&rt, bridge);
 }
 
 #[test]

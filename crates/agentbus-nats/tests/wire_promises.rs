@@ -11,7 +11,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, StartFrom};
 use agentbus_testkit::NatsServer;
-use common::{counter, runtime, wait_until};
+use common::{counter, runtime, shut_down, wait_until};
 use futures_util::StreamExt;
 
 /// Core mode: `Agentbus-Origin` is the bridge's name, `Agentbus-Event-Id`
@@ -79,7 +79,7 @@ fn core_messages_carry_origin_event_id_and_per_type_sequence() {
             event.id
         );
     }
-    rt.block_on(bridge.shutdown());
+    shut_down(&rt, bridge);
 }
 
 /// JetStream: the event id is the `Nats-Msg-Id`, so the server drops a
@@ -126,7 +126,7 @@ fn jetstream_messages_carry_the_event_id_as_nats_msg_id() {
             "sender"
         );
     });
-    rt.block_on(bridge.shutdown());
+    shut_down(&rt, bridge);
 }
 
 /// A new durable consumer starts with events published after it was
@@ -186,6 +186,6 @@ fn a_new_consumer_starts_after_its_creation_unless_told_all() {
     assert_eq!(new_seen.load(Ordering::Relaxed), 1);
     assert_eq!(all_seen.load(Ordering::Relaxed), 4);
     for bridge in [new_bridge, all_bridge, sender] {
-        rt.block_on(bridge.shutdown());
+        shut_down(&rt, bridge);
     }
 }

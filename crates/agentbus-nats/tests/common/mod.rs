@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::{Event, EventBus, EventType};
-use agentbus_nats::{BridgeConfig, NatsBridge};
+use agentbus_nats::{BridgeConfig, BridgeStats, NatsBridge};
 
 /// A tokio runtime for a test body.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -26,6 +26,17 @@ pub fn counter(bus: &EventBus) -> Arc<AtomicU64> {
         sink.fetch_add(1, Ordering::Relaxed);
     });
     count
+}
+
+/// How long a bridge may take to shut down in a test before it fails.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `bridge.shutdown()`, or a failed test once [`SHUTDOWN_DEADLINE`] has
+/// passed (the wait yields, so a timeout bounds it): a bridge that never
+/// stops fails the test instead of hanging it.
+pub fn shut_down(rt: &tokio::runtime::Runtime, bridge: NatsBridge) -> BridgeStats {
+    rt.block_on(async { tokio::time::timeout(SHUTDOWN_DEADLINE, bridge.shutdown()).await })
+        .unwrap_or_else(|_| panic!("the bridge did not shut down within {SHUTDOWN_DEADLINE:?}"))
 }
 
 /// A new bus bridged through the server at `url` with `config`.
