@@ -98,7 +98,7 @@ fn percent_decoded(text: &str) -> String {
 mod tests {
     use agentbus_testkit::deadline::deadline;
 
-    use super::percent_decoded;
+    use super::{percent_decoded, Credentials, Servers};
 
     /// Escapes decoded wherever they stand, anything else kept byte for
     /// byte, a broken escape (`%` then fewer than two hex digits) kept as
@@ -114,5 +114,16 @@ mod tests {
         assert_eq!(percent_decoded("%4"), "%4");
         assert_eq!(percent_decoded("%zz%4g%"), "%zz%4g%");
         assert_eq!(percent_decoded("%%41"), "%A");
+    }
+
+    /// Credentials come from the servers of a list that have them; one
+    /// without any neither has empty ones nor clashes with the others'.
+    #[test]
+    fn servers_without_credentials_take_the_lists() {
+        let plain = Servers::parse("127.0.0.1:4222").unwrap();
+        assert!(plain.credentials.is_none());
+        let mixed = Servers::parse("127.0.0.1:4222, nats://tok@127.0.0.1:4223").unwrap();
+        assert!(mixed.credentials == Some(Credentials::Token("tok".to_owned())));
+        assert_eq!(mixed.addrs.len(), 2);
     }
 }

@@ -155,17 +155,17 @@ fn a_bridge_runs_on_the_worker_threads_asked_for() {
     shut_down(&rt, bridge);
 }
 
-/// A config's `Debug` shows the settings that say what crosses and how.
+/// A config tells its subject prefix, and its `Debug` shows the settings
+/// that say what crosses and how.
 #[test]
-fn a_config_shows_its_settings() {
-    let shown = format!(
-        "{:?}",
-        BridgeConfig::default()
-            .name("shown")
-            .prefix("displayed")
-            .mode(Mode::JetStream)
-            .outgoing_buffer(77)
-    );
+fn a_config_shows_its_prefix_and_settings() {
+    let config = BridgeConfig::default()
+        .name("shown")
+        .prefix("displayed")
+        .mode(Mode::JetStream)
+        .outgoing_buffer(77);
+    assert_eq!(config.subject_prefix(), "displayed");
+    let shown = format!("{config:?}");
     for part in [
         "BridgeConfig",
         "name: Some(\"shown\")",
