@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use agentbus::{Event, EventType, EventTypeSet};
+use agentbus::{Event, EventFilter, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, Mode};
 use agentbus_testkit::{threads, NatsServer};
 use async_nats::jetstream::consumer::AckPolicy;
@@ -175,4 +175,26 @@ fn a_config_shows_its_prefix_and_settings() {
     ] {
         assert!(shown.contains(part), "{part} in {shown}");
     }
+}
+
+/// The scope's filters as set: none by default (every event crosses), an
+/// empty list kept as one (nothing crosses), and `circles` then `projects`
+/// one filter per pair, equal ones once.
+#[test]
+fn a_scope_reads_back_as_its_filters() {
+    assert_eq!(BridgeConfig::default().scope_filters(), None);
+    assert_eq!(
+        BridgeConfig::default().scope([]).scope_filters(),
+        Some(&[][..])
+    );
+    let narrowed = BridgeConfig::default().circles([5, 6, 5]).projects([9]);
+    assert_eq!(
+        narrowed.scope_filters(),
+        Some(
+            &[
+                EventFilter::new().circle_id(5).project_id(9),
+                EventFilter::new().circle_id(6).project_id(9),
+            ][..]
+        )
+    );
 }
