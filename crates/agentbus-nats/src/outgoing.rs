@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use agentbus::{wait_for_room, Event, EventStream, EventType, Overflow, TryRecvError};
 use async_nats::header::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::{jetstream, Subject};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -335,6 +336,17 @@ impl Outgoing {
                     .await
                 {
                     Ok(ack) => acks.push_back(timed_ack(ack, config.ack_timeout)),
+                    Err(err) if err.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                        // The server will never take it: counted and
+                        // skipped, as in core mode, rather than sent again
+                        // for ever with everything behind it waiting.
+                        tracing::warn!(error = %err, "event not sent: larger than the server takes");
+                        pending.remove(acks.len());
+                        delivered_total += 1;
+                        bump(&shared.counters.outgoing_rejected, 1);
+                        release(&shared, waits, 1);
+                        settle(&mut flushes, delivered_total);
+                    }
                     Err(err) => {
                         tracing::debug!(error = %err, "jetstream publish failed");
                         failed = true;

@@ -23,7 +23,8 @@ pub struct BridgeStats {
     pub outgoing_dropped: u64,
     /// Local events not sent because they cannot be encoded or exceed
     /// [`max_event_bytes`](crate::BridgeConfig::max_event_bytes), or NATS
-    /// refused them.
+    /// refused them (a payload over the server's `max_payload`, in either
+    /// mode, is refused every time, so it is skipped, not sent again).
     pub outgoing_rejected: u64,
     /// JetStream: publishes sent again after a failed or missing ack.
     pub resent: u64,

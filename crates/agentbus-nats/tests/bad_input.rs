@@ -1,4 +1,5 @@
-//! Bad input from NATS: counted, logged, skipped; the bridge keeps running.
+//! Bad input from NATS, and local events NATS will not take: counted,
+//! logged, skipped; the bridge keeps running.
 
 mod common;
 
@@ -140,4 +141,41 @@ fn core_bad_input_is_counted_and_skipped() {
 #[test]
 fn jetstream_bad_input_is_counted_and_skipped() {
     bad_input_is_counted_and_skipped(true);
+}
+
+/// An event under `max_event_bytes` but over the server's own payload
+/// limit is refused by the server every time: JetStream counts it as
+/// rejected and skips it, and what follows goes out (it was sent again for
+/// ever, everything behind it waiting, before session 12).
+#[test]
+fn jetstream_skips_an_event_larger_than_the_server_takes() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "max_payload: 4096\n").unwrap();
+    let config_path = config.path().to_str().unwrap().to_owned();
+    let Some(server) = NatsServer::start_with_args_or_skip(
+        "jetstream_skips_an_event_larger_than_the_server_takes",
+        &["-c", &config_path],
+    ) else {
+        return;
+    };
+    let rt = runtime();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("oversized")
+            .prefix("oversized")
+            .jetstream(true),
+    );
+    let large = "x".repeat(10_000);
+    bus.publish_blocking(
+        Event::new(EventType::TaskCompleted).with_data(serde_json::json!({ "text": large })),
+    );
+    bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    let flushed =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), bridge.flush()).await });
+    assert!(flushed.is_ok(), "flush returned: {:?}", bridge.stats());
+    let stats = bridge.stats();
+    assert_eq!((stats.sent, stats.outgoing_rejected), (1, 1), "{stats:?}");
+    shut_down(&rt, bridge);
 }
