@@ -196,3 +196,32 @@ fn a_scope_reads_back_as_its_filters() {
         )
     );
 }
+
+/// Without a stream name, the stream is named after the prefix: letters in
+/// capitals, digits, `-` and `_` kept, anything else (a dot) `_`.
+#[test]
+fn the_default_stream_name_is_the_prefix_in_capitals() {
+    let Some(server) =
+        NatsServer::start_or_skip("the_default_stream_name_is_the_prefix_in_capitals")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let (_bus, bridge) = bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("capitals")
+            .prefix("Team-7_x.v2")
+            .jetstream(true),
+    );
+    let found = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        async_nats::jetstream::new(client)
+            .get_stream("TEAM-7_X_V2")
+            .await
+            .is_ok()
+    });
+    assert!(found, "a stream named TEAM-7_X_V2");
+    shut_down(&rt, bridge);
+}

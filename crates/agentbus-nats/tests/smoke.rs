@@ -323,3 +323,61 @@ fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
     shut_down(&rt, bridge_a);
     shut_down(&rt, bridge_b);
 }
+
+/// A handler reacting to an inbound event runs on the bridge's own thread,
+/// which is the one that makes room in a full outgoing buffer: there a
+/// `Wait` bridge drops and counts instead of waiting for itself. On one
+/// worker thread, with room for one event, a burst of reactions would
+/// otherwise hang the bridge.
+#[test]
+fn a_reaction_on_the_bridge_thread_to_a_full_buffer_drops_instead_of_waiting() {
+    let Some(server) = NatsServer::start_or_skip(
+        "a_reaction_on_the_bridge_thread_to_a_full_buffer_drops_instead_of_waiting",
+    ) else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let reactor = b.clone();
+    b.subscribe(EventType::TaskCreated, move |event: &Event| {
+        for _ in 0..20 {
+            reactor.publish_blocking(Event::new(EventType::TaskStarted).caused_by(event));
+        }
+    });
+    let config = |name: &str| {
+        BridgeConfig::default()
+            .name(name)
+            .jetstream(true)
+            .worker_threads(1)
+            .outgoing_buffer(1)
+    };
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(&server.url(), &a, config("a")))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, config("b")))
+        .unwrap();
+    a.publish_blocking(Event::new(EventType::TaskCreated));
+    assert!(
+        wait_until(Duration::from_secs(10), || bridge_b
+            .stats()
+            .outgoing_dropped
+            > 0),
+        "the reactions found the buffer full and were dropped: {:?}",
+        bridge_b.stats()
+    );
+    // The bridge still runs: the next event crosses.
+    let later = Arc::new(Mutex::new(0));
+    let sink = Arc::clone(&later);
+    a.subscribe(EventType::TaskCompleted, move |_: &Event| {
+        *sink.lock().unwrap() += 1;
+    });
+    b.publish_blocking(Event::new(EventType::TaskCompleted));
+    assert!(
+        wait_until(Duration::from_secs(10), || *later.lock().unwrap() == 1),
+        "b still sends: {:?}",
+        bridge_b.stats()
+    );
+    shut_down(&rt, bridge_a);
+    shut_down(&rt, bridge_b);
+}
