@@ -8,7 +8,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventFilter, EventType, EventTypeSet};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{runtime, wait_until};
+use common::{flushed, runtime, wait_until};
 
 /// The type and circle of each event a bus's subscribers saw.
 type Seen = Arc<Mutex<Vec<(EventType, Option<i64>)>>>;
@@ -84,7 +84,7 @@ fn types_and_circles_choose_what_crosses() {
     publish(EventType::TaskStarted, Some(5), Some(9)); // type not sent
     publish(EventType::MemoryShared, Some(5), Some(8)); // sent, left out (project)
     publish(EventType::MemoryShared, Some(5), Some(9)); // crosses
-    rt.block_on(bridge_a.flush());
+    flushed(&rt, &bridge_a);
     assert_crossed(
         &seen_b,
         &[
@@ -140,7 +140,7 @@ fn a_scope_lets_through_what_any_of_its_filters_matches() {
     a.publish_blocking(task.clone()); // crosses: it starts the chain
     a.publish_blocking(Event::new(EventType::TaskCompleted).caused_by(&task)); // crosses
     a.publish_blocking(Event::new(EventType::TaskCompleted)); // not sent
-    rt.block_on(bridge_a.flush());
+    flushed(&rt, &bridge_a);
     assert_crossed(
         &seen_b,
         &[
@@ -174,7 +174,7 @@ fn a_custom_prefix_uses_its_own_subjects() {
     let _b = connect(&b, "b", "team.one");
     let _c = connect(&c, "c", "team.two");
     a.publish_blocking(Event::new(EventType::TaskCreated));
-    rt.block_on(bridge_a.flush());
+    flushed(&rt, &bridge_a);
     assert!(wait_until(Duration::from_secs(10), || seen_b
         .lock()
         .unwrap()

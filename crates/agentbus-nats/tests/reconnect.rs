@@ -10,7 +10,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
 use agentbus_testkit::NatsServer;
-use common::{bridged_pair, counter, runtime, wait_until, BridgedPair};
+use common::{bridged_pair, counter, flushed, runtime, wait_until, BridgedPair};
 
 fn config(name: &str) -> BridgeConfig {
     BridgeConfig::default()
@@ -126,7 +126,7 @@ fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing()
 
     server.restart();
     publisher.join().unwrap();
-    rt.block_on(bridge_a.flush());
+    flushed(&rt, &bridge_a);
     assert!(
         wait_until(Duration::from_secs(30), || received.load(Ordering::Relaxed)
             == 300),
@@ -174,7 +174,7 @@ fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
     );
     publisher.join().unwrap();
     server.restart();
-    rt.block_on(bridge_a.flush());
+    flushed(&rt, &bridge_a);
     let stats = bridge_a.stats();
     assert!(stats.outgoing_dropped >= 700, "{stats:?}");
     assert_eq!(stats.sent + stats.outgoing_dropped, 1000, "{stats:?}");

@@ -11,7 +11,7 @@ use agentbus_nats::{BridgeConfig, Mode};
 use agentbus_testkit::{threads, NatsServer};
 use async_nats::jetstream::consumer::AckPolicy;
 use async_nats::jetstream::stream::StorageType;
-use common::{bridged, runtime, shut_down, wait_until};
+use common::{bridged, flushed, runtime, shut_down, wait_until};
 
 /// A JetStream bridge makes a file-backed stream under the name and age
 /// given, and a durable consumer named after the bridge that acks
@@ -40,7 +40,7 @@ fn jetstream_mode_makes_the_stream_and_consumer_configured() {
     for _ in 0..3 {
         bus.publish_blocking(Event::new(EventType::TaskCompleted));
     }
-    rt.block_on(bridge.flush());
+    flushed(&rt, &bridge);
     let (stream, consumer, default_named) = rt.block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let jetstream = async_nats::jetstream::new(client);
@@ -105,7 +105,7 @@ fn no_more_than_acks_in_flight_events_wait_for_their_ack() {
     );
     let during = bridge.stats();
     server.resume();
-    rt.block_on(bridge.flush());
+    flushed(&rt, &bridge);
     let after = bridge.stats();
     assert_eq!(
         during.sent, 0,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventId, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::NatsServer;
-use common::{runtime, shut_down, wait_until};
+use common::{flushed, runtime, shut_down, wait_until};
 
 /// Records the ids of the `task.completed` events a bus's subscribers see.
 fn recorder(bus: &EventBus) -> Arc<Mutex<Vec<EventId>>> {
@@ -50,8 +50,8 @@ fn crosses_both_ways_once(jetstream: bool) {
         seen_b.lock().unwrap()
     );
     // Give an echo time to show up, then check nothing came twice.
-    rt.block_on(bridge_a.flush());
-    rt.block_on(bridge_b.flush());
+    flushed(&rt, &bridge_a);
+    flushed(&rt, &bridge_b);
     std::thread::sleep(Duration::from_millis(300));
     // Each bus saw each event once (in either order: two publishers).
     let mut both = vec![from_a.id, from_b.id];
@@ -239,7 +239,7 @@ fn two_bridges_on_one_bus_do_not_ping_pong_or_relay() {
             && seen_z.lock().unwrap().len() == 1
     }));
     for bridge in [&x_one, &x_two, &y_one, &z_two] {
-        rt.block_on(bridge.flush());
+        flushed(&rt, bridge);
     }
     std::thread::sleep(Duration::from_millis(500));
     // x's event reached y and z once each and never came back; y's reached
@@ -315,7 +315,7 @@ fn a_peers_events_pass_this_bus_guards_and_rejected_ones_never_leave() {
         .lock()
         .unwrap()
         .contains(&local.id)));
-    rt.block_on(bridge_b.flush());
+    flushed(&rt, &bridge_b);
     std::thread::sleep(Duration::from_millis(300));
     assert!(!seen_a.lock().unwrap().contains(&kept_out.id));
     assert_eq!(bridge_b.stats().sent, 1);

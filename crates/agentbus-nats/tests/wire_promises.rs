@@ -11,7 +11,7 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, StartFrom};
 use agentbus_testkit::NatsServer;
-use common::{counter, runtime, shut_down, wait_until};
+use common::{counter, flushed, runtime, shut_down, wait_until};
 use futures_util::StreamExt;
 
 /// Core mode: `Agentbus-Origin` is the bridge's name, `Agentbus-Event-Id`
@@ -46,7 +46,7 @@ fn core_messages_carry_origin_event_id_and_per_type_sequence() {
     for event in &sent {
         bus.publish_blocking(event.clone());
     }
-    rt.block_on(bridge.flush());
+    flushed(&rt, &bridge);
     let mut instance = None;
     for (event, expected_seq) in sent.iter().zip([1u64, 1, 2]) {
         let message = rt
@@ -104,7 +104,7 @@ fn jetstream_messages_carry_the_event_id_as_nats_msg_id() {
     bus.publish_blocking(event.clone());
     // The same event again (a replay, say): stored once.
     bus.publish_blocking(event.clone());
-    rt.block_on(bridge.flush());
+    flushed(&rt, &bridge);
     rt.block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let mut stream = async_nats::jetstream::new(client)
@@ -151,7 +151,7 @@ fn a_new_consumer_starts_after_its_creation_unless_told_all() {
     for _ in 0..3 {
         sender_bus.publish_blocking(Event::new(EventType::TaskCompleted));
     }
-    rt.block_on(sender.flush());
+    flushed(&rt, &sender);
 
     let join = |name: &str, start: StartFrom| {
         let bus = EventBus::new();
@@ -172,7 +172,7 @@ fn a_new_consumer_starts_after_its_creation_unless_told_all() {
     let (_all_bus, all_seen, all_bridge) = join("historian", StartFrom::All);
 
     sender_bus.publish_blocking(Event::new(EventType::TaskCompleted));
-    rt.block_on(sender.flush());
+    flushed(&rt, &sender);
     assert!(
         wait_until(Duration::from_secs(10), || all_seen.load(Ordering::Relaxed)
             == 4

@@ -28,7 +28,8 @@ pub fn counter(bus: &EventBus) -> Arc<AtomicU64> {
     count
 }
 
-/// How long a bridge may take to shut down in a test before it fails.
+/// How long a bridge may take to shut down or flush in a test before it
+/// fails.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `bridge.shutdown()`, or a failed test once [`SHUTDOWN_DEADLINE`] has
@@ -37,6 +38,13 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 pub fn shut_down(rt: &tokio::runtime::Runtime, bridge: NatsBridge) -> BridgeStats {
     rt.block_on(async { tokio::time::timeout(SHUTDOWN_DEADLINE, bridge.shutdown()).await })
         .unwrap_or_else(|_| panic!("the bridge did not shut down within {SHUTDOWN_DEADLINE:?}"))
+}
+
+/// `bridge.flush()`, or a failed test once [`SHUTDOWN_DEADLINE`] has
+/// passed: a flush that never returns fails the test instead of hanging it.
+pub fn flushed(rt: &tokio::runtime::Runtime, bridge: &NatsBridge) {
+    rt.block_on(async { tokio::time::timeout(SHUTDOWN_DEADLINE, bridge.flush()).await })
+        .unwrap_or_else(|_| panic!("the bridge did not flush within {SHUTDOWN_DEADLINE:?}"));
 }
 
 /// A new bus bridged through the server at `url` with `config`.
