@@ -55,3 +55,39 @@ impl<F: Future + Unpin> Future for MarkedInbound<F> {
         Pin::new(&mut self.inner).poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use agentbus::{Event, EventType};
+
+    use super::{is_inbound, MarkedInbound};
+
+    /// Checks, when polled, that `event` is marked inbound on this thread.
+    struct SeesMarked(Arc<Event>);
+
+    impl Future for SeesMarked {
+        type Output = bool;
+
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<bool> {
+            Poll::Ready(is_inbound(&self.0))
+        }
+    }
+
+    /// The event is inbound while its publish is polled, and only then: a
+    /// later publish on the thread is not taken for it.
+    #[test]
+    fn an_event_is_inbound_only_while_its_publish_is_polled() {
+        let event = Arc::new(Event::new(EventType::TaskCompleted));
+        let other = Event::new(EventType::TaskCompleted);
+        let mut marked = MarkedInbound::new(Arc::clone(&event), SeesMarked(Arc::clone(&event)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(Pin::new(&mut marked).poll(&mut cx), Poll::Ready(true));
+        assert!(!is_inbound(&event), "no longer inbound after the poll");
+        assert!(!is_inbound(&other));
+    }
+}

@@ -179,3 +179,56 @@ fn jetstream_skips_an_event_larger_than_the_server_takes() {
     assert_eq!((stats.sent, stats.outgoing_rejected), (1, 1), "{stats:?}");
     shut_down(&rt, bridge);
 }
+
+/// `max_event_bytes` is the largest event sent: one of exactly that size as
+/// JSON goes out, one byte more is counted as rejected and not sent.
+#[test]
+fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
+    let Some(server) = NatsServer::start_or_skip(
+        "an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not",
+    ) else {
+        return;
+    };
+    let with_text = |text: &str| {
+        Event::new(EventType::TaskCompleted).with_data(serde_json::json!({ "text": text }))
+    };
+    let fits = with_text("exactly");
+    let limit = fits.to_json().unwrap().len();
+    let over = with_text("exactly!");
+    assert_eq!(over.to_json().unwrap().len(), limit + 1);
+    let rt = runtime();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("sized")
+            .prefix("sized")
+            .max_event_bytes(limit),
+    );
+    let mut arrived = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let subscriber = client.subscribe("sized.>").await.unwrap();
+        client.flush().await.unwrap();
+        (client, subscriber)
+    });
+    bus.publish_blocking(fits.clone());
+    bus.publish_blocking(over);
+    common::flushed(&rt, &bridge);
+    let stats = bridge.stats();
+    assert_eq!((stats.sent, stats.outgoing_rejected), (1, 1), "{stats:?}");
+    let message = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut arrived.1),
+        )
+        .await
+        .expect("a message within 10 s")
+        .expect("the subscription open")
+    });
+    assert_eq!(
+        *message.payload,
+        *fits.to_json().unwrap().as_bytes(),
+        "the one that fits"
+    );
+    shut_down(&rt, bridge);
+}

@@ -189,3 +189,68 @@ fn a_new_consumer_starts_after_its_creation_unless_told_all() {
         shut_down(&rt, bridge);
     }
 }
+
+/// Core mode: `flush` returns once every event published before it was
+/// handed to the client and the client flushed, so `sent` counts them all
+/// the moment it returns.
+#[test]
+fn core_flush_returns_once_everything_published_before_it_was_sent() {
+    let Some(server) = NatsServer::start_or_skip(
+        "core_flush_returns_once_everything_published_before_it_was_sent",
+    ) else {
+        return;
+    };
+    const EVENTS: u64 = 20_000;
+    let rt = runtime();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default().name("drained").prefix("drained"),
+    );
+    for _ in 0..EVENTS {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    flushed(&rt, &bridge);
+    let stats = bridge.stats();
+    assert_eq!(
+        stats.sent + stats.outgoing_dropped,
+        EVENTS,
+        "all sent (or dropped and counted) when flush returns: {stats:?}"
+    );
+    shut_down(&rt, bridge);
+}
+
+/// JetStream with `Overflow::Wait`: a buffer far smaller than what is
+/// published holds the publisher back while the server acks, and every
+/// slot taken is given back, so a long run of events all goes out.
+#[test]
+fn a_small_jetstream_buffer_is_reused_for_ever() {
+    let Some(server) = NatsServer::start_or_skip("a_small_jetstream_buffer_is_reused_for_ever")
+    else {
+        return;
+    };
+    const EVENTS: u64 = 500;
+    let rt = runtime();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("reused")
+            .prefix("reused")
+            .jetstream(true)
+            .outgoing_buffer(4),
+    );
+    let publisher = std::thread::spawn(move || {
+        for _ in 0..EVENTS {
+            bus.publish_blocking(Event::new(EventType::TaskCompleted));
+        }
+    });
+    assert!(
+        wait_until(Duration::from_secs(30), || bridge.stats().sent == EVENTS),
+        "every event went out through 4 slots: {:?}",
+        bridge.stats()
+    );
+    publisher.join().unwrap();
+    assert_eq!(bridge.stats().outgoing_dropped, 0);
+    shut_down(&rt, bridge);
+}
