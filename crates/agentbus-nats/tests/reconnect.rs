@@ -176,7 +176,8 @@ fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
     server.restart();
     flushed(&rt, &bridge_a);
     let stats = bridge_a.stats();
-    assert!(stats.outgoing_dropped >= 700, "{stats:?}");
+    // At most the buffer (100) and the window taken from it (100) are kept.
+    assert!(stats.outgoing_dropped >= 800, "{stats:?}");
     assert_eq!(stats.sent + stats.outgoing_dropped, 1000, "{stats:?}");
     assert!(wait_until(Duration::from_secs(30), || received
         .load(Ordering::Relaxed)

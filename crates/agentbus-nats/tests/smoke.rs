@@ -381,3 +381,58 @@ fn a_reaction_on_the_bridge_thread_to_a_full_buffer_drops_instead_of_waiting() {
     shut_down(&rt, bridge_a);
     shut_down(&rt, bridge_b);
 }
+
+/// Core mode: shutting down a receiver stops taking messages in even while
+/// a backlog keeps arriving (what is left is dropped, at most once): it does
+/// not first work through the backlog.
+#[test]
+fn a_core_receiver_shuts_down_under_a_flood_without_working_through_it() {
+    let Some(server) = NatsServer::start_or_skip(
+        "a_core_receiver_shuts_down_under_a_flood_without_working_through_it",
+    ) else {
+        return;
+    };
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let handled = Arc::new(Mutex::new(0u64));
+    let sink = Arc::clone(&handled);
+    b.subscribe(EventType::TaskCompleted, move |_: &Event| {
+        *sink.lock().unwrap() += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    });
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            BridgeConfig::default().name("flooder"),
+        ))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &b,
+            BridgeConfig::default().name("flooded"),
+        ))
+        .unwrap();
+    // A backlog of about 20 s of handling.
+    for _ in 0..20_000 {
+        a.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    flushed(&rt, &bridge_a);
+    assert!(wait_until(Duration::from_secs(10), || *handled
+        .lock()
+        .unwrap()
+        > 10));
+    let started = std::time::Instant::now();
+    let stopped = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), bridge_b.shutdown()).await
+    });
+    assert!(
+        stopped.is_ok(),
+        "the receiver still worked through its backlog after 5 s ({} handled)",
+        handled.lock().unwrap()
+    );
+    assert!(*handled.lock().unwrap() < 20_000);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    shut_down(&rt, bridge_a);
+}
