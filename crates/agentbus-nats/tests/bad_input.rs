@@ -1,5 +1,9 @@
 //! Bad input from NATS, and local events NATS will not take: counted,
 //! logged, skipped; the bridge keeps running.
+//!
+//! Each test runs under the testkit's deadline: a publish that waits for
+//! ever for room (a broken reservation) cannot be timed out from the
+//! publishing thread, so the binary fails after 30 s instead of hanging.
 
 mod common;
 
@@ -9,11 +13,13 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
+use agentbus_testkit::deadline::deadline;
 use agentbus_testkit::NatsServer;
 use bytes::Bytes;
 use common::{runtime, shut_down, wait_until};
 
 fn bad_input_is_counted_and_skipped(jetstream: bool) {
+    let _deadline = deadline();
     let Some(server) = NatsServer::start_or_skip("bad_input_is_counted_and_skipped") else {
         return;
     };
@@ -149,6 +155,7 @@ fn jetstream_bad_input_is_counted_and_skipped() {
 /// ever, everything behind it waiting, before session 12).
 #[test]
 fn jetstream_skips_an_event_larger_than_the_server_takes() {
+    let _deadline = deadline();
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "max_payload: 4096\n").unwrap();
     let config_path = config.path().to_str().unwrap().to_owned();
@@ -184,6 +191,7 @@ fn jetstream_skips_an_event_larger_than_the_server_takes() {
 /// JSON goes out, one byte more is counted as rejected and not sent.
 #[test]
 fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
+    let _deadline = deadline();
     let Some(server) = NatsServer::start_or_skip(
         "an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not",
     ) else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, Overflow};
-use agentbus_testkit::NatsServer;
+use agentbus_testkit::{threads, NatsServer};
 use common::{bridged_pair, counter, flushed, runtime, wait_until, BridgedPair};
 
 fn config(name: &str) -> BridgeConfig {
@@ -187,5 +187,46 @@ fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
         received.load(Ordering::Relaxed),
         stats.sent,
         "what was sent arrived once"
+    );
+}
+
+/// While the server is away, a JetStream consumer tries to bind again with
+/// a doubling pause (up to `max_reconnect_delay`), not in a loop: the
+/// bridge's threads use next to no CPU meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_jetstream_bridge_waits_between_rebinds_while_the_server_is_away() {
+    let Some(mut server) = NatsServer::start_or_skip(
+        "a_jetstream_bridge_waits_between_rebinds_while_the_server_is_away",
+    ) else {
+        return;
+    };
+    let rt = runtime();
+    let bus = EventBus::new();
+    let bridge = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &bus,
+            BridgeConfig::default().name("patient").jetstream(true),
+        ))
+        .unwrap();
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge
+        .stats()
+        .connected));
+    // Past the first few quick attempts.
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = || -> Duration {
+        threads::named("agentbus-nats-patient")
+            .iter()
+            .map(|task| threads::cpu(task))
+            .sum()
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu() - before;
+    assert!(
+        spent < Duration::from_millis(300),
+        "the bridge's threads used {spent:?} of CPU in 2 s with the server away"
     );
 }
