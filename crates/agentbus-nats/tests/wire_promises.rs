@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge, StartFrom};
+use agentbus_testkit::logs::ProcessLogs;
 use agentbus_testkit::NatsServer;
 use common::{counter, flushed, runtime, shut_down, wait_until};
 use futures_util::StreamExt;
@@ -253,4 +254,40 @@ fn a_small_jetstream_buffer_is_reused_for_ever() {
     publisher.join().unwrap();
     assert_eq!(bridge.stats().outgoing_dropped, 0);
     shut_down(&rt, bridge);
+}
+
+/// Core mode: events that all arrive, in order, are not reported lost: no
+/// loss is counted and no loss warning is logged.
+#[test]
+fn core_events_that_all_arrive_are_not_reported_lost() {
+    let Some(server) =
+        NatsServer::start_or_skip("core_events_that_all_arrive_are_not_reported_lost")
+    else {
+        return;
+    };
+    let rt = runtime();
+    let logs = ProcessLogs::start();
+    let common::BridgedPair {
+        a,
+        bridge_a,
+        bridge_b,
+        received,
+    } = common::bridged_pair(&rt, &server.url(), |name| {
+        BridgeConfig::default().name(name).prefix("complete")
+    });
+    for _ in 0..20 {
+        a.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    flushed(&rt, &bridge_a);
+    assert!(wait_until(Duration::from_secs(10), || received
+        .load(Ordering::Relaxed)
+        == 21));
+    let logs = logs.finish();
+    assert_eq!(bridge_b.stats().incoming_lost, 0);
+    assert!(
+        !logs.contains("lost before they arrived"),
+        "a loss was reported: {logs}"
+    );
+    shut_down(&rt, bridge_a);
+    shut_down(&rt, bridge_b);
 }
