@@ -187,8 +187,9 @@ fn jetstream_skips_an_event_larger_than_the_server_takes() {
     shut_down(&rt, bridge);
 }
 
-/// `max_event_bytes` is the largest event sent: one of exactly that size as
-/// JSON goes out, one byte more is counted as rejected and not sent.
+/// `max_event_bytes` is the largest event sent and taken in: one of exactly
+/// that size as JSON goes out and is received, one byte more is counted as
+/// rejected and not sent.
 #[test]
 fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
     let _deadline = deadline();
@@ -205,14 +206,16 @@ fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
     let over = with_text("exactly!");
     assert_eq!(over.to_json().unwrap().len(), limit + 1);
     let rt = runtime();
-    let (bus, bridge) = common::bridged(
-        &rt,
-        &server.url(),
+    let sized = |name: &str| {
         BridgeConfig::default()
-            .name("sized")
+            .name(name)
             .prefix("sized")
-            .max_event_bytes(limit),
-    );
+            .max_event_bytes(limit)
+    };
+    let (bus, bridge) = common::bridged(&rt, &server.url(), sized("sized"));
+    // A receiver with the same limit takes the one that fits.
+    let (receiving, receiver) = common::bridged(&rt, &server.url(), sized("receiver"));
+    let received = common::counter(&receiving);
     let mut arrived = rt.block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let subscriber = client.subscribe("sized.>").await.unwrap();
@@ -238,5 +241,13 @@ fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
         *fits.to_json().unwrap().as_bytes(),
         "the one that fits"
     );
+    assert!(
+        wait_until(Duration::from_secs(10), || received.load(Ordering::Relaxed)
+            == 1),
+        "the receiver took it: {:?}",
+        receiver.stats()
+    );
+    assert_eq!(receiver.stats().rejected_oversized, 0);
     shut_down(&rt, bridge);
+    shut_down(&rt, receiver);
 }
