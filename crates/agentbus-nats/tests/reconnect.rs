@@ -230,3 +230,59 @@ fn a_jetstream_bridge_waits_between_rebinds_while_the_server_is_away() {
         "the bridge's threads used {spent:?} of CPU in 2 s with the server away"
     );
 }
+
+/// JetStream with `Overflow::DropNewest`: with the server away, the events
+/// already buffered are kept and the ones published into a full buffer are
+/// dropped, so the first arrive once it is back and the last never do.
+#[test]
+fn jetstream_drop_newest_keeps_the_first_events_and_drops_the_last() {
+    let Some(mut server) = NatsServer::start_or_skip(
+        "jetstream_drop_newest_keeps_the_first_events_and_drops_the_last",
+    ) else {
+        return;
+    };
+    const EVENTS: i64 = 100;
+    let rt = runtime();
+    let (a, b) = (EventBus::new(), EventBus::new());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    b.subscribe(EventType::TaskCompleted, move |event: &Event| {
+        sink.lock()
+            .unwrap()
+            .push(event.data["n"].as_i64().unwrap_or(-1));
+    });
+    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(10);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            js("a").overflow(Overflow::DropNewest),
+        ))
+        .unwrap();
+    let _bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
+        .unwrap();
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge_a
+        .stats()
+        .connected));
+    for n in 0..EVENTS {
+        a.publish_blocking(
+            Event::new(EventType::TaskCompleted).with_data(serde_json::json!({ "n": n })),
+        );
+    }
+    server.restart();
+    flushed(&rt, &bridge_a);
+    let sent = bridge_a.stats().sent;
+    assert!(wait_until(
+        Duration::from_secs(30),
+        || seen.lock().unwrap().len() as u64 == sent
+    ));
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains(&0), "the first event was kept: {seen:?}");
+    assert!(
+        !seen.contains(&(EVENTS - 1)),
+        "the last event was dropped: {seen:?}"
+    );
+    assert_eq!(sent + bridge_a.stats().outgoing_dropped, EVENTS as u64);
+}
