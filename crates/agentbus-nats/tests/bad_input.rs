@@ -14,12 +14,15 @@ use std::time::Duration;
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
 use agentbus_testkit::deadline::deadline;
+use agentbus_testkit::logs::ProcessLogs;
 use agentbus_testkit::NatsServer;
 use bytes::Bytes;
 use common::{runtime, shut_down, wait_until};
 
 fn bad_input_is_counted_and_skipped(jetstream: bool) {
     let _deadline = deadline();
+    // One capture at a time in the process: the core run reads the log.
+    let logs = (!jetstream).then(ProcessLogs::start);
     let Some(server) = NatsServer::start_or_skip("bad_input_is_counted_and_skipped") else {
         return;
     };
@@ -111,6 +114,16 @@ fn bad_input_is_counted_and_skipped(jetstream: bool) {
         .rejected_oversized
         == 1));
     expect(bridge.stats());
+    if let Some(logs) = logs {
+        // The first few skips are logged (then every thousandth).
+        let logs = logs.finish();
+        assert!(
+            logs.lines().any(
+                |line| line.contains("message from NATS skipped") && line.contains("skipped=1")
+            ),
+            "{logs}"
+        );
+    }
     if jetstream {
         // Skipped messages are acked too: nothing comes back after ack_wait.
         std::thread::sleep(Duration::from_millis(2500));
