@@ -219,45 +219,28 @@ fn an_event_of_max_event_bytes_goes_out_and_one_byte_more_does_not() {
     let over = with_text("exactly!");
     assert_eq!(over.to_json().unwrap().len(), limit + 1);
     let rt = runtime();
+    // JetStream, so the receiver's consumer exists before anything is sent
+    // (a core subscription may not be registered with the server yet).
     let sized = |name: &str| {
         BridgeConfig::default()
             .name(name)
             .prefix("sized")
+            .jetstream(true)
             .max_event_bytes(limit)
     };
     let (bus, bridge) = common::bridged(&rt, &server.url(), sized("sized"));
     // A receiver with the same limit takes the one that fits.
     let (receiving, receiver) = common::bridged(&rt, &server.url(), sized("receiver"));
     let received = common::counter(&receiving);
-    let mut arrived = rt.block_on(async {
-        let client = async_nats::connect(server.url()).await.unwrap();
-        let subscriber = client.subscribe("sized.>").await.unwrap();
-        client.flush().await.unwrap();
-        (client, subscriber)
-    });
-    bus.publish_blocking(fits.clone());
+    bus.publish_blocking(fits);
     bus.publish_blocking(over);
     common::flushed(&rt, &bridge);
     let stats = bridge.stats();
     assert_eq!((stats.sent, stats.outgoing_rejected), (1, 1), "{stats:?}");
-    let message = rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            futures_util::StreamExt::next(&mut arrived.1),
-        )
-        .await
-        .expect("a message within 10 s")
-        .expect("the subscription open")
-    });
-    assert_eq!(
-        *message.payload,
-        *fits.to_json().unwrap().as_bytes(),
-        "the one that fits"
-    );
     assert!(
         wait_until(Duration::from_secs(10), || received.load(Ordering::Relaxed)
             == 1),
-        "the receiver took it: {:?}",
+        "the receiver took the one that fits: {:?}",
         receiver.stats()
     );
     assert_eq!(receiver.stats().rejected_oversized, 0);
