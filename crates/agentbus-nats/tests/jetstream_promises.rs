@@ -24,17 +24,14 @@ fn jetstream_flush_returns_once_the_server_stored_everything() {
         return;
     };
     let rt = runtime();
-    let bus = EventBus::new();
-    let bridge = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &bus,
-            BridgeConfig::default()
-                .name("flusher")
-                .prefix("flushed")
-                .jetstream(true),
-        ))
-        .unwrap();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default()
+            .name("flusher")
+            .prefix("flushed")
+            .jetstream(true),
+    );
     // A plain client, connected beforehand: the check after `flush` is one
     // round trip.
     let mut stream = rt.block_on(async {

@@ -86,6 +86,35 @@ fn publish_in_background(
     (done, handle)
 }
 
+/// Bus `a` bridged over JetStream with an outgoing buffer of `buffer`
+/// events and `overflow`, and `b` bridged beside it; then the server killed
+/// and `a`'s bridge seen disconnected. Returns `a` and both bridges.
+fn jetstream_pair_cut_off(
+    rt: &tokio::runtime::Runtime,
+    server: &mut NatsServer,
+    buffer: usize,
+    overflow: Overflow,
+    b: &EventBus,
+) -> (EventBus, NatsBridge, NatsBridge) {
+    let a = EventBus::new();
+    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(buffer);
+    let bridge_a = rt
+        .block_on(NatsBridge::connect(
+            &server.url(),
+            &a,
+            js("a").overflow(overflow),
+        ))
+        .unwrap();
+    let bridge_b = rt
+        .block_on(NatsBridge::connect(&server.url(), b, js("b")))
+        .unwrap();
+    server.kill();
+    assert!(wait_until(Duration::from_secs(10), || !bridge_a
+        .stats()
+        .connected));
+    (a, bridge_a, bridge_b)
+}
+
 #[test]
 fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing() {
     let Some(mut server) = NatsServer::start_or_skip(
@@ -94,24 +123,9 @@ fn jetstream_wait_policy_holds_publishers_while_disconnected_and_loses_nothing()
         return;
     };
     let rt = runtime();
-    let (a, b) = (EventBus::new(), EventBus::new());
+    let b = EventBus::new();
     let received = counter(&b);
-    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(100);
-    let bridge_a = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &a,
-            js("a").overflow(Overflow::Wait),
-        ))
-        .unwrap();
-    let bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
-        .unwrap();
-
-    server.kill();
-    assert!(wait_until(Duration::from_secs(10), || !bridge_a
-        .stats()
-        .connected));
+    let (a, bridge_a, bridge_b) = jetstream_pair_cut_off(&rt, &mut server, 100, Overflow::Wait, &b);
     let (done, publisher) = publish_in_background(&a, 300);
     std::thread::sleep(Duration::from_secs(1));
     let while_down = done.load(Ordering::Relaxed);
@@ -148,24 +162,10 @@ fn jetstream_drop_policy_never_blocks_and_counts_what_it_dropped() {
         return;
     };
     let rt = runtime();
-    let (a, b) = (EventBus::new(), EventBus::new());
+    let b = EventBus::new();
     let received = counter(&b);
-    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(100);
-    let bridge_a = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &a,
-            js("a").overflow(Overflow::DropOldest),
-        ))
-        .unwrap();
-    let _bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
-        .unwrap();
-
-    server.kill();
-    assert!(wait_until(Duration::from_secs(10), || !bridge_a
-        .stats()
-        .connected));
+    let (a, bridge_a, _bridge_b) =
+        jetstream_pair_cut_off(&rt, &mut server, 100, Overflow::DropOldest, &b);
     let (done, publisher) = publish_in_background(&a, 1000);
     assert!(
         wait_until(Duration::from_secs(10), || done.load(Ordering::Relaxed)
@@ -202,14 +202,11 @@ fn a_jetstream_bridge_waits_between_rebinds_while_the_server_is_away() {
         return;
     };
     let rt = runtime();
-    let bus = EventBus::new();
-    let bridge = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &bus,
-            BridgeConfig::default().name("patient").jetstream(true),
-        ))
-        .unwrap();
+    let (_bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default().name("patient").jetstream(true),
+    );
     server.kill();
     assert!(wait_until(Duration::from_secs(10), || !bridge
         .stats()
@@ -243,7 +240,7 @@ fn jetstream_drop_newest_keeps_the_first_events_and_drops_the_last() {
     };
     const EVENTS: i64 = 100;
     let rt = runtime();
-    let (a, b) = (EventBus::new(), EventBus::new());
+    let b = EventBus::new();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     b.subscribe(EventType::TaskCompleted, move |event: &Event| {
@@ -251,21 +248,8 @@ fn jetstream_drop_newest_keeps_the_first_events_and_drops_the_last() {
             .unwrap()
             .push(event.data["n"].as_i64().unwrap_or(-1));
     });
-    let js = |name: &str| config(name).jetstream(true).outgoing_buffer(10);
-    let bridge_a = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &a,
-            js("a").overflow(Overflow::DropNewest),
-        ))
-        .unwrap();
-    let _bridge_b = rt
-        .block_on(NatsBridge::connect(&server.url(), &b, js("b")))
-        .unwrap();
-    server.kill();
-    assert!(wait_until(Duration::from_secs(10), || !bridge_a
-        .stats()
-        .connected));
+    let (a, bridge_a, _bridge_b) =
+        jetstream_pair_cut_off(&rt, &mut server, 10, Overflow::DropNewest, &b);
     for n in 0..EVENTS {
         a.publish_blocking(
             Event::new(EventType::TaskCompleted).with_data(serde_json::json!({ "n": n })),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_nats::{BridgeConfig, NatsBridge};
+use agentbus_testkit::deadline::deadline;
 use agentbus_testkit::NatsServer;
 use common::{counter, wait_until};
 use futures::executor::block_on;
@@ -40,6 +41,9 @@ fn bridges_work_from_plain_threads_without_any_runtime() {
     else {
         return;
     };
+    // No runtime here to time a hanging flush or shutdown out: the
+    // process's watchdog fails the test instead.
+    let _deadline = deadline();
     let url = server.url();
     let receiving = EventBus::new();
     let received = counter(&receiving);

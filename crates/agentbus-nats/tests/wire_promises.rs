@@ -31,14 +31,7 @@ fn core_messages_carry_origin_event_id_and_per_type_sequence() {
         client.flush().await.unwrap();
         (client, subscriber)
     });
-    let bus = EventBus::new();
-    let bridge = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &bus,
-            BridgeConfig::default().name("sender"),
-        ))
-        .unwrap();
+    let (bus, bridge) = common::bridged(&rt, &server.url(), BridgeConfig::default().name("sender"));
     let sent = [
         Event::new(EventType::TaskStarted),
         Event::new(EventType::TaskCompleted),
@@ -93,14 +86,11 @@ fn jetstream_messages_carry_the_event_id_as_nats_msg_id() {
         return;
     };
     let rt = runtime();
-    let bus = EventBus::new();
-    let bridge = rt
-        .block_on(NatsBridge::connect(
-            &server.url(),
-            &bus,
-            BridgeConfig::default().name("sender").jetstream(true),
-        ))
-        .unwrap();
+    let (bus, bridge) = common::bridged(
+        &rt,
+        &server.url(),
+        BridgeConfig::default().name("sender").jetstream(true),
+    );
     let event = Event::new(EventType::TaskStarted);
     bus.publish_blocking(event.clone());
     // The same event again (a replay, say): stored once.

@@ -27,6 +27,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once, PoisonError};
 
 thread_local! {
@@ -35,6 +36,11 @@ thread_local! {
 
 /// What every thread logs while a [`ProcessLogs`] is open.
 static PROCESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+/// Whether [`PROCESS`] is `Some`: lets every line logged while no
+/// [`ProcessLogs`] is open skip the mutex, which every thread of every test
+/// would otherwise take once per line.
+static PROCESS_OPEN: AtomicBool = AtomicBool::new(false);
 
 /// Appends to this thread's capture buffer, if a test opened one, and to the
 /// process's, if one is open.
@@ -47,12 +53,17 @@ impl Write for ThreadBuffer {
                 buffer.extend_from_slice(bytes);
             }
         });
-        if let Some(buffer) = PROCESS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            buffer.extend_from_slice(bytes);
+        // Acquire pairs with the Release store in `ProcessLogs::start`: a
+        // line logged after `start` returned (on a thread it started, or
+        // told) sees the flag set.
+        if PROCESS_OPEN.load(Ordering::Acquire) {
+            if let Some(buffer) = PROCESS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+            {
+                buffer.extend_from_slice(bytes);
+            }
         }
         Ok(bytes.len())
     }
@@ -120,11 +131,14 @@ impl ProcessLogs {
         let mut process = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(process.is_none(), "one ProcessLogs at a time");
         *process = Some(Vec::new());
+        PROCESS_OPEN.store(true, Ordering::Release);
         Self(())
     }
 
     /// Stops collecting and returns what was logged.
     pub fn finish(self) -> String {
+        // Relaxed: what is collected is read under the mutex below.
+        PROCESS_OPEN.store(false, Ordering::Relaxed);
         let bytes = PROCESS
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -138,6 +152,7 @@ impl Drop for ProcessLogs {
     /// A test that panicked before [`finish`](Self::finish) stops the
     /// collection, so the next one can start.
     fn drop(&mut self) {
+        PROCESS_OPEN.store(false, Ordering::Relaxed);
         PROCESS
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
