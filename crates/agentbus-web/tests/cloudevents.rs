@@ -467,18 +467,18 @@ async fn websocket_and_sse_clients_get_cloudevents_with_format_cloudevents() {
     .await;
     assert_eq!(reply.status, 200);
 
-    let frame = next_json(&mut ws, Duration::from_secs(5)).await;
+    let frame = next_json(&mut ws, ARRIVAL).await;
     let parsed: cloudevents::Event = serde_json::from_value(frame.clone()).unwrap();
     assert_same(&parsed, &event);
     assert_eq!(frame["agentbussequence"], "1");
     let ours: CloudEvent = serde_json::from_value(frame).unwrap();
     assert_eq!((ours.event, ours.sequence), (event.clone(), Some(1)));
     // Another client on the same hub still gets the core's JSON.
-    let frame = next_json(&mut native, Duration::from_secs(5)).await;
+    let frame = next_json(&mut native, ARRIVAL).await;
     assert_eq!(frame["type"], "conversation.message");
     assert_eq!(frame["sequence"], 1);
 
-    let text = read_until_sse_data(&mut sse, Duration::from_secs(5)).await;
+    let text = read_until_sse_data(&mut sse, ARRIVAL).await;
     assert!(text.lines().any(|line| line == "id: 1"), "{text}");
     let data = text.lines().find(|l| l.starts_with("data:")).unwrap();
     let parsed: cloudevents::Event =

@@ -91,16 +91,16 @@ async fn websocket_filters_by_type_circle_agent_and_project() {
         bus.publish(event).await;
     }
     let got: Vec<_> = [
-        next_json(&mut typed, Duration::from_secs(5)).await,
-        next_json(&mut typed, Duration::from_secs(5)).await,
-        next_json(&mut typed, Duration::from_secs(5)).await,
+        next_json(&mut typed, ARRIVAL).await,
+        next_json(&mut typed, ARRIVAL).await,
+        next_json(&mut typed, ARRIVAL).await,
     ]
     .iter()
     .map(|e| e["id"].as_str().unwrap().to_owned())
     .collect();
     assert_eq!(got, [ids[1].clone(), ids[2].clone(), ids[3].clone()]);
-    let first = next_json(&mut scoped, Duration::from_secs(5)).await;
-    let second = next_json(&mut scoped, Duration::from_secs(5)).await;
+    let first = next_json(&mut scoped, ARRIVAL).await;
+    let second = next_json(&mut scoped, ARRIVAL).await;
     assert_eq!(
         [first["id"].clone(), second["id"].clone()],
         [json!(ids[0]), json!(ids[3])]
@@ -125,7 +125,7 @@ async fn sse_streams_matching_events() {
     let mut text = String::new();
     let mut buffer = [0u8; 4096];
     while !text.contains(&id) {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+        let n = tokio::time::timeout(ARRIVAL, stream.read(&mut buffer))
             .await
             .expect("sse data in time")
             .unwrap();
@@ -192,7 +192,7 @@ async fn slow_websocket_client_is_told_it_lagged_and_others_are_not_slowed() {
     // It goes on after the lag.
     bus.publish(Event::new(EventType::SystemWarning)).await;
     assert_eq!(
-        next_json(&mut slow, Duration::from_secs(5)).await["type"],
+        next_json(&mut slow, ARRIVAL).await["type"],
         "system.warning"
     );
 }
@@ -223,11 +223,11 @@ async fn websocket_client_sending_garbage_is_ignored_or_dropped_alone() {
     wait_for_clients(&server, 2).await;
     bus.publish(Event::new(EventType::TaskStarted)).await;
     assert_eq!(
-        next_json(&mut watcher, Duration::from_secs(5)).await["type"],
+        next_json(&mut watcher, ARRIVAL).await["type"],
         "task.started"
     );
     assert_eq!(
-        next_json(&mut chatty, Duration::from_secs(5)).await["type"],
+        next_json(&mut chatty, ARRIVAL).await["type"],
         "task.started"
     );
     assert_eq!(get(&server.url("/api/health")).await.status, 200);
@@ -257,7 +257,7 @@ async fn websocket_client_that_never_reads_is_closed() {
             n += 1;
         }
         for _ in 0..20 {
-            let event = next_json(&mut reader, Duration::from_secs(5)).await;
+            let event = next_json(&mut reader, ARRIVAL).await;
             assert_eq!(event["type"], "memory.recalled");
         }
         if get(&server.url("/api/stats")).await.json()["websocket_clients"] == 1 {
@@ -299,10 +299,7 @@ async fn burst_of_connections_is_served_or_refused_clearly() {
     let reply = post_json(&server.url("/api/events"), r#"{"type":"circle.started"}"#).await;
     assert_eq!(reply.status, 200);
     for socket in &mut sockets {
-        assert_eq!(
-            next_json(socket, Duration::from_secs(5)).await["type"],
-            "circle.started"
-        );
+        assert_eq!(next_json(socket, ARRIVAL).await["type"], "circle.started");
     }
     // Slots free up when clients leave.
     for mut socket in sockets.drain(..10) {

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use agentbus::EventBus;
 use agentbus_web::WebApi;
@@ -35,7 +34,7 @@ async fn health_publish_read_and_live() {
     assert!(reply.json()["sequences"].is_null());
     assert_eq!(bus.stats().events_published, 2);
 
-    let live = next_json(&mut socket, Duration::from_secs(5)).await;
+    let live = next_json(&mut socket, ARRIVAL).await;
     assert_eq!(live["type"], "task.completed");
     assert_eq!(live["id"], ids[1]);
     assert_eq!(live["data"]["task_id"], 1);

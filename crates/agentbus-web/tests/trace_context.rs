@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType, HistoryQuery, TraceContext};
 use agentbus_web::WebApi;
@@ -106,11 +105,11 @@ async fn websocket_and_sse_clients_get_the_trace_context() {
     bus.publish(Event::new(EventType::MemoryShared).with_trace_context(context))
         .await;
 
-    let frame = next_json(&mut ws, Duration::from_secs(5)).await;
+    let frame = next_json(&mut ws, ARRIVAL).await;
     assert_eq!(frame["traceparent"], PARENT);
     assert_eq!(frame["tracestate"], "rojo=1");
 
-    let text = read_until_sse_data(&mut sse, Duration::from_secs(5)).await;
+    let text = read_until_sse_data(&mut sse, ARRIVAL).await;
     let data = text.lines().find(|l| l.starts_with("data:")).unwrap();
     let event: serde_json::Value =
         serde_json::from_str(data.trim_start_matches("data:").trim()).unwrap();

@@ -152,6 +152,11 @@ pub async fn connect_ws(url: &str) -> Ws {
     socket
 }
 
+/// How long a test waits for what must come (a frame, an SSE line, a
+/// client counted): only a failing test waits it out, so it is generous
+/// enough for a machine loaded by a mutation run or a parallel build.
+pub const ARRIVAL: Duration = Duration::from_secs(20);
+
 /// The next text frame as JSON, or a panic after `within`.
 pub async fn next_json(socket: &mut Ws, within: Duration) -> Value {
     loop {
@@ -258,13 +263,14 @@ impl Drop for ThreadServer {
 
 /// Waits until the server counts `n` live clients.
 pub async fn wait_for_clients(server: &Server, n: u64) {
+    let deadline = tokio::time::Instant::now() + ARRIVAL;
     let mut seen = serde_json::Value::Null;
-    for _ in 0..500 {
+    while tokio::time::Instant::now() < deadline {
         seen = get(&server.url("/api/stats")).await.json()["clients"].clone();
         if seen == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("never saw {n} clients (last saw {seen})");
+    panic!("never saw {n} clients within {ARRIVAL:?} (last saw {seen})");
 }
