@@ -50,7 +50,8 @@ pub const DEFAULT_DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct WebApi {
     bus: EventBus,
     recorder: Option<Recorder>,
-    token: Option<String>,
+    /// Redacted in `Debug`: the derived `Debug` shows `Some(Token(..))`.
+    token: Option<Arc<Token>>,
     body_limit: usize,
     client_buffer: usize,
     max_clients: usize,
@@ -111,7 +112,9 @@ impl WebApi {
     /// token turns authentication off.
     #[must_use]
     pub fn token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
+        self.token = token
+            .filter(|t| !t.is_empty())
+            .map(|t| Arc::new(Token::new(t)));
         self
     }
 
@@ -235,7 +238,7 @@ impl WebApi {
             },
             collectors,
         );
-        let token = self.token.map(|token| Arc::new(Token::new(token)));
+        let token = self.token;
         let guarded = Router::new()
             .route("/", get(crate::dashboard::page))
             .route(

@@ -560,3 +560,15 @@ async fn a_client_that_stops_reading_a_reply_is_closed_after_the_idle_timeout() 
     .await;
     drop(never_reads);
 }
+
+/// The token never shows in `Debug` output (a log line of the config, a
+/// panic message): only that one is set.
+#[test]
+fn the_token_is_redacted_in_debug_output() {
+    let api = WebApi::new(EventBus::new()).token(Some("hunter2-very-secret".into()));
+    let shown = format!("{api:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("token: Some(Token(..))"), "{shown}");
+    let shown = format!("{:?}", WebApi::new(EventBus::new()));
+    assert!(shown.contains("token: None"), "{shown}");
+}

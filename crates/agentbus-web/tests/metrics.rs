@@ -234,3 +234,46 @@ async fn a_real_prometheus_scrapes_the_endpoint() {
     let up = prometheus.query("up");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
+
+/// The application's own metrics, added as a collector.
+#[derive(Debug)]
+struct Answers(prometheus_client::metrics::counter::Counter);
+
+impl prometheus_client::collector::Collector for Answers {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        let metric = encoder.encode_descriptor(
+            "deep_thought_answers",
+            "Answers given",
+            None,
+            self.0.metric_type(),
+        )?;
+        self.0.encode(metric)
+    }
+}
+
+#[tokio::test]
+async fn an_added_collector_is_read_on_every_scrape_after_the_apis_own_metrics() {
+    let answers = prometheus_client::metrics::counter::Counter::<u64>::default();
+    let server = Server::start(
+        WebApi::new(EventBus::new())
+            .token(Some("secret".into()))
+            .metrics_collector(Answers(answers.clone())),
+    )
+    .await;
+    for expected in [0, 42] {
+        let reply = scrape(&server, "secret", "application/openmetrics-text").await;
+        assert_eq!(reply.status, 200);
+        let text = String::from_utf8(reply.body.to_vec()).unwrap();
+        let line = format!("deep_thought_answers_total {expected}");
+        let at = text
+            .find(&line)
+            .unwrap_or_else(|| panic!("no `{line}` in:\n{text}"));
+        let own = text.find("agentbus_handler_errors_total").unwrap();
+        assert!(own < at, "the API's metrics come first:\n{text}");
+        answers.inc_by(42);
+    }
+}

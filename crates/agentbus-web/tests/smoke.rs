@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use agentbus::EventBus;
 use agentbus_web::WebApi;
 use common::*;
@@ -10,7 +9,12 @@ use common::*;
 #[tokio::test]
 async fn health_publish_read_and_live() {
     let bus = EventBus::new();
-    let server = Server::start(WebApi::new(bus.clone())).await;
+    let api = WebApi::new(bus.clone());
+    // `bus()` is the very bus given, not a copy or a new one.
+    api.bus()
+        .publish_blocking(agentbus::Event::new(agentbus::EventType::SystemError));
+    assert_eq!(bus.stats().events_published, 1);
+    let server = Server::start(api).await;
 
     let health = get(&server.url("/api/health")).await;
     assert_eq!(health.status, 200);
@@ -32,7 +36,7 @@ async fn health_publish_read_and_live() {
     let ids = reply.json()["ids"].as_array().unwrap().clone();
     assert_eq!(ids.len(), 2);
     assert!(reply.json()["sequences"].is_null());
-    assert_eq!(bus.stats().events_published, 2);
+    assert_eq!(bus.stats().events_published, 3);
 
     let live = next_json(&mut socket, ARRIVAL).await;
     assert_eq!(live["type"], "task.completed");
@@ -52,7 +56,7 @@ async fn health_publish_read_and_live() {
     assert_eq!(one.json()["type"], "task.created");
 
     let stats = get(&server.url("/api/stats")).await.json();
-    assert_eq!(stats["events_published"], 2);
+    assert_eq!(stats["events_published"], 3);
     assert_eq!(stats["websocket_clients"], 1);
 }
 

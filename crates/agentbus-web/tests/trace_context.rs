@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use agentbus::{Event, EventBus, EventType, HistoryQuery, TraceContext};
 use agentbus_web::WebApi;
 use common::*;
