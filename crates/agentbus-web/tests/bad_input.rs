@@ -126,15 +126,19 @@ async fn over_the_body_limit_is_413() {
     assert_eq!(reply.status, 413);
     assert!(reply.error().contains("4096"), "{}", reply.error());
     assert_eq!(bus.stats().events_published, 0);
-    // Just under the limit is fine.
-    let fits = format!(
-        r#"{{"type":"task.created","data":{{"pad":"{}"}}}}"#,
-        "x".repeat(3000)
-    );
-    assert_eq!(
-        post_json(&server.url("/api/events"), &fits).await.status,
-        200
-    );
+    // To the byte: 4096 is taken, 4097 is not.
+    let sized = |len: usize| {
+        let frame = r#"{"type":"task.created","data":{"pad":""}}"#.len();
+        format!(
+            r#"{{"type":"task.created","data":{{"pad":"{}"}}}}"#,
+            "x".repeat(len - frame)
+        )
+    };
+    let fits = post_json(&server.url("/api/events"), &sized(4096)).await;
+    assert_eq!(fits.status, 200, "{}", fits.error());
+    let over = post_json(&server.url("/api/events"), &sized(4097)).await;
+    assert_eq!(over.status, 413, "{}", over.error());
+    assert_eq!(bus.stats().events_published, 1);
 }
 
 #[tokio::test]
