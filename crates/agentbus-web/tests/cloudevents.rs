@@ -415,6 +415,55 @@ async fn bad_cloudevents_are_a_400_naming_the_attribute_and_nothing_is_published
     assert_eq!(bus.history(&HistoryQuery::new()).len(), 1);
 }
 
+/// A binary-mode event with no data has no body, so it needs no
+/// `Content-Type`; any body without one is still a 415, and so is an empty
+/// body that is not a binary-mode event.
+#[tokio::test]
+async fn a_binary_event_without_data_needs_no_content_type() {
+    let bus = EventBus::new();
+    let server = Server::start(WebApi::new(bus.clone())).await;
+    let url = server.url("/api/events");
+    let event = Event::new(EventType::TaskCreated);
+    let id = event.id.to_string();
+    let attributes = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", id.as_str()),
+        ("ce-type", "task.created"),
+        ("ce-source", "/agentbus"),
+    ];
+    let with_length = |length: &'static str| {
+        let mut headers = attributes.to_vec();
+        headers.push(("content-length", length));
+        headers
+    };
+    let reply = request("POST", &url, &with_length("2"), "{}").await;
+    assert_eq!(
+        reply.status,
+        415,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let reply = request("POST", &url, &[("content-length", "0")], "").await;
+    assert_eq!(
+        reply.status,
+        415,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(bus.stats().events_published, 0);
+
+    let reply = request("POST", &url, &with_length("0"), "").await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let published = bus.history(&HistoryQuery::new());
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].id, event.id);
+}
+
 #[tokio::test]
 async fn guards_answer_cloudevents_posts_as_they_answer_native_ones() {
     let schemas = Schemas::new()
