@@ -24,10 +24,8 @@ fn soft_limit(set: Option<libc::rlim_t>) -> libc::rlim_t {
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid, writable `rlimit` for the call's duration.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(read, 0);
     if let Some(soft) = set {
         let lowered = libc::rlimit {
             rlim_cur: soft,
@@ -35,7 +33,8 @@ fn soft_limit(set: Option<libc::rlim_t>) -> libc::rlim_t {
         };
         // SAFETY: `lowered` is a valid `rlimit`; a soft limit under the hard
         // one is always allowed.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) };
+        assert_eq!(set, 0);
     }
     limit.rlim_cur
 }
