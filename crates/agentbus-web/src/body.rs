@@ -166,8 +166,9 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut at = 0;
     while at < bytes.len() {
         if bytes[at] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Two hex digits, nothing else (`from_str_radix` would take a sign).
+            let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
+            out.push((digit(at + 1)? * 16 + digit(at + 2)?) as u8);
             at += 3;
         } else {
             out.push(bytes[at]);
@@ -432,5 +433,260 @@ fn strip_position(text: &str) -> String {
     match text.rfind(" at line ") {
         Some(at) => text[..at].to_owned(),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// A plain recursive reading of valid JSON: the first integer literal
+    /// beyond 64 bits, and the index of the top-level array item holding
+    /// it (0 outside an array). The slow, obvious twin of
+    /// `first_inexact_integer`.
+    fn inexact_by_reading(body: &[u8]) -> Option<(usize, String)> {
+        struct Reader<'a> {
+            body: &'a [u8],
+            at: usize,
+        }
+        impl Reader<'_> {
+            fn peek(&mut self) -> u8 {
+                while self.body[self.at].is_ascii_whitespace() {
+                    self.at += 1;
+                }
+                self.body[self.at]
+            }
+            fn string(&mut self) {
+                self.at += 1;
+                loop {
+                    match self.body[self.at] {
+                        b'\\' => self.at += 2,
+                        b'"' => break self.at += 1,
+                        _ => self.at += 1,
+                    }
+                }
+            }
+            /// Reads a value; the first inexact literal in it.
+            fn value(&mut self) -> Option<String> {
+                match self.peek() {
+                    open @ (b'[' | b'{') => {
+                        self.at += 1;
+                        let close = if open == b'[' { b']' } else { b'}' };
+                        let mut found = None;
+                        while self.peek() != close {
+                            if open == b'{' {
+                                self.string();
+                                self.peek();
+                                self.at += 1; // ':'
+                            }
+                            let inner = self.value();
+                            found = found.or(inner);
+                            if self.peek() == b',' {
+                                self.at += 1;
+                            }
+                        }
+                        self.at += 1;
+                        found
+                    }
+                    b'"' => {
+                        self.string();
+                        None
+                    }
+                    b't' | b'n' => {
+                        self.at += 4;
+                        None
+                    }
+                    b'f' => {
+                        self.at += 5;
+                        None
+                    }
+                    _ => {
+                        let start = self.at;
+                        while self.at < self.body.len()
+                            && b"+-.eE0123456789".contains(&self.body[self.at])
+                        {
+                            self.at += 1;
+                        }
+                        let text = std::str::from_utf8(&self.body[start..self.at]).unwrap();
+                        let integer = !text.contains(['.', 'e', 'E']);
+                        let fits = text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok();
+                        (integer && !fits).then(|| text.to_owned())
+                    }
+                }
+            }
+        }
+        let mut reader = Reader { body, at: 0 };
+        if reader.peek() != b'[' {
+            return reader.value().map(|literal| (0, literal));
+        }
+        reader.at += 1;
+        let mut index = 0;
+        while reader.peek() != b']' {
+            if let Some(literal) = reader.value() {
+                return Some((index, literal));
+            }
+            if reader.peek() == b',' {
+                reader.at += 1;
+                index += 1;
+            }
+        }
+        None
+    }
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "-7",
+        "42",
+        "3.25",
+        "1e3",
+        "-2.5E-3",
+        "922337203685477580",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+        "123456789012345678901234567890",
+        "-123456789012345678901234567890",
+        "12345678901234567890.5",
+        "12345678901234567890e2",
+        "1234567890123456789E-2",
+    ];
+
+    fn random_json(next: &mut impl FnMut() -> u64, depth: u32, out: &mut String) {
+        let space = |next: &mut dyn FnMut() -> u64, out: &mut String| {
+            out.push_str(["", " ", "\n  ", "\t"][(next() % 4) as usize]);
+        };
+        let kinds = if depth >= 3 { 3 } else { 5 };
+        match next() % kinds {
+            0 => out.push_str(NUMBERS[(next() % NUMBERS.len() as u64) as usize]),
+            1 => random_string(next, out),
+            2 => out.push_str(["true", "false", "null"][(next() % 3) as usize]),
+            kind => {
+                let array = kind == 3;
+                out.push(if array { '[' } else { '{' });
+                for item in 0..next() % 4 {
+                    if item > 0 {
+                        out.push(',');
+                    }
+                    space(next, out);
+                    if !array {
+                        random_string(next, out);
+                        out.push(':');
+                        space(next, out);
+                    }
+                    random_json(next, depth + 1, out);
+                    space(next, out);
+                }
+                out.push(if array { ']' } else { '}' });
+            }
+        }
+    }
+
+    /// Strings with what could mislead a byte scanner: long digit runs,
+    /// escaped quotes and backslashes, brackets and commas.
+    fn random_string(next: &mut impl FnMut() -> u64, out: &mut String) {
+        out.push('"');
+        for _ in 0..next() % 5 {
+            out.push_str(
+                [
+                    "a",
+                    "12345678901234567890123",
+                    "99",
+                    "\\\"",
+                    "\\\\",
+                    "\\u0041",
+                    "[{,}]",
+                    "-",
+                    "é",
+                ][(next() % 9) as usize],
+            );
+        }
+        out.push('"');
+    }
+
+    #[test]
+    fn first_inexact_integer_agrees_with_a_plain_reading() {
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let mut body = String::new();
+            // Mostly arrays of events, as the API gets them.
+            if next() % 4 == 0 {
+                random_json(&mut next, 0, &mut body);
+            } else {
+                body.push('[');
+                for item in 0..1 + next() % 4 {
+                    if item > 0 {
+                        body.push_str(", ");
+                    }
+                    random_json(&mut next, 1, &mut body);
+                }
+                body.push(']');
+            }
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+                "not JSON: {body}"
+            );
+            let array = body.starts_with('[');
+            let fast = first_inexact_integer(body.as_bytes());
+            let plain = inexact_by_reading(body.as_bytes());
+            // Outside a top-level array the index is never shown.
+            let shown = |found: Option<(usize, String)>| {
+                found.map(|(index, literal)| (if array { index } else { 0 }, literal))
+            };
+            found += usize::from(plain.is_some());
+            assert_eq!(shown(fast), shown(plain), "{body}");
+        }
+        assert!(found > 1_000, "only {found} bodies held an inexact integer");
+    }
+
+    #[test]
+    fn a_digit_run_is_found_wherever_it_is() {
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        for _ in 0..20_000 {
+            let body: Vec<u8> = (0..next() % 60)
+                .map(|_| if next() % 5 == 0 { b'x' } else { b'7' })
+                .collect();
+            let run = 1 + (next() % 24) as usize;
+            let plain = body
+                .windows(run)
+                .any(|window| window.iter().all(u8::is_ascii_digit));
+            assert_eq!(
+                has_digit_run(&body, run),
+                plain,
+                "{} / run {run}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_and_broken_ones_refused() {
+        for (text, decoded) in [
+            ("plain", Some("plain")),
+            ("a%20b", Some("a b")),
+            ("%41%42c", Some("ABc")),
+            ("%c3%A9t%C3%A9", Some("été")),
+            ("100%25", Some("100%")),
+            ("%", None),
+            ("%4", None),
+            ("ab%4", None),
+            ("%zz", None),
+            ("%+1", None),
+            ("%FF", None),
+        ] {
+            assert_eq!(percent_decode(text).as_deref(), decoded, "{text}");
+        }
     }
 }
