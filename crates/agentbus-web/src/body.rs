@@ -622,7 +622,7 @@ mod tests {
         for _ in 0..20_000 {
             let mut body = String::new();
             // Mostly arrays of events, as the API gets them.
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 random_json(&mut next, 0, &mut body);
             } else {
                 body.push('[');
@@ -656,7 +656,7 @@ mod tests {
         let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         for _ in 0..20_000 {
             let body: Vec<u8> = (0..next() % 60)
-                .map(|_| if next() % 5 == 0 { b'x' } else { b'7' })
+                .map(|_| if next().is_multiple_of(5) { b'x' } else { b'7' })
                 .collect();
             let run = 1 + (next() % 24) as usize;
             let plain = body
