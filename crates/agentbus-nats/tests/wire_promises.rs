@@ -281,3 +281,55 @@ fn core_events_that_all_arrive_are_not_reported_lost() {
     shut_down(&rt, bridge_a);
     shut_down(&rt, bridge_b);
 }
+
+/// JetStream: a graceful stop sends everything published before it (the
+/// stream holds it all when `shutdown` returns, no `flush` first), and a
+/// receiver's stop confirms its last ack without a false warning that the
+/// server did not.
+#[test]
+fn a_jetstream_graceful_stop_sends_what_came_before_it_and_confirms_the_last_ack() {
+    let Some(server) = NatsServer::start_or_skip(
+        "a_jetstream_graceful_stop_sends_what_came_before_it_and_confirms_the_last_ack",
+    ) else {
+        return;
+    };
+    const EVENTS: u64 = 2_000;
+    let rt = runtime();
+    let config = |name: &str| {
+        BridgeConfig::default()
+            .name(name)
+            .prefix("stopping")
+            .jetstream(true)
+    };
+    let (receiving, receiver) = common::bridged(&rt, &server.url(), config("receiver"));
+    let received = counter(&receiving);
+    let (bus, sender) = common::bridged(&rt, &server.url(), config("sender"));
+    for _ in 0..EVENTS {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted));
+    }
+    let stats = shut_down(&rt, sender);
+    let stored = rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream("STOPPING")
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!((stats.sent, stored), (EVENTS, EVENTS), "{stats:?}");
+
+    assert!(
+        wait_until(Duration::from_secs(30), || received.load(Ordering::Relaxed)
+            == EVENTS),
+        "received {} of {EVENTS}",
+        received.load(Ordering::Relaxed)
+    );
+    let logs = ProcessLogs::start();
+    let stats = shut_down(&rt, receiver);
+    let logs = logs.finish();
+    assert_eq!(stats.received, EVENTS);
+    assert!(
+        !logs.contains("did not confirm the final jetstream acks"),
+        "a confirmed final ack was reported unconfirmed: {logs}"
+    );
+}

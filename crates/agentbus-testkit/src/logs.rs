@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Condvar, Mutex, Once, PoisonError};
 
 thread_local! {
     static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
@@ -41,6 +41,9 @@ static PROCESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
 /// [`ProcessLogs`] is open skip the mutex, which every thread of every test
 /// would otherwise take once per line.
 static PROCESS_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Signalled when a [`ProcessLogs`] ends, for the next one waiting.
+static PROCESS_FREE: Condvar = Condvar::new();
 
 /// Appends to this thread's capture buffer, if a test opened one, and to the
 /// process's, if one is open.
@@ -106,8 +109,8 @@ fn install() {
 /// [`start`](Self::start) to [`finish`](Self::finish), in the format of
 /// [`capture_logs`]: for what a test's background threads log.
 ///
-/// One at a time per process; other tests running meanwhile log into it
-/// too.
+/// One at a time per process: a second `start` waits until the first
+/// collection ends. Other tests running meanwhile log into it too.
 ///
 /// ```
 /// let logs = agentbus_testkit::logs::ProcessLogs::start();
@@ -124,12 +127,15 @@ impl ProcessLogs {
     ///
     /// # Panics
     ///
-    /// If another `ProcessLogs` is open, or another global `tracing`
-    /// subscriber was installed first.
+    /// If another global `tracing` subscriber was installed first.
     pub fn start() -> Self {
         install();
         let mut process = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
-        assert!(process.is_none(), "one ProcessLogs at a time");
+        while process.is_some() {
+            process = PROCESS_FREE
+                .wait(process)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
         *process = Some(Vec::new());
         PROCESS_OPEN.store(true, Ordering::Release);
         Self(())
@@ -137,6 +143,9 @@ impl ProcessLogs {
 
     /// Stops collecting and returns what was logged.
     pub fn finish(self) -> String {
+        // Not through `Drop`: a `ProcessLogs` started by another test as soon
+        // as this one's buffer is taken must keep its own.
+        std::mem::forget(self);
         // Relaxed: what is collected is read under the mutex below.
         PROCESS_OPEN.store(false, Ordering::Relaxed);
         let bytes = PROCESS
@@ -144,6 +153,7 @@ impl ProcessLogs {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .unwrap_or_default();
+        PROCESS_FREE.notify_one();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -157,5 +167,6 @@ impl Drop for ProcessLogs {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        PROCESS_FREE.notify_one();
     }
 }
