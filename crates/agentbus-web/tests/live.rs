@@ -12,7 +12,7 @@ use agentbus_web::WebApi;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -122,16 +122,7 @@ async fn sse_streams_matching_events() {
     let wanted = Event::new(EventType::MemoryShared).with_circle(4);
     let id = wanted.id.to_string();
     bus.publish(wanted).await;
-    let mut text = String::new();
-    let mut buffer = [0u8; 4096];
-    while !text.contains(&id) {
-        let n = tokio::time::timeout(ARRIVAL, stream.read(&mut buffer))
-            .await
-            .expect("sse data in time")
-            .unwrap();
-        assert!(n > 0, "closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
-    }
+    let text = read_sse_until(&mut stream, ARRIVAL, |text| text.contains(&id)).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("content-type: text/event-stream"), "{text}");
     assert!(!text.contains("memory.created"), "{text}");

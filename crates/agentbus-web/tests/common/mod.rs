@@ -173,19 +173,35 @@ pub async fn next_json(socket: &mut Ws, within: Duration) -> Value {
     }
 }
 
-/// Reads a raw SSE response from `stream` until it holds a `data:` line
-/// (each read within `within`, else a panic); returns everything read.
+/// Reads a raw SSE response from `stream` until it holds a `data:` line,
+/// or a panic after `within` (in all: keep-alive comments do not extend
+/// it); returns everything read.
 pub async fn read_until_sse_data(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    read_sse_until(stream, within, |text| {
+        text.lines().any(|line| line.starts_with("data:"))
+    })
+    .await
+}
+
+/// Reads a raw SSE response from `stream` until `done` holds for what was
+/// read, or a panic after `within` in all; returns everything read.
+pub async fn read_sse_until(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
     use tokio::io::AsyncReadExt;
     let mut text = String::new();
     let mut buffer = [0u8; 4096];
-    while !text.lines().any(|line| line.starts_with("data:")) {
-        let n = tokio::time::timeout(within, stream.read(&mut buffer))
-            .await
-            .expect("sse data in time")
-            .unwrap();
-        assert!(n > 0, "closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    let reading = async {
+        while !done(&text) {
+            let n = stream.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "closed: {text}");
+            text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    };
+    if tokio::time::timeout(within, reading).await.is_err() {
+        panic!("sse data not in time; read so far: {text}");
     }
     text
 }
