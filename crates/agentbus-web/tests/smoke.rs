@@ -57,6 +57,11 @@ async fn health_publish_read_and_live() {
 
     let stats = get(&server.url("/api/stats")).await.json();
     assert_eq!(stats["events_published"], 3);
+    // Only the types published, each with its count.
+    assert_eq!(
+        stats["per_type"],
+        serde_json::json!({"system.error": 1, "task.created": 1, "task.completed": 1})
+    );
     assert_eq!(stats["websocket_clients"], 1);
 }
 
