@@ -433,8 +433,14 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
         .then(|| &bytes[bytes.len() - 6..])
         .filter(|tail| matches!(tail[0], b'+' | b'-') && tail[3] == b':')
         .map(|tail| -> Result<(bool, u64), String> {
-            let digits =
-                |pair: &[u8]| -> Option<u64> { std::str::from_utf8(pair).ok()?.parse().ok() };
+            // Two digits, nothing else (`parse` would take a sign).
+            let digits = |pair: &[u8]| -> Option<u64> {
+                pair.iter().try_fold(0, |sum, &digit| {
+                    digit
+                        .is_ascii_digit()
+                        .then(|| sum * 10 + u64::from(digit - b'0'))
+                })
+            };
             let hours = digits(&tail[1..3])
                 .filter(|&h| h < 24)
                 .ok_or_else(invalid)?;

@@ -141,7 +141,8 @@ async fn sdk_events_posted_in_every_mode_arrive_intact() {
     assert_eq!(published.sequences, Some(vec![Some(2), Some(3), Some(4)]));
 
     // Binary: the SDK's own HTTP binding writes the `ce-*` headers.
-    let binary = sample(EventType::CircleMemberAdded, 4);
+    // With a cause: `ce-agentbuscausation` as well as the correlation.
+    let binary = sample(EventType::CircleMemberAdded, 4).caused_by(&one);
     let http: hyper::http::Request<Option<Vec<u8>>> =
         hyper::http::Request::try_from(sdk_event(&binary)).unwrap();
     let headers: Vec<(String, String)> = http
@@ -314,6 +315,19 @@ async fn bad_cloudevents_are_a_400_naming_the_attribute_and_nothing_is_published
             "attribute `time`: \"last tuesday\" is not an rfc 3339 time such as \"2026-11-23T23:54:30.123456789Z\"",
         ),
         (
+            with("time", json!("2026-11-24T01:54:30.5++2:00")),
+            "attribute `time`: \"2026-11-24T01:54:30.5++2:00\" is not an rfc 3339 time such as \"2026-11-23T23:54:30.123456789Z\"",
+        ),
+        // In range as written, outside it once in UTC.
+        (
+            with("time", json!("1970-01-01T00:30:00.000000000+01:00")),
+            "field `timestamp`: must be between 1970-01-01 and 9999-12-31",
+        ),
+        (
+            with("time", json!("9999-12-31T23:30:00.000000000-01:00")),
+            "field `timestamp`: must be between 1970-01-01 and 9999-12-31",
+        ),
+        (
             with("type", json!("com.example.order.placed")),
             "attribute `type`: unknown event type \"com.example.order.placed\": this bus carries only its own types, such as \"task.completed\"",
         ),
@@ -462,6 +476,31 @@ async fn a_binary_event_without_data_needs_no_content_type() {
     let published = bus.history(&HistoryQuery::new());
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].id, event.id);
+
+    // With a JSON content type: a body of blanks is no data (the event's
+    // default, `{}`), any other body is the data (here without a blank).
+    for (body, data) in [
+        (" \n\t", json!({})),
+        (r#"{"n":[1,2]}"#, json!({"n": [1, 2]})),
+    ] {
+        let id = Event::new(EventType::TaskCreated).id.to_string();
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(
+            attributes
+                .iter()
+                .map(|&(name, value)| (name, if name == "ce-id" { id.as_str() } else { value })),
+        );
+        let reply = request("POST", &url, &headers, body).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let published = bus.history(&HistoryQuery::new());
+        let event = published.iter().find(|e| e.id.to_string() == id).unwrap();
+        assert_eq!(event.data, data, "{body:?}");
+    }
 }
 
 #[tokio::test]
