@@ -311,3 +311,54 @@ async fn burst_of_connections_is_served_or_refused_clearly() {
         assert_eq!(request.await.unwrap(), 200);
     }
 }
+
+/// `GET /api/stats`: the hub's rates hold one count a second per type seen,
+/// over the 300 seconds ending at `end`, and `publish_rate` is the mean of
+/// the five whole seconds before `end`.
+#[tokio::test]
+async fn stats_count_each_type_per_second_and_the_recent_rate() {
+    let bus = EventBus::new();
+    let server = Server::start(WebApi::new(bus.clone())).await;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let started = now();
+    for _ in 0..7 {
+        bus.publish(Event::new(EventType::TaskCreated)).await;
+    }
+    for _ in 0..3 {
+        bus.publish(Event::new(EventType::MemoryShared)).await;
+    }
+    // Once every count is a whole second old and still within five.
+    let deadline = tokio::time::Instant::now() + ARRIVAL;
+    let stats = loop {
+        let stats: agentbus_web::StatsReply =
+            serde_json::from_slice(&get(&server.url("/api/stats")).await.body).unwrap();
+        if stats.publish_rate == 2.0 || tokio::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let rates = &stats.rates;
+    assert_eq!(stats.publish_rate, 2.0, "{rates:?}");
+    assert_eq!(rates.seconds, 300);
+    assert!((started..=now()).contains(&rates.end), "{rates:?}");
+    assert_eq!(
+        rates.per_type.keys().collect::<Vec<_>>(),
+        ["memory.shared", "task.created"],
+        "only the types seen"
+    );
+    let counted = |series: &Vec<u32>, seconds: std::ops::Range<usize>| -> u32 {
+        series[seconds].iter().sum()
+    };
+    for (name, published) in [("task.created", 7), ("memory.shared", 3)] {
+        let series = &rates.per_type[name];
+        assert_eq!(series.len(), 300, "{name}");
+        assert_eq!(counted(series, 0..300), published, "{name}: {series:?}");
+        // All in the five seconds before `end`, none in `end` itself.
+        assert_eq!(counted(series, 294..299), published, "{name}: {series:?}");
+    }
+}
