@@ -279,3 +279,86 @@ impl AsyncWrite for Watched {
         Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply_to(head: &str, len: usize) -> Option<(String, serde_json::Value)> {
+        let reply = String::from_utf8(protocol_error_reply(head.as_bytes(), len)?).unwrap();
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+        let length = format!("\r\ncontent-length: {}\r\n", body.len());
+        assert!(head.contains(&length), "{reply}");
+        assert!(
+            head.contains("\r\ncontent-type: application/json\r\n"),
+            "{reply}"
+        );
+        assert!(head.ends_with("\r\nconnection: close"), "{reply}");
+        Some((
+            head.lines().next().unwrap().to_owned(),
+            serde_json::from_str(body).unwrap(),
+        ))
+    }
+
+    fn bodiless(status: &str) -> String {
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\ndate: now\r\n\r\n")
+    }
+
+    #[test]
+    fn hypers_own_bodiless_client_errors_get_a_json_body() {
+        for (status, line, error) in [
+            (
+                "400 Bad Request",
+                "HTTP/1.1 400 Bad Request",
+                "malformed http request",
+            ),
+            (
+                "414 URI Too Long",
+                "HTTP/1.1 414 URI Too Long",
+                "the request target (path and query) is too long",
+            ),
+            (
+                "431 Request Header Fields Too Large",
+                "HTTP/1.1 431 Request Header Fields Too Large",
+                "the request headers are too large",
+            ),
+            (
+                "405 Method Not Allowed",
+                "HTTP/1.1 405 Method Not Allowed",
+                "method not allowed",
+            ),
+            ("499 Whatever", "HTTP/1.1 499 ", "error"),
+        ] {
+            let head = bodiless(status);
+            assert_eq!(
+                reply_to(&head, head.len()),
+                Some((line.to_owned(), serde_json::json!({ "error": error }))),
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_replies_are_left_alone() {
+        for status in [
+            "500 Internal Server Error",
+            "399 Odd",
+            "304 Not Modified",
+            "200 OK",
+            "4xx Bad",
+            "40",
+        ] {
+            let head = bodiless(status);
+            assert_eq!(reply_to(&head, head.len()), None, "{head}");
+        }
+        let head = bodiless("400 Bad Request");
+        // A body follows in the same write.
+        assert_eq!(reply_to(&head, head.len() + 5), None);
+        // Not the whole head, or a head announcing a body.
+        assert_eq!(reply_to(&head[..head.len() - 2], head.len() - 2), None);
+        let with_body = "HTTP/1.1 400 Bad Request\r\ncontent-length: 10\r\n\r\n";
+        assert_eq!(reply_to(with_body, with_body.len()), None);
+        let no_length = "HTTP/1.1 400 Bad Request\r\n\r\n";
+        assert_eq!(reply_to(no_length, no_length.len()), None);
+    }
+}
