@@ -97,6 +97,8 @@ fn stored_api(dir: &tempfile::TempDir) -> (EventBus, Recorder, WebApi) {
 
 #[tokio::test]
 async fn sdk_events_posted_in_every_mode_arrive_intact() {
+    // A publish that never returns fails the test instead of hanging it.
+    let _deadline = agentbus_testkit::deadline::deadline();
     let dir = tempfile::tempdir().unwrap();
     let (_bus, recorder, api) = stored_api(&dir);
     let server = Server::start(api).await;
@@ -533,6 +535,8 @@ async fn guards_answer_cloudevents_posts_as_they_answer_native_ones() {
 
 #[tokio::test]
 async fn websocket_and_sse_clients_get_cloudevents_with_format_cloudevents() {
+    // A publish that never returns fails the test instead of hanging it.
+    let _deadline = agentbus_testkit::deadline::deadline();
     let dir = tempfile::tempdir().unwrap();
     let (_bus, _recorder, api) = stored_api(&dir);
     let server = Server::start(api).await;

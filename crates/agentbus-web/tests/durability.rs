@@ -1,6 +1,10 @@
 //! With a store that stalls or cannot hold an event: the server keeps
 //! answering, a `POST` gets a 503 in bounded time or a 400 at the door, and
 //! a 200 always means stored.
+//!
+//! Every test runs under the testkit's deadline: a handler that loops for
+//! ever (on a worker the test's own timeouts may share) fails the binary
+//! instead of hanging it.
 
 mod common;
 
@@ -9,6 +13,7 @@ use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 use agentbus_store::{EventStore, ReadQuery, Recorder, SqliteStore};
+use agentbus_testkit::deadline::deadline;
 use agentbus_web::WebApi;
 use common::*;
 
@@ -35,6 +40,7 @@ async fn answered(what: &str, reply: impl std::future::Future<Output = Reply>) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_store_gets_posts_a_503_while_health_stats_and_reads_answer() {
+    let _deadline = deadline();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).unwrap();
@@ -127,6 +133,7 @@ fn stored_server_api(store: impl EventStore) -> (EventBus, Recorder, WebApi) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_the_store_cannot_hold_is_refused_at_the_door() {
+    let _deadline = deadline();
     let store = SqliteStore::open_in_memory().unwrap();
     let (bus, recorder, api) = stored_server_api(store.clone());
     let server = Server::start(api).await;
@@ -194,6 +201,7 @@ fn assert_event_1_refused(reply: &Reply) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_the_database_refuses_on_write_gets_a_500_naming_it() {
+    let _deadline = deadline();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).unwrap();
@@ -288,6 +296,7 @@ impl EventStore for Refusing {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_sequences_mean_only_already_stored() {
+    let _deadline = deadline();
     let (_bus, _recorder, api) =
         stored_server_api(Refusing(SqliteStore::open_in_memory().unwrap()));
     let server = Server::start(api).await;
@@ -334,4 +343,29 @@ async fn null_sequences_mean_only_already_stored() {
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.json()["sequences"], serde_json::json!([2, null]));
+}
+
+/// A batch larger than the recorder's queue is published in parts, one
+/// reservation each, and every event is stored, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_recorders_queue_is_stored_in_parts() {
+    let _deadline = deadline();
+    let bus = EventBus::new();
+    let recorder = Recorder::builder()
+        .capacity(8)
+        .attach(&bus, SqliteStore::open_in_memory().unwrap());
+    let server = Server::start(WebApi::new(bus).store(recorder)).await;
+    let reply = answered(
+        "a batch of 50 through a queue of 8",
+        post_json(&server.url("/api/events"), &batch_with_ids(50)),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let sequences: Vec<u64> = serde_json::from_value(reply.json()["sequences"].clone()).unwrap();
+    assert_eq!(sequences, (1..=50).collect::<Vec<u64>>());
 }
