@@ -146,10 +146,18 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
                 Err("exporter down".into())
             }
         });
+    let unix_millis = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = unix_millis();
     for circle in 0..3 {
         bus.publish(Event::new(EventType::TaskCompleted).with_circle(circle))
             .await;
     }
+    let after = unix_millis();
     let server = Server::start(WebApi::new(bus.clone())).await;
 
     let first = page(&server, "/api/dead-letters?subscription=exporter&limit=2").await;
@@ -160,6 +168,13 @@ async fn dead_letters_are_listed_paged_shown_redriven_and_discarded() {
         Some("exporter")
     );
     assert_eq!(first.dead_letters[0].event.circle_id, Some(0));
+    // Times in milliseconds since the Unix epoch.
+    let letter = &first.dead_letters[0];
+    assert!(
+        (before..=after).contains(&letter.first_failed_at_ms)
+            && (letter.first_failed_at_ms..=after).contains(&letter.last_failed_at_ms),
+        "{before}..={after}: {letter:?}"
+    );
     let next = first.next.expect("a second page");
     let second = page(&server, &format!("/api/dead-letters?after={next}")).await;
     assert_eq!(second.dead_letters.len(), 1);

@@ -572,3 +572,22 @@ fn the_token_is_redacted_in_debug_output() {
     let shown = format!("{:?}", WebApi::new(EventBus::new()));
     assert!(shown.contains("token: None"), "{shown}");
 }
+
+/// `Serve`'s `Debug` shows the limits it will enforce.
+#[tokio::test]
+async fn serve_shows_its_limits_in_debug_output() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve = agentbus_web::Serve::new(listener, WebApi::new(EventBus::new()).router())
+        .idle_timeout(None)
+        .max_connections(7);
+    let shown = format!("{serve:?}");
+    for part in [
+        "Serve {",
+        "header_read_timeout: Some(",
+        "idle_timeout: None",
+        "max_connections: 7",
+        "graceful_shutdown: false",
+    ] {
+        assert!(shown.contains(part), "no `{part}` in {shown}");
+    }
+}
