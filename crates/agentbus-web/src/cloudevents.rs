@@ -534,6 +534,7 @@ mod tests {
             "Application/JSON; charset=utf-8",
             "application/vnd.x+json",
             "text/x+json",
+            "a/b+JSON ; v=1",
         ] {
             assert!(is_json(json), "{json}");
         }
@@ -542,6 +543,9 @@ mod tests {
             "application/octet-stream",
             "+json",
             "application/jsonx",
+            // A suffix without a type before it, or split inside a character.
+            "vnd.x+json",
+            "a/éjson",
         ] {
             assert!(!is_json(other), "{other}");
         }
