@@ -422,6 +422,61 @@ impl<S: EventStore> EventStore for Gated<S> {
     }
 }
 
+/// A store whose first [`last_sequence`](EventStore::last_sequence) waits
+/// `delay` and only then reads: whoever asks first where the store ends
+/// (a web hub starting) learns it late, after what was committed meanwhile.
+/// Later calls and everything else go straight through.
+pub struct LateEnd<S> {
+    /// The store every call reaches.
+    pub inner: S,
+    delay: Duration,
+    asked: AtomicBool,
+}
+
+impl<S> LateEnd<S> {
+    /// `inner`, its first `last_sequence` late by `delay`.
+    pub fn new(inner: S, delay: Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            asked: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<S: EventStore> EventStore for LateEnd<S> {
+    fn append<'a>(
+        &'a self,
+        events: &'a [Arc<Event>],
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        self.inner.append(events)
+    }
+
+    fn read<'a>(
+        &'a self,
+        query: &'a ReadQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.read(query)
+    }
+
+    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+        self.inner.get(id)
+    }
+
+    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            if !self.asked.swap(true, Ordering::Relaxed) {
+                tokio::time::sleep(self.delay).await;
+            }
+            self.inner.last_sequence().await
+        })
+    }
+
+    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.inner.prune(retention)
+    }
+}
+
 /// Dead letters with these ids, as a store restores them: each of one
 /// failed `TaskFailed` event, one attempt, subscription `exporter`.
 pub fn restored_letters(ids: std::ops::RangeInclusive<u64>) -> Vec<DeadLetter> {

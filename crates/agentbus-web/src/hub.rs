@@ -159,6 +159,8 @@ pub(crate) struct Hub {
     /// With a store: the last sequence broadcast, `None` until the hub has
     /// found where the store ends.
     watermark: watch::Sender<Option<u64>>,
+    /// Whether the intake is a store (the watermark will be set).
+    stored: bool,
     /// Taken by the first call to [`Hub::start`].
     intake: Mutex<Option<Intake>>,
 }
@@ -180,6 +182,7 @@ impl Hub {
         client_buffer: usize,
     ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(client_buffer.max(1));
+        let stored = recorder.is_some();
         let intake = match recorder {
             Some(recorder) => Intake::Store(recorder),
             None => Intake::Bus(bus.stream(agentbus::EventTypeSet::all(), INTAKE_CAPACITY)),
@@ -191,6 +194,7 @@ impl Hub {
             websocket_clients: AtomicUsize::new(0),
             sse_clients: AtomicUsize::new(0),
             watermark: watch::Sender::new(None),
+            stored,
             intake: Mutex::new(Some(intake)),
         })
     }
@@ -225,6 +229,20 @@ impl Hub {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Item> {
         self.sender.subscribe()
+    }
+
+    /// Resolves once the hub broadcasts every commit from now on: at once
+    /// without a store; with one, once the hub has read where the store
+    /// ends (it broadcasts what is committed after that). A live client
+    /// subscribes after this, so nothing committed after it subscribed is
+    /// missed, however late the hub task got to its first read.
+    pub(crate) async fn ready(&self) {
+        if !self.stored {
+            return;
+        }
+        let mut known = self.watermark.subscribe();
+        // The sender lives as long as `self`: this ends only with a value.
+        let _ = known.wait_for(Option::is_some).await;
     }
 
     /// With a store: the last sequence the hub has broadcast, once known.

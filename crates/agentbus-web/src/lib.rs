@@ -169,7 +169,10 @@
 //!   `project_id`, `correlation_id`) apply per client. Without a store, live
 //!   events reach clients within about 2 ms of the publish (at once for
 //!   events `POST`ed here); with one, as soon as they are committed, with
-//!   their `sequence`.
+//!   their `sequence`. A client receives everything committed after its
+//!   handshake: with a store, the handshake waits until the hub has read
+//!   where the store ends (at once, unless the store is slow to answer; a
+//!   503 after [`durable_timeout`](WebApi::durable_timeout)).
 //! - **Slow clients.** Each client may fall [`client_buffer`](WebApi::client_buffer)
 //!   events behind (default 16,384). Beyond that, without a store it skips
 //!   ahead and receives `{"lagged": n}` (n events it missed) before the next

@@ -123,6 +123,20 @@ impl Selection {
     }
 }
 
+/// Waits until the hub broadcasts every commit ([`Hub::ready`]), up to
+/// the API's durable timeout; a 503 if the store cannot be read by then.
+/// Called before a live client is counted or subscribed.
+pub(crate) async fn hub_ready(state: &SharedState) -> Result<(), ApiError> {
+    tokio::time::timeout(state.durable_timeout, state.hub.ready())
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(format!(
+                "the live feed is not ready: the store's last sequence was not read within {:?}",
+                state.durable_timeout
+            ))
+        })
+}
+
 /// What a client is sent next.
 pub(crate) enum Out {
     Event(Arc<Frame>),

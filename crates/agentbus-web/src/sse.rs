@@ -34,6 +34,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let selection = Selection::parse(&state, params, Some(&headers))?;
+    crate::live::hub_ready(&state).await?;
     let guard = ClientGuard::acquire(&state, Kind::Sse)?;
     let format = selection.format;
     let live = Feed::new(&state, selection);

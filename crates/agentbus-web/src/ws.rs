@@ -34,6 +34,7 @@ pub(crate) async fn upgrade(
             ),
         )
     })?;
+    crate::live::hub_ready(&state).await?;
     let guard = ClientGuard::acquire(&state, Kind::WebSocket)?;
     // Subscribe before the handshake completes: nothing broadcast after the
     // 101 reply can be missed.

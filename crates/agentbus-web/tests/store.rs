@@ -357,3 +357,30 @@ async fn event_by_id_is_read_from_the_store_after_history_forgot_it() {
         malformed.error()
     );
 }
+
+/// A client that connects while the hub is still finding where the store
+/// ends (its first read is late here) gets what is committed after it
+/// connected: the handshake waits until the hub broadcasts every commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connected_before_the_hub_knows_the_stores_end_misses_nothing() {
+    let bus = EventBus::new();
+    let store = agentbus_testkit::store::LateEnd::new(
+        SqliteStore::open_in_memory().unwrap(),
+        Duration::from_secs(2),
+    );
+    let recorder = Recorder::attach(&bus, store);
+    let server = Server::start(WebApi::new(bus.clone()).store(recorder)).await;
+    let mut socket = connect_ws(&server.ws_url("/ws")).await;
+    let reply = post_json(&server.url("/api/events"), r#"{"type":"task.created"}"#).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let live = next_json(&mut socket, ARRIVAL).await;
+    assert_eq!(
+        (live["type"].as_str(), live["sequence"].as_u64()),
+        (Some("task.created"), Some(1))
+    );
+}
