@@ -528,6 +528,28 @@ mod tests {
     }
 
     #[test]
+    fn times_are_written_from_1970_up_to_the_end_of_9999_and_refused_outside() {
+        let at = |time: SystemTime| {
+            let mut event = Event::new(EventType::TaskCreated);
+            event.timestamp = time;
+            encode(&event, None).map(|json| {
+                serde_json::from_str::<Value>(&json).unwrap()["time"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+        };
+        let end = UNIX_EPOCH + Duration::from_secs(RFC3339_MAX_SECS);
+        assert_eq!(at(UNIX_EPOCH).unwrap(), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            at(end - Duration::from_nanos(1)).unwrap(),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert!(at(end).is_err());
+        assert!(at(UNIX_EPOCH - Duration::from_nanos(1)).is_err());
+    }
+
+    #[test]
     fn json_media_types() {
         for json in [
             "application/json",

@@ -135,3 +135,17 @@ fn lowercase_outside_backticks(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("`")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_text_outside_backticks_is_lowercased() {
+        assert_eq!(
+            lowercase_outside_backticks("Failed To Parse `CircleId` As A Number, `Limit` Too"),
+            "failed to parse `CircleId` as a number, `Limit` too"
+        );
+        assert_eq!(lowercase_outside_backticks("No Backticks"), "no backticks");
+    }
+}

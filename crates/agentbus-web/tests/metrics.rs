@@ -64,6 +64,9 @@ fn rejecting_guard(event: &Event) -> Result<(), Rejection> {
         Some("rate_limited") => Err(Rejection::RateLimited {
             retry_after: Duration::from_secs(1),
         }),
+        Some("invalid") => Err(Rejection::Invalid {
+            violations: vec![agentbus::Violation::new("/task_id", "missing")],
+        }),
         Some(other) => Err(Rejection::custom("test", other)),
     }
 }
@@ -111,7 +114,7 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
     bus.publish(Event::new(EventType::TaskFailed)).await;
     bus.publish(Event::new(EventType::AgentTaskFailed)).await;
     bus.publish(Event::new(EventType::SystemError)).await;
-    for reason in ["duplicate", "duplicate", "rate_limited", "mine"] {
+    for reason in ["duplicate", "duplicate", "rate_limited", "invalid", "mine"] {
         let event = Event::new(EventType::TaskCreated).with_data(json!({ "reject": reason }));
         assert!(bus.try_publish(event).await.is_err());
     }
@@ -138,7 +141,7 @@ async fn metrics_need_the_token_count_events_and_pass_promtool() {
         "agentbus_handler_errors_total 4",
         "agentbus_events_rejected_total{reason=\"duplicate\"} 2",
         "agentbus_events_rejected_total{reason=\"rate_limited\"} 1",
-        "agentbus_events_rejected_total{reason=\"invalid\"} 0",
+        "agentbus_events_rejected_total{reason=\"invalid\"} 1",
         "agentbus_events_rejected_total{reason=\"custom\"} 1",
         "agentbus_delivery_retries_total 1",
         "agentbus_delivery_retries_pending 0",
@@ -276,4 +279,38 @@ async fn an_added_collector_is_read_on_every_scrape_after_the_apis_own_metrics()
         assert!(own < at, "the API's metrics come first:\n{text}");
         answers.inc_by(42);
     }
+}
+
+/// Every type with a count has its series, whatever the mix: one
+/// published with no subscriber (the hub's own subscription delivers it),
+/// one whose three handlers all fail (more failures than publishes and
+/// deliveries together).
+#[tokio::test]
+async fn every_type_with_a_count_has_its_series() {
+    let bus = EventBus::new();
+    let server = Server::start(WebApi::new(bus.clone()).token(Some("secret".into()))).await;
+    for _ in 0..3 {
+        bus.subscribe(EventType::TaskFailed, |_e: &Event| -> Result<(), String> {
+            Err("no".into())
+        });
+    }
+    bus.publish(Event::new(EventType::MemoryCreated)).await;
+    bus.publish(Event::new(EventType::TaskFailed)).await;
+    let reply = scrape(&server, "secret", "application/openmetrics-text").await;
+    assert_eq!(reply.status, 200);
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    for line in [
+        "agentbus_events_published_total{type=\"memory.created\"} 1",
+        "agentbus_events_delivered_total{type=\"memory.created\"} 1",
+        "agentbus_events_failed_total{type=\"memory.created\"} 0",
+        "agentbus_events_published_total{type=\"task.failed\"} 1",
+        "agentbus_events_delivered_total{type=\"task.failed\"} 1",
+        "agentbus_events_failed_total{type=\"task.failed\"} 3",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    assert!(
+        !text.contains("task.created"),
+        "a type with no count:\n{text}"
+    );
 }
