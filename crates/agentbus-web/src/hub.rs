@@ -413,3 +413,44 @@ pub(crate) fn unix_seconds() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: u64 = RATE_WINDOW_SECS as u64;
+
+    /// A window ending at `newest` whose every second counts its own number.
+    fn numbered(newest: u64) -> Rates {
+        let mut rates = Rates {
+            newest,
+            buckets: vec![[0; EventType::COUNT]; RATE_WINDOW_SECS],
+        };
+        for second in newest + 1 - WINDOW..=newest {
+            rates.buckets[(second % WINDOW) as usize][0] = second as u32;
+        }
+        rates
+    }
+
+    #[test]
+    fn advancing_zeroes_exactly_the_seconds_skipped() {
+        let mut rates = numbered(1_000);
+        // The past or the present: nothing moves.
+        rates.advance(990);
+        rates.advance(1_000);
+        assert_eq!(rates.newest, 1_000);
+        for second in 1_000 + 1 - WINDOW..=1_000 {
+            assert_eq!(rates.bucket(second)[0], second as u32, "second {second}");
+        }
+        rates.advance(1_003);
+        assert_eq!(rates.newest, 1_003);
+        for second in 1_003 + 1 - WINDOW..=1_003 {
+            let expected = if second > 1_000 { 0 } else { second as u32 };
+            assert_eq!(rates.bucket(second)[0], expected, "second {second}");
+        }
+        // Further than the window: everything is zero.
+        rates.advance(1_003 + WINDOW + 50);
+        assert_eq!(rates.newest, 1_003 + WINDOW + 50);
+        assert!(rates.buckets.iter().all(|bucket| bucket[0] == 0));
+    }
+}
