@@ -330,6 +330,10 @@ async fn bad_cloudevents_are_a_400_naming_the_attribute_and_nothing_is_published
             "field `timestamp`: must be between 1970-01-01 and 9999-12-31",
         ),
         (
+            with("agentbusproject", json!(true)),
+            "attribute `agentbusproject`: invalid type: boolean `true`, expected an integer or a string",
+        ),
+        (
             with("type", json!("com.example.order.placed")),
             "attribute `type`: unknown event type \"com.example.order.placed\": this bus carries only its own types, such as \"task.completed\"",
         ),

@@ -138,6 +138,28 @@ async fn the_own_origin_and_listed_origins_are_accepted() {
         .to_str()
         .unwrap()
         .contains("content-type"));
+    // Only an OPTIONS naming a method is a preflight: a plain OPTIONS goes
+    // to the routes (which have none), a GET naming one is a GET.
+    let reply = request(
+        "OPTIONS",
+        &server.url("/api/events"),
+        &[("origin", "https://app.example")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 405);
+    let reply = request(
+        "GET",
+        &server.url("/api/events"),
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.json()["events"].is_array());
     let reply = request(
         "OPTIONS",
         &server.url("/api/events"),
