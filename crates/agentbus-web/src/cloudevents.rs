@@ -428,8 +428,9 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
         )
     };
     let bytes = text.as_bytes();
-    // A numeric offset is the last six bytes: `+hh:mm` or `-hh:mm`.
-    let offset = (bytes.len() > 25)
+    // A numeric offset is the last six bytes: `+hh:mm` or `-hh:mm`, after
+    // at least `YYYY-MM-DDTHH:MM:SS` (19 bytes).
+    let offset = (bytes.len() >= 25)
         .then(|| &bytes[bytes.len() - 6..])
         .filter(|tail| matches!(tail[0], b'+' | b'-') && tail[3] == b':')
         .map(|tail| -> Result<(bool, u64), String> {
@@ -517,11 +518,24 @@ mod tests {
             parse_time("2026-11-23T18:54:30.123456789-05:00").unwrap(),
             utc
         );
+        assert_eq!(
+            parse_time("2026-11-24T05:24:30.123456789+05:30").unwrap(),
+            utc
+        );
+        // Whole seconds: the shortest form with an offset.
+        assert_eq!(
+            parse_time("2026-11-24T01:54:30+02:00").unwrap(),
+            parse_time("2026-11-23T23:54:30Z").unwrap()
+        );
         for bad in [
             "yesterday",
             "2026-11-23",
             "2026-11-23T23:54:30.1+25:00",
             "2026-11-23T23:54:30",
+            "2026-11-23T23:54:30.1+24:00",
+            "2026-11-23T23:54:30.1+05:60",
+            "2026-11-23T23:54:30.1+05000",
+            "2026-11-23T23:54:30.1+05:0x",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }

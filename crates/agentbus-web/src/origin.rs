@@ -301,11 +301,23 @@ mod tests {
     #[test]
     fn host_values_are_read_or_refused() {
         let read = |text: &str| HostPort::parse(text).map(|host| (host.name, host.port));
-        assert_eq!(read(" Example.COM:80 "), Some(("example.com".into(), Some(80))));
+        assert_eq!(
+            read(" Example.COM:80 "),
+            Some(("example.com".into(), Some(80)))
+        );
         assert_eq!(read("agent-1.local"), Some(("agent-1.local".into(), None)));
         assert_eq!(read("[::1]:8080"), Some(("[::1]".into(), Some(8080))));
         assert_eq!(read("[::1]"), Some(("[::1]".into(), None)));
-        for bad in ["", ":80", "a b", "ev!l.example", "x:port", "x:70000", "[::1]x", "[::1"] {
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "ev!l.example",
+            "x:port",
+            "x:70000",
+            "[::1]x",
+            "[::1",
+        ] {
             assert_eq!(read(bad), None, "{bad:?}");
         }
     }

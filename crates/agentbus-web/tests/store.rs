@@ -384,3 +384,28 @@ async fn a_client_connected_before_the_hub_knows_the_stores_end_misses_nothing()
         (Some("task.created"), Some(1))
     );
 }
+
+/// A client resuming behind more than one page of the store's reads
+/// (1,000 events a page) gets the whole backlog, in order, then goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_longer_than_a_page_is_refilled_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bus, _recorder, api) = stored_api(&dir.path().join("events.db"));
+    let server = Server::start(api).await;
+    for _ in 0..3 {
+        let reply = post_json(&server.url("/api/events"), &batch(1_000, 1)).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let mut socket = connect_ws(&server.ws_url("/ws?after=10")).await;
+    let post = post_json(&server.url("/api/events"), &batch(1, 1)).await;
+    assert_eq!(post.status, 200);
+    for expected in 11..=3_001u64 {
+        let frame = next_json(&mut socket, ARRIVAL).await;
+        assert_eq!(frame["sequence"], expected, "{frame}");
+    }
+}

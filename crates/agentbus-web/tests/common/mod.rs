@@ -94,6 +94,11 @@ impl Reply {
     }
 }
 
+/// How long [`request`] waits for a whole reply before the test fails: a
+/// reply that never ends (a stream opened where an error was due) fails
+/// the test instead of hanging it.
+pub const REPLY_WITHIN: Duration = Duration::from_secs(60);
+
 pub async fn request(
     method: &str,
     url: &str,
@@ -105,18 +110,23 @@ pub async fn request(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let response = client
-        .request(builder.body(Full::new(body.into())).unwrap())
+    let exchange = async {
+        let response = client
+            .request(builder.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    };
+    tokio::time::timeout(REPLY_WITHIN, exchange)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+        .unwrap_or_else(|_| panic!("{method} {url}: no whole reply within {REPLY_WITHIN:?}"))
 }
 
 /// Sends `raw` on a new connection and reads until the server closes it
