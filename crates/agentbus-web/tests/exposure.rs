@@ -338,6 +338,34 @@ async fn a_connection_that_moves_no_byte_is_closed_after_the_idle_timeout() {
     assert!(received.is_empty());
 }
 
+/// The idle timeout counts from the last byte moved, not from the start: an
+/// SSE stream whose events keep coming outlives it several times over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_keeps_moving_bytes_outlives_the_idle_timeout() {
+    let bus = EventBus::new();
+    let server = Server::with_limits(WebApi::new(bus.clone()), |serve| {
+        serve.idle_timeout(Some(Duration::from_millis(600)))
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/stream HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    wait_for_clients(&server, 1).await;
+    let mut text = String::new();
+    for n in 0..10 {
+        let event = Event::new(EventType::TaskCreated);
+        let id = event.id.to_string();
+        bus.publish(event).await;
+        text = read_sse_until(&mut stream, ARRIVAL, |text| text.contains(&id)).await;
+        if n < 9 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    assert!(text.contains("data:"), "{text}");
+}
+
 /// At the limit, new connections wait to be accepted; the open ones are
 /// served meanwhile, and a waiting one is served once a slot frees.
 #[tokio::test]

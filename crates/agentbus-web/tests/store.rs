@@ -409,3 +409,18 @@ async fn a_resume_longer_than_a_page_is_refilled_whole() {
         assert_eq!(frame["sequence"], expected, "{frame}");
     }
 }
+
+/// Resuming from 0 on an empty store: nothing to refill, the first event
+/// arrives live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_zero_on_an_empty_store_goes_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bus, _recorder, api) = stored_api(&dir.path().join("events.db"));
+    let server = Server::start(api).await;
+    let mut socket = connect_ws(&server.ws_url("/ws?after=0")).await;
+    let post = post_json(&server.url("/api/events"), &batch(2, 1)).await;
+    assert_eq!(post.status, 200);
+    for expected in 1..=2u64 {
+        assert_eq!(next_json(&mut socket, ARRIVAL).await["sequence"], expected);
+    }
+}
