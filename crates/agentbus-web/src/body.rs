@@ -676,6 +676,7 @@ mod tests {
 
     #[test]
     fn percent_escapes_are_decoded_and_broken_ones_refused() {
+        let _deadline = agentbus_testkit::deadline::deadline();
         for (text, decoded) in [
             ("plain", Some("plain")),
             ("a%20b", Some("a b")),
