@@ -29,6 +29,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, Once, PoisonError};
+use std::time::Duration;
 
 thread_local! {
     static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
@@ -41,6 +42,11 @@ static PROCESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
 /// [`ProcessLogs`] is open skip the mutex, which every thread of every test
 /// would otherwise take once per line.
 static PROCESS_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// How long [`ProcessLogs::start`] waits for another collection to end:
+/// the longest test that collects takes a few seconds, so this is a test
+/// that kept its collection open (a hang), and it fails instead of waiting.
+pub const WAIT_FOR_ANOTHER: Duration = Duration::from_secs(300);
 
 /// Signalled when a [`ProcessLogs`] ends, for the next one waiting.
 static PROCESS_FREE: Condvar = Condvar::new();
@@ -123,19 +129,23 @@ fn install() {
 pub struct ProcessLogs(());
 
 impl ProcessLogs {
-    /// Starts collecting.
+    /// Starts collecting, after any other collection of the process ends.
     ///
     /// # Panics
     ///
-    /// If another global `tracing` subscriber was installed first.
+    /// If another global `tracing` subscriber was installed first, or if
+    /// another collection stays open for [`WAIT_FOR_ANOTHER`].
     pub fn start() -> Self {
         install();
-        let mut process = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
-        while process.is_some() {
-            process = PROCESS_FREE
-                .wait(process)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        let process = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut process, waited) = PROCESS_FREE
+            .wait_timeout_while(process, WAIT_FOR_ANOTHER, |open| open.is_some())
+            .unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            !waited.timed_out(),
+            "another ProcessLogs collection stayed open for {WAIT_FOR_ANOTHER:?}: \
+             a test that never finished or dropped its own"
+        );
         *process = Some(Vec::new());
         PROCESS_OPEN.store(true, Ordering::Release);
         Self(())

@@ -138,12 +138,7 @@ async fn integers_beyond_64_bits_are_refused_not_rounded() {
         r#"{"type":"task.created","data":{"u":18446744073709551615,"i":-9223372036854775808,"f":1e300,"s":"123456789012345678901234567890"}}"#,
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let history = bus.history(&agentbus::HistoryQuery::new());
     assert_eq!(history[0].data["u"].as_u64(), Some(u64::MAX));
     assert_eq!(history[0].data["i"].as_i64(), Some(i64::MIN));

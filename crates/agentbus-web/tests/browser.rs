@@ -25,12 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 async fn post(server: &str, body: serde_json::Value) -> Vec<String> {
     let reply = post_json(&format!("{server}/api/events"), &body.to_string()).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     serde_json::from_value(reply.json()["ids"].clone()).unwrap()
 }
 

@@ -108,12 +108,7 @@ async fn sdk_events_posted_in_every_mode_arrive_intact() {
     let one = sample(EventType::TaskCompleted, 1);
     let body = serde_json::to_vec(&sdk_event(&one)).unwrap();
     let reply = request("POST", &url, &[("content-type", STRUCTURED)], body).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let published: PublishReply = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(published.ids, vec![one.id]);
     assert_eq!(published.sequences, Some(vec![Some(1)]));
@@ -133,12 +128,7 @@ async fn sdk_events_posted_in_every_mode_arrive_intact() {
         serde_json::to_vec(&sdk_batch).unwrap(),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let published: PublishReply = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(published.sequences, Some(vec![Some(2), Some(3), Some(4)]));
 
@@ -164,12 +154,7 @@ async fn sdk_events_posted_in_every_mode_arrive_intact() {
         http.into_body().unwrap_or_default(),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
 
     let mut all = vec![one];
     all.extend(batch);
@@ -457,28 +442,13 @@ async fn a_binary_event_without_data_needs_no_content_type() {
         headers
     };
     let reply = request("POST", &url, &with_length("2"), "{}").await;
-    assert_eq!(
-        reply.status,
-        415,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(415);
     let reply = request("POST", &url, &[("content-length", "0")], "").await;
-    assert_eq!(
-        reply.status,
-        415,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(415);
     assert_eq!(bus.stats().events_published, 0);
 
     let reply = request("POST", &url, &with_length("0"), "").await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let published = bus.history(&HistoryQuery::new());
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].id, event.id);
@@ -497,12 +467,7 @@ async fn a_binary_event_without_data_needs_no_content_type() {
                 .map(|&(name, value)| (name, if name == "ce-id" { id.as_str() } else { value })),
         );
         let reply = request("POST", &url, &headers, body).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_status(200);
         let published = bus.history(&HistoryQuery::new());
         let event = published.iter().find(|e| e.id.to_string() == id).unwrap();
         assert_eq!(event.data, data, "{body:?}");

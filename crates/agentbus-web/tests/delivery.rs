@@ -50,12 +50,7 @@ async fn post_waits_for_the_held_handler(
         .await
         .expect("the POST answers once the handler finished")
         .unwrap();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     assert!(
         finished.swap(false, Ordering::SeqCst),
         "the reply came before the handler finished"

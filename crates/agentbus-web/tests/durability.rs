@@ -83,12 +83,7 @@ async fn a_stalled_store_gets_posts_a_503_while_health_stats_and_reads_answer() 
     let mut published_before_503 = 0;
     for post in posts {
         let reply = answered("post", async { post.await.unwrap() }).await;
-        assert_eq!(
-            reply.status,
-            503,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_status(503);
         let error = reply.error();
         assert!(
             error.contains("posting them") && error.contains("again with the same ids is safe")
@@ -111,12 +106,7 @@ async fn a_stalled_store_gets_posts_a_503_while_health_stats_and_reads_answer() 
     assert!(!store.read(&ReadQuery::new()).await.unwrap().is_empty());
     for body in &batches {
         let reply = answered("retry", post_json(&server.url("/api/events"), body)).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_status(200);
     }
     let stored = store.read(&ReadQuery::new().limit(1000)).await.unwrap();
     assert_eq!(stored.len(), 60, "each event once");
@@ -145,12 +135,7 @@ async fn a_timestamp_the_store_cannot_hold_is_refused_at_the_door() {
         r#"[{"type":"task.created"},{"type":"task.created","timestamp":"2300-01-01T00:00:00Z"}]"#,
     )
     .await;
-    assert_eq!(
-        reply.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(400);
     assert_eq!(
         reply.error(),
         "event 1: field `timestamp`: the store holds timestamps from 1970-01-01T00:00:00Z \
@@ -184,12 +169,7 @@ async fn a_timestamp_the_store_cannot_hold_is_refused_at_the_door() {
 
 /// The reply is the 500 of a batch whose event 1 the store refused.
 fn assert_event_1_refused(reply: &Reply) {
-    assert_eq!(
-        reply.status,
-        500,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(500);
     assert!(
         reply
             .error()
@@ -336,12 +316,7 @@ async fn null_sequences_mean_only_already_stored() {
         ),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     assert_eq!(reply.json()["sequences"], serde_json::json!([2, null]));
 }
 
@@ -360,12 +335,7 @@ async fn a_batch_larger_than_the_recorders_queue_is_stored_in_parts() {
         post_json(&server.url("/api/events"), &batch_with_ids(50)),
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let sequences: Vec<u64> = serde_json::from_value(reply.json()["sequences"].clone()).unwrap();
     assert_eq!(sequences, (1..=50).collect::<Vec<u64>>());
 }

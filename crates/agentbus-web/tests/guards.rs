@@ -111,12 +111,7 @@ async fn duplicates_are_reported_per_event_and_told_apart_from_already_stored() 
         other.to_json().unwrap()
     );
     let reply = post_json(&server.url("/api/events"), &body).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let reply: PublishReply = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(reply.ids, [first.id, repeat.id, other.id]);
     let sequences = reply.sequences.unwrap();

@@ -27,12 +27,7 @@ async fn health_publish_read_and_live() {
         r#"[{"type":"task.created","circle_id":5},{"type":"task.completed","circle_id":5,"data":{"task_id":1}}]"#,
     )
     .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let ids = reply.json()["ids"].as_array().unwrap().clone();
     assert_eq!(ids.len(), 2);
     assert!(reply.json()["sequences"].is_null());

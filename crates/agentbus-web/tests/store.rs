@@ -35,12 +35,7 @@ async fn post_is_durable_and_returns_sequences() {
     let server = Server::start(api).await;
 
     let reply = post_json(&server.url("/api/events"), &batch(3, 1)).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let body = reply.json();
     assert_eq!(body["sequences"], json!([1, 2, 3]));
 
@@ -306,12 +301,7 @@ async fn event_by_id_is_read_from_the_store_after_history_forgot_it() {
         "data": {"result": "done"}
     });
     let reply = post_json(&server.url("/api/events"), &old.to_string()).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     assert_eq!(reply.json()["sequences"], json!([1]));
     // Push it out of the two-event history.
     assert_eq!(
@@ -372,12 +362,7 @@ async fn a_client_connected_before_the_hub_knows_the_stores_end_misses_nothing()
     let server = Server::start(WebApi::new(bus.clone()).store(recorder)).await;
     let mut socket = connect_ws(&server.ws_url("/ws")).await;
     let reply = post_json(&server.url("/api/events"), r#"{"type":"task.created"}"#).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(200);
     let live = next_json(&mut socket, ARRIVAL).await;
     assert_eq!(
         (live["type"].as_str(), live["sequence"].as_u64()),
@@ -394,12 +379,7 @@ async fn a_resume_longer_than_a_page_is_refilled_whole() {
     let server = Server::start(api).await;
     for _ in 0..3 {
         let reply = post_json(&server.url("/api/events"), &batch(1_000, 1)).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_status(200);
     }
     let mut socket = connect_ws(&server.ws_url("/ws?after=10")).await;
     let post = post_json(&server.url("/api/events"), &batch(1, 1)).await;

@@ -54,12 +54,7 @@ async fn stored_ids(store: &Throttled<SqliteStore>) -> Vec<String> {
 
 /// The reply is the 503 of events published but not confirmed durable.
 fn assert_unconfirmed(reply: &Reply) {
-    assert_eq!(
-        reply.status,
-        503,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_status(503);
     let error = reply.error();
     assert!(
         error.contains("the events were published but are not confirmed durable")

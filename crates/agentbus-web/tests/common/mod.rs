@@ -92,6 +92,17 @@ impl Reply {
             .unwrap_or_else(|| panic!("no error field in {}", String::from_utf8_lossy(&self.body)))
             .to_owned()
     }
+
+    /// Fails the test, showing the body, unless the status is `status`.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
 }
 
 /// How long [`request`] waits for a whole reply before the test fails: a
