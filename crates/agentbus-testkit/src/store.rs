@@ -84,6 +84,45 @@ pub async fn close_within(recorder: &Recorder, limit: Duration) -> Result<u64, S
     .await
 }
 
+/// The [`EventStore`] methods a wrapper hands to its inner store as they
+/// are: `pass_through!(inner: read, get)` inside the wrapper's impl.
+macro_rules! pass_through {
+    ($field:tt: $($method:ident),+) => {
+        $(pass_through!(@ $field $method);)+
+    };
+    (@ $field:tt append) => {
+        fn append<'a>(
+            &'a self,
+            events: &'a [Arc<Event>],
+        ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+            self.$field.append(events)
+        }
+    };
+    (@ $field:tt read) => {
+        fn read<'a>(
+            &'a self,
+            query: &'a ReadQuery,
+        ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+            self.$field.read(query)
+        }
+    };
+    (@ $field:tt get) => {
+        fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
+            self.$field.get(id)
+        }
+    };
+    (@ $field:tt last_sequence) => {
+        fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+            self.$field.last_sequence()
+        }
+    };
+    (@ $field:tt prune) => {
+        fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
+            self.$field.prune(retention)
+        }
+    };
+}
+
 /// A store whose appends wait `delay` first (a writer slower than the
 /// publishers), and fail with [`Injected`] while `failing` is set.
 pub struct Throttled<S> {
@@ -112,6 +151,8 @@ impl<S> Throttled<S> {
 pub struct Injected;
 
 impl<S: EventStore> EventStore for Throttled<S> {
+    pass_through!(inner: read, get, last_sequence, prune);
+
     fn append<'a>(
         &'a self,
         events: &'a [Arc<Event>],
@@ -127,25 +168,6 @@ impl<S: EventStore> EventStore for Throttled<S> {
             }
             self.inner.append(events).await
         })
-    }
-
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.read(query)
-    }
-
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.last_sequence()
-    }
-
-    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.inner.prune(retention)
     }
 
     fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
@@ -192,6 +214,8 @@ impl<S: EventStore> DeadLetterStore for Throttled<S> {
 pub struct Picky<S>(pub S);
 
 impl<S: EventStore> EventStore for Picky<S> {
+    pass_through!(0: read, get, last_sequence, prune);
+
     fn append<'a>(
         &'a self,
         events: &'a [Arc<Event>],
@@ -205,25 +229,6 @@ impl<S: EventStore> EventStore for Picky<S> {
             });
         }
         self.0.append(events)
-    }
-
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.0.read(query)
-    }
-
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.0.get(id)
-    }
-
-    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.0.last_sequence()
-    }
-
-    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.0.prune(retention)
     }
 
     fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
@@ -282,6 +287,8 @@ fn injected(operation: &'static str) -> StoreError {
 }
 
 impl<S: EventStore> EventStore for Faulty<S> {
+    pass_through!(inner: read, get, last_sequence);
+
     fn append<'a>(
         &'a self,
         events: &'a [Arc<Event>],
@@ -291,21 +298,6 @@ impl<S: EventStore> EventStore for Faulty<S> {
             return Box::pin(async { Err(injected("append")) });
         }
         self.inner.append(events)
-    }
-
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.read(query)
-    }
-
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.last_sequence()
     }
 
     fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -388,6 +380,8 @@ impl<S> Gated<S> {
 }
 
 impl<S: EventStore> EventStore for Gated<S> {
+    pass_through!(inner: read, get, last_sequence, prune);
+
     fn append<'a>(
         &'a self,
         events: &'a [Arc<Event>],
@@ -400,25 +394,6 @@ impl<S: EventStore> EventStore for Gated<S> {
             }
             self.inner.append(events).await
         })
-    }
-
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.read(query)
-    }
-
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.last_sequence()
-    }
-
-    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.inner.prune(retention)
     }
 }
 
@@ -445,23 +420,7 @@ impl<S> LateEnd<S> {
 }
 
 impl<S: EventStore> EventStore for LateEnd<S> {
-    fn append<'a>(
-        &'a self,
-        events: &'a [Arc<Event>],
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
-        self.inner.append(events)
-    }
-
-    fn read<'a>(
-        &'a self,
-        query: &'a ReadQuery,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.read(query)
-    }
-
-    fn get(&self, id: EventId) -> BoxFuture<'_, Result<Option<StoredEvent>, StoreError>> {
-        self.inner.get(id)
-    }
+    pass_through!(inner: append, read, get, prune);
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
@@ -470,10 +429,6 @@ impl<S: EventStore> EventStore for LateEnd<S> {
             }
             self.inner.last_sequence().await
         })
-    }
-
-    fn prune<'a>(&'a self, retention: &'a Retention) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.inner.prune(retention)
     }
 }
 
