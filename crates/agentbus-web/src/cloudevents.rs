@@ -41,7 +41,7 @@ const RFC3339_MAX_SECS: u64 = 253_402_300_800;
 /// | `id` | `id` | the uuid, hyphenated; an `id` that is not a uuid is refused |
 /// | `event_type` | `type` | the dotted name (`task.completed`); a type this bus does not have is refused |
 /// | `timestamp` | `time` | RFC 3339 in UTC with nanoseconds; read with any offset; absent: now |
-/// | `source_agent_id`, `circle_id` | `source` | `/agentbus`, `/agentbus/circles/{circle}`, `/agentbus/agents/{agent}` or `/agentbus/circles/{circle}/agents/{agent}`; any other source is refused |
+/// | `source_agent_id`, `circle_id` | `source` | `/agentbus`, `/agentbus/circles/{circle}`, `/agentbus/agents/{agent}` or `/agentbus/circles/{circle}/agents/{agent}`, ids in decimal as the bus writes them (`5`, `-1`; not `+5` or `05`); any other source is refused |
 /// | `project_id` | `agentbusproject` | extension, the integer as a string (a JSON number is read too) |
 /// | `correlation_id` | `agentbuscorrelation` | extension, the uuid |
 /// | `causation_id` | `agentbuscausation` | extension, the uuid |
@@ -205,7 +205,7 @@ fn parse_source(source: &str) -> Result<(Option<i64>, Option<i64>), String> {
         format!(
             "attribute `source`: \"{source}\" is not an agentbus source: expected {SOURCE_ROOT}, \
              {SOURCE_ROOT}/circles/{{id}}, {SOURCE_ROOT}/agents/{{id}} or \
-             {SOURCE_ROOT}/circles/{{id}}/agents/{{id}} (integer ids)"
+             {SOURCE_ROOT}/circles/{{id}}/agents/{{id}} (decimal integer ids as the bus writes them)"
         )
     };
     let Some(rest) = source.strip_prefix(SOURCE_ROOT) else {
@@ -215,7 +215,13 @@ fn parse_source(source: &str) -> Result<(Option<i64>, Option<i64>), String> {
     if parts.next() != Some("") && !rest.is_empty() {
         return Err(refused());
     }
-    let id = |part: Option<&str>| part.and_then(|text| text.parse::<i64>().ok());
+    // Only an id as the bus writes it: `+5` or `05` would parse, but a
+    // source is an identifier, and another spelling of it is another source.
+    let id = |part: Option<&str>| {
+        let text = part?;
+        let id = text.parse::<i64>().ok()?;
+        (id.to_string() == text).then_some(id)
+    };
     let mut circle = None;
     let mut agent = None;
     let mut next = parts.next();
@@ -494,6 +500,9 @@ mod tests {
             "/agentbus/circles/five",
             "/agentbus/agents/1/circles/5",
             "/agentbus/circles/5/agents/1/more",
+            "/agentbus/circles/+5",
+            "/agentbus/agents/05",
+            "/agentbus/circles/-0",
         ] {
             let error = parse_source(foreign).unwrap_err();
             assert!(

@@ -324,7 +324,7 @@ async fn bad_cloudevents_are_a_400_naming_the_attribute_and_nothing_is_published
         ),
         (
             with("source", json!("https://orders.example.com")),
-            "attribute `source`: \"https://orders.example.com\" is not an agentbus source: expected /agentbus, /agentbus/circles/{id}, /agentbus/agents/{id} or /agentbus/circles/{id}/agents/{id} (integer ids)",
+            "attribute `source`: \"https://orders.example.com\" is not an agentbus source: expected /agentbus, /agentbus/circles/{id}, /agentbus/agents/{id} or /agentbus/circles/{id}/agents/{id} (decimal integer ids as the bus writes them)",
         ),
         (
             with("id", json!("A234-1234-1234")),
