@@ -366,6 +366,33 @@ async fn a_connection_that_keeps_moving_bytes_outlives_the_idle_timeout() {
     assert!(text.contains("data:"), "{text}");
 }
 
+/// Bytes read count as much as bytes written: a request body that keeps
+/// arriving, a byte at a time, outlives the idle timeout several times over
+/// and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_arriving_outlives_the_idle_timeout() {
+    let server = Server::with_limits(WebApi::new(EventBus::new()), |serve| {
+        serve.idle_timeout(Some(Duration::from_millis(800)))
+    })
+    .await;
+    let body = br#"{"type":"task.created"}"#;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /api/events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // 23 bytes 150 ms apart: over four idle timeouts in all.
+    for byte in body {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let sent = stream.write_all(&[*byte]).await;
+        assert!(sent.is_ok(), "closed while the body was arriving: {sent:?}");
+    }
+    let reply = read_reply(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
 /// At the limit, new connections wait to be accepted; the open ones are
 /// served meanwhile, and a waiting one is served once a slot frees.
 #[tokio::test]
