@@ -431,6 +431,47 @@ fn a_subscription_builder_debugs_without_its_closure() {
     assert!(text.contains("TaskCompleted"), "{text}");
 }
 
+/// Builders are equal when their settings are and their guards are the
+/// same `Arc`s (a clone's); equal builders hash alike, and a builder shows
+/// its settings and how many guards it holds.
+#[test]
+fn builders_compare_hash_and_show_their_settings() {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = |builder: &EventBusBuilder| {
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(builder)
+    };
+    let base = EventBus::builder();
+    let accept_all = |_: &Event| Ok(());
+    let guarded = base.clone().guard(accept_all);
+    for other in [
+        base.clone().history_capacity(7),
+        base.clone().dead_letter_capacity(3),
+        base.clone().max_concurrent_handlers(2),
+        guarded.clone(),
+    ] {
+        assert_ne!(other, base, "{other:?}");
+        assert_ne!(hash(&other), hash(&base), "{other:?}");
+    }
+    // The same settings and as many guards, but other guards.
+    assert_ne!(base.clone().guard(accept_all), guarded);
+    assert_eq!(guarded.clone(), guarded);
+    assert_eq!(hash(&guarded.clone()), hash(&guarded));
+    assert_eq!(EventBus::builder(), base);
+
+    let shown = format!(
+        "{:?}",
+        guarded
+            .history_capacity(7)
+            .dead_letter_capacity(3)
+            .max_concurrent_handlers(2)
+    );
+    assert_eq!(
+        shown,
+        "EventBusBuilder { history_capacity: 7, guards: 1, dead_letter_capacity: 3, \
+         max_concurrent_handlers: Some(2) }"
+    );
+}
+
 #[test]
 fn a_bus_and_its_publishers_debug_as_its_capacity_and_counters() {
     let bus = EventBus::builder().history_capacity(7).build();
