@@ -12,7 +12,7 @@ use futures::executor::block_on;
 use serde_json::json;
 
 mod common;
-use common::{counter, within, YieldOnce};
+use common::{counter, settle, within, YieldOnce};
 
 const TYPE: EventType = EventType::TaskCompleted;
 
@@ -64,7 +64,7 @@ fn smoke() {
             retrying: 1
         }
     );
-    block_on(bus.settled());
+    settle(&bus);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     let stats = bus.stats();
     assert_eq!((stats.retries, stats.events_delivered), (1, 1));
@@ -90,7 +90,7 @@ fn failing_twice_then_succeeding_with_three_attempts_is_called_three_times() {
         });
     let outcome = block_on(bus.publish(Event::new(TYPE)));
     assert_eq!(outcome.retrying, 1);
-    block_on(bus.settled());
+    settle(&bus);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert!(bus.dead_letters().is_empty());
     assert_eq!(bus.stats().retries, 2);
@@ -106,7 +106,7 @@ fn always_failing_lands_once_with_its_attempts_and_error() {
         .handler(|_e: &Event| -> Result<(), String> { Err("exporter down".into()) });
     let event = Arc::new(Event::new(TYPE));
     bus.publish_blocking(Arc::clone(&event));
-    block_on(bus.settled());
+    settle(&bus);
     let dead = bus
         .dead_letters()
         .list(&DeadLetterQuery::new().subscription("metrics exporter"));
@@ -129,7 +129,7 @@ fn a_panicking_handler_is_retried_and_dead_lettered_with_the_panic_message() {
         .retry(fast(2))
         .handler::<_, ()>(|_e: &Event| panic!("boom"));
     bus.publish_blocking(Event::new(TYPE));
-    block_on(bus.settled());
+    settle(&bus);
     let dead = bus.dead_letters().list(&DeadLetterQuery::new());
     assert_eq!((dead.len(), dead[0].error()), (1, "panicked: boom"));
 }
@@ -200,7 +200,7 @@ fn inline_sync_retries_count_as_retrying_and_outlive_unsubscribe() {
     );
     assert_eq!(after.load(Ordering::SeqCst), 1);
     assert!(bus.unsubscribe(erring));
-    block_on(bus.settled());
+    settle(&bus);
     assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
     assert_eq!(panics.load(Ordering::SeqCst), 2);
     assert_panicking_dead_lettered_after_retries(&bus, 2);
@@ -281,7 +281,7 @@ fn inline_async_retries_count_as_retrying_and_outlive_unsubscribe() {
     let counts = (outcome.delivered, outcome.failed, outcome.retrying);
     assert_eq!((counts, after.load(Ordering::SeqCst)), ((1, 0, 4), 1));
     assert!(bus.unsubscribe(erring));
-    block_on(bus.settled());
+    settle(&bus);
     assert_eq!(*calls.lock().unwrap(), ["erring", "erring"]);
     let calls = [&making, &pending, &panics].map(|count| count.load(Ordering::SeqCst));
     assert_eq!(calls, [2, 2, 2]);
@@ -330,7 +330,7 @@ fn redrive_after_fixing_the_handler_delivers_exactly_once() {
             Ok(())
         });
     bus.publish_blocking(Event::new(TYPE));
-    block_on(bus.settled());
+    settle(&bus);
     let dead = bus.dead_letters();
     let id = dead.list(&DeadLetterQuery::new())[0].id();
 
@@ -470,7 +470,7 @@ fn retries_run_without_a_runtime_and_do_not_block_later_events() {
         let first = bus.publish_blocking(Event::new(TYPE).with_data(json!({"n": 0})));
         let second = bus.publish_blocking(Event::new(TYPE).with_data(json!({"n": 1})));
         assert_eq!((first.retrying, second.delivered), (1, 1));
-        block_on(bus.settled());
+        settle(&bus);
     });
     // Event 1 was handled while event 0 waited for its retry.
     assert_eq!(*calls.lock().unwrap(), [0, 1, 0]);
@@ -628,7 +628,7 @@ fn a_retrying_key_holds_back_only_itself() {
         assert_eq!(block_on(publish(2, 1)).delivered, 1);
         // Key 1's next event waits for the retry, and lands after it.
         assert_eq!(block_on(publish(1, 2)).delivered, 1);
-        block_on(bus.settled());
+        settle(&bus);
     });
     assert_eq!(
         *log.lock().unwrap(),

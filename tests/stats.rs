@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use agentbus::{BusStats, Event, EventBus, EventType, EventTypeSet, Retry, TypeStats};
 
+mod common;
+use common::settle;
+
 #[test]
 fn smoke() {
     let bus = EventBus::new();
@@ -336,7 +339,7 @@ fn per_type_counts_are_exact_and_sum_to_the_bus_totals() {
         .unwrap();
     rt.block_on(bus.publish(Event::new(EventType::AgentStarted)));
     bus.publish_blocking(Event::new(EventType::MemoryShared));
-    futures::executor::block_on(bus.settled());
+    settle(&bus);
 
     let n = THREADS * PER_THREAD;
     assert_eq!(

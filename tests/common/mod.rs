@@ -61,6 +61,27 @@ pub fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Sen
     }
 }
 
+/// Waits until no retry is pending on `bus` (`EventBus::settled`), on a
+/// thread of its own. Past 30 s the whole test binary fails at once, as
+/// the testkit's `deadline` does (which the core cannot use: the testkit
+/// depends on it): a count of pending retries that never reaches zero
+/// hangs every test that settles, and each waiting out a limit of its own
+/// would take minutes.
+pub fn settle(bus: &EventBus) {
+    const LIMIT: Duration = Duration::from_secs(30);
+    let bus = bus.clone();
+    let (done, settled) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        futures::executor::block_on(bus.settled());
+        let _ = done.send(());
+    });
+    if settled.recv_timeout(LIMIT).is_err() {
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        eprintln!("{test}: a retry was still pending after {LIMIT:?}; ending the test binary");
+        std::process::exit(101);
+    }
+}
+
 /// A current-thread Tokio runtime with timers, for tests that await.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
