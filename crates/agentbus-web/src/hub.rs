@@ -279,7 +279,7 @@ impl Hub {
         bucket[slot] = bucket[slot].saturating_add(1);
     }
 
-    fn broadcast(&self, frame: Frame) {
+    pub(crate) fn broadcast(&self, frame: Frame) {
         // An error means no receiver: nobody to tell.
         let _ = self.sender.send(Item::Event(Arc::new(frame)));
     }

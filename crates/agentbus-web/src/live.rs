@@ -325,3 +325,61 @@ impl Feed {
             .limit(REFILL_PAGE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbus::{Event, EventBus, EventType};
+    use agentbus_store::{Recorder, SqliteStore};
+
+    use super::*;
+
+    /// A client that subscribes while the hub is broadcasting a batch (it
+    /// gets the batch's later frames, and the watermark it read is from
+    /// before the batch) has a hole between its catch-up and its first live
+    /// frame: that frame reveals it, and the hole is read from the store
+    /// before the frame goes out.
+    #[tokio::test]
+    async fn a_gap_a_live_frame_reveals_is_refilled_before_it() {
+        let _deadline = agentbus_testkit::deadline::deadline();
+        let bus = EventBus::new();
+        let recorder = Recorder::attach(&bus, SqliteStore::open_in_memory().unwrap());
+        let mut events = Vec::new();
+        for _ in 0..5 {
+            let event = Arc::new(Event::new(EventType::TaskCreated));
+            bus.publish(Arc::clone(&event)).await;
+            events.push(event);
+        }
+        recorder.flush().await.unwrap();
+        let hub = Hub::new(&bus, Some(recorder.clone()), 16);
+        // As `Feed::new` with `after=0` and a watermark of 2.
+        let mut feed = Feed {
+            hub: Arc::clone(&hub),
+            receiver: hub.subscribe(),
+            closed: false,
+            filter: EventFilter::default(),
+            store: Some(Arc::clone(recorder.store())),
+            last: Some(0),
+            refill_to: Some(2),
+            backlog: VecDeque::new(),
+            held: None,
+        };
+        // Sequence 3 was broadcast before the client subscribed.
+        for sequence in [4, 5] {
+            let event = Arc::clone(&events[sequence as usize - 1]);
+            hub.broadcast(Frame::new(event, Some(sequence)).unwrap());
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            match tokio::time::timeout(Duration::from_secs(10), feed.next()).await {
+                Ok(Some(Out::Event(frame))) => seen.push((frame.sequence, frame.event.id)),
+                Ok(Some(Out::Lagged(missed))) => panic!("lagged {missed} after {seen:?}"),
+                Ok(None) => panic!("the hub is gone after {seen:?}"),
+                Err(_) => panic!("nothing more after {seen:?}"),
+            }
+        }
+        let expected: Vec<_> = (1..=5)
+            .map(|s| (Some(s), events[s as usize - 1].id))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+}
