@@ -397,15 +397,19 @@ impl<S: EventStore> EventStore for Gated<S> {
     }
 }
 
-/// A store whose first [`last_sequence`](EventStore::last_sequence) waits
-/// `delay` and only then reads: whoever asks first where the store ends
-/// (a web hub starting) learns it late, after what was committed meanwhile.
-/// Later calls and everything else go straight through.
+/// A store slow or failing to say where it ends: its first
+/// [`last_sequence`](EventStore::last_sequence) waits `delay` and only then
+/// reads ([`new`](Self::new): whoever asks first, a web hub starting,
+/// learns it late, after what was committed meanwhile), or its first
+/// `failures` calls fail with [`Injected`] ([`failing`](Self::failing): a
+/// database not answering yet). Later calls and everything else go
+/// straight through.
 pub struct LateEnd<S> {
     /// The store every call reaches.
     pub inner: S,
     delay: Duration,
     asked: AtomicBool,
+    failures_left: AtomicU64,
 }
 
 impl<S> LateEnd<S> {
@@ -415,6 +419,15 @@ impl<S> LateEnd<S> {
             inner,
             delay,
             asked: AtomicBool::new(false),
+            failures_left: AtomicU64::new(0),
+        }
+    }
+
+    /// `inner`, its first `failures` calls of `last_sequence` failing.
+    pub fn failing(inner: S, failures: u64) -> Self {
+        Self {
+            failures_left: AtomicU64::new(failures),
+            ..Self::new(inner, Duration::ZERO)
         }
     }
 }
@@ -424,6 +437,14 @@ impl<S: EventStore> EventStore for LateEnd<S> {
 
     fn last_sequence(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
+            let failing =
+                self.failures_left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        left.checked_sub(1)
+                    });
+            if failing.is_ok() {
+                return Err(injected("last sequence"));
+            }
             if !self.asked.swap(true, Ordering::Relaxed) {
                 tokio::time::sleep(self.delay).await;
             }

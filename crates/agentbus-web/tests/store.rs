@@ -370,6 +370,25 @@ async fn a_client_connected_before_the_hub_knows_the_stores_end_misses_nothing()
     );
 }
 
+/// A store that cannot say where it ends at first (not reachable yet): the
+/// hub retries until it can, and live clients then get every commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_retries_reading_where_the_store_ends_until_it_can() {
+    let bus = EventBus::new();
+    let store =
+        agentbus_testkit::store::LateEnd::failing(SqliteStore::open_in_memory().unwrap(), 3);
+    let recorder = Recorder::attach(&bus, store);
+    let server = Server::start(WebApi::new(bus.clone()).store(recorder)).await;
+    let mut socket = connect_ws(&server.ws_url("/ws")).await;
+    let reply = post_json(&server.url("/api/events"), r#"{"type":"task.created"}"#).await;
+    reply.assert_status(200);
+    let live = next_json(&mut socket, ARRIVAL).await;
+    assert_eq!(
+        (live["type"].as_str(), live["sequence"].as_u64()),
+        (Some("task.created"), Some(1))
+    );
+}
+
 /// A client resuming behind more than one page of the store's reads
 /// (1,000 events a page) gets the whole backlog, in order, then goes live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
