@@ -485,6 +485,12 @@ fn a_bus_and_its_publishers_debug_as_its_capacity_and_counters() {
         publisher.starts_with("Publisher { bus: EventBus {"),
         "{publisher}"
     );
+    let guarded = EventBus::builder()
+        .guard(|_: &Event| Ok(()))
+        .guard(|_: &Event| Ok(()))
+        .build();
+    let text = format!("{guarded:?}");
+    assert!(text.contains("guards: 2"), "{text}");
 }
 
 // ------------------------------------------------------------------ traits

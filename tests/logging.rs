@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::Once;
+use std::time::Duration;
 
 use agentbus::{Event, EventBus, EventType};
 
@@ -123,4 +124,47 @@ fn successful_publish_logs_no_warning() {
     bus.subscribe(EventType::SystemWarning, |_e: &Event| {});
     let (_, logs) = capture_logs(|| bus.publish_blocking(Event::new(EventType::SystemWarning)));
     assert!(!logs.contains("WARN"), "{logs}");
+}
+
+/// `publish` cannot return a guard's rejection, so it logs it: one WARN at
+/// most per second, naming the reason and pointing at `try_publish`, and
+/// the next one counts the rejections folded into it.
+#[test]
+fn rejections_on_publish_are_logged_once_a_second_with_what_was_suppressed() {
+    let bus = EventBus::builder()
+        .guard(|event: &Event| {
+            if event.data["bad"] == true {
+                Err(agentbus::Rejection::custom("bad-data", "data marked bad"))
+            } else {
+                Ok(())
+            }
+        })
+        .build();
+    let bad = || Event::new(EventType::TaskCreated).with_data(serde_json::json!({"bad": true}));
+    let warnings = |logs: &str| {
+        logs.lines()
+            .filter(|line| line.contains("WARN") && line.contains("use try_publish"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (_, logs) = capture_logs(|| {
+        for _ in 0..5 {
+            bus.publish_blocking(bad());
+        }
+        bus.publish_blocking(Event::new(EventType::TaskCreated));
+    });
+    let first = warnings(&logs);
+    assert_eq!(first.len(), 1, "{logs}");
+    assert!(
+        first[0].contains("rejected by bad-data: data marked bad"),
+        "{logs}"
+    );
+    assert!(first[0].contains("reason=\"custom\""), "{logs}");
+    assert!(first[0].contains("suppressed=0"), "{logs}");
+    std::thread::sleep(Duration::from_millis(1_100));
+    let (_, logs) = capture_logs(|| bus.publish_blocking(bad()));
+    let second = warnings(&logs);
+    assert_eq!(second.len(), 1, "{logs}");
+    assert!(second[0].contains("suppressed=4"), "{logs}");
+    assert_eq!(bus.stats().events_rejected, 6);
 }
