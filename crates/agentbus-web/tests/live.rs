@@ -261,6 +261,37 @@ async fn websocket_client_that_never_reads_is_closed() {
     }
 }
 
+/// `max_clients` counts WebSocket and SSE clients together: with one of
+/// each connected and a limit of two, a third of either kind is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_limit_counts_websockets_and_sse_streams_together() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(WebApi::new(EventBus::new()).max_clients(2)).await;
+    let _websocket = connect_ws(&server.ws_url("/ws")).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/stream HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    wait_for_clients(&server, 2).await;
+    match tokio_tungstenite::connect_async(server.ws_url("/ws")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!(
+            "a third client, a websocket, was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let reply = get(&server.url("/api/stream")).await;
+    reply.assert_status(503);
+    assert!(
+        reply.error().contains("too many live clients"),
+        "{}",
+        reply.error()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_connections_is_served_or_refused_clearly() {
     let bus = EventBus::new();
