@@ -703,3 +703,113 @@ fn dropping_a_waiting_publish_gives_its_place_back() {
         1
     );
 }
+
+/// A dead-letter query gives back what it was built with, and each
+/// criterion selects: by subscription name, by event type, after and before
+/// an id, oldest or newest first, at most `limit`.
+#[test]
+fn dead_letter_queries_select_page_and_order_as_built() {
+    use agentbus::DeadLetterId;
+    let query = DeadLetterQuery::new()
+        .subscription("audit")
+        .event_type(EventType::AgentStarted)
+        .after(DeadLetterId::new(3))
+        .before(DeadLetterId::new(9))
+        .newest_first()
+        .limit(7);
+    assert_eq!(query.get_subscription(), Some("audit"));
+    assert_eq!(query.get_event_type(), Some(EventType::AgentStarted));
+    assert_eq!(query.get_after(), Some(DeadLetterId::new(3)));
+    assert_eq!(query.get_before(), Some(DeadLetterId::new(9)));
+    assert!(query.is_newest_first());
+    assert_eq!(query.max_results(), 7);
+    let plain = DeadLetterQuery::new();
+    assert_eq!(
+        (
+            plain.get_subscription(),
+            plain.get_event_type(),
+            plain.get_after()
+        ),
+        (None, None, None)
+    );
+    assert_eq!(
+        (
+            plain.get_before(),
+            plain.is_newest_first(),
+            plain.max_results()
+        ),
+        (None, false, 100)
+    );
+    assert_eq!(DeadLetterId::new(42).to_string(), "42");
+
+    let bus = EventBus::new();
+    for (name, event_type) in [
+        ("audit", EventType::TaskCompleted),
+        ("metrics", EventType::AgentStarted),
+    ] {
+        bus.subscription(event_type)
+            .name(name)
+            .handler(|_e: &Event| -> Result<(), String> { Err("down".into()) });
+    }
+    for circle in 0..3 {
+        bus.publish_blocking(Event::new(EventType::TaskCompleted).with_circle(circle));
+        bus.publish_blocking(Event::new(EventType::AgentStarted).with_circle(circle));
+    }
+    let dead = bus.dead_letters();
+    let listed = |query: DeadLetterQuery| {
+        dead.list(&query)
+            .iter()
+            .map(|letter| {
+                (
+                    letter.subscription_name().map(str::to_owned),
+                    letter.event().circle_id,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let audit = |circle| (Some("audit".to_owned()), Some(circle));
+    let metrics = |circle| (Some("metrics".to_owned()), Some(circle));
+    assert_eq!(
+        listed(DeadLetterQuery::new().subscription("audit")),
+        [audit(0), audit(1), audit(2)]
+    );
+    assert_eq!(
+        listed(DeadLetterQuery::new().event_type(EventType::AgentStarted)),
+        [metrics(0), metrics(1), metrics(2)]
+    );
+    assert_eq!(
+        listed(
+            DeadLetterQuery::new()
+                .subscription("audit")
+                .event_type(EventType::AgentStarted)
+        ),
+        []
+    );
+    let all = dead.list(&DeadLetterQuery::new());
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        listed(DeadLetterQuery::new().limit(2)),
+        [audit(0), metrics(0)]
+    );
+    assert_eq!(
+        listed(DeadLetterQuery::new().after(all[3].id())),
+        [audit(2), metrics(2)]
+    );
+    assert_eq!(
+        listed(DeadLetterQuery::new().before(all[2].id())),
+        [audit(0), metrics(0)]
+    );
+    assert_eq!(
+        listed(DeadLetterQuery::new().newest_first().limit(2)),
+        [metrics(2), audit(2)]
+    );
+    assert_eq!(
+        listed(
+            DeadLetterQuery::new()
+                .newest_first()
+                .before(all[4].id())
+                .subscription("metrics")
+        ),
+        [metrics(1), metrics(0)]
+    );
+}

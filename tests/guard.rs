@@ -313,7 +313,10 @@ fn an_admission_publishes_without_checking_again_or_withdraws_when_dropped() {
     let dropped = bus.admit(Arc::clone(&event)).expect("let in");
     assert_eq!(dropped.event().id, event.id);
     let shown = format!("{dropped:?}");
-    assert_eq!(shown, format!("Admission {{ event: Some({:?}), .. }}", event.id));
+    assert_eq!(
+        shown,
+        format!("Admission {{ event: Some({:?}), .. }}", event.id)
+    );
     drop(dropped);
     assert_eq!(remember.0.lock().unwrap().len(), 1);
     let again = bus.admit(event).expect("withdrawn, so not a duplicate");
