@@ -168,3 +168,27 @@ fn rejections_on_publish_are_logged_once_a_second_with_what_was_suppressed() {
     assert!(second[0].contains("suppressed=4"), "{logs}");
     assert_eq!(bus.stats().events_rejected, 6);
 }
+
+/// A full dead-letter store drops its oldest letter for each new one and
+/// says so: a WARN on the first drop, then on every thousandth, not on each.
+#[test]
+fn dropped_dead_letters_are_logged_on_the_first_and_every_thousandth() {
+    let bus = EventBus::builder().dead_letter_capacity(2).build();
+    bus.subscription(EventType::TaskFailed)
+        .name("always down")
+        .handler(|_e: &Event| -> Result<(), String> { Err("down".into()) });
+    let (_, logs) = capture_logs(|| {
+        for _ in 0..2 + 1_000 {
+            bus.publish_blocking(Event::new(EventType::TaskFailed));
+        }
+    });
+    let warnings: Vec<_> = logs
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("dead letters full"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].contains("dropped=1 "), "{}", warnings[0]);
+    assert!(warnings[1].contains("dropped=1000 "), "{}", warnings[1]);
+    assert_eq!(bus.dead_letters().dropped(), 1_000);
+    assert_eq!(bus.dead_letters().len(), 2);
+}
