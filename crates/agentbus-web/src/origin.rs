@@ -332,7 +332,12 @@ mod tests {
             Allowed::origin("http://app.example:8080"),
             "http://app.example:8080"
         );
+        assert_eq!(
+            Allowed::origin("http://App.Example:80"),
+            "http://app.example"
+        );
         assert!(Origin::parse("null").is_none());
         assert!(Origin::parse("https://app.example/path").is_none());
+        assert!(Origin::parse("://app.example").is_none());
     }
 }
