@@ -187,4 +187,17 @@ fn restore_keeps_ids_renumbers_given_ones_and_redrives_by_name() {
             .get(),
         7
     );
+
+    // An id this bus gave out is not given again, even once its letter is
+    // gone.
+    assert!(dead.discard(DeadLetterId::new(2)));
+    let stored = vec![DeadLetter::restored(
+        DeadLetterId::new(2),
+        Arc::clone(&event),
+        9,
+        Some("exporter"),
+    )
+    .with_failure("down", 3, std::time::UNIX_EPOCH, std::time::UNIX_EPOCH)];
+    assert_eq!(dead.restore(stored).renumbered, 1);
+    assert_eq!(ids(&dead.list(&DeadLetterQuery::new())), [1, 5, 7, 8]);
 }
