@@ -206,6 +206,10 @@ async fn without_a_store_reads_come_from_the_history() {
     let parsed: Vec<cloudevents::Event> = serde_json::from_slice(&page.body).unwrap();
     assert_same(&parsed[0], &event);
     assert!(parsed[0].extension("agentbussequence").is_none());
+    // `json`, the default, by name: the native form.
+    let native = get(&server.url("/api/events?format=json")).await.json();
+    assert_eq!(native["events"][0]["id"], event.id.to_string(), "{native}");
+    assert_eq!(native["events"][0]["type"], "task.created", "{native}");
     let reply = get(&server.url("/api/events?format=xml")).await;
     assert_eq!(reply.status, 400);
     assert_eq!(
