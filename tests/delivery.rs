@@ -379,6 +379,20 @@ fn redrive_finds_a_replaced_subscription_by_name_and_fails_without_one() {
         });
     assert_eq!(block_on(dead.redrive(id)), Ok(()));
     assert_eq!(delivered.load(Ordering::SeqCst), 1);
+
+    // Without a name, a subscription that is gone is named by its id.
+    let unnamed = bus
+        .subscription(EventType::AgentStarted)
+        .handler(|_e: &Event| -> Result<(), String> { Err("down".into()) });
+    bus.publish_blocking(Event::new(EventType::AgentStarted));
+    let id = dead.list(&DeadLetterQuery::new())[0].id();
+    bus.unsubscribe(unnamed);
+    assert_eq!(
+        block_on(dead.redrive(id)),
+        Err(RedriveError::NoSuchSubscription {
+            subscription: unnamed.to_string()
+        })
+    );
 }
 
 #[test]
@@ -756,6 +770,8 @@ fn dead_letter_queries_select_page_and_order_as_built() {
         bus.publish_blocking(Event::new(EventType::AgentStarted).with_circle(circle));
     }
     let dead = bus.dead_letters();
+    assert!(!dead.is_empty());
+    assert!(EventBus::new().dead_letters().is_empty());
     let listed = |query: DeadLetterQuery| {
         dead.list(&query)
             .iter()
