@@ -9,6 +9,12 @@ fn shown(location: &str) -> String {
 #[track_caller]
 fn assert_shown(location: &str, expected: &str) {
     assert_eq!(shown(location), expected, "shown form of {location:?}");
+    // `Debug` (a struct's field in a log line) is the shown form, quoted.
+    assert_eq!(
+        format!("{:?}", Redacted(location)),
+        format!("\"{expected}\""),
+        "debug form of {location:?}"
+    );
 }
 
 #[test]
