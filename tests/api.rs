@@ -365,6 +365,16 @@ fn event_filter_getters_return_what_was_set() {
     assert_eq!(filter.get_project_id(), Some(2));
     assert_eq!(filter.get_correlation_id(), Some(chain));
     assert_ne!(filter, EventFilter::new());
+    let shown = format!("{filter:?}");
+    for field in [
+        "EventFilter {",
+        "circle_id: Some(5)",
+        "source_agent_id: Some(7)",
+        "project_id: Some(2)",
+        &format!("correlation_id: Some({chain:?})"),
+    ] {
+        assert!(shown.contains(field), "{field} in {shown}");
+    }
 
     // A history query built from the filter reports the same criteria.
     let query = HistoryQuery::from(filter.clone());

@@ -25,6 +25,8 @@ fn sqlite_locations_and_paths_are_shown_as_given() {
         "sqlite:/home/me/dir@2/events:old.db",
         "./events.db",
         "/srv/mail@home/events.db",
+        // Not a scheme (a space): a path, whatever follows.
+        "my backups://2024@events.db",
         "memory",
         "none",
     ] {
