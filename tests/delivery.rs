@@ -829,3 +829,37 @@ fn dead_letter_queries_select_page_and_order_as_built() {
         [metrics(1), metrics(0)]
     );
 }
+
+/// An `ordered_by` key that panics fails that delivery once: one dead
+/// letter naming the panic, no retry, and the next event goes on.
+#[test]
+fn a_panicking_ordering_key_dead_letters_the_event_once() {
+    let bus = EventBus::new();
+    let delivered = counter();
+    let count = Arc::clone(&delivered);
+    bus.subscription(TYPE)
+        .name("ordered")
+        .retry(fast(3))
+        .ordered_by(|e: &Event| {
+            assert!(e.circle_id != Some(13), "unlucky circle");
+            e.circle_id
+        })
+        .handler(move |_e: &Event| {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+    let outcome = block_on(bus.publish(Event::new(TYPE).with_circle(13)));
+    assert_eq!(outcome.failed, 1, "{outcome:?}");
+    settle(&bus);
+    let dead = bus.dead_letters().list(&DeadLetterQuery::new());
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].error().contains("ordered_by key panicked"),
+        "{}",
+        dead[0].error()
+    );
+    assert_eq!(dead[0].attempts(), 1);
+    assert_eq!(bus.stats().retries, 0);
+    block_on(bus.publish(Event::new(TYPE).with_circle(1)));
+    settle(&bus);
+    assert_eq!(delivered.load(Ordering::SeqCst), 1);
+}
