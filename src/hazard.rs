@@ -479,3 +479,27 @@ fn handshake(
         }
     }
 }
+
+// Not under loom: its threads and statics are the models' own.
+#[cfg(all(test, not(agentbus_loom)))]
+mod tests {
+    use super::*;
+
+    /// A thread gives its record back when it exits and the next thread
+    /// reuses it: the records writers scan grow with the threads alive at
+    /// once, not with every thread that ever published.
+    #[test]
+    fn exited_threads_give_their_records_back() {
+        let count = || lock(records()).all.len();
+        let before = count();
+        for _ in 0..64 {
+            std::thread::spawn(|| assert!(claim_record().is_some()))
+                .join()
+                .unwrap();
+        }
+        // Other tests' threads may claim records meanwhile; 64 threads that
+        // each kept theirs would add 64.
+        let after = count();
+        assert!(after - before < 32, "{before} records, then {after}");
+    }
+}
