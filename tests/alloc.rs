@@ -143,3 +143,24 @@ fn publishing_through_a_publisher_allocates_nothing() {
     assert_eq!(allocations, 0);
     assert_eq!(calls.load(Ordering::Relaxed), 8 * 1_001);
 }
+
+/// An async handler with a timeout that is done at its first poll takes
+/// the wrapper's fast path: called at once, as a plain handler is, and no
+/// future of the wrapper's own is boxed: one allocation per publish, the
+/// handler's own future.
+#[test]
+fn a_timed_async_handler_done_at_once_allocates_only_its_future() {
+    let bus = EventBus::new();
+    bus.subscription(EventType::TaskCompleted)
+        .timeout(std::time::Duration::from_secs(30))
+        .async_handler(|_e: Arc<Event>| async { Ok::<(), String>(()) });
+    let event = Arc::new(Event::new(EventType::TaskCompleted));
+    bus.publish_blocking(Arc::clone(&event));
+    let allocations = allocations_in(|| {
+        for _ in 0..1_000 {
+            let outcome = bus.publish_blocking(Arc::clone(&event));
+            assert_eq!(outcome.delivered, 1);
+        }
+    });
+    assert_eq!(allocations, 1_000);
+}
