@@ -863,3 +863,32 @@ fn a_panicking_ordering_key_dead_letters_the_event_once() {
     settle(&bus);
     assert_eq!(delivered.load(Ordering::SeqCst), 1);
 }
+
+/// A handler of an ordered subscription that publishes an event of the same
+/// key does not wait behind itself: the nested publish skips the lane (the
+/// outer call holds it), and both are delivered.
+#[test]
+fn a_nested_publish_of_the_same_key_does_not_wait_for_its_own_lane() {
+    let bus = EventBus::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (inner_bus, log) = (bus.clone(), Arc::clone(&seen));
+    bus.subscription(TYPE)
+        .ordered_by(|e: &Event| e.circle_id)
+        .handler(move |e: &Event| {
+            log.lock().unwrap().push(e.data["step"].as_u64());
+            if e.data["step"] == 1 {
+                let inner = Event::new(TYPE)
+                    .with_circle(7)
+                    .with_data(json!({"step": 2}));
+                let outcome = inner_bus.publish_blocking(inner);
+                assert_eq!(outcome.delivered, 1, "{outcome:?}");
+            }
+        });
+    within(Duration::from_secs(20), move || {
+        let outer = Event::new(TYPE)
+            .with_circle(7)
+            .with_data(json!({"step": 1}));
+        assert_eq!(bus.publish_blocking(outer).delivered, 1);
+    });
+    assert_eq!(*seen.lock().unwrap(), [Some(1), Some(2)]);
+}
