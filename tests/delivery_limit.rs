@@ -360,3 +360,41 @@ fn failures_under_a_run_time_limit_are_counted_and_dead_lettered() {
         )
     );
 }
+
+/// A redrive is a call like any other: with the bus's only permit held by
+/// a running handler, the redriven call waits for it.
+#[test]
+fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
+    let bus = EventBus::builder().max_concurrent_handlers(1).build();
+    let calls = counter();
+    let count = Arc::clone(&calls);
+    bus.subscription(EventType::AgentStarted)
+        .async_handler(move |_e: Arc<Event>| {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Err("down".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    block_on(bus.publish(Event::new(EventType::AgentStarted)));
+    let dead = bus.dead_letters();
+    let id = dead.list(&agentbus::DeadLetterQuery::new())[0].id();
+
+    let gated = Gated::new();
+    gated.subscribe(&bus, 1);
+    let publish = publish_on_a_thread(&bus);
+    eventually("the gated handler holds the permit", || gated.now() == 1);
+    let redrive = std::thread::spawn(move || block_on(dead.redrive(id)));
+    stays("the redrive waits for the permit", || {
+        calls.load(Ordering::SeqCst) == 1
+    });
+    gated.release(1);
+    within(Duration::from_secs(20), move || {
+        assert_eq!(redrive.join().unwrap(), Ok(()));
+        publish.join().unwrap();
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
