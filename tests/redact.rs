@@ -98,6 +98,11 @@ fn postgres_key_value_passwords_are_hidden() {
         "host=db password = *** dbname=events",
     );
     assert_shown("password=hunter2", "password=***");
+    // A quote inside an unquoted value is part of it.
+    assert_shown(
+        "host=db password=it's2secret user=app",
+        "host=db password=*** user=app",
+    );
     assert_shown(
         "host=db sslpassword=x\\ y user=app",
         "host=db sslpassword=*** user=app",
