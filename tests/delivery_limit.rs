@@ -398,3 +398,35 @@ fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
     });
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A redrive from inside a handler takes no permit of its own (the handler
+/// already holds one): with a limit of one it does not wait for itself.
+#[test]
+fn a_redrive_from_inside_a_handler_does_not_wait_for_its_own_permit() {
+    let bus = EventBus::builder().max_concurrent_handlers(1).build();
+    let calls = counter();
+    let count = Arc::clone(&calls);
+    bus.subscription(EventType::AgentStarted)
+        .async_handler(move |_e: Arc<Event>| {
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Err("down".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    block_on(bus.publish(Event::new(EventType::AgentStarted)));
+    let dead = bus.dead_letters();
+    let id = dead.list(&agentbus::DeadLetterQuery::new())[0].id();
+    bus.subscription(TYPE).async_handler(move |_e: Arc<Event>| {
+        let dead = dead.clone();
+        async move { dead.redrive(id).await.map_err(|error| error.to_string()) }
+    });
+    let outcome = within(Duration::from_secs(20), move || {
+        bus.publish_blocking(Event::new(TYPE))
+    });
+    assert_eq!(outcome.delivered, 1, "{outcome:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
