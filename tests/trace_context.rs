@@ -137,3 +137,31 @@ fn an_untraced_event_passes_nothing_on() {
     assert_eq!(child.trace_context, None);
     assert!(child.causation_id.is_some());
 }
+
+/// A `traceparent`'s parts read back as given: ids in lowercase hex, the
+/// flags byte, and `sampled` from its bit 0 alone.
+#[test]
+fn a_traceparent_reads_back_its_parts() {
+    let parent: agentbus::TraceParent = PARENT.parse().unwrap();
+    assert_eq!(parent.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(parent.parent_id_hex(), "00f067aa0ba902b7");
+    assert_eq!(
+        parent.parent_id(),
+        [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+    );
+    assert_eq!(parent.flags(), 1);
+    assert!(parent.sampled());
+    let other: agentbus::TraceParent = OTHER.parse().unwrap();
+    assert_eq!((other.flags(), other.sampled()), (0, false));
+    let more_flags: agentbus::TraceParent =
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"
+            .parse()
+            .unwrap();
+    assert_eq!((more_flags.flags(), more_flags.sampled()), (3, true));
+    let unsampled: agentbus::TraceParent =
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"
+            .parse()
+            .unwrap();
+    assert!(!unsampled.sampled());
+    assert_eq!(parent.to_string(), PARENT);
+}
