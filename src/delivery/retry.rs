@@ -117,6 +117,20 @@ mod tests {
         }
     }
 
+    /// Without jitter the delay doubles from the first retry on; with it,
+    /// the waits spread over the upper half instead of all being one value.
+    #[test]
+    fn delays_double_and_jitter_spreads_them() {
+        let policy = Retry::attempts(5).delay(Duration::from_millis(8));
+        let exact: Vec<_> = (1..=5)
+            .map(|attempt| policy.jitter(false).delay_before(attempt).as_millis())
+            .collect();
+        assert_eq!(exact, [0, 8, 16, 32, 64]);
+        let waits: std::collections::HashSet<_> =
+            (0..100).map(|_| policy.delay_before(3)).collect();
+        assert!(waits.len() > 10, "{waits:?}");
+    }
+
     #[test]
     fn huge_attempt_numbers_saturate_at_max_delay() {
         let policy = Retry::attempts(u32::MAX)
