@@ -361,11 +361,9 @@ fn failures_under_a_run_time_limit_are_counted_and_dead_lettered() {
     );
 }
 
-/// A redrive is a call like any other: with the bus's only permit held by
-/// a running handler, the redriven call waits for it.
-#[test]
-fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
-    let bus = EventBus::builder().max_concurrent_handlers(1).build();
+/// One dead letter on `bus`: an async subscription to `AgentStarted` whose
+/// first call fails (later ones succeed); its id, and the count of calls.
+fn one_dead_letter(bus: &EventBus) -> (agentbus::DeadLetterId, Arc<AtomicUsize>) {
     let calls = counter();
     let count = Arc::clone(&calls);
     bus.subscription(EventType::AgentStarted)
@@ -380,8 +378,17 @@ fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
             }
         });
     block_on(bus.publish(Event::new(EventType::AgentStarted)));
+    let id = bus.dead_letters().list(&agentbus::DeadLetterQuery::new())[0].id();
+    (id, calls)
+}
+
+/// A redrive is a call like any other: with the bus's only permit held by
+/// a running handler, the redriven call waits for it.
+#[test]
+fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
+    let bus = EventBus::builder().max_concurrent_handlers(1).build();
+    let (id, calls) = one_dead_letter(&bus);
     let dead = bus.dead_letters();
-    let id = dead.list(&agentbus::DeadLetterQuery::new())[0].id();
 
     let gated = Gated::new();
     gated.subscribe(&bus, 1);
@@ -404,22 +411,8 @@ fn a_redrive_waits_for_a_permit_of_the_bus_limit() {
 #[test]
 fn a_redrive_from_inside_a_handler_does_not_wait_for_its_own_permit() {
     let bus = EventBus::builder().max_concurrent_handlers(1).build();
-    let calls = counter();
-    let count = Arc::clone(&calls);
-    bus.subscription(EventType::AgentStarted)
-        .async_handler(move |_e: Arc<Event>| {
-            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-            async move {
-                if first {
-                    Err("down".to_owned())
-                } else {
-                    Ok(())
-                }
-            }
-        });
-    block_on(bus.publish(Event::new(EventType::AgentStarted)));
+    let (id, calls) = one_dead_letter(&bus);
     let dead = bus.dead_letters();
-    let id = dead.list(&agentbus::DeadLetterQuery::new())[0].id();
     bus.subscription(TYPE).async_handler(move |_e: Arc<Event>| {
         let dead = dead.clone();
         async move { dead.redrive(id).await.map_err(|error| error.to_string()) }
