@@ -411,6 +411,12 @@ mod tests {
         ] {
             assert!(bad.parse::<TraceParent>().is_err(), "{bad:?} accepted");
         }
+        for separator in [2, 35, 52] {
+            let mut bad = PARENT.to_owned();
+            bad.replace_range(separator..=separator, "_");
+            assert!(bad.parse::<TraceParent>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(format!("{parent:?}"), format!("TraceParent({PARENT})"));
         // A newer version keeps the 00 layout and may append fields.
         let newer: TraceParent = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what"
             .parse()
@@ -435,17 +441,49 @@ mod tests {
         ] {
             let state: TraceState = good.parse().unwrap();
             assert_eq!(state.as_str(), good);
+            assert_eq!(state.to_string(), good);
+            assert_eq!(format!("{state:?}"), format!("TraceState({good:?})"));
         }
+        // At the limits: 512 bytes, 32 members, 256-byte keys, a 241-byte
+        // tenant and a 14-byte system.
+        let longest = format!("a={},b={}", "v".repeat(254), "w".repeat(253));
+        let most = (0..32)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let long_key = format!("{}=v", "k".repeat(256));
+        let long_tenant = format!("{}@{}=v", "t".repeat(241), "s".repeat(14));
+        for good in [&longest, &most, &long_key, &long_tenant] {
+            assert_eq!(good.parse::<TraceState>().unwrap().as_str(), good);
+        }
+        assert_eq!(longest.len(), MAX_TRACESTATE_LEN);
         let too_many = (0..33)
             .map(|i| format!("k{i}=v"))
             .collect::<Vec<_>>()
             .join(",");
         let too_long = format!("k={}", "v".repeat(MAX_TRACESTATE_LEN));
+        let one_byte_over = format!("a={},b={}", "v".repeat(254), "w".repeat(254));
+        let longer_key = format!("{}=v", "k".repeat(257));
+        let longer_tenant = format!("{}@s=v", "t".repeat(242));
+        let longer_system = format!("t@{}=v", "s".repeat(15));
         for bad in [
             "",
             " , ",
             "rojo",
             "Rojo=1",
+            "1rojo=1",
+            "ro.jo=1",
+            "rojoX=1",
+            &longer_key,
+            "@dt=1",
+            "Tenant@dt=1",
+            "ten.ant@dt=1",
+            &longer_tenant,
+            "tenant@=1",
+            "tenant@1dt=1",
+            "tenant@d.t=1",
+            &longer_system,
+            &one_byte_over,
             "rojo=a,rojo=b",
             "rojo=a=b",
             "rojo=\u{7f}",

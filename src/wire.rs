@@ -152,3 +152,62 @@ fn parse_written_form(text: &str) -> Option<SystemTime> {
     }
     Some(UNIX_EPOCH + Duration::new(seconds, nanos as u32))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_form_reads_on_the_fast_path_as_the_general_parser_reads_it() {
+        for text in [
+            "1970-01-01T00:00:00.000000000Z",
+            "1972-02-29T23:59:59.999999999Z",
+            "1999-12-31T12:34:56.789012345Z",
+            "2000-02-29T00:00:00.000000001Z",
+            "2000-03-01T00:00:00.000000000Z",
+            "2024-03-01T01:02:03.000000004Z",
+            "2026-11-23T23:54:30.123456789Z",
+            "2100-02-28T10:00:00.500000000Z",
+            "2100-03-01T10:00:00.500000000Z",
+            "9999-12-31T23:59:59.999999999Z",
+        ] {
+            let general = humantime::parse_rfc3339(text).unwrap();
+            assert_eq!(parse_written_form(text), Some(general), "{text}");
+            assert_eq!(text.parse::<Rfc3339>().map(|at| at.0), Ok(general));
+            assert_eq!(humantime::format_rfc3339_nanos(general).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_general_parser() {
+        for text in [
+            "2026-11-23T23:54:30.123456789+00:00",
+            "2026-11-23T23:54:30.12345678Z",
+            "2026x11-23T23:54:30.123456789Z",
+            "2026-11x23T23:54:30.123456789Z",
+            "2026-11-23 23:54:30.123456789Z",
+            "2026-11-23T23x54:30.123456789Z",
+            "2026-11-23T23:54x30.123456789Z",
+            "2026-11-23T23:54:30x123456789Z",
+            "2026-11-23T23:54:30.123456789z",
+            "2026-1a-23T23:54:30.123456789Z",
+            "2026-11-23T23:54:30.12345678aZ",
+            "1969-12-31T23:59:59.000000000Z",
+            "2026-00-01T00:00:00.000000000Z",
+            "2026-13-01T00:00:00.000000000Z",
+            "2026-01-00T00:00:00.000000000Z",
+            "2026-02-29T00:00:00.000000000Z",
+            "2026-04-31T00:00:00.000000000Z",
+            "2026-01-01T24:00:00.000000000Z",
+            "2026-01-01T00:60:00.000000000Z",
+            "2016-12-31T23:59:60.000000000Z",
+        ] {
+            assert_eq!(parse_written_form(text), None, "{text}");
+            assert_eq!(
+                text.parse::<Rfc3339>().map(|at| at.0).ok(),
+                humantime::parse_rfc3339(text).ok(),
+                "{text}"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ use futures::executor::block_on;
 use serde_json::json;
 
 mod common;
-use common::{counter, settle, within, YieldOnce};
+use common::{counter, settle, within, PanicOnDrop, YieldOnce};
 
 const TYPE: EventType = EventType::TaskCompleted;
 
@@ -460,6 +460,35 @@ fn an_async_handler_past_its_timeout_fails_as_timed_out() {
     let dead = bus.dead_letters().list(&DeadLetterQuery::new());
     assert_eq!(dead[0].error(), "timed out");
     assert_eq!(bus.stats().timed_out, 1);
+}
+
+#[test]
+fn cancelling_a_timed_publish_whose_handler_future_drop_panics_is_contained() {
+    let bus = EventBus::new();
+    let captured = Arc::new(());
+    let capture = Arc::clone(&captured);
+    bus.subscription(TYPE)
+        .timeout(Duration::from_secs(60))
+        .async_handler(move |_e: Arc<Event>| {
+            let armed = (Arc::clone(&capture), PanicOnDrop);
+            async move {
+                let _armed = armed;
+                std::future::pending::<()>().await;
+            }
+        });
+    let mut future = Box::pin(bus.publish(Event::new(TYPE)));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    // The test, the handler closure and the pending future.
+    assert_eq!(Arc::strong_count(&captured), 3);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(future)));
+    assert!(dropped.is_ok(), "dropping the publish future panicked");
+    assert_eq!(
+        Arc::strong_count(&captured),
+        2,
+        "the cancelled future's captures were not released"
+    );
 }
 
 #[test]

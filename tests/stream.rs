@@ -505,6 +505,10 @@ fn drop_newest_keeps_the_buffered_events() {
     let mut stream = bus
         .subscription(EventType::TaskCreated)
         .stream_with(2, Overflow::DropNewest);
+    assert_eq!(
+        (stream.overflow(), stream.capacity()),
+        (Overflow::DropNewest, 2)
+    );
     for n in 0..4 {
         bus.publish_blocking(numbered(n));
     }

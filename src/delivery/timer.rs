@@ -139,3 +139,46 @@ fn timers() -> Option<&'static Timers> {
         super::worker::start_thread("agentbus-timer", timers, Timers::run)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(sleep: &mut Sleep) {
+        let waker = futures::task::noop_waker();
+        let pending = Pin::new(sleep).poll(&mut Context::from_waker(&waker));
+        assert!(pending.is_pending());
+    }
+
+    /// Waits for a `wait` sleep on its own thread; `false` if it had not
+    /// ended 10 s later.
+    fn sleep_ends_in_time(wait: Duration, meanwhile: impl FnOnce()) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            crate::executor::block_on(Sleep::new(wait));
+            let _ = done.send(());
+        });
+        meanwhile();
+        finished.recv_timeout(Duration::from_secs(10)).is_ok()
+    }
+
+    #[test]
+    fn an_early_deadline_wakes_on_time_among_later_ones() {
+        let mut later = Sleep::new(Duration::from_secs(30));
+        register(&mut later);
+        // Let the timer thread settle on waiting for `later`.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            sleep_ends_in_time(Duration::from_millis(200), || ()),
+            "a sleep added before a later one's deadline waited for it"
+        );
+        let mut latest = Sleep::new(Duration::from_secs(60));
+        assert!(
+            sleep_ends_in_time(Duration::from_millis(300), || {
+                std::thread::sleep(Duration::from_millis(50));
+                register(&mut latest);
+            }),
+            "a later deadline added after an earlier one held it back"
+        );
+    }
+}

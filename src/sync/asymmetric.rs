@@ -130,3 +130,103 @@ mod membarrier {
         STATE.load(Ordering::Acquire)
     }
 }
+
+#[cfg(all(test, target_os = "linux", not(miri), not(agentbus_loom)))]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// Asks the kernel itself, with the command numbers spelt out here,
+    /// whether this process can use expedited private `membarrier`s.
+    fn kernel_offers_membarrier() -> bool {
+        const QUERY: libc::c_long = 0;
+        const PRIVATE_EXPEDITED: libc::c_long = 8;
+        const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 16;
+        // SAFETY: `membarrier` takes two integers and touches no memory of
+        // ours; registering twice is allowed.
+        let commands = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0) };
+        commands >= 0
+            && commands & PRIVATE_EXPEDITED != 0
+            // SAFETY: as above.
+            && unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0) } == 0
+    }
+
+    /// Set in the child process that
+    /// [`preparing_decides_and_registers_where_the_kernel_allows`] starts.
+    const FRESH_PROCESS: &str = "AGENTBUS_ASYMMETRIC_FRESH_PROCESS";
+
+    #[test]
+    fn preparing_decides_and_registers_where_the_kernel_allows() {
+        // The decision is once per process and other tests in this binary
+        // fence too, so the check runs in a child process of its own.
+        if std::env::var_os(FRESH_PROCESS).is_none() {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "sync::asymmetric::tests::preparing_decides_and_registers_where_the_kernel_allows",
+                    "--test-threads=1",
+                ])
+                .env(FRESH_PROCESS, "1")
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && report.contains("1 passed"),
+                "the fresh process failed:\n{report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
+        assert!(!membarrier::registered(), "decided before anything fenced");
+        prepare();
+        let offered = kernel_offers_membarrier();
+        assert_eq!(membarrier::registered(), offered);
+        // Heavy fences are `membarrier`s exactly when light ones are cheap.
+        assert_eq!(membarrier::run(), offered);
+    }
+
+    /// Store buffering, the litmus test of the handshake: each side stores
+    /// its round number, fences, and loads the other's. Both loads missing
+    /// the other's store of the same round is what the fences forbid.
+    #[test]
+    fn a_heavy_fence_orders_the_other_threads_light_fences() {
+        const ROUNDS: usize = 50_000;
+        prepare();
+        let (light_side, heavy_side) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let arrived = AtomicUsize::new(0);
+        let together = |round: usize| {
+            arrived.fetch_add(1, Relaxed);
+            while arrived.load(Relaxed) < 2 * round {
+                std::hint::spin_loop();
+            }
+        };
+        let (seen_by_light, seen_by_heavy) = std::thread::scope(|scope| {
+            let light = scope.spawn(|| {
+                let mut seen = Vec::with_capacity(ROUNDS);
+                for round in 1..=ROUNDS {
+                    together(round);
+                    light_side.store(round, Relaxed);
+                    light_fence();
+                    seen.push(heavy_side.load(Relaxed));
+                }
+                seen
+            });
+            let mut seen = Vec::with_capacity(ROUNDS);
+            for round in 1..=ROUNDS {
+                together(round);
+                heavy_side.store(round, Relaxed);
+                heavy_fence();
+                seen.push(light_side.load(Relaxed));
+            }
+            (light.join().unwrap(), seen)
+        });
+        let both_missed = (1..=ROUNDS)
+            .filter(|&round| seen_by_light[round - 1] < round && seen_by_heavy[round - 1] < round)
+            .count();
+        assert_eq!(
+            both_missed, 0,
+            "rounds where both sides missed the other's store"
+        );
+    }
+}
