@@ -481,7 +481,8 @@ fn handshake(
 }
 
 // Not under loom: its threads and statics are the models' own.
-#[cfg(all(test, not(agentbus_loom)))]
+#[cfg(test)]
+#[cfg(not(agentbus_loom))]
 mod tests {
     use super::*;
 

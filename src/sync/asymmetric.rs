@@ -131,7 +131,8 @@ mod membarrier {
     }
 }
 
-#[cfg(all(test, target_os = "linux", not(miri), not(agentbus_loom)))]
+#[cfg(test)]
+#[cfg(all(target_os = "linux", not(miri), not(agentbus_loom)))]
 #[allow(unsafe_code)]
 mod tests {
     use super::*;
