@@ -164,3 +164,62 @@ fn a_timed_async_handler_done_at_once_allocates_only_its_future() {
     });
     assert_eq!(allocations, 1_000);
 }
+
+/// A sync handler with a retry policy that succeeds at once is called
+/// inline, as a plain one: no wrapper future, nothing allocated.
+#[test]
+fn a_retried_sync_handler_done_at_once_allocates_nothing() {
+    let bus = EventBus::new();
+    bus.subscription(EventType::TaskCompleted)
+        .retry(agentbus::Retry::attempts(3))
+        .handler(|_e: &Event| Ok::<(), String>(()));
+    let event = Arc::new(Event::new(EventType::TaskCompleted));
+    bus.publish_blocking(Arc::clone(&event));
+    let allocations = allocations_in(|| {
+        for _ in 0..1_000 {
+            assert_eq!(bus.publish_blocking(Arc::clone(&event)).delivered, 1);
+        }
+    });
+    assert_eq!(allocations, 0);
+}
+
+/// A sync handler with a concurrency limit, published to from inside a
+/// limited handler, is called inline (a nested publish takes no permit,
+/// see `agentbus::docs::semantics`): it allocates what a plain handler
+/// there does, no wrapper future.
+#[test]
+fn a_limited_sync_handler_under_a_nested_publish_allocates_as_a_plain_one() {
+    let allocations_with = |limited: bool| {
+        let bus = EventBus::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let inner = bus.subscription(EventType::MemoryShared);
+        let inner = if limited {
+            inner.max_concurrency(1)
+        } else {
+            inner
+        };
+        inner.handler(move |_e: &Event| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+        let nested = Arc::new(Event::new(EventType::MemoryShared));
+        let weak = bus.downgrade();
+        bus.subscription(EventType::TaskCompleted)
+            .max_concurrency(1)
+            .handler(move |_e: &Event| {
+                if let Some(bus) = weak.upgrade() {
+                    assert_eq!(bus.publish_blocking(Arc::clone(&nested)).delivered, 1);
+                }
+            });
+        let event = Arc::new(Event::new(EventType::TaskCompleted));
+        bus.publish_blocking(Arc::clone(&event));
+        let allocations = allocations_in(|| {
+            for _ in 0..1_000 {
+                assert_eq!(bus.publish_blocking(Arc::clone(&event)).delivered, 1);
+            }
+        });
+        assert_eq!(calls.load(Ordering::Relaxed), 1_001);
+        allocations
+    };
+    assert_eq!(allocations_with(true), allocations_with(false));
+}

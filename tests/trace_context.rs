@@ -123,6 +123,21 @@ async fn async_handlers_and_with_cause_pass_the_trace_context_on() {
     assert_eq!(spawned.trace_context, Some(traced));
 }
 
+/// `with_cause` outside any handler (a task that picked its parent out of
+/// history, say) still passes the parent's trace context and ids on.
+#[test]
+fn with_cause_outside_a_handler_passes_the_trace_context_on() {
+    let bus = EventBus::new();
+    let traced = context(PARENT, Some("rojo=00f067aa0ba902b7"));
+    let parent = Event::new(EventType::TaskCompleted).with_trace_context(traced.clone());
+    futures::executor::block_on(with_cause(&parent, async {
+        bus.publish(Event::new(EventType::MemoryShared)).await;
+    }));
+    let child = only(&bus, EventType::MemoryShared);
+    assert_eq!(child.trace_context, Some(traced));
+    assert_eq!(child.causation_id, Some(parent.id));
+}
+
 /// An untraced handled event leaves what its handler publishes untraced.
 #[test]
 fn an_untraced_event_passes_nothing_on() {
