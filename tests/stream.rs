@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 mod common;
-use common::runtime;
+use common::{runtime, within};
 
 fn numbered(n: u64) -> Event {
     Event::new(EventType::TaskCreated).with_data(json!({"n": n}))
@@ -496,7 +496,9 @@ fn a_waiting_publisher_gives_up_when_the_stream_is_dropped() {
     };
     std::thread::sleep(Duration::from_millis(20));
     drop(stream);
-    publisher.join().unwrap();
+    // Bounded, so a publisher left waiting fails the test instead of
+    // hanging the run.
+    within(Duration::from_secs(20), move || publisher.join().unwrap());
 }
 
 #[test]
