@@ -24,8 +24,9 @@
 //! times the same cases in short batches taken in turn (so a loaded
 //! machine slows them alike), plus two threads publishing at once (the
 //! pair's wall time per publish, 20,000 distinct agents for the rate
-//! limit), a control guard that only reads the whole payload (what the
-//! pool's cache misses cost any guard that reads the data) and the cost of
+//! limit), a control guard that only reads the whole payload, for each way
+//! of publishing (what reading the data costs any guard that does, whether
+//! the payload is cold, hot or was just written) and the cost of
 //! one read of each clock; it prints the median and the fastest batch of
 //! each, their differences from `none`, and the median of the per-round
 //! differences (each batch minus its `none` batch of the same round, which
@@ -279,8 +280,8 @@ fn noop(_event: &Event) -> Result<(), agentbus::Rejection> {
 }
 
 /// A guard that reads every key and string of the data and lets the event
-/// in: what bringing the payload into cache costs any guard that reads it
-/// (the control for the pool's cold payloads).
+/// in: what reading the payload costs any guard that reads it (the control
+/// for the pool's cold payloads and for the events built per publish).
 fn touch_payload(event: &Event) -> Result<(), agentbus::Rejection> {
     fn walk(value: &serde_json::Value) -> usize {
         match value {
@@ -378,6 +379,21 @@ fn alternate() {
                 &events,
                 c(),
             ),
+            Case::new(
+                "control: a guard reading the whole payload, built per publish",
+                guarded(touch_payload),
+                &events,
+                c(),
+            )
+            .built()
+            .against(11),
+            Case::new(
+                "control: a guard reading the whole payload, 512 hot payloads",
+                guarded(touch_payload),
+                &hot,
+                c(),
+            )
+            .against(8),
         ]
     };
     let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
