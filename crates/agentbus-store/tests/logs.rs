@@ -22,6 +22,9 @@ fn lines_with<'a>(logs: &'a str, message: &str) -> Vec<&'a str> {
 
 #[test]
 fn each_drop_is_counted_and_logged_at_warn_rate_limited() {
+    // A recorder that waited for room instead of dropping would block the
+    // publishes below for good (the store is gated).
+    let _deadline = agentbus_testkit::deadline::deadline();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
